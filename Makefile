@@ -2,6 +2,8 @@
 #   make demo   run the end-to-end fleet demo on the embedded defaults
 #   make test   run every test (vet, unit, integration, cross under qemu)
 
+# Go 1.27 (simd/archsimd); the go command fetches this toolchain.
+export GOTOOLCHAIN ?= go1.27.3
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
