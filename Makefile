@@ -21,6 +21,7 @@ setup:
 
 build:
 	@mkdir -p $(BIN)
+	@echo "build: compiling edge-agent, fleet-server, fleetctl into $(BIN)/ (a cold build takes a few minutes)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
 # Everything a submission must pass.
@@ -61,8 +62,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz "^FuzzParse$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./inference/schema/
 	$(GO) test -run '^$$' -fuzz "^FuzzLoad$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./inference/
 
-demo: build
-	$(GO) run ./cmd/demo --bin $(BIN)
+# DEMO_FLAGS passes flags through, e.g. make demo DEMO_FLAGS=--hold (keep
+# everything running and open the console).
+DEMO_FLAGS ?=
+demo: setup build
+	$(GO) run ./cmd/demo --bin $(BIN) $(DEMO_FLAGS)
 
 package: cross
 	@bash build/package.sh $(VERSION)
