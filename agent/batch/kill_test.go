@@ -37,9 +37,12 @@ func TestBatchChild(t *testing.T) {
 	}
 }
 
-// TestKillDuringBatch SIGKILLs a child process running a batch at random
-// points, restarting it each time, until the run finishes: the output holds
-// every record exactly once, in order.
+// TestKillDuringBatch SIGKILLs a child process running a batch, restarting
+// it each time, until the run finishes: the output holds every record
+// exactly once, in order. The kill points are progress-driven, not timed:
+// each restart is killed once its checkpoint shows a seeded number of
+// further records done, so the number of kills and where they land do not
+// depend on how fast the machine starts or runs the child.
 func TestKillDuringBatch(t *testing.T) {
 	if os.Getenv(killEnv) != "" {
 		t.Skip("in child")
@@ -48,8 +51,10 @@ func TestKillDuringBatch(t *testing.T) {
 	in := writeNDJSON(t, n)
 	out := filepath.Join(t.TempDir(), "out.ndjson")
 	rng := rand.New(rand.NewPCG(3, 4))
-	kills := 0
+	kills, lastDone := 0, 0
 	for attempt := 0; attempt < 200; attempt++ {
+		// Kill this run after 8..40 more records (2..10 chunks of 4).
+		target := lastDone + 8 + rng.IntN(33)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBatchChild$")
 		cmd.Env = append(os.Environ(), killEnv+"="+in+"|"+out)
 		if err := cmd.Start(); err != nil {
@@ -57,8 +62,8 @@ func TestKillDuringBatch(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
+		err, exited := waitProgress(t, out, target, done)
+		if exited {
 			if err != nil {
 				t.Fatalf("child failed: %v", err)
 			}
@@ -67,19 +72,46 @@ func TestKillDuringBatch(t *testing.T) {
 				t.Fatalf("child exited without finishing: %+v %v", cp, err)
 			}
 			checkExactlyOnce(t, readLines(t, out), n)
-			if kills < 5 {
-				t.Fatalf("only %d kills landed before the run finished: the test proves little", kills)
+			// Every run before the last was killed after at least 8 new
+			// records, so a 400-record run needs at least 9 of them.
+			if kills < 9 {
+				t.Fatalf("only %d kills before the run finished: the test proves little", kills)
 			}
 			t.Logf("finished after %d kills", kills)
 			return
-		case <-time.After(time.Duration(20+rng.IntN(60)) * time.Millisecond):
-			cmd.Process.Kill()
-			<-done
-			kills++
 		}
-		if cp, err := ReadCheckpoint(out); err == nil && attempt%10 == 0 {
-			t.Logf("kill %d: %d/%d done", kills, cp.Done, cp.Total)
+		cmd.Process.Kill()
+		<-done
+		kills++
+		cp, err := ReadCheckpoint(out)
+		if err != nil {
+			t.Fatalf("kill %d: checkpoint unreadable: %v", kills, err)
 		}
+		if cp.Done < target {
+			t.Fatalf("kill %d: checkpoint went back to %d records, saw %d", kills, cp.Done, target)
+		}
+		lastDone = cp.Done
 	}
-	t.Fatal("batch never finished")
+	t.Fatal("batch never finished after 200 restarts")
+}
+
+// waitProgress polls out's checkpoint until it shows at least target
+// records done (exited=false) or the child exits (exited=true, with its
+// error). A child making no progress for a minute fails the test.
+func waitProgress(t *testing.T, out string, target int, done <-chan error) (error, bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			return err, true
+		default:
+		}
+		if cp, err := ReadCheckpoint(out); err == nil && cp.Done >= target {
+			return nil, false
+		}
+		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
+	}
+	t.Fatalf("child made no progress to %d records within a minute", target)
+	return nil, false
 }

@@ -130,8 +130,19 @@ func TestCrashChild(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	src := t.TempDir()
+	// Not t.TempDir: a killed child never cleans up, so its scratch files
+	// live in the parent's temp dir.
 	seed, _ := strconv.Atoi(os.Getenv("MODELSTORE_CRASH_SEED"))
+	src := filepath.Join(dir, fmt.Sprintf("src-%d", seed))
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	progress, err := os.OpenFile(filepath.Join(dir, "progress"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	for i := 0; ; i++ {
 		v := fmt.Sprintf("%d.%d", seed, i)
 		data := make([]byte, 64<<10+i)
@@ -148,7 +159,17 @@ func TestCrashChild(t *testing.T) {
 			os.Exit(4)
 		}
 		os.Remove(p)
+		progress.Write([]byte{'.'}) // one byte per activated version
 	}
+}
+
+// activated counts the versions the crash children activated.
+func activated(dir string) int {
+	st, err := os.Stat(filepath.Join(dir, "progress"))
+	if err != nil {
+		return 0
+	}
+	return int(st.Size())
 }
 
 // TestKillDuringInstall kills a child process that installs and activates
@@ -181,9 +202,29 @@ func TestKillDuringInstall(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(20+rng.IntN(80)) * time.Millisecond)
+		// Progress-driven kill point: after 1..4 more activated versions
+		// (seeded), plus a seeded extra delay of 0..2 ms so kills also land
+		// mid-install; never a bare timer the machine's speed decides.
+		target := activated(dir) + 1 + rng.IntN(4)
+		extra := time.Duration(rng.IntN(2000)) * time.Microsecond
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		deadline := time.Now().Add(time.Minute)
+		for activated(dir) < target {
+			select {
+			case err := <-done:
+				t.Fatalf("kill %d: child exited on its own: %v", i, err)
+			default:
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("kill %d: child activated nothing for a minute", i)
+			}
+			time.Sleep(time.Millisecond) // polling interval
+		}
+		time.Sleep(extra)
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-done
 
 		s, err := Open(dir)
 		if err != nil {
