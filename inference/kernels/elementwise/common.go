@@ -104,20 +104,8 @@ func checkActivation(n *kernels.Node, act quant.Activation) error {
 	return n.Errorf("fused activation %d is not supported (expected NONE, RELU, RELU6 or RELU_N1_TO_1)", act)
 }
 
-// srdhm is SaturatingRoundingDoublingHighMul.
-func srdhm(a, b int32) int32 {
-	if a == b && a == math.MinInt32 {
-		return math.MaxInt32
-	}
-	ab := int64(a) * int64(b)
-	nudge := int64(1 << 30)
-	if ab < 0 {
-		nudge = 1 - (1 << 30)
-	}
-	return int32((ab + nudge) / (1 << 31))
-}
-
-// rdbpot is RoundingDivideByPOT (round half away from zero). For an
+// rdbpot is quant.RoundingDivideByPOT (round half away from zero), kept
+// separate because it must also accept exponents outside [0, 31]. For an
 // exponent outside [0, 31] (which TFLite reaches when a multiplier it
 // assumes is below one is not, or in DIV's unguarded shifts) it computes
 // what gemmlowp's code computes on x86-64 and WebAssembly, where shift
@@ -140,15 +128,15 @@ func rdbpot(x int32, exponent int) int32 {
 // uses it where it assumes shift <= 0 (ADD, SUB, comparisons, DIV,
 // SQUARED_DIFFERENCE) and applies it unchanged otherwise.
 func mbqmSmall(x, m int32, shift int) int32 {
-	return rdbpot(srdhm(x, m), -shift)
+	return rdbpot(quant.SaturatingRoundingDoublingHighMul(x, m), -shift)
 }
 
 // mbqm is MultiplyByQuantizedMultiplier with TFLite's double rounding.
 func mbqm(x, m int32, shift int) int32 {
 	if shift > 0 {
-		return srdhm(x*(1<<shift), m)
+		return quant.SaturatingRoundingDoublingHighMul(x*(1<<shift), m)
 	}
-	return rdbpot(srdhm(x, m), -shift)
+	return rdbpot(quant.SaturatingRoundingDoublingHighMul(x, m), -shift)
 }
 
 func clamp32(v, lo, hi int32) int32 {

@@ -186,41 +186,7 @@ func rsqrtQuant(d *unaryData, v int32) int32 {
 		return d.hi
 	}
 	const kShift = 20
-	m, s := invSqrtMultiplier(v)
+	m, s := quant.GetInvSqrtQuantizedMultiplierExp(v, -1)
 	data := mbqm(1, m, s+kShift)
 	return clamp32(mbqm(data, d.mult, d.shift-kShift)+d.zpOut, d.lo, d.hi)
-}
-
-// invSqrtMultiplier returns 1/sqrt(x) as a Q0.31 multiplier and a left
-// shift, by the Newton-Raphson iteration of TFLite's
-// GetInvSqrtQuantizedMultiplierExp.
-func invSqrtMultiplier(x int32) (int32, int) {
-	if x <= 1 {
-		return math.MaxInt32, 0
-	}
-	shift := 11
-	for x >= 1<<29 {
-		x /= 4
-		shift++
-	}
-	maxLeftShiftBits := leadingZeros(x) - 1
-	pairs := maxLeftShiftBits/2 - 1
-	shift -= pairs
-	x <<= 2 * pairs
-	// Q3.28 arithmetic.
-	input := x >> 1
-	halfInput := rdbpot(input, 1)
-	const halfThree = (1 << 28) + (1 << 27)
-	r := int32(1 << 28)
-	for i := 0; i < 5; i++ {
-		r3 := satShl(srdhm(srdhm(r, r), r), 6)
-		r = satShl(srdhm(halfThree, r)-srdhm(halfInput, r3), 3)
-	}
-	const halfSqrt2 = 1518500250 // sqrt(2)/2 in Q0.31
-	r = srdhm(r, halfSqrt2)
-	if shift < 0 {
-		r <<= -shift
-		shift = 0
-	}
-	return r, -shift
 }
