@@ -8,6 +8,10 @@
 // records it; activate and rollback are single transactions. A crash at any
 // point leaves either the old or the new state, never a record pointing at a
 // missing or partial file. Store implements ota.ModelStore.
+//
+// The store keeps a bounded number of versions per model (WithKeep, default
+// DefaultKeep): older versions are removed after each install and
+// activation, except the active version and the rollback target.
 package modelstore
 
 import (
@@ -65,9 +69,10 @@ func (m *Model) Version(v string) (Version, bool) {
 
 // Store is the bbolt-backed model store. It is safe for concurrent use.
 type Store struct {
-	dir string
-	db  *bolt.DB
-	now func() time.Time
+	dir  string
+	db   *bolt.DB
+	now  func() time.Time
+	keep int
 
 	mu        sync.Mutex
 	listeners []func(id string)
@@ -79,6 +84,16 @@ type Option func(*Store)
 // WithClock sets the clock used for installed_at (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// DefaultKeep is how many versions of a model the store keeps by default.
+const DefaultKeep = 3
+
+// WithKeep sets how many versions of each model are kept (n <= 0 means
+// DefaultKeep). After every install and activation the oldest versions
+// beyond n are removed, records and files; the active version and the
+// rollback target (previous) are always kept, even if that makes more
+// than n.
+func WithKeep(n int) Option { return func(s *Store) { s.keep = n } }
+
 // Open opens (creating if needed) the store in dataDir. It waits at most 2 s
 // for the database lock, so a second process gets a clear error instead of
 // hanging. Temp files left by an interrupted install are removed.
@@ -86,6 +101,9 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	s := &Store{dir: dataDir, now: time.Now}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.keep <= 0 {
+		s.keep = DefaultKeep
 	}
 	if err := os.MkdirAll(filepath.Join(dataDir, "models"), 0o755); err != nil {
 		return nil, fmt.Errorf("open model store %s: %w", dataDir, err)
@@ -260,6 +278,7 @@ func (s *Store) Install(ctx context.Context, id, version, path string, info ota.
 		return fmt.Errorf("install %s@%s: %w", id, version, err)
 	}
 	v := Version{Version: version, SHA256: sum, Size: n, Source: info.Source, Custom: info.Custom, InstalledAt: s.now().UTC()}
+	var pruned []Version
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		r, err := get(tx, id)
 		if err != nil {
@@ -269,13 +288,66 @@ func (s *Store) Install(ctx context.Context, id, version, path string, info ota.
 			return fmt.Errorf("already installed with sha256 %s, refusing %s", old.SHA256, sum)
 		}
 		r.Versions[version] = v
+		pruned = s.prune(&r, version)
 		return put(tx, id, r)
 	})
 	if err != nil {
 		return fmt.Errorf("install %s@%s: %w", id, version, err)
 	}
+	s.removeFiles(id, pruned)
 	s.notify(id)
 	return nil
+}
+
+// prune drops from r the oldest versions beyond s.keep, never the active
+// one, the previous one or `also` (the version just installed), and returns
+// the dropped versions. Versions are ordered by install time.
+func (s *Store) prune(r *record, also string) []Version {
+	if len(r.Versions) <= s.keep {
+		return nil
+	}
+	vs := make([]Version, 0, len(r.Versions))
+	for _, v := range r.Versions {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { // newest first
+		a, b := vs[i], vs[j]
+		if !a.InstalledAt.Equal(b.InstalledAt) {
+			return a.InstalledAt.After(b.InstalledAt)
+		}
+		return a.Version > b.Version
+	})
+	keep := map[string]bool{}
+	for _, v := range []string{r.Active, r.Previous, also} {
+		if v != "" {
+			keep[v] = true
+		}
+	}
+	for _, v := range vs {
+		if len(keep) >= s.keep {
+			break
+		}
+		keep[v.Version] = true
+	}
+	var dropped []Version
+	for _, v := range vs {
+		if !keep[v.Version] {
+			dropped = append(dropped, v)
+			delete(r.Versions, v.Version)
+		}
+	}
+	return dropped
+}
+
+// removeFiles deletes the files (and then empty version directories) of
+// versions whose records were dropped. A crash before this leaves orphan
+// files that the next Open removes.
+func (s *Store) removeFiles(id string, vs []Version) {
+	for _, v := range vs {
+		p := s.filePath(id, v.Version, v.SHA256)
+		os.Remove(p)
+		os.Remove(filepath.Dir(p)) // only succeeds when empty
+	}
 }
 
 // copyToTemp copies src into a new temp file in dir, fsyncs it and returns
@@ -325,6 +397,7 @@ func syncDir(dir string) error {
 // Activating the active version is a no-op.
 func (s *Store) Activate(ctx context.Context, id, version string) error {
 	changed := false
+	var pruned []Version
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		r, err := get(tx, id)
 		if err != nil {
@@ -341,11 +414,13 @@ func (s *Store) Activate(ctx context.Context, id, version string) error {
 		}
 		r.Active = version
 		changed = true
+		pruned = s.prune(&r, "")
 		return put(tx, id, r)
 	})
 	if err != nil {
 		return fmt.Errorf("activate %s@%s: %w", id, version, err)
 	}
+	s.removeFiles(id, pruned)
 	if changed {
 		s.notify(id)
 	}

@@ -261,3 +261,143 @@ func TestKillDuringInstall(t *testing.T) {
 	}
 	t.Logf("%d kills, %d left a newer version active", kills, progressed)
 }
+
+// dirBytes sums the sizes of the files under dir.
+func dirBytes(t *testing.T, dir string) (int64, int) {
+	t.Helper()
+	var n int64
+	files := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			st, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += st.Size()
+			files++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n, files
+}
+
+// TestRetentionBoundsDisk installs and activates 100 versions of 64 KiB:
+// the store keeps DefaultKeep of them (records and files), the disk use
+// stays bounded, and the rollback target survives every prune.
+func TestRetentionBoundsDisk(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(dir, WithClock(func() time.Time { clock = clock.Add(time.Second); return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src := t.TempDir()
+	const size = 64 << 10
+	for i := 0; i < 100; i++ {
+		v := fmt.Sprintf("1.%d", i)
+		data := make([]byte, size)
+		for j := range data {
+			data[j] = byte(i*7 + j)
+		}
+		p, info := otatest.WriteArtifact(t, src, v, data)
+		if err := s.Install(ctx, "m", v, p, info); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Activate(ctx, "m", v); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(p)
+	}
+	m, err := s.Get(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Versions) != DefaultKeep {
+		t.Fatalf("%d versions recorded after 100 installs, want %d: %+v", len(m.Versions), DefaultKeep, m.Versions)
+	}
+	if m.Active != "1.99" || m.Previous != "1.98" {
+		t.Fatalf("active %q previous %q, want 1.99 and 1.98", m.Active, m.Previous)
+	}
+	if got, want := m.Versions[0].Version, "1.97"; got != want {
+		t.Fatalf("oldest kept version %s, want %s", got, want)
+	}
+	bytes, files := dirBytes(t, filepath.Join(dir, "models"))
+	if files != DefaultKeep || bytes != DefaultKeep*size {
+		t.Fatalf("models dir holds %d files, %d bytes after 100 installs; want %d files, %d bytes", files, bytes, DefaultKeep, DefaultKeep*size)
+	}
+	if dirs, _ := filepath.Glob(filepath.Join(dir, "models", "m", "*")); len(dirs) != DefaultKeep {
+		t.Fatalf("%d version directories left, want %d: %v", len(dirs), DefaultKeep, dirs)
+	}
+	if prev, err := s.Rollback(ctx, "m"); err != nil || prev != "1.98" {
+		t.Fatalf("rollback after pruning: %q %v", prev, err)
+	}
+	if err := s.Verify(ctx, "m", "1.98"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRetentionKeepsActiveAndPrevious: with keep 1 the active version and
+// the rollback target are both kept; an installed, not yet active version
+// is kept too until the next activation.
+func TestRetentionKeepsActiveAndPrevious(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(dir, WithKeep(1), WithClock(func() time.Time { clock = clock.Add(time.Second); return clock }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	src := t.TempDir()
+	install := func(v string) {
+		t.Helper()
+		p, info := otatest.WriteArtifact(t, src, v, []byte("model "+v))
+		if err := s.Install(ctx, "m", v, p, info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	versions := func() []string {
+		m, err := s.Get(ctx, "m")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range m.Versions {
+			out = append(out, v.Version)
+		}
+		return out
+	}
+	install("a")
+	s.Activate(ctx, "m", "a")
+	install("b")
+	s.Activate(ctx, "m", "b")
+	install("c") // candidate: active b, previous a, new c all kept
+	if got := strings.Join(versions(), ","); got != "a,b,c" {
+		t.Fatalf("versions %s, want a,b,c", got)
+	}
+	if err := s.Activate(ctx, "m", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(versions(), ","); got != "b,c" {
+		t.Fatalf("after activating c: versions %s, want b,c (a pruned)", got)
+	}
+	if _, err := s.ModelPath(ctx, "m", "a"); !errors.Is(err, ota.ErrNotFound) {
+		t.Fatalf("pruned version a still resolvable: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "models", "m", "a")); !os.IsNotExist(err) {
+		t.Fatalf("pruned version directory still there: %v", err)
+	}
+	// A pruned version can be installed again.
+	install("a")
+	if err := s.Verify(ctx, "m", "a"); err != nil {
+		t.Fatal(err)
+	}
+}
