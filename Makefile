@@ -4,6 +4,9 @@
 
 # Go 1.27 (simd/archsimd); the go command fetches this toolchain.
 export GOTOOLCHAIN ?= go1.27.3
+# SIMD kernels (simd/archsimd) need the experiment; builds without it use
+# the pure-Go kernels.
+export GOEXPERIMENT ?= simd
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
