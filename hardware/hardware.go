@@ -44,6 +44,9 @@ type Info struct {
 	TFLiteLibrary string `json:"tflite_library,omitempty"`
 	// EdgeTPULibrary is the path of libedgetpu when present.
 	EdgeTPULibrary string `json:"edgetpu_library,omitempty"`
+	// GPUDelegateLibrary is the path of a GPU external-delegate plugin
+	// (one of GPUDelegatePlugins) when present.
+	GPUDelegateLibrary string `json:"gpu_delegate_library,omitempty"`
 }
 
 // Detect inspects the running machine.
@@ -60,8 +63,13 @@ func DetectRoot(root string) Info {
 	info.MemoryBytes = memTotal(root)
 	info.Accelerator = append(info.Accelerator, edgeTPUs(root)...)
 	info.Accelerator = append(info.Accelerator, gpus(root)...)
-	info.TFLiteLibrary = findLibrary(root, "libtensorflowlite_c.so")
-	info.EdgeTPULibrary = findLibrary(root, "libedgetpu.so.1")
+	info.TFLiteLibrary = FindLibrary(root, TFLiteLibraryName)
+	info.EdgeTPULibrary = FindLibrary(root, EdgeTPULibraryName)
+	for _, name := range GPUDelegatePlugins {
+		if info.GPUDelegateLibrary = FindLibrary(root, name); info.GPUDelegateLibrary != "" {
+			break
+		}
+	}
 	return info
 }
 
@@ -195,10 +203,29 @@ func gpus(root string) []Accelerator {
 	return out
 }
 
-var libraryDirs = []string{"usr/lib", "usr/local/lib", "lib", "usr/lib/aarch64-linux-gnu", "usr/lib/arm-linux-gnueabihf", "usr/lib/x86_64-linux-gnu", "usr/lib/riscv64-linux-gnu"}
+// Library file names the detection looks for.
+const (
+	// TFLiteLibraryName is TensorFlow Lite's C library.
+	TFLiteLibraryName = "libtensorflowlite_c.so"
+	// EdgeTPULibraryName is the Edge TPU runtime, which is also the Edge
+	// TPU's external-delegate plugin.
+	EdgeTPULibraryName = "libedgetpu.so.1"
+)
 
-func findLibrary(root, name string) string {
-	for _, d := range libraryDirs {
+// GPUDelegatePlugins are the GPU external-delegate plugin libraries that
+// --delegate gpu looks for, in order: Arm NN's TensorFlow Lite delegate
+// (Mali and other OpenCL GPUs through its GpuAcc backend) in its classic
+// and opaque forms.
+var GPUDelegatePlugins = []string{"libarmnnDelegate.so", "libarmnnOpaqueDelegate.so"}
+
+// LibraryDirs are the folders (relative to the root) searched for shared
+// libraries and delegate plugins, in order.
+var LibraryDirs = []string{"usr/lib", "usr/local/lib", "lib", "usr/lib/aarch64-linux-gnu", "usr/lib/arm-linux-gnueabihf", "usr/lib/x86_64-linux-gnu", "usr/lib/riscv64-linux-gnu"}
+
+// FindLibrary returns the absolute path (as seen from root) of the first
+// file called name in LibraryDirs under root, or "".
+func FindLibrary(root, name string) string {
+	for _, d := range LibraryDirs {
 		p := filepath.Join(root, d, name)
 		if _, err := os.Stat(p); err == nil {
 			return "/" + filepath.Join(d, name)
@@ -276,8 +303,8 @@ func Pick(info Info, edgeTPUModel, tfliteBuilt bool, prefer string) (Choice, boo
 			if b == BackendEdgeTPU && (!info.Has("edgetpu") || info.EdgeTPULibrary == "") {
 				return Choice{b, "requested, but no Edge TPU or libedgetpu was found"}, false
 			}
-			if b == BackendGPU && !info.Has("gpu") {
-				return Choice{b, "requested, but no GPU was found"}, false
+			if b == BackendGPU && (!info.Has("gpu") || info.GPUDelegateLibrary == "") {
+				return Choice{b, "requested, but no GPU or GPU delegate plugin (" + strings.Join(GPUDelegatePlugins, ", ") + ") was found"}, false
 			}
 			return Choice{b, "requested"}, true
 		}

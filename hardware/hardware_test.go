@@ -1,6 +1,8 @@
 package hardware
 
 import (
+	"errors"
+	"strings"
 	"testing"
 )
 
@@ -43,6 +45,8 @@ func TestDetectEmptyTree(t *testing.T) {
 func TestPick(t *testing.T) {
 	rpi := DetectRoot("testdata/rpi")
 	bare := DetectRoot("testdata/pcie-coral")
+	noPlugin := rpi
+	noPlugin.GPUDelegateLibrary = ""
 	cases := []struct {
 		name            string
 		info            Info
@@ -60,6 +64,7 @@ func TestPick(t *testing.T) {
 		{"prefer native", rpi, false, true, "native", BackendNative, true},
 		{"prefer gpu", rpi, false, true, "tflite-gpu", BackendGPU, true},
 		{"prefer gpu none", bare, false, true, "tflite-gpu", BackendGPU, false},
+		{"prefer gpu without plugin", noPlugin, false, true, "tflite-gpu", BackendGPU, false},
 		{"native cannot run edgetpu", rpi, true, true, "native", BackendNative, false},
 		{"unknown", rpi, false, true, "quantum", Backend("quantum"), false},
 	}
@@ -68,5 +73,65 @@ func TestPick(t *testing.T) {
 		if got.Backend != c.want || ok != c.ok || got.Reason == "" {
 			t.Errorf("%s: Pick = %+v %v, want %s %v", c.name, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+func TestVariants(t *testing.T) {
+	rpi := DetectRoot("testdata/rpi")
+	pcie := DetectRoot("testdata/pcie-coral") // Edge TPU, no libraries
+	cases := []struct {
+		name   string
+		info   Info
+		tflite bool
+		want   string
+	}{
+		{"coral with tflite build", rpi, true, "edgetpu,cpu"},
+		{"coral, native-only build", rpi, false, "cpu"},
+		{"edge tpu without libraries", pcie, true, "cpu"},
+		{"empty board", DetectRoot(t.TempDir()), true, "cpu"},
+	}
+	for _, c := range cases {
+		if got := strings.Join(c.info.Variants(c.tflite), ","); got != c.want {
+			t.Errorf("%s: Variants = %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSelectVariant(t *testing.T) {
+	cases := []struct {
+		name                string
+		runnable, available []string
+		want                string
+		err                 bool
+	}{
+		{"coral takes edgetpu", []string{"edgetpu", "cpu"}, []string{"cpu", "edgetpu"}, "edgetpu", false},
+		{"coral, cpu-only release", []string{"edgetpu", "cpu"}, []string{"cpu"}, "cpu", false},
+		{"empty hardware is cpu", []string{"edgetpu", "cpu"}, []string{""}, "cpu", false},
+		{"plain board skips edgetpu", []string{"cpu"}, []string{"edgetpu", "cpu"}, "cpu", false},
+		{"plain board, edgetpu-only release", []string{"cpu"}, []string{"edgetpu"}, "", true},
+		{"nothing offered", []string{"cpu"}, nil, "", true},
+		{"device order wins", []string{"cpu", "edgetpu"}, []string{"edgetpu", "cpu"}, "cpu", false},
+	}
+	for _, c := range cases {
+		got, err := SelectVariant(c.runnable, c.available)
+		if got != c.want || (err != nil) != c.err {
+			t.Errorf("%s: SelectVariant = %q, %v; want %q (error %v)", c.name, got, err, c.want, c.err)
+		}
+		if err != nil && !errors.Is(err, ErrNoVariant) {
+			t.Errorf("%s: error %v does not wrap ErrNoVariant", c.name, err)
+		}
+	}
+}
+
+func TestFindLibraryAndGPUPlugin(t *testing.T) {
+	rpi := DetectRoot("testdata/rpi")
+	if rpi.GPUDelegateLibrary != "/usr/lib/aarch64-linux-gnu/libarmnnDelegate.so" {
+		t.Errorf("gpu delegate = %q", rpi.GPUDelegateLibrary)
+	}
+	if got := FindLibrary("testdata/rpi", "libnothing.so"); got != "" {
+		t.Errorf("FindLibrary(missing) = %q", got)
+	}
+	if got := FindLibrary("testdata/rpi", EdgeTPULibraryName); got != "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1" {
+		t.Errorf("FindLibrary(libedgetpu) = %q", got)
 	}
 }
