@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sync"
 
@@ -27,8 +28,17 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 		enr.BrokerURL = deps.Config.Broker
 	}
 	h := &otaJobs{deps: deps}
+	var httpClient *http.Client
+	if !enr.Insecure {
+		tc, err := TLSConfig(deps.DataDir)
+		if err != nil {
+			return fmt.Errorf("fleet link: %w (re-enroll)", err)
+		}
+		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
+	}
 	if enr.RepoURL != "" {
-		h.up, err = ota.NewUpdater(ota.UpdaterConfig{DataDir: filepath.Join(deps.DataDir, "ota"), RepoURL: enr.RepoURL, TrustedRoot: enr.TUFRoot})
+		h.up, err = ota.NewUpdater(ota.UpdaterConfig{DataDir: filepath.Join(deps.DataDir, "ota"), RepoURL: enr.RepoURL, TrustedRoot: enr.TUFRoot,
+			HTTPClient: httpClient})
 		if err != nil {
 			return fmt.Errorf("fleet link: %w", err)
 		}

@@ -2,6 +2,7 @@ package fleetlink
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -65,8 +68,11 @@ type Config struct {
 	// DataDir is the agent's data dir; the link keeps its job journal in
 	// DataDir/fleet.
 	DataDir string
-	// TLS is used for mqtts:// and ssl:// brokers (system roots if nil).
+	// TLS is used for mqtts:// and ssl:// brokers (nil: TLSConfig(DataDir),
+	// the pinned fleet CA and the device certificate).
 	TLS *tls.Config
+	// Now is the clock for command expiry (time.Now if nil).
+	Now func() time.Time
 	// Telemetry, Jobs and Status may be nil (nothing uploaded, every job
 	// rejected, minimal status).
 	Telemetry TelemetrySource
@@ -113,7 +119,15 @@ type Link struct {
 
 	predictSem chan struct{}   // bounds concurrent MQTT predictions
 	runCtx     context.Context // Run's context, for predictions
+
+	lastSent atomic.Uint64 // highest telemetry seq published
+	refused  atomic.Int64  // commands refused (bad/missing signature...)
+	badAcks  atomic.Int64  // telemetry acks beyond what was sent
 }
+
+// Refused returns how many commands and telemetry acks the link refused
+// (unsigned, forged, expired, other device's; acks beyond what was sent).
+func (l *Link) Refused() (commands, acks int64) { return l.refused.Load(), l.badAcks.Load() }
 
 // New validates cfg and prepares a Link; it does no network I/O.
 func New(cfg Config) (*Link, error) {
@@ -147,6 +161,9 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.PredictTimeout <= 0 {
 		cfg.PredictTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	l := &Link{cfg: cfg, id: e.DeviceID, log: cfg.Logger.With("component", "fleetlink", "device", e.DeviceID),
 		acks: make(chan uint64, 16), notify: make(chan *wire.JobNotify, 4), statusNudge: make(chan struct{}, 1),
@@ -210,6 +227,15 @@ func (l *Link) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("fleet link: %w", err)
 	}
+	tlsConf := l.cfg.TLS
+	if strings.HasPrefix(addr, "ssl://") && tlsConf == nil {
+		if tlsConf, err = TLSConfig(l.cfg.DataDir); err != nil {
+			return fmt.Errorf("fleet link: %w (re-enroll)", err)
+		}
+	}
+	if strings.HasPrefix(addr, "tcp://") && !l.cfg.Enrollment.Insecure {
+		return fmt.Errorf("fleet link: broker %s is plaintext MQTT: refused (the device enrolled over TLS; use the mqtts:// URL)", l.cfg.Enrollment.BrokerURL)
+	}
 	offline, _ := wire.Encode(wire.Status{V: wire.Version, DeviceID: l.id, State: wire.Offline})
 	opts := paho.NewClientOptions().AddBroker(addr).SetClientID(l.id).
 		SetUsername(l.cfg.Enrollment.Username).SetPassword(l.cfg.Enrollment.Password).
@@ -226,8 +252,8 @@ func (l *Link) Run(ctx context.Context) error {
 			l.setOnline(false)
 			l.log.Warn("fleet connection lost", "err", err)
 		})
-	if l.cfg.TLS != nil {
-		opts.SetTLSConfig(l.cfg.TLS)
+	if tlsConf != nil {
+		opts.SetTLSConfig(tlsConf)
 	}
 	l.mu.Lock()
 	l.runCtx = ctx
@@ -290,6 +316,13 @@ func (l *Link) onMessage(_ paho.Client, m paho.Message) {
 		a, err := wire.DecodeTelemetryAck(m.Payload())
 		if err != nil {
 			l.log.Warn("bad telemetry ack", "err", err)
+			return
+		}
+		if sent := l.lastSent.Load(); a.Seq > sent {
+			// Acking what was never sent would make the ring drop records
+			// the server never stored: ignore it.
+			l.badAcks.Add(1)
+			l.log.Warn("telemetry ack beyond what was sent ignored", "ack", a.Seq, "sent_up_to", sent)
 			return
 		}
 		select {
@@ -388,6 +421,9 @@ func (l *Link) uploadLoop(ctx context.Context) {
 				break
 			}
 			last := recs[len(recs)-1].Seq
+			if last > l.lastSent.Load() {
+				l.lastSent.Store(last)
+			}
 			if err := l.publish(wire.TelemetryTopic(l.id), false, b, l.cfg.AckTimeout); err != nil {
 				l.log.Debug("telemetry upload", "err", err)
 				break
@@ -418,7 +454,7 @@ func (l *Link) waitAck(ctx context.Context, want uint64) (uint64, bool) {
 		case <-timeout.C:
 			return 0, false
 		case seq := <-l.acks:
-			if seq >= want {
+			if seq >= want && seq <= l.lastSent.Load() {
 				return seq, true
 			}
 		}
@@ -454,7 +490,29 @@ func (l *Link) sendUpdate(u wire.JobUpdate) {
 	}
 }
 
+// verify returns the signed job, or an error when the job is unsigned,
+// forged, expired or meant for another device.
+func (l *Link) verify(j wire.Job) (wire.Job, error) {
+	c, err := wire.VerifyCommand(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), j.Signed, l.id, l.cfg.Now())
+	if err != nil {
+		return wire.Job{}, err
+	}
+	if c.JobID != j.JobID {
+		return wire.Job{}, fmt.Errorf("%w: signed job %s delivered as %s", wire.ErrCommand, c.JobID, j.JobID)
+	}
+	return c.Job(), nil
+}
+
 func (l *Link) runJob(ctx context.Context, j wire.Job) {
+	signed, err := l.verify(j)
+	if err != nil {
+		// Not from the fleet server: never acted on, never answered (the
+		// real server did not send it). A genuine job arrives again signed.
+		l.refused.Add(1)
+		l.log.Warn("job refused: not signed by the fleet", "job", j.JobID, "kind", j.Kind, "err", err)
+		return
+	}
+	j = signed
 	l.mu.Lock()
 	done, finished := l.journal[j.JobID]
 	l.mu.Unlock()

@@ -55,6 +55,11 @@ Without any, it serves the models in ./edge-data on 127.0.0.1:8080.`,
 				return err
 			}
 			daemon.ApplyFlags(&final, &cfg, cmd.Flags().Changed)
+			// An enrolled device joins its fleet with no other setting: the
+			// broker address, CA and certificate come from the enrollment.
+			if _, err := fleetlink.LoadEnrollment(final.DataDir); err == nil {
+				final.Fleet.Enabled = true
+			}
 			if backend == "" {
 				backend = os.Getenv("EDGE_BACKEND")
 			}

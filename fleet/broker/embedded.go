@@ -3,31 +3,101 @@ package broker
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgefleet/edgefleet/fleet/wire"
+)
+
+// Default limits of the embedded broker.
+const (
+	// DefaultMaxPacketSize bounds every MQTT packet (fixed header included).
+	DefaultMaxPacketSize = 256 << 10
+	// DefaultDeviceRate is the sustained messages per second a device may publish.
+	DefaultDeviceRate = 20
+	// DefaultDeviceBurst is how many messages a device may publish at once.
+	DefaultDeviceBurst = 200
+	// DefaultMaxStatusBytes bounds a status payload.
+	DefaultMaxStatusBytes = 64 << 10
 )
 
 // EmbeddedConfig configures the embedded broker.
 type EmbeddedConfig struct {
-	// Addr is the TCP listen address, e.g. "127.0.0.1:1883" (":0" picks a port).
+	// Addr is the TCP listen address, e.g. "127.0.0.1:8883" (":0" picks a port).
 	Addr string
-	// TLS, when set, makes the listener speak MQTT over TLS.
+	// TLS, when set, makes the listener speak MQTT over TLS. Set ClientCAs
+	// and ClientAuth (tls.VerifyClientCertIfGiven) for device certificates.
 	TLS *tls.Config
-	// Auth checks credentials; required.
-	Auth   Authenticator
+	// Auth checks credentials; required. If it also implements
+	// CertAuthenticator, a verified client certificate identifies the device.
+	Auth Authenticator
+	// PasswordAuth lets devices log in with a username and password. Off, a
+	// device must present its client certificate; the password login then
+	// only serves the fleet server's own client.
+	PasswordAuth bool
+	// MaxPacketSize bounds every packet a client sends, checked on the fixed
+	// header before the packet is read (default DefaultMaxPacketSize).
+	MaxPacketSize uint32
+	// DeviceRate and DeviceBurst bound each device's publishes (token
+	// bucket; defaults DefaultDeviceRate, DefaultDeviceBurst). Messages over
+	// the limit are dropped and counted.
+	DeviceRate  float64
+	DeviceBurst int
+	// MaxStatusBytes bounds status payloads (default DefaultMaxStatusBytes).
+	MaxStatusBytes int
+	// OnEvent, if set, is called (synchronously, keep it short) when a
+	// client connects or disconnects.
+	OnEvent func(ClientEvent)
+	// Now is the clock of the rate limiter (time.Now if nil).
+	Now    func() time.Time
 	Logger *slog.Logger
+}
+
+// ClientEvent reports a client connecting or disconnecting.
+type ClientEvent struct {
+	Principal Principal
+	ClientID  string
+	Remote    string
+	Connected bool
+	// TakenOver is set on the disconnect of a connection replaced by a
+	// newer connection of the same client (the client is still online).
+	TakenOver bool
+	Err       error
+	Time      time.Time
+}
+
+// CertAuthenticator identifies a client by its verified TLS certificate.
+type CertAuthenticator interface {
+	// AuthenticateCert returns the principal for a certificate that already
+	// chained to the fleet CA, or ok=false when it is unknown or revoked.
+	AuthenticateCert(cert *x509.Certificate) (p Principal, ok bool)
+}
+
+// Stats counts what the embedded broker refused.
+type Stats struct {
+	AuthRejected   atomic.Int64
+	RateLimited    atomic.Int64
+	OversizeStatus atomic.Int64
+	Revoked        atomic.Int64
 }
 
 // Embedded is a running in-process mochi-mqtt broker.
 type Embedded struct {
-	srv  *mqtt.Server
-	addr string
+	srv   *mqtt.Server
+	addr  string
+	tls   bool
+	hook  *authHook
+	Stats *Stats
 }
 
 // StartEmbedded starts the broker and returns once it accepts connections.
@@ -39,6 +109,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.DeviceRate <= 0 {
+		cfg.DeviceRate = DefaultDeviceRate
+	}
+	if cfg.DeviceBurst <= 0 {
+		cfg.DeviceBurst = DefaultDeviceBurst
+	}
+	if cfg.MaxStatusBytes <= 0 {
+		cfg.MaxStatusBytes = DefaultMaxStatusBytes
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	// Reserve the port ourselves so ":0" works and the address is known.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -49,8 +134,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
+	// Checked on the fixed header, before mochi allocates the packet.
+	caps.MaximumPacketSize = cfg.MaxPacketSize
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("component", "mqtt-broker")})
-	if err := srv.AddHook(&authHook{auth: cfg.Auth, log: log}, nil); err != nil {
+	stats := &Stats{}
+	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats, known: map[string]*session{}}
+	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("start embedded broker: add auth hook: %w", err)
 	}
 	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: cfg.TLS})); err != nil {
@@ -59,14 +148,41 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if err := srv.Serve(); err != nil {
 		return nil, fmt.Errorf("start embedded broker: serve: %w", err)
 	}
-	return &Embedded{srv: srv, addr: addr}, nil
+	return &Embedded{srv: srv, addr: addr, tls: cfg.TLS != nil, hook: hook, Stats: stats}, nil
 }
 
 // Addr returns the host:port the broker listens on.
 func (e *Embedded) Addr() string { return e.addr }
 
-// URL returns the broker URL for clients ("mqtt://host:port").
-func (e *Embedded) URL() string { return "mqtt://" + e.addr }
+// URL returns the broker URL for clients ("mqtts://host:port" with TLS,
+// "mqtt://host:port" without).
+func (e *Embedded) URL() string {
+	if e.tls {
+		return "mqtts://" + e.addr
+	}
+	return "mqtt://" + e.addr
+}
+
+// Disconnect revokes a device's live session: the broker forgets its
+// authorization (nothing more is delivered to its persistent session) and
+// closes its connection at once. The next connect is checked again by the
+// authenticator.
+func (e *Embedded) Disconnect(deviceID string) bool {
+	e.hook.mu.Lock()
+	delete(e.hook.known, deviceID)
+	e.hook.mu.Unlock()
+	cl, ok := e.srv.Clients.Get(deviceID)
+	if !ok {
+		return false
+	}
+	e.Stats.Revoked.Add(1)
+	e.srv.UnsubscribeClient(cl)
+	if !cl.Closed() {
+		e.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+	cl.Stop(packets.ErrNotAuthorized)
+	return true
+}
 
 // Close stops the broker and disconnects every client.
 func (e *Embedded) Close() error {
@@ -76,60 +192,164 @@ func (e *Embedded) Close() error {
 	return nil
 }
 
+// session is what the hook knows about an authorized client id. It
+// outlives the connection (a persistent session keeps receiving QoS 1
+// messages while the device is offline) and ends with the session, a
+// revocation or a new login.
+type session struct {
+	p      Principal
+	tokens float64
+	last   time.Time
+}
+
 // authHook enforces credentials, client id = device id, the Last Will
-// topic (mochi does not ACL-check wills) and Allowed.
+// topic (mochi does not ACL-check wills), Allowed, and the per-device
+// publish limits.
 type authHook struct {
 	mqtt.HookBase
-	auth Authenticator
-	log  *slog.Logger
+	cfg   EmbeddedConfig
+	log   *slog.Logger
+	srv   *mqtt.Server
+	stats *Stats
 
 	mu    sync.Mutex
-	known map[*mqtt.Client]Principal
+	known map[string]*session // by client id
 }
 
 func (h *authHook) ID() string { return "edgefleet-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnSessionEstablished}, []byte{b})
+}
+
+func peerCert(cl *mqtt.Client) *x509.Certificate {
+	tc, ok := cl.Net.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return nil
+	}
+	return st.PeerCertificates[0]
 }
 
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	p, ok := h.auth.Authenticate(user, string(pk.Connect.Password))
+	var p Principal
+	ok := false
+	how := "password"
+	if cert := peerCert(cl); cert != nil {
+		how = "certificate " + cert.Subject.CommonName
+		if ca, isCA := h.cfg.Auth.(CertAuthenticator); isCA {
+			p, ok = ca.AuthenticateCert(cert)
+		}
+	} else {
+		p, ok = h.cfg.Auth.Authenticate(user, string(pk.Connect.Password))
+		if ok && !p.Server && !h.cfg.PasswordAuth {
+			h.log.Warn("mqtt auth rejected: devices must present their client certificate (password auth is off)", "username", user, "remote", cl.Net.Remote)
+			ok = false
+		}
+	}
 	if !ok {
-		h.log.Warn("mqtt auth rejected", "username", user, "client_id", cl.ID, "remote", cl.Net.Remote)
+		h.stats.AuthRejected.Add(1)
+		h.log.Warn("mqtt auth rejected", "credential", how, "username", user, "client_id", cl.ID, "remote", cl.Net.Remote)
 		return false
 	}
 	if p.DeviceID != "" && cl.ID != p.DeviceID {
-		h.log.Warn("mqtt auth rejected: client id must equal device id", "username", user, "client_id", cl.ID)
+		h.stats.AuthRejected.Add(1)
+		h.log.Warn("mqtt auth rejected: client id must equal device id", "device", p.DeviceID, "client_id", cl.ID)
 		return false
 	}
 	if pk.Connect.WillFlag && !Allowed(p, pk.Connect.WillTopic, true) {
-		h.log.Warn("mqtt auth rejected: will topic not allowed", "username", user, "topic", pk.Connect.WillTopic)
+		h.stats.AuthRejected.Add(1)
+		h.log.Warn("mqtt auth rejected: will topic not allowed", "client_id", cl.ID, "topic", pk.Connect.WillTopic)
 		return false
 	}
 	h.mu.Lock()
-	if h.known == nil {
-		h.known = make(map[*mqtt.Client]Principal)
-	}
-	h.known[cl] = p
+	h.known[cl.ID] = &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: h.cfg.Now()}
 	h.mu.Unlock()
 	return true
 }
 
-func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+func (h *authHook) principal(cl *mqtt.Client) (*session, bool) {
 	h.mu.Lock()
-	delete(h.known, cl)
-	h.mu.Unlock()
+	defer h.mu.Unlock()
+	s, ok := h.known[cl.ID]
+	return s, ok
+}
+
+func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if h.cfg.OnEvent == nil {
+		return
+	}
+	if s, ok := h.principal(cl); ok {
+		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, Connected: true, Time: time.Now()})
+	}
+}
+
+func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	s, ok := h.principal(cl)
+	if expire && !cl.IsTakenOver() {
+		// The session ends with the connection (clean session): forget it.
+		// A persistent session keeps its authorization so QoS 1 messages
+		// queue for the device while it is offline.
+		h.mu.Lock()
+		if h.known[cl.ID] == s {
+			delete(h.known, cl.ID)
+		}
+		h.mu.Unlock()
+	}
+	if h.cfg.OnEvent != nil && ok {
+		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, TakenOver: cl.IsTakenOver(), Err: err, Time: time.Now()})
+	}
 }
 
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	h.mu.Lock()
-	p, ok := h.known[cl]
-	h.mu.Unlock()
-	if ok && Allowed(p, topic, write) {
+	s, ok := h.principal(cl)
+	if ok && Allowed(s.p, topic, write) {
 		return true
 	}
 	h.log.Warn("mqtt acl denied", "client_id", cl.ID, "topic", topic, "write", write)
 	return false
+}
+
+// ErrRateLimited is logged for publishes over a device's rate.
+var ErrRateLimited = errors.New("device publish rate exceeded")
+
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	h.mu.Lock()
+	s, ok := h.known[cl.ID]
+	if !ok || s.p.Server {
+		h.mu.Unlock()
+		return pk, nil
+	}
+	now := h.cfg.Now()
+	s.tokens += now.Sub(s.last).Seconds() * h.cfg.DeviceRate
+	if max := float64(h.cfg.DeviceBurst); s.tokens > max {
+		s.tokens = max
+	}
+	s.last = now
+	limited := s.tokens < 1
+	if !limited {
+		s.tokens--
+	}
+	h.mu.Unlock()
+	if limited {
+		if n := h.stats.RateLimited.Add(1); n&(n-1) == 0 { // log at powers of two
+			h.log.Warn("mqtt publish dropped", "client_id", cl.ID, "topic", pk.TopicName, "err", ErrRateLimited, "dropped_total", n)
+		}
+		return pk, packets.ErrRejectPacket
+	}
+	if len(pk.Payload) > h.cfg.MaxStatusBytes {
+		if t, err := wire.ParseTopic(pk.TopicName); err == nil && t.Kind == wire.KindStatus {
+			h.stats.OversizeStatus.Add(1)
+			h.log.Warn("mqtt status dropped: too large", "client_id", cl.ID, "bytes", len(pk.Payload), "max", h.cfg.MaxStatusBytes)
+			return pk, packets.ErrRejectPacket
+		}
+	}
+	return pk, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
@@ -36,6 +38,18 @@ var ErrNotFound = store.ErrNotFound
 // ErrBadToken is returned by Enroll for an unknown, expired or used-up token.
 var ErrBadToken = errors.New("enrollment token invalid, expired or used up")
 
+// ErrDeviceExists is returned by Enroll when the device id is enrolled and
+// the request does not carry the device's current certificate: taking over
+// an enrolled id needs an operator's reset first.
+var ErrDeviceExists = errors.New("device is already enrolled: re-enrollment needs the device's current certificate or an operator reset (fleetctl devices reset ID)")
+
+// ErrBadCSR is wrapped when the certificate signing request is missing or invalid.
+var ErrBadCSR = errors.New("bad certificate signing request")
+
+// MinTokenLen is the shortest operator-chosen token secret (32 characters:
+// 128 bits when hex, more otherwise).
+const MinTokenLen = 32
+
 // Device is one enrolled device.
 type Device struct {
 	ID           string             `json:"id"`
@@ -47,6 +61,13 @@ type Device struct {
 	LastSeen     time.Time          `json:"last_seen,omitzero"`
 	EnrolledAt   time.Time          `json:"enrolled_at"`
 	PasswordHash string             `json:"password_hash"`
+	// CertSerial is the serial (hex) of the device's only valid client
+	// certificate; any other certificate naming the device is revoked.
+	CertSerial   string    `json:"cert_serial,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
+	// Reset is set by an operator's reset: the next enrollment of this id
+	// needs only a valid token.
+	Reset bool `json:"reset,omitempty"`
 	// TelemetrySeq is the highest telemetry sequence number stored.
 	TelemetrySeq uint64 `json:"telemetry_seq"`
 	// TelemetryDropped totals the records the device reported dropping.
@@ -97,6 +118,28 @@ type JobRecord struct {
 type Registry struct {
 	s   store.Store
 	now func() time.Time
+
+	ca           *pki.CA
+	passwordAuth bool
+	onRevoke     []func(deviceID string)
+}
+
+// SetCA makes Enroll issue device certificates from ca (devices then must
+// send a CSR).
+func (r *Registry) SetCA(ca *pki.CA) { r.ca = ca }
+
+// SetPasswordAuth makes Enroll also issue MQTT passwords (for brokers that
+// cannot use client certificates), and lets Authenticate accept them.
+func (r *Registry) SetPasswordAuth(on bool) { r.passwordAuth = on }
+
+// OnRevoke registers fn to run after a device's credentials are revoked
+// (delete, reset, re-enrollment); the server disconnects its live session.
+func (r *Registry) OnRevoke(fn func(deviceID string)) { r.onRevoke = append(r.onRevoke, fn) }
+
+func (r *Registry) revoked(id string) {
+	for _, fn := range r.onRevoke {
+		fn(id)
+	}
 }
 
 // New returns a registry over s; now supplies timestamps (time.Now if nil).
@@ -161,8 +204,8 @@ func (r *Registry) CreateToken(ctx context.Context, labels map[string]string, ma
 
 // AddToken stores an operator-chosen token secret (e.g. from a flag).
 func (r *Registry) AddToken(ctx context.Context, secret string, labels map[string]string, maxUses int, ttl time.Duration) (Token, error) {
-	if len(secret) < 8 {
-		return Token{}, fmt.Errorf("add token: secret is %d characters, want at least 8", len(secret))
+	if len(secret) < MinTokenLen {
+		return Token{}, fmt.Errorf("add token: secret is %d characters, want at least %d (e.g. openssl rand -hex 16)", len(secret), MinTokenLen)
 	}
 	return r.putToken(ctx, secret, labels, maxUses, ttl)
 }
@@ -178,64 +221,151 @@ func (r *Registry) putToken(ctx context.Context, secret string, labels map[strin
 	return t, nil
 }
 
-// Enrollment is the result of Enroll: the device and its new MQTT password.
+// Enrollment is the result of Enroll: the device, its new client
+// certificate (PEM, when the registry has a CA) and its new MQTT password
+// (when password auth is on).
 type Enrollment struct {
 	Device   Device
+	CertPEM  []byte
 	Password string
+	// Renewed is set when the device re-enrolled with its current certificate.
+	Renewed bool
 }
 
-// Enroll consumes one use of the token and registers (or re-registers,
-// issuing a new password) the device described by req.
-func (r *Registry) Enroll(ctx context.Context, req *wire.EnrollRequest) (Enrollment, error) {
-	pw, err := broker.NewPassword()
-	if err != nil {
-		return Enrollment{}, err
+// Proof is what the enrollment request's TLS connection proved: the device
+// id and serial of a client certificate that chained to the fleet CA
+// (empty when none was presented).
+type Proof struct {
+	DeviceID   string
+	CertSerial string
+}
+
+// Enroll registers the device described by req. The token is checked first
+// (before any CSR parsing, signing or hashing) and one use is consumed;
+// its labels win over the request's. An already enrolled id is refused
+// with ErrDeviceExists unless the request proves the device's current
+// certificate (renewal: no token needed, labels kept) or an operator reset
+// it. The CSR's common name must be the device id.
+func (r *Registry) Enroll(ctx context.Context, req *wire.EnrollRequest, proof Proof) (Enrollment, error) {
+	if req.DeviceID == ServerUser {
+		return Enrollment{}, fmt.Errorf("enroll %s: the id is reserved for the fleet server", req.DeviceID)
 	}
-	hash, err := broker.HashPassword(pw)
-	if err != nil {
-		return Enrollment{}, err
-	}
-	var dev Device
-	err = r.s.Update(ctx, func(tx store.Tx) error {
+	var out Enrollment
+	revoke := false
+	err := r.s.Update(ctx, func(tx store.Tx) error {
+		var dev Device
+		exists := true
+		if err := getJSON(tx, bucketDevices, req.DeviceID, &dev); errors.Is(err, store.ErrNotFound) {
+			exists = false
+		} else if err != nil {
+			return err
+		}
+		renewal := exists && proof.DeviceID == req.DeviceID && proof.CertSerial != "" && proof.CertSerial == dev.CertSerial
+		now := r.now()
 		var tok Token
-		key := tokenKey(req.Token)
-		if err := getJSON(tx, bucketTokens, key, &tok); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
+		if !renewal || req.Token != "" {
+			key := tokenKey(req.Token)
+			if err := getJSON(tx, bucketTokens, key, &tok); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return ErrBadToken
+				}
+				return err
+			}
+			if (!tok.ExpiresAt.IsZero() && now.After(tok.ExpiresAt)) || (tok.MaxUses > 0 && tok.Uses >= tok.MaxUses) {
 				return ErrBadToken
 			}
-			return err
+			if exists && !renewal && !dev.Reset {
+				return ErrDeviceExists
+			}
+			tok.Uses++
+			if err := putJSON(tx, bucketTokens, key, tok); err != nil {
+				return err
+			}
 		}
-		now := r.now()
-		if (!tok.ExpiresAt.IsZero() && now.After(tok.ExpiresAt)) || (tok.MaxUses > 0 && tok.Uses >= tok.MaxUses) {
-			return ErrBadToken
+		if r.ca == nil && !r.passwordAuth {
+			return errors.New("server issues neither certificates nor passwords")
 		}
-		tok.Uses++
-		if err := putJSON(tx, bucketTokens, key, tok); err != nil {
-			return err
+		if r.ca != nil {
+			if req.CSR == "" {
+				if !r.passwordAuth {
+					return fmt.Errorf("%w: the request has no csr", ErrBadCSR)
+				}
+			} else {
+				csr, err := pki.ParseCSR([]byte(req.CSR), req.DeviceID)
+				if err != nil {
+					return fmt.Errorf("%w: %v", ErrBadCSR, err)
+				}
+				cert, certPEM, err := r.ca.SignDevice(csr, req.DeviceID)
+				if err != nil {
+					return err
+				}
+				out.CertPEM = certPEM
+				dev.CertSerial, dev.CertNotAfter = pki.SerialString(cert), cert.NotAfter
+			}
 		}
-		if err := getJSON(tx, bucketDevices, req.DeviceID, &dev); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
+		if out.CertPEM == nil {
+			dev.CertSerial, dev.CertNotAfter = "", time.Time{}
 		}
-		if dev.ID == "" {
-			dev = Device{ID: req.DeviceID, EnrolledAt: now, Presence: wire.Offline}
+		dev.PasswordHash = ""
+		if r.passwordAuth {
+			pw, err := broker.NewPassword()
+			if err != nil {
+				return err
+			}
+			if dev.PasswordHash, err = broker.HashPassword(pw); err != nil {
+				return err
+			}
+			out.Password = pw
+		}
+		revoke = exists
+		if !exists {
+			dev = Device{ID: req.DeviceID, EnrolledAt: now, Presence: wire.Offline, CertSerial: dev.CertSerial,
+				CertNotAfter: dev.CertNotAfter, PasswordHash: dev.PasswordHash}
 		}
 		dev.AgentVersion = req.AgentVersion
 		dev.Hardware = req.Hardware
 		dev.Models = req.Models
-		dev.Labels = map[string]string{}
-		for k, v := range tok.Labels {
-			dev.Labels[k] = v
+		if !renewal {
+			dev.EnrolledAt = now
+			dev.Labels = map[string]string{}
+			for k, v := range req.Labels {
+				dev.Labels[k] = v
+			}
+			for k, v := range tok.Labels { // the token's labels are authoritative
+				dev.Labels[k] = v
+			}
 		}
-		for k, v := range req.Labels {
-			dev.Labels[k] = v
-		}
-		dev.PasswordHash = hash
+		dev.Reset = false
+		out.Renewed = renewal
+		out.Device = dev
 		return putJSON(tx, bucketDevices, dev.ID, dev)
 	})
 	if err != nil {
 		return Enrollment{}, fmt.Errorf("enroll %s: %w", req.DeviceID, err)
 	}
-	return Enrollment{Device: dev, Password: pw}, nil
+	if revoke {
+		r.revoked(req.DeviceID) // the previous credential's session ends
+	}
+	return out, nil
+}
+
+// ResetDevice revokes a device's credentials (its live session is cut)
+// and allows the next enrollment of its id with just a valid token.
+func (r *Registry) ResetDevice(ctx context.Context, id string) (Device, error) {
+	var d Device
+	err := r.s.Update(ctx, func(tx store.Tx) error {
+		if err := getJSON(tx, bucketDevices, id, &d); err != nil {
+			return err
+		}
+		d.Reset, d.CertSerial, d.CertNotAfter, d.PasswordHash = true, "", time.Time{}, ""
+		d.Presence = wire.Offline
+		return putJSON(tx, bucketDevices, id, d)
+	})
+	if err != nil {
+		return Device{}, fmt.Errorf("reset device %s: %w", id, err)
+	}
+	r.revoked(id)
+	return d, nil
 }
 
 // Device returns one device.
@@ -284,9 +414,10 @@ func (r *Registry) UpdateDevice(ctx context.Context, id string, fn func(*Device)
 	return nil
 }
 
-// DeleteDevice removes a device and its jobs; its credentials stop working.
+// DeleteDevice removes a device and its jobs; its credentials stop working
+// and its live session is cut.
 func (r *Registry) DeleteDevice(ctx context.Context, id string) error {
-	return r.s.Update(ctx, func(tx store.Tx) error {
+	err := r.s.Update(ctx, func(tx store.Tx) error {
 		if _, err := tx.Get(bucketDevices, id); err != nil {
 			return fmt.Errorf("delete device %s: %w", id, err)
 		}
@@ -299,29 +430,66 @@ func (r *Registry) DeleteDevice(ctx context.Context, id string) error {
 		}
 		return tx.Delete(bucketDevices, id)
 	})
+	if err == nil {
+		r.revoked(id)
+	}
+	return err
 }
 
 // ServerUser is the MQTT username of the fleet server's own client.
 const ServerUser = "fleet-server"
 
-// Authenticator returns a broker.Authenticator over the device records plus
-// the server account with the given hash.
+// Authenticator returns a broker.Authenticator (and
+// broker.CertAuthenticator) over the device records plus the server
+// account with the given hash. A device certificate is accepted only if its
+// serial is the one the registry issued last (every other certificate for
+// the id, and every certificate of a deleted or reset device, is revoked).
 func (r *Registry) Authenticator(serverHash string) broker.Authenticator {
-	return authFunc(func(user, pw string) (broker.Principal, bool) {
-		if user == ServerUser {
-			return broker.Principal{Server: true}, broker.VerifyPassword(serverHash, pw)
-		}
-		d, err := r.Device(context.Background(), user)
-		if err != nil || !broker.VerifyPassword(d.PasswordHash, pw) {
-			return broker.Principal{}, false
-		}
-		return broker.Principal{DeviceID: d.ID}, true
-	})
+	return &regAuth{r: r, serverHash: serverHash}
 }
 
-type authFunc func(user, pw string) (broker.Principal, bool)
+type regAuth struct {
+	r          *Registry
+	serverHash string
+}
 
-func (f authFunc) Authenticate(user, pw string) (broker.Principal, bool) { return f(user, pw) }
+func (a *regAuth) Authenticate(user, pw string) (broker.Principal, bool) {
+	if user == ServerUser {
+		return broker.Principal{Server: true}, broker.VerifyPassword(a.serverHash, pw)
+	}
+	d, err := a.r.Device(context.Background(), user)
+	if err != nil || d.PasswordHash == "" || !broker.VerifyPassword(d.PasswordHash, pw) {
+		return broker.Principal{}, false
+	}
+	return broker.Principal{DeviceID: d.ID}, true
+}
+
+func (a *regAuth) AuthenticateCert(cert *x509.Certificate) (broker.Principal, bool) {
+	id := cert.Subject.CommonName
+	if a.r.ca != nil {
+		if _, err := a.r.ca.VerifyDevice(cert); err != nil {
+			return broker.Principal{}, false
+		}
+	}
+	d, err := a.r.Device(context.Background(), id)
+	if err != nil || d.CertSerial == "" || d.CertSerial != pki.SerialString(cert) {
+		return broker.Principal{}, false
+	}
+	return broker.Principal{DeviceID: d.ID}, true
+}
+
+// VerifyCurrentCert returns the proof for a client certificate that chains
+// to the fleet CA and is the device's current one (for renewal).
+func (r *Registry) VerifyCurrentCert(ctx context.Context, cert *x509.Certificate) (Proof, bool) {
+	if r.ca == nil || cert == nil {
+		return Proof{}, false
+	}
+	id, err := r.ca.VerifyDevice(cert)
+	if err != nil {
+		return Proof{}, false
+	}
+	return Proof{DeviceID: id, CertSerial: pki.SerialString(cert)}, true
+}
 
 // MosquittoAccounts returns every device's account for GenerateMosquitto.
 func (r *Registry) MosquittoAccounts(ctx context.Context) ([]broker.Account, error) {
@@ -331,7 +499,9 @@ func (r *Registry) MosquittoAccounts(ctx context.Context) ([]broker.Account, err
 	}
 	out := make([]broker.Account, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, broker.Account{Username: d.ID, Hash: d.PasswordHash})
+		if d.PasswordHash != "" {
+			out = append(out, broker.Account{Username: d.ID, Hash: d.PasswordHash})
+		}
 	}
 	return out, nil
 }

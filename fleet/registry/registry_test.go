@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/wire"
@@ -27,15 +29,18 @@ func TestEnrollAndAuth(t *testing.T) {
 			ctx := context.Background()
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			r := registry.New(s, func() time.Time { return now })
-			tok, _, err := r.CreateToken(ctx, map[string]string{"site": "lab"}, 2, time.Hour)
+			r.SetPasswordAuth(true)
+			tok, _, err := r.CreateToken(ctx, map[string]string{"site": "lab"}, 3, time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", Hardware: wire.Hardware{Arch: "arm64"}, Labels: map[string]string{"ring": "canary"}}
-			e, err := r.Enroll(ctx, req)
+			req := &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", Hardware: wire.Hardware{Arch: "arm64"},
+				Labels: map[string]string{"ring": "canary", "site": "attacker-chosen"}}
+			e, err := r.Enroll(ctx, req, registry.Proof{})
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The token's labels win over the request's.
 			if e.Device.Labels["site"] != "lab" || e.Device.Labels["ring"] != "canary" {
 				t.Fatalf("labels = %v", e.Device.Labels)
 			}
@@ -49,30 +54,148 @@ func TestEnrollAndAuth(t *testing.T) {
 			if _, ok := auth.Authenticate(registry.ServerUser, ""); ok {
 				t.Fatal("server with empty hash accepted")
 			}
-			// Re-enrolling issues a new password; the old one stops working.
-			e2, err := r.Enroll(ctx, req)
-			if err != nil {
+			// Re-enrolling an enrolled id with just a token is a takeover: refused.
+			if _, err := r.Enroll(ctx, req, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
+				t.Fatalf("re-enrollment without credential: %v, want ErrDeviceExists", err)
+			}
+			if _, ok := auth.Authenticate("d1", e.Password); !ok {
+				t.Fatal("refused takeover changed the password")
+			}
+			// After an operator reset the old password is revoked and the id
+			// can be enrolled again.
+			var revoked []string
+			r.OnRevoke(func(id string) { revoked = append(revoked, id) })
+			if _, err := r.ResetDevice(ctx, "d1"); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := auth.Authenticate("d1", e.Password); ok {
-				t.Fatal("old password still valid after re-enrollment")
+				t.Fatal("password valid after reset")
+			}
+			e2, err := r.Enroll(ctx, req, registry.Proof{})
+			if err != nil {
+				t.Fatal(err)
 			}
 			if _, ok := auth.Authenticate("d1", e2.Password); !ok {
 				t.Fatal("new password rejected")
 			}
-			// Token used up (max 2 uses).
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2"}); !errors.Is(err, registry.ErrBadToken) {
-				t.Fatalf("third use: %v, want ErrBadToken", err)
+			if len(revoked) != 2 { // reset, then the re-enrollment
+				t.Fatalf("revocations %v", revoked)
 			}
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "bogus", DeviceID: "d2"}); !errors.Is(err, registry.ErrBadToken) {
+			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: registry.ServerUser}, registry.Proof{}); err == nil {
+				t.Fatal("device id of the fleet server accepted")
+			}
+			// Token used up (max 3 uses: d1, d1 after reset, d3).
+			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d3"}, registry.Proof{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+				t.Fatalf("fourth use: %v, want ErrBadToken", err)
+			}
+			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "bogus", DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 				t.Fatalf("unknown token: %v", err)
 			}
 			tok2, _, _ := r.CreateToken(ctx, nil, 0, time.Minute)
 			now = now.Add(2 * time.Minute)
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok2, DeviceID: "d2"}); !errors.Is(err, registry.ErrBadToken) {
+			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok2, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 				t.Fatalf("expired token: %v", err)
 			}
+			if _, err := r.AddToken(ctx, "short-secret", nil, 0, 0); err == nil {
+				t.Fatal("short operator token accepted")
+			}
 		})
+	}
+}
+
+// TestCertificateEnrollment: CSR enrollment, a takeover attempt by
+// re-enrollment (refused), renewal with the current certificate (old one
+// revoked), a CSR naming another device (refused) and revocation by reset
+// and delete.
+func TestCertificateEnrollment(t *testing.T) {
+	ctx := context.Background()
+	r := registry.New(store.NewMem(), nil)
+	ca, err := pki.NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetCA(ca)
+	tok, _, _ := r.CreateToken(ctx, nil, 0, 0)
+	_, _, csr, _ := pki.NewDeviceKey("d1")
+	e, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(csr)}, registry.Proof{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Password != "" {
+		t.Fatal("password issued with password auth off")
+	}
+	cert1, err := pki.ParseCertPEM(e.CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := r.Authenticator("").(broker.CertAuthenticator)
+	if p, ok := auth.AuthenticateCert(cert1); !ok || p.DeviceID != "d1" {
+		t.Fatal("issued certificate rejected")
+	}
+	// Attack: another party with a valid token re-enrolls d1 with its own key.
+	_, _, evilCSR, _ := pki.NewDeviceKey("d1")
+	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
+		t.Fatalf("takeover: %v, want ErrDeviceExists", err)
+	}
+	// Attack: a proof for another device does not help either.
+	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{DeviceID: "d2", CertSerial: pki.SerialString(cert1)}); !errors.Is(err, registry.ErrDeviceExists) {
+		t.Fatalf("takeover with another device's proof: %v", err)
+	}
+	// Attack: CSR naming another device.
+	_, _, otherCSR, _ := pki.NewDeviceKey("victim")
+	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2", CSR: string(otherCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
+		t.Fatalf("CSR for another id: %v, want ErrBadCSR", err)
+	}
+	// Renewal with the current certificate: no token needed, old cert revoked.
+	proof, ok := r.VerifyCurrentCert(ctx, cert1)
+	if !ok {
+		t.Fatal("current certificate not verified")
+	}
+	_, _, csr2, _ := pki.NewDeviceKey("d1")
+	e2, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, DeviceID: "d1", CSR: string(csr2)}, proof)
+	if err != nil || !e2.Renewed {
+		t.Fatalf("renewal: %v renewed=%v", err, e2.Renewed)
+	}
+	cert2, _ := pki.ParseCertPEM(e2.CertPEM)
+	if _, ok := auth.AuthenticateCert(cert1); ok {
+		t.Fatal("old certificate valid after renewal")
+	}
+	if _, ok := auth.AuthenticateCert(cert2); !ok {
+		t.Fatal("renewed certificate rejected")
+	}
+	// Reset revokes; the control: re-enrollment after reset works.
+	r.ResetDevice(ctx, "d1")
+	if _, ok := auth.AuthenticateCert(cert2); ok {
+		t.Fatal("certificate valid after reset")
+	}
+	e3, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{})
+	if err != nil {
+		t.Fatalf("enrollment after reset: %v", err)
+	}
+	cert3, _ := pki.ParseCertPEM(e3.CertPEM)
+	if _, ok := auth.AuthenticateCert(cert3); !ok {
+		t.Fatal("certificate after reset rejected")
+	}
+	// A certificate from another CA with the right serial is still refused.
+	other, _ := pki.NewCA("other", time.Now())
+	c, _ := pki.ParseCSR(evilCSR, "d1")
+	forged, _, _ := other.SignDevice(c, "d1")
+	forged.SerialNumber = cert3.SerialNumber
+	if _, ok := auth.AuthenticateCert(forged); ok {
+		t.Fatal("certificate of another CA accepted")
+	}
+	if err := r.DeleteDevice(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := auth.AuthenticateCert(cert3); ok {
+		t.Fatal("certificate valid after delete")
+	}
+	// No CSR with password auth off: refused.
+	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d4"}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
+		t.Fatalf("no CSR: %v", err)
 	}
 }
 

@@ -190,6 +190,9 @@ type Job struct {
 	Created      time.Time `json:"created"`
 	// Deadline is when an unfinished job times out.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// Signed is the server's signature over the job for this device (see
+	// Command); agents run only the signed copy.
+	Signed *SignedCommand `json:"signed,omitempty"`
 }
 
 // Validate checks a Job.
@@ -291,15 +294,28 @@ type EnrollRequest struct {
 	Hardware     Hardware          `json:"hardware"`
 	Labels       map[string]string `json:"labels,omitempty"`
 	Models       []ModelStatus     `json:"models,omitempty"`
+	// CSR is the device's PEM certificate signing request (common name =
+	// DeviceID); its private key never leaves the device.
+	CSR string `json:"csr,omitempty"`
 }
 
-// Validate checks a decoded EnrollRequest.
+// MaxCSRBytes bounds EnrollRequest.CSR.
+const MaxCSRBytes = 8 << 10
+
+// Validate checks a decoded EnrollRequest. The token may be empty only
+// when the device renews with its current client certificate.
 func (r *EnrollRequest) Validate() error {
-	if r.Token == "" {
-		return fmt.Errorf("token is empty")
+	if len(r.Token) > 256 {
+		return fmt.Errorf("token is %d bytes, want at most 256", len(r.Token))
 	}
 	if err := ValidateID("device_id", r.DeviceID); err != nil {
 		return err
+	}
+	if len(r.CSR) > MaxCSRBytes {
+		return fmt.Errorf("csr is %d bytes, want at most %d", len(r.CSR), MaxCSRBytes)
+	}
+	if len(r.Labels) > 64 {
+		return fmt.Errorf("%d labels, want at most 64", len(r.Labels))
 	}
 	for k, v := range r.Labels {
 		if err := ValidateID("label key", k); err != nil {
@@ -312,13 +328,20 @@ func (r *EnrollRequest) Validate() error {
 	return nil
 }
 
-// EnrollResponse returns the device's MQTT credentials and where to connect.
+// EnrollResponse returns the device's credentials and where to connect.
 type EnrollResponse struct {
 	V         int    `json:"v"`
 	DeviceID  string `json:"device_id"`
 	Username  string `json:"username"`
-	Password  string `json:"password"`
+	Password  string `json:"password,omitempty"`
 	BrokerURL string `json:"broker_url"`
+	// Certificate is the device's PEM client certificate issued from its CSR.
+	Certificate string `json:"certificate,omitempty"`
+	// CA is the fleet CA certificate (PEM) the device pins from now on.
+	CA string `json:"ca,omitempty"`
+	// CommandKey is the fleet's Ed25519 command-signing public key
+	// (base64); the device acts only on commands it signed.
+	CommandKey string `json:"command_key,omitempty"`
 	// RepoURL is the base URL of the signed update repository.
 	RepoURL string `json:"repo_url,omitempty"`
 	// TUFRoot is the repository's trusted root.json, pinned at enrollment.
@@ -330,8 +353,11 @@ func (r *EnrollResponse) Validate() error {
 	if err := ValidateID("device_id", r.DeviceID); err != nil {
 		return err
 	}
-	if r.Username == "" || r.Password == "" || r.BrokerURL == "" {
-		return fmt.Errorf("username, password and broker_url are required")
+	if r.Username == "" || r.BrokerURL == "" {
+		return fmt.Errorf("username and broker_url are required")
+	}
+	if r.Password == "" && r.Certificate == "" {
+		return fmt.Errorf("a certificate or a password is required")
 	}
 	return nil
 }

@@ -108,7 +108,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"update queued", func(b []byte) error { _, err := DecodeJobUpdate(b); return err }, `{"v":1,"device_id":"d","job_id":"j","state":"queued"}`, "want in_progress"},
 		{"job no target", func(b []byte) error { _, err := DecodeJobNotify(b); return err },
 			`{"v":1,"device_id":"d","jobs":[{"job_id":"j","kind":"install","model_id":"m","version":"1","state":"queued","created":"2026-01-01T00:00:00Z"}]}`, "needs a target"},
-		{"enroll no token", func(b []byte) error { _, err := DecodeEnrollRequest(b); return err }, `{"v":1,"device_id":"d","hardware":{"arch":"amd64"}}`, "token is empty"},
+		{"enroll long token", func(b []byte) error { _, err := DecodeEnrollRequest(b); return err }, `{"v":1,"token":"` + strings.Repeat("t", 300) + `","device_id":"d","hardware":{"arch":"amd64"}}`, "at most 256"},
 		{"predict ok", func(b []byte) error { _, err := DecodePredictRequest(b); return err }, `{"v":1,"id":"r1","model":"m@2","body":{"instances":[[1]]}}`, ""},
 		{"predict no id", func(b []byte) error { _, err := DecodePredictRequest(b); return err }, `{"v":1,"model":"m","body":{}}`, "id is empty"},
 		{"predict bad model", func(b []byte) error { _, err := DecodePredictRequest(b); return err }, `{"v":1,"id":"r","model":"m@","body":{}}`, "model version"},

@@ -78,7 +78,7 @@ func (a *Accounts) Files(t testing.TB, dir, listen string) broker.MosquittoFiles
 // StartEmbedded starts the embedded broker on a free loopback port and
 // closes it when the test ends. It returns the broker URL.
 func StartEmbedded(t testing.TB, auth broker.Authenticator) string {
-	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Auth: auth})
+	e, err := broker.StartEmbedded(broker.EmbeddedConfig{Addr: "127.0.0.1:0", Auth: auth, PasswordAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}

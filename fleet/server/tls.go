@@ -1,0 +1,114 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/edgefleet/edgefleet/fleet/pki"
+	"github.com/edgefleet/edgefleet/fleet/wire"
+)
+
+// PKIDir is the directory inside the data dir holding the generated fleet
+// CA (ca.pem, ca-key.pem) and the command-signing key (command-key.pem).
+const PKIDir = "pki"
+
+// CommandKeyFile is the Ed25519 command-signing key inside PKIDir.
+const CommandKeyFile = "command-key.pem"
+
+// setupTLS loads or creates the fleet CA and the command key, issues the
+// server certificate, and gives the registry its CA.
+func (s *Server) setupTLS() error {
+	dir := filepath.Join(s.cfg.DataDir, PKIDir)
+	var err error
+	if s.cfg.BrokerURL != "" && !s.cfg.BrokerPasswordAuth && !s.cfg.InsecurePlaintext {
+		return fmt.Errorf("an external broker (--broker) authenticates devices by password: add --broker-password-auth")
+	}
+	if s.cfg.CACertFile != "" || s.cfg.CAKeyFile != "" {
+		if s.cfg.CACertFile == "" || s.cfg.CAKeyFile == "" {
+			return fmt.Errorf("an operator CA needs both --ca-cert and --ca-key")
+		}
+		if s.ca, err = pki.LoadCA(s.cfg.CACertFile, s.cfg.CAKeyFile); err != nil {
+			return err
+		}
+	} else {
+		var created bool
+		if s.ca, created, err = pki.LoadOrCreateCA(dir, "edgefleet fleet CA"); err != nil {
+			return err
+		}
+		if created {
+			s.log.Info("generated fleet CA", "dir", dir, "fingerprint", s.ca.Fingerprint())
+		}
+	}
+	if s.cmdKey, err = pki.LoadOrCreateSigningKey(filepath.Join(dir, CommandKeyFile)); err != nil {
+		return err
+	}
+	hosts := append([]string{}, s.cfg.TLSHosts...)
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1", "::1"}
+		for _, a := range []string{s.cfg.HTTPAddr, s.cfg.EmbeddedAddr} {
+			if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
+				hosts = append(hosts, h)
+			}
+		}
+	}
+	if s.srvCert, err = s.ca.IssueServer(hosts); err != nil {
+		return err
+	}
+	s.reg.SetCA(s.ca)
+	s.reg.SetPasswordAuth(s.cfg.BrokerPasswordAuth || s.cfg.InsecurePlaintext)
+	if s.cfg.InsecurePlaintext {
+		s.log.Warn("INSECURE: --insecure-plaintext: HTTP API, console, update repository and MQTT are unencrypted and devices log in with passwords; use only on a trusted test network")
+	}
+	return nil
+}
+
+func (s *Server) caFile() string {
+	if s.cfg.CACertFile != "" {
+		return s.cfg.CACertFile
+	}
+	return filepath.Join(s.cfg.DataDir, PKIDir, pki.CACertFile)
+}
+
+// CAFingerprint returns the fleet CA's "sha256:..." fingerprint.
+func (s *Server) CAFingerprint() string { return s.ca.Fingerprint() }
+
+// CAPEM returns the fleet CA certificate in PEM form.
+func (s *Server) CAPEM() []byte { return s.ca.CertPEM }
+
+// httpTLS serves the server certificate and asks for (but does not
+// require) a client certificate: a device renewing its enrollment proves
+// itself with its current one.
+func (s *Server) httpTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.srvCert},
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: s.ca.Pool()}
+}
+
+// brokerTLS is the embedded broker's TLS: devices must present a client
+// certificate unless password auth is on (the server's own client logs in
+// with its per-start password). nil with --insecure-plaintext.
+func (s *Server) brokerTLS() *tls.Config {
+	if s.cfg.InsecurePlaintext {
+		return nil
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{s.srvCert},
+		ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: s.ca.Pool()}
+}
+
+// signJob binds a job to the device with the command key (wire.Command).
+func (s *Server) signJob(deviceID string, j wire.Job) (wire.Job, error) {
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return j, fmt.Errorf("sign job %s: %w", j.JobID, err)
+	}
+	sc, err := wire.SignCommand(s.cmdKey, wire.CommandFor(deviceID, j, time.Now(), wire.CommandTTL, hex.EncodeToString(nonce)))
+	if err != nil {
+		return j, err
+	}
+	j.Signed = sc
+	return j, nil
+}
