@@ -296,11 +296,12 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("429 with Retry-After", func(t *testing.T) {
-		// Queue 1: a request of 2 instances cannot be queued.
+	t.Run("413 batch larger than the queue", func(t *testing.T) {
+		// Queue 1: a request of 2 instances can never be queued: 413 with
+		// the limit (it was a 429 that no retry could satisfy).
 		r := e.do(t, "POST", "/api/v1/models/iris/predict", `{"instances":[[1,2,3,4],[1,2,3,4]]}`)
-		if r.status != 429 || r.header.Get("Retry-After") == "" || r.errCode(t) != "overloaded" {
-			t.Fatalf("status %d Retry-After %q body %s", r.status, r.header.Get("Retry-After"), r.body)
+		if r.status != 413 || r.errCode(t) != "batch_too_large" || !strings.Contains(string(r.body), "at most 1") {
+			t.Fatalf("status %d body %s", r.status, r.body)
 		}
 	})
 }

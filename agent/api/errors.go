@@ -9,8 +9,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/jobs"
@@ -52,6 +54,10 @@ func toError(err error) *Error {
 		return errf(http.StatusNotFound, "model_not_found", err.Error())
 	case errors.Is(err, serving.ErrVersionNotFound):
 		return errf(http.StatusNotFound, "version_not_found", err.Error())
+	case errors.Is(err, serving.ErrBatchTooLarge):
+		return errf(http.StatusRequestEntityTooLarge, "batch_too_large", err.Error())
+	case errors.Is(err, serving.ErrModelUnavailable):
+		return errf(http.StatusServiceUnavailable, "model_unavailable", err.Error())
 	case errors.Is(err, serving.ErrQueueFull), errors.Is(err, jobs.ErrFull):
 		return errf(http.StatusTooManyRequests, "overloaded", err.Error()+": retry later")
 	case errors.Is(err, serving.ErrStopped):
@@ -66,17 +72,28 @@ func toError(err error) *Error {
 	return errf(http.StatusInternalServerError, "internal", err.Error())
 }
 
+// writeJSON encodes v before writing anything, so an encoding failure is a
+// 500 with an error body, never a 200 with an empty one.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(ErrorBody{Error: errf(status, "internal", "encode response: "+err.Error())})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v)
+	w.Write(append(b, '\n'))
 }
 
 func writeError(w http.ResponseWriter, err error) {
 	e := toError(err)
 	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
+		secs := 1
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) {
+			secs = max(1, int(math.Ceil(ra.RetryAfter().Seconds())))
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
 	writeJSON(w, e.Status, ErrorBody{Error: e})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
 // PredictRequest is the body of predict, batch-predict and jobs.
@@ -49,89 +50,126 @@ func splitModel(s string) (id, version string) {
 }
 
 // Predict runs a predict request for model ("id" or "id@version"). With
-// partial set (batch-predict), instances that fail to decode get a null
-// prediction and an entry in Errors instead of failing the request.
+// partial set (batch-predict, jobs), instances that fail to decode get a
+// null prediction and an entry in Errors instead of failing the request;
+// they are decoded, run and formatted chunk by chunk so that memory stays
+// proportional to the request, not to its decoded form.
 func (s *Server) Predict(ctx context.Context, model string, req PredictRequest, partial bool) (*PredictResponse, error) {
-	if len(req.Instances) == 0 {
+	n := len(req.Instances)
+	if n == 0 {
 		return nil, errf(http.StatusBadRequest, "bad_request", `"instances" must be a non-empty array`)
 	}
-	if !partial && len(req.Instances) > s.cfg.MaxInstances {
-		return nil, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, predict takes at most %d: use batch-predict or a job", len(req.Instances), s.cfg.MaxInstances))
+	if !partial && n > s.cfg.MaxInstances {
+		return nil, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, predict takes at most %d: use batch-predict or a job", n, s.cfg.MaxInstances))
+	}
+	if partial && n > s.cfg.MaxBatchInstances {
+		return nil, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, batch-predict and jobs take at most %d (max_batch_instances): split the batch", n, s.cfg.MaxBatchInstances))
 	}
 	id, version := splitModel(model)
 	l, role, err := s.mgr.Resolve(ctx, id, version, req.Parameters.Key)
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkResponseSize(l, n); err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	resp := &PredictResponse{Model: id, ModelVersion: l.Version, Predictions: make([]any, len(req.Instances))}
+	resp := &PredictResponse{Model: id, ModelVersion: l.Version, Predictions: make([]any, n)}
 	if role != wire.RolePrimary {
 		resp.Role = role
-	}
-	var ins []serving.Instance
-	var idx []int
-	if partial {
-		resp.Errors = make([]*Error, len(req.Instances))
-		for i, raw := range req.Instances {
-			in, err := serving.DecodeInstance(l, raw)
-			if err != nil {
-				resp.Errors[i] = toError(&serving.InputError{Instance: i, Msg: err.Error()})
-				continue
-			}
-			ins = append(ins, in)
-			idx = append(idx, i)
-		}
-	} else {
-		ins, err = serving.DecodeInstances(l, req.Instances)
-		if err != nil {
-			s.mgr.Observe(l, role, time.Since(start), len(req.Instances), "invalid_input")
-			return nil, err
-		}
-		for i := range ins {
-			idx = append(idx, i)
-		}
 	}
 	k := 5
 	if req.Parameters.TopK != nil {
 		k = *req.Parameters.TopK
 	}
-	// Chunks keep a large batch-predict within the queue bound.
-	chunk := max(1, len(ins))
-	if partial {
-		chunk = max(1, min(len(ins), l.Limits().Queue/2))
-	}
-	for off := 0; off < len(ins); off += chunk {
-		end := min(len(ins), off+chunk)
-		res, err := s.mgr.Predict(ctx, l, role, ins[off:end])
+	if !partial {
+		ins, err := serving.DecodeInstances(l, req.Instances)
 		if err != nil {
+			s.mgr.Observe(l, role, time.Since(start), n, "invalid_input")
 			return nil, err
 		}
-		for j, r := range res {
-			p, err := serving.Format(l, r, k)
-			if err != nil {
-				return nil, err
-			}
-			i := idx[off+j]
-			resp.Predictions[i] = p.Value
-			if p.TopK != nil {
-				if resp.TopK == nil {
-					resp.TopK = make([][]serving.TopK, len(req.Instances))
-				}
-				resp.TopK[i] = p.TopK
-			}
+		idx := make([]int, len(ins))
+		for i := range idx {
+			idx[i] = i
 		}
+		if err := s.runChunk(ctx, l, role, ins, idx, k, resp); err != nil {
+			return nil, err
+		}
+		resp.InferenceTimeMs = float64(time.Since(start).Microseconds()) / 1000
+		return resp, nil
+	}
+	// Chunks keep a large batch-predict within the queue bound.
+	chunk := max(1, min(n, l.QueueBound()/2))
+	resp.Errors = make([]*Error, n)
+	hasErr := false
+	for off := 0; off < n; off += chunk {
+		end := min(n, off+chunk)
+		var ins []serving.Instance
+		var idx []int
+		for i := off; i < end; i++ {
+			in, err := serving.DecodeInstance(l, req.Instances[i])
+			if err != nil {
+				resp.Errors[i] = toError(&serving.InputError{Instance: i, Msg: err.Error()})
+				hasErr = true
+				continue
+			}
+			ins = append(ins, in)
+			idx = append(idx, i)
+		}
+		if len(ins) == 0 {
+			continue
+		}
+		if err := s.runChunk(ctx, l, role, ins, idx, k, resp); err != nil {
+			return nil, err
+		}
+	}
+	if !hasErr {
+		resp.Errors = nil
 	}
 	resp.InferenceTimeMs = float64(time.Since(start).Microseconds()) / 1000
-	if partial {
-		hasErr := false
-		for _, e := range resp.Errors {
-			hasErr = hasErr || e != nil
+	return resp, nil
+}
+
+// runChunk predicts ins (instances idx of the request) and stores their
+// formatted predictions in resp.
+func (s *Server) runChunk(ctx context.Context, l *serving.Loaded, role wire.Role, ins []serving.Instance, idx []int, k int, resp *PredictResponse) error {
+	res, err := s.mgr.Predict(ctx, l, role, ins)
+	if err != nil {
+		return err
+	}
+	for j, r := range res {
+		p, err := serving.Format(l, r, k)
+		if err != nil {
+			return err
 		}
-		if !hasErr {
-			resp.Errors = nil
+		i := idx[j]
+		resp.Predictions[i] = p.Value
+		if p.TopK != nil {
+			if resp.TopK == nil {
+				resp.TopK = make([][]serving.TopK, len(resp.Predictions))
+			}
+			resp.TopK[i] = p.TopK
 		}
 	}
-	return resp, nil
+	return nil
+}
+
+// checkResponseSize refuses (413) a request whose response would exceed
+// the request memory: about 24 bytes per output value.
+func (s *Server) checkResponseSize(l *serving.Loaded, instances int) error {
+	per := int64(0)
+	for _, o := range l.InstanceOutputs() {
+		per += int64(tensor.NumElements(o.Shape))
+	}
+	if est := int64(instances) * per * 24; est > s.cfg.RequestMemory {
+		return errf(http.StatusRequestEntityTooLarge, "response_too_large", fmt.Sprintf("%d instances × %d output values would make a response of about %d bytes, over the limit of %d (request_memory): send fewer instances", instances, per, est, s.cfg.RequestMemory))
+	}
+	return nil
+}
+
+// withTimeout bounds a synchronous request by RequestTimeout.
+func (s *Server) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.RequestTimeout)
 }
 
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
@@ -156,7 +194,9 @@ func (s *Server) handlePredict(partial bool) http.HandlerFunc {
 		if k := r.Header.Get("X-Request-Key"); k != "" && req.Parameters.Key == "" {
 			req.Parameters.Key = k
 		}
-		resp, err := s.Predict(r.Context(), r.PathValue("model_id"), req, partial)
+		ctx, cancel := s.withTimeout(r.Context())
+		defer cancel()
+		resp, err := s.Predict(ctx, r.PathValue("model_id"), req, partial)
 		if err != nil {
 			writeError(w, err)
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/ota"
 )
@@ -32,6 +33,28 @@ type Config struct {
 	// MaxInstances bounds the instances of one predict request (default 64;
 	// batch-predict and jobs are not bounded by it).
 	MaxInstances int
+	// MaxBatchInstances bounds the instances of one batch-predict request,
+	// job or v2 infer batch (default 10000).
+	MaxBatchInstances int
+	// RequestMemory bounds the memory of the request bodies being served:
+	// each is charged BodyMemoryFactor times its size; beyond, 429 (default
+	// 4 × BodyMemoryFactor × MaxBodyBytes). It also bounds the estimated
+	// size of one response.
+	RequestMemory int64
+	// RequestTimeout is the deadline of a synchronous request (predict,
+	// batch-predict, v2 infer, each stream line; default 30 s): its
+	// inference is canceled then and the answer is 504.
+	RequestTimeout time.Duration
+	// JobTimeout is the deadline of one asynchronous job (default 10 min).
+	JobTimeout time.Duration
+	// StreamIdle is how long a stream waits for its next line and for its
+	// answer to be written (default 60 s); it replaces the HTTP server's
+	// read and write timeouts for streams.
+	StreamIdle time.Duration
+	// RateLimit limits requests per client address (off when PerSecond is 0).
+	RateLimit RateLimit
+	// Now is the clock of the rate limiter (nil: time.Now).
+	Now func() time.Time
 	// Version is the agent version reported by /api/v1/status.
 	Version string
 }
@@ -39,6 +62,7 @@ type Config struct {
 // Server serves the API.
 type Server struct {
 	cfg  Config
+	mem  *budget
 	mgr  *serving.Manager
 	jobs *jobs.Queue
 	ring *telemetry.Ring
@@ -57,10 +81,25 @@ func New(cfg Config, mgr *serving.Manager, q *jobs.Queue, ring *telemetry.Ring, 
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = 64
 	}
+	if cfg.MaxBatchInstances <= 0 {
+		cfg.MaxBatchInstances = 10000
+	}
+	if cfg.RequestMemory <= 0 {
+		cfg.RequestMemory = 4 * BodyMemoryFactor * cfg.MaxBodyBytes
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 10 * time.Minute
+	}
+	if cfg.StreamIdle <= 0 {
+		cfg.StreamIdle = time.Minute
+	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, mgr: mgr, jobs: q, ring: ring, log: log}
+	return &Server{cfg: cfg, mem: &budget{limit: cfg.RequestMemory}, mgr: mgr, jobs: q, ring: ring, log: log}
 }
 
 // Handler returns the HTTP handler of every endpoint.
@@ -114,7 +153,7 @@ func (s *Server) Handler() http.Handler {
 		}
 		writeError(w, errf(http.StatusNotFound, "not_found", fmt.Sprintf("no endpoint %s %s (see /openapi.json)", r.Method, r.URL.Path)))
 	})
-	return s.auth(mux)
+	return s.rateLimit(s.auth(s.limitBodies(mux)))
 }
 
 func (s *Server) auth(next http.Handler) http.Handler {
@@ -158,6 +197,13 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.EnableFullDuplex()
+	// A stream outlives the server's read and write timeouts: each line
+	// gets StreamIdle to arrive and its answer StreamIdle to be written.
+	extend := func() {
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.StreamIdle))
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamIdle))
+	}
+	extend()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
@@ -166,6 +212,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	n := 0
 	for sc.Scan() {
+		extend()
 		line := strings.TrimSpace(sc.Text())
 		if line == "" {
 			continue
@@ -179,7 +226,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			} else {
 				out.Error = toError(&serving.InputError{Instance: -1, Msg: err.Error()})
 			}
-		} else if res, err := s.mgr.Predict(ctx, l, role, []serving.Instance{in}); err != nil {
+		} else if res, err := s.predictLine(ctx, l, role, in); err != nil {
 			out.Error = toError(err)
 		} else if p, err := serving.Format(l, res[0], 5); err != nil {
 			out.Error = toError(err)
@@ -202,6 +249,13 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// predictLine runs one stream line with its own deadline.
+func (s *Server) predictLine(ctx context.Context, l *serving.Loaded, role wire.Role, in serving.Instance) ([]serving.Result, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return s.mgr.Predict(ctx, l, role, []serving.Instance{in})
+}
+
 // JobAccepted is the 202 body of a job submission.
 type JobAccepted struct {
 	JobID  string `json:"job_id"`
@@ -221,6 +275,10 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Instances) == 0 {
 		writeError(w, errf(http.StatusBadRequest, "bad_request", `"instances" must be a non-empty array`))
+		return
+	}
+	if len(req.Instances) > s.cfg.MaxBatchInstances {
+		writeError(w, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, a job takes at most %d (max_batch_instances): split it", len(req.Instances), s.cfg.MaxBatchInstances)))
 		return
 	}
 	model := r.PathValue("model_id")
@@ -246,11 +304,17 @@ func (s *Server) RunJob(ctx context.Context, model string, request json.RawMessa
 	if err := json.Unmarshal(request, &req); err != nil {
 		return nil, codedError{errf(http.StatusBadRequest, "bad_request", err.Error())}
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.JobTimeout)
+	defer cancel()
 	resp, err := s.Predict(ctx, model, req, true)
 	if err != nil {
 		return nil, codedError{toError(err)}
 	}
-	return json.Marshal(resp)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, codedError{errf(http.StatusInternalServerError, "internal", "encode result: "+err.Error())}
+	}
+	return b, nil
 }
 
 type codedError struct{ e *Error }

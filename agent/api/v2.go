@@ -1,12 +1,16 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/edgefleet/edgefleet/agent/serving"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
@@ -136,16 +140,19 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 type V2InferRequest struct {
 	ID         string         `json:"id,omitempty"`
 	Parameters map[string]any `json:"parameters,omitempty"`
-	Inputs     []struct {
-		Name       string          `json:"name"`
-		Shape      []int           `json:"shape"`
-		Datatype   string          `json:"datatype"`
-		Data       json.RawMessage `json:"data"`
-		Parameters map[string]any  `json:"parameters,omitempty"`
-	} `json:"inputs"`
-	Outputs []struct {
+	Inputs     []V2Input      `json:"inputs"`
+	Outputs    []struct {
 		Name string `json:"name"`
 	} `json:"outputs,omitempty"`
+}
+
+// V2Input is one input tensor of a v2 inference request.
+type V2Input struct {
+	Name       string          `json:"name"`
+	Shape      []int           `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Data       json.RawMessage `json:"data"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
 }
 
 // V2InferResponse is the v2 inference response.
@@ -163,43 +170,72 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	ctx := r.Context()
+	ctx, cancel := s.withTimeout(r.Context())
+	defer cancel()
 	l, role, err := s.mgr.Resolve(ctx, name, version, r.Header.Get("X-Request-Key"))
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	infos := l.Inputs()
-	if len(req.Inputs) != len(infos) {
-		writeError(w, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("%d inputs given, the model has %d", len(req.Inputs), len(infos))))
+	resp, err := s.v2Infer(ctx, l, role, name, &req)
+	if err != nil {
+		writeError(w, err)
 		return
 	}
-	batch := -1
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func badRequest(format string, a ...any) *Error {
+	return errf(http.StatusBadRequest, "bad_request", fmt.Sprintf(format, a...))
+}
+
+func (s *Server) v2Infer(ctx context.Context, l *serving.Loaded, role wire.Role, name string, req *V2InferRequest) (*V2InferResponse, error) {
+	infos := l.Inputs()
+	if len(req.Inputs) != len(infos) {
+		return nil, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("%d inputs given, the model has %d (%s)", len(req.Inputs), len(infos), tensorNames(infos)))
+	}
+	for i, in := range req.Inputs {
+		if !hasTensor(infos, in.Name) {
+			return nil, badRequest("inputs[%d]: unknown input %q: the model's inputs are %s", i, in.Name, tensorNames(infos))
+		}
+		for j := range i {
+			if req.Inputs[j].Name == in.Name {
+				return nil, badRequest("inputs[%d]: input %q given twice", i, in.Name)
+			}
+		}
+	}
+	outs := l.InstanceOutputs()
+	want := map[string]bool{}
+	for i, o := range req.Outputs {
+		if !hasTensor(outs, o.Name) {
+			return nil, badRequest("outputs[%d]: unknown output %q: the model's outputs are %s", i, o.Name, tensorNames(outs))
+		}
+		want[o.Name] = true
+	}
+	// A model without inputs runs once per request.
+	batch := 1
+	if len(infos) > 0 {
+		batch = -1
+	}
 	perInput := make([][]byte, len(infos))
 	for i, info := range infos {
-		in := req.Inputs[i]
-		if in.Name != info.Name && len(infos) > 1 {
-			found := false
-			for j, x := range req.Inputs {
-				if x.Name == info.Name {
-					in, found = req.Inputs[j], true
-				}
-			}
-			if !found {
-				writeError(w, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("missing input %q", info.Name)))
-				return
+		var in *V2Input
+		for j := range req.Inputs {
+			if req.Inputs[j].Name == info.Name {
+				in = &req.Inputs[j]
 			}
 		}
-		b, n, err := v2Input(info, l.HasBatchDim(), in.Shape, in.Datatype, in.Data)
+		b, n, err := v2Input(info, l.HasBatchDim(), in.Shape, in.Datatype, in.Data, s.cfg.MaxBatchInstances)
 		if err != nil {
-			writeError(w, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("input %q: %v", info.Name, err)))
-			return
+			return nil, err
 		}
 		if batch >= 0 && n != batch {
-			writeError(w, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("input %q has batch %d, other inputs %d", info.Name, n, batch)))
-			return
+			return nil, errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("input %q has batch %d, other inputs %d", info.Name, n, batch))
 		}
 		batch, perInput[i] = n, b
+	}
+	if err := s.checkResponseSize(l, batch); err != nil {
+		return nil, err
 	}
 	instances := make([]serving.Instance, batch)
 	for k := range instances {
@@ -211,27 +247,29 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.mgr.Predict(ctx, l, role, instances)
 	if err != nil {
-		writeError(w, err)
-		return
+		return nil, err
 	}
-	want := map[string]bool{}
-	for _, o := range req.Outputs {
-		want[o.Name] = true
-	}
-	resp := V2InferResponse{ModelName: name, ModelVersion: l.Version, ID: req.ID}
-	for oi, info := range l.InstanceOutputs() {
+	resp := &V2InferResponse{ModelName: name, ModelVersion: l.Version, ID: req.ID, Outputs: []V2Tensor{}}
+	for oi, info := range outs {
 		if len(want) > 0 && !want[info.Name] {
 			continue
 		}
-		var data []float64
+		data := []byte{'['}
+		first := true
 		for _, r := range res {
 			vals, err := serving.Real(r[oi].Info, r[oi].Data)
 			if err != nil {
-				writeError(w, err)
-				return
+				return nil, err
 			}
-			data = append(data, vals...)
+			for _, v := range vals {
+				if !first {
+					data = append(data, ',')
+				}
+				first = false
+				data = serving.AppendFloat(data, v)
+			}
 		}
+		data = append(data, ']')
 		shape := info.Shape
 		if l.HasBatchDim() {
 			shape = append([]int{batch}, shape...)
@@ -240,82 +278,126 @@ func (s *Server) handleV2Infer(w http.ResponseWriter, r *http.Request) {
 		if info.Quant != nil && len(info.Quant.Scale) > 0 || info.Type == tensor.Float16 {
 			dt = "FP32"
 		}
-		resp.Outputs = append(resp.Outputs, V2Tensor{Name: info.Name, Datatype: dt, Shape: shape, Data: data})
+		resp.Outputs = append(resp.Outputs, V2Tensor{Name: info.Name, Datatype: dt, Shape: shape, Data: json.RawMessage(data)})
 	}
-	writeJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
 // v2Input converts one v2 input to bytes for every instance and returns the
 // batch size. FP32/FP64 data for a quantized input is quantized; data in the
-// input's own integer type is stored as is.
-func v2Input(info tensor.Info, batched bool, shape []int, datatype string, raw json.RawMessage) ([]byte, int, error) {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, 0, fmt.Errorf("data: %v", err)
-	}
-	vals, _, err := flattenAny(v)
-	if err != nil {
-		return nil, 0, err
+// input's own integer type is stored as is and must fit it. Data is parsed
+// straight into typed values after the shape is checked, so it never takes
+// more memory than the tensor it fills.
+func v2Input(info tensor.Info, batched bool, shape []int, datatype string, raw json.RawMessage, maxBatch int) ([]byte, int, error) {
+	invalid := func(format string, a ...any) *Error {
+		return errf(http.StatusUnprocessableEntity, "invalid_input", fmt.Sprintf("input %q: ", info.Name)+fmt.Sprintf(format, a...))
 	}
 	for _, d := range shape {
 		if d < 0 || d > 1<<24 {
-			return nil, 0, fmt.Errorf("shape %s: dimensions must be 0..%d", tensor.ShapeString(shape), 1<<24)
+			return nil, 0, invalid("shape %s: dimensions must be 0..%d", tensor.ShapeString(shape), 1<<24)
 		}
-	}
-	if tensor.NumElements(shape) != len(vals) {
-		return nil, 0, fmt.Errorf("shape %s holds %d values, data has %d", tensor.ShapeString(shape), tensor.NumElements(shape), len(vals))
 	}
 	batch := 1
-	inst := info.Shape
 	if batched {
-		inst = info.Shape[1:]
+		inst := info.Shape[1:]
 		if len(shape) != len(info.Shape) || !tensor.SameShape(shape[1:], inst) {
-			return nil, 0, fmt.Errorf("expected shape [N,%s, given %s", strings.TrimPrefix(tensor.ShapeString(inst), "["), tensor.ShapeString(shape))
+			return nil, 0, invalid("expected shape [N,%s, given %s", strings.TrimPrefix(tensor.ShapeString(inst), "["), tensor.ShapeString(shape))
 		}
 		batch = shape[0]
-		if batch < 1 || batch > len(vals) {
-			return nil, 0, fmt.Errorf("batch %d: want at least 1", batch)
+		if batch < 1 {
+			return nil, 0, invalid("batch %d: want at least 1", batch)
+		}
+		if batch > maxBatch {
+			return nil, 0, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("input %q: batch %d, at most %d (max_batch_instances)", info.Name, batch, maxBatch))
 		}
 	} else if !tensor.SameShape(shape, info.Shape) {
-		return nil, 0, fmt.Errorf("expected shape %s, given %s", tensor.ShapeString(info.Shape), tensor.ShapeString(shape))
+		return nil, 0, invalid("expected shape %s, given %s", tensor.ShapeString(info.Shape), tensor.ShapeString(shape))
+	}
+	n := tensor.NumElements(shape)
+	if len(raw) == 0 {
+		return nil, 0, invalid(`"data" is missing`)
+	}
+	vals, _, err := serving.ParseNumbers(raw, n)
+	if err != nil {
+		return nil, 0, invalid("data: %v", err)
+	}
+	if len(vals) != n {
+		return nil, 0, invalid("shape %s holds %d values, data has %d", tensor.ShapeString(shape), n, len(vals))
 	}
 	native := v2Datatype(info.Type)
 	switch {
 	case datatype == native:
+		if err := checkRaw(info.Type, vals); err != nil {
+			return nil, 0, badRequest("input %q: datatype %s: %v", info.Name, datatype, err)
+		}
 		t := &tensor.Tensor{Type: info.Type, Shape: []int{len(vals)}}
 		t.Data = make([]byte, t.ByteSize())
 		if err := t.SetReal(vals); err != nil { // unquantized: stores the values
-			return nil, 0, err
+			return nil, 0, invalid("%v", err)
 		}
 		return t.Data, batch, nil
 	case datatype == "FP32" || datatype == "FP64":
 		info2 := info
 		info2.Shape = []int{len(vals)}
 		b, err := serving.Quantize(info2, vals)
-		return b, batch, err
+		if err != nil {
+			return nil, 0, invalid("%v", err)
+		}
+		return b, batch, nil
 	}
-	return nil, 0, fmt.Errorf("datatype %s: expected %s (raw values) or FP32 (real values)", datatype, native)
+	return nil, 0, invalid("datatype %s: expected %s (raw values) or FP32 (real values)", datatype, native)
 }
 
-func flattenAny(v any) ([]float64, []int, error) {
-	switch x := v.(type) {
-	case float64:
-		return []float64{x}, nil, nil
-	case bool:
-		if x {
-			return []float64{1}, nil, nil
-		}
-		return []float64{0}, nil, nil
-	case []any:
-		var out []float64
-		for _, e := range x {
-			vals, _, err := flattenAny(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			out = append(out, vals...)
-		}
-		return out, []int{len(out)}, nil
+// checkRaw verifies that raw values fit an integer type exactly: no
+// silent clamping or rounding.
+func checkRaw(t tensor.DType, vals []float64) error {
+	var lo, hi float64
+	switch t {
+	case tensor.Uint8:
+		lo, hi = 0, math.MaxUint8
+	case tensor.Int8:
+		lo, hi = math.MinInt8, math.MaxInt8
+	case tensor.Int16:
+		lo, hi = math.MinInt16, math.MaxInt16
+	case tensor.Uint16:
+		lo, hi = 0, math.MaxUint16
+	case tensor.Int32:
+		lo, hi = math.MinInt32, math.MaxInt32
+	case tensor.Uint32:
+		lo, hi = 0, math.MaxUint32
+	case tensor.Int64:
+		lo, hi = -(1 << 53), 1<<53 // exact in a JSON number (float64)
+	case tensor.Uint64:
+		lo, hi = 0, 1<<53
+	case tensor.Bool:
+		lo, hi = 0, 1
+	default:
+		return nil
 	}
-	return nil, nil, fmt.Errorf("data must be numbers or nested arrays of numbers, given %T", v)
+	for i, v := range vals {
+		if v < lo || v > hi || v != math.Trunc(v) {
+			return fmt.Errorf("data[%d] = %v: %s takes integers %v..%v", i, v, v2Datatype(t), lo, hi)
+		}
+	}
+	return nil
+}
+
+func hasTensor(infos []tensor.Info, name string) bool {
+	for _, t := range infos {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func tensorNames(infos []tensor.Info) string {
+	if len(infos) == 0 {
+		return "none"
+	}
+	var s []string
+	for _, t := range infos {
+		s = append(s, strconv.Quote(t.Name))
+	}
+	return strings.Join(s, ", ")
 }

@@ -44,6 +44,13 @@ type Session interface {
 	Close() error
 }
 
+// MemoryReporter is implemented by sessions that know how many bytes their
+// interpreter holds (tensor arena); the serving pool uses it for its memory
+// budget and estimates sessions that do not implement it.
+type MemoryReporter interface {
+	MemoryBytes() int64
+}
+
 // Tensor is an output tensor: its description (with the shape it had for
 // this run) and a copy of its bytes.
 type Tensor struct {

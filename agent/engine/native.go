@@ -96,4 +96,7 @@ func (s *nativeSession) Run(ctx context.Context, batch int, inputs [][]byte) ([]
 	return out, nil
 }
 
-func (s *nativeSession) Close() error { return nil }
+func (s *nativeSession) Close() error { return s.ip.Close() }
+
+// MemoryBytes implements MemoryReporter: the interpreter's tensor arena.
+func (s *nativeSession) MemoryBytes() int64 { return int64(s.ip.ArenaBytes()) }

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/edgefleet/edgefleet/inference"
@@ -172,15 +174,11 @@ func decodeValue(raw json.RawMessage, info tensor.Info, meta *inference.TensorMe
 		}
 		return nil, fmt.Errorf("input %q: object needs \"b64\" or \"image_b64\"", info.Name)
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	want := tensor.NumElements(info.Shape)
+	vals, shape, err := ParseNumbers(raw, want)
+	if err != nil {
 		return nil, fmt.Errorf("input %q: expected nested numeric arrays of shape %s: %v", info.Name, tensor.ShapeString(info.Shape), err)
 	}
-	vals, shape, err := flatten(v)
-	if err != nil {
-		return nil, fmt.Errorf("input %q: %v", info.Name, err)
-	}
-	want := tensor.NumElements(info.Shape)
 	if !tensor.SameShape(shape, info.Shape) && !(len(shape) == 1 && shape[0] == want) {
 		return nil, fmt.Errorf("input %q: expected shape %s (%d values of %s), given shape %s", info.Name, tensor.ShapeString(info.Shape), want, info.Type, tensor.ShapeString(shape))
 	}
@@ -199,37 +197,6 @@ func Quantize(info tensor.Info, vals []float64) ([]byte, error) {
 		return nil, err
 	}
 	return t.Data, nil
-}
-
-// flatten walks nested arrays of numbers and returns the values and the
-// shape; ragged arrays and non-numbers are errors.
-func flatten(v any) ([]float64, []int, error) {
-	switch x := v.(type) {
-	case float64:
-		return []float64{x}, nil, nil
-	case bool:
-		if x {
-			return []float64{1}, nil, nil
-		}
-		return []float64{0}, nil, nil
-	case []any:
-		var vals []float64
-		var inner []int
-		for i, e := range x {
-			ev, es, err := flatten(e)
-			if err != nil {
-				return nil, nil, err
-			}
-			if i == 0 {
-				inner = es
-			} else if !tensor.SameShape(es, inner) {
-				return nil, nil, fmt.Errorf("ragged array: element %d has shape %s, element 0 has %s", i, tensor.ShapeString(es), tensor.ShapeString(inner))
-			}
-			vals = append(vals, ev...)
-		}
-		return vals, append([]int{len(x)}, inner...), nil
-	}
-	return nil, nil, fmt.Errorf("expected numbers or arrays, given %T", v)
 }
 
 // Real dequantizes an output tensor's bytes.
@@ -270,8 +237,10 @@ type TopK struct {
 
 // Prediction is one instance's formatted prediction.
 type Prediction struct {
-	// Value is nested arrays of real values (one output) or an object
-	// keyed by output name (several outputs).
+	// Value is the JSON of the prediction (a json.RawMessage): nested
+	// arrays of real values (one output) or an object keyed by output name
+	// (several outputs). Non-finite values are the strings "NaN",
+	// "Infinity" and "-Infinity" (see AppendFloat).
 	Value any
 	// TopK lists the best classes when the first output has labels.
 	TopK []TopK
@@ -281,11 +250,27 @@ type Prediction struct {
 	Score float64
 }
 
+// MarshalJSON encodes a TopK entry; a non-finite score is written as a
+// string (see AppendFloat) instead of failing the whole response.
+func (t TopK) MarshalJSON() ([]byte, error) {
+	b := append([]byte(`{"index":`), strconv.Itoa(t.Index)...)
+	if t.Label != "" {
+		l, _ := json.Marshal(t.Label)
+		b = append(append(b, `,"label":`...), l...)
+	}
+	b = append(b, `,"score":`...)
+	b = AppendFloat(b, t.Score)
+	return append(b, '}'), nil
+}
+
 // Format dequantizes and shapes one instance's outputs; k is the number of
 // top classes to report when the model has labels.
 func Format(l *Loaded, r Result, k int) (Prediction, error) {
 	p := Prediction{Class: -1}
-	obj := map[string]any{}
+	var obj map[string][]byte
+	if len(r) > 1 {
+		obj = make(map[string][]byte, len(r))
+	}
 	for i, o := range r {
 		vals, err := Real(o.Info, o.Data)
 		if err != nil {
@@ -295,7 +280,7 @@ func Format(l *Loaded, r Result, k int) (Prediction, error) {
 			if len(vals) >= 2 && (len(o.Info.Shape) == 1) {
 				best := 0
 				for j, v := range vals {
-					if v > vals[best] {
+					if v > vals[best] || math.IsNaN(vals[best]) && !math.IsNaN(v) {
 						best = j
 					}
 				}
@@ -309,15 +294,15 @@ func Format(l *Loaded, r Result, k int) (Prediction, error) {
 				}
 			}
 		}
-		nested := Nest(vals, o.Info.Shape)
+		nested := AppendNested(make([]byte, 0, 8+12*len(vals)), vals, o.Info.Shape)
 		if len(r) == 1 {
-			p.Value = nested
+			p.Value = json.RawMessage(nested)
 		} else {
 			obj[o.Info.Name] = nested
 		}
 	}
 	if len(r) > 1 {
-		p.Value = obj
+		p.Value = json.RawMessage(appendObject(nil, obj))
 	}
 	return p, nil
 }
@@ -327,7 +312,10 @@ func topK(vals []float64, labels []string, k int) []TopK {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return vals[idx[a]] > vals[idx[b]] })
+	sort.SliceStable(idx, func(a, b int) bool { // NaN ranks last
+		x, y := vals[idx[a]], vals[idx[b]]
+		return x > y || math.IsNaN(y) && !math.IsNaN(x)
+	})
 	k = min(k, len(idx))
 	out := make([]TopK, k)
 	for i := 0; i < k; i++ {

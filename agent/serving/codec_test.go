@@ -3,6 +3,7 @@ package serving
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -99,8 +100,8 @@ func TestConvertBetweenInputTypes(t *testing.T) {
 func TestQueueFullAndClose(t *testing.T) {
 	l := loadModel(t, "iris.tflite", Limits{Pool: 1, Queue: 2})
 	row := make([]byte, 16)
-	if _, err := l.Run(context.Background(), []Instance{{row}, {row}, {row}}); err != ErrQueueFull {
-		t.Fatalf("3 instances in a queue of 2: %v", err)
+	if _, err := l.Run(context.Background(), []Instance{{row}, {row}, {row}}); !errors.Is(err, ErrBatchTooLarge) || !strings.Contains(err.Error(), "at most 2") {
+		t.Fatalf("3 instances in a queue of 2: %v, want ErrBatchTooLarge with the limit", err)
 	}
 	if res, err := l.Run(context.Background(), []Instance{{row}, {row}}); err != nil || len(res) != 2 {
 		t.Fatalf("2 instances: %v", err)

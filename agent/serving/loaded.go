@@ -40,25 +40,95 @@ type Result []engine.Tensor
 type Limits struct {
 	// Threads is the number of goroutines each interpreter may use.
 	Threads int
-	// Pool is the number of interpreters (concurrent invocations).
-	Pool int
+	// Pool is the largest number of interpreters (concurrent invocations)
+	// of one version; MinPool the smallest (default 1). The pool grows
+	// while instances wait and no interpreter is free, within the
+	// manager's memory budget, and an interpreter idle for ShrinkAfter
+	// (default 30 s) beyond MinPool is released.
+	Pool, MinPool int
+	ShrinkAfter   time.Duration
 	// MaxBatch is the largest micro-batch (1 disables batching).
 	MaxBatch int
 	// MaxDelay is how long a worker waits for more instances to fill a
 	// batch once it holds one.
 	MaxDelay time.Duration
-	// Queue bounds the instances waiting for an interpreter.
+	// Queue is the hard bound of instances waiting for an interpreter
+	// (default 1024).
 	Queue int
+	// LatencyBudget, when positive, lowers the queue bound to what the
+	// pool can run within it at the measured per-instance latency: a
+	// request beyond gets ErrQueueFull (429, Retry-After) instead of
+	// waiting longer (default 0: only Queue).
+	LatencyBudget time.Duration
+	// ProbeTimeout bounds each invocation made while loading (latency and
+	// batching probes; default 10 s): a model that does not finish is
+	// loaded without batching and its requests are cut by their deadline.
+	ProbeTimeout time.Duration
 }
+
+// DefaultProbeTimeout is Limits.ProbeTimeout's default.
+const DefaultProbeTimeout = 10 * time.Second
 
 func (l Limits) withDefaults() Limits {
 	l.Threads = max(1, l.Threads)
 	l.Pool = max(1, l.Pool)
+	l.MinPool = min(l.Pool, max(1, l.MinPool))
 	l.MaxBatch = max(1, l.MaxBatch)
 	if l.Queue <= 0 {
 		l.Queue = 1024
 	}
+	if l.ShrinkAfter <= 0 {
+		l.ShrinkAfter = 30 * time.Second
+	}
+	if l.ProbeTimeout <= 0 {
+		l.ProbeTimeout = DefaultProbeTimeout
+	}
 	return l
+}
+
+// ErrBatchTooLarge is returned for a request with more instances than the
+// queue can ever hold (HTTP 413): retrying cannot help, splitting can.
+var ErrBatchTooLarge = errors.New("batch larger than the queue")
+
+// OverloadError is ErrQueueFull with the queue's state and the estimated
+// wait until it has room.
+type OverloadError struct {
+	Waiting, Bound int
+	Wait           time.Duration
+}
+
+// Error implements error.
+func (e *OverloadError) Error() string {
+	return fmt.Sprintf("%s: %d instances waiting, bound %d (about %s of work)", ErrQueueFull, e.Waiting, e.Bound, e.Wait.Round(time.Millisecond))
+}
+
+// Unwrap makes errors.Is(err, ErrQueueFull) true.
+func (e *OverloadError) Unwrap() error { return ErrQueueFull }
+
+// RetryAfter is how long a client should wait before retrying.
+func (e *OverloadError) RetryAfter() time.Duration { return e.Wait }
+
+// memBudget bounds the memory of all interpreters of a manager.
+type memBudget struct {
+	limit int64 // 0: unlimited
+	used  atomic.Int64
+}
+
+func (b *memBudget) take(n int64) bool {
+	if b == nil {
+		return true
+	}
+	if v := b.used.Add(n); b.limit > 0 && v > b.limit {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *memBudget) give(n int64) {
+	if b != nil {
+		b.used.Add(-n)
+	}
 }
 
 type job struct {
@@ -97,6 +167,15 @@ type Loaded struct {
 	closed   atomic.Bool
 	// Batches counts invocations and BatchedRows the rows they ran.
 	batches, batchedRows atomic.Int64
+
+	// workers is the number of interpreters running, idle those waiting
+	// for work; growing is set while one is being added.
+	workers, idle atomic.Int32
+	growing       atomic.Bool
+	sessionBytes  int64
+	mem           *memBudget
+	// lastUsed is the UnixNano of the last request (idle unloading).
+	lastUsed atomic.Int64
 }
 
 // hasBatchDim reports whether every input and output has a leading
@@ -112,37 +191,118 @@ func hasBatchDim(in, out []tensor.Info) bool {
 	return len(in) > 0
 }
 
-// load prepares a version: it creates limits.Pool sessions, probes
-// batching and starts the workers.
+// load prepares a version: it creates limits.MinPool sessions, measures
+// the latency of one invocation, probes batching and starts the workers.
+// Probes are bounded by limits.ProbeTimeout and by ctx.
 func load(ctx context.Context, b engine.Backend, id, version, sha string, data []byte, limits Limits, log *slog.Logger) (*Loaded, error) {
+	return loadWithBudget(ctx, b, id, version, sha, data, limits, nil, log)
+}
+
+func loadWithBudget(ctx context.Context, b engine.Backend, id, version, sha string, data []byte, limits Limits, mem *memBudget, log *slog.Logger) (*Loaded, error) {
 	limits = limits.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	m, err := b.Load(ctx, data)
 	if err != nil {
 		return nil, fmt.Errorf("load %s@%s: %w", id, version, err)
 	}
 	l := &Loaded{ID: id, Version: version, SHA256: sha, model: m, inputs: m.Inputs(), outputs: m.Outputs(), limits: limits, log: log,
-		queue: make(chan *job, limits.Queue), stop: make(chan struct{})}
+		queue: make(chan *job, limits.Queue), stop: make(chan struct{}), mem: mem}
 	l.hasBatch = hasBatchDim(l.inputs, l.outputs)
+	l.lastUsed.Store(time.Now().UnixNano())
 	var sessions []engine.Session
-	for i := 0; i < limits.Pool; i++ {
+	fail := func(err error) (*Loaded, error) {
+		for _, s := range sessions {
+			s.Close()
+		}
+		mem.give(l.sessionBytes * int64(len(sessions)))
+		m.Close()
+		return nil, fmt.Errorf("load %s@%s: %w", id, version, err)
+	}
+	s, err := m.NewSession(ctx, limits.Threads)
+	if err != nil {
+		return fail(err)
+	}
+	sessions = append(sessions, s)
+	pctx, cancel := context.WithTimeout(ctx, limits.ProbeTimeout)
+	defer cancel()
+	if d, err := l.probeLatency(pctx, s); err != nil {
+		log.Warn("probe invocation failed: the model is served, its requests are bounded by their deadline", "model", id, "version", version, "timeout", limits.ProbeTimeout, "err", err)
+	} else {
+		l.rowNanos.Store(max(1, int64(d)))
+		if l.hasBatch && limits.MaxBatch > 1 {
+			l.Batchable = l.probeBatch(pctx, s)
+		}
+	}
+	l.sessionBytes = sessionBytes(s, l.inputs, l.outputs)
+	if !mem.take(l.sessionBytes) {
+		return fail(fmt.Errorf("interpreter memory budget exhausted (%d of %d bytes used, one interpreter needs %d)", mem.used.Load(), mem.limit, l.sessionBytes))
+	}
+	for len(sessions) < limits.MinPool && mem.take(l.sessionBytes) {
 		s, err := m.NewSession(ctx, limits.Threads)
 		if err != nil {
-			for _, s := range sessions {
-				s.Close()
-			}
-			m.Close()
-			return nil, fmt.Errorf("load %s@%s: %w", id, version, err)
+			mem.give(l.sessionBytes)
+			return fail(err)
 		}
 		sessions = append(sessions, s)
 	}
-	if l.hasBatch && limits.MaxBatch > 1 {
-		l.Batchable = l.probeBatch(ctx, sessions[0])
-	}
 	for _, s := range sessions {
-		l.wg.Add(1)
-		go l.worker(s)
+		l.startWorker(s)
 	}
 	return l, nil
+}
+
+// sessionBytes is the memory of one interpreter: what it reports, at least
+// its inputs and outputs.
+func sessionBytes(s engine.Session, in, out []tensor.Info) int64 {
+	var n int64
+	for _, set := range [][]tensor.Info{in, out} {
+		for _, t := range set {
+			n += int64(tensor.NumElements(t.Shape) * max(1, t.Type.Size()))
+		}
+	}
+	if r, ok := s.(engine.MemoryReporter); ok {
+		n = max(n, r.MemoryBytes())
+	}
+	return n
+}
+
+// zeroRow is one instance of zeros (or, with rng, random values in [0,1)).
+func (l *Loaded) row(rng *rand.Rand) (Instance, error) {
+	var in Instance
+	for _, info := range l.InstanceInputs() {
+		t := &tensor.Tensor{Type: info.Type, Shape: info.Shape, Quant: info.Quant}
+		t.Data = make([]byte, t.ByteSize())
+		if rng != nil && t.Type.Size() > 0 {
+			vals := make([]float64, t.NumElements())
+			for i := range vals {
+				vals[i] = rng.Float64()
+			}
+			if err := t.SetReal(vals); err != nil {
+				return nil, err
+			}
+		}
+		in = append(in, t.Data)
+	}
+	return in, nil
+}
+
+// probeLatency times one invocation of a zero instance (its batch size 1).
+func (l *Loaded) probeLatency(ctx context.Context, s engine.Session) (time.Duration, error) {
+	in, err := l.row(nil)
+	if err != nil {
+		return 0, err
+	}
+	batch := 0
+	if l.hasBatch {
+		batch = 1
+	}
+	t0 := time.Now()
+	if _, err := s.Run(ctx, batch, in); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
 }
 
 // probeBatch runs two different rows as a batch of 2 and one by one; the
@@ -151,18 +311,11 @@ func (l *Loaded) probeBatch(ctx context.Context, s engine.Session) bool {
 	rng := rand.New(rand.NewPCG(7, 9))
 	rows := make([]Instance, 2)
 	for r := range rows {
-		for _, in := range l.inputs {
-			t := &tensor.Tensor{Type: in.Type, Shape: in.Shape[1:], Quant: in.Quant}
-			t.Data = make([]byte, t.ByteSize())
-			vals := make([]float64, t.NumElements())
-			for i := range vals {
-				vals[i] = rng.Float64()
-			}
-			if err := t.SetReal(vals); err != nil {
-				return false
-			}
-			rows[r] = append(rows[r], t.Data)
+		in, err := l.row(rng)
+		if err != nil {
+			return false
 		}
+		rows[r] = in
 	}
 	defer s.Run(ctx, 1, rows[0]) // leave the session at batch 1
 	var single []Result
@@ -238,21 +391,88 @@ func splitRows(out []engine.Tensor, n int) []Result {
 	return res
 }
 
+// startWorker runs a worker on session s.
+func (l *Loaded) startWorker(s engine.Session) {
+	l.workers.Add(1)
+	l.wg.Add(1)
+	go l.worker(s)
+}
+
+// grow adds an interpreter when instances wait and none is idle, the pool
+// is below its maximum and the memory budget allows; one at a time.
+func (l *Loaded) grow() {
+	if l.closed.Load() || int(l.workers.Load()) >= l.limits.Pool || int64(l.idle.Load()) >= l.pending.Load() {
+		return
+	}
+	if !l.growing.CompareAndSwap(false, true) {
+		return
+	}
+	if !l.mem.take(l.sessionBytes) {
+		l.growing.Store(false)
+		return
+	}
+	go func() {
+		defer l.growing.Store(false)
+		s, err := l.model.NewSession(context.Background(), l.limits.Threads)
+		if err != nil {
+			l.mem.give(l.sessionBytes)
+			l.log.Warn("grow interpreter pool", "model", l.ID, "version", l.Version, "err", err)
+			return
+		}
+		select {
+		case <-l.stop:
+			s.Close()
+			l.mem.give(l.sessionBytes)
+			return
+		default:
+		}
+		l.startWorker(s)
+	}()
+}
+
+// shrink reports whether an idle worker may exit (the pool stays at least
+// MinPool); it counts the exit.
+func (l *Loaded) shrink() bool {
+	for {
+		w := l.workers.Load()
+		if int(w) <= l.limits.MinPool {
+			return false
+		}
+		if l.workers.CompareAndSwap(w, w-1) {
+			return true
+		}
+	}
+}
+
 func (l *Loaded) worker(s engine.Session) {
 	defer l.wg.Done()
+	defer l.mem.give(l.sessionBytes)
 	defer s.Close()
 	maxBatch := 1
 	if l.Batchable {
 		maxBatch = l.limits.MaxBatch
 	}
 	batch := make([]*job, 0, maxBatch)
+	idle := time.NewTimer(l.limits.ShrinkAfter)
+	defer idle.Stop()
 	for {
 		batch = batch[:0]
+		l.idle.Add(1)
+		idle.Reset(l.limits.ShrinkAfter)
 		select {
 		case <-l.stop:
+			l.idle.Add(-1)
+			l.workers.Add(-1)
 			l.drain(nil)
 			return
+		case <-idle.C:
+			l.idle.Add(-1)
+			if l.shrink() {
+				return
+			}
+			continue
 		case j := <-l.queue:
+			l.idle.Add(-1)
 			batch = append(batch, j)
 		}
 		if maxBatch > 1 {
@@ -315,7 +535,11 @@ func (l *Loaded) fill(batch []*job, maxN int) []*job {
 func (l *Loaded) run(s engine.Session, jobs []*job) {
 	ctx := jobs[0].ctx
 	if len(jobs) > 1 {
-		ctx = context.WithoutCancel(ctx) // one canceled caller must not fail the others
+		// One canceled caller must not fail the others: the batch is
+		// canceled when every caller is.
+		var stop func()
+		ctx, stop = allCanceled(jobs)
+		defer stop()
 	}
 	batch := 0
 	if l.hasBatch {
@@ -371,22 +595,69 @@ func (l *Loaded) drain(err error) {
 	}
 }
 
-// Run predicts instances (in order) through the pool. It fails with
-// ErrQueueFull, without running anything, when the queue cannot take all
-// of them.
+// allCanceled returns a context canceled once every job's context is.
+func allCanceled(jobs []*job) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(jobs[0].ctx))
+	var left atomic.Int32
+	left.Store(int32(len(jobs)))
+	stops := make([]func() bool, len(jobs))
+	for i, j := range jobs {
+		stops[i] = context.AfterFunc(j.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, s := range stops {
+			s()
+		}
+		cancel()
+	}
+}
+
+// QueueBound is the number of instances the queue takes now: Limits.Queue,
+// lowered with a LatencyBudget to what the full pool runs within it at the
+// measured per-instance latency (at least Pool).
+func (l *Loaded) QueueBound() int {
+	q := l.limits.Queue
+	row := l.rowNanos.Load()
+	if l.limits.LatencyBudget <= 0 || row <= 0 {
+		return q
+	}
+	n := int64(l.limits.LatencyBudget) * int64(l.limits.Pool) / row
+	return int(max(int64(min(l.limits.Pool, q)), min(int64(q), n)))
+}
+
+// wait estimates how long the queued instances take to run.
+func (l *Loaded) wait(queued int64) time.Duration {
+	return time.Duration(queued * l.rowNanos.Load() / int64(max(1, l.workers.Load())))
+}
+
+// Run predicts instances (in order) through the pool. It fails without
+// running anything with ErrBatchTooLarge when they are more than the queue
+// bound, and with an *OverloadError (ErrQueueFull) when the queue cannot
+// take them now. It returns when ctx ends (the instances not yet run are
+// skipped, a running invocation is canceled).
 func (l *Loaded) Run(ctx context.Context, instances []Instance) ([]Result, error) {
 	if l.closed.Load() {
 		return nil, ErrStopped
 	}
+	l.lastUsed.Store(time.Now().UnixNano())
 	for i, in := range instances {
 		if err := l.checkInstance(in); err != nil {
 			return nil, fmt.Errorf("instance %d: %w", i, err)
 		}
 	}
 	n := int64(len(instances))
-	if l.pending.Add(n) > int64(l.limits.Queue) {
+	bound := int64(l.QueueBound())
+	if n > bound {
+		return nil, fmt.Errorf("%w: %d instances, the queue of %s@%s takes at most %d (per-instance latency %s, latency budget %s): send at most %d per request",
+			ErrBatchTooLarge, n, l.ID, l.Version, bound, time.Duration(l.rowNanos.Load()).Round(time.Microsecond), l.limits.LatencyBudget, bound)
+	}
+	if p := l.pending.Add(n); p > bound {
 		l.pending.Add(-n)
-		return nil, ErrQueueFull
+		return nil, &OverloadError{Waiting: int(p - n), Bound: int(bound), Wait: l.wait(p)}
 	}
 	l.inflight.Add(n)
 	defer l.inflight.Add(-n)
@@ -395,12 +666,15 @@ func (l *Loaded) Run(ctx context.Context, instances []Instance) ([]Result, error
 		jobs[i] = &job{ctx: ctx, in: in, done: make(chan jobResult, 1)}
 		l.queue <- jobs[i] // capacity == Queue >= pending, never blocks
 	}
+	l.grow()
 	out := make([]Result, len(instances))
 	var firstErr error
 	for i, j := range jobs {
 		var r jobResult
 		select {
 		case r = <-j.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("instance %d: %w", i, ctx.Err())
 		case <-l.stop:
 			select {
 			case r = <-j.done:
@@ -463,6 +737,16 @@ func (l *Loaded) HasBatchDim() bool { return l.hasBatch }
 
 // Metadata returns the model's TFLite metadata, or nil.
 func (l *Loaded) Metadata() *inference.Metadata { return l.model.Metadata() }
+
+// Interpreters returns the number of interpreters running and the memory
+// they hold.
+func (l *Loaded) Interpreters() (int, int64) {
+	w := int64(l.workers.Load())
+	return int(w), w * l.sessionBytes
+}
+
+// LastUsed is when the version last served a request (or was loaded).
+func (l *Loaded) LastUsed() time.Time { return time.Unix(0, l.lastUsed.Load()) }
 
 // QueueLen returns the number of instances waiting.
 func (l *Loaded) QueueLen() int { return int(l.pending.Load()) }

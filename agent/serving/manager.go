@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
@@ -39,7 +41,19 @@ type Config struct {
 	// UnloadDelay is how long a replaced version stays loaded for requests
 	// in flight (default 10 s).
 	UnloadDelay time.Duration
+	// MemoryBudget bounds the memory of all interpreters (tensor arenas);
+	// pools do not grow beyond it and a version that does not fit fails to
+	// load (0: unbounded).
+	MemoryBudget int64
+	// IdleUnload unloads a version that served no request for that long;
+	// it is loaded again on demand (0: never).
+	IdleUnload time.Duration
 }
+
+// ErrModelUnavailable is wrapped by Get errors for a version that failed
+// to load (HTTP 503 with the reason). The failure is remembered: the file
+// is not parsed again until the model's versions change.
+var ErrModelUnavailable = errors.New("model unavailable")
 
 // Route is the traffic policy of one model: a shadow version and an A/B
 // candidate with its percentage.
@@ -62,7 +76,13 @@ type Manager struct {
 	mu      sync.Mutex
 	loaded  map[string]*Loaded
 	loading map[string]*loadCall
+	failed  map[string]error
 	routes  map[string]Route
+	mem     *memBudget
+	ctx     context.Context
+	cancel  context.CancelFunc
+	// loads counts backend loads (tests: a failed model is parsed once).
+	loads atomic.Int64
 
 	shadowQ       chan shadowJob
 	shadowDropped uint64
@@ -95,13 +115,22 @@ func NewManager(b engine.Backend, store *modelstore.Store, coll *telemetry.Colle
 		cfg.UnloadDelay = 10 * time.Second
 	}
 	m := &Manager{backend: b, store: store, coll: coll, cfg: cfg, log: log,
-		loaded: map[string]*Loaded{}, loading: map[string]*loadCall{}, routes: map[string]Route{},
+		loaded: map[string]*Loaded{}, loading: map[string]*loadCall{}, failed: map[string]error{}, routes: map[string]Route{},
+		mem:     &memBudget{limit: cfg.MemoryBudget},
 		shadowQ: make(chan shadowJob, cfg.ShadowQueue), stop: make(chan struct{})}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if cfg.CacheEntries > 0 {
 		m.cache = NewCache(cfg.CacheEntries, cfg.CacheTTL, nil)
 	}
+	if coll != nil {
+		coll.TrackMemory(func() (int64, int64) { return m.mem.used.Load(), m.mem.limit })
+	}
 	m.wg.Add(1)
 	go m.shadowWorker()
+	if cfg.IdleUnload > 0 {
+		m.wg.Add(1)
+		go m.unloadIdle()
+	}
 	store.OnChange(m.changed)
 	return m
 }
@@ -139,9 +168,17 @@ func (m *Manager) Get(ctx context.Context, id, version string) (*Loaded, error) 
 		m.mu.Unlock()
 		return l, nil
 	}
+	if err := m.failed[k]; err != nil {
+		m.mu.Unlock()
+		return nil, err
+	}
 	if c := m.loading[k]; c != nil {
 		m.mu.Unlock()
-		<-c.done
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		return c.l, c.err
 	}
 	c := &loadCall{done: make(chan struct{})}
@@ -155,7 +192,10 @@ func (m *Manager) Get(ctx context.Context, id, version string) (*Loaded, error) 
 		m.loaded[k] = c.l
 		if m.coll != nil {
 			m.coll.TrackQueue(id, version, c.l.QueueLen)
+			m.coll.TrackInterpreters(id, version, c.l.Interpreters)
 		}
+	} else if errors.Is(c.err, ErrModelUnavailable) {
+		m.failed[k] = c.err
 	}
 	m.mu.Unlock()
 	close(c.done)
@@ -177,12 +217,19 @@ func (m *Manager) load(ctx context.Context, id, version string) (*Loaded, error)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load %s@%s: %w", id, version, err)
+		return nil, fmt.Errorf("%w: %s@%s: %w", ErrModelUnavailable, id, version, err)
 	}
 	start := time.Now()
-	l, err := load(context.WithoutCancel(ctx), m.backend, id, version, v.SHA256, data, m.cfg.Limits, m.log)
+	m.loads.Add(1)
+	// A load is shared by every caller waiting for it: it is not canceled
+	// with the first caller, only when the manager closes; its probes are
+	// bounded by Limits.ProbeTimeout.
+	l, err := loadWithBudget(m.ctx, m.backend, id, version, v.SHA256, data, m.cfg.Limits, m.mem, m.log)
 	if err != nil {
-		return nil, err
+		if m.ctx.Err() != nil {
+			return nil, fmt.Errorf("load %s@%s: %w", id, version, ErrStopped)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrModelUnavailable, err)
 	}
 	m.log.Info("model loaded", "model", id, "version", version, "backend", m.backend.Name(), "batchable", l.Batchable,
 		"pool", l.limits.Pool, "elapsed", time.Since(start).Round(time.Millisecond))
@@ -194,6 +241,11 @@ func (m *Manager) load(ctx context.Context, id, version string) (*Loaded, error)
 func (m *Manager) changed(id string) {
 	active, _ := m.store.ActiveVersion(context.Background(), id)
 	m.mu.Lock()
+	for k := range m.failed {
+		if strings.HasPrefix(k, id+"@") {
+			delete(m.failed, k)
+		}
+	}
 	r := m.routes[id]
 	var drop []*Loaded
 	for k, l := range m.loaded {
@@ -205,12 +257,59 @@ func (m *Manager) changed(id string) {
 	}
 	m.mu.Unlock()
 	for _, l := range drop {
-		if m.coll != nil {
-			m.coll.TrackQueue(l.ID, l.Version, nil)
-		}
+		m.untrack(l, "replaced")
 		time.AfterFunc(m.cfg.UnloadDelay, func() { l.Close() })
 	}
 }
+
+func (m *Manager) untrack(l *Loaded, reason string) {
+	if m.coll != nil {
+		m.coll.TrackQueue(l.ID, l.Version, nil)
+		m.coll.TrackInterpreters(l.ID, l.Version, nil)
+		m.coll.Unloaded(l.ID, l.Version, reason)
+	}
+}
+
+// unloadIdle unloads versions idle for IdleUnload (checked every quarter
+// of it, at most every 30 s). A request racing with the unload gets
+// ErrStopped at worst; the next one loads the version again.
+func (m *Manager) unloadIdle() {
+	defer m.wg.Done()
+	t := time.NewTicker(min(30*time.Second, max(time.Millisecond, m.cfg.IdleUnload/4)))
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		var drop []*Loaded
+		m.mu.Lock()
+		for k, l := range m.loaded {
+			if time.Since(l.LastUsed()) >= m.cfg.IdleUnload && l.QueueLen() == 0 && l.inflight.Load() == 0 {
+				delete(m.loaded, k)
+				drop = append(drop, l)
+			}
+		}
+		m.mu.Unlock()
+		for _, l := range drop {
+			m.log.Info("model unloaded: idle", "model", l.ID, "version", l.Version, "idle_for", m.cfg.IdleUnload)
+			m.untrack(l, "idle")
+			l.Close()
+		}
+	}
+}
+
+// CountShed records a request refused to protect the agent (reason:
+// rate_limit, request_memory, queue_full, batch_too_large).
+func (m *Manager) CountShed(reason string) {
+	if m.coll != nil {
+		m.coll.Shed(reason)
+	}
+}
+
+// Loads returns how many times a model file was handed to the backend.
+func (m *Manager) Loads() int64 { return m.loads.Load() }
 
 // SetShadow makes version of model id run in shadow of the active version
 // ("" stops shadowing). The version must be installed and load.
@@ -327,6 +426,12 @@ func (m *Manager) Predict(ctx context.Context, l *Loaded, role wire.Role, instan
 		res, err := l.Run(ctx, missIn)
 		if err != nil {
 			m.Observe(l, role, time.Since(start), len(instances), ErrorCode(err))
+			switch {
+			case errors.Is(err, ErrQueueFull):
+				m.CountShed("queue_full")
+			case errors.Is(err, ErrBatchTooLarge):
+				m.CountShed("batch_too_large")
+			}
 			return nil, err
 		}
 		for j, i := range missIdx {
@@ -475,6 +580,10 @@ func ErrorCode(err error) string {
 		return "invalid_input"
 	case errors.Is(err, ErrQueueFull):
 		return "overloaded"
+	case errors.Is(err, ErrBatchTooLarge):
+		return "batch_too_large"
+	case errors.Is(err, ErrModelUnavailable):
+		return "model_unavailable"
 	case errors.Is(err, ErrModelNotFound):
 		return "model_not_found"
 	case errors.Is(err, ErrVersionNotFound):
@@ -496,6 +605,9 @@ type VersionStatus struct {
 	Version   string `json:"version"`
 	Batchable bool   `json:"batchable"`
 	Queue     int    `json:"queue"`
+	// QueueBound is the queue's current bound, Interpreters the pool size.
+	QueueBound   int `json:"queue_bound"`
+	Interpreters int `json:"interpreters"`
 }
 
 // ModelStatus describes one model for status and health reports.
@@ -518,7 +630,7 @@ func (m *Manager) Status(ctx context.Context) ([]ModelStatus, error) {
 		out[i] = ModelStatus{Model: md, Route: m.routes[md.ID]}
 		for _, l := range m.loaded {
 			if l.ID == md.ID {
-				out[i].Loaded = append(out[i].Loaded, VersionStatus{Version: l.Version, Batchable: l.Batchable, Queue: l.QueueLen()})
+				out[i].Loaded = append(out[i].Loaded, VersionStatus{Version: l.Version, Batchable: l.Batchable, Queue: l.QueueLen(), QueueBound: l.QueueBound(), Interpreters: int(l.workers.Load())})
 			}
 		}
 		sort.Slice(out[i].Loaded, func(a, b int) bool { return out[i].Loaded[a].Version < out[i].Loaded[b].Version })
@@ -548,6 +660,7 @@ func (m *Manager) WarmUp(ctx context.Context) error {
 
 // Close unloads every version.
 func (m *Manager) Close() error {
+	m.cancel()
 	close(m.stop)
 	m.wg.Wait()
 	m.mu.Lock()

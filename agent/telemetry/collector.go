@@ -76,10 +76,17 @@ type Collector struct {
 	shadow     *prometheus.CounterVec
 	shadowDiff *prometheus.GaugeVec
 	ringDrops  prometheus.GaugeFunc
+	interps    *prometheus.GaugeVec
+	interpMem  *prometheus.GaugeVec
+	unloads    *prometheus.CounterVec
+	shed       *prometheus.CounterVec
+	lost       prometheus.Counter
 
 	mu        sync.Mutex
 	windows   map[Key]*window
 	queueLen  map[Key]func() int
+	pools     map[Key]func() (int, int64)
+	memory    func() (used, limit int64)
 	lastFlush time.Time
 	lastCPU   float64
 	now       func() time.Time
@@ -112,6 +119,12 @@ func NewCollector(now func() time.Time) *Collector {
 		cache:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_cache_lookups_total", Help: "Prediction cache lookups by result (hit, miss)."}, []string{"model", "version", "result"}),
 		shadow:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_shadow_comparisons_total", Help: "Shadow comparisons by top-1 agreement."}, []string{"model", "version", "agree"}),
 		shadowDiff: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_shadow_max_abs_diff", Help: "Largest output difference between shadow and primary in the current period."}, []string{"model", "version"}),
+		interps:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_interpreters", Help: "Interpreters in the pool of a model version (auto-scaled between min and max)."}, []string{"model", "version"}),
+		interpMem:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_bytes", Help: "Memory held by the interpreters of a model version."}, []string{"model", "version"}),
+		unloads:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_model_unloads_total", Help: "Model versions unloaded, by reason (idle, replaced)."}, []string{"model", "version", "reason"}),
+		shed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_shed_requests_total", Help: "Requests refused to protect the agent, by reason (rate_limit, request_memory, queue_full, batch_too_large)."}, []string{"reason"}),
+		lost:       prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_agent_telemetry_lost_records_total", Help: "Telemetry records that could not be stored (also counted in the ring's dropped count)."}),
+		pools:      map[Key]func() (int, int64){},
 		windows:    map[Key]*window{},
 		queueLen:   map[Key]func() int{},
 		now:        now,
@@ -119,6 +132,17 @@ func NewCollector(now func() time.Time) *Collector {
 	c.lastFlush = now()
 	c.lastCPU = cpuSeconds()
 	reg.MustRegister(c.latency, c.requests, c.instances, c.errs, c.classes, c.confidence, c.featMean, c.featStd, c.queue, c.cache, c.shadow, c.shadowDiff,
+		c.interps, c.interpMem, c.unloads, c.shed, c.lost,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_budget_used_bytes", Help: "Memory held by all interpreters (against serving.memory_budget)."}, func() float64 {
+			c.mu.Lock()
+			fn := c.memory
+			c.mu.Unlock()
+			if fn == nil {
+				return 0
+			}
+			used, _ := fn()
+			return float64(used)
+		}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return c
 }
@@ -184,13 +208,16 @@ func (c *Collector) Request(k Key, d time.Duration, instances int, code string) 
 func (c *Collector) Prediction(k Key, class int, score float64) {
 	r := roleOf(k)
 	c.classes.WithLabelValues(k.Model, k.Version, r, strconv.Itoa(class)).Inc()
-	c.confidence.WithLabelValues(k.Model, k.Version, r).Observe(score)
-	b := int(score * 10)
-	b = max(0, min(9, b))
+	finite := !math.IsNaN(score) && !math.IsInf(score, 0)
+	if finite {
+		c.confidence.WithLabelValues(k.Model, k.Version, r).Observe(score)
+	}
 	c.mu.Lock()
 	w := c.win(k)
 	w.classes[class]++
-	w.confidence[b]++
+	if finite {
+		w.confidence[max(0, min(9, int(max(-1, min(10, score))*10)))]++
+	}
 	c.mu.Unlock()
 }
 
@@ -263,6 +290,37 @@ func (c *Collector) TrackQueue(model, version string, fn func() int) {
 	c.queueLen[k] = fn
 }
 
+// TrackInterpreters registers a function reporting the interpreters of a
+// model version and their memory; nil unregisters it.
+func (c *Collector) TrackInterpreters(model, version string, fn func() (int, int64)) {
+	k := Key{Model: model, Version: version}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fn == nil {
+		delete(c.pools, k)
+		c.interps.DeleteLabelValues(model, version)
+		c.interpMem.DeleteLabelValues(model, version)
+		return
+	}
+	c.pools[k] = fn
+}
+
+// TrackMemory registers the function reporting the interpreters' memory
+// and its budget.
+func (c *Collector) TrackMemory(fn func() (used, limit int64)) {
+	c.mu.Lock()
+	c.memory = fn
+	c.mu.Unlock()
+}
+
+// Unloaded counts a model version unloaded for reason.
+func (c *Collector) Unloaded(model, version, reason string) {
+	c.unloads.WithLabelValues(model, version, reason).Inc()
+}
+
+// Shed counts a request refused to protect the agent.
+func (c *Collector) Shed(reason string) { c.shed.WithLabelValues(reason).Inc() }
+
 // Describe refreshes the gauges computed on demand (queue length, feature
 // statistics); the HTTP /metrics handler calls it before each scrape.
 func (c *Collector) Describe() {
@@ -270,6 +328,11 @@ func (c *Collector) Describe() {
 	defer c.mu.Unlock()
 	for k, fn := range c.queueLen {
 		c.queue.WithLabelValues(k.Model, k.Version).Set(float64(fn()))
+	}
+	for k, fn := range c.pools {
+		n, mem := fn()
+		c.interps.WithLabelValues(k.Model, k.Version).Set(float64(n))
+		c.interpMem.WithLabelValues(k.Model, k.Version).Set(float64(mem))
 	}
 	for k, w := range c.windows {
 		mean, std := w.features()
@@ -389,27 +452,46 @@ func (c *Collector) Snapshot() []Record {
 	return recs
 }
 
-// Run appends a record batch to ring every interval until ctx ends, then
-// flushes once more.
-func (c *Collector) Run(ctx context.Context, ring *Ring, interval time.Duration, log *slog.Logger) {
+// Sink stores telemetry records: the Ring. CountLost is told about every
+// record that could not be stored, so that no loss is silent.
+type Sink interface {
+	Append(Record) (uint64, error)
+	CountLost(n uint64)
+}
+
+// Run appends a record batch to sink every interval until ctx ends, then
+// flushes once more. A record that cannot be stored (disk full, I/O error)
+// is counted as lost in the sink's dropped count and in
+// edge_agent_telemetry_lost_records_total.
+func (c *Collector) Run(ctx context.Context, sink Sink, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	flush := func() {
-		for _, r := range c.Flush() {
-			if _, err := ring.Append(r); err != nil {
-				log.Error("telemetry: append record", "err", err)
-			}
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
-			flush()
+			c.FlushTo(sink, log)
 			return
 		case <-t.C:
-			flush()
+			c.FlushTo(sink, log)
 		}
 	}
+}
+
+// FlushTo closes the current period and appends its records to sink,
+// counting those it fails to store; it returns how many were lost.
+func (c *Collector) FlushTo(sink Sink, log *slog.Logger) int {
+	lost := 0
+	for _, r := range c.Flush() {
+		if _, err := sink.Append(r); err != nil {
+			lost++
+			c.lost.Inc()
+			sink.CountLost(1)
+			if log != nil {
+				log.Error("telemetry: record lost (counted in dropped)", "model", r.ModelID, "version", r.Version, "err", err)
+			}
+		}
+	}
+	return lost
 }
 
 func cpuSeconds() float64 {

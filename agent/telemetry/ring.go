@@ -9,8 +9,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -61,6 +63,9 @@ type Record struct {
 	// resident set size when the record was taken.
 	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
 	RSSBytes   uint64  `json:"rss_bytes,omitempty"`
+	// NonFinite counts NaN and infinite values of the record replaced to
+	// make it encodable (NaN → 0, ±Inf → ±MaxFloat64).
+	NonFinite uint64 `json:"non_finite,omitempty"`
 }
 
 // Ring is a bounded, persistent FIFO of Records with strictly increasing
@@ -72,6 +77,42 @@ type Ring struct {
 	bound int
 	mu    sync.Mutex
 	wake  chan struct{}
+	// lost counts records that could not be stored and are not yet added
+	// to the persisted dropped count (the write that failed could not
+	// persist it either); the next successful Append does.
+	lost atomic.Uint64
+}
+
+// CountLost counts n records that could not be stored (Sink): they are
+// reported in Dropped at once and persisted with the next Append.
+func (r *Ring) CountLost(n uint64) { r.lost.Add(n) }
+
+// sanitize makes every float of rec finite so that the record always
+// encodes (JSON has no NaN or Infinity): NaN becomes 0 and ±Inf
+// ±math.MaxFloat64; NonFinite counts the replaced values.
+func sanitize(rec *Record) {
+	fix := func(v *float64) {
+		switch {
+		case math.IsNaN(*v):
+			*v = 0
+		case math.IsInf(*v, 1):
+			*v = math.MaxFloat64
+		case math.IsInf(*v, -1):
+			*v = -math.MaxFloat64
+		default:
+			return
+		}
+		rec.NonFinite++
+	}
+	for _, v := range []*float64{&rec.LatencyP50Ms, &rec.LatencyP95Ms, &rec.LatencyP99Ms, &rec.ThroughputPerSec, &rec.PeriodSec, &rec.ShadowMaxAbsDiff, &rec.CPUSeconds} {
+		fix(v)
+	}
+	for i := range rec.FeatureMean {
+		fix(&rec.FeatureMean[i])
+	}
+	for i := range rec.FeatureStd {
+		fix(&rec.FeatureStd[i])
+	}
 }
 
 // OpenRing opens (creating if needed) the ring in dataDir, holding at most
@@ -119,6 +160,8 @@ func key(seq uint64) []byte {
 // first and counted.
 func (r *Ring) Append(rec Record) (uint64, error) {
 	var seq uint64
+	sanitize(&rec)
+	lost := r.lost.Swap(0)
 	err := r.db.Update(func(tx *bolt.Tx) error {
 		meta, recs := tx.Bucket(bucketMeta), tx.Bucket(bucketRecords)
 		seq = u64(meta.Get(keyNextSeq))
@@ -137,6 +180,11 @@ func (r *Ring) Append(rec Record) (uint64, error) {
 			return err
 		}
 		count := u64(meta.Get(keyCount)) + 1
+		if lost > 0 {
+			if err := meta.Put(keyDropped, key(u64(meta.Get(keyDropped))+lost)); err != nil {
+				return err
+			}
+		}
 		if excess := int(count) - r.bound; excess > 0 {
 			dropped := u64(meta.Get(keyDropped))
 			c := recs.Cursor()
@@ -155,6 +203,7 @@ func (r *Ring) Append(rec Record) (uint64, error) {
 		return meta.Put(keyCount, key(count))
 	})
 	if err != nil {
+		r.lost.Add(lost)
 		return 0, fmt.Errorf("append telemetry record: %w", err)
 	}
 	r.mu.Lock()
@@ -229,7 +278,8 @@ type RingStats struct {
 	LastSeq  uint64 `json:"last_seq"`
 	// Acked is the highest acknowledged sequence number.
 	Acked uint64 `json:"acked"`
-	// Dropped counts records dropped because the ring was full, ever.
+	// Dropped counts records dropped because the ring was full or lost
+	// because they could not be stored, ever.
 	Dropped uint64 `json:"dropped"`
 	// Bound is the ring's capacity.
 	Bound int `json:"bound"`
@@ -240,7 +290,7 @@ func (r *Ring) Stats() (RingStats, error) {
 	st := RingStats{Bound: r.bound}
 	err := r.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
-		st.Dropped = u64(meta.Get(keyDropped))
+		st.Dropped = u64(meta.Get(keyDropped)) + r.lost.Load()
 		st.Acked = u64(meta.Get(keyAcked))
 		c := tx.Bucket(bucketRecords).Cursor()
 		if k, _ := c.First(); k != nil {
