@@ -533,7 +533,7 @@ func (l *Link) runJob(ctx context.Context, j wire.Job) {
 	l.log.Info("job started", "job", j.JobID, "kind", j.Kind, "model", j.ModelID, "version", j.Version)
 	l.sendUpdate(wire.JobUpdate{JobID: j.JobID, State: wire.JobInProgress})
 	last := -1
-	err := l.cfg.Jobs.HandleJob(ctx, j, func(p int) {
+	err = l.cfg.Jobs.HandleJob(ctx, j, func(p int) {
 		if p < 0 || p > 100 || p < last+10 && p != 100 {
 			return
 		}

@@ -141,7 +141,7 @@ func TestPredictTopicPair(t *testing.T) {
 		File: filepath.Join("../../testdata/models", "hello_world_int8.tflite"), ID: "sine", Version: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveEnrollment(cfg.DataDir, &Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Enrolled: time.Now()}); err != nil {
+	if err := SaveEnrollment(cfg.DataDir, &Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true, Enrolled: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	srv := mqttClient(t, url, "fleet-server", "server-pw")
@@ -297,7 +297,7 @@ func TestPredictConcurrencyBound(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return []byte(`{"predictions":[[1]],"model_version":"1"}`), nil
 	}
-	l, err := New(Config{Enrollment: Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url},
+	l, err := New(Config{Enrollment: Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true},
 		DataDir: t.TempDir(), Logger: quietLog(), Predict: predict, PredictConcurrency: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"os"
@@ -134,6 +136,42 @@ type env struct {
 	token string
 	repo  string
 	data  string
+	// insecure: the server runs with --insecure-plaintext.
+	insecure bool
+}
+
+// testToken is the operator-chosen enrollment token of the test servers.
+const testToken = "enroll-secret-0123456789abcdef-0123456789"
+
+// pin is how devices trust the test server: its CA fingerprint (or
+// nothing over plaintext).
+func (e *env) pin() fleetlink.EnrollOptions {
+	if e.insecure {
+		return fleetlink.EnrollOptions{InsecurePlaintext: true}
+	}
+	return fleetlink.EnrollOptions{CAFingerprint: e.srv.CAFingerprint()}
+}
+
+// client is an HTTPS client trusting the fleet CA.
+func (e *env) client() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.srv.CAPEM())
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
+// api calls the API with the generated admin token.
+func (e *env) api(method, path string, body string) (*http.Response, error) {
+	tok, err := os.ReadFile(e.srv.AdminTokenFile())
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(method, e.srv.URL()+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	req.Header.Set("Content-Type", "application/json")
+	return e.client().Do(req)
 }
 
 func startServer(t *testing.T, cfg server.Config) *env {
@@ -146,14 +184,14 @@ func startServer(t *testing.T, cfg server.Config) *env {
 		cfg.EmbeddedAddr = "127.0.0.1:0"
 	}
 	cfg.TickInterval = 50 * time.Millisecond
-	cfg.Tokens = []string{"enroll-secret-1"}
+	cfg.Tokens = []string{testToken}
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	runDone := make(chan struct{})
 	go func() { srv.Run(ctx, nil); close(runDone) }()
-	e := &env{t: t, srv: srv, ctx: ctx, token: "enroll-secret-1", data: cfg.DataDir, repo: filepath.Join(cfg.DataDir, "repo")}
+	e := &env{t: t, srv: srv, ctx: ctx, token: testToken, data: cfg.DataDir, repo: filepath.Join(cfg.DataDir, "repo"), insecure: cfg.InsecurePlaintext}
 	t.Cleanup(func() {
 		e.stopLinks()
 		cancel()
@@ -167,13 +205,13 @@ func (e *env) enroll(n int) {
 	for i := 0; i < n; i++ {
 		d := &fakeDevice{id: fmt.Sprintf("dev-%d", i), active: "1", wake: make(chan struct{})}
 		dir := e.t.TempDir()
-		enr, err := fleetlink.Enroll(e.ctx, nil, e.srv.URL(), dir, wire.EnrollRequest{Token: e.token, DeviceID: d.id,
-			Hardware: wire.Hardware{Arch: "amd64"}, Labels: map[string]string{"ring": fmt.Sprint(i % 2)}, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}})
+		enr, err := fleetlink.Enroll(e.ctx, e.srv.URL(), dir, wire.EnrollRequest{Token: e.token, DeviceID: d.id,
+			Hardware: wire.Hardware{Arch: "amd64"}, Labels: map[string]string{"ring": fmt.Sprint(i % 2)}, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, e.pin())
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		loaded, err := fleetlink.LoadEnrollment(dir)
-		if err != nil || loaded.Password != enr.Password {
+		if err != nil || loaded.Password != enr.Password || loaded.BrokerURL != enr.BrokerURL || len(loaded.CommandKey) == 0 {
 			e.t.Fatalf("enrollment not persisted: %v", err)
 		}
 		d.link, err = fleetlink.New(fleetlink.Config{Enrollment: *loaded, DataDir: dir, Telemetry: d, Jobs: d, Status: d,
@@ -352,8 +390,11 @@ func TestFleetEmbeddedBroker(t *testing.T) {
 	e := startServer(t, server.Config{})
 	e.enroll(5)
 	// API sanity: devices listed, console served, metrics exported.
+	if !strings.HasPrefix(e.srv.URL(), "https://") || !strings.HasPrefix(e.srv.BrokerURL(), "mqtts://") {
+		t.Fatalf("not TLS by default: %s %s", e.srv.URL(), e.srv.BrokerURL())
+	}
 	for _, path := range []string{"/api/v1/devices", "/", "/app.js", "/metrics"} {
-		resp, err := http.Get(e.srv.URL() + path)
+		resp, err := e.api("GET", path, "")
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %v %v", path, err, resp)
 		}
@@ -367,7 +408,10 @@ func TestFleetEmbeddedBroker(t *testing.T) {
 func TestFleetMosquitto(t *testing.T) {
 	mdir := t.TempDir()
 	port := brokertest.FreePort(t)
-	e := startServer(t, server.Config{BrokerURL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), BrokerPassword: "server-secret", MosquittoDir: mdir})
+	// Mosquitto authenticates devices by password (--broker-password-auth);
+	// this test runs it over plain MQTT, so the whole fleet is plaintext.
+	e := startServer(t, server.Config{BrokerURL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), BrokerPassword: "server-secret", MosquittoDir: mdir,
+		InsecurePlaintext: true, BrokerPasswordAuth: true})
 	e.enroll(5)
 	conf, _ := os.ReadFile(filepath.Join(mdir, "mosquitto.conf"))
 	if os.Geteuid() == 0 {

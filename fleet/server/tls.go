@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
@@ -112,3 +113,6 @@ func (s *Server) signJob(deviceID string, j wire.Job) (wire.Job, error) {
 	j.Signed = sc
 	return j, nil
 }
+
+// Broker returns the embedded broker (nil with an external broker).
+func (s *Server) Broker() *broker.Embedded { return s.emb }
