@@ -1,6 +1,7 @@
 package inference_test
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -40,35 +41,78 @@ func BenchmarkModel(b *testing.B) {
 // every conformance model.
 func TestInvokeDoesNotAllocate(t *testing.T) {
 	for _, cm := range conformanceModels(t) {
-		t.Run(cm.meta.Name, func(t *testing.T) {
-			m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ip, err := inference.NewInterpreter(m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, in := range cm.meta.Cases[0].Inputs {
-				if err := ip.SetInput(i, readFile(t, filepath.Join(cm.dir, in))); err != nil {
+		// Two threads with every splittable node split: the worker pool
+		// must not allocate either (no goroutine or closure per node).
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%s/threads=%d", cm.meta.Name, threads), func(t *testing.T) {
+				m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := ip.Invoke(); err != nil {
-				t.Fatal(err)
-			}
-			runs := 5
-			if testing.Short() {
-				runs = 1
-			}
-			if allocs := testing.AllocsPerRun(runs, func() {
+				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ip.Close()
+				for i, in := range cm.meta.Cases[0].Inputs {
+					if err := ip.SetInput(i, readFile(t, filepath.Join(cm.dir, in))); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if err := ip.Invoke(); err != nil {
 					t.Fatal(err)
 				}
-			}); allocs != 0 {
-				t.Errorf("Invoke allocates %.1f times", allocs)
-			}
-		})
+				runs := 5
+				if testing.Short() {
+					runs = 1
+				}
+				if allocs := testing.AllocsPerRun(runs, func() {
+					if err := ip.Invoke(); err != nil {
+						t.Fatal(err)
+					}
+				}); allocs != 0 {
+					t.Errorf("Invoke allocates %.1f times", allocs)
+				}
+			})
+		}
+	}
+}
+
+// TestConformanceThreads runs the first case of every conformance model
+// on 2 and 3 threads with every splittable node split: the outputs must
+// be the same bytes as TensorFlow Lite's (float within tolerance).
+func TestConformanceThreads(t *testing.T) {
+	for _, cm := range conformanceModels(t) {
+		if cm.meta.Stateful {
+			continue // cases depend on each other; TestConformance covers them
+		}
+		m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := cm.meta.Cases[0]
+		for _, threads := range []int{2, 3} {
+			t.Run(fmt.Sprintf("%s/threads=%d", cm.meta.Name, threads), func(t *testing.T) {
+				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ip.Close()
+				for i, in := range c.Inputs {
+					if err := ip.SetInput(i, readFile(t, filepath.Join(cm.dir, in))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for range 2 { // the second Invoke reuses the parked workers
+					if err := ip.Invoke(); err != nil {
+						t.Fatal(err)
+					}
+					for i, exp := range c.Expected {
+						compareOutput(t, ip.Output(i), readFile(t, filepath.Join(cm.dir, exp)))
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ type options struct {
 	// (Load uses it to check a model without trusting its sizes).
 	planOnly  bool
 	threads   int
+	split     int64
 	rounding  quant.Rounding
 	maxMemory int64
 }
@@ -27,8 +28,20 @@ type options struct {
 // Option configures an Interpreter.
 type Option func(*options)
 
-// WithThreads lets kernels use up to n goroutines (default 1).
+// WithThreads lets kernels use up to n goroutines (default 1): the
+// interpreter then keeps n-1 worker goroutines that split the large nodes
+// (convolutions, fully connected) with the goroutine calling Invoke; Close
+// stops them.
 func WithThreads(n int) Option { return func(o *options) { o.threads = max(1, n) } }
+
+// WithSplitThreshold sets the work (multiply-accumulates) from which a
+// node is split across the WithThreads goroutines; smaller nodes run on
+// one, as waking a worker costs more than they take. The default,
+// kernels.MinParallelMACs, was measured on amd64; 0 splits every node that
+// can be split (tests use it to exercise the split paths on small models).
+func WithSplitThreshold(macs int64) Option {
+	return func(o *options) { o.split = max(0, macs) }
+}
 
 // WithReferenceRounding makes every kernel round as TensorFlow Lite Micro
 // and the reference kernels do (double rounding everywhere) instead of as
@@ -84,24 +97,39 @@ type subgraph struct {
 // NewInterpreter creates an interpreter and prepares it: every node is
 // validated and memory is planned, so Invoke can run at once.
 func NewInterpreter(m *Model, opts ...Option) (*Interpreter, error) {
-	o := options{threads: 1, rounding: quant.RoundingTFLite, maxMemory: DefaultMaxMemory}
+	o := options{threads: 1, split: kernels.MinParallelMACs, rounding: quant.RoundingTFLite, maxMemory: DefaultMaxMemory}
 	for _, f := range opts {
 		f(&o)
+	}
+	if o.planOnly {
+		o.threads = 1 // no Invoke: no workers
 	}
 	ip := &Interpreter{model: m, opts: o}
 	ip.ctx = kernels.NewContext(o.rounding, o.threads)
 	ip.ctx.SetMaxTensorBytes(o.maxMemory)
+	ip.ctx.SplitThreshold = o.split
 	for si := range m.schema.Subgraphs {
 		sg, err := ip.buildSubgraph(si)
 		if err != nil {
+			ip.Close()
 			return nil, err
 		}
 		ip.subgraphs = append(ip.subgraphs, sg)
 	}
 	if err := ip.AllocateTensors(); err != nil {
+		ip.Close()
 		return nil, err
 	}
 	return ip, nil
+}
+
+// Close stops the interpreter's worker goroutines (WithThreads(n) with
+// n > 1). An interpreter that is dropped without Close has them stopped by
+// the garbage collector; Close makes it immediate. Close is idempotent;
+// after it, Invoke still works, on the calling goroutine only.
+func (ip *Interpreter) Close() error {
+	ip.ctx.Close()
+	return nil
 }
 
 func (ip *Interpreter) buildSubgraph(si int) (*subgraph, error) {

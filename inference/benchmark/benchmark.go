@@ -51,6 +51,7 @@ func Run(ctx context.Context, m *inference.Model, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer ip.Close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, in := range ip.Inputs() {
 		for i := range in.Data {

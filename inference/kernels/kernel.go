@@ -12,6 +12,7 @@ package kernels
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -99,6 +100,10 @@ type Context struct {
 	Rounding quant.Rounding
 	// Threads is the number of goroutines a kernel may use (>= 1).
 	Threads int
+	// SplitThreshold is the work (multiply-accumulates) from which
+	// Parallel splits a node across threads; NewContext sets
+	// MinParallelMACs, 0 splits every node that can be split (tests).
+	SplitThreshold int64
 	// Preparing is true during Prepare.
 	Preparing bool
 	// InEval is true when Prepare runs during Invoke (the node is dynamic):
@@ -109,14 +114,28 @@ type Context struct {
 	scratchNeed int
 	scratch     []byte
 	maxBytes    int64
+	pool        *Pool
 }
 
-// NewContext returns a context for standalone kernel use (tests, tools).
+// NewContext returns a context whose kernels may use up to threads
+// goroutines: with more than one, it starts a worker Pool that Close (or
+// the garbage collector, once the context is unreachable) stops.
 func NewContext(r quant.Rounding, threads int) *Context {
 	if threads < 1 {
 		threads = 1
 	}
-	return &Context{Rounding: r, Threads: threads, maxBytes: 1 << 40}
+	c := &Context{Rounding: r, Threads: threads, SplitThreshold: MinParallelMACs, maxBytes: 1 << 40}
+	if c.pool = NewPool(threads); c.pool != nil {
+		runtime.AddCleanup(c, (*Pool).Close, c.pool)
+	}
+	return c
+}
+
+// Close stops the context's worker pool; kernels then run on the calling
+// goroutine only. It is idempotent.
+func (c *Context) Close() {
+	c.pool.Close()
+	c.pool = nil
 }
 
 // SetMaxTensorBytes bounds the size of any tensor a kernel may allocate.

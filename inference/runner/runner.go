@@ -66,6 +66,7 @@ func Run(ctx context.Context, req Request, prep ImagePreparer, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	defer ip.Close()
 	switch {
 	case req.Image != "":
 		if prep == nil {

@@ -2,7 +2,6 @@ package conv
 
 import (
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
@@ -185,37 +184,12 @@ func checkActivation(n *kernels.Node, a quant.Activation) error {
 	return n.Errorf("fused activation %d is not supported (expected NONE, RELU, RELU_N1_TO_1 or RELU6)", a)
 }
 
-// parallel runs fn over [0, total) split into at most threads contiguous
-// chunks; worker w gets chunk [lo, hi). fn is a plain function and d
-// lives in the node's prepared state, so the single-threaded path does not
-// allocate; more threads cost one goroutine each.
-func parallel[D any](threads, total, minChunk int, d *D, fn func(d *D, w, lo, hi int)) {
-	chunks := 1
-	if threads > 1 && total >= 2*max(minChunk, 1) {
-		chunks = min(threads, total/max(minChunk, 1))
-	}
-	if chunks <= 1 {
-		fn(d, 0, 0, total)
-		return
-	}
-	var wg sync.WaitGroup
-	step := (total + chunks - 1) / chunks
-	for w := 0; w < chunks; w++ {
-		lo, hi := w*step, min((w+1)*step, total)
-		if lo >= hi {
-			break
-		}
-		if hi == total {
-			fn(d, w, lo, hi)
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(d, w, lo, hi)
-		}()
-	}
-	wg.Wait()
+// parallel runs fn over [0, total) on up to threads of ctx's pooled
+// workers (see kernels.Parallel); work is the node's multiply-accumulate
+// count, which decides whether splitting pays. fn is a plain function and
+// d lives in the node's prepared state, so nothing allocates.
+func parallel[D any](ctx *kernels.Context, threads int, work int64, total, minChunk int, d *D, fn func(d *D, w, lo, hi int)) {
+	kernels.Parallel(ctx, threads, work, total, minChunk, d, fn)
 }
 
 // align64 rounds n up to a multiple of 64 bytes.

@@ -273,18 +273,19 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	d.x, d.y = in.Data, out.Data
 	d.w = filter.Data
 	threads := min(ctx.Threads, d.workers)
+	work := int64(d.rows) * int64(d.outC) * int64(d.k)
 	switch {
 	case d.hybrid:
 		d.quantizeInput()
-		parallel(threads, d.rows, d.tile, d, convHybridWorker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, convHybridWorker)
 	case d.dtype == tensor.Float32:
-		parallel(threads, d.rows, d.tile, d, convFloatWorker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
 	case d.dtype == tensor.Int8:
-		parallel(threads, d.rows, d.tile, d, convIntWorker[int8, int8])
+		parallel(ctx, threads, work, d.rows, d.tile, d, convIntWorker[int8, int8])
 	case d.dtype == tensor.Uint8:
-		parallel(threads, d.rows, d.tile, d, convIntWorker[uint8, int16])
+		parallel(ctx, threads, work, d.rows, d.tile, d, convIntWorker[uint8, int16])
 	case d.dtype == tensor.Int16:
-		parallel(threads, d.rows, d.tile, d, convInt16Worker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, convInt16Worker)
 	}
 	return nil
 }

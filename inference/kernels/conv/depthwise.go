@@ -200,6 +200,7 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	d.scratch = ctx.Scratch(d.workers*d.workerBytes + d.hybridBytes)
 	d.x, d.w, d.y = in.Data, filter.Data, out.Data
 	threads := min(ctx.Threads, d.workers)
+	work := int64(d.rows) * int64(d.outC) * int64(d.kh*d.kw)
 	if d.hybrid {
 		q, sf, off := d.hybridViews()
 		x := tensor.View[float32](d.x)
@@ -207,18 +208,18 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		for b := 0; b < d.batch; b++ {
 			quantizeRow(x[b*size:(b+1)*size], q[b*size:(b+1)*size], true, &sf[b], &off[b])
 		}
-		parallel(threads, d.rows, d.tile, d, dwHybridWorker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwHybridWorker)
 		return nil
 	}
 	switch d.dtype {
 	case tensor.Float32:
-		parallel(threads, d.rows, d.tile, d, dwFloatWorker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatWorker)
 	case tensor.Int8:
-		parallel(threads, d.rows, d.tile, d, dwIntWorker[int8])
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwIntWorker[int8])
 	case tensor.Uint8:
-		parallel(threads, d.rows, d.tile, d, dwIntWorker[uint8])
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwIntWorker[uint8])
 	case tensor.Int16:
-		parallel(threads, d.rows, d.tile, d, dwInt16Worker)
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt16Worker)
 	}
 	return nil
 }

@@ -201,22 +201,23 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 		d.w = int16Bytes(d.w16)
 	}
 	threads := min(ctx.Threads, d.workers)
+	work := int64(d.rows) * int64(d.units) * int64(d.depth)
 	// Split output units across workers (batch is often 1).
 	const minChunk = 16
 	switch {
 	case d.hybrid:
 		d.quantizeRows()
-		parallel(threads, d.units, minChunk, d, fcHybridWorker)
+		parallel(ctx, threads, work, d.units, minChunk, d, fcHybridWorker)
 	case d.dtype == tensor.Float32:
-		parallel(threads, d.units, minChunk, d, fcFloatWorker)
+		parallel(ctx, threads, work, d.units, minChunk, d, fcFloatWorker)
 	case d.dtype == tensor.Int8 && d.useW16:
-		parallel(threads, d.units, minChunk, d, fcIntWorker[int8, int16])
+		parallel(ctx, threads, work, d.units, minChunk, d, fcIntWorker[int8, int16])
 	case d.dtype == tensor.Int8:
-		parallel(threads, d.units, minChunk, d, fcIntWorker[int8, int8])
+		parallel(ctx, threads, work, d.units, minChunk, d, fcIntWorker[int8, int8])
 	case d.dtype == tensor.Uint8:
-		parallel(threads, d.units, minChunk, d, fcIntWorker[uint8, int16])
+		parallel(ctx, threads, work, d.units, minChunk, d, fcIntWorker[uint8, int16])
 	case d.dtype == tensor.Int16:
-		parallel(threads, d.units, minChunk, d, fcInt16Worker)
+		parallel(ctx, threads, work, d.units, minChunk, d, fcInt16Worker)
 	}
 	return nil
 }

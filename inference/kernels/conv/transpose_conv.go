@@ -177,15 +177,16 @@ func evalTransposeConv(ctx *kernels.Context, n *kernels.Node) error {
 	// Workers own output-channel ranges: each scatters every input pixel
 	// into its channels only, then requantizes them.
 	threads := min(ctx.Threads, d.workers)
+	work := int64(d.batch*d.inH*d.inW) * int64(d.inC) * int64(d.outC*d.kh*d.kw)
 	switch d.dtype {
 	case tensor.Float32:
-		parallel(threads, d.outC, 8, d, tconvFloatWorker)
+		parallel(ctx, threads, work, d.outC, 8, d, tconvFloatWorker)
 	case tensor.Int8:
-		parallel(threads, d.outC, 8, d, tconvIntWorker[int8])
+		parallel(ctx, threads, work, d.outC, 8, d, tconvIntWorker[int8])
 	case tensor.Uint8:
-		parallel(threads, d.outC, 8, d, tconvIntWorker[uint8])
+		parallel(ctx, threads, work, d.outC, 8, d, tconvIntWorker[uint8])
 	case tensor.Int16:
-		parallel(threads, d.outC, 8, d, tconvInt16Worker)
+		parallel(ctx, threads, work, d.outC, 8, d, tconvInt16Worker)
 	}
 	return nil
 }
