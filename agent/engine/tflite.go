@@ -1,73 +1,122 @@
-//go:build tflite
+//go:build tflite && cgo
 
-// The TensorFlow Lite backend: github.com/mattn/go-tflite (cgo) over
-// libtensorflowlite_c, with the Edge TPU or GPU delegate when asked for.
-// It is compiled only with -tags tflite and CGO_ENABLED=1 on a machine that
-// has the TensorFlow Lite C library and headers (and libedgetpu for the
-// Edge TPU); the default agent binary is pure Go and never links it.
-// XNNPACK: go-tflite v1.0.1 has no XNNPACK delegate binding; TensorFlow Lite
-// C libraries built with XNNPACK (the default since TF 2.3) apply it to
-// float models by themselves.
+// The TensorFlow Lite backend: TensorFlow Lite's C API loaded at run time
+// (package tflitec) with delegates created per session — the XNNPACK
+// delegate built into the library, or an external-delegate plugin such as
+// libedgetpu.so.1 loaded and checked by package delegate. Compiled only with
+// -tags tflite and cgo; the default agent binary is pure Go and never
+// links it.
 
 package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io"
 	"runtime"
+	"unsafe"
 
-	"github.com/mattn/go-tflite"
-	"github.com/mattn/go-tflite/delegates"
-	"github.com/mattn/go-tflite/delegates/edgetpu"
-	"github.com/mattn/go-tflite/delegates/gpu/gl"
-
+	"github.com/edgefleet/edgefleet/agent/engine/delegate"
+	"github.com/edgefleet/edgefleet/agent/engine/tflitec"
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
-func init() { Register(TFLite{Delegate: os.Getenv("EDGE_TFLITE_DELEGATE")}) }
+func init() {
+	tfliteBuilt = true
+	openTFLite = func(path string) (string, error) {
+		l, err := tflitec.Open(path)
+		if err != nil {
+			return "", err
+		}
+		return l.Path + " (TensorFlow Lite " + l.Version + ")", nil
+	}
+	newTFLite = func(library string, spec delegate.Spec) Backend { return &TFLite{Library: library, Delegate: spec} }
+	Register(&TFLite{})
+}
 
-// TFLite is the TensorFlow Lite backend. Delegate is "" (CPU), "edgetpu"
-// or "gpu".
+// TFLite is the TensorFlow Lite backend.
 type TFLite struct {
-	Delegate string
+	// Library is libtensorflowlite_c's path or soname ("" =
+	// tflitec.LibraryName, found by the dynamic loader).
+	Library string
+	// Delegate is the delegate every session gets. The zero Spec means
+	// none, except that Edge TPU-compiled models then get the Edge TPU
+	// plugin (they cannot run without it).
+	Delegate delegate.Spec
 }
 
 // Name returns "tflite".
-func (TFLite) Name() string { return "tflite" }
+func (*TFLite) Name() string { return "tflite" }
 
-// Load implements Backend.
-func (b TFLite) Load(ctx context.Context, data []byte) (Model, error) {
-	m := tflite.NewModel(data)
-	if m == nil {
-		return nil, fmt.Errorf("tflite backend: %w: TensorFlow Lite rejected the model", inference.ErrInvalidModel)
+// String describes the backend and its delegate.
+func (b *TFLite) String() string {
+	if b.Delegate.Kind == "" || b.Delegate.Kind == delegate.KindNone {
+		return "tflite"
 	}
-	tm := &tfliteModel{b: b, m: m}
-	// An interpreter describes the tensors and proves the model prepares.
+	return "tflite+" + b.Delegate.String()
+}
+
+// Load implements Backend. It loads the library and the delegate plugin
+// (checking its symbols), validates the model with edgefleet's own
+// bounds-checked reader before TensorFlow Lite sees it, and creates one
+// interpreter (with the delegate) to describe the tensors and prove the
+// model runs.
+func (b *TFLite) Load(ctx context.Context, data []byte) (Model, error) {
+	edgeTPU, err := IsEdgeTPUModel(data)
+	if err != nil {
+		return nil, fmt.Errorf("tflite backend: %w", err)
+	}
+	lib, err := tflitec.Open(b.Library)
+	if err != nil {
+		return nil, fmt.Errorf("tflite backend: %w: %w", ErrBackendUnavailable, err)
+	}
+	spec := b.Delegate
+	if spec.Kind == "" {
+		spec = delegate.Spec{Name: "none", Kind: delegate.KindNone}
+	}
+	if edgeTPU && spec.Kind == delegate.KindNone {
+		spec, _ = delegate.Resolve("edgetpu", nil, hardwareInfo())
+	}
+	if edgeTPU && spec.Kind != delegate.KindPlugin {
+		return nil, fmt.Errorf("tflite backend: %w: the model is compiled for the Edge TPU (%s) and needs --delegate edgetpu, not %s", ErrUnsupportedModel, inference.EdgeTPUCustomOp, spec)
+	}
+	tm := &tfliteModel{lib: lib, spec: spec}
+	if spec.Kind == delegate.KindPlugin {
+		if tm.plugin, err = delegate.Open(spec.Library); err != nil {
+			return nil, fmt.Errorf("tflite backend: delegate %s: %w: %w", spec, ErrBackendUnavailable, err)
+		}
+	}
+	if tm.m, err = lib.NewModel(data); err != nil {
+		return nil, fmt.Errorf("tflite backend: %w: %w", inference.ErrInvalidModel, err)
+	}
 	s, err := tm.NewSession(ctx, 1)
 	if err != nil {
-		m.Delete()
+		tm.m.Delete()
 		return nil, err
 	}
 	ip := s.(*tfliteSession).ip
-	for i := 0; i < ip.GetInputTensorCount(); i++ {
-		tm.inputs = append(tm.inputs, infoOf(ip.GetInputTensor(i)))
+	for i := 0; i < ip.InputCount(); i++ {
+		tm.inputs = append(tm.inputs, ip.Input(i).Info())
 	}
-	for i := 0; i < ip.GetOutputTensorCount(); i++ {
-		tm.outputs = append(tm.outputs, infoOf(ip.GetOutputTensor(i)))
+	for i := 0; i < ip.OutputCount(); i++ {
+		tm.outputs = append(tm.outputs, ip.Output(i).Info())
 	}
 	s.Close()
-	// Metadata comes from the pure-Go reader when it can parse the file.
-	if im, err := inference.Load(data); err == nil {
-		tm.meta = im.Metadata()
+	if !edgeTPU {
+		if im, err := inference.Load(data); err == nil {
+			tm.meta = im.Metadata()
+		}
 	}
 	return tm, nil
 }
 
 type tfliteModel struct {
-	b       TFLite
-	m       *tflite.Model
+	lib     *tflitec.Lib
+	spec    delegate.Spec
+	plugin  *delegate.Plugin
+	m       *tflitec.Model
 	inputs  []tensor.Info
 	outputs []tensor.Info
 	meta    *inference.Metadata
@@ -78,57 +127,61 @@ func (t *tfliteModel) Outputs() []tensor.Info        { return t.outputs }
 func (t *tfliteModel) Metadata() *inference.Metadata { return t.meta }
 func (t *tfliteModel) Close() error                  { t.m.Delete(); return nil }
 
+// NewSession creates a delegate instance (when the model has one) and an
+// interpreter that uses it; both are released by the session's Close.
 func (t *tfliteModel) NewSession(ctx context.Context, threads int) (Session, error) {
-	o := tflite.NewInterpreterOptions()
-	defer o.Delete()
-	o.SetNumThread(max(1, threads))
-	var d delegates.Delegater
-	switch t.b.Delegate {
-	case "":
-	case "edgetpu":
-		devs, err := edgetpu.DeviceList()
-		if err != nil || len(devs) == 0 {
-			return nil, fmt.Errorf("tflite backend: %w: no Edge TPU device found (%v)", ErrUnsupportedModel, err)
+	threads = max(1, threads)
+	var (
+		del  io.Closer
+		ptrs []unsafe.Pointer
+	)
+	switch t.spec.Kind {
+	case delegate.KindXNNPACK:
+		x, err := t.lib.NewXNNPACK(threads)
+		if err != nil {
+			return nil, fmt.Errorf("tflite backend: %w: %w", ErrBackendUnavailable, err)
 		}
-		d = edgetpu.New(devs[0])
-	case "gpu":
-		d = gl.New(nil)
-	default:
-		return nil, fmt.Errorf("tflite backend: unknown delegate %q (want edgetpu or gpu)", t.b.Delegate)
-	}
-	if d != nil {
-		o.AddDelegate(d)
-	}
-	ip := tflite.NewInterpreter(t.m, o)
-	if ip == nil {
-		return nil, fmt.Errorf("tflite backend: %w: cannot create an interpreter (unsupported op or delegate failure)", ErrUnsupportedModel)
-	}
-	if st := ip.AllocateTensors(); st != tflite.OK {
-		ip.Delete()
-		return nil, fmt.Errorf("tflite backend: allocate tensors: status %v", st)
-	}
-	s := &tfliteSession{ip: ip, delegate: d}
-	for i := 0; i < ip.GetInputTensorCount(); i++ {
-		in := ip.GetInputTensor(i)
-		shape := make([]int, in.NumDims())
-		for k := range shape {
-			shape[k] = in.Dim(k)
+		del, ptrs = x, []unsafe.Pointer{x.Ptr()}
+	case delegate.KindPlugin:
+		d, err := t.plugin.Create(t.spec.Options)
+		if err != nil {
+			return nil, fmt.Errorf("tflite backend: delegate %s: %w: %w", t.spec, ErrBackendUnavailable, err)
 		}
-		s.base = append(s.base, shape)
+		del, ptrs = d, []unsafe.Pointer{d.Ptr()}
+	}
+	ip, err := t.m.NewInterpreter(threads, ptrs)
+	if err == nil {
+		err = ip.AllocateTensors()
+		if err != nil {
+			ip.Delete()
+		}
+	}
+	if err != nil {
+		if del != nil {
+			del.Close()
+		}
+		return nil, fmt.Errorf("tflite backend (%s): %w: %w", t.spec, ErrUnsupportedModel, err)
+	}
+	s := &tfliteSession{ip: ip, delegate: del}
+	for i := 0; i < ip.InputCount(); i++ {
+		s.base = append(s.base, ip.Input(i).Info().Shape)
 	}
 	runtime.SetFinalizer(s, func(s *tfliteSession) { s.Close() })
 	return s, nil
 }
 
 type tfliteSession struct {
-	ip       *tflite.Interpreter
-	delegate delegates.Delegater
+	ip       *tflitec.Interpreter
+	delegate io.Closer
 	base     [][]int
 	batch    int
 	closed   bool
 }
 
 func (s *tfliteSession) Run(ctx context.Context, batch int, inputs [][]byte) ([]Tensor, error) {
+	if s.closed {
+		return nil, errors.New("tflite backend: session is closed")
+	}
 	if len(inputs) != len(s.base) {
 		return nil, fmt.Errorf("%w: %d inputs given, the model has %d", ErrBadInput, len(inputs), len(s.base))
 	}
@@ -137,78 +190,54 @@ func (s *tfliteSession) Run(ctx context.Context, batch int, inputs [][]byte) ([]
 	}
 	if batch > 0 && batch != s.batch {
 		for i, shape := range s.base {
-			dims := make([]int32, len(shape))
-			for k, d := range shape {
-				dims[k] = int32(d)
+			if len(shape) == 0 {
+				return nil, fmt.Errorf("%w: input %d is a scalar and has no batch dimension", ErrBadInput, i)
 			}
-			dims[0] = int32(batch)
-			if st := s.ip.ResizeInputTensor(i, dims); st != tflite.OK {
+			if err := s.ip.ResizeInput(i, append([]int{batch}, shape[1:]...)); err != nil {
 				s.batch = -1
-				return nil, fmt.Errorf("%w: resize input %d to batch %d: status %v", ErrBadInput, i, batch, st)
+				return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 			}
 		}
-		if st := s.ip.AllocateTensors(); st != tflite.OK {
+		if err := s.ip.AllocateTensors(); err != nil {
 			s.batch = -1
-			return nil, fmt.Errorf("%w: batch %d: allocate tensors: status %v", ErrBadInput, batch, st)
+			return nil, fmt.Errorf("%w: batch %d: %w", ErrBadInput, batch, err)
 		}
 		s.batch = batch
 	}
 	for i, in := range inputs {
-		t := s.ip.GetInputTensor(i)
-		if uint(len(in)) != t.ByteSize() {
-			return nil, fmt.Errorf("%w: input %d (%q): expected %d bytes, given %d", ErrBadInput, i, t.Name(), t.ByteSize(), len(in))
+		t := s.ip.Input(i)
+		if n := t.ByteSize(); len(in) != n {
+			return nil, fmt.Errorf("%w: input %d (%q): expected %d bytes, given %d", ErrBadInput, i, t.Info().Name, n, len(in))
 		}
-		if len(in) == 0 {
-			continue
-		}
-		if st := t.CopyFromBuffer(in); st != tflite.OK {
-			return nil, fmt.Errorf("tflite backend: set input %d: status %v", i, st)
+		if err := t.CopyFrom(in); err != nil {
+			return nil, fmt.Errorf("tflite backend: set input %d: %w", i, err)
 		}
 	}
-	if st := s.ip.Invoke(); st != tflite.OK {
-		return nil, fmt.Errorf("tflite backend: invoke: status %v", st)
+	if err := s.ip.Invoke(); err != nil {
+		return nil, fmt.Errorf("tflite backend: %w", err)
 	}
-	out := make([]Tensor, s.ip.GetOutputTensorCount())
+	out := make([]Tensor, s.ip.OutputCount())
 	for i := range out {
-		t := s.ip.GetOutputTensor(i)
+		t := s.ip.Output(i)
 		data := make([]byte, t.ByteSize())
-		if len(data) > 0 {
-			if st := t.CopyToBuffer(data); st != tflite.OK {
-				return nil, fmt.Errorf("tflite backend: read output %d: status %v", i, st)
-			}
+		if err := t.CopyTo(data); err != nil {
+			return nil, fmt.Errorf("tflite backend: read output %d: %w", i, err)
 		}
-		out[i] = Tensor{Info: infoOf(t), Data: data}
+		out[i] = Tensor{Info: t.Info(), Data: data}
 	}
 	return out, nil
 }
 
+// Close deletes the interpreter, then its delegate.
 func (s *tfliteSession) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	runtime.SetFinalizer(s, nil)
 	s.ip.Delete()
-	if d, ok := s.delegate.(interface{ Delete() }); ok {
-		d.Delete()
+	if s.delegate != nil {
+		s.delegate.Close()
 	}
 	return nil
-}
-
-// dtypes maps TfLiteType values to tensor.DType.
-var dtypes = map[tflite.TensorType]tensor.DType{
-	tflite.Float32: tensor.Float32, tflite.Int32: tensor.Int32, tflite.UInt8: tensor.Uint8,
-	tflite.Int64: tensor.Int64, tflite.String: tensor.String, tflite.Bool: tensor.Bool,
-	tflite.Int16: tensor.Int16, tflite.Complex64: tensor.Complex64, tflite.Int8: tensor.Int8,
-}
-
-func infoOf(t *tflite.Tensor) tensor.Info {
-	shape := make([]int, t.NumDims())
-	for k := range shape {
-		shape[k] = t.Dim(k)
-	}
-	info := tensor.Info{Name: t.Name(), Type: dtypes[t.Type()], Shape: shape}
-	if q := t.QuantizationParams(); q.Scale != 0 {
-		info.Quant = &tensor.Quantization{Scale: []float32{float32(q.Scale)}, ZeroPoint: []int64{int64(q.ZeroPoint)}}
-	}
-	return info
 }

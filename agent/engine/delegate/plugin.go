@@ -71,6 +71,7 @@ import "C"
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -112,7 +113,11 @@ func Open(path string) (*Plugin, error) {
 	defer C.free(unsafe.Pointer(cerr))
 	h := C.ef_open(cpath, cerr, errLen)
 	if h == nil {
-		return nil, fmt.Errorf("%w: load %s: %s", ErrPluginNotFound, path, C.GoString(cerr))
+		if msg := C.GoString(cerr); strings.Contains(msg, path) {
+			return nil, fmt.Errorf("%w: %s", ErrPluginNotFound, msg)
+		} else {
+			return nil, fmt.Errorf("%w: %s: %s", ErrPluginNotFound, path, msg)
+		}
 	}
 	p := &Plugin{Path: path}
 	var missing []string
