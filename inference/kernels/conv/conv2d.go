@@ -24,6 +24,7 @@ type geom struct {
 	tile                    int // rows per im2col block
 	workers, workerBytes    int
 	im2colBytes, accBytesPW int
+	a16Bytes                int // widened activation rows (SIMD GEMM)
 }
 
 // convData is CONV_2D's prepared state.
@@ -44,6 +45,10 @@ type convData struct {
 	// group after group, when the sums fit 32-bit lanes.
 	wp     []int64
 	packed bool
+	// q16 holds the filters packed for the SIMD GEMM (see packQ16) when
+	// it runs (groups == 1); kp is the widened row length.
+	q16 []int16
+	kp  int
 	// hybrid (float input, int8 filter): inputs are quantized per batch
 	hybrid           bool
 	perChannelHybrid bool
@@ -167,7 +172,10 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 				d.w16 = make([]int16, filter.NumElements())
 				maxProd = 255 * 255
 			}
-			if d.packed = packedFits(g.k, maxProd); d.packed {
+			if useSIMD && g.groups == 1 && qgemmKernel != nil {
+				d.kp = q16Even(g.k)
+				d.q16 = make([]int16, q16Len(g.outC, g.k))
+			} else if d.packed = packedFits(g.k, maxProd); d.packed {
 				cpg := g.outC / g.groups
 				d.wp = make([]int64, g.groups*((cpg+1)/2)*g.k)
 			}
@@ -186,16 +194,30 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	if !g.direct {
 		g.im2colBytes = align64(g.tile * g.k * inElem)
 	}
+	if d.q16 != nil {
+		// Keep the widened rows, the accumulators and one im2col block
+		// within about 64 KiB (L1/L2), in multiples of the 4-row kernel.
+		per := g.outC*4 + d.kp*2
+		if !g.direct {
+			per += g.k
+		}
+		g.tile = max(4, min(64, 65536/per)&^3)
+		g.tile = max(1, min(g.tile, g.rows))
+		if !g.direct {
+			g.im2colBytes = align64(g.tile * g.k * inElem)
+		}
+		g.a16Bytes = align64(g.tile * d.kp * 2)
+	}
 	g.accBytesPW = align64(g.tile * g.outC * accElem)
 	g.workers = ctx.Threads
-	g.workerBytes = g.im2colBytes + g.accBytesPW
+	g.workerBytes = g.im2colBytes + g.accBytesPW + g.a16Bytes
 	d.geom = g
 	if g.workerBytes+d.hybridBytes > 0 {
 		ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	}
 	if !d.dynamic {
 		d.pack(filter, bias)
-		if d.packed {
+		if d.packed || d.q16 != nil {
 			d.w16 = nil // only the packed copy is read
 		}
 	}
@@ -218,14 +240,18 @@ func (d *convData) pack(filter, bias *tensor.Tensor) {
 	case tensor.Int8:
 		biasValues32(bias, d.bias32)
 		foldZP(filter.Int8s(), d.bias32, d.k, d.inZP)
-		if d.packed {
+		if d.q16 != nil {
+			packQ16(d.q16, filter.Int8s(), d.outC, d.k)
+		} else if d.packed {
 			packGroups(d.wp, filter.Int8s(), d.outC, d.groups, d.k)
 		}
 	case tensor.Uint8:
 		biasValues32(bias, d.bias32)
 		offsetWeights(d.w16, filter.Uint8s(), int16(filter.ZeroPoint()))
 		foldZP(d.w16, d.bias32, d.k, d.inZP)
-		if d.packed {
+		if d.q16 != nil {
+			packQ16(d.q16, d.w16, d.outC, d.k)
+		} else if d.packed {
 			packGroups(d.wp, d.w16, d.outC, d.groups, d.k)
 		}
 	case tensor.Int16:
@@ -280,6 +306,10 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, convHybridWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
+	case d.q16 != nil && d.dtype == tensor.Int8:
+		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[int8])
+	case d.q16 != nil && d.dtype == tensor.Uint8:
+		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[uint8])
 	case d.dtype == tensor.Int8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convIntWorker[int8, int8])
 	case d.dtype == tensor.Uint8:
@@ -366,6 +396,32 @@ func convIntWorker[TA int8 | uint8, TB int8 | int16](d *convData, wk, lo, hi int
 				gemmInt(a, w[gr*cpg*g.k:], d.bias32[gr*cpg:], acc[gr*cpg:], r1-r0, cpg, g.k, g.outC)
 			}
 		}
+		for r := r0; r < r1; r++ {
+			requantRow(d.rq, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
+		}
+	}
+}
+
+// convQ16Worker is convIntWorker on the SIMD GEMM: im2col blocks are
+// widened to int16 rows, multiplied with the packed filters and
+// requantized while still in cache.
+func convQ16Worker[TA int8 | uint8](d *convData, wk, lo, hi int) {
+	g := &d.geom
+	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
+	padVal := TA(d.inZP)
+	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
+	col := tensor.View[TA](base[:g.im2colBytes])
+	acc := tensor.View[int32](base[g.im2colBytes : g.im2colBytes+g.accBytesPW])
+	a16 := int16View(base[g.im2colBytes+g.accBytesPW:])
+	for r0 := lo; r0 < hi; r0 += g.tile {
+		r1 := min(r0+g.tile, hi)
+		if g.direct {
+			widenRows(a16, x[r0*g.k:], r1-r0, g.k, g.k)
+		} else {
+			im2col(g, x, col, r0, r1, 0, padVal)
+			widenRows(a16, col, r1-r0, g.k, g.k)
+		}
+		q16Gemm(a16, d.kp, d.q16, d.bias32, acc, r1-r0, g.outC, g.outC)
 		for r := r0; r < r1; r++ {
 			requantRow(d.rq, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
 		}

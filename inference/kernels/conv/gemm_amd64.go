@@ -1,0 +1,150 @@
+//go:build goexperiment.simd && amd64 && !purego
+
+package conv
+
+import (
+	"simd/archsimd"
+	"unsafe"
+)
+
+func init() {
+	if archsimd.X86.AVX2() {
+		qgemmKernel = qgemmAVX2
+		widenI8Kernel = widenI8AVX2
+		widenU8Kernel = widenU8AVX2
+		useSIMD = true
+	}
+}
+
+// qgemmAVX2 is qgemmKernel with AVX2 VPMADDWD: 4 rows x 16 channels
+// (8 accumulators) per inner loop, one pair of reduction steps per
+// iteration.
+func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	kp2 := kp / 2
+	if kp2 == 0 {
+		for i := 0; i < m; i++ {
+			copy(acc[i*ldc:i*ldc+n], bias[:n])
+		}
+		return
+	}
+	a32 := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(a))), len(a)/2)
+	var tmp [4][q16NR]int32
+	for j := 0; j < n; j += q16NR {
+		wb := wp[j/q16NR*kp2*2*q16NR:][: kp2*2*q16NR : kp2*2*q16NR]
+		full := j+q16NR <= n
+		var b0, b1 archsimd.Int32x8
+		if full {
+			b0 = archsimd.LoadInt32x8(bias[j:])
+			b1 = archsimd.LoadInt32x8(bias[j+8:])
+		}
+		i := 0
+		for ; i+4 <= m; i += 4 {
+			r0 := a32[i*kp2:][:kp2]
+			r1 := a32[(i+1)*kp2:][:kp2]
+			r2 := a32[(i+2)*kp2:][:kp2]
+			r3 := a32[(i+3)*kp2:][:kp2]
+			var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Int32x8
+			for p := range r0 {
+				w := (*[32]int16)(wb[p*32:])
+				w0 := archsimd.LoadInt16x16Array((*[16]int16)(w[:16]))
+				w1 := archsimd.LoadInt16x16Array((*[16]int16)(w[16:]))
+				x := archsimd.BroadcastInt32x8(r0[p]).AsInt16x16()
+				c00 = c00.Add(x.DotProductPairs(w0))
+				c01 = c01.Add(x.DotProductPairs(w1))
+				x = archsimd.BroadcastInt32x8(r1[p]).AsInt16x16()
+				c10 = c10.Add(x.DotProductPairs(w0))
+				c11 = c11.Add(x.DotProductPairs(w1))
+				x = archsimd.BroadcastInt32x8(r2[p]).AsInt16x16()
+				c20 = c20.Add(x.DotProductPairs(w0))
+				c21 = c21.Add(x.DotProductPairs(w1))
+				x = archsimd.BroadcastInt32x8(r3[p]).AsInt16x16()
+				c30 = c30.Add(x.DotProductPairs(w0))
+				c31 = c31.Add(x.DotProductPairs(w1))
+			}
+			if full {
+				c00.Add(b0).Store(acc[i*ldc+j:])
+				c01.Add(b1).Store(acc[i*ldc+j+8:])
+				c10.Add(b0).Store(acc[(i+1)*ldc+j:])
+				c11.Add(b1).Store(acc[(i+1)*ldc+j+8:])
+				c20.Add(b0).Store(acc[(i+2)*ldc+j:])
+				c21.Add(b1).Store(acc[(i+2)*ldc+j+8:])
+				c30.Add(b0).Store(acc[(i+3)*ldc+j:])
+				c31.Add(b1).Store(acc[(i+3)*ldc+j+8:])
+				continue
+			}
+			c00.Store(tmp[0][:8])
+			c01.Store(tmp[0][8:])
+			c10.Store(tmp[1][:8])
+			c11.Store(tmp[1][8:])
+			c20.Store(tmp[2][:8])
+			c21.Store(tmp[2][8:])
+			c30.Store(tmp[3][:8])
+			c31.Store(tmp[3][8:])
+			for r := 0; r < 4; r++ {
+				row := acc[(i+r)*ldc+j : (i+r)*ldc+n]
+				for c := range row {
+					row[c] = tmp[r][c] + bias[j+c]
+				}
+			}
+		}
+		for ; i < m; i++ {
+			r0 := a32[i*kp2:][:kp2]
+			var c00, c01, d00, d01 archsimd.Int32x8
+			p := 0
+			for ; p+2 <= len(r0); p += 2 {
+				w := (*[64]int16)(wb[p*32:])
+				x := archsimd.BroadcastInt32x8(r0[p]).AsInt16x16()
+				c00 = c00.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[:16]))))
+				c01 = c01.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[16:32]))))
+				x = archsimd.BroadcastInt32x8(r0[p+1]).AsInt16x16()
+				d00 = d00.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[32:48]))))
+				d01 = d01.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[48:]))))
+			}
+			if p < len(r0) {
+				w := (*[32]int16)(wb[p*32:])
+				x := archsimd.BroadcastInt32x8(r0[p]).AsInt16x16()
+				c00 = c00.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[:16]))))
+				c01 = c01.Add(x.DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[16:]))))
+			}
+			c00, c01 = c00.Add(d00), c01.Add(d01)
+			if full {
+				c00.Add(b0).Store(acc[i*ldc+j:])
+				c01.Add(b1).Store(acc[i*ldc+j+8:])
+				continue
+			}
+			c00.Store(tmp[0][:8])
+			c01.Store(tmp[0][8:])
+			row := acc[i*ldc+j : i*ldc+n]
+			for c := range row {
+				row[c] = tmp[0][c] + bias[j+c]
+			}
+		}
+	}
+}
+
+// widenI8AVX2 sign-extends int8 values to int16, 16 at a time.
+func widenI8AVX2(dst []int16, src []int8) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		archsimd.LoadInt8x16Array((*[16]int8)(src[i:])).ExtendToInt16().StoreArray((*[16]int16)(dst[i:]))
+	}
+	for ; i < len(src); i++ {
+		dst[i] = int16(src[i])
+	}
+}
+
+// widenU8AVX2 zero-extends uint8 values to int16, 16 at a time.
+func widenU8AVX2(dst []int16, src []uint8) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		archsimd.LoadUint8x16Array((*[16]uint8)(src[i:])).ExtendToUint16().AsInt16x16().StoreArray((*[16]int16)(dst[i:]))
+	}
+	for ; i < len(src); i++ {
+		dst[i] = int16(src[i])
+	}
+}

@@ -1,0 +1,106 @@
+package conv
+
+import "unsafe"
+
+// The SIMD integer GEMM ("q16") works on 16-bit values: activations are
+// widened (int8 sign-extended, uint8 zero-extended) into rows of kp values
+// (k rounded up to even, zero padded), and filters are packed once at load
+// into blocks of q16NR output channels; within a block, for each pair of
+// reduction steps (k, k+1), channel c's two weights are adjacent:
+//
+//	wp[block][p][c][0..1] = w[16*block+c][2p], w[16*block+c][2p+1]
+//
+// so a pair-wise multiply-add (x86 VPMADDWD, NEON SMULL + pairwise add) of
+// a broadcast activation pair with one 16-value vector yields 8 exact int32
+// partial sums. Every product is at most 255*255 in magnitude and two of
+// them fit int32, and the int32 accumulation wraps like TFLite's, so the
+// results are bit-identical to the scalar kernels in gemm.go.
+
+// q16NR is the number of output channels in one packed block.
+const q16NR = 16
+
+// qgemmKernel, when non-nil, is the architecture's SIMD GEMM:
+// acc[i*ldc+j] = bias[j] + sum_kk a[i*kp+kk]*w[j][kk] for rows [0, m) of
+// the widened activations a and channels [0, n) of the packed weights wp.
+// It is set at init when the CPU supports it (see useSIMD).
+var qgemmKernel func(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int)
+
+// widenKernel, when non-nil, is the architecture's SIMD widening of 8-bit
+// rows (see widenRows).
+var widenI8Kernel func(dst []int16, src []int8)
+var widenU8Kernel func(dst []int16, src []uint8)
+
+// useSIMD reports whether the SIMD kernels run; tests switch it off to
+// compare against the pure-Go kernels, and builds with the purego tag or
+// without GOEXPERIMENT=simd never set it.
+var useSIMD = false
+
+// q16Even rounds k up to even.
+func q16Even(k int) int { return (k + 1) &^ 1 }
+
+// q16Len is the number of int16 values packQ16 writes for n channels of k.
+func q16Len(n, k int) int { return (n + q16NR - 1) / q16NR * q16Even(k) * q16NR }
+
+// packQ16 packs the rows of w (n channels x k, offset by the filter zero
+// point where needed) into dst (q16Len(n, k) values), zero padded.
+func packQ16[T int8 | int16](dst []int16, w []T, n, k int) {
+	kp := q16Even(k)
+	clear(dst[:q16Len(n, k)])
+	for c := 0; c < n; c++ {
+		blk := dst[c/q16NR*kp*q16NR:]
+		lane := c % q16NR
+		row := w[c*k : (c+1)*k]
+		for kk, v := range row {
+			blk[(kk/2)*2*q16NR+lane*2+kk%2] = int16(v)
+		}
+	}
+}
+
+// widenRows writes m rows of k 8-bit values (row stride lda) as int16 rows
+// of kp = q16Even(k) values into dst, the padding value zero.
+func widenRows[T int8 | uint8](dst []int16, a []T, m, k, lda int) {
+	kp := q16Even(k)
+	for i := 0; i < m; i++ {
+		d := dst[i*kp : (i+1)*kp]
+		s := a[i*lda : i*lda+k]
+		widen(d[:k], s)
+		if kp > k {
+			d[k] = 0
+		}
+	}
+}
+
+// widen converts 8-bit values to int16 (len(dst) == len(src)).
+func widen[T int8 | uint8](dst []int16, src []T) {
+	if useSIMD {
+		switch s := any(src).(type) {
+		case []int8:
+			if widenI8Kernel != nil {
+				widenI8Kernel(dst, s)
+				return
+			}
+		case []uint8:
+			if widenU8Kernel != nil {
+				widenU8Kernel(dst, s)
+				return
+			}
+		}
+	}
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = int16(v)
+	}
+}
+
+// q16Gemm runs the SIMD GEMM on widened activations (see qgemmKernel).
+func q16Gemm(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
+	qgemmKernel(a, kp, wp, bias, acc, m, n, ldc)
+}
+
+// int16View views bytes (64-byte aligned scratch) as int16 values.
+func int16View(b []byte) []int16 {
+	if len(b) < 2 {
+		return nil
+	}
+	return unsafe.Slice((*int16)(unsafe.Pointer(&b[0])), len(b)/2)
+}
