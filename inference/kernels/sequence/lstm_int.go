@@ -25,9 +25,17 @@ func (d *lstmData) prepareInteger(n *kernels.Node) error {
 	if len(n.Intermediates) != 5 {
 		return n.Errorf("integer LSTM needs 5 intermediate tensors (gate and hidden scales), got %d", len(n.Intermediates))
 	}
+	// As in TensorFlow Lite, only the intermediates the kernel reads need
+	// quantization parameters: 4 (the hidden state's scale) always, 0-3
+	// (the gate scales) with layer norm. The converter leaves the others
+	// unquantized.
 	for i, t := range n.Intermediates {
-		if t == nil || !t.IsQuantized() {
-			return n.Errorf("intermediate %d has no quantization parameters", i)
+		if (i == 4 || d.layerNorm) && (t == nil || !t.IsQuantized()) {
+			what := "gate"
+			if i == 4 {
+				what = "hidden state"
+			}
+			return n.Errorf("intermediate %d (%s scale) has no quantization parameters", i, what)
 		}
 	}
 	in, outState, out := n.Input(lstmInput), n.Input(lstmOutState), n.Outputs[0]

@@ -1,6 +1,7 @@
 package sequence_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -21,8 +22,16 @@ type lstmSpec struct {
 	cellClip, projClip                   float32
 	hiddenZP                             int64
 	noIntermediates                      bool
-	hybrid, asym                         bool
-	act                                  quant.Activation
+	// converter gives the node the intermediates the TensorFlow Lite
+	// converter writes: five, those the kernel does not read without
+	// quantization parameters (float32, shape [0]).
+	converter bool
+	// bareHidden and bareGates also leave intermediate 4, or 0-3 of a
+	// layer-norm LSTM, without quantization (invalid: the kernel reads
+	// them).
+	bareHidden, bareGates bool
+	hybrid, asym          bool
+	act                   quant.Activation
 	// fixed weights for hand-computed cases (float only): all 24 inputs by
 	// slot, nil to generate.
 	fixed map[int][]float32
@@ -113,7 +122,18 @@ func (s lstmSpec) model(t testing.TB, r *rand.Rand) []byte {
 	idx[19] = b.AddTensor(modelbuilder.Tensor{Name: "cell_state", Type: cT, Shape: []int{s.batch, s.nCell}, Quant: qq(1.0/2048, 0), Variable: true})
 	out := b.AddTensor(modelbuilder.Tensor{Name: "output", Type: stT, Shape: outShape, Quant: qq(stScale, -2)})
 	var inter []int
-	if s.integer && !s.noIntermediates {
+	if s.converter {
+		for i := 0; i < 5; i++ {
+			mt := modelbuilder.Tensor{Name: fmt.Sprintf("intermediate_%d", i), Type: tensor.Float32, Shape: []int{0}}
+			switch {
+			case s.integer && i == 4 && !s.bareHidden:
+				mt.Type, mt.Quant = tensor.Int8, kerneltest.Q(1.0/128, s.hiddenZP)
+			case s.integer && s.layerNorm && i < 4 && !s.bareGates:
+				mt.Type, mt.Quant = tensor.Int16, kerneltest.Q(0.003, 0)
+			}
+			inter = append(inter, b.AddTensor(mt))
+		}
+	} else if s.integer && !s.noIntermediates {
 		for i := 0; i < 4; i++ {
 			sc := float32(1.0 / 4096)
 			if s.layerNorm {
@@ -276,6 +296,93 @@ func TestLSTMHybridGolden(t *testing.T) {
 				got := runModel(t, model, [][]byte{in})
 				expectFloatClose(t, "output", got[0][0], want[0])
 			})
+		}
+	}
+}
+
+// TestLSTMConverterShaped runs LSTMs shaped like the TensorFlow Lite
+// converter's output, whose node lists five intermediate tensors and
+// leaves those the kernel does not read without quantization parameters
+// (float and hybrid: all five; integer without layer norm: the four gate
+// intermediates). TensorFlow Lite runs them; the goldens are its outputs.
+func TestLSTMConverterShaped(t *testing.T) {
+	cases := []struct {
+		kind string // float, hybrid, hybrid_asym or int8
+		name string
+		s    lstmSpec
+	}{
+		{"float", "basic", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, timeMajor: true}},
+		{"float", "projection", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 5, nOut: 3, projection: true, projBias: true}},
+		{"hybrid", "basic", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, timeMajor: true}},
+		{"hybrid_asym", "cifg_peephole", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, cifg: true, peephole: true, cellClip: 0.8}},
+		{"int8", "basic", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, timeMajor: true}},
+		{"int8", "batch_major", lstmSpec{time: 4, batch: 1, nIn: 5, nCell: 8, nOut: 8}},
+		{"int8", "cifg_peephole", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, timeMajor: true, cifg: true, peephole: true, cellClip: 0.8}},
+		{"int8", "projection", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 5, nOut: 3, timeMajor: true, projection: true, projBias: true, projClip: 0.3, hiddenZP: 4}},
+		{"int8", "layer_norm", lstmSpec{time: 3, batch: 2, nIn: 3, nCell: 4, nOut: 4, timeMajor: true, layerNorm: true}},
+	}
+	for ci, tc := range cases {
+		name := "lstm_converter_" + tc.kind + "_" + tc.name
+		t.Run(name, func(t *testing.T) {
+			r := kerneltest.RNG(uint64(400 + ci))
+			s := tc.s
+			s.converter = true
+			switch tc.kind {
+			case "int8":
+				s.integer = true
+			case "hybrid":
+				s.hybrid = true
+			case "hybrid_asym":
+				s.hybrid, s.asym = true, true
+			}
+			model := s.model(t, r)
+			var in []byte
+			if s.integer {
+				in = kerneltest.RandInt8(r, s.time*s.batch*s.nIn, -128, 127)
+			} else {
+				in = kerneltest.RandF32(r, s.time*s.batch*s.nIn, -1.5, 1.5)
+			}
+			want := kerneltest.Golden(t, name, model, [][]byte{in})
+			// Two Invokes: the state carried between them is checked by
+			// the second (TensorFlow Lite's golden is the first Invoke).
+			got := runModel(t, model, [][]byte{in}, [][]byte{in})
+			if s.integer {
+				expectBytes(t, "output", got[0][0], want[0])
+			} else {
+				expectFloatClose(t, "output", got[0][0], want[0])
+			}
+			if string(got[1][0]) == string(got[0][0]) {
+				t.Errorf("second Invoke gave the first's output: the state did not carry over")
+			}
+		})
+	}
+}
+
+// TestLSTMIntegerIntermediatesNeedScales: the intermediates an integer
+// LSTM reads (4, the hidden state's scale, always; 0-3, the gate scales,
+// with layer norm) must carry quantization parameters, as TensorFlow Lite
+// requires; the controls, with them, load.
+func TestLSTMIntegerIntermediatesNeedScales(t *testing.T) {
+	base := lstmSpec{integer: true, time: 1, batch: 1, nIn: 2, nCell: 2, nOut: 2, timeMajor: true, converter: true}
+	ln := base
+	ln.layerNorm = true
+	for _, tc := range []struct {
+		name string
+		s    lstmSpec
+		want string // "" for a control that loads
+	}{
+		{"control", base, ""},
+		{"control layer norm", ln, ""},
+		{"bare hidden", func() lstmSpec { s := base; s.bareHidden = true; return s }(), "intermediate 4"},
+		{"bare hidden layer norm", func() lstmSpec { s := ln; s.bareHidden = true; return s }(), "intermediate 4"},
+		{"bare gates layer norm", func() lstmSpec { s := ln; s.bareGates = true; return s }(), "intermediate 0"},
+	} {
+		_, err := loadErr(tc.s.model(t, kerneltest.RNG(1)))
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: error %v, want one about %s", tc.name, err, tc.want)
 		}
 	}
 }
