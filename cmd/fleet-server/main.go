@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/ota/release"
 )
@@ -40,6 +41,11 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, t := range tokens {
+				if err := auth.CheckSecret("--enroll-token", t); err != nil {
+					return err
+				}
+			}
 			cfg.Tokens = tokens
 			if v := os.Getenv("EDGEFLEET_ADMIN_TOKEN"); v != "" && cfg.AdminToken == "" {
 				cfg.AdminToken = v
@@ -58,9 +64,16 @@ func newRootCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "./fleet-data", "directory for fleet.db and the update repository")
 	f.StringVar(&cfg.HTTPAddr, "listen", "127.0.0.1:8080", "HTTP address for the API, console, /metrics and /repo")
-	f.StringVar(&cfg.PublicURL, "public-url", "", "URL devices use to reach --listen (default http://<listen>)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "URL devices use to reach --listen (default https://<listen>)")
 	f.StringVar(&cfg.BrokerURL, "broker", "", "external MQTT broker URL (mqtt://host:port or mqtts://host:port); empty runs the embedded broker")
-	f.StringVar(&cfg.EmbeddedAddr, "mqtt-listen", "127.0.0.1:1883", "listen address of the embedded MQTT broker")
+	f.StringVar(&cfg.EmbeddedAddr, "mqtt-listen", "", "listen address of the embedded MQTT broker (default 127.0.0.1:8883, MQTT over TLS; 127.0.0.1:1883 with --insecure-plaintext)")
+	f.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, "serve HTTP and plain MQTT without TLS, devices log in with passwords (INSECURE: trusted test networks only)")
+	f.BoolVar(&cfg.BrokerPasswordAuth, "broker-password-auth", false, "also issue MQTT passwords at enrollment (for an external broker without client-certificate auth)")
+	f.StringVar(&cfg.CACertFile, "ca-cert", "", "operator-provided fleet CA certificate (PEM; default: generated in <data-dir>/pki)")
+	f.StringVar(&cfg.CAKeyFile, "ca-key", "", "operator-provided fleet CA private key (PEM)")
+	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "DNS name or IP in the server certificate (repeatable; default localhost, 127.0.0.1, ::1 and the listen hosts)")
+	f.Uint32Var(&cfg.MaxPacketSize, "mqtt-max-packet", 256<<10, "largest MQTT packet the embedded broker reads, in bytes (checked before buffering)")
+	f.Float64Var(&cfg.DeviceRate, "mqtt-device-rate", 20, "messages per second a device may publish (sustained; bursts up to 200)")
 	f.StringVar(&cfg.BrokerUser, "broker-user", "fleet-server", "username on the external broker")
 	f.StringVar(&cfg.BrokerPassword, "broker-password", "", "password on the external broker (or EDGEFLEET_BROKER_PASSWORD)")
 	f.StringVar(&cfg.BrokerCAFile, "broker-ca", "", "CA bundle for an mqtts:// broker")
@@ -70,8 +83,13 @@ func newRootCmd() *cobra.Command {
 	f.StringVar(&cfg.ClientID, "client-id", "", "MQTT client id (default: the broker user; unique per replica)")
 	f.StringVar(&cfg.RepoDir, "repo-dir", "", "TUF repository served under /repo (default <data-dir>/repo)")
 	f.StringVar(&cfg.KeysDir, "keys-dir", "", "keys dir whose online keys re-sign timestamp metadata before expiry")
-	f.StringSliceVar(&tokens, "enroll-token", nil, "enrollment token secret accepted without expiry (repeatable)")
-	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token required on /api/v1 (except enrollment); or EDGEFLEET_ADMIN_TOKEN")
+	f.StringSliceVar(&tokens, "enroll-token", nil, "enrollment token secret accepted without expiry, at least 32 random characters, e.g. $(openssl rand -hex 16) (repeatable)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "extra operator-chosen admin API token, at least 32 random characters (or EDGEFLEET_ADMIN_TOKEN); the server also generates one into <data-dir>/admin.token at first start")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "where the admin token generated at first start is written (default <data-dir>/admin.token, mode 0600)")
+	f.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve the API and console WITHOUT authentication (only allowed when --listen is a loopback address)")
+	f.IntVar(&cfg.AuditMax, "audit-max", 0, "audit log retention in entries (default 100000)")
+	f.Float64Var(&cfg.EnrollRate, "enroll-rate", 5, "enrollment calls per second allowed per client address")
+	f.IntVar(&cfg.EnrollBurst, "enroll-burst", 20, "enrollment burst per client address")
 	f.DurationVar(&cfg.Retention, "retention", 7*24*time.Hour, "how long telemetry records are kept")
 	f.DurationVar(&cfg.TickInterval, "tick", time.Second, "rollout controller interval")
 	f.BoolVar(&debug, "debug", false, "debug logging")

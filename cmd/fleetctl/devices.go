@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -52,26 +53,36 @@ func newDevicesCmd(g *globals) *cobra.Command {
 	del := &cobra.Command{
 		Use: "delete ID", Short: "Delete a device; its MQTT credentials stop working", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.client().Do(cmd.Context(), "DELETE", "/api/v1/devices/"+args[0], nil, nil)
+			return g.client().Do(cmd.Context(), "DELETE", "/api/v1/devices/"+url.PathEscape(args[0]), nil, nil)
 		},
 	}
-	cmd.AddCommand(list, show, del)
+	reset := &cobra.Command{
+		Use: "reset ID", Short: "Revoke a device's credentials and cut its session; it may enroll again with a token (admin)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out map[string]any
+			if err := g.client().Do(cmd.Context(), "POST", "/api/v1/devices/"+url.PathEscape(args[0])+"/reset", nil, &out); err != nil {
+				return err
+			}
+			return g.print(out, func() { fmt.Printf("%s: %v\n", args[0], out["message"]) })
+		},
+	}
+	cmd.AddCommand(list, show, del, reset)
 	return cmd
 }
 
-func newTokensCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "tokens", Short: "Enrollment tokens"}
+func newEnrollTokensCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "enroll-tokens", Short: "Enrollment tokens for devices (admin)"}
 	var labels map[string]string
 	var maxUses int
 	var ttl time.Duration
 	create := &cobra.Command{
-		Use: "create", Short: "Create an enrollment token (printed once)", Args: cobra.NoArgs,
+		Use: "create", Short: "Create an enrollment token (printed once; its labels are authoritative)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := server.TokenRequest{Labels: labels, MaxUses: maxUses}
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}
-			tok, err := g.client().CreateToken(cmd.Context(), req)
+			tok, err := g.client().CreateEnrollToken(cmd.Context(), req)
 			if err != nil {
 				return err
 			}

@@ -5,14 +5,20 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -22,7 +28,7 @@ import (
 // Client calls one fleet-server.
 type Client struct {
 	Base  string // e.g. http://127.0.0.1:8080
-	Token string // admin bearer token, if the server requires one
+	Token string // API token sent as "Authorization: Bearer <token>"
 	HTTP  *http.Client
 }
 
@@ -31,15 +37,53 @@ func New(base, token string) *Client {
 	return &Client{Base: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
+// UseCA makes the client trust only the fleet CA in caPEM (the server's
+// <data-dir>/pki/ca.pem) for https:// servers.
+func (c *Client) UseCA(caPEM []byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("CA file has no PEM certificates")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTP.Transport = tr
+	return nil
+}
+
+// ReadTokenFile reads an API token from a file (e.g. the server's
+// <data-dir>/admin.token), trimming surrounding whitespace.
+func ReadTokenFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("token file %s is empty", path)
+	}
+	return tok, nil
+}
+
 // APIError is a non-2xx answer.
 type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After (429 answers).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
-	return fmt.Sprintf("fleet-server: %s (HTTP %d): %s", e.Code, e.Status, e.Message)
+	hint := ""
+	switch e.Status {
+	case http.StatusUnauthorized:
+		hint = " (give an API token: --token, --token-file, FLEET_TOKEN; the server wrote its first admin token to <data-dir>/admin.token)"
+	case http.StatusForbidden:
+		if e.Code == "forbidden" {
+			hint = " (the token's scope is too small for this call; ask an admin for an operator or admin token)"
+		}
+	}
+	return fmt.Sprintf("fleet-server: %s (HTTP %d): %s%s", e.Code, e.Status, e.Message, hint)
 }
 
 // Do sends method path with body (JSON-encoded unless nil) and decodes the
@@ -57,7 +101,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if body != nil {
+	if body != nil || (method != http.MethodGet && method != http.MethodHead) {
+		// The server refuses mutating calls without it (CSRF defence).
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.Token != "" {
@@ -80,7 +125,11 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if e.Error.Message == "" {
 			e.Error.Message = strings.TrimSpace(string(b))
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		ae := &APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			ae.RetryAfter = time.Duration(ra) * time.Second
+		}
+		return ae
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -102,12 +151,62 @@ func (c *Client) Device(ctx context.Context, id string) (server.DeviceView, erro
 	return out, c.Do(ctx, "GET", "/api/v1/devices/"+url.PathEscape(id), nil, &out)
 }
 
-// CreateToken creates an enrollment token and returns its secret.
-func (c *Client) CreateToken(ctx context.Context, req server.TokenRequest) (string, error) {
+// CreateEnrollToken creates an enrollment token and returns its secret.
+func (c *Client) CreateEnrollToken(ctx context.Context, req server.TokenRequest) (string, error) {
 	var out struct {
 		Token string `json:"token"`
 	}
-	return out.Token, c.Do(ctx, "POST", "/api/v1/tokens", req, &out)
+	return out.Token, c.Do(ctx, "POST", "/api/v1/enroll-tokens", req, &out)
+}
+
+// CreateAPIToken creates an API token (admin only); the secret is in the
+// answer, shown once.
+func (c *Client) CreateAPIToken(ctx context.Context, req server.APITokenRequest) (server.APITokenResponse, error) {
+	var out server.APITokenResponse
+	return out, c.Do(ctx, "POST", "/api/v1/tokens", req, &out)
+}
+
+// APITokens lists API tokens (admin only).
+func (c *Client) APITokens(ctx context.Context) ([]auth.Token, error) {
+	var out []auth.Token
+	return out, c.Do(ctx, "GET", "/api/v1/tokens", nil, &out)
+}
+
+// RevokeAPIToken revokes an API token by id (admin only).
+func (c *Client) RevokeAPIToken(ctx context.Context, id string) (auth.Token, error) {
+	var out auth.Token
+	return out, c.Do(ctx, "DELETE", "/api/v1/tokens/"+url.PathEscape(id), nil, &out)
+}
+
+// Whoami returns the caller's token id, name and scope.
+func (c *Client) Whoami(ctx context.Context) (server.Principal, error) {
+	var out server.Principal
+	return out, c.Do(ctx, "GET", "/api/v1/whoami", nil, &out)
+}
+
+// AuditQuery selects audit entries (zero fields: no filter).
+type AuditQuery struct {
+	Actor, Method, Route, Since string
+	Before                      uint64
+	Limit                       int
+}
+
+// Audit reads one page of the audit log, newest first (admin only).
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (server.AuditPage, error) {
+	v := url.Values{}
+	for k, s := range map[string]string{"actor": q.Actor, "method": q.Method, "route": q.Route, "since": q.Since} {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	if q.Before > 0 {
+		v.Set("before", strconv.FormatUint(q.Before, 10))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out server.AuditPage
+	return out, c.Do(ctx, "GET", "/api/v1/audit?"+v.Encode(), nil, &out)
 }
 
 // AddModel registers a signed release.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/console"
 	"github.com/edgefleet/edgefleet/fleet/registry"
@@ -70,29 +70,20 @@ func writeErr(w http.ResponseWriter, err error) {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request) (any, error)
 
-func (s *Server) wrap(admin bool, h handlerFunc) http.HandlerFunc {
+// wrap turns a handlerFunc into an http.Handler writing its JSON answer
+// (guard adds authentication, CSRF checks and auditing around it).
+func (s *Server) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if admin && s.cfg.AdminToken != "" {
-			got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) != 1 {
-				writeErr(w, errf(http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token"))
-				return
-			}
-		}
 		v, err := h(w, r)
 		if err != nil {
 			writeErr(w, err)
 			return
 		}
-		status := http.StatusOK
-		if r.Method == http.MethodPost && v != nil {
-			status = http.StatusOK
-		}
 		if v == nil {
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		writeJSON(w, status, v)
+		writeJSON(w, http.StatusOK, v)
 	}
 }
 
@@ -113,63 +104,61 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
+// apiRoutes is every authenticated-or-public route with the scope it
+// needs. Every route must be listed here (guard panics on a route without a
+// scope; TestEveryMutatingRouteNeedsAuth walks this table).
+func (s *Server) apiRoutes() []Route {
+	const v, o, a = auth.Viewer, auth.Operator, auth.Admin
+	return []Route{
+		{Pattern: "POST /api/v1/enroll", Scope: Public, RateLimited: true, h: s.enroll}, // enroll.go; the enrollment token authenticates
+		{Pattern: "GET /api/v1/whoami", Scope: v, h: s.whoami},
+		{Pattern: "GET /api/v1/devices", Scope: v, h: s.listDevices},
+		{Pattern: "GET /api/v1/devices/{id}", Scope: v, h: s.getDevice},
+		{Pattern: "DELETE /api/v1/devices/{id}", Scope: a, h: s.deleteDevice},
+		{Pattern: "POST /api/v1/devices/{id}/reset", Scope: a, h: s.resetDevice}, // devices_reset.go
+		{Pattern: "POST /api/v1/enroll-tokens", Scope: a, h: s.createEnrollToken},
+		{Pattern: "GET /api/v1/tokens", Scope: a, h: s.listAPITokens},
+		{Pattern: "POST /api/v1/tokens", Scope: a, h: s.createAPIToken},
+		{Pattern: "DELETE /api/v1/tokens/{id}", Scope: a, h: s.revokeAPIToken},
+		{Pattern: "GET /api/v1/audit", Scope: a, h: s.auditLog},
+		{Pattern: "GET /api/v1/groups", Scope: v, h: s.listGroups},
+		{Pattern: "PUT /api/v1/groups/{name}", Scope: o, h: s.putGroup},
+		{Pattern: "GET /api/v1/models", Scope: v, h: s.listModels},
+		{Pattern: "POST /api/v1/models", Scope: o, h: s.addModel},
+		{Pattern: "GET /api/v1/models/{id}", Scope: v, h: s.getModel},
+		{Pattern: "DELETE /api/v1/models/{id}/{version}", Scope: o, h: s.deleteModel},
+		{Pattern: "GET /api/v1/jobs", Scope: v, h: s.listJobs},
+		{Pattern: "GET /api/v1/rollouts", Scope: v, h: s.listRollouts},
+		{Pattern: "POST /api/v1/rollouts", Scope: o, h: s.createRollout},
+		{Pattern: "GET /api/v1/rollouts/{id}", Scope: v, h: s.getRollout},
+		{Pattern: "POST /api/v1/rollouts/{id}/{cmd}", Scope: o, h: s.commandRollout},
+		{Pattern: "GET /api/v1/telemetry/health", Scope: v, h: s.health},
+		{Pattern: "GET /api/v1/telemetry/series", Scope: v, h: s.series},
+		{Pattern: "GET /api/v1/telemetry/records", Scope: v, h: s.records},
+		{Pattern: "GET /api/v1/broker/mosquitto", Scope: a, h: s.mosquittoFiles},
+		{Pattern: "GET /metrics", Scope: v, raw: promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{})},
+	}
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
-	a := func(pattern string, h handlerFunc) { mux.Handle(pattern, s.wrap(true, h)) }
-	mux.Handle("POST /api/v1/enroll", s.wrap(false, s.enroll))
-	a("GET /api/v1/devices", s.listDevices)
-	a("GET /api/v1/devices/{id}", s.getDevice)
-	a("DELETE /api/v1/devices/{id}", s.deleteDevice)
-	a("POST /api/v1/tokens", s.createToken)
-	a("GET /api/v1/groups", s.listGroups)
-	a("PUT /api/v1/groups/{name}", s.putGroup)
-	a("GET /api/v1/models", s.listModels)
-	a("POST /api/v1/models", s.addModel)
-	a("GET /api/v1/models/{id}", s.getModel)
-	a("DELETE /api/v1/models/{id}/{version}", s.deleteModel)
-	a("GET /api/v1/jobs", s.listJobs)
-	a("GET /api/v1/rollouts", s.listRollouts)
-	a("POST /api/v1/rollouts", s.createRollout)
-	a("GET /api/v1/rollouts/{id}", s.getRollout)
-	a("POST /api/v1/rollouts/{id}/{cmd}", s.commandRollout)
-	a("GET /api/v1/telemetry/health", s.health)
-	a("GET /api/v1/telemetry/series", s.series)
-	a("GET /api/v1/telemetry/records", s.records)
-	a("GET /api/v1/broker/mosquitto", s.mosquittoFiles)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{}))
+	for _, rt := range s.apiRoutes() {
+		mux.Handle(rt.Pattern, s.guard(rt))
+	}
+	// Unknown /api/ paths and methods: 404/405 from the mux, never a handler.
 	repo := RepoHandler
 	if repo == nil {
 		repo = func(dir string) http.Handler { return http.FileServer(http.Dir(dir)) }
 	}
+	// The signed update repository is public: TUF signatures, not the
+	// transport, make its content trustworthy.
 	mux.Handle("GET /repo/", http.StripPrefix("/repo", repo(s.cfg.RepoDir)))
+	// The console's static files are public; its API calls carry the token.
 	mux.Handle("GET /", console.Handler())
 	return mux
 }
 
-func (s *Server) enroll(w http.ResponseWriter, r *http.Request) (any, error) {
-	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return nil, err
-	}
-	req, err := wire.DecodeEnrollRequest(b)
-	if err != nil {
-		return nil, err
-	}
-	e, err := s.reg.Enroll(r.Context(), req)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.writeMosquitto(r.Context()); err != nil {
-		s.log.Error("rewrite mosquitto files", "err", err)
-	}
-	resp := wire.EnrollResponse{V: wire.Version, DeviceID: e.Device.ID, Username: e.Device.ID, Password: e.Password,
-		BrokerURL: s.cfg.PublicBrokerURL, RepoURL: s.cfg.PublicURL + "/repo"}
-	if root, err := os.ReadFile(filepath.Join(s.cfg.RepoDir, "metadata", "root.json")); err == nil && json.Valid(root) {
-		resp.TUFRoot = root
-	}
-	s.log.Info("device enrolled", "device", e.Device.ID, "labels", e.Device.Labels)
-	return resp, nil
-}
+// enroll is in enroll.go (device identity: CSR, certificate, pinned CA).
 
 // DeviceView is a device as the API shows it (no password hash).
 type DeviceView struct {
@@ -212,14 +201,14 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) (any, erro
 	return nil, s.writeMosquitto(r.Context())
 }
 
-// TokenRequest creates an enrollment token.
+// TokenRequest creates an enrollment token (POST /api/v1/enroll-tokens).
 type TokenRequest struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 	MaxUses int               `json:"max_uses,omitempty"`
 	TTL     string            `json:"ttl,omitempty"`
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (any, error) {
+func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req TokenRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
@@ -235,6 +224,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
+	auditTarget(r.Context(), "enroll_token", tok.ID)
 	return map[string]any{"token": secret, "info": tok}, nil
 }
 
@@ -290,6 +280,7 @@ func (s *Server) addModel(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := readJSON(r, &m); err != nil {
 		return nil, err
 	}
+	auditTarget(r.Context(), "model", m.ID+"@"+m.Version)
 	// The target must already be in the served repository with that size.
 	p := filepath.Join(s.cfg.RepoDir, "targets", filepath.FromSlash(m.Target.Name))
 	if !strings.HasPrefix(filepath.Clean(p), filepath.Join(s.cfg.RepoDir, "targets")+string(filepath.Separator)) {
@@ -384,6 +375,7 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request) (any, err
 	if _, err := registry.ParseSelector(spec.Selector); err != nil {
 		return nil, err
 	}
+	auditTarget(r.Context(), "rollout", spec.ID)
 	ro, err := s.mgr.Create(r.Context(), spec)
 	if err != nil {
 		return nil, err
