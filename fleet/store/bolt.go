@@ -3,20 +3,57 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// Bolt is a Store in one bbolt file.
+// Bolt is a Store in one bbolt file. Update transactions from concurrent
+// callers are group-committed: bbolt's Batch runs many of them in one
+// write transaction with one fsync (see Update).
 type Bolt struct{ db *bolt.DB }
 
+// ErrLocked is returned by OpenBolt when another process holds the file.
+var ErrLocked = errors.New("store file is locked by another process")
+
+// BoltOptions tunes OpenBoltWith.
+type BoltOptions struct {
+	// LockTimeout is how long to wait for another process's lock on the
+	// file (default 5 s).
+	LockTimeout time.Duration
+	// MaxBatchSize and MaxBatchDelay bound a group commit (defaults 1000
+	// updates, 5 ms).
+	MaxBatchSize  int
+	MaxBatchDelay time.Duration
+}
+
 // OpenBolt opens (creating if needed) the bbolt file at path.
-func OpenBolt(path string) (*Bolt, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+func OpenBolt(path string) (*Bolt, error) { return OpenBoltWith(path, BoltOptions{}) }
+
+// OpenBoltWith opens the bbolt file at path with options. A file held by
+// another process (a second fleet-server on the same data dir) gives
+// ErrLocked after LockTimeout.
+func OpenBoltWith(path string, o BoltOptions) (*Bolt, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 5 * time.Second
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, fmt.Errorf("open store %s: %w (is another fleet-server running on this data dir? "+
+			"a bbolt store serves one process; run replicas on a shared PostgreSQL store)", path, ErrLocked)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db.MaxBatchSize = 1000
+	if o.MaxBatchSize > 0 {
+		db.MaxBatchSize = o.MaxBatchSize
+	}
+	db.MaxBatchDelay = 5 * time.Millisecond
+	if o.MaxBatchDelay > 0 {
+		db.MaxBatchDelay = o.MaxBatchDelay
 	}
 	return &Bolt{db: db}, nil
 }
@@ -29,16 +66,24 @@ func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
 	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-// Update implements Store.
+// Update implements Store. Concurrent updates are group-committed through
+// bbolt's Batch: they share one write transaction and one fsync, each is
+// still atomic (an fn that fails is rolled back and retried alone), and fn
+// may run more than once, so it must only depend on what it reads in tx.
 func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return b.db.Batch(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-// Close implements Store.
-func (b *Bolt) Close() error { return b.db.Close() }
+// Close implements Store; closing a nil or closed store is a no-op.
+func (b *Bolt) Close() error {
+	if b == nil || b.db == nil {
+		return nil
+	}
+	return b.db.Close()
+}
 
 type boltTx struct{ tx *bolt.Tx }
 
