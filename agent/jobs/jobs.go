@@ -571,10 +571,10 @@ func (q *Queue) worker(ctx context.Context) {
 			j.WebhookState, j.WebhookNext = "pending", j.Finished
 		}
 		if err := q.finish(j); err != nil {
-			q.opt.Log.Error("jobs: store result; kept in memory until the disk allows", "job", j.ID, "err", err)
 			q.mu.Lock()
 			q.unsaved[j.ID] = j
 			q.mu.Unlock()
+			q.opt.Log.Error("jobs: store result; kept in memory until the disk allows", "job", j.ID, "err", err)
 		} else if j.Webhook != "" {
 			q.signal(q.hook)
 		}
