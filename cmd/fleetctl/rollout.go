@@ -16,7 +16,7 @@ import (
 func newRolloutCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Staged rollouts gated on device telemetry"}
 	var req server.RolloutRequest
-	var soak, deadline time.Duration
+	var soak, deadline, baseline time.Duration
 	gates := rollout.DefaultGates()
 	var watch bool
 	create := &cobra.Command{
@@ -24,7 +24,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 		Short: "Start a rollout (canary, blue-green, shadow or ab)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req.Soak, req.DeviceDeadline = soak.String(), deadline.String()
+			req.Soak, req.DeviceDeadline, req.BaselineWindow = soak.String(), deadline.String(), baseline.String()
 			req.Gates = &gates
 			r, err := g.client().CreateRollout(cmd.Context(), req)
 			if err != nil {
@@ -46,11 +46,13 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.Selector, "selector", "", "label selector of the target devices")
 	f.DurationVar(&soak, "soak", 10*time.Minute, "how long each stage's gates must hold")
 	f.DurationVar(&deadline, "device-deadline", 10*time.Minute, "how long a stage waits for (offline) devices")
+	f.DurationVar(&baseline, "baseline-window", 15*time.Minute, "how far before a stage's start baseline telemetry is taken (canary, blue-green)")
 	f.StringVar((*string)(&req.OnFailure), "on-failure", "rollback", "rollback or pause")
 	f.BoolVar(&req.ManualPromote, "manual-promote", false, "wait for 'fleetctl rollout promote' after each healthy stage")
 	f.Float64Var(&gates.MaxErrorRate, "max-error-rate", gates.MaxErrorRate, "gate: highest error rate of the new version")
 	f.Float64Var(&gates.MaxErrorRateDelta, "max-error-rate-delta", gates.MaxErrorRateDelta, "gate: most the error rate may exceed the baseline's")
 	f.Float64Var(&gates.MaxP95Ratio, "max-p95-ratio", gates.MaxP95Ratio, "gate: highest p95 latency ratio new/baseline")
+	f.Float64Var(&gates.MinP95DeltaMs, "min-p95-delta-ms", gates.MinP95DeltaMs, "gate: p95 noise floor; the latency gate fails only if new p95 - baseline p95 exceeds it too")
 	f.IntVar(&gates.MaxCrashes, "max-crashes", gates.MaxCrashes, "gate: crashes allowed (-1 disables)")
 	f.IntVar(&gates.MaxRollbacks, "max-rollbacks", gates.MaxRollbacks, "gate: device-side rollbacks allowed (-1 disables)")
 	f.Float64Var(&gates.MinShadowAgreement, "min-shadow-agreement", gates.MinShadowAgreement, "gate: lowest shadow top-1 agreement")

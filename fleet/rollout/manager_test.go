@@ -41,6 +41,7 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		reg := registry.New(s, clock.Now)
+		reg.SetPasswordAuth(true) // device credentials are not what this test is about
 		tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -56,7 +57,7 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	tok, _, _ := reg.CreateToken(ctx, nil, 0, 0)
 	for i := 0; i < 4; i++ {
 		id := fmt.Sprintf("d%d", i)
-		if _, err := reg.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}); err != nil {
+		if _, err := reg.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
 			t.Fatal(err)
 		}
 	}

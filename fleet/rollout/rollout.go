@@ -10,6 +10,7 @@ package rollout
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"sort"
@@ -75,9 +76,11 @@ type Gates struct {
 	MinShadowAgreement float64 `json:"min_shadow_agreement"`
 	// MaxInstallFailures bounds failed, rejected and rolled-back install jobs.
 	MaxInstallFailures int `json:"max_install_failures"`
-	// MinP95DeltaMs ignores p95 regressions smaller than this many
-	// milliseconds (sub-millisecond models are dominated by noise).
-	MinP95DeltaMs float64 `json:"min_p95_delta_ms,omitempty"`
+	// MinP95DeltaMs is the p95 noise floor: the latency gate fails only
+	// when the new p95 exceeds the baseline's by more than this many
+	// milliseconds AND the ratio exceeds MaxP95Ratio (sub-millisecond
+	// models on a busy device are dominated by scheduling noise).
+	MinP95DeltaMs float64 `json:"min_p95_delta_ms"`
 	// MinRequests is how many requests of the new version a stage needs
 	// before its gates can pass, and before the error-rate and latency
 	// gates are judged (crash, rollback and install gates act at once).
@@ -87,7 +90,44 @@ type Gates struct {
 // DefaultGates are sensible production thresholds.
 func DefaultGates() Gates {
 	return Gates{MaxErrorRate: 0.05, MaxErrorRateDelta: 0.02, MaxP95Ratio: 1.5, MaxCrashes: 0, MaxRollbacks: 0,
-		MinShadowAgreement: 0.95, MaxInstallFailures: 0, MinRequests: 50}
+		MinShadowAgreement: 0.95, MaxInstallFailures: 0, MinP95DeltaMs: 1, MinRequests: 50}
+}
+
+// UnmarshalJSON decodes gates over DefaultGates: a field the JSON omits
+// keeps its default (so an API client may set one knob only).
+func (g *Gates) UnmarshalJSON(b []byte) error {
+	type plain Gates
+	d := plain(DefaultGates())
+	if err := json.Unmarshal(b, &d); err != nil {
+		return err
+	}
+	*g = Gates(d)
+	return nil
+}
+
+// Validate checks the gate values.
+func (g Gates) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"max_error_rate", g.MaxErrorRate}, {"max_error_rate_delta", g.MaxErrorRateDelta}, {"max_p95_ratio", g.MaxP95Ratio},
+		{"min_shadow_agreement", g.MinShadowAgreement}, {"min_p95_delta_ms", g.MinP95DeltaMs}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("gate %s = %v: want a finite value >= 0 (0 disables it)", f.name, f.v)
+		}
+	}
+	if g.MaxErrorRate > 1 || g.MinShadowAgreement > 1 {
+		return fmt.Errorf("gates max_error_rate %v and min_shadow_agreement %v: rates are 0..1", g.MaxErrorRate, g.MinShadowAgreement)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max_crashes", g.MaxCrashes}, {"max_rollbacks", g.MaxRollbacks}, {"max_install_failures", g.MaxInstallFailures}} {
+		if f.v < -1 {
+			return fmt.Errorf("gate %s = %d: want -1 (disabled) or a count >= 0", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // Spec is what an operator asks for.
@@ -175,6 +215,12 @@ func (s *Spec) Normalize() error {
 	if s.BaselineWindow == 0 {
 		s.BaselineWindow = 15 * time.Minute
 	}
+	if s.BaselineWindow < 0 {
+		return fmt.Errorf("baseline window must not be negative")
+	}
+	if err := s.Gates.Validate(); err != nil {
+		return err
+	}
 	switch s.OnFailure {
 	case "":
 		s.OnFailure = RollbackOnFailure
@@ -251,8 +297,11 @@ type Rollout struct {
 	Gates        []GateResult            `json:"gates,omitempty"`
 	New          telemetry.Health        `json:"new_health"`
 	Baseline     telemetry.Health        `json:"baseline_health"`
-	NextJob      int                     `json:"next_job"`
-	Events       []Event                 `json:"events,omitempty"`
+	// BaselineSource says which telemetry the baseline came from (see
+	// baseline).
+	BaselineSource string  `json:"baseline_source,omitempty"`
+	NextJob        int     `json:"next_job"`
+	Events         []Event `json:"events,omitempty"`
 }
 
 // New starts a rollout from a normalized spec.
@@ -497,23 +546,19 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 	g := r.Spec.Gates
 	devs := r.ids(r.Stage)
 	newRoles := []wire.Role{wire.RolePrimary}
-	baseQ := telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, ExcludeVersion: true,
-		Roles: []wire.Role{wire.RolePrimary}, Since: r.StageStarted.Add(-r.Spec.BaselineWindow), Until: now.Add(time.Nanosecond)}
 	switch r.Spec.Strategy {
 	case Shadow:
 		newRoles = []wire.Role{wire.RoleShadow}
-		baseQ.Devices, baseQ.Since = devs, r.StageStarted
 	case AB:
 		newRoles = []wire.Role{wire.RoleCandidate}
-		baseQ.Devices, baseQ.Since = devs, r.StageStarted
 	}
 	nh := v.Health(telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles, Devices: devs,
 		Since: r.StageStarted, Until: now.Add(time.Nanosecond)})
 	// Crashes and device-side rollbacks count in any role.
 	all := v.Health(telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Devices: devs, Since: r.StageStarted, Until: now.Add(time.Nanosecond)})
 	nh.Crashes, nh.Rollbacks = all.Crashes, all.Rollbacks
-	bh := v.Health(baseQ)
-	r.New, r.Baseline = nh, bh
+	bh, src := r.baseline(now, v, devs)
+	r.New, r.Baseline, r.BaselineSource = nh, bh, src
 
 	ok = true
 	check := func(res GateResult, failMsg string) {
@@ -538,8 +583,9 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 			ratio = nh.P95 / bh.P95
 		}
 		check(GateResult{Name: "p95_latency_ratio", Value: ratio, Threshold: g.MaxP95Ratio, Evaluated: hasData && bh.P95 > 0,
-			OK: ratio <= g.MaxP95Ratio || nh.P95-bh.P95 < g.MinP95DeltaMs},
-			fmt.Sprintf("p95 latency %.2fms is %.2f× the baseline %.2fms (max %.2f×)", nh.P95, ratio, bh.P95, g.MaxP95Ratio))
+			OK: ratio <= g.MaxP95Ratio || nh.P95-bh.P95 <= g.MinP95DeltaMs},
+			fmt.Sprintf("p95 latency %.2fms is %.2f× the baseline %.2fms (max %.2f×) and %.2fms more (noise floor %.2fms); baseline: %s",
+				nh.P95, ratio, bh.P95, g.MaxP95Ratio, nh.P95-bh.P95, g.MinP95DeltaMs, src))
 	}
 	if g.MaxCrashes >= 0 {
 		check(GateResult{Name: "crashes", Value: float64(nh.Crashes), Threshold: float64(g.MaxCrashes), Evaluated: true, OK: nh.Crashes <= uint64(g.MaxCrashes)},
@@ -556,6 +602,43 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 	enough = nh.Requests >= g.MinRequests && (r.Spec.Strategy != Shadow || nh.ShadowCompared > 0 || g.MinShadowAgreement == 0)
 	r.setGate(GateResult{Name: "min_requests", Value: float64(nh.Requests), Threshold: float64(g.MinRequests), Evaluated: true, OK: enough})
 	return ok, enough, why
+}
+
+// baseline returns the health the new version is compared with and where
+// it came from, comparing like with like as far as the data allows:
+//
+//   - shadow and A/B: the primary on the same devices, same window;
+//   - canary and blue-green, in order of preference: the same devices
+//     before the stage started (other versions, over the baseline
+//     window); the selected devices outside the rollout over the same
+//     window as the new version; the whole selection before the stage
+//     (the first two need MinRequests requests, at least one).
+func (r *Rollout) baseline(now time.Time, v View, devs map[string]bool) (telemetry.Health, string) {
+	until := now.Add(time.Nanosecond)
+	q := telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, ExcludeVersion: true, Roles: []wire.Role{wire.RolePrimary}}
+	if r.Spec.Strategy == Shadow || r.Spec.Strategy == AB {
+		q.Devices, q.Since, q.Until = devs, r.StageStarted, until
+		return v.Health(q), "primary on the same devices, same window"
+	}
+	need := max(r.Spec.Gates.MinRequests, 1)
+	q.Devices, q.Since, q.Until = devs, r.StageStarted.Add(-r.Spec.BaselineWindow), r.StageStarted
+	if h := v.Health(q); h.Requests >= need {
+		return h, fmt.Sprintf("the same %d device(s) before the stage", len(devs))
+	}
+	others := map[string]bool{}
+	for _, d := range v.Devices {
+		if _, in := r.Devices[d.ID]; !in {
+			others[d.ID] = true
+		}
+	}
+	if len(others) > 0 {
+		q.Devices, q.Since, q.Until = others, r.StageStarted, until
+		if h := v.Health(q); h.Requests >= need {
+			return h, fmt.Sprintf("%d device(s) outside the rollout, same window", len(others))
+		}
+	}
+	q.Devices, q.Since, q.Until = nil, r.StageStarted.Add(-r.Spec.BaselineWindow), until
+	return v.Health(q), "the selected fleet before and during the stage"
 }
 
 func (r *Rollout) advance(now time.Time, why string, v View) []Action {

@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -445,6 +447,149 @@ func TestSpecValidation(t *testing.T) {
 	} {
 		if err := tt.spec.Normalize(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: error %v, want %q", tt.spec, err, tt.want)
+		}
+	}
+}
+
+// addRec appends one telemetry record of device dev.
+func (s *sim) addRec(dev, version string, at time.Time, p95 float64) {
+	s.seq++
+	h := good()
+	h.Seq, h.Time, h.ModelID, h.Version, h.Role, h.LatencyP95Ms = s.seq, at, "m", version, wire.RolePrimary, p95
+	s.recs = append(s.recs, telemetry.Record{TelemetryRecord: h, DeviceID: dev})
+}
+
+// TestP95GateComparesLikeWithLike: an identical model on a busy canary
+// device (p95 8.4 ms before and after) next to idle devices (2 ms) must
+// pass: the baseline is the same device before the stage, not the fleet
+// (3.2× with the fleet-wide baseline). A real regression on the same
+// device (8.4 → 16.8 ms) is the control and fails.
+func TestP95GateComparesLikeWithLike(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		newP95   float64
+		wantPass bool
+	}{{"identical model", 8.4, true}, {"2x slower", 16.8, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := Spec{Strategy: Canary, Stages: []int{10, 100}, Soak: 5 * time.Minute, Gates: DefaultGates()}
+			s := newSim(t, 10, "1", spec)
+			busy := s.devices[0].ID
+			for _, d := range s.devices {
+				if s.r.rank(d.ID) < s.r.rank(busy) {
+					busy = d.ID
+				}
+			}
+			p95 := func(dev string) float64 {
+				if dev == busy {
+					return 8.4
+				}
+				return 2
+			}
+			for m := 10; m > 0; m-- { // history before the rollout
+				for _, d := range s.devices {
+					s.addRec(d.ID, "1", t0.Add(-time.Duration(m)*time.Minute), p95(d.ID))
+				}
+			}
+			for i := 0; i < 12 && s.r.Stage == 0 && !s.r.Phase.Final(); i++ {
+				s.tick()
+				for _, d := range s.devices {
+					if d.Active == "2" {
+						s.addRec(d.ID, "2", s.now, tc.newP95)
+					} else {
+						s.addRec(d.ID, "1", s.now, p95(d.ID))
+					}
+				}
+				s.advance(time.Minute)
+			}
+			passed := s.r.Stage == 1
+			if passed != tc.wantPass {
+				t.Fatalf("stage passed = %v, want %v; phase %s reason %q baseline %.2fms (%s) new %.2fms",
+					passed, tc.wantPass, s.r.Phase, s.r.Reason, s.r.Baseline.P95, s.r.BaselineSource, s.r.New.P95)
+			}
+			if !strings.Contains(s.r.BaselineSource, "same 1 device(s) before") {
+				t.Fatalf("baseline source %q, want the same device before the stage", s.r.BaselineSource)
+			}
+		})
+	}
+}
+
+// TestP95NoiseFloor: a sub-millisecond model whose p95 goes 0.10 → 0.42 ms
+// (4.2×, +0.32 ms) passes with the default 1 ms floor; +1.5 ms at 2× fails;
+// with the floor set to 0 the 4.2× fails (control).
+func TestP95NoiseFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		base, new     float64
+		floor         float64
+		wantPass      bool
+		wantInMessage string
+	}{
+		{"sub-ms jitter under the floor", 0.10, 0.42, 1, true, ""},
+		{"exactly at the floor", 1.0, 2.0, 1, true, ""},
+		{"over the floor and the ratio", 1.5, 3.0, 1, false, "noise floor 1.00ms"},
+		{"floor disabled", 0.10, 0.42, 0, false, "4.20×"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := DefaultGates()
+			g.MinP95DeltaMs = tc.floor
+			spec := Spec{Strategy: BlueGreen, Soak: 3 * time.Minute, Gates: g}
+			s := newSim(t, 4, "1", spec)
+			for m := 10; m > 0; m-- {
+				for _, d := range s.devices {
+					s.addRec(d.ID, "1", t0.Add(-time.Duration(m)*time.Minute), tc.base)
+				}
+			}
+			for i := 0; i < 10 && !s.r.Phase.Final() && s.r.Phase != Paused; i++ {
+				s.tick()
+				for _, d := range s.devices {
+					s.addRec(d.ID, d.Active, s.now, map[bool]float64{true: tc.new, false: tc.base}[d.Active == "2"])
+				}
+				s.advance(time.Minute)
+			}
+			if pass := s.r.Phase == Succeeded; pass != tc.wantPass {
+				t.Fatalf("succeeded = %v, want %v: phase %s reason %q", pass, tc.wantPass, s.r.Phase, s.r.Reason)
+			}
+			if !strings.Contains(s.r.Reason, tc.wantInMessage) {
+				t.Fatalf("reason %q does not mention %q", s.r.Reason, tc.wantInMessage)
+			}
+		})
+	}
+}
+
+// TestBaselineOutsideDevicesSameWindow: without history on the canary
+// devices, the baseline is the devices outside the rollout over the same
+// window.
+func TestBaselineOutsideDevicesSameWindow(t *testing.T) {
+	spec := Spec{Strategy: Canary, Stages: []int{10, 100}, Soak: 5 * time.Minute, Gates: DefaultGates()}
+	s := newSim(t, 10, "1", spec)
+	s.tick()
+	s.report(good(), good())
+	s.advance(time.Minute)
+	s.tick()
+	if !strings.Contains(s.r.BaselineSource, "9 device(s) outside the rollout, same window") {
+		t.Fatalf("baseline source %q", s.r.BaselineSource)
+	}
+}
+
+// TestGatesJSONDefaults: gates given as JSON keep the defaults of the
+// fields they omit; bad values are refused by Normalize.
+func TestGatesJSONDefaults(t *testing.T) {
+	var g Gates
+	if err := json.Unmarshal([]byte(`{"max_p95_ratio": 2, "max_crashes": -1}`), &g); err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultGates()
+	want.MaxP95Ratio, want.MaxCrashes = 2, -1
+	if g != want {
+		t.Fatalf("gates %+v, want %+v", g, want)
+	}
+	if want.MinP95DeltaMs != 1 {
+		t.Fatalf("default p95 noise floor %v, want 1 ms", want.MinP95DeltaMs)
+	}
+	for _, bad := range []Gates{{MaxP95Ratio: -1}, {MinP95DeltaMs: math.NaN()}, {MaxErrorRate: 2}, {MaxCrashes: -2}} {
+		spec := Spec{ID: "r", ModelID: "m", Version: "2", Gates: bad}
+		if err := spec.Normalize(); err == nil {
+			t.Errorf("gates %+v accepted", bad)
 		}
 	}
 }
