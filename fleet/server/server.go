@@ -7,6 +7,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
+	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
@@ -64,6 +66,25 @@ type Config struct {
 	// ClientID is the server's MQTT client id (default "fleet-server").
 	ClientID string
 
+	// InsecurePlaintext serves HTTP and plain MQTT without TLS (and turns
+	// on password auth for devices). Tests and throwaway setups only.
+	InsecurePlaintext bool
+	// BrokerPasswordAuth also issues MQTT passwords at enrollment, for
+	// external brokers that cannot authenticate client certificates.
+	BrokerPasswordAuth bool
+	// CACertFile and CAKeyFile use an operator-provided fleet CA instead of
+	// the one generated in DataDir/pki.
+	CACertFile, CAKeyFile string
+	// TLSHosts are the DNS names / IPs of the server certificate (default
+	// localhost, 127.0.0.1, ::1 plus the listen hosts).
+	TLSHosts []string
+	// Broker limits (0: the broker's defaults).
+	MaxPacketSize uint32
+	DeviceRate    float64
+	// OnBrokerEvent, if set, receives the embedded broker's client
+	// connect/disconnect events.
+	OnBrokerEvent func(broker.ClientEvent)
+
 	// RepoDir is the TUF repository served under /repo/ (default DataDir/repo).
 	RepoDir string
 	// KeysDir, if set, holds the online keys used to re-sign timestamp
@@ -71,9 +92,22 @@ type Config struct {
 	KeysDir string
 	// Tokens are enrollment token secrets accepted without expiry.
 	Tokens []string
-	// AdminToken, if set, is required as "Authorization: Bearer <token>" on
-	// every /api/v1 call except enrollment.
+	// AdminToken, if set, is an extra operator-chosen admin API token
+	// (at least 32 random characters). Without it the server generates an
+	// admin token at first start into AdminTokenFile.
 	AdminToken string
+	// AdminTokenFile receives the admin token generated at first start
+	// (default DataDir/admin.token, mode 0600).
+	AdminTokenFile string
+	// InsecureNoAuth serves the API without authentication; refused unless
+	// HTTPAddr is a loopback address.
+	InsecureNoAuth bool
+	// AuditMax bounds the audit log in entries (default auth.DefaultAuditMax).
+	AuditMax int
+	// EnrollRate and EnrollBurst limit enrollment calls per client address
+	// (default 5/s, burst 20).
+	EnrollRate  float64
+	EnrollBurst int
 	// Retention bounds stored telemetry (default 7 days).
 	Retention time.Duration
 	// TickInterval is how often rollouts advance (default 1s).
@@ -98,11 +132,17 @@ type Server struct {
 	httpSrv *http.Server
 	kick    chan struct{}
 
+	ca      *pki.CA
+	cmdKey  ed25519.PrivateKey
+	srvCert tls.Certificate
+
 	serverHash string
 	mosqMu     sync.Mutex
 
 	mqttMsgs *prometheus.CounterVec
 	mqttBad  prometheus.Counter
+
+	auth authState // auth.go
 }
 
 // Refresher re-signs expiring repository metadata; ota/release.Refresh
@@ -117,7 +157,10 @@ func (c *Config) defaults() error {
 		c.HTTPAddr = "127.0.0.1:8080"
 	}
 	if c.EmbeddedAddr == "" {
-		c.EmbeddedAddr = "127.0.0.1:1883"
+		c.EmbeddedAddr = "127.0.0.1:8883"
+		if c.InsecurePlaintext {
+			c.EmbeddedAddr = "127.0.0.1:1883"
+		}
 	}
 	if c.BrokerUser == "" {
 		c.BrokerUser = registry.ServerUser
@@ -164,6 +207,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.reg = registry.New(s.store, cfg.Clock.Now)
+	if err := s.initAuth(ctx); err != nil {
+		return nil, fmt.Errorf("fleet server: %w", err)
+	}
 	if s.tel, err = telemetry.Open(ctx, s.store, cfg.Retention, cfg.Clock.Now, s.prom); err != nil {
 		return nil, err
 	}
@@ -176,6 +222,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}
 	s.registerMetrics()
+	if err := s.setupTLS(); err != nil {
+		return nil, fmt.Errorf("fleet server: %w", err)
+	}
 
 	// Broker.
 	brokerURL := cfg.BrokerURL
@@ -190,10 +239,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if brokerURL == "" {
-		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.reg.Authenticator(s.serverHash), Logger: s.log})
+		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.reg.Authenticator(s.serverHash),
+			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
+			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: cfg.OnBrokerEvent, Logger: s.log})
 		if err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
+		s.reg.OnRevoke(func(id string) { s.emb.Disconnect(id) })
 		brokerURL = s.emb.URL()
 		s.log.Info("embedded MQTT broker listening", "url", brokerURL)
 	}
@@ -213,7 +265,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("fleet server: listen %s: %w", cfg.HTTPAddr, err)
 	}
 	if s.cfg.PublicURL == "" {
-		s.cfg.PublicURL = "http://" + s.httpLn.Addr().String()
+		s.cfg.PublicURL = "https://" + s.httpLn.Addr().String()
+		if cfg.InsecurePlaintext {
+			s.cfg.PublicURL = "http://" + s.httpLn.Addr().String()
+		}
+	}
+	if !cfg.InsecurePlaintext {
+		s.httpLn = tls.NewListener(s.httpLn, s.httpTLS())
 	}
 	s.httpSrv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -222,6 +280,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	s.log.Info("fleet server listening", "url", s.cfg.PublicURL, "console", s.cfg.PublicURL+"/")
+	if s.ca != nil {
+		s.log.Info("fleet CA (devices pin it: edge-agent enroll --ca-fingerprint)", "fingerprint", s.ca.Fingerprint(),
+			"ca_file", s.caFile())
+	}
 	ok = true
 	return s, nil
 }
@@ -359,7 +421,9 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("server MQTT connection lost", "err", err) })
 	if strings.HasPrefix(addr, "ssl://") {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if s.cfg.BrokerCAFile != "" {
+		if s.emb != nil && s.ca != nil {
+			tc.RootCAs = s.ca.Pool()
+		} else if s.cfg.BrokerCAFile != "" {
 			pem, err := os.ReadFile(s.cfg.BrokerCAFile)
 			if err != nil {
 				return fmt.Errorf("fleet server: broker CA: %w", err)
@@ -416,7 +480,11 @@ func (s *Server) NotifyJobs(ctx context.Context, deviceID string) error {
 	}
 	n := wire.JobNotify{V: wire.Version, DeviceID: deviceID, Jobs: []wire.Job{}}
 	for _, j := range pending {
-		n.Jobs = append(n.Jobs, j.Job)
+		sj, err := s.signJob(deviceID, j.Job)
+		if err != nil {
+			return err
+		}
+		n.Jobs = append(n.Jobs, sj)
 	}
 	return s.publish(wire.JobsNotifyTopic(deviceID), n)
 }
@@ -454,25 +522,7 @@ func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error
 		s.Kick()
 		return err
 	case wire.KindTelemetry:
-		b, err := wire.DecodeTelemetryBatch(payload)
-		if err != nil {
-			return err
-		}
-		if b.DeviceID != t.DeviceID {
-			return fmt.Errorf("telemetry for %s on %s's topic", b.DeviceID, t.DeviceID)
-		}
-		if _, err := s.reg.Device(ctx, t.DeviceID); err != nil {
-			return err
-		}
-		ack, _, err := s.tel.Ingest(ctx, b, func(r wire.TelemetryRecord) string { return s.mgr.StageTag(t.DeviceID, r) })
-		if err != nil {
-			return err
-		}
-		s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
-			d.LastSeen, d.TelemetrySeq, d.TelemetryDropped = now, ack, b.Dropped
-			return nil
-		})
-		return s.publish(wire.TelemetryAckTopic(t.DeviceID), wire.TelemetryAck{V: wire.Version, DeviceID: t.DeviceID, Seq: ack})
+		return s.handleTelemetry(ctx, t, payload, now) // ingest.go
 	case wire.KindJobUpdate:
 		u, err := wire.DecodeJobUpdate(payload)
 		if err != nil {
