@@ -12,6 +12,8 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -126,7 +128,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.logf("prediction traffic: %d requests, %d answered 404 before v1 was installed, %d other failures",
 		d.sent.Load(), d.notFound.Load(), d.failed.Load())
 	if o.Hold {
-		d.logf("holding; console at %s/ — Ctrl-C to stop", d.http)
+		d.logf("holding; console at %s/ (token: %s) — Ctrl-C to stop", d.http, filepath.Join(d.o.WorkDir, adminTokenFile))
 		<-ctx.Done()
 	}
 	d.logf("stopping %d processes", len(d.procs))
@@ -189,7 +191,7 @@ func (d *demo) stopAll() {
 }
 
 func (d *demo) fleetctl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "fleetctl"), append([]string{"--server", d.http}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "fleetctl"), append([]string{"--server", d.http, "--token-file", adminTokenFile}, args...)...)
 	cmd.Dir = d.o.WorkDir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -219,7 +221,19 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	}
 }
 
-const token = "demo-enroll-token"
+// token is the demo's enrollment token: random per run, 128 bits (the
+// server refuses shorter ones).
+var token = func() string {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "demo-" + hex.EncodeToString(b)
+}()
+
+// adminTokenFile is the admin API token fleet-server writes at first start
+// (relative to the work dir).
+var adminTokenFile = filepath.Join("server", server.AdminTokenFileName)
 
 func (d *demo) startServer(ctx context.Context) error {
 	httpAddr, err := freeAddr()
@@ -241,7 +255,13 @@ func (d *demo) startServer(ctx context.Context) error {
 	if err := waitHTTP(ctx, d.http+"/api/v1/devices", 15*time.Second); err != nil {
 		return err
 	}
-	d.api = client.New(d.http, "")
+	// Auth is on: the demo operates with the admin token the server
+	// generated into its data dir.
+	admin, err := client.ReadTokenFile(filepath.Join(d.o.WorkDir, adminTokenFile))
+	if err != nil {
+		return fmt.Errorf("fleet-server's admin token: %w", err)
+	}
+	d.api = client.New(d.http, admin)
 	d.logf("fleet-server up: API and console %s/  broker %s", d.http, d.mqtt)
 	return nil
 }
@@ -473,7 +493,7 @@ func (d *demo) story(ctx context.Context) error {
 		}
 		d.logf("active versions: %s", d.versions(ctx))
 	}
-	d.logf("console: %s/  (devices, models, rollouts with gates, latency and error-rate charts)", d.http)
+	d.logf("console: %s/  (devices, models, rollouts with gates, latency and error-rate charts); sign in with the token in %s", d.http, filepath.Join(d.o.WorkDir, adminTokenFile))
 	return nil
 }
 
