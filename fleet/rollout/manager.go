@@ -35,9 +35,19 @@ type Manager struct {
 	clock  Clock
 	log    *slog.Logger
 
+	// opMu serializes the mutating operations (Create, Command, Tick)
+	// across their store reads, job writes, publishes and saves. mu guards
+	// the in-memory rollouts and is never held across I/O, so StageTag
+	// (telemetry ingest), Get and List (API, /metrics) never wait for an
+	// fsync or a publish.
+	opMu     sync.Mutex
 	mu       sync.Mutex
 	rollouts map[string]*Rollout
 }
+
+// dispatchParallel bounds concurrent job writes and notifications; many
+// concurrent writes are group-committed by the store.
+const dispatchParallel = 64
 
 // NewManager loads persisted rollouts; unfinished ones continue on the next Tick.
 func NewManager(ctx context.Context, reg *registry.Registry, tel *telemetry.Store, n Notifier, clock Clock, log *slog.Logger) (*Manager, error) {
@@ -81,23 +91,32 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.rollouts[r.Spec.ID]; ok {
+		m.mu.Unlock()
 		return nil, fmt.Errorf("create rollout: id %s already used", r.Spec.ID)
 	}
 	for _, o := range m.rollouts {
 		if o.Spec.ModelID == r.Spec.ModelID && !o.Phase.Final() {
+			m.mu.Unlock()
 			return nil, fmt.Errorf("create rollout %s: %w (%s is %s)", r.Spec.ID, ErrConflict, o.Spec.ID, o.Phase)
 		}
 	}
+	snap := clone(r)
+	m.mu.Unlock()
+	if err := m.save(ctx, snap); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
 	m.rollouts[r.Spec.ID] = r
-	if err := m.save(ctx, r); err != nil {
+	m.mu.Unlock()
+	if err := m.step(ctx, r); err != nil {
 		return nil, err
 	}
-	if err := m.step(ctx, r, nil); err != nil {
-		return nil, err
-	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	return clone(r), nil
 }
 
@@ -133,31 +152,42 @@ func (m *Manager) List() []*Rollout {
 
 // Command applies an operator command to a rollout.
 func (m *Manager) Command(ctx context.Context, id string, c Command) (*Rollout, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	r, ok := m.rollouts[id]
+	var spec Spec
+	if ok {
+		spec = r.Spec
+	}
+	m.mu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("rollout %s: %w", id, registry.ErrNotFound)
 	}
-	v, err := m.view(ctx, r)
+	v, err := m.view(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
 	acts, err := r.Apply(m.clock.Now(), c, v)
+	snap := clone(r)
+	m.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if err := m.dispatch(ctx, acts); err != nil {
 		return nil, err
 	}
-	if err := m.save(ctx, r); err != nil {
+	if err := m.save(ctx, snap); err != nil {
 		return nil, err
 	}
-	return clone(r), nil
+	return snap, nil
 }
 
-func (m *Manager) view(ctx context.Context, r *Rollout) (View, error) {
-	sel, err := registry.ParseSelector(r.Spec.Selector)
+// view reads the fleet snapshot a rollout decides on (store reads only;
+// no lock held).
+func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
+	sel, err := registry.ParseSelector(spec.Selector)
 	if err != nil {
 		return View{}, err
 	}
@@ -167,58 +197,93 @@ func (m *Manager) view(ctx context.Context, r *Rollout) (View, error) {
 	}
 	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health}
 	for _, d := range devs {
-		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: d.ActiveVersion(r.Spec.ModelID)})
+		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: d.ActiveVersion(spec.ModelID)})
 	}
 	jobs, err := m.reg.Jobs(ctx, "")
 	if err != nil {
 		return View{}, err
 	}
 	for _, j := range jobs {
-		if j.RolloutID == r.Spec.ID {
+		if j.RolloutID == spec.ID {
 			v.Jobs[j.JobID] = JobStatus{State: j.State, Reason: j.Reason}
 		}
 	}
 	return v, nil
 }
 
+// dispatch writes the actions' jobs and notifies the devices, up to
+// dispatchParallel devices at a time (one device's jobs in order).
 func (m *Manager) dispatch(ctx context.Context, acts []Action) error {
-	touched := map[string]bool{}
-	for _, a := range acts {
-		if _, err := m.reg.AddJob(ctx, a.DeviceID, a.Job); err != nil {
-			return fmt.Errorf("dispatch %s to %s: %w", a.Job.JobID, a.DeviceID, err)
-		}
-		touched[a.DeviceID] = true
-	}
-	for id := range touched {
-		if m.notify != nil {
-			if err := m.notify.NotifyJobs(ctx, id); err != nil {
-				// The device asks again (jobs/get) when it reconnects.
-				m.log.Warn("notify jobs", "device", id, "err", err)
-			}
-		}
-	}
-	return nil
-}
-
-// step ticks one rollout; callers hold m.mu.
-func (m *Manager) step(ctx context.Context, r *Rollout, _ any) error {
-	if r.Phase.Final() {
+	if len(acts) == 0 {
 		return nil
 	}
-	v, err := m.view(ctx, r)
+	byDevice := map[string][]Action{}
+	var order []string
+	for _, a := range acts {
+		if _, ok := byDevice[a.DeviceID]; !ok {
+			order = append(order, a.DeviceID)
+		}
+		byDevice[a.DeviceID] = append(byDevice[a.DeviceID], a)
+	}
+	var (
+		wg    sync.WaitGroup
+		errMu sync.Mutex
+		errs  []error
+	)
+	sem := make(chan struct{}, dispatchParallel)
+	for _, id := range order {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, a := range byDevice[id] {
+				if _, err := m.reg.AddJob(ctx, a.DeviceID, a.Job); err != nil {
+					errMu.Lock()
+					errs = append(errs, fmt.Errorf("dispatch %s to %s: %w", a.Job.JobID, a.DeviceID, err))
+					errMu.Unlock()
+					return
+				}
+			}
+			if m.notify != nil {
+				if err := m.notify.NotifyJobs(ctx, id); err != nil {
+					// The device asks again (jobs/get) when it reconnects.
+					m.log.Warn("notify jobs", "device", id, "err", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// step ticks one rollout; callers hold m.opMu (not m.mu): the snapshot is
+// read and the decisions carried out without m.mu, which is held only
+// while the rollout's in-memory state changes.
+func (m *Manager) step(ctx context.Context, r *Rollout) error {
+	m.mu.Lock()
+	final, spec := r.Phase.Final(), r.Spec
+	m.mu.Unlock()
+	if final {
+		return nil
+	}
+	v, err := m.view(ctx, spec)
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
 	before := clone(r)
 	acts := r.Tick(m.clock.Now(), v)
+	snap := clone(r)
+	m.mu.Unlock()
 	if err := m.dispatch(ctx, acts); err != nil {
 		return err
 	}
-	if len(acts) > 0 || !reflect.DeepEqual(before, clone(r)) {
-		if r.Phase != before.Phase || r.Stage != before.Stage {
-			m.log.Info("rollout", "id", r.Spec.ID, "phase", r.Phase, "stage", r.Stage+1, "reason", r.Reason)
+	if len(acts) > 0 || !reflect.DeepEqual(before, snap) {
+		if snap.Phase != before.Phase || snap.Stage != before.Stage {
+			m.log.Info("rollout", "id", snap.Spec.ID, "phase", snap.Phase, "stage", snap.Stage+1, "reason", snap.Reason)
 		}
-		return m.save(ctx, r)
+		return m.save(ctx, snap)
 	}
 	return nil
 }
@@ -228,11 +293,17 @@ func (m *Manager) Tick(ctx context.Context) error {
 	if _, err := m.reg.TimeOutJobs(ctx); err != nil {
 		return err
 	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	var errs []error
+	rs := make([]*Rollout, 0, len(m.rollouts))
 	for _, r := range m.rollouts {
-		if err := m.step(ctx, r, nil); err != nil {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, r := range rs {
+		if err := m.step(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("rollout %s: %w", r.Spec.ID, err))
 		}
 	}

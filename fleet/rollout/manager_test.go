@@ -23,9 +23,88 @@ type fakeClock struct {
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-type notifier struct{ n map[string]int }
+// notifier counts notifications; the Manager notifies devices concurrently.
+type notifier struct {
+	mu sync.Mutex
+	n  map[string]int
+	// block, if set, holds every NotifyJobs until closed.
+	block chan struct{}
+}
 
-func (n *notifier) NotifyJobs(_ context.Context, id string) error { n.n[id]++; return nil }
+func (n *notifier) NotifyJobs(_ context.Context, id string) error {
+	if n.block != nil {
+		<-n.block
+	}
+	n.mu.Lock()
+	n.n[id]++
+	n.mu.Unlock()
+	return nil
+}
+
+// TestManagerLockNotHeldAcrossIO: while a rollout's dispatch is stuck in
+// publishing (NotifyJobs blocked), StageTag (telemetry ingest), Get and List
+// still answer; the control shows the dispatch was indeed in progress and
+// completes once publishing resumes.
+func TestManagerLockNotHeldAcrossIO(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock.Now)
+	reg.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &notifier{n: map[string]int{}, block: make(chan struct{})}
+	m, err := rollout.NewManager(ctx, reg, tel, n, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := reg.CreateToken(ctx, nil, 0, 0)
+	for i := 0; i < 20; i++ {
+		if _, err := reg.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: fmt.Sprintf("d%d", i), Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+			t.Fatal(err)
+		}
+		reg.UpdateDevice(ctx, fmt.Sprintf("d%d", i), func(d *registry.Device) error { d.Presence = wire.Online; return nil })
+	}
+	if err := reg.PutModel(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}, Stages: []int{100}})
+		done <- err
+	}()
+	// Wait until the rollout is visible: its first stage is being dispatched.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, ok := m.Get("r1"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("rollout never became visible")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Create returned (%v) while publishing was blocked: the control failed", err)
+	default:
+	}
+	_ = m.StageTag("d1", wire.TelemetryRecord{ModelID: "m", Version: "2"})
+	if got := len(m.List()); got != 1 {
+		t.Fatalf("List = %d rollouts during dispatch, want 1", got)
+	}
+	close(n.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.n) != 20 {
+		t.Fatalf("%d devices notified, want 20", len(n.n))
+	}
+}
 
 // TestManagerPersistsAndResumes runs a canary through the Manager on a bbolt
 // store, "restarts" (closes and reopens store, registry, telemetry and

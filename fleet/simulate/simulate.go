@@ -267,10 +267,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 	}
-	genTime := time.Since(loadStart)
-	if timeUp == nil && genTime < cfg.Duration {
-		genTime = cfg.Duration
-	}
+	genTime := cfg.Duration // records are generated for exactly this long
 
 	// Drain: every device's buffer acknowledged.
 	drained := make(chan struct{})

@@ -1,17 +1,24 @@
 // Package telemetry stores and aggregates the health records devices upload:
-// exactly-once ingestion by device sequence number (records and the
-// device's high-water mark are written in one store transaction, so a
-// redelivered batch is recognised and only acknowledged again), per device /
-// model version / role / rollout stage aggregation for the rollout gates, time
-// series for the console, retention, and Prometheus metrics.
+// exactly-once ingestion by device sequence number (records, per-minute
+// rollups and the device's high-water mark are written in one store
+// transaction, so a redelivered batch is recognised and only acknowledged
+// again), one high-water mark per sequence epoch (a re-flashed device
+// restarting at seq 1 is stored, not dropped), a bounded seq advance (a
+// device cannot poison its mark with seq 2^64−1), saturating counters,
+// aggregation per device / model version / role / rollout stage for the
+// rollout gates, time series for the console, retention and Prometheus
+// metrics. Records live on disk; memory holds only a bounded hot window of
+// raw records plus per-minute rollups per model version and role.
 package telemetry
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +32,7 @@ import (
 const (
 	bucketRecords = "telemetry"
 	bucketSeq     = "telemetry-seq"
+	bucketRollup  = "telemetry-rollup"
 )
 
 // Record is a stored record with the device and the rollout stage it was
@@ -83,70 +91,212 @@ type Point struct {
 	P99       float64   `json:"p99_ms"`
 }
 
-// Store ingests and aggregates telemetry. Records are kept in the store
-// (so acknowledged records survive a restart) and in memory for queries.
-type Store struct {
-	s         store.Store
-	retention time.Duration
-	now       func() time.Time
+// Options configures OpenWith.
+type Options struct {
+	// Retention bounds stored telemetry (0: keep forever).
+	Retention time.Duration
+	// HotWindow is how much recent telemetry is kept in memory as raw
+	// records (default 15 min): queries that filter by device, Records, and
+	// queries entirely inside the window use them. Older telemetry is on
+	// disk and in per-minute rollups (per model, version and role).
+	HotWindow time.Duration
+	// MaxHot bounds the raw records in memory (default 1,000,000); beyond
+	// it the oldest leave memory early.
+	MaxHot int
+	// MaxSeqAdvance is how far above a device's high-water mark a record's
+	// seq may be (default 1<<24): a device cannot poison its mark with
+	// seq 2^64−1; records beyond are rejected and not acknowledged.
+	MaxSeqAdvance uint64
+	// MaxEpochs is how many sequence epochs are remembered per device
+	// (default 8).
+	MaxEpochs int
+	Now       func() time.Time
+	Registry  prometheus.Registerer
+}
 
-	mu   sync.RWMutex
-	recs []Record // sorted by Time
+func (o *Options) defaults() {
+	if o.HotWindow <= 0 {
+		o.HotWindow = 15 * time.Minute
+	}
+	if o.MaxHot <= 0 {
+		o.MaxHot = 1_000_000
+	}
+	if o.MaxSeqAdvance == 0 {
+		o.MaxSeqAdvance = 1 << 24
+	}
+	if o.MaxEpochs <= 0 {
+		o.MaxEpochs = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Store ingests and aggregates telemetry. Records are kept in the store
+// (time-ordered keys, so retention deletes a prefix); memory holds only the
+// hot window of raw records and per-minute rollups, both bounded.
+type Store struct {
+	s   store.Store
+	opt Options
+	now func() time.Time
+
+	mu      sync.RWMutex
+	hot     []Record // sorted by Time; complete from hotFrom on
+	hotFrom time.Time
+	rollups map[cellKey]*cell
+	intern  map[string]string
 
 	ingested   *prometheus.CounterVec
 	duplicates prometheus.Counter
+	rejected   prometheus.Counter
 	dropped    prometheus.Counter
 	requests   *prometheus.CounterVec
 	errors     *prometheus.CounterVec
 	p95        *prometheus.GaugeVec
 }
 
-// Open loads stored records within retention and registers metrics on reg
-// (nil: not registered).
+// Open is OpenWith with the given retention, clock and registry.
 func Open(ctx context.Context, s store.Store, retention time.Duration, now func() time.Time, reg prometheus.Registerer) (*Store, error) {
-	if now == nil {
-		now = time.Now
-	}
-	t := &Store{s: s, retention: retention, now: now,
+	return OpenWith(ctx, s, Options{Retention: retention, Now: now, Registry: reg})
+}
+
+// OpenWith loads the rollups and the hot window from the store and
+// registers metrics on o.Registry (nil: not registered).
+func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
+	o.defaults()
+	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, intern: map[string]string{},
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
+		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),
 		dropped:    prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_device_dropped_total", Help: "Records devices reported dropping from their bounded buffers."}),
 		requests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_model_requests_total", Help: "Prediction requests reported by devices."}, []string{"model", "version", "role"}),
 		errors:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_model_errors_total", Help: "Prediction errors reported by devices."}, []string{"model", "version", "role"}),
 		p95:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgefleet_model_latency_p95_ms", Help: "Latest reported p95 latency per model version."}, []string{"model", "version", "role"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{t.ingested, t.duplicates, t.dropped, t.requests, t.errors, t.p95} {
-			if err := reg.Register(c); err != nil {
+	if o.Registry != nil {
+		for _, c := range []prometheus.Collector{t.ingested, t.duplicates, t.rejected, t.dropped, t.requests, t.errors, t.p95} {
+			if err := o.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("register telemetry metrics: %w", err)
 			}
 		}
 	}
-	cut := now().Add(-retention)
+	now := t.now()
+	t.hotFrom = now.Add(-o.HotWindow)
+	cut := time.Time{}
+	if o.Retention > 0 {
+		cut = now.Add(-o.Retention)
+	}
 	err := s.View(ctx, func(tx store.Tx) error {
+		if err := tx.List(bucketRollup, "", func(k string, v []byte) error {
+			var c cell
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decode telemetry rollup %s: %w", k, err)
+			}
+			key, err := parseCellKey(k)
+			if err != nil {
+				return err
+			}
+			if cut.IsZero() || !time.Unix(key.Minute*60, 0).Before(cut.Truncate(time.Minute)) {
+				t.rollups[t.internKey(key)] = &c
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Only the hot window is read back as raw records; keys are
+		// time-ordered, so everything older is skipped in key order.
+		from := recPrefix(t.hotFrom)
 		return tx.List(bucketRecords, "", func(k string, v []byte) error {
+			if k < from {
+				return nil
+			}
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode telemetry %s: %w", k, err)
 			}
-			if retention == 0 || r.Time.After(cut) {
-				t.recs = append(t.recs, r)
-			}
+			t.internRecord(&r)
+			t.hot = append(t.hot, r)
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load telemetry: %w", err)
 	}
-	sort.SliceStable(t.recs, func(i, j int) bool { return t.recs[i].Time.Before(t.recs[j].Time) })
+	sort.SliceStable(t.hot, func(i, j int) bool { return t.hot[i].Time.Before(t.hot[j].Time) })
 	return t, nil
 }
 
-func recKey(device string, seq uint64) string { return fmt.Sprintf("%s/%020d", device, seq) }
+// recPrefix is the time part of a record key: records are stored under
+// <unix nanoseconds, 20 digits>/<device>/<epoch>/<seq> so that the store's
+// key order is time order (retention deletes a prefix, the hot window is a
+// suffix).
+func recPrefix(at time.Time) string {
+	ns := at.UnixNano()
+	if ns < 0 {
+		ns = 0
+	}
+	return fmt.Sprintf("%020d", ns)
+}
 
-// Ingest stores the batch's records that are new (seq above the device's
-// high-water mark) and returns the new high-water mark to acknowledge.
-// stage attributes a record to a rollout stage ("" for none).
+func recKey(r *Record, epoch string) string {
+	return fmt.Sprintf("%s/%s/%s/%020d", recPrefix(r.Time), r.DeviceID, epoch, r.Seq)
+}
+
+// seqState is a device's high-water marks, one per epoch, newest last.
+type seqState struct {
+	Epochs []epochMark `json:"epochs"`
+}
+
+type epochMark struct {
+	Epoch string `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+func loadSeq(tx store.Tx, device string) (seqState, error) {
+	var st seqState
+	v, err := tx.Get(bucketSeq, device)
+	if errors.Is(err, store.ErrNotFound) {
+		return st, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	if len(v) > 0 && v[0] == '{' {
+		if err := json.Unmarshal(v, &st); err != nil {
+			return st, fmt.Errorf("decode high-water marks of %s: %w", device, err)
+		}
+		return st, nil
+	}
+	// Before epochs: the mark alone, as decimal text.
+	hw, err := strconv.ParseUint(string(v), 10, 64)
+	if err != nil {
+		return st, fmt.Errorf("decode high-water mark of %s: %q: %w", device, v, err)
+	}
+	st.Epochs = []epochMark{{Seq: hw}}
+	return st, nil
+}
+
+// mark returns the index of epoch in st, adding it (and forgetting the
+// oldest beyond max) when new.
+func (st *seqState) mark(epoch string, max int) int {
+	for i, e := range st.Epochs {
+		if e.Epoch == epoch {
+			return i
+		}
+	}
+	st.Epochs = append(st.Epochs, epochMark{Epoch: epoch})
+	if len(st.Epochs) > max {
+		st.Epochs = append(st.Epochs[:0:0], st.Epochs[len(st.Epochs)-max:]...)
+	}
+	return len(st.Epochs) - 1
+}
+
+// Ingest stores the batch's records that are new (seq above the high-water
+// mark of the batch's epoch, and at most MaxSeqAdvance above it) and
+// returns the mark to acknowledge. A batch from a new epoch (a re-flashed
+// device restarting at seq 1) starts a new mark instead of being
+// acknowledged and dropped. stage attributes a record to a rollout stage
+// ("" for none).
 func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(wire.TelemetryRecord) string) (ack uint64, stored int, err error) {
 	var fresh []Record
 	// Attribute stages before the transaction: stage may take other locks.
@@ -156,37 +306,69 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 			tags[i] = stage(r)
 		}
 	}
+	var rejected int
 	err = t.s.Update(ctx, func(tx store.Tx) error {
-		fresh = fresh[:0]
-		var hw uint64
-		if v, err := tx.Get(bucketSeq, b.DeviceID); err == nil {
-			fmt.Sscan(string(v), &hw)
+		// fn may run more than once (group commit): start from scratch.
+		fresh, rejected = fresh[:0], 0
+		st, err := loadSeq(tx, b.DeviceID)
+		if err != nil {
+			return err
 		}
-		for i, r := range b.Records {
+		i := st.mark(b.Epoch, t.opt.MaxEpochs)
+		hw := st.Epochs[i].Seq
+		cells := map[cellKey]*cell{}
+		for j, r := range b.Records {
 			if r.Seq <= hw {
 				continue
 			}
-			rec := Record{TelemetryRecord: r, DeviceID: b.DeviceID, Stage: tags[i]}
+			if r.Seq-hw > t.opt.MaxSeqAdvance {
+				rejected = len(b.Records) - j // seqs increase: the rest is out of range too
+				break
+			}
+			rec := Record{TelemetryRecord: r, DeviceID: b.DeviceID, Stage: tags[j]}
 			v, err := json.Marshal(rec)
 			if err != nil {
 				return fmt.Errorf("encode record %d: %w", r.Seq, err)
 			}
-			if err := tx.Put(bucketRecords, recKey(b.DeviceID, r.Seq), v); err != nil {
+			if err := tx.Put(bucketRecords, recKey(&rec, b.Epoch), v); err != nil {
 				return err
 			}
+			k := keyOf(&rec)
+			if cells[k] == nil {
+				cells[k] = &cell{}
+			}
+			cells[k].add(&rec)
 			hw = r.Seq
 			fresh = append(fresh, rec)
 		}
+		for k, c := range cells {
+			var old cell
+			if v, err := tx.Get(bucketRollup, k.String()); err == nil {
+				if err := json.Unmarshal(v, &old); err != nil {
+					return fmt.Errorf("decode telemetry rollup %s: %w", k, err)
+				}
+			}
+			old.merge(c)
+			v, _ := json.Marshal(&old)
+			if err := tx.Put(bucketRollup, k.String(), v); err != nil {
+				return err
+			}
+		}
+		st.Epochs[i].Seq = hw
 		ack = hw
-		return tx.Put(bucketSeq, b.DeviceID, []byte(fmt.Sprint(hw)))
+		v, _ := json.Marshal(st)
+		return tx.Put(bucketSeq, b.DeviceID, v)
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("ingest telemetry from %s: %w", b.DeviceID, err)
 	}
-	t.duplicates.Add(float64(len(b.Records) - len(fresh)))
+	t.duplicates.Add(float64(len(b.Records) - len(fresh) - rejected))
+	t.rejected.Add(float64(rejected))
 	t.dropped.Add(float64(b.Dropped))
 	t.mu.Lock()
-	for _, r := range fresh {
+	for i := range fresh {
+		r := &fresh[i]
+		t.internRecord(r)
 		role := string(r.Role)
 		if role == "" {
 			role = string(wire.RolePrimary)
@@ -195,24 +377,96 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		t.requests.WithLabelValues(r.ModelID, r.Version, role).Add(float64(r.Requests))
 		t.errors.WithLabelValues(r.ModelID, r.Version, role).Add(float64(r.Errors))
 		t.p95.WithLabelValues(r.ModelID, r.Version, role).Set(r.LatencyP95Ms)
-		i := sort.Search(len(t.recs), func(i int) bool { return t.recs[i].Time.After(r.Time) })
-		t.recs = append(t.recs, Record{})
-		copy(t.recs[i+1:], t.recs[i:])
-		t.recs[i] = r
+		k := t.internKey(keyOf(r))
+		c := t.rollups[k]
+		if c == nil {
+			c = &cell{}
+			t.rollups[k] = c
+		}
+		c.add(r)
+		if r.Time.Before(t.hotFrom) {
+			continue // late record: on disk and in the rollups only
+		}
+		n := len(t.hot)
+		if n == 0 || !r.Time.Before(t.hot[n-1].Time) {
+			t.hot = append(t.hot, *r)
+			continue
+		}
+		j := sort.Search(n, func(i int) bool { return t.hot[i].Time.After(r.Time) })
+		t.hot = append(t.hot, Record{})
+		copy(t.hot[j+1:], t.hot[j:])
+		t.hot[j] = *r
 	}
+	t.trimHotLocked()
 	t.mu.Unlock()
+	if rejected > 0 {
+		return ack, len(fresh), fmt.Errorf("ingest telemetry from %s: %w: %d records more than %d above the high-water mark %d", b.DeviceID, ErrSeqOutOfRange, rejected, t.opt.MaxSeqAdvance, ack)
+	}
 	return ack, len(fresh), nil
 }
 
-// HighWater returns the highest stored sequence number of a device.
+// ErrSeqOutOfRange is wrapped by Ingest when records were rejected for a
+// seq too far above the device's high-water mark; the returned ack is
+// still valid for the records before them.
+var ErrSeqOutOfRange = errors.New("telemetry seq out of range")
+
+// trimHotLocked drops raw records older than the hot window or beyond
+// MaxHot from memory (they stay on disk and in the rollups).
+func (t *Store) trimHotLocked() {
+	cut := t.now().Add(-t.opt.HotWindow)
+	i := 0
+	if len(t.hot) > 0 && t.hot[0].Time.Before(cut) {
+		i = sort.Search(len(t.hot), func(i int) bool { return !t.hot[i].Time.Before(cut) })
+	}
+	if over := len(t.hot) - i - t.opt.MaxHot; over > 0 {
+		i += over
+	}
+	if cut.After(t.hotFrom) {
+		t.hotFrom = cut
+	}
+	if i == 0 {
+		return
+	}
+	if i < len(t.hot) && t.hot[i].Time.After(t.hotFrom) {
+		t.hotFrom = t.hot[i].Time
+	}
+	if cap(t.hot) > 2*(len(t.hot)-i)+1024 {
+		t.hot = append([]Record(nil), t.hot[i:]...) // release the old array
+	} else {
+		t.hot = t.hot[i:]
+	}
+}
+
+func (t *Store) internString(s string) string {
+	if v, ok := t.intern[s]; ok {
+		return v
+	}
+	if len(t.intern) > 1_000_000 {
+		clear(t.intern)
+	}
+	t.intern[s] = s
+	return s
+}
+
+func (t *Store) internRecord(r *Record) {
+	r.DeviceID, r.ModelID, r.Version = t.internString(r.DeviceID), t.internString(r.ModelID), t.internString(r.Version)
+	r.Stage, r.Role = t.internString(r.Stage), wire.Role(t.internString(string(r.Role)))
+}
+
+func (t *Store) internKey(k cellKey) cellKey {
+	k.Model, k.Version, k.Role = t.internString(k.Model), t.internString(k.Version), t.internString(k.Role)
+	return k
+}
+
+// HighWater returns the high-water mark of a device's newest epoch.
 func (t *Store) HighWater(ctx context.Context, device string) (uint64, error) {
 	var hw uint64
 	err := t.s.View(ctx, func(tx store.Tx) error {
-		v, err := tx.Get(bucketSeq, device)
-		if err == nil {
-			fmt.Sscan(string(v), &hw)
+		st, err := loadSeq(tx, device)
+		if err == nil && len(st.Epochs) > 0 {
+			hw = st.Epochs[len(st.Epochs)-1].Seq
 		}
-		return nil
+		return err
 	})
 	return hw, err
 }
@@ -249,33 +503,119 @@ func (q *Query) match(r *Record) bool {
 	return true
 }
 
-// Aggregate folds records into a Health.
-func Aggregate(recs []Record) Health {
-	var h Health
-	devs := map[string]bool{}
-	var w50, w95, w99, wsum float64
-	for _, r := range recs {
-		h.Records++
-		devs[r.DeviceID] = true
-		h.Requests += r.Requests
-		h.Errors += r.Errors
-		h.Crashes += r.Crashes
-		h.Rollbacks += r.Rollbacks
-		h.InstallFailures += r.InstallFailures
-		h.ShadowCompared += r.ShadowCompared
-		h.ShadowAgreed += r.ShadowAgreed
-		w := float64(r.Requests)
-		wsum += w
-		w50 += w * r.LatencyP50Ms
-		w95 += w * r.LatencyP95Ms
-		w99 += w * r.LatencyP99Ms
+// satAdd adds without wrapping: counters from devices saturate at
+// MaxUint64 instead of overflowing into small numbers.
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
 	}
+	return math.MaxUint64
+}
+
+// Aggregate folds records into a Health. Counters saturate.
+func Aggregate(recs []Record) Health {
+	var c cell
+	devs := map[string]bool{}
+	for i := range recs {
+		c.add(&recs[i])
+		devs[recs[i].DeviceID] = true
+	}
+	h := c.health()
 	h.Devices = len(devs)
+	return h
+}
+
+// cellKey names one rollup: one model version and role in one minute.
+type cellKey struct {
+	Minute               int64 // unix minutes
+	Model, Version, Role string
+}
+
+func keyOf(r *Record) cellKey {
+	role := string(r.Role)
+	if role == "" {
+		role = string(wire.RolePrimary)
+	}
+	return cellKey{Minute: r.Time.Unix() / 60, Model: r.ModelID, Version: r.Version, Role: role}
+}
+
+// String is the store key: minute first, so retention deletes a prefix.
+func (k cellKey) String() string {
+	m := k.Minute
+	if m < 0 {
+		m = 0
+	}
+	return fmt.Sprintf("%012d/%s/%s/%s", m, k.Model, k.Version, k.Role)
+}
+
+func parseCellKey(s string) (cellKey, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 4 {
+		return cellKey{}, fmt.Errorf("telemetry rollup key %q: want minute/model/version/role", s)
+	}
+	m, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return cellKey{}, fmt.Errorf("telemetry rollup key %q: %w", s, err)
+	}
+	return cellKey{Minute: m, Model: parts[1], Version: parts[2], Role: parts[3]}, nil
+}
+
+// cell is the rollup of the records of one cellKey: saturating sums and
+// request-weighted latency sums.
+type cell struct {
+	Records         uint64  `json:"n"`
+	Requests        uint64  `json:"req"`
+	Errors          uint64  `json:"err"`
+	Crashes         uint64  `json:"crash,omitempty"`
+	Rollbacks       uint64  `json:"rb,omitempty"`
+	InstallFailures uint64  `json:"if,omitempty"`
+	ShadowCompared  uint64  `json:"sc,omitempty"`
+	ShadowAgreed    uint64  `json:"sa,omitempty"`
+	W50             float64 `json:"w50"`
+	W95             float64 `json:"w95"`
+	W99             float64 `json:"w99"`
+	WSum            float64 `json:"w"`
+}
+
+func (c *cell) add(r *Record) {
+	c.Records = satAdd(c.Records, 1)
+	c.Requests = satAdd(c.Requests, r.Requests)
+	c.Errors = satAdd(c.Errors, r.Errors)
+	c.Crashes = satAdd(c.Crashes, r.Crashes)
+	c.Rollbacks = satAdd(c.Rollbacks, r.Rollbacks)
+	c.InstallFailures = satAdd(c.InstallFailures, r.InstallFailures)
+	c.ShadowCompared = satAdd(c.ShadowCompared, r.ShadowCompared)
+	c.ShadowAgreed = satAdd(c.ShadowAgreed, r.ShadowAgreed)
+	w := float64(r.Requests)
+	c.WSum += w
+	c.W50 += w * r.LatencyP50Ms
+	c.W95 += w * r.LatencyP95Ms
+	c.W99 += w * r.LatencyP99Ms
+}
+
+func (c *cell) merge(o *cell) {
+	c.Records = satAdd(c.Records, o.Records)
+	c.Requests = satAdd(c.Requests, o.Requests)
+	c.Errors = satAdd(c.Errors, o.Errors)
+	c.Crashes = satAdd(c.Crashes, o.Crashes)
+	c.Rollbacks = satAdd(c.Rollbacks, o.Rollbacks)
+	c.InstallFailures = satAdd(c.InstallFailures, o.InstallFailures)
+	c.ShadowCompared = satAdd(c.ShadowCompared, o.ShadowCompared)
+	c.ShadowAgreed = satAdd(c.ShadowAgreed, o.ShadowAgreed)
+	c.WSum += o.WSum
+	c.W50 += o.W50
+	c.W95 += o.W95
+	c.W99 += o.W99
+}
+
+func (c *cell) health() Health {
+	h := Health{Records: int(min(c.Records, math.MaxInt32)), Requests: c.Requests, Errors: c.Errors, Crashes: c.Crashes,
+		Rollbacks: c.Rollbacks, InstallFailures: c.InstallFailures, ShadowCompared: c.ShadowCompared, ShadowAgreed: c.ShadowAgreed}
 	if h.Requests > 0 {
 		h.ErrorRate = float64(h.Errors) / float64(h.Requests)
 	}
-	if wsum > 0 {
-		h.P50, h.P95, h.P99 = w50/wsum, w95/wsum, w99/wsum
+	if c.WSum > 0 {
+		h.P50, h.P95, h.P99 = c.W50/c.WSum, c.W95/c.WSum, c.W99/c.WSum
 	}
 	h.ShadowAgreement = 1
 	if h.ShadowCompared > 0 {
@@ -284,41 +624,120 @@ func Aggregate(recs []Record) Health {
 	return h
 }
 
-// Health aggregates the records matching q.
-func (t *Store) Health(q Query) Health {
-	return Aggregate(t.Records(q))
+// fromHot reports whether q can be answered from the hot window: it filters
+// by device (only raw records know devices) or starts inside the window.
+func (t *Store) fromHot(q Query) bool {
+	return q.Devices != nil || (!q.Since.IsZero() && !q.Since.Before(t.hotFrom))
 }
 
-// Records returns the records matching q, oldest first.
+func (q *Query) matchCell(k cellKey) bool {
+	if q.ModelID != "" && k.Model != q.ModelID {
+		return false
+	}
+	if q.Version != "" && (k.Version == q.Version) == q.ExcludeVersion {
+		return false
+	}
+	if len(q.Roles) > 0 {
+		ok := false
+		for _, x := range q.Roles {
+			ok = ok || string(x) == k.Role
+		}
+		if !ok {
+			return false
+		}
+	}
+	start := time.Unix(k.Minute*60, 0)
+	if !q.Since.IsZero() && start.Add(time.Minute).Before(q.Since.Add(time.Nanosecond)) {
+		return false
+	}
+	if !q.Until.IsZero() && !start.Before(q.Until) {
+		return false
+	}
+	return true
+}
+
+// Health aggregates the records matching q: exactly from the hot window
+// when q filters by device or starts inside it, else from the per-minute
+// rollups (whole minutes overlapping [Since, Until); Devices is then the
+// largest number of records of one minute, a lower bound of the devices).
+func (t *Store) Health(q Query) Health {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.fromHot(q) {
+		return Aggregate(t.hotLocked(q))
+	}
+	var c cell
+	perMinute := map[int64]uint64{}
+	for k, v := range t.rollups {
+		if q.matchCell(k) {
+			c.merge(v)
+			perMinute[k.Minute] += v.Records
+		}
+	}
+	h := c.health()
+	for _, n := range perMinute {
+		h.Devices = max(h.Devices, int(min(n, math.MaxInt32)))
+	}
+	return h
+}
+
+// Records returns the raw records of the hot window matching q, oldest
+// first (older records are on disk only).
 func (t *Store) Records(q Query) []Record {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	return t.hotLocked(q)
+}
+
+func (t *Store) hotLocked(q Query) []Record {
 	var out []Record
 	start := 0
 	if !q.Since.IsZero() {
-		start = sort.Search(len(t.recs), func(i int) bool { return !t.recs[i].Time.Before(q.Since) })
+		start = sort.Search(len(t.hot), func(i int) bool { return !t.hot[i].Time.Before(q.Since) })
 	}
-	for i := start; i < len(t.recs); i++ {
-		if q.match(&t.recs[i]) {
-			out = append(out, t.recs[i])
+	for i := start; i < len(t.hot); i++ {
+		if q.match(&t.hot[i]) {
+			out = append(out, t.hot[i])
 		}
 	}
 	return out
 }
 
-// Series buckets the records matching q by step.
+// Series buckets the telemetry matching q by step (from the rollups,
+// steps rounded up to whole minutes, unless q is answered from the hot
+// window).
 func (t *Store) Series(q Query, step time.Duration) []Point {
 	if step <= 0 {
 		step = time.Minute
 	}
-	groups := map[int64][]Record{}
-	for _, r := range t.Records(q) {
-		k := r.Time.Truncate(step).Unix()
-		groups[k] = append(groups[k], r)
+	t.mu.RLock()
+	groups := map[int64]*cell{}
+	if t.fromHot(q) {
+		for _, r := range t.hotLocked(q) {
+			k := r.Time.Truncate(step).Unix()
+			if groups[k] == nil {
+				groups[k] = &cell{}
+			}
+			groups[k].add(&r)
+		}
+	} else {
+		if step < time.Minute {
+			step = time.Minute
+		}
+		for k, v := range t.rollups {
+			if q.matchCell(k) {
+				b := time.Unix(k.Minute*60, 0).Truncate(step).Unix()
+				if groups[b] == nil {
+					groups[b] = &cell{}
+				}
+				groups[b].merge(v)
+			}
+		}
 	}
+	t.mu.RUnlock()
 	var out []Point
-	for k, recs := range groups {
-		h := Aggregate(recs)
+	for k, c := range groups {
+		h := c.health()
 		out = append(out, Point{Time: time.Unix(k, 0).UTC(), Requests: h.Requests, ErrorRate: h.ErrorRate, P50: round(h.P50), P95: round(h.P95), P99: round(h.P99)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
@@ -327,12 +746,22 @@ func (t *Store) Series(q Query, step time.Duration) []Point {
 
 func round(f float64) float64 { return math.Round(f*1000) / 1000 }
 
-// Versions lists "model@version" keys with records matching q.
+// Versions lists "model@version" keys with telemetry matching q.
 func (t *Store) Versions(q Query) []string {
 	seen := map[string]bool{}
-	for _, r := range t.Records(q) {
-		seen[r.ModelID+"@"+r.Version] = true
+	t.mu.RLock()
+	if t.fromHot(q) {
+		for _, r := range t.hotLocked(q) {
+			seen[r.ModelID+"@"+r.Version] = true
+		}
+	} else {
+		for k := range t.rollups {
+			if q.matchCell(k) {
+				seen[k.Model+"@"+k.Version] = true
+			}
+		}
 	}
+	t.mu.RUnlock()
 	var out []string
 	for k := range seen {
 		out = append(out, k)
@@ -341,32 +770,78 @@ func (t *Store) Versions(q Query) []string {
 	return out
 }
 
-// Prune deletes records older than the retention from memory and the store.
+// pruneChunk bounds the deletes of one retention transaction.
+const pruneChunk = 10000
+
+// Prune deletes records and rollups older than the retention from the
+// store (a key-prefix range: keys are time-ordered) and memory.
 func (t *Store) Prune(ctx context.Context) (int, error) {
-	if t.retention == 0 {
+	if t.opt.Retention == 0 {
 		return 0, nil
 	}
-	cut := t.now().Add(-t.retention)
+	cut := t.now().Add(-t.opt.Retention)
 	t.mu.Lock()
-	i := sort.Search(len(t.recs), func(i int) bool { return t.recs[i].Time.After(cut) })
-	old := append([]Record(nil), t.recs[:i]...)
-	t.recs = append(t.recs[:0:0], t.recs[i:]...)
-	t.mu.Unlock()
-	if len(old) == 0 {
-		return 0, nil
+	t.trimHotLocked()
+	for k := range t.rollups {
+		if k.Minute < cut.Unix()/60 { // the whole minute is before cut
+			delete(t.rollups, k)
+		}
 	}
-	err := t.s.Update(ctx, func(tx store.Tx) error {
-		for _, r := range old {
-			if err := tx.Delete(bucketRecords, recKey(r.DeviceID, r.Seq)); err != nil {
+	t.mu.Unlock()
+	recCut := recPrefix(cut)
+	cellCut := cellKey{Minute: cut.Unix() / 60}.String()
+	total := 0
+	for {
+		var keys, cells []string
+		err := t.s.View(ctx, func(tx store.Tx) error {
+			keys, cells = keys[:0], cells[:0]
+			stop := errors.New("stop")
+			err := tx.List(bucketRecords, "", func(k string, _ []byte) error {
+				if k >= recCut || len(keys) >= pruneChunk {
+					return stop
+				}
+				keys = append(keys, k)
+				return nil
+			})
+			if err != nil && err != stop {
 				return err
 			}
+			err = tx.List(bucketRollup, "", func(k string, _ []byte) error {
+				if k >= cellCut || len(cells) >= pruneChunk {
+					return stop
+				}
+				cells = append(cells, k)
+				return nil
+			})
+			if err != nil && err != stop {
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune telemetry: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("prune telemetry: %w", err)
+		if len(keys) == 0 && len(cells) == 0 {
+			return total, nil
+		}
+		err = t.s.Update(ctx, func(tx store.Tx) error {
+			for _, k := range keys {
+				if err := tx.Delete(bucketRecords, k); err != nil {
+					return err
+				}
+			}
+			for _, k := range cells {
+				if err := tx.Delete(bucketRollup, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("prune telemetry: %w", err)
+		}
+		total += len(keys)
 	}
-	return len(old), nil
 }
 
 // StageOf returns the stage tag a record was attributed to, split into

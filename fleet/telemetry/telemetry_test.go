@@ -2,6 +2,8 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -89,4 +91,123 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0
+}
+
+func openTel(t *testing.T, s store.Store, now *time.Time, o telemetry.Options) *telemetry.Store {
+	t.Helper()
+	o.Now = func() time.Time { return *now }
+	tel, err := telemetry.OpenWith(context.Background(), s, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tel
+}
+
+// TestReflashedDeviceNewEpoch: after a re-flash the device restarts at seq 1
+// with a new epoch; its records are stored and acknowledged per epoch. The
+// control (same epoch, seq 1 again) is a duplicate, as before. A late batch
+// of the old epoch is still deduplicated against the old epoch's mark.
+func TestReflashedDeviceNewEpoch(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	tel := openTel(t, store.NewMem(), &now, telemetry.Options{Retention: time.Hour})
+	old := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "boot-a", Records: []wire.TelemetryRecord{rec(1, now, "1", 1, 0, 1), rec(2, now, "1", 1, 0, 1), rec(3, now, "1", 1, 0, 1)}}
+	if ack, n, err := tel.Ingest(ctx, old, nil); err != nil || ack != 3 || n != 3 {
+		t.Fatalf("epoch a: ack %d stored %d err %v", ack, n, err)
+	}
+	same := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "boot-a", Records: []wire.TelemetryRecord{rec(1, now, "1", 50, 0, 1)}}
+	if ack, n, _ := tel.Ingest(ctx, same, nil); ack != 3 || n != 0 {
+		t.Fatalf("control, same epoch seq 1: ack %d stored %d, want 3/0", ack, n)
+	}
+	fresh := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "boot-b", Records: []wire.TelemetryRecord{rec(1, now, "1", 7, 0, 1), rec(2, now, "1", 7, 0, 1)}}
+	if ack, n, err := tel.Ingest(ctx, fresh, nil); err != nil || ack != 2 || n != 2 {
+		t.Fatalf("re-flashed: ack %d stored %d err %v, want 2/2", ack, n, err)
+	}
+	if ack, n, _ := tel.Ingest(ctx, old, nil); ack != 3 || n != 0 {
+		t.Fatalf("late old-epoch batch: ack %d stored %d, want 3/0", ack, n)
+	}
+	if h := tel.Health(telemetry.Query{ModelID: "m"}); h.Requests != 17 || h.Records != 5 {
+		t.Fatalf("health %+v, want 17 requests in 5 records", h)
+	}
+	if hw, _ := tel.HighWater(ctx, "d"); hw != 2 {
+		t.Fatalf("high water of the newest epoch = %d, want 2", hw)
+	}
+}
+
+// TestSeqPoisoningRefused: seq 2^64−1 is rejected and does not move the
+// mark; the control (the next seq) is stored afterwards.
+func TestSeqPoisoningRefused(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	tel := openTel(t, store.NewMem(), &now, telemetry.Options{})
+	tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: []wire.TelemetryRecord{rec(1, now, "1", 1, 0, 1)}}, nil)
+	evil := &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: []wire.TelemetryRecord{rec(2, now, "1", 1, 0, 1), rec(math.MaxUint64, now, "1", 1, 0, 1)}}
+	ack, n, err := tel.Ingest(ctx, evil, nil)
+	if !errors.Is(err, telemetry.ErrSeqOutOfRange) || ack != 2 || n != 1 {
+		t.Fatalf("poison: ack %d stored %d err %v; want ack 2, 1 stored, ErrSeqOutOfRange", ack, n, err)
+	}
+	ack, n, err = tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: []wire.TelemetryRecord{rec(3, now, "1", 1, 0, 1)}}, nil)
+	if err != nil || ack != 3 || n != 1 {
+		t.Fatalf("control after poison: ack %d stored %d err %v, want 3/1", ack, n, err)
+	}
+}
+
+// TestCountersSaturate: huge per-record counters saturate instead of
+// wrapping around to small numbers.
+func TestCountersSaturate(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	tel := openTel(t, store.NewMem(), &now, telemetry.Options{})
+	big := rec(1, now, "1", math.MaxUint64-5, 0, 1)
+	big.Crashes = math.MaxUint64
+	big2 := rec(2, now, "1", 100, 0, 1)
+	big2.Crashes = 10
+	tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: []wire.TelemetryRecord{big, big2}}, nil)
+	for _, q := range []telemetry.Query{{ModelID: "m"}, {ModelID: "m", Devices: map[string]bool{"d": true}}} {
+		h := tel.Health(q)
+		if h.Requests != math.MaxUint64 || h.Crashes != math.MaxUint64 {
+			t.Fatalf("health(%+v) = %d requests, %d crashes; want both saturated at MaxUint64", q, h.Requests, h.Crashes)
+		}
+	}
+}
+
+// TestHotWindowAndRollupsAgree: memory keeps only the hot window of raw
+// records; older telemetry is answered from the rollups, which survive a
+// reopen together with the hot window.
+func TestHotWindowAndRollupsAgree(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	s := store.NewMem()
+	o := telemetry.Options{Retention: 24 * time.Hour, HotWindow: 10 * time.Minute}
+	tel := openTel(t, s, &now, o)
+	for i := 1; i <= 60; i++ { // one record a minute for an hour
+		at := now.Add(time.Duration(i-60) * time.Minute)
+		tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: []wire.TelemetryRecord{rec(uint64(i), at, "1", 10, 1, 4)}}, nil)
+	}
+	if n := len(tel.Records(telemetry.Query{})); n > 11 {
+		t.Fatalf("%d raw records in memory, want only the 10-minute hot window", n)
+	}
+	all := tel.Health(telemetry.Query{ModelID: "m", Since: now.Add(-2 * time.Hour)})
+	if all.Requests != 600 || all.Errors != 60 || all.P95 != 4 {
+		t.Fatalf("rollup health %+v, want 600 requests, 60 errors, p95 4", all)
+	}
+	recent := tel.Health(telemetry.Query{ModelID: "m", Since: now.Add(-5*time.Minute + time.Second)})
+	if recent.Requests != 50 || recent.Devices != 1 {
+		t.Fatalf("hot health %+v, want 50 requests from 1 device", recent)
+	}
+	re := openTel(t, s, &now, o)
+	if h := re.Health(telemetry.Query{ModelID: "m", Since: now.Add(-2 * time.Hour)}); h.Requests != 600 {
+		t.Fatalf("after reopen: rollup health %+v, want 600 requests", h)
+	}
+	if h := re.Health(telemetry.Query{ModelID: "m", Since: now.Add(-5*time.Minute + time.Second)}); h.Requests != 50 {
+		t.Fatalf("after reopen: hot health %+v, want 50 requests", h)
+	}
+	now = now.Add(23*time.Hour + 30*time.Minute) // records before minute -30 leave retention
+	n, err := re.Prune(ctx)
+	if err != nil || n != 29 {
+		t.Fatalf("prune = %d, %v; want 29 (minutes -59..-31)", n, err)
+	}
+	if h := re.Health(telemetry.Query{ModelID: "m"}); h.Requests != 310 {
+		t.Fatalf("after prune: %+v, want 310 requests", h)
+	}
 }

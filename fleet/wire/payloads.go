@@ -112,6 +112,12 @@ type TelemetryBatch struct {
 	DeviceID string            `json:"device_id"`
 	Records  []TelemetryRecord `json:"records"`
 	Dropped  uint64            `json:"dropped,omitempty"`
+	// Epoch identifies the device's sequence-number space: a random id
+	// chosen when the device's telemetry buffer is created (so a re-flashed
+	// device, which restarts at seq 1, starts a new epoch), an id of at
+	// most 64 characters. The server keeps one high-water mark per epoch.
+	// Empty for agents that predate it.
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // MaxBatchRecords bounds the records in one batch.
@@ -121,6 +127,11 @@ const MaxBatchRecords = 500
 func (b *TelemetryBatch) Validate() error {
 	if err := ValidateID("device_id", b.DeviceID); err != nil {
 		return err
+	}
+	if b.Epoch != "" {
+		if err := ValidateID("epoch", b.Epoch); err != nil {
+			return err
+		}
 	}
 	if len(b.Records) > MaxBatchRecords {
 		return fmt.Errorf("records: %d, want at most %d", len(b.Records), MaxBatchRecords)
@@ -162,6 +173,8 @@ type TelemetryAck struct {
 	V        int    `json:"v"`
 	DeviceID string `json:"device_id"`
 	Seq      uint64 `json:"seq"`
+	// Epoch echoes the batch's epoch (see TelemetryBatch.Epoch).
+	Epoch string `json:"epoch,omitempty"`
 }
 
 // Validate checks a decoded TelemetryAck.
