@@ -182,9 +182,11 @@ func (in *Installer) save(rec *Record) error {
 
 // Install runs a model artifact (from Updater.FetchModel) through the state
 // machine. It returns the final record; a failed install returns an
-// *InstallError. Installing a release that is already committed is a no-op;
-// re-installing one whose record is unfinished continues it, counting
-// towards the loop guard.
+// *InstallError. Installing a release that is already committed and still
+// active is a no-op; a committed release that is no longer active (rolled
+// back or another version activated since) is installed and activated
+// again, as a new install; re-installing one whose record is unfinished
+// continues it, counting towards the loop guard.
 func (in *Installer) Install(ctx context.Context, a Artifact) (Record, error) {
 	c := a.Target.Custom
 	if c.Kind != KindModel {
@@ -192,11 +194,21 @@ func (in *Installer) Install(ctx context.Context, a Artifact) (Record, error) {
 	}
 	info := a.Info()
 	rec, err := in.Status(c.ID)
+	if err == nil && rec.State == StateCommitted && rec.Version == c.Version && rec.Info.SHA256 == info.SHA256 {
+		active, aerr := in.store.ActiveVersion(ctx, c.ID)
+		switch {
+		case aerr == nil && active == rec.Version:
+			return rec, nil
+		case aerr != nil && !errors.Is(aerr, ErrNotFound):
+			return rec, fmt.Errorf("install %s@%s: read active version: %w", c.ID, c.Version, aerr)
+		}
+		// Committed once, but the store serves another version now: the
+		// record is history, not the device's state. Start afresh.
+		rec = Record{ID: c.ID, Version: c.Version, State: StateStaged, Staged: a.Path, Info: info, Golden: c.Golden}
+		return in.run(ctx, rec)
+	}
 	switch {
 	case err == nil && rec.Version == c.Version && rec.Info.SHA256 == info.SHA256:
-		if rec.State == StateCommitted {
-			return rec, nil
-		}
 		if rec.State == StateFailed {
 			if rec.Attempts >= in.opts.MaxAttempts {
 				return rec, &InstallError{ID: rec.ID, Version: rec.Version, Reason: rec.Reason, RolledBackTo: rec.RolledBackTo, Err: ErrMaxAttempts}

@@ -300,3 +300,55 @@ func TestFetchModelResumesAfterCut(t *testing.T) {
 	}
 	d.mustActive(t, "cam", "1.0", data)
 }
+
+// TestReinstallAfterRollback: v2 is installed and committed, the fleet
+// rolls the device back to v1 (ModelStore.Activate, as the rollback job
+// does), then v2 is installed again: it must really be activated (and
+// golden-checked) again, not skipped because an old record says
+// "committed". Re-installing the active release stays a no-op.
+func TestReinstallAfterRollback(t *testing.T) {
+	f := newFixture(t, release.KeyOptions{})
+	v1, v2 := modelBytes(1, 4096), modelBytes(2, 4096)
+	f.releaseModel("cam", "1.0", v1, true, "", nil)
+	f.releaseModel("cam", "2.0", v2, true, "", nil)
+	var checks int
+	check := func(ctx context.Context, p string, g ota.Golden) error { checks++; return goldenRuntime(ctx, p, g) }
+	d := newDevice(t, f, check, ota.InstallerOptions{})
+	ctx := context.Background()
+	for _, v := range []string{"1.0", "2.0"} {
+		if _, rec, err := d.update(t, "cam", v); err != nil || rec.State != ota.StateCommitted {
+			t.Fatalf("install %s: %+v %v", v, rec, err)
+		}
+	}
+	d.mustActive(t, "cam", "2.0", v2)
+	if err := d.store.Activate(ctx, "cam", "1.0"); err != nil { // the fleet's rollback job
+		t.Fatal(err)
+	}
+	d.mustActive(t, "cam", "1.0", v1)
+	before := checks
+	_, rec, err := d.update(t, "cam", "2.0")
+	if err != nil || rec.State != ota.StateCommitted {
+		t.Fatalf("re-install 2.0: %+v %v", rec, err)
+	}
+	d.mustActive(t, "cam", "2.0", v2)
+	if checks != before+1 {
+		t.Fatalf("golden check ran %d times for the re-install, want 1", checks-before)
+	}
+	if rec.Previous != "1.0" || rec.Attempts != 1 {
+		t.Fatalf("re-install record: previous %q attempts %d, want 1.0 and 1", rec.Previous, rec.Attempts)
+	}
+	// control: installing the active release again does nothing
+	before = checks
+	if _, rec, err := d.update(t, "cam", "2.0"); err != nil || rec.State != ota.StateCommitted || checks != before {
+		t.Fatalf("install of the active release: %+v %v, %d golden checks", rec, err, checks-before)
+	}
+	// a rollback through the store's own Rollback, then again
+	if _, err := d.store.Rollback(ctx, "cam"); err != nil {
+		t.Fatal(err)
+	}
+	d.mustActive(t, "cam", "1.0", v1)
+	if _, _, err := d.update(t, "cam", "2.0"); err != nil {
+		t.Fatal(err)
+	}
+	d.mustActive(t, "cam", "2.0", v2)
+}
