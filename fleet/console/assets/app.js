@@ -1,19 +1,75 @@
 // edgefleet console: polls the fleet-server API and renders plain DOM and
-// inline SVG. No external libraries.
+// inline SVG. No external libraries. Every API call carries the operator's
+// token as "Authorization: Bearer"; the token lives in sessionStorage (this
+// tab only, gone when it closes) and never in a cookie, so other sites
+// cannot make the browser use it.
 "use strict";
 
-const params = new URLSearchParams(location.search);
-const token = params.get("token") || localStorage.getItem("edgefleet-token") || "";
-if (params.get("token")) localStorage.setItem("edgefleet-token", token);
+const TOKEN_KEY = "edgefleet-token";
+let token = sessionStorage.getItem(TOKEN_KEY) || "";
+let me = null;
+let timer = null;
 const colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"];
 const versionColor = {};
 
+class APIError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
 async function api(path, opts = {}) {
   opts.headers = Object.assign({}, opts.headers || {}, token ? { Authorization: "Bearer " + token } : {});
+  if (opts.method && opts.method !== "GET") opts.headers["Content-Type"] = "application/json";
   const r = await fetch("/api/v1" + path, opts);
-  const body = r.status === 204 ? null : await r.json();
-  if (!r.ok) throw new Error((body && body.error && body.error.message) || r.statusText);
+  let body = null;
+  if (r.status !== 204) {
+    const text = await r.text();
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+  }
+  if (!r.ok) throw new APIError(r.status, (body && body.error && body.error.message) || r.status + " " + r.statusText);
   return body;
+}
+
+function show(loggedIn) {
+  document.getElementById("login").hidden = loggedIn;
+  document.getElementById("app").hidden = !loggedIn;
+  document.getElementById("logout").hidden = !loggedIn || (me && me.id === "insecure-no-auth");
+  document.getElementById("whoami").textContent = loggedIn && me ? (me.name + " (" + me.scope + ")") : "";
+  document.body.dataset.view = loggedIn ? "app" : "login";
+}
+
+function loginError(msg) {
+  document.getElementById("login-error").textContent = msg;
+  show(false);
+  document.getElementById("login-token").focus();
+}
+
+// login checks a token with /whoami and, if good, keeps it for this tab.
+async function login(candidate) {
+  token = candidate.trim();
+  try {
+    me = await api("/whoami");
+  } catch (e) {
+    token = ""; me = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    loginError(e.status === 401 ? "Token refused: " + e.message : "Cannot reach the API: " + e.message);
+    return false;
+  }
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  document.getElementById("login-error").textContent = "";
+  document.getElementById("login-token").value = "";
+  show(true);
+  refresh();
+  if (!timer) timer = setInterval(refresh, 2000);
+  return true;
+}
+
+function logout(msg) {
+  token = ""; me = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  if (timer) { clearInterval(timer); timer = null; }
+  document.getElementById("summary").textContent = "";
+  delete document.body.dataset.loaded;
+  loginError(msg || "");
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -66,7 +122,7 @@ function fmtGate(g) {
 }
 
 async function command(id, cmd) {
-  try { await api("/rollouts/" + id + "/" + cmd, { method: "POST" }); refresh(); }
+  try { await api("/rollouts/" + encodeURIComponent(id) + "/" + cmd, { method: "POST" }); refresh(); }
   catch (e) { document.getElementById("error").textContent = cmd + " " + id + ": " + e.message; }
 }
 
@@ -90,7 +146,7 @@ function renderRollouts(rs) {
     const final = r.phase === "succeeded" || r.phase === "rolled_back";
     const actions = el("div", { class: "actions" }, ...["promote", "pause", "resume", "abort"].map(c => {
       const b = el("button", { "data-action": c, onclick: () => command(s.id, c) }, c);
-      if (final) b.disabled = true;
+      if (final || (me && me.scope === "viewer")) b.disabled = true;
       return b;
     }));
     const events = el("ul", { class: "events" }, ...(r.events || []).slice(-6).reverse().map(e => el("li", {}, new Date(e.time).toLocaleTimeString() + " " + e.type + ": " + e.message)));
@@ -143,18 +199,45 @@ function renderCharts(series) {
 }
 
 async function refresh() {
+  if (!me) return;
+  // Each part renders on its own, so one failing call cannot leave the
+  // page stuck.
+  const [devs, models, rollouts, series] = await Promise.allSettled([api("/devices"), api("/models"), api("/rollouts"), api("/telemetry/series?since=30m&step=10s")]);
+  const parts = [devs, models, rollouts, series];
+  const unauth = parts.find(p => p.status === "rejected" && p.reason.status === 401);
+  if (unauth) { logout("Signed out: " + unauth.reason.message); return; }
+  const errs = parts.filter(p => p.status === "rejected").map(p => p.reason.message);
+  const val = p => (p.status === "fulfilled" && Array.isArray(p.value)) ? p.value : [];
   try {
-    const [devs, models, rollouts, series] = await Promise.all([api("/devices"), api("/models"), api("/rollouts"), api("/telemetry/series?since=30m&step=10s")]);
-    renderDevices(devs); renderModels(models); renderRollouts(rollouts); renderCharts(series);
-    const online = devs.filter(d => d.presence === "online").length;
-    const active = rollouts.filter(r => r.phase !== "succeeded" && r.phase !== "rolled_back").length;
-    document.getElementById("summary").textContent = `${devs.length} devices, ${online} online · ${models.length} model versions · ${active} active rollout(s)`;
-    document.getElementById("error").textContent = "";
-    document.body.dataset.loaded = "true";
-  } catch (e) {
-    document.getElementById("error").textContent = "API error: " + e.message;
-  }
+    renderDevices(val(devs)); renderModels(val(models)); renderRollouts(val(rollouts)); renderCharts(val(series));
+  } catch (e) { errs.push("render: " + e.message); }
+  const d = val(devs), rs = val(rollouts);
+  const online = d.filter(x => x.presence === "online").length;
+  const active = rs.filter(r => r.phase !== "succeeded" && r.phase !== "rolled_back").length;
+  document.getElementById("summary").textContent = `${d.length} devices, ${online} online · ${val(models).length} model versions · ${active} active rollout(s)`;
+  document.getElementById("error").textContent = errs.length ? "API error: " + [...new Set(errs)].join("; ") : "";
+  document.body.dataset.loaded = "true";
 }
 
-refresh();
-setInterval(refresh, 2000);
+document.getElementById("login-form").addEventListener("submit", ev => {
+  ev.preventDefault();
+  login(document.getElementById("login-token").value);
+});
+document.getElementById("logout").addEventListener("click", () => logout("Logged out."));
+
+// A link may carry the token in the fragment (#token=...; fragments are
+// never sent to the server); it is moved to sessionStorage and removed
+// from the address bar at once.
+(async function boot() {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (frag.get("token")) {
+    const t = frag.get("token");
+    history.replaceState(null, "", location.pathname + location.search);
+    await login(t);
+    return;
+  }
+  if (token) { await login(token); return; }
+  // No token: an --insecure-no-auth server answers without one.
+  try { me = await api("/whoami"); show(true); refresh(); timer = setInterval(refresh, 2000); }
+  catch (e) { me = null; loginError(e.status === 401 ? "" : "Cannot reach the API: " + e.message); }
+})();
