@@ -27,9 +27,30 @@ type dwData struct {
 	hybrid      bool
 	filterScale []float32
 	hybridBytes int
+	// taps holds, per worker, the input and filter offsets of the filter
+	// taps inside the image for the pixel being computed (vector path).
+	taps []int
 	// per-Eval views (set before the workers run)
 	x, w, y, scratch []byte
 }
+
+// Vector depthwise kernels, set by the architecture files
+// (depthwise_amd64.go, depthwise_arm64.go) when the CPU has the
+// instructions; nil runs the portable loops. Each computes one output
+// pixel with depth multiplier 1 over its leading channels, a multiple of
+// its vector width, and returns how many it did; the caller finishes the
+// others with the same arithmetic:
+//
+//	acc[c] = bias[c] + sum over taps t of (x[xo[t]+c] + off) * w[wo[t]+c]
+//
+// in int32 (wrapping like the scalar loop, so results are identical); for
+// float32 the output itself, y[c] = clampF(the taps' products summed in
+// tap order + bias[c], lo, hi).
+var (
+	dwPixelI8  func(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int32) int
+	dwPixelU8  func(acc, bias []int32, x []uint8, w []int32, xo, wo []int, off int32) int
+	dwPixelF32 func(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []int) int
+)
 
 func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	if err := n.CheckArity(2, 3, 1); err != nil {
@@ -141,6 +162,9 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW
 	d.geom = g
+	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {
+		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+	}
 	ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
@@ -211,17 +235,108 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwHybridWorker)
 		return nil
 	}
-	switch d.dtype {
-	case tensor.Float32:
+	vec := d.taps != nil
+	switch {
+	case d.dtype == tensor.Float32 && vec && dwPixelF32 != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatVecWorker)
+	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatWorker)
-	case tensor.Int8:
+	case d.dtype == tensor.Int8 && vec && dwPixelI8 != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8VecWorker)
+	case d.dtype == tensor.Int8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwIntWorker[int8])
-	case tensor.Uint8:
+	case d.dtype == tensor.Uint8 && vec && dwPixelU8 != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwUint8VecWorker)
+	case d.dtype == tensor.Uint8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwIntWorker[uint8])
-	case tensor.Int16:
+	case d.dtype == tensor.Int16:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt16Worker)
 	}
 	return nil
+}
+
+// pixelTaps fills xo and wo with the input and filter offsets of output
+// row r's taps that fall inside the image, in the portable loops' order
+// (row by row, left to right), and returns how many there are.
+func (d *dwData) pixelTaps(r int, xo, wo []int) int {
+	perImage := d.outH * d.outW
+	b := r / perImage
+	rem := r - b*perImage
+	oy := rem / d.outW
+	ox := rem - oy*d.outW
+	iy0 := oy*d.sh - d.padT
+	ix0 := ox*d.sw - d.padL
+	n := 0
+	for ky := 0; ky < d.kh; ky++ {
+		iy := iy0 + ky*d.dh
+		if iy < 0 || iy >= d.inH {
+			continue
+		}
+		for kx := 0; kx < d.kw; kx++ {
+			ix := ix0 + kx*d.dw
+			if ix < 0 || ix >= d.inW {
+				continue
+			}
+			xo[n] = ((b*d.inH+iy)*d.inW + ix) * d.inC
+			wo[n] = (ky*d.kw + kx) * d.outC
+			n++
+		}
+	}
+	return n
+}
+
+// workerTaps returns worker wk's tap offset buffers.
+func (d *dwData) workerTaps(wk int) ([]int, []int) {
+	k := d.kh * d.kw
+	t := d.taps[wk*2*k : (wk+1)*2*k]
+	return t[:k], t[k:]
+}
+
+func dwInt8VecWorker(d *dwData, wk, lo, hi int) {
+	dwIntVec(d, wk, lo, hi, dwPixelI8)
+}
+
+func dwUint8VecWorker(d *dwData, wk, lo, hi int) {
+	dwIntVec(d, wk, lo, hi, dwPixelU8)
+}
+
+// dwIntVec is dwIntWorker with depth multiplier 1 on a vector kernel:
+// pixel does the leading channels, the loop below the rest.
+func dwIntVec[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
+	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
+	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	xo, wo := d.workerTaps(wk)
+	for r := lo; r < hi; r++ {
+		nt := d.pixelTaps(r, xo, wo)
+		done := pixel(acc, d.bias32, x, d.wq, xo[:nt], wo[:nt], d.inOff)
+		for c := done; c < d.outC; c++ {
+			a := d.bias32[c]
+			for t := range nt {
+				a += (int32(x[xo[t]+c]) + d.inOff) * d.wq[wo[t]+c]
+			}
+			acc[c] = a
+		}
+		requantRow(d.rq, 0, acc, y[r*d.outC:(r+1)*d.outC])
+	}
+}
+
+// dwFloatVecWorker is dwFloatWorker with depth multiplier 1 on the
+// vector kernel (taps summed in the same order).
+func dwFloatVecWorker(d *dwData, wk, lo, hi int) {
+	x, w, y := tensor.View[float32](d.x), tensor.View[float32](d.w), tensor.View[float32](d.y)
+	xo, wo := d.workerTaps(wk)
+	for r := lo; r < hi; r++ {
+		nt := d.pixelTaps(r, xo, wo)
+		yr := y[r*d.outC : (r+1)*d.outC]
+		done := dwPixelF32(yr, d.biasF, d.lo, d.hi, x, w, xo[:nt], wo[:nt])
+		for c := done; c < d.outC; c++ {
+			var a float32
+			for t := range nt {
+				a += x[xo[t]+c] * w[wo[t]+c]
+			}
+			yr[c] = clampF(a+d.biasF[c], d.lo, d.hi)
+		}
+	}
 }
 
 func dwFloatWorker(d *dwData, wk, lo, hi int) {

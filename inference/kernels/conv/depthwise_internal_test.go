@@ -1,0 +1,202 @@
+package conv
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgefleet/edgefleet/inference/kernels"
+	"github.com/edgefleet/edgefleet/inference/schema"
+	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/quant"
+)
+
+// dwCase is one DEPTHWISE_CONV_2D geometry for the vector/portable
+// comparison.
+type dwCase struct {
+	dt                 tensor.DType
+	batch, h, w, c     int
+	kh, kw             int
+	stride, dil        int
+	pad                schema.Padding
+	inZP, wZP, perChan bool
+}
+
+func (tc dwCase) String() string {
+	return fmt.Sprintf("%s_b%d_%dx%dx%d_k%dx%d_s%d_d%d_pad%d_zp%v%v_pc%v", tc.dt, tc.batch, tc.h, tc.w, tc.c, tc.kh, tc.kw, tc.stride, tc.dil, tc.pad, tc.inZP, tc.wZP, tc.perChan)
+}
+
+// build returns a prepared node with random full-range data (seeded).
+func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context, *kernels.Node) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 7))
+	mk := func(dt tensor.DType, shape []int, q *tensor.Quantization, constant bool) *tensor.Tensor {
+		x := &tensor.Tensor{Name: "t", Type: dt, Shape: shape, Quant: q}
+		x.Data = kernels.AlignedBytes(x.ByteSize())
+		switch dt {
+		case tensor.Float32:
+			f := x.Float32s()
+			for i := range f {
+				f[i] = r.Float32()*4 - 2
+			}
+		case tensor.Int32:
+			v := x.Int32s()
+			for i := range v {
+				v[i] = r.Int32N(40001) - 20000
+			}
+		default:
+			for i := range x.Data {
+				x.Data[i] = byte(r.UintN(256))
+			}
+		}
+		if constant {
+			x.Alloc, x.KnownAtPrepare = tensor.ConstantAlloc, true
+		}
+		return x
+	}
+	q := func(scale float32, zp int64) *tensor.Quantization {
+		if tc.dt == tensor.Float32 {
+			return nil
+		}
+		return &tensor.Quantization{Scale: []float32{scale}, ZeroPoint: []int64{zp}}
+	}
+	inZP, wZP := int64(0), int64(0)
+	if tc.inZP {
+		inZP = map[tensor.DType]int64{tensor.Int8: -128, tensor.Uint8: 255}[tc.dt]
+		if r.IntN(2) == 0 {
+			inZP = map[tensor.DType]int64{tensor.Int8: 127, tensor.Uint8: 0}[tc.dt]
+		}
+	}
+	if tc.wZP && tc.dt == tensor.Uint8 {
+		wZP = 255 // filter values minus their zero point reach -255
+	}
+	wq := q(0.01, wZP)
+	if tc.perChan && tc.dt == tensor.Int8 {
+		wq = &tensor.Quantization{Dim: 3}
+		for c := 0; c < tc.c; c++ {
+			wq.Scale = append(wq.Scale, 0.002+0.01*r.Float32())
+			wq.ZeroPoint = append(wq.ZeroPoint, 0)
+		}
+	}
+	biasT := tensor.Int32
+	if tc.dt == tensor.Float32 {
+		biasT = tensor.Float32
+	}
+	in := mk(tc.dt, []int{tc.batch, tc.h, tc.w, tc.c}, q(0.05, inZP), false)
+	filter := mk(tc.dt, []int{1, tc.kh, tc.kw, tc.c}, wq, true)
+	bias := mk(biasT, []int{tc.c}, nil, true)
+	out := &tensor.Tensor{Name: "out", Type: tc.dt, Quant: q(0.3, 3)}
+	opts := &schema.DepthwiseConv2DOptions{Padding: tc.pad, StrideW: tc.stride, StrideH: tc.stride, DilationW: tc.dil, DilationH: tc.dil, DepthMultiplier: 1, Activation: quant.ActRelu6}
+	ctx := kernels.NewContext(quant.RoundingTFLite, threads)
+	ctx.SplitThreshold = 0
+	n := &kernels.Node{Op: schema.OpDepthwiseConv2D, Version: 1, Options: opts, Inputs: []*tensor.Tensor{in, filter, bias}, Outputs: []*tensor.Tensor{out}}
+	ctx.Preparing = true
+	if err := prepareDepthwise(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	ctx.Preparing = false
+	out.Data = kernels.AlignedBytes(out.ByteSize())
+	return ctx, n
+}
+
+func dwCases() []dwCase {
+	var cases []dwCase
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8, tensor.Float32} {
+		for _, c := range []int{1, 15, 16, 17, 32, 40, 96} {
+			cases = append(cases,
+				dwCase{dt: dt, batch: 1, h: 7, w: 9, c: c, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, inZP: true, wZP: true},
+				dwCase{dt: dt, batch: 2, h: 8, w: 6, c: c, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, perChan: true},
+				dwCase{dt: dt, batch: 1, h: 9, w: 9, c: c, kh: 5, kw: 3, stride: 1, dil: 2, pad: schema.PaddingValid, inZP: true},
+				dwCase{dt: dt, batch: 1, h: 5, w: 5, c: c, kh: 1, kw: 1, stride: 1, dil: 1, pad: schema.PaddingValid, wZP: true},
+			)
+		}
+	}
+	return cases
+}
+
+// TestDepthwiseVectorMatchesPortable runs every case with the
+// architecture's vector kernels and with the portable loops (the function
+// variables cleared) and requires the same bytes (float32: the same
+// values within 1e-6 relative, as fused multiply-adds may differ). Under
+// -tags purego or without GOEXPERIMENT=simd both runs are portable.
+func TestDepthwiseVectorMatchesPortable(t *testing.T) {
+	if dwPixelI8 == nil {
+		t.Log("no vector depthwise kernels in this build: comparing the portable path with itself")
+	}
+	for i, tc := range dwCases() {
+		t.Run(tc.String(), func(t *testing.T) {
+			for _, threads := range []int{1, 2} {
+				ctx, n := tc.build(t, uint64(i), threads)
+				if err := evalDepthwise(ctx, n); err != nil {
+					t.Fatal(err)
+				}
+				vec := append([]byte(nil), n.Outputs[0].Data...)
+				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
+				dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
+				clear(n.Outputs[0].Data)
+				err := evalDepthwise(ctx, n)
+				dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32
+				ctx.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				port := n.Outputs[0].Data
+				if tc.dt != tensor.Float32 {
+					if string(vec) != string(port) {
+						t.Fatalf("threads %d: vector and portable outputs differ", threads)
+					}
+					continue
+				}
+				a, b := tensor.View[float32](vec), tensor.View[float32](port)
+				for k := range a {
+					if d := math.Abs(float64(a[k] - b[k])); d > 1e-6*math.Max(1, math.Abs(float64(b[k]))) {
+						t.Fatalf("threads %d: element %d: vector %v, portable %v", threads, k, a[k], b[k])
+					}
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkDepthwise measures MobileNet v2's largest depthwise layers
+// (uint8 and int8, 3x3) on the vector and portable paths.
+func BenchmarkDepthwise(b *testing.B) {
+	for _, tc := range []dwCase{
+		{dt: tensor.Uint8, batch: 1, h: 112, w: 112, c: 96, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, inZP: true},
+		{dt: tensor.Int8, batch: 1, h: 56, w: 56, c: 144, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, perChan: true},
+		{dt: tensor.Float32, batch: 1, h: 56, w: 56, c: 144, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame},
+	} {
+		for _, vector := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/vector=%v", tc.dt, vector), func(b *testing.B) {
+				t := &testing.T{}
+				ctx, n := tc.build(t, 1, 1)
+				defer ctx.Close()
+				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
+				if !vector {
+					dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
+				}
+				defer func() { dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32 }()
+				cpu0 := cpuTime()
+				for b.Loop() {
+					if err := evalDepthwise(ctx, n); err != nil {
+						b.Fatal(err)
+					}
+				}
+				// CPU time is steadier than wall time on a shared machine.
+				b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			})
+		}
+	}
+}
+
+// cpuTime is the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
