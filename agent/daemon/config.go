@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -26,6 +27,7 @@ type Config struct {
 	MaxInstances int    `yaml:"max_instances"`
 	LogLevel     string `yaml:"log_level"`
 
+	HTTP      HTTPConfig      `yaml:"http"`
 	Serving   ServingConfig   `yaml:"serving"`
 	Cache     CacheConfig     `yaml:"cache"`
 	Telemetry TelemetryConfig `yaml:"telemetry"`
@@ -43,6 +45,41 @@ type ServingConfig struct {
 	MaxBatch int           `yaml:"max_batch"`
 	MaxDelay time.Duration `yaml:"max_delay"`
 	Queue    int           `yaml:"queue"`
+	// MinPool is the smallest interpreter pool (Pool the largest).
+	MinPool int `yaml:"min_pool"`
+	// ShrinkAfter releases an interpreter idle that long (beyond MinPool).
+	ShrinkAfter time.Duration `yaml:"shrink_after"`
+	// LatencyBudget lowers each queue's bound to what the pool runs within
+	// it at the measured latency (0: only Queue).
+	LatencyBudget time.Duration `yaml:"latency_budget"`
+	// MemoryBudget bounds all interpreters' memory in bytes (0: unbounded).
+	MemoryBudget int64 `yaml:"memory_budget"`
+	// IdleUnload unloads a version idle that long (0: never).
+	IdleUnload time.Duration `yaml:"idle_unload"`
+	// ProbeTimeout bounds each probe invocation at load.
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+}
+
+// HTTPConfig bounds the API's HTTP server and its requests.
+type HTTPConfig struct {
+	ReadTimeout    time.Duration `yaml:"read_timeout"`
+	WriteTimeout   time.Duration `yaml:"write_timeout"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	MaxHeaderBytes int           `yaml:"max_header_bytes"`
+	// MaxConnections caps open connections per listener (keep-alive ones
+	// included); further clients wait in the kernel's backlog.
+	MaxConnections int `yaml:"max_connections"`
+	// RequestTimeout is the deadline of a synchronous prediction.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+	// RequestMemory bounds the memory of request bodies in flight (each is
+	// charged 4× its size; 429 beyond).
+	RequestMemory int64 `yaml:"request_memory"`
+	// MaxBatchInstances bounds batch-predict, job and v2 batches.
+	MaxBatchInstances int `yaml:"max_batch_instances"`
+	// RateLimit is requests per second per client address (0: off), with
+	// RateBurst the bucket size.
+	RateLimit float64 `yaml:"rate_limit"`
+	RateBurst int     `yaml:"rate_burst"`
 }
 
 // CacheConfig configures the LRU prediction cache (off when Entries is 0).
@@ -93,10 +130,13 @@ func Defaults() Config {
 		MaxBodyBytes: 16 << 20,
 		MaxInstances: 64,
 		LogLevel:     "info",
-		Serving:      ServingConfig{Threads: 1, Pool: max(1, runtime.NumCPU()), MaxBatch: 8, MaxDelay: 2 * time.Millisecond, Queue: 1024},
-		Cache:        CacheConfig{TTL: 10 * time.Minute},
-		Telemetry:    TelemetryConfig{Interval: time.Minute, RingSize: 10000},
-		Jobs:         JobsConfig{Workers: 1, WebhookAttempts: 8, Retention: 24 * time.Hour, MaxPending: 10000},
+		HTTP: HTTPConfig{ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10,
+			MaxConnections: 128, RequestTimeout: 30 * time.Second, RequestMemory: 256 << 20, MaxBatchInstances: 10000, RateLimit: 200, RateBurst: 400},
+		Serving: ServingConfig{Threads: 1, Pool: max(1, runtime.NumCPU()), MinPool: 1, ShrinkAfter: 30 * time.Second, MaxBatch: 8, MaxDelay: 2 * time.Millisecond,
+			Queue: 1024, LatencyBudget: time.Second, ProbeTimeout: 10 * time.Second},
+		Cache:     CacheConfig{TTL: 10 * time.Minute},
+		Telemetry: TelemetryConfig{Interval: time.Minute, RingSize: 10000},
+		Jobs:      JobsConfig{Workers: 1, WebhookAttempts: 8, Retention: 24 * time.Hour, MaxPending: 10000},
 	}
 }
 
@@ -112,13 +152,15 @@ func (c *Config) LoadFile(path string) error {
 	if err := dec.Decode(c); err != nil {
 		return fmt.Errorf("config %s: %w", path, err)
 	}
+	c.Listen = ParseListen(c.Listen)
 	return nil
 }
 
 // EnvVars lists the environment variables ApplyEnv reads.
 var EnvVars = []string{"EDGE_DATA_DIR", "EDGE_LISTEN", "EDGE_UNIX_SOCKET", "EDGE_AUTH_TOKEN", "EDGE_LOG_LEVEL",
 	"EDGE_THREADS", "EDGE_POOL", "EDGE_MAX_BATCH", "EDGE_MAX_DELAY", "EDGE_QUEUE", "EDGE_CACHE_ENTRIES", "EDGE_CACHE_TTL",
-	"EDGE_TELEMETRY_INTERVAL", "EDGE_RING_SIZE", "EDGE_FLEET_BROKER"}
+	"EDGE_TELEMETRY_INTERVAL", "EDGE_RING_SIZE", "EDGE_FLEET_BROKER",
+	"EDGE_MAX_CONNECTIONS", "EDGE_RATE_LIMIT", "EDGE_REQUEST_TIMEOUT", "EDGE_LATENCY_BUDGET", "EDGE_MIN_POOL", "EDGE_MEMORY_BUDGET", "EDGE_IDLE_UNLOAD"}
 
 // ApplyEnv overlays EDGE_* variables (getenv is os.Getenv in production).
 func (c *Config) ApplyEnv(getenv func(string) string) error {
@@ -163,6 +205,28 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	dur("EDGE_CACHE_TTL", &c.Cache.TTL)
 	dur("EDGE_TELEMETRY_INTERVAL", &c.Telemetry.Interval)
 	num("EDGE_RING_SIZE", &c.Telemetry.RingSize)
+	num("EDGE_MAX_CONNECTIONS", &c.HTTP.MaxConnections)
+	if v := getenv("EDGE_RATE_LIMIT"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("EDGE_RATE_LIMIT=%q: want requests per second such as 50", v))
+		} else {
+			c.HTTP.RateLimit = f
+		}
+	}
+	dur("EDGE_REQUEST_TIMEOUT", &c.HTTP.RequestTimeout)
+	dur("EDGE_LATENCY_BUDGET", &c.Serving.LatencyBudget)
+	num("EDGE_MIN_POOL", &c.Serving.MinPool)
+	if v := getenv("EDGE_MEMORY_BUDGET"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("EDGE_MEMORY_BUDGET=%q: want bytes", v))
+		} else {
+			c.Serving.MemoryBudget = n
+		}
+	}
+	dur("EDGE_IDLE_UNLOAD", &c.Serving.IdleUnload)
+	c.Listen = ParseListen(c.Listen)
 	if len(errs) > 0 {
 		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
 	}
@@ -177,6 +241,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Listen == "" && c.UnixSocket == "" {
 		errs = append(errs, "neither listen nor unix_socket is set")
+	}
+	if c.Listen != "" {
+		if _, port, err := net.SplitHostPort(ParseListen(c.Listen)); err != nil {
+			errs = append(errs, fmt.Sprintf("listen %q: want HOST:PORT or PORT (%v)", c.Listen, err))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Sprintf("listen %q: port %q is not 0..65535", c.Listen, port))
+		}
+	}
+	if c.HTTP.ReadTimeout < 0 || c.HTTP.WriteTimeout < 0 || c.HTTP.IdleTimeout < 0 || c.HTTP.RequestTimeout < 0 || c.HTTP.MaxConnections < 0 || c.HTTP.RateLimit < 0 {
+		errs = append(errs, "http timeouts, max_connections and rate_limit must not be negative")
+	}
+	if c.Serving.MinPool > c.Serving.Pool {
+		errs = append(errs, fmt.Sprintf("serving.min_pool %d exceeds serving.pool %d", c.Serving.MinPool, c.Serving.Pool))
 	}
 	if c.Serving.MaxBatch < 1 || c.Serving.Pool < 1 || c.Serving.Threads < 1 || c.Serving.Queue < 1 {
 		errs = append(errs, "serving.threads, pool, max_batch and queue must be at least 1")

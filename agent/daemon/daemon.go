@@ -24,6 +24,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota"
+	"golang.org/x/net/netutil"
 )
 
 // FleetDeps is what the daemon hands the fleet link (package
@@ -115,20 +116,19 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	coll := telemetry.NewCollector(nil)
 	coll.RegisterRing(ring)
 	mgr := serving.NewManager(backend, store, coll, serving.Config{
-		Limits:       serving.Limits{Threads: cfg.Serving.Threads, Pool: cfg.Serving.Pool, MaxBatch: cfg.Serving.MaxBatch, MaxDelay: cfg.Serving.MaxDelay, Queue: cfg.Serving.Queue},
+		Limits:       ServingLimits(cfg.Serving),
 		CacheEntries: cfg.Cache.Entries, CacheTTL: cfg.Cache.TTL,
+		MemoryBudget: cfg.Serving.MemoryBudget, IdleUnload: cfg.Serving.IdleUnload,
 	}, log)
 	defer mgr.Close()
-	srv := api.New(api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version}, mgr, nil, ring, log)
+	srv := api.New(api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version,
+		MaxBatchInstances: cfg.HTTP.MaxBatchInstances, RequestMemory: cfg.HTTP.RequestMemory, RequestTimeout: cfg.HTTP.RequestTimeout,
+		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}}, mgr, nil, ring, log)
 	q, err := jobs.Open(cfg.DataDir, srv.RunJob, jobs.Options{Workers: cfg.Jobs.Workers, WebhookAttempts: cfg.Jobs.WebhookAttempts, Retention: cfg.Jobs.Retention, MaxPending: cfg.Jobs.MaxPending, Log: log})
 	if err != nil {
 		return err
 	}
 	srv.SetJobs(q)
-
-	if err := mgr.WarmUp(ctx); err != nil {
-		log.Warn("some models did not load; they answer with errors until fixed", "err", err)
-	}
 
 	var scheds []batch.Scheduled
 	for _, s := range cfg.Schedules {
@@ -147,10 +147,14 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 		}
 	}
 	if cfg.Listen != "" {
-		l, err := net.Listen("tcp", cfg.Listen)
+		addr := ParseListen(cfg.Listen)
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			q.Close()
-			return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		if w := ListenWarning(addr, cfg.AuthToken); w != "" {
+			log.Warn(w, "addr", addr)
 		}
 		listeners = append(listeners, l)
 	}
@@ -208,10 +212,25 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 		log.Warn("fleet.broker is set but this binary has no fleet link; running offline")
 	}
 
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	// Models load in the background: the API answers (health, 503 for a
+	// model still loading) at once, and a model whose probe never ends
+	// cannot hold up the start (probes are bounded by probe_timeout and
+	// canceled at shutdown).
+	warmDone := make(chan struct{})
+	go func() {
+		defer close(warmDone)
+		if err := mgr.WarmUp(runCtx); err != nil && runCtx.Err() == nil {
+			log.Warn("some models did not load; they answer 503 with the reason until fixed", "err", err)
+		}
+	}()
+	hs := NewHTTPServer(srv.Handler(), cfg.HTTP)
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
-		log.Info("edge-agent serving", "addr", l.Addr().String(), "network", l.Addr().Network(), "data_dir", cfg.DataDir, "backend", backend.Name())
+		log.Info("edge-agent serving", "addr", l.Addr().String(), "network", l.Addr().Network(), "data_dir", cfg.DataDir, "backend", backend.Name(),
+			"max_connections", cfg.HTTP.MaxConnections, "rate_limit", cfg.HTTP.RateLimit)
+		if cfg.HTTP.MaxConnections > 0 {
+			l = netutil.LimitListener(l, cfg.HTTP.MaxConnections)
+		}
 		go func() { errc <- hs.Serve(l) }()
 	}
 	if opt.Ready != nil && cfg.Listen != "" {
@@ -232,6 +251,8 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	defer shutCancel()
 	hs.Shutdown(shutCtx)
 	cancel()
+	mgr.CancelLoads()
+	<-warmDone
 	sched.Wait()
 	wg.Wait()
 	q.Close()
@@ -274,10 +295,62 @@ func PredictJSON(ctx context.Context, srv *api.Server, model string, body []byte
 	return json.Marshal(resp)
 }
 
-// ParseListen is a helper for flags: "PORT" alone means 127.0.0.1:PORT.
+// ParseListen normalizes a listen address from a flag, EDGE_LISTEN or the
+// YAML file: "PORT" alone means 127.0.0.1:PORT (loopback: exposing the
+// API is an explicit choice, e.g. "0.0.0.0:8080" or ":8080").
 func ParseListen(s string) string {
+	s = strings.TrimSpace(s)
 	if s != "" && !strings.Contains(s, ":") {
 		return "127.0.0.1:" + s
 	}
 	return s
+}
+
+// ListenWarning returns a warning when addr accepts connections from
+// other hosts and no token protects the API ("" otherwise).
+func ListenWarning(addr, token string) string {
+	if token != "" {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if host == "localhost" {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return ""
+	}
+	return "the API listens beyond loopback without auth_token: anyone who can reach this address can run models and change routes; set auth_token (--token, EDGE_AUTH_TOKEN) or listen on 127.0.0.1"
+}
+
+// NewHTTPServer returns the API's HTTP server with every timeout and the
+// header bound of c (zero values: Defaults()).
+func NewHTTPServer(h http.Handler, c HTTPConfig) *http.Server {
+	d := Defaults().HTTP
+	pick := func(v, def time.Duration) time.Duration {
+		if v > 0 {
+			return v
+		}
+		return def
+	}
+	hdr := c.MaxHeaderBytes
+	if hdr <= 0 {
+		hdr = d.MaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, pick(c.ReadTimeout, d.ReadTimeout)),
+		ReadTimeout:       pick(c.ReadTimeout, d.ReadTimeout),
+		WriteTimeout:      pick(c.WriteTimeout, d.WriteTimeout),
+		IdleTimeout:       pick(c.IdleTimeout, d.IdleTimeout),
+		MaxHeaderBytes:    hdr,
+	}
+}
+
+// ServingLimits converts the serving configuration.
+func ServingLimits(c ServingConfig) serving.Limits {
+	return serving.Limits{Threads: c.Threads, Pool: c.Pool, MinPool: c.MinPool, ShrinkAfter: c.ShrinkAfter, MaxBatch: c.MaxBatch, MaxDelay: c.MaxDelay,
+		Queue: c.Queue, LatencyBudget: c.LatencyBudget, ProbeTimeout: c.ProbeTimeout}
 }

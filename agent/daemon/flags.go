@@ -20,6 +20,13 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.Cache.TTL, "cache-ttl", c.Cache.TTL, "prediction cache TTL (EDGE_CACHE_TTL)")
 	fs.DurationVar(&c.Telemetry.Interval, "telemetry-interval", c.Telemetry.Interval, "period of telemetry records (EDGE_TELEMETRY_INTERVAL)")
 	fs.IntVar(&c.Telemetry.RingSize, "ring-size", c.Telemetry.RingSize, "telemetry records kept until the fleet acknowledges them (EDGE_RING_SIZE)")
+	fs.IntVar(&c.Serving.MinPool, "min-pool", c.Serving.MinPool, "smallest interpreter pool per version; it grows to --pool under load (EDGE_MIN_POOL)")
+	fs.DurationVar(&c.Serving.LatencyBudget, "latency-budget", c.Serving.LatencyBudget, "queue bound = what the pool runs within this at the measured latency; 429 beyond; 0 = --queue only (EDGE_LATENCY_BUDGET)")
+	fs.Int64Var(&c.Serving.MemoryBudget, "memory-budget", c.Serving.MemoryBudget, "bytes all interpreters may hold; 0 = unbounded (EDGE_MEMORY_BUDGET)")
+	fs.DurationVar(&c.Serving.IdleUnload, "idle-unload", c.Serving.IdleUnload, "unload a model version idle this long; 0 = never (EDGE_IDLE_UNLOAD)")
+	fs.IntVar(&c.HTTP.MaxConnections, "max-connections", c.HTTP.MaxConnections, "open connections per listener (EDGE_MAX_CONNECTIONS)")
+	fs.Float64Var(&c.HTTP.RateLimit, "rate-limit", c.HTTP.RateLimit, "requests per second per client address, 429 beyond; 0 = off (EDGE_RATE_LIMIT)")
+	fs.DurationVar(&c.HTTP.RequestTimeout, "request-timeout", c.HTTP.RequestTimeout, "deadline of a synchronous prediction (EDGE_REQUEST_TIMEOUT)")
 	fs.StringVar(&c.Fleet.Broker, "fleet-broker", c.Fleet.Broker, "MQTT broker of the fleet, e.g. mqtt://host:1883 (EDGE_FLEET_BROKER)")
 }
 
@@ -46,4 +53,11 @@ func ApplyFlags(c, flagged *Config, changed func(string) bool) {
 	set("telemetry-interval", func() { c.Telemetry.Interval = flagged.Telemetry.Interval })
 	set("ring-size", func() { c.Telemetry.RingSize = flagged.Telemetry.RingSize })
 	set("fleet-broker", func() { c.Fleet.Broker = flagged.Fleet.Broker })
+	set("min-pool", func() { c.Serving.MinPool = flagged.Serving.MinPool })
+	set("latency-budget", func() { c.Serving.LatencyBudget = flagged.Serving.LatencyBudget })
+	set("memory-budget", func() { c.Serving.MemoryBudget = flagged.Serving.MemoryBudget })
+	set("idle-unload", func() { c.Serving.IdleUnload = flagged.Serving.IdleUnload })
+	set("max-connections", func() { c.HTTP.MaxConnections = flagged.HTTP.MaxConnections })
+	set("rate-limit", func() { c.HTTP.RateLimit = flagged.HTTP.RateLimit })
+	set("request-timeout", func() { c.HTTP.RequestTimeout = flagged.HTTP.RequestTimeout })
 }

@@ -2,13 +2,17 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
+	"github.com/edgefleet/edgefleet/agent/serving"
+	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -20,7 +24,11 @@ type AddOptions struct {
 	Backend string
 	// NoActivate installs without activating.
 	NoActivate bool
-	Out        io.Writer
+	// ProbeTimeout bounds the probe invocation (zero inputs) that proves
+	// the model runs (default serving.DefaultProbeTimeout): a model with a
+	// never-ending loop is refused instead of installed.
+	ProbeTimeout time.Duration
+	Out          io.Writer
 }
 
 // ModelsAdd installs a model file into the store (the daemon must be
@@ -46,7 +54,11 @@ func ModelsAdd(ctx context.Context, o AddOptions) error {
 		if err != nil {
 			return fmt.Errorf("models add %s: the %s backend cannot run it: %w", o.File, name, err)
 		}
+		err = probe(ctx, m, o.ProbeTimeout)
 		m.Close()
+		if err != nil {
+			return fmt.Errorf("models add %s: %w", o.File, err)
+		}
 	}
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("models add: %w", err)
@@ -128,5 +140,30 @@ func ModelsRollback(ctx context.Context, dataDir, id string, out io.Writer) erro
 		return err
 	}
 	fmt.Fprintf(out, "%s rolled back to %s\n", id, v)
+	return nil
+}
+
+// probe runs one invocation of zero inputs within timeout.
+func probe(ctx context.Context, m engine.Model, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = serving.DefaultProbeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	s, err := m.NewSession(ctx, 1)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	defer s.Close()
+	var in [][]byte
+	for _, t := range m.Inputs() {
+		in = append(in, make([]byte, tensor.NumElements(t.Shape)*t.Type.Size()))
+	}
+	if _, err := s.Run(ctx, 0, in); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("probe: one invocation with zero inputs did not finish within %s (a never-ending loop?): not installed", timeout)
+		}
+		return fmt.Errorf("probe: one invocation with zero inputs failed: %w", err)
+	}
 	return nil
 }

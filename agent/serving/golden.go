@@ -6,16 +6,24 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
+// GoldenTimeout bounds a golden check's load and invocation: a model that
+// never finishes fails the check instead of hanging the install.
+const GoldenTimeout = time.Minute
+
 // GoldenCheck returns the ota.GoldenCheck of backend b: it loads the model
 // file, runs the golden inputs (model shapes, batch as in the file) and
-// compares the sha256 of the concatenated output tensors.
+// compares the sha256 of the concatenated output tensors, within
+// GoldenTimeout.
 func GoldenCheck(b engine.Backend) ota.GoldenCheck {
 	return func(ctx context.Context, modelPath string, g ota.Golden) error {
+		ctx, cancel := context.WithTimeout(ctx, GoldenTimeout)
+		defer cancel()
 		data, err := os.ReadFile(modelPath)
 		if err != nil {
 			return fmt.Errorf("golden check: %w", err)

@@ -176,6 +176,9 @@ type Loaded struct {
 	mem           *memBudget
 	// lastUsed is the UnixNano of the last request (idle unloading).
 	lastUsed atomic.Int64
+	// closing is canceled by Close: running invocations end.
+	closing context.Context
+	abort   context.CancelFunc
 }
 
 // hasBatchDim reports whether every input and output has a leading
@@ -211,6 +214,7 @@ func loadWithBudget(ctx context.Context, b engine.Backend, id, version, sha stri
 		queue: make(chan *job, limits.Queue), stop: make(chan struct{}), mem: mem}
 	l.hasBatch = hasBatchDim(l.inputs, l.outputs)
 	l.lastUsed.Store(time.Now().UnixNano())
+	l.closing, l.abort = context.WithCancel(context.Background())
 	var sessions []engine.Session
 	fail := func(err error) (*Loaded, error) {
 		for _, s := range sessions {
@@ -541,6 +545,9 @@ func (l *Loaded) run(s engine.Session, jobs []*job) {
 		ctx, stop = allCanceled(jobs)
 		defer stop()
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(l.closing, cancel)()
 	batch := 0
 	if l.hasBatch {
 		batch = len(jobs)
@@ -765,6 +772,7 @@ func (l *Loaded) Close() error {
 	if l.closed.Swap(true) {
 		return nil
 	}
+	l.abort()
 	close(l.stop)
 	l.wg.Wait()
 	l.drain(ErrStopped)

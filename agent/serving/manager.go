@@ -650,6 +650,9 @@ func (m *Manager) WarmUp(ctx context.Context) error {
 		if md.Active == "" {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if _, err := m.Get(ctx, md.ID, ""); err != nil {
 			m.log.Error("model failed to load", "model", md.ID, "version", md.Active, "err", err)
 			errs = append(errs, err)
@@ -657,6 +660,10 @@ func (m *Manager) WarmUp(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CancelLoads cancels the loads and probes in progress (shutdown); the
+// manager stays usable until Close.
+func (m *Manager) CancelLoads() { m.cancel() }
 
 // Close unloads every version.
 func (m *Manager) Close() error {
