@@ -169,6 +169,7 @@ func (e *Embedded) URL() string {
 // authenticator.
 func (e *Embedded) Disconnect(deviceID string) bool {
 	e.hook.mu.Lock()
+	s, known := e.hook.known[deviceID]
 	delete(e.hook.known, deviceID)
 	e.hook.mu.Unlock()
 	cl, ok := e.srv.Clients.Get(deviceID)
@@ -177,12 +178,20 @@ func (e *Embedded) Disconnect(deviceID string) bool {
 	}
 	e.Stats.Revoked.Add(1)
 	e.srv.UnsubscribeClient(cl)
-	if !cl.Closed() {
+	live := !cl.Closed()
+	if live {
 		e.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 	cl.Stop(packets.ErrNotAuthorized)
+	if live && known && e.hook.cfg.OnEvent != nil {
+		// mochi's OnDisconnect no longer knows the principal: report here.
+		e.hook.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: deviceID, Remote: cl.Net.Remote, Err: ErrRevoked, Time: time.Now()})
+	}
 	return true
 }
+
+// ErrRevoked is the Err of the disconnect event of a revoked session.
+var ErrRevoked = errors.New("credentials revoked")
 
 // Close stops the broker and disconnects every client.
 func (e *Embedded) Close() error {
@@ -352,4 +361,10 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		}
 	}
 	return pk, nil
+}
+
+// Connected reports whether a client with this id has a live connection.
+func (e *Embedded) Connected(clientID string) bool {
+	cl, ok := e.srv.Clients.Get(clientID)
+	return ok && !cl.Closed()
 }

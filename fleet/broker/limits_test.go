@@ -309,9 +309,10 @@ func TestQoS1DeliveredToOfflineSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("QoS 1 message for the offline session was not delivered on reconnect")
 	}
+	waitFor(t, "connect event of the reconnect", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 3 })
 	mu.Lock()
 	defer mu.Unlock()
-	if len(events) < 3 || events[0] != "a connected=true" {
+	if events[0] != "a connected=true" || events[1] != "a connected=false" || events[2] != "a connected=true" {
 		t.Fatalf("events %v", events)
 	}
 }

@@ -28,6 +28,7 @@ import (
 // handler switches active versions, and version "bad" fails its golden check.
 type fakeDevice struct {
 	id   string
+	dir  string // the agent's data dir
 	mu   sync.Mutex
 	recs []wire.TelemetryRecord
 	seq  uint64
@@ -203,8 +204,8 @@ func startServer(t *testing.T, cfg server.Config) *env {
 
 func (e *env) enroll(n int) {
 	for i := 0; i < n; i++ {
-		d := &fakeDevice{id: fmt.Sprintf("dev-%d", i), active: "1", wake: make(chan struct{})}
 		dir := e.t.TempDir()
+		d := &fakeDevice{id: fmt.Sprintf("dev-%d", i), dir: dir, active: "1", wake: make(chan struct{})}
 		enr, err := fleetlink.Enroll(e.ctx, e.srv.URL(), dir, wire.EnrollRequest{Token: e.token, DeviceID: d.id,
 			Hardware: wire.Hardware{Arch: "amd64"}, Labels: map[string]string{"ring": fmt.Sprint(i % 2)}, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, e.pin())
 		if err != nil {
