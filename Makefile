@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build setup test test-unit test-cross cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite setup test test-unit test-cross cross bench bench-api lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -26,6 +26,30 @@ build:
 	@mkdir -p $(BIN)
 	@echo "build: compiling edge-agent, fleet-server, fleetctl into $(BIN)/ (a cold build takes a few minutes)"
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+# The agent with the TensorFlow Lite backend (docs/acceleration.md): cgo,
+# -tags tflite. libtensorflowlite_c and delegate plugins are loaded at run
+# time, so building needs only a C compiler; CGO_CFLAGS/CGO_LDFLAGS come from
+# the environment.
+build-tflite:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=1 $(GO) build -tags tflite -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/edge-agent-tflite ./cmd/edge-agent
+
+# The same for arm64 boards (Coral Dev Board, Raspberry Pi 4/5, Jetson) with
+# a cross compiler. TFLITE_LIB_ARM64=/path/libtensorflowlite_c.so (an arm64
+# build) is checked and copied next to the binary for packaging.
+CC_ARM64         ?= aarch64-linux-gnu-gcc
+TFLITE_LIB_ARM64 ?=
+cross-tflite:
+	@command -v $(CC_ARM64) >/dev/null || { echo "cross-tflite: the arm64 C compiler $(CC_ARM64) is missing: apt-get install gcc-aarch64-linux-gnu (or set CC_ARM64)"; exit 1; }
+	@if [ -n "$(TFLITE_LIB_ARM64)" ]; then \
+	  file -L "$(TFLITE_LIB_ARM64)" 2>/dev/null | grep -q 'ELF 64-bit.*aarch64' || { echo "cross-tflite: TFLITE_LIB_ARM64=$(TFLITE_LIB_ARM64) is not an arm64 shared library"; exit 1; }; \
+	fi
+	@mkdir -p $(BIN)/linux-arm64
+	CGO_ENABLED=1 CC=$(CC_ARM64) GOOS=linux GOARCH=arm64 $(GO) build -tags tflite -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/edge-agent-tflite ./cmd/edge-agent
+	@if [ -n "$(TFLITE_LIB_ARM64)" ]; then cp "$(TFLITE_LIB_ARM64)" $(BIN)/linux-arm64/libtensorflowlite_c.so; \
+	  echo "cross-tflite: $(BIN)/linux-arm64/{edge-agent-tflite,libtensorflowlite_c.so}"; \
+	else echo "cross-tflite: $(BIN)/linux-arm64/edge-agent-tflite built; no TFLITE_LIB_ARM64 given, so install libtensorflowlite_c on the board (docs/acceleration.md) or pass it to bundle it"; fi
 
 # Everything a submission must pass.
 test: setup lint test-unit test-cross

@@ -145,7 +145,7 @@ func Select(sel Selection) (Backend, error) {
 	name := sel.Backend
 	if name == "" {
 		name = "native"
-		if tfliteBuilt {
+		if tfliteBuilt || (sel.Delegate != "" && sel.Delegate != "none") {
 			name = "auto"
 		}
 	}

@@ -29,6 +29,7 @@ var mode = ""
 
 func newRunCmd() *cobra.Command {
 	var configFile, backend string
+	var accel accelFlags
 	cfg := daemon.Defaults()
 	cmd := &cobra.Command{
 		Use:   "run [--config agent.yaml] [--data-dir D] [--listen 127.0.0.1:8080] [--unix-socket S] [--token T]",
@@ -68,12 +69,17 @@ Without any, it serves the models in ./edge-data on 127.0.0.1:8080.`,
 			if _, err := update.RecoverAtStartup(final.DataDir); err != nil {
 				fmt.Fprintln(os.Stderr, "edge-agent: warning:", err)
 			}
-			return daemon.Run(cmd.Context(), final, daemon.Options{Version: version, Backend: backend, FleetLink: fleetLink})
+			backendName, err := accel.register(backend)
+			if err != nil {
+				return err
+			}
+			return daemon.Run(cmd.Context(), final, daemon.Options{Version: version, Backend: backendName, FleetLink: fleetLink})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&configFile, "config", "", "YAML configuration file (also EDGE_CONFIG)")
-	f.StringVar(&backend, "backend", "", "inference backend: native (default) or tflite when built with -tags tflite (also EDGE_BACKEND)")
+	f.StringVar(&backend, "backend", "", "inference backend: native (default), or in tflite builds auto (default there: per model, see docs/acceleration.md) or tflite (also EDGE_BACKEND)")
+	accel.bind(f)
 	daemon.BindFlags(f, &cfg)
 	return cmd
 }
