@@ -199,6 +199,8 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 		if j.DeviceID != dev && j.DeviceID != "d3" {
 			reg.UpdateJob(ctx, j.DeviceID, j.JobID, wire.JobInProgress, "")
 			reg.UpdateJob(ctx, j.DeviceID, j.JobID, wire.JobSucceeded, "")
+			// and its status reports the new version (the fleet believes that, not the job update)
+			reg.UpdateDevice(ctx, j.DeviceID, func(d *registry.Device) error { d.Models[0].Active = "2"; return nil })
 		}
 	}
 	clock.Add(11 * time.Minute)

@@ -263,6 +263,10 @@ type DeviceState struct {
 	// Rollback* track the rollback job.
 	RollbackJobID string        `json:"rollback_job_id,omitempty"`
 	RollbackState wire.JobState `json:"rollback_state,omitempty"`
+	// ConfirmBy is when the device's latest job times out: a job the
+	// device reports succeeded counts only once the device's own status
+	// reports serving the version, and fails if it has not by then.
+	ConfirmBy time.Time `json:"confirm_by,omitzero"`
 }
 
 // GateResult is the latest value of one gate.
@@ -395,23 +399,61 @@ func (r *Rollout) stageKind() wire.JobKind {
 	return wire.JobInstall
 }
 
-func (r *Rollout) sync(v View) {
-	for _, d := range r.Devices {
+// sync copies job states from the view. The fleet believes only what a
+// device reports it serves: an install (or promotion, or rollback to a
+// version) the device says succeeded stays in progress until the device's
+// status reports that version active, and fails if it still does not when
+// the job's deadline passes (e.g. an agent that skipped the install).
+func (r *Rollout) sync(now time.Time, v View) {
+	active := make(map[string]string, len(v.Devices))
+	for _, d := range v.Devices {
+		active[d.ID] = d.Active
+	}
+	confirm := func(id string, d *DeviceState, st wire.JobState, reason, want string) (wire.JobState, string) {
+		if st != wire.JobSucceeded || want == "" {
+			return st, reason
+		}
+		got, known := active[id]
+		if !known || got == want {
+			return st, reason // no longer selected: nothing to check against
+		}
+		by := d.ConfirmBy
+		if by.IsZero() {
+			by = r.StageStarted.Add(r.Spec.DeviceDeadline)
+		}
+		if now.Before(by) {
+			return wire.JobInProgress, fmt.Sprintf("device reported success; waiting for its status to show %s active (shows %q)", want, got)
+		}
+		return wire.JobFailed, fmt.Sprintf("device reported success but serves %q, not %s", got, want)
+	}
+	for id, d := range r.Devices {
 		if s, ok := v.Jobs[d.JobID]; ok && d.JobID != "" {
-			d.JobState, d.Reason = s.State, s.Reason
+			want := ""
+			if r.stageKind() == wire.JobInstall {
+				want = r.Spec.Version
+			}
+			d.JobState, d.Reason = confirm(id, d, s.State, s.Reason, want)
 		}
 		if s, ok := v.Jobs[d.PromoteJobID]; ok && d.PromoteJobID != "" {
-			d.PromoteState = s.State
+			st, why := confirm(id, d, s.State, s.Reason, r.Spec.Version)
+			d.PromoteState = st
+			if st != s.State {
+				d.Reason = why
+			}
 		}
 		if s, ok := v.Jobs[d.RollbackJobID]; ok && d.RollbackJobID != "" {
-			d.RollbackState = s.State
+			st, why := confirm(id, d, s.State, s.Reason, d.Baseline)
+			d.RollbackState = st
+			if st != s.State {
+				d.Reason = why
+			}
 		}
 	}
 }
 
 // Tick advances the state machine to now and returns the jobs to create.
 func (r *Rollout) Tick(now time.Time, v View) []Action {
-	r.sync(v)
+	r.sync(now, v)
 	switch r.Phase {
 	case Running:
 		return r.tickRunning(now, v)
@@ -460,7 +502,7 @@ func (r *Rollout) tickRunning(now time.Time, v View) []Action {
 			ds.Reason = "already active"
 		} else {
 			j := r.newJob(now, r.stageKind(), r.Spec.Version)
-			ds.JobID, ds.JobState = j.JobID, wire.JobQueued
+			ds.JobID, ds.JobState, ds.ConfirmBy = j.JobID, wire.JobQueued, j.Deadline
 			acts = append(acts, Action{DeviceID: d.ID, Job: j})
 		}
 		r.Devices[d.ID] = ds
@@ -668,7 +710,7 @@ func (r *Rollout) tickPromoting(now time.Time, v View) []Action {
 		}
 		if ds.PromoteJobID == "" {
 			j := r.newJob(now, wire.JobInstall, r.Spec.Version)
-			ds.PromoteJobID, ds.PromoteState = j.JobID, wire.JobQueued
+			ds.PromoteJobID, ds.PromoteState, ds.ConfirmBy = j.JobID, wire.JobQueued, j.Deadline
 			acts = append(acts, Action{DeviceID: d.ID, Job: j})
 		}
 	}
@@ -728,7 +770,7 @@ func (r *Rollout) startRollback(now time.Time, why string) []Action {
 			version = r.Spec.Version // shadow/AB without a baseline: stop the candidate only
 		}
 		j := r.newJob(now, wire.JobRollback, version)
-		ds.RollbackJobID, ds.RollbackState = j.JobID, wire.JobQueued
+		ds.RollbackJobID, ds.RollbackState, ds.ConfirmBy = j.JobID, wire.JobQueued, j.Deadline
 		acts = append(acts, Action{DeviceID: id, Job: j})
 	}
 	if len(acts) == 0 {
@@ -776,7 +818,7 @@ func (r *Rollout) Apply(now time.Time, c Command, v View) ([]Action, error) {
 			return nil, fmt.Errorf("rollout %s is %s: promote needs running, paused or awaiting_promotion", r.Spec.ID, r.Phase)
 		}
 		r.event(now, "promote", "promoted by operator")
-		r.sync(v)
+		r.sync(now, v)
 		return r.advance(now, "promoted by operator", v), nil
 	case Pause:
 		if r.Phase != Running && r.Phase != AwaitPromote {
@@ -797,7 +839,7 @@ func (r *Rollout) Apply(now time.Time, c Command, v View) ([]Action, error) {
 		if r.Phase == RollingBack {
 			return nil, fmt.Errorf("rollout %s is already rolling back", r.Spec.ID)
 		}
-		r.sync(v)
+		r.sync(now, v)
 		return r.startRollback(now, "aborted by operator"), nil
 	}
 	return nil, fmt.Errorf("unknown command %q: want promote, pause, resume or abort", c)

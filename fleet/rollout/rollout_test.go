@@ -26,12 +26,13 @@ type sim struct {
 	recs    []telemetry.Record
 	seq     uint64
 	offline map[string]bool
+	stale   map[string]bool // devices whose jobs "succeed" without changing what they serve
 	failJob func(dev string, j wire.Job) wire.JobState // nil: succeed
 	r       *Rollout
 }
 
 func newSim(t *testing.T, n int, active string, spec Spec) *sim {
-	s := &sim{t: t, now: t0, jobs: map[string]JobStatus{}, kinds: map[string]wire.Job{}, owner: map[string]string{}, offline: map[string]bool{}}
+	s := &sim{t: t, now: t0, jobs: map[string]JobStatus{}, kinds: map[string]wire.Job{}, owner: map[string]string{}, offline: map[string]bool{}, stale: map[string]bool{}}
 	for i := 0; i < n; i++ {
 		s.devices = append(s.devices, Device{ID: fmt.Sprintf("dev-%02d", i), Online: true, Active: active})
 	}
@@ -124,6 +125,9 @@ func (s *sim) run(acts []Action) {
 			}
 		}
 		s.jobs[id] = JobStatus{State: state}
+		if s.stale[dev] {
+			continue // reports success, keeps serving what it served (issue 12 item 1)
+		}
 		if state == wire.JobSucceeded && (j.Kind == wire.JobInstall || j.Kind == wire.JobRollback) {
 			s.device(dev).Active = j.Version
 		}
@@ -590,6 +594,53 @@ func TestGatesJSONDefaults(t *testing.T) {
 		spec := Spec{ID: "r", ModelID: "m", Version: "2", Gates: bad}
 		if err := spec.Normalize(); err == nil {
 			t.Errorf("gates %+v accepted", bad)
+		}
+	}
+}
+
+// TestFleetBelievesOnlyWhatDevicesServe: a device whose install job
+// reports success while its status keeps reporting the old version (the
+// agent skipped the install) must not make the rollout succeed: the job
+// stays unconfirmed until its deadline, then counts as an install failure.
+// Blue-green installs and A/B promotion; devices that really switch are
+// the control.
+func TestFleetBelievesOnlyWhatDevicesServe(t *testing.T) {
+	for _, strategy := range []Strategy{BlueGreen, AB} {
+		for _, stale := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/stale=%v", strategy, stale), func(t *testing.T) {
+				spec := Spec{Strategy: strategy, Soak: 5 * time.Minute, DeviceDeadline: 10 * time.Minute, Gates: DefaultGates(), OnFailure: PauseOnFailure}
+				s := newSim(t, 3, "1", spec)
+				if stale {
+					s.stale["dev-01"] = true
+				}
+				s.tick()
+				s.report(good(), good())
+				s.advance(time.Minute)
+				s.tick()
+				if stale && strategy == BlueGreen {
+					d := s.r.Devices["dev-01"]
+					if d.JobState != wire.JobInProgress || !strings.Contains(d.Reason, "waiting for its status") {
+						t.Fatalf("stale device right after its job: %s %q, want in_progress (unconfirmed)", d.JobState, d.Reason)
+					}
+				}
+				s.runUntil(good(), good(), time.Hour)
+				if !stale {
+					if s.r.Phase != Succeeded {
+						t.Fatalf("control: phase %s (%s), want succeeded", s.r.Phase, s.r.Reason)
+					}
+					return
+				}
+				if s.r.Phase == Succeeded {
+					t.Fatalf("rollout succeeded although dev-01 still serves %q", s.device("dev-01").Active)
+				}
+				if s.r.Phase != Paused || !strings.Contains(s.r.Reason, "install failures 1 > 0") && !strings.Contains(s.r.Reason, "1 activation(s) failed") {
+					t.Fatalf("phase %s (%s), want paused on an install failure", s.r.Phase, s.r.Reason)
+				}
+				d := s.r.Devices["dev-01"]
+				if !strings.Contains(d.Reason, `serves "1", not 2`) {
+					t.Fatalf("stale device reason %q", d.Reason)
+				}
+			})
 		}
 	}
 }
