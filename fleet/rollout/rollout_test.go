@@ -26,7 +26,7 @@ type sim struct {
 	recs    []telemetry.Record
 	seq     uint64
 	offline map[string]bool
-	stale   map[string]bool // devices whose jobs "succeed" without changing what they serve
+	stale   map[string]bool                            // devices whose jobs "succeed" without changing what they serve
 	failJob func(dev string, j wire.Job) wire.JobState // nil: succeed
 	r       *Rollout
 }
