@@ -49,6 +49,7 @@ type convData struct {
 	// it runs (groups == 1); kp is the widened row length.
 	q16 []int16
 	kp  int
+	rv  *rqVec // SIMD requantization parameters (nil: scalar)
 	// hybrid (float input, int8 filter): inputs are quantized per batch
 	hybrid           bool
 	perChannelHybrid bool
@@ -172,6 +173,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 				d.w16 = make([]int16, filter.NumElements())
 				maxProd = 255 * 255
 			}
+			d.rv = newRQVec(rq)
 			if useSIMD && g.groups == 1 && qgemmKernel != nil {
 				d.kp = q16Even(g.k)
 				d.q16 = make([]int16, q16Len(g.outC, g.k))
@@ -397,7 +399,7 @@ func convIntWorker[TA int8 | uint8, TB int8 | int16](d *convData, wk, lo, hi int
 			}
 		}
 		for r := r0; r < r1; r++ {
-			requantRow(d.rq, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
+			requantRowV(d.rq, d.rv, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
 		}
 	}
 }
@@ -423,7 +425,7 @@ func convQ16Worker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		}
 		q16Gemm(a16, d.kp, d.q16, d.bias32, acc, r1-r0, g.outC, g.outC)
 		for r := r0; r < r1; r++ {
-			requantRow(d.rq, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
+			requantRowV(d.rq, d.rv, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
 		}
 	}
 }

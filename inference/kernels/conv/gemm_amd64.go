@@ -148,3 +148,74 @@ func widenU8AVX2(dst []int16, src []uint8) {
 		dst[i] = int16(src[i])
 	}
 }
+
+func init() {
+	if archsimd.X86.AVX2() {
+		requantI8Kernel = requantAVX2[int8]
+		requantU8Kernel = requantAVX2[uint8]
+	}
+}
+
+// requantAVX2 is requantRow on 8 channels at a time. The 64-bit products
+// of the even and odd lanes are formed with VPMULDQ; AVX2 lacks a 64-bit
+// arithmetic shift, so the rounding shifts are done as logical shifts of
+// sign-flipped values (double rounding: (ab + 2^30) >> 31 equals
+// TFLite's nudged division for every sign).
+func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out []T) {
+	out = out[:len(acc)]
+	zp := archsimd.BroadcastInt32x8(rq.outZP)
+	lo := archsimd.BroadcastInt32x8(rq.actMin)
+	hi := archsimd.BroadcastInt32x8(rq.actMax)
+	low32 := archsimd.BroadcastUint64x4(0xFFFFFFFF)
+	var tmp [8]int32
+	c := 0
+	if rq.single {
+		sign := archsimd.BroadcastUint64x4(1 << 63)
+		one := archsimd.BroadcastUint64x4(1)
+		for ; c+8 <= len(acc); c += 8 {
+			a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
+			m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
+			t := archsimd.LoadUint32x8Array((*[8]uint32)(v.total[c0+c:])).AsUint64x4()
+			te, to := t.And(low32), t.ShiftAllRight(32)
+			pe := a.MulWidenEven(m).AsUint64x4()
+			po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
+			// (p + 2^(t-1)) >> t, arithmetic: flip the sign bit, shift
+			// logically, subtract the shifted sign bit.
+			pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
+			po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
+			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
+			x.Add(zp).Max(lo).Min(hi).StoreArray(&tmp)
+			o := out[c : c+8]
+			for l, val := range tmp {
+				o[l] = T(val)
+			}
+		}
+	} else {
+		c30 := archsimd.BroadcastUint64x4(1 << 30)
+		one := archsimd.BroadcastInt32x8(1)
+		for ; c+8 <= len(acc); c += 8 {
+			a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
+			m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
+			a = a.ShiftLeft(archsimd.LoadUint32x8Array((*[8]uint32)(v.left[c0+c:])))
+			pe := a.MulWidenEven(m).AsUint64x4()
+			po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
+			pe = pe.Add(c30).ShiftAllRight(31)
+			po = po.Add(c30).ShiftAllRight(31)
+			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
+			// RoundingDivideByPOT.
+			r := archsimd.LoadUint32x8Array((*[8]uint32)(v.right[c0+c:]))
+			mask := one.ShiftLeft(r).Sub(one)
+			th := mask.ShiftAllRight(1).Sub(x.ShiftAllRight(31))
+			rem := x.And(mask)
+			x = x.ShiftRight(r).Sub(rem.Greater(th).ToInt32x8())
+			x.Add(zp).Max(lo).Min(hi).StoreArray(&tmp)
+			o := out[c : c+8]
+			for l, val := range tmp {
+				o[l] = T(val)
+			}
+		}
+	}
+	if c < len(acc) {
+		requantRow(rq, c0+c, acc[c:], out[c:])
+	}
+}

@@ -136,3 +136,67 @@ func compareInt32(t *testing.T, what string, sz [3]int, got, want []int32) {
 		}
 	}
 }
+
+// TestRequantSIMDMatchesScalar checks the SIMD requantization against
+// requantRow for single and double rounding, extreme accumulators and
+// shifts, int8 and uint8 outputs.
+func TestRequantSIMDMatchesScalar(t *testing.T) {
+	if requantI8Kernel == nil {
+		t.Skip("no SIMD requantization in this build")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	const n = 37
+	for trial := 0; trial < 200; trial++ {
+		rq := &requant{mult: make([]int32, n), shift: make([]int, n), left: make([]uint, n), right: make([]uint, n)}
+		rq.single = trial%2 == 0
+		for c := range n {
+			rq.mult[c] = int32(1<<30 + r.IntN(1<<30))
+			if trial%7 == 0 {
+				rq.mult[c] = 1<<31 - 1
+			}
+			rq.shift[c] = -r.IntN(20)
+			if !rq.single && r.IntN(4) == 0 {
+				rq.shift[c] = r.IntN(4)
+			}
+			if rq.shift[c] > 0 {
+				rq.left[c] = uint(rq.shift[c])
+			} else {
+				rq.right[c] = uint(-rq.shift[c])
+			}
+		}
+		rq.outZP = int32(r.IntN(256) - 128)
+		rq.actMin, rq.actMax = -128, 127
+		v := newRQVec(rq)
+		if v == nil {
+			t.Fatalf("trial %d: SIMD requantization refused", trial)
+		}
+		acc := make([]int32, n)
+		for i := range acc {
+			switch r.IntN(4) {
+			case 0:
+				acc[i] = int32(r.Uint32())
+			case 1:
+				acc[i] = []int32{-1 << 31, 1<<31 - 1, 0, -1, 1}[r.IntN(5)]
+			default:
+				acc[i] = int32(r.IntN(1<<20) - 1<<19)
+			}
+		}
+		want, got := make([]int8, n), make([]int8, n)
+		requantRow(rq, 0, acc, want)
+		requantRowV(rq, v, 0, acc, got)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("trial %d (single %v): channel %d acc %d mult %d shift %d: got %d, want %d", trial, rq.single, i, acc[i], rq.mult[i], rq.shift[i], got[i], want[i])
+			}
+		}
+		rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)), 0, 255
+		wantU, gotU := make([]uint8, n-3), make([]uint8, n-3)
+		requantRow(rq, 3, acc[3:], wantU)
+		requantRowV(rq, v, 3, acc[3:], gotU)
+		for i := range wantU {
+			if gotU[i] != wantU[i] {
+				t.Fatalf("trial %d uint8: channel %d: got %d, want %d", trial, i+3, gotU[i], wantU[i])
+			}
+		}
+	}
+}

@@ -104,3 +104,57 @@ func int16View(b []byte) []int16 {
 	}
 	return unsafe.Slice((*int16)(unsafe.Pointer(&b[0])), len(b)/2)
 }
+
+// rqVec holds a requant's per-channel parameters in the form the SIMD
+// requantization reads: shift counts as uint32 lanes.
+type rqVec struct {
+	left, right []uint32 // double rounding: a<<left, then divide by 2^right
+	total       []uint32 // single rounding: 31 - shift (>= 31 here)
+}
+
+// newRQVec returns the SIMD form of rq, or nil when the SIMD
+// requantization does not cover it (single rounding with a multiplier
+// above 1, where the product may need saturation).
+func newRQVec(rq *requant) *rqVec {
+	if !useSIMD || requantI8Kernel == nil {
+		return nil
+	}
+	n := len(rq.mult)
+	v := &rqVec{left: make([]uint32, n), right: make([]uint32, n), total: make([]uint32, n)}
+	for c := range n {
+		if rq.single && rq.shift[c] > 0 {
+			return nil
+		}
+		if rq.left[c] > 31 || rq.right[c] > 31 {
+			return nil
+		}
+		v.left[c], v.right[c] = uint32(rq.left[c]), uint32(rq.right[c])
+		v.total[c] = uint32(31 - rq.shift[c])
+		if v.total[c] > 62 {
+			return nil
+		}
+	}
+	return v
+}
+
+// requantI8Kernel and requantU8Kernel, when set, are SIMD versions of
+// requantRow for rqVec-covered requants (bit-identical).
+var (
+	requantI8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, out []int8)
+	requantU8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, out []uint8)
+)
+
+// requantRowV is requantRow, on SIMD when v is non-nil.
+func requantRowV[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out []T) {
+	if v != nil {
+		switch o := any(out).(type) {
+		case []int8:
+			requantI8Kernel(rq, v, c0, acc, o)
+			return
+		case []uint8:
+			requantU8Kernel(rq, v, c0, acc, o)
+			return
+		}
+	}
+	requantRow(rq, c0, acc, out)
+}
