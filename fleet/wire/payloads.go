@@ -23,6 +23,37 @@ type Hardware struct {
 	MemoryBytes  uint64   `json:"memory_bytes,omitempty"`
 	CPUFeatures  []string `json:"cpu_features,omitempty"`
 	Accelerators []string `json:"accelerators,omitempty"`
+	// ModelVariants are the model release variants the device runs, best
+	// first ("edgetpu", "cpu"; see hardware.SelectVariant and
+	// docs/acceleration.md).
+	ModelVariants []string `json:"model_variants,omitempty"`
+	// Backends are the inference backends the agent can use ("native",
+	// "tflite", "tflite+xnnpack", "tflite+edgetpu", "tflite+gpu").
+	Backends []string `json:"backends,omitempty"`
+}
+
+// Bounds on Hardware's lists (they come from devices).
+const (
+	MaxHardwareList  = 64
+	MaxHardwareEntry = 128
+)
+
+// Validate bounds the lists a device reports.
+func (h *Hardware) Validate() error {
+	for _, l := range []struct {
+		name string
+		v    []string
+	}{{"cpu_features", h.CPUFeatures}, {"accelerators", h.Accelerators}, {"model_variants", h.ModelVariants}, {"backends", h.Backends}} {
+		if len(l.v) > MaxHardwareList {
+			return fmt.Errorf("hardware.%s has %d entries, want at most %d", l.name, len(l.v), MaxHardwareList)
+		}
+		for i, e := range l.v {
+			if len(e) > MaxHardwareEntry {
+				return fmt.Errorf("hardware.%s[%d] is %d bytes, want at most %d", l.name, i, len(e), MaxHardwareEntry)
+			}
+		}
+	}
+	return nil
 }
 
 // ModelStatus is what a device holds of one model.
@@ -58,6 +89,11 @@ func (s *Status) Validate() error {
 	}
 	if s.State != Online && s.State != Offline {
 		return fmt.Errorf("state %q: want %q or %q", s.State, Online, Offline)
+	}
+	if s.Hardware != nil {
+		if err := s.Hardware.Validate(); err != nil {
+			return err
+		}
 	}
 	for i, m := range s.Models {
 		if err := ValidateID(fmt.Sprintf("models[%d].id", i), m.ID); err != nil {
@@ -326,6 +362,9 @@ func (r *EnrollRequest) Validate() error {
 	}
 	if len(r.CSR) > MaxCSRBytes {
 		return fmt.Errorf("csr is %d bytes, want at most %d", len(r.CSR), MaxCSRBytes)
+	}
+	if err := r.Hardware.Validate(); err != nil {
+		return err
 	}
 	if len(r.Labels) > 64 {
 		return fmt.Errorf("%d labels, want at most 64", len(r.Labels))
