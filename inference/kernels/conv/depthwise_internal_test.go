@@ -119,8 +119,9 @@ func dwCases() []dwCase {
 
 // TestDepthwiseVectorMatchesPortable runs every case with the
 // architecture's vector kernels and with the portable loops (the function
-// variables cleared) and requires the same bytes (float32: the same
-// values within 1e-6 relative, as fused multiply-adds may differ). Under
+// variables cleared) and requires the same bytes (float32: values within
+// 1e-5, as the compiler may fuse the portable loop's multiply-adds on
+// arm64). Under
 // -tags purego or without GOEXPERIMENT=simd both runs are portable.
 func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 	if dwPixelI8 == nil {
@@ -152,7 +153,7 @@ func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 				}
 				a, b := tensor.View[float32](vec), tensor.View[float32](port)
 				for k := range a {
-					if d := math.Abs(float64(a[k] - b[k])); d > 1e-6*math.Max(1, math.Abs(float64(b[k]))) {
+					if d := math.Abs(float64(a[k] - b[k])); d > 1e-5*math.Max(1, math.Abs(float64(b[k]))) {
 						t.Fatalf("threads %d: element %d: vector %v, portable %v", threads, k, a[k], b[k])
 					}
 				}
