@@ -323,3 +323,9 @@ func Capabilities(info hardware.Info) (variants, backendNames []string) {
 	}
 	return variants, backendNames
 }
+
+// DeviceCapabilities is Capabilities of this board as the agent sees it
+// (after Select, which records where libtensorflowlite_c was loaded from).
+func DeviceCapabilities() (variants, backendNames []string) {
+	return Capabilities(hardwareInfo())
+}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
@@ -58,6 +59,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	for _, a := range hw.Accelerator {
 		hwWire.Accelerators = append(hwWire.Accelerators, a.Kind+"/"+a.Bus)
 	}
+	hwWire.ModelVariants, hwWire.Backends = engine.DeviceCapabilities() // docs/acceleration.md
 	status := StatusFunc(func(ctx context.Context) wire.Status {
 		s := wire.Status{AgentVersion: deps.AgentVersion, Hardware: hwWire}
 		if deps.WireModels != nil {
