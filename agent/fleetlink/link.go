@@ -555,6 +555,7 @@ func (l *Link) runJob(ctx context.Context, j wire.Job) {
 	if len(u.Reason) > 1000 {
 		u.Reason = u.Reason[:1000]
 	}
+	u.Serving = l.serving(ctx, j.ModelID) // serving.go
 	l.log.Info("job finished", "job", j.JobID, "state", u.State, "reason", u.Reason)
 	l.finish(u)
 	l.StatusChanged()

@@ -312,6 +312,11 @@ type JobUpdate struct {
 	Reason   string    `json:"reason,omitempty"`
 	Progress int       `json:"progress,omitempty"`
 	Time     time.Time `json:"time,omitzero"`
+	// Serving is, in a final update, what the device serves of the job's
+	// model after the job (active version, shadow, A/B candidate), read
+	// from its model store: the fleet checks it instead of trusting the
+	// state alone.
+	Serving *ModelStatus `json:"serving,omitempty"`
 }
 
 // Validate checks a decoded JobUpdate.
@@ -330,6 +335,17 @@ func (u *JobUpdate) Validate() error {
 	}
 	if len(u.Reason) > 1024 {
 		return fmt.Errorf("reason is %d bytes, want at most 1024", len(u.Reason))
+	}
+	if m := u.Serving; m != nil {
+		if err := ValidateID("serving.id", m.ID); err != nil {
+			return err
+		}
+		if m.CandidatePercent < 0 || m.CandidatePercent > 100 {
+			return fmt.Errorf("serving.candidate_percent %d: want 0..100", m.CandidatePercent)
+		}
+		if len(m.Installed) > 64 {
+			return fmt.Errorf("serving.installed lists %d versions, want at most 64", len(m.Installed))
+		}
 	}
 	return nil
 }
