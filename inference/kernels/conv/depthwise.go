@@ -23,6 +23,7 @@ type dwData struct {
 	bias64  []int64
 	inOff   int32 // -input zero point
 	rq      *requant
+	rv      *rqVec // SIMD requantization parameters (nil: scalar)
 	// hybrid (float input, int8 filter): input quantized per batch
 	hybrid      bool
 	filterScale []float32
@@ -143,6 +144,9 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 			return err
 		}
 		d.rq = rq
+		if in.Type != tensor.Int16 {
+			d.rv = newRQVec(rq)
+		}
 		d.inOff = -in.ZeroPoint()
 		d.wq = make([]int32, filter.NumElements())
 		if in.Type == tensor.Int16 {
@@ -316,7 +320,7 @@ func dwIntVec[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []
 			}
 			acc[c] = a
 		}
-		requantRow(d.rq, 0, acc, y[r*d.outC:(r+1)*d.outC])
+		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
 	}
 }
 
@@ -552,6 +556,6 @@ func dwIntWorker[T int8 | uint8](d *dwData, wk, lo, hi int) {
 				}
 			}
 		}
-		requantRow(d.rq, 0, acc, y[r*d.outC:(r+1)*d.outC])
+		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
 	}
 }

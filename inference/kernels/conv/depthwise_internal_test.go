@@ -137,9 +137,13 @@ func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 				vec := append([]byte(nil), n.Outputs[0].Data...)
 				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
 				dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
+				d := n.Data.(*dwData)
+				rv := d.rv
+				d.rv = nil // scalar requantization too
 				clear(n.Outputs[0].Data)
 				err := evalDepthwise(ctx, n)
 				dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32
+				d.rv = rv
 				ctx.Close()
 				if err != nil {
 					t.Fatal(err)
@@ -178,6 +182,7 @@ func BenchmarkDepthwise(b *testing.B) {
 				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
 				if !vector {
 					dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
+					n.Data.(*dwData).rv = nil
 				}
 				defer func() { dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32 }()
 				cpu0 := cpuTime()
