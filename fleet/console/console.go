@@ -1,7 +1,9 @@
 // Package console is fleet-server's web console: one HTML page, a script
 // and a stylesheet embedded in the binary (no CDN, no external libraries)
 // that poll the /api/v1 endpoints and draw devices, models, rollouts with
-// their gates and actions, and telemetry charts as inline SVG.
+// their gates and actions, and telemetry charts as inline SVG. The page
+// starts with a sign-in form; the operator's API token is kept in
+// sessionStorage and sent as "Authorization: Bearer" (never a cookie).
 package console
 
 import (
