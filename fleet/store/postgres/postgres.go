@@ -1,0 +1,201 @@
+// Package postgres is the PostgreSQL implementation of store.Store (pgx v5),
+// for several fleet-server replicas sharing one database: one table of
+// (bucket, key, value) with byte-order ("C" collation) keys, read-only
+// REPEATABLE READ transactions for View and SERIALIZABLE transactions for
+// Update, retried on serialization failures and deadlocks. It passes the
+// same storetest conformance suite as the bbolt and in-memory stores.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/edgefleet/edgefleet/fleet/store"
+)
+
+// Store is a store.Store in a PostgreSQL database.
+type Store struct{ pool *pgxpool.Pool }
+
+// maxRetries bounds the retries of an Update that hit a serialization
+// failure or a deadlock.
+const maxRetries = 20
+
+const schema = `CREATE TABLE IF NOT EXISTS edgefleet_kv (
+	bucket text COLLATE "C" NOT NULL,
+	key    text COLLATE "C" NOT NULL,
+	value  bytea NOT NULL,
+	PRIMARY KEY (bucket, key))`
+
+// Open connects to the database at dsn (postgres://user:pass@host:port/db)
+// and creates the table if needed.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(dsn), err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: connect %s: %w", redact(dsn), err)
+	}
+	if _, err := pool.Exec(ctx, schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: create table: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// redact hides a password in a DSN for error messages.
+func redact(dsn string) string {
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if c := strings.Index(dsn[i+3:at], ":"); c >= 0 {
+				return dsn[:i+3+c+1] + "***" + dsn[at:]
+			}
+		}
+	}
+	return dsn
+}
+
+// View implements store.Store.
+func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("postgres store: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(&pgTx{ctx: ctx, tx: tx}); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// Update implements store.Store: a SERIALIZABLE transaction, retried (fn
+// runs again) on serialization failures and deadlocks.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var err error
+	for attempt := 0; attempt < maxRetries; attempt++ {
+		err = s.update(ctx, fn)
+		if !retryable(err) {
+			return err
+		}
+		select {
+		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return fmt.Errorf("postgres store: update gave up after %d serialization failures: %w", maxRetries, err)
+}
+
+func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	if err != nil {
+		return fmt.Errorf("postgres store: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(&pgTx{ctx: ctx, tx: tx}); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres store: commit: %w", err)
+	}
+	return nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	if s != nil && s.pool != nil {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// Pool exposes the connection pool (leader election, telemetry tables).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+type pgTx struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (t *pgTx) Get(bucket, key string) ([]byte, error) {
+	var v []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT value FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s/%s: %w", bucket, key, err)
+	}
+	return v, nil
+}
+
+func (t *pgTx) Put(bucket, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, bucket, key, value)
+	if err != nil {
+		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+func (t *pgTx) Delete(bucket, key string) error {
+	if _, err := t.tx.Exec(t.ctx, `DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// List reads the matching rows first and then calls fn, so fn may use the
+// transaction (one connection runs one query at a time).
+func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error {
+	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, bucket, prefix)
+	if err != nil {
+		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
+	}
+	type kv struct {
+		k string
+		v []byte
+	}
+	var out []kv
+	for rows.Next() {
+		var k string
+		var v []byte
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
+		}
+		if !strings.HasPrefix(k, prefix) {
+			break
+		}
+		out = append(out, kv{k, v})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
+	}
+	for _, e := range out {
+		if err := fn(e.k, e.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
