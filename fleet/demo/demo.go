@@ -13,6 +13,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/client"
+	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 )
@@ -65,17 +68,19 @@ type proc struct {
 }
 
 type demo struct {
-	o        Options
-	bin      string
-	procs    []*proc
-	api      *client.Client
-	http     string
-	mqtt     string
-	agents   []string // agent base URLs
-	start    time.Time
-	sent     atomic.Int64
-	failed   atomic.Int64
-	notFound atomic.Int64
+	o     Options
+	bin   string
+	procs []*proc
+	api   *client.Client
+	http  string
+	mqtt  string
+	// caFingerprint pins the fleet CA at enrollment.
+	caFingerprint string
+	agents        []string // agent base URLs
+	start         time.Time
+	sent          atomic.Int64
+	failed        atomic.Int64
+	notFound      atomic.Int64
 }
 
 func (d *demo) logf(format string, a ...any) {
@@ -191,7 +196,7 @@ func (d *demo) stopAll() {
 }
 
 func (d *demo) fleetctl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "fleetctl"), append([]string{"--server", d.http, "--token-file", adminTokenFile}, args...)...)
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "fleetctl"), append([]string{"--server", d.http, "--token-file", adminTokenFile, "--ca-file", caFile}, args...)...)
 	cmd.Dir = d.o.WorkDir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -200,10 +205,25 @@ func (d *demo) fleetctl(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
+// waitHTTP waits until url answers; with caPath, over HTTPS verified with
+// the fleet CA in caPath (which fleet-server writes at first start).
+func waitHTTP(ctx context.Context, url, caPath string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		resp, err := http.Get(url)
+		var resp *http.Response
+		hc := &http.Client{Timeout: 5 * time.Second}
+		var err error
+		if caPath != "" {
+			var caPEM []byte
+			if caPEM, err = os.ReadFile(caPath); err == nil {
+				pool := x509.NewCertPool()
+				pool.AppendCertsFromPEM(caPEM)
+				hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			}
+		}
+		if err == nil {
+			resp, err = hc.Get(url)
+		}
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode < 500 {
@@ -231,6 +251,10 @@ var token = func() string {
 	return "demo-" + hex.EncodeToString(b)
 }()
 
+// caFile is the fleet CA fleet-server generates at first start (relative
+// to the work dir); the demo pins it like a real operator would.
+var caFile = filepath.Join("server", server.PKIDir, pki.CACertFile)
+
 // adminTokenFile is the admin API token fleet-server writes at first start
 // (relative to the work dir).
 var adminTokenFile = filepath.Join("server", server.AdminTokenFileName)
@@ -244,7 +268,7 @@ func (d *demo) startServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.http, d.mqtt = "http://"+httpAddr, "mqtt://"+mqttAddr
+	d.http, d.mqtt = "https://"+httpAddr, "mqtts://"+mqttAddr
 	if _, err := d.fleetctlNoServer(ctx, "keys", "init", "--keys-dir", "keys", "--repo-dir", "server/repo"); err != nil {
 		return err
 	}
@@ -252,9 +276,18 @@ func (d *demo) startServer(ctx context.Context) error {
 		"--enroll-token", token, "--tick", "250ms", "--keys-dir", "keys"); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, d.http+"/api/v1/devices", 15*time.Second); err != nil {
+	if err := waitHTTP(ctx, d.http+"/api/v1/devices", filepath.Join(d.o.WorkDir, caFile), 15*time.Second); err != nil {
 		return err
 	}
+	caPEM, err := os.ReadFile(filepath.Join(d.o.WorkDir, caFile))
+	if err != nil {
+		return fmt.Errorf("fleet CA: %w", err)
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return fmt.Errorf("fleet CA: %w", err)
+	}
+	d.caFingerprint = pki.Fingerprint(ca)
 	// Auth is on: the demo operates with the admin token the server
 	// generated into its data dir.
 	admin, err := client.ReadTokenFile(filepath.Join(d.o.WorkDir, adminTokenFile))
@@ -262,7 +295,10 @@ func (d *demo) startServer(ctx context.Context) error {
 		return fmt.Errorf("fleet-server's admin token: %w", err)
 	}
 	d.api = client.New(d.http, admin)
-	d.logf("fleet-server up: API and console %s/  broker %s", d.http, d.mqtt)
+	if err := d.api.UseCA(caPEM); err != nil {
+		return err
+	}
+	d.logf("fleet-server up over TLS: API and console %s/  broker %s  CA %s", d.http, d.mqtt, d.caFingerprint)
 	return nil
 }
 
@@ -285,6 +321,7 @@ func (d *demo) startAgents(ctx context.Context) error {
 			ring = "main"
 		}
 		cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "edge-agent"), "enroll", "--server", d.http, "--token", token,
+			"--ca-fingerprint", d.caFingerprint,
 			"--data-dir", dir, "--device-id", id, "--label", "ring="+ring+",site=demo")
 		cmd.Dir = d.o.WorkDir
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -294,14 +331,16 @@ func (d *demo) startAgents(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := d.spawn(id, []string{"EDGE_FLEET_BROKER=" + d.mqtt, "EDGE_TELEMETRY_INTERVAL=1s"},
+		// No broker flag: the enrollment holds the mqtts:// address, the
+		// pinned CA and the device certificate.
+		if _, err := d.spawn(id, []string{"EDGE_TELEMETRY_INTERVAL=1s"},
 			"edge-agent", "run", "--data-dir", dir, "--listen", addr); err != nil {
 			return err
 		}
 		d.agents = append(d.agents, "http://"+addr)
 	}
 	for _, a := range d.agents {
-		if err := waitHTTP(ctx, a+"/v2/health/live", 20*time.Second); err != nil {
+		if err := waitHTTP(ctx, a+"/v2/health/live", "", 20*time.Second); err != nil {
 			return err
 		}
 	}
