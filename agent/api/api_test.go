@@ -49,6 +49,9 @@ type opts struct {
 	maxBody int64
 	mobile  bool
 	speech  bool
+	// api adjusts the API configuration; extra installs more models.
+	api   func(*api.Config)
+	extra func(*modelstore.Store)
 }
 
 // install puts file into the store as id@version and activates it when
@@ -82,13 +85,20 @@ func start(t testing.TB, o opts) *env {
 	if o.mobile {
 		install(t, store, "mobilenet_v1_0.25_128_quant.tflite", "mobilenet", "1", true)
 	}
+	if o.extra != nil {
+		o.extra(store)
+	}
 	if o.limits.Pool == 0 {
 		o.limits = serving.Limits{Pool: 2, MaxBatch: 8, MaxDelay: time.Millisecond, Queue: 256}
 	}
 	coll := telemetry.NewCollector(nil)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mgr := serving.NewManager(engine.Native{}, store, coll, serving.Config{Limits: o.limits, CacheEntries: o.cache, CacheTTL: time.Minute}, quiet)
-	srv := api.New(api.Config{Token: o.token, MaxBodyBytes: o.maxBody, Version: "test"}, mgr, nil, nil, quiet)
+	acfg := api.Config{Token: o.token, MaxBodyBytes: o.maxBody, Version: "test"}
+	if o.api != nil {
+		o.api(&acfg)
+	}
+	srv := api.New(acfg, mgr, nil, nil, quiet)
 	q, err := jobs.Open(dir, srv.RunJob, jobs.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -268,8 +268,13 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errf(http.StatusServiceUnavailable, "unavailable", "jobs are not enabled"))
 		return
 	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	var req PredictRequest
-	if err := s.decodeBody(w, r, &req); err != nil {
+	if err := s.decodeJSON(body, &req); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -287,8 +292,8 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	raw, _ := json.Marshal(req)
-	j, err := s.jobs.Submit(model, raw, req.Parameters.Webhook)
+	// The body is stored as sent (valid JSON: it decoded), not re-encoded.
+	j, err := s.jobs.Submit(model, json.RawMessage(body), req.Parameters.Webhook)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -301,8 +306,8 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 // batch-predict.
 func (s *Server) RunJob(ctx context.Context, model string, request json.RawMessage) (json.RawMessage, error) {
 	var req PredictRequest
-	if err := json.Unmarshal(request, &req); err != nil {
-		return nil, codedError{errf(http.StatusBadRequest, "bad_request", err.Error())}
+	if err := s.decodeJSON(request, &req); err != nil {
+		return nil, codedError{toError(err)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.JobTimeout)
 	defer cancel()

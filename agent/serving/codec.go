@@ -175,7 +175,9 @@ func decodeValue(raw json.RawMessage, info tensor.Info, meta *inference.TensorMe
 		return nil, fmt.Errorf("input %q: object needs \"b64\" or \"image_b64\"", info.Name)
 	}
 	want := tensor.NumElements(info.Shape)
-	vals, shape, err := ParseNumbers(raw, want)
+	buf := getFloats(min(want, len(raw)/2+1)) // a value takes 2 bytes at least
+	vals, shape, err := ParseNumbersInto(buf, raw, want)
+	defer putFloats(buf)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: expected nested numeric arrays of shape %s: %v", info.Name, tensor.ShapeString(info.Shape), err)
 	}

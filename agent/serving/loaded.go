@@ -755,6 +755,9 @@ func (l *Loaded) Interpreters() (int, int64) {
 // LastUsed is when the version last served a request (or was loaded).
 func (l *Loaded) LastUsed() time.Time { return time.Unix(0, l.lastUsed.Load()) }
 
+// InFlight returns the number of instances submitted and not yet answered.
+func (l *Loaded) InFlight() int { return int(l.inflight.Load()) }
+
 // QueueLen returns the number of instances waiting.
 func (l *Loaded) QueueLen() int { return int(l.pending.Load()) }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"sync"
 	"unsafe"
 )
 
@@ -27,8 +28,13 @@ const maxNesting = 32
 // alternatives decode numbers into a preallocated typed buffer without an
 // intermediate value per token.
 func ParseNumbers(b []byte, maxValues int) ([]float64, []int, error) {
-	p := numParser{b: b, max: maxValues}
-	if maxValues > 0 {
+	return ParseNumbersInto(nil, b, maxValues)
+}
+
+// ParseNumbersInto is ParseNumbers appending to dst[:0] (a buffer to reuse).
+func ParseNumbersInto(dst []float64, b []byte, maxValues int) ([]float64, []int, error) {
+	p := numParser{b: b, max: maxValues, vals: dst[:0]}
+	if maxValues > 0 && cap(p.vals) == 0 {
 		p.vals = make([]float64, 0, min(maxValues, len(b)/2+1))
 	}
 	p.ws()
@@ -41,6 +47,37 @@ func ParseNumbers(b []byte, maxValues int) ([]float64, []int, error) {
 		return nil, nil, fmt.Errorf("unexpected %s after the value at byte %d", p.found(), p.i)
 	}
 	return p.vals, shape, nil
+}
+
+// floatPool recycles the value buffers of decoded instances: decoding a
+// large batch allocates one buffer per concurrent decoder, not per
+// instance.
+var floatPool sync.Pool
+
+// getFloats returns a buffer with room for n values; putFloats recycles it.
+func getFloats(n int) []float64 {
+	if p, ok := floatPool.Get().(*[]float64); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]float64, 0, n)
+}
+
+func putFloats(b []float64) {
+	if cap(b) > 0 && cap(b) <= 1<<22 { // do not pin huge buffers
+		floatPool.Put(&b)
+	}
+}
+
+// WithFloats parses b (as ParseNumbers, at most maxValues values) into a
+// recycled buffer and calls fn with the values, which fn must not retain.
+func WithFloats(b []byte, maxValues int, fn func(vals []float64, shape []int) error) error {
+	buf := getFloats(min(maxValues, len(b)/2+1)) // a value takes 2 bytes at least
+	vals, shape, err := ParseNumbersInto(buf, b, maxValues)
+	defer putFloats(buf)
+	if err != nil {
+		return err
+	}
+	return fn(vals, shape)
 }
 
 type numParser struct {
