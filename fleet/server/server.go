@@ -256,7 +256,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.startIngest() // device messages: bounded queue + workers (ingest.go)
-	if err := s.connectMQTT(brokerURL, password); err != nil {
+	if err := s.connectMQTT(localDialURL(brokerURL), password); err != nil {
 		return nil, err
 	}
 

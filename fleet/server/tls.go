@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
@@ -116,3 +117,15 @@ func (s *Server) signJob(deviceID string, j wire.Job) (wire.Job, error) {
 
 // Broker returns the embedded broker (nil with an external broker).
 func (s *Server) Broker() *broker.Embedded { return s.emb }
+
+// localDialURL rewrites a wildcard listen host (0.0.0.0, ::) in a broker
+// URL to loopback, so the server's own client can dial the embedded broker
+// and verify its certificate (which names 127.0.0.1).
+func localDialURL(u string) string {
+	for _, any := range []string{"://0.0.0.0:", "://[::]:", "://:"} {
+		if strings.Contains(u, any) {
+			return strings.Replace(u, any, "://127.0.0.1:", 1)
+		}
+	}
+	return u
+}
