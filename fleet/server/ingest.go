@@ -56,7 +56,11 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 	}
 	s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
 	s.touch(t.DeviceID, s.cfg.Clock.Now())
-	if err := s.ingest.Submit(context.Background(), ingest.Message{Topic: m.Topic(), Payload: m.Payload()}); err != nil {
+	msg := ingest.Message{Topic: m.Topic(), Payload: m.Payload()}
+	if t.Kind == wire.KindTelemetry {
+		msg.Key = "telemetry/" + t.DeviceID // a newer batch supersedes a queued one
+	}
+	if err := s.ingest.Submit(context.Background(), msg); err != nil {
 		s.log.Warn("mqtt message not queued", "topic", m.Topic(), "err", err)
 	}
 }
