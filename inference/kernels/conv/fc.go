@@ -35,6 +35,13 @@ type fcData struct {
 	filterScale        []float32
 	inZP               int32
 	rq                 *requant
+	// q16 holds the weights packed for the SIMD GEMM (see packQ16) when
+	// it runs; kp is the widened row length, a16Bytes each worker's
+	// widened input rows, rv the SIMD requantization parameters.
+	q16      []int16
+	kp       int
+	a16Bytes int
+	rv       *rqVec
 	// per-Eval views
 	x, w, y, scratch []byte
 }
@@ -112,6 +119,7 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 			}
 			d.rowSums = make([]int32, d.units)
 			d.zeroBias = make([]int32, d.units)
+			d.useQ16()
 			d.hybridBytes = align64(d.rows*d.depth) + align64(d.rows*4)*2
 			accElem = 4
 		default:
@@ -140,6 +148,8 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 			if d.useW16 {
 				d.w16 = make([]int16, filter.NumElements())
 			}
+			d.useQ16()
+			d.rv = newRQVec(rq)
 			accElem = 4
 		}
 	default:
@@ -147,7 +157,10 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 	}
 	d.tile = max(1, min(16, d.rows))
 	d.workers = ctx.Threads
-	d.workerBytes = align64(d.tile * d.units * accElem)
+	if d.q16 != nil {
+		d.a16Bytes = align64(d.tile * d.kp * 2)
+	}
+	d.workerBytes = align64(d.tile*d.units*accElem) + d.a16Bytes
 	ctx.RequestScratch(d.workers*d.workerBytes + d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
@@ -165,6 +178,9 @@ func (d *fcData) pack(filter, bias *tensor.Tensor) {
 		}
 		if d.hybrid {
 			hybridRowSums(filter, d.depth, d.rowSums, d.filterScale)
+			if d.q16 != nil {
+				packQ16(d.q16, filter.Int8s(), d.units, d.depth)
+			}
 		}
 		return
 	}
@@ -181,9 +197,23 @@ func (d *fcData) pack(filter, bias *tensor.Tensor) {
 			offsetWeights(d.w16, filter.Int8s(), zw)
 		}
 		foldZP(d.w16, d.bias32, d.depth, d.inZP)
+		if d.q16 != nil {
+			packQ16(d.q16, d.w16, d.units, d.depth)
+		}
 		return
 	}
 	foldZP(filter.Int8s(), d.bias32, d.depth, d.inZP)
+	if d.q16 != nil {
+		packQ16(d.q16, filter.Int8s(), d.units, d.depth)
+	}
+}
+
+// useQ16 selects the SIMD GEMM when this build and CPU have one.
+func (d *fcData) useQ16() {
+	if useSIMD && qgemmKernel != nil && d.depth > 0 {
+		d.kp = q16Even(d.depth)
+		d.q16 = make([]int16, q16Len(d.units, d.depth))
+	}
 }
 
 func evalFC(ctx *kernels.Context, n *kernels.Node) error {
@@ -204,10 +234,18 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 	work := int64(d.rows) * int64(d.units) * int64(d.depth)
 	// Split output units across workers (batch is often 1).
 	const minChunk = 16
+	blocks := (d.units + q16NR - 1) / q16NR
 	switch {
+	case d.hybrid && d.q16 != nil:
+		d.quantizeRows()
+		parallel(ctx, threads, work, blocks, 1, d, fcHybridQ16Worker)
 	case d.hybrid:
 		d.quantizeRows()
 		parallel(ctx, threads, work, d.units, minChunk, d, fcHybridWorker)
+	case d.q16 != nil && d.dtype == tensor.Int8:
+		parallel(ctx, threads, work, blocks, 1, d, fcQ16Worker[int8])
+	case d.q16 != nil && d.dtype == tensor.Uint8:
+		parallel(ctx, threads, work, blocks, 1, d, fcQ16Worker[uint8])
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.units, minChunk, d, fcFloatWorker)
 	case d.dtype == tensor.Int8 && d.useW16:
@@ -252,6 +290,34 @@ func fcIntWorker[TA int8 | uint8, TB int8 | int16](d *fcData, wk, lo, hi int) {
 			requantRow(d.rq, lo, acc[(r-r0)*nu:(r-r0+1)*nu], y[r*d.units+lo:r*d.units+hi])
 		}
 	}
+}
+
+// fcQ16Worker is fcIntWorker on the SIMD GEMM for packed blocks
+// [blo, bhi) of q16NR units.
+func fcQ16Worker[TA int8 | uint8](d *fcData, wk, blo, bhi int) {
+	lo, hi := blo*q16NR, min(bhi*q16NR, d.units)
+	if hi <= lo {
+		return
+	}
+	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
+	base := d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes]
+	acc := tensor.View[int32](base[:len(base)-d.a16Bytes])
+	a16 := int16View(base[len(base)-d.a16Bytes:])
+	nu := hi - lo
+	wp := d.q16[blo*d.kp*q16NR:]
+	for r0 := 0; r0 < d.rows; r0 += d.tile {
+		r1 := min(r0+d.tile, d.rows)
+		widenRows(a16, x[r0*d.depth:], r1-r0, d.depth, d.depth)
+		q16Gemm(a16, d.kp, wp, d.bias32[lo:], acc, r1-r0, nu, nu)
+		for r := r0; r < r1; r++ {
+			requantRowV(d.rq, d.rv, lo, acc[(r-r0)*nu:(r-r0+1)*nu], y[r*d.units+lo:r*d.units+hi])
+		}
+	}
+}
+
+// fcHybridQ16Worker runs fcHybridWorker on packed blocks [blo, bhi).
+func fcHybridQ16Worker(d *fcData, wk, blo, bhi int) {
+	fcHybridWorker(d, wk, blo*q16NR, min(bhi*q16NR, d.units))
 }
 
 func fcInt16Worker(d *fcData, wk, lo, hi int) {
@@ -371,9 +437,14 @@ func fcHybridWorker(d *fcData, wk, lo, hi int) {
 	nu := hi - lo
 	for r0 := 0; r0 < d.rows; r0 += d.tile {
 		r1 := min(r0+d.tile, d.rows)
-		if d.depth > 0 {
+		switch {
+		case d.q16 != nil:
+			a16 := int16View(d.scratch[(wk+1)*d.workerBytes-d.a16Bytes : (wk+1)*d.workerBytes])
+			widenRows(a16, q[r0*d.depth:], r1-r0, d.depth, d.depth)
+			q16Gemm(a16, d.kp, d.q16[lo/q16NR*d.kp*q16NR:], d.zeroBias[:nu], acc, r1-r0, nu, nu)
+		case d.depth > 0:
 			gemmInt(q[r0*d.depth:], w[lo*d.depth:], d.zeroBias[:nu], acc, r1-r0, nu, d.depth, nu)
-		} else {
+		default:
 			clear(acc[:(r1-r0)*nu])
 		}
 		for r := r0; r < r1; r++ {

@@ -16,8 +16,8 @@ func init() {
 	}
 }
 
-// qgemmAVX2 is qgemmKernel with AVX2 VPMADDWD: 4 rows x 16 channels
-// (8 accumulators) per inner loop, one pair of reduction steps per
+// qgemmAVX2 is qgemmKernel with AVX2 VPMADDWD: 3 rows x 16 channels
+// (6 accumulators: 4 rows would spill) per inner loop, one pair of reduction steps per
 // iteration.
 func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
 	if m == 0 || n == 0 {
@@ -31,7 +31,7 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 		return
 	}
 	a32 := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(a))), len(a)/2)
-	var tmp [4][q16NR]int32
+	var tmp [3][q16NR]int32
 	for j := 0; j < n; j += q16NR {
 		wb := wp[j/q16NR*kp2*2*q16NR:][: kp2*2*q16NR : kp2*2*q16NR]
 		full := j+q16NR <= n
@@ -41,12 +41,11 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 			b1 = archsimd.LoadInt32x8(bias[j+8:])
 		}
 		i := 0
-		for ; i+4 <= m; i += 4 {
+		for ; i+3 <= m; i += 3 {
 			r0 := a32[i*kp2:][:kp2]
 			r1 := a32[(i+1)*kp2:][:kp2]
 			r2 := a32[(i+2)*kp2:][:kp2]
-			r3 := a32[(i+3)*kp2:][:kp2]
-			var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Int32x8
+			var c00, c01, c10, c11, c20, c21 archsimd.Int32x8
 			for p := range r0 {
 				w := (*[32]int16)(wb[p*32:])
 				w0 := archsimd.LoadInt16x16Array((*[16]int16)(w[:16]))
@@ -60,9 +59,6 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 				x = archsimd.BroadcastInt32x8(r2[p]).AsInt16x16()
 				c20 = c20.Add(x.DotProductPairs(w0))
 				c21 = c21.Add(x.DotProductPairs(w1))
-				x = archsimd.BroadcastInt32x8(r3[p]).AsInt16x16()
-				c30 = c30.Add(x.DotProductPairs(w0))
-				c31 = c31.Add(x.DotProductPairs(w1))
 			}
 			if full {
 				c00.Add(b0).Store(acc[i*ldc+j:])
@@ -71,8 +67,6 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 				c11.Add(b1).Store(acc[(i+1)*ldc+j+8:])
 				c20.Add(b0).Store(acc[(i+2)*ldc+j:])
 				c21.Add(b1).Store(acc[(i+2)*ldc+j+8:])
-				c30.Add(b0).Store(acc[(i+3)*ldc+j:])
-				c31.Add(b1).Store(acc[(i+3)*ldc+j+8:])
 				continue
 			}
 			c00.Store(tmp[0][:8])
@@ -81,9 +75,7 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 			c11.Store(tmp[1][8:])
 			c20.Store(tmp[2][:8])
 			c21.Store(tmp[2][8:])
-			c30.Store(tmp[3][:8])
-			c31.Store(tmp[3][8:])
-			for r := 0; r < 4; r++ {
+			for r := 0; r < 3; r++ {
 				row := acc[(i+r)*ldc+j : (i+r)*ldc+n]
 				for c := range row {
 					row[c] = tmp[r][c] + bias[j+c]
