@@ -136,8 +136,8 @@ func TestPlaintextRefusedByDefault(t *testing.T) {
 		}
 	}
 	brokerAddr := strings.TrimPrefix(e.srv.BrokerURL(), "mqtts://")
-	plain := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://"+brokerAddr).SetClientID("dev-0").SetUsername("dev-0").
-		SetPassword("x").SetAutoReconnect(false).SetConnectTimeout(5*time.Second))
+	plain := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + brokerAddr).SetClientID("dev-0").SetUsername("dev-0").
+		SetPassword("x").SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := plain.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 		plain.Disconnect(10)
 		t.Fatal("plain MQTT connect accepted")
@@ -148,14 +148,14 @@ func TestPlaintextRefusedByDefault(t *testing.T) {
 	}
 	noCert := tc.Clone()
 	noCert.GetClientCertificate = nil
-	pw := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://"+brokerAddr).SetClientID("dev-0").SetUsername("dev-0").
-		SetPassword("guess").SetTLSConfig(noCert).SetAutoReconnect(false).SetConnectTimeout(5*time.Second))
+	pw := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + brokerAddr).SetClientID("dev-0").SetUsername("dev-0").
+		SetPassword("guess").SetTLSConfig(noCert).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := pw.Connect(); tok.WaitTimeout(10*time.Second) && tok.Error() == nil {
 		pw.Disconnect(10)
 		t.Fatal("password login without certificate accepted")
 	}
-	ok := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://"+brokerAddr).SetClientID("dev-0").SetTLSConfig(tc).
-		SetAutoReconnect(false).SetConnectTimeout(5*time.Second))
+	ok := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + brokerAddr).SetClientID("dev-0").SetTLSConfig(tc).
+		SetAutoReconnect(false).SetConnectTimeout(5 * time.Second))
 	if tok := ok.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("control, device certificate over TLS: %v", tok.Error())
 	}
