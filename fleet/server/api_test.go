@@ -521,3 +521,35 @@ func TestEnrollRateLimit(t *testing.T) {
 		t.Fatalf("after refill: %d %s", code, body)
 	}
 }
+
+// TestAuditFloodBounded: a flood of unauthenticated POSTs from one address
+// writes at most the burst (20) to the audit log and counts the rest; an
+// authenticated call afterwards is still recorded (control).
+func TestAuditFloodBounded(t *testing.T) {
+	clk := &testClock{t: time.Now()}
+	e := startAPI(t, server.Config{Clock: clk})
+	for i := 0; i < 60; i++ {
+		if code, _, _ := e.req("POST", "/api/v1/tokens", "", `{}`); code != 401 {
+			t.Fatalf("flood call %d: %d", i, code)
+		}
+	}
+	if code, body, _ := e.req("PUT", "/api/v1/groups/lab", e.admin, `{"selector":"site=lab"}`); code != 200 {
+		t.Fatalf("control: %d %s", code, body)
+	}
+	code, body, _ := e.req("GET", "/api/v1/audit?limit=1000", e.admin, "")
+	var page server.AuditPage
+	json.Unmarshal([]byte(body), &page)
+	anon := 0
+	for _, en := range page.Entries {
+		if en.Actor == "-" {
+			anon++
+		}
+	}
+	if code != 200 || anon != 20 || len(page.Entries) != 21 || page.Entries[0].Route != "/api/v1/groups/{name}" {
+		t.Fatalf("audit after flood: %d, %d unauthenticated of %d entries", code, anon, len(page.Entries))
+	}
+	_, metrics, _ := e.req("GET", "/metrics", e.admin, "")
+	if !strings.Contains(metrics, "edgefleet_audit_suppressed_total 40") {
+		t.Fatalf("suppressed counter missing:\n%s", metrics)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/edgefleet/edgefleet/fleet/auth"
@@ -56,6 +57,11 @@ type authState struct {
 	adminHash []byte // SHA-256 of Config.AdminToken
 	enroll    *limiter
 	cop       *http.CrossOriginProtection
+	// anonAudit bounds audit writes for unauthenticated calls per client
+	// address, so a flood of refused POSTs cannot turn into a flood of
+	// store writes; the excess is only counted.
+	anonAudit  *limiter
+	suppressed prometheus.Counter
 }
 
 // initAuth opens the token store and audit log, refuses open mode off
@@ -72,6 +78,10 @@ func (s *Server) initAuth(ctx context.Context) error {
 		b = 20
 	}
 	s.auth.enroll = newLimiter(rate.Limit(r), b, 10_000, s.cfg.Clock.Now)
+	s.auth.anonAudit = newLimiter(1, 20, 10_000, s.cfg.Clock.Now)
+	s.auth.suppressed = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_audit_suppressed_total",
+		Help: "Unauthenticated mutating calls refused but not written to the audit log (over 1/s per client address)."})
+	s.prom.MustRegister(s.auth.suppressed)
 	if s.cfg.InsecureNoAuth {
 		if err := CheckLoopback(s.cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("--insecure-no-auth: %w", err)
@@ -275,6 +285,12 @@ func (s *Server) guard(rt Route) http.Handler {
 				entry.Status = sw.status
 				if entry.Status == 0 {
 					entry.Status = http.StatusOK
+				}
+				if entry.Actor == "-" {
+					if ok, _ := s.auth.anonAudit.allow(clientHost(r.RemoteAddr)); !ok {
+						s.auth.suppressed.Inc()
+						return
+					}
 				}
 				if _, err := s.auth.audit.Append(context.WithoutCancel(r.Context()), *entry); err != nil {
 					s.log.Error("audit log", "err", err)
