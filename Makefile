@@ -56,6 +56,8 @@ test: setup lint test-unit test-cross
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
+	# The runtime again on its pure-Go kernels (no SIMD), byte for byte.
+	$(GO) test -count=1 -timeout 20m -tags purego ./inference/...
 
 # Static agent binaries for every supported board.
 cross:
