@@ -341,8 +341,11 @@ func skipValue(b []byte, i int) int {
 		case '[', '{':
 			depth++
 		case ']', '}':
+			if depth == 0 { // the end of the enclosing array
+				return i
+			}
 			depth--
-			if depth <= 0 {
+			if depth == 0 {
 				return i + 1
 			}
 		case ',':
