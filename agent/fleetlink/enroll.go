@@ -105,11 +105,18 @@ type EnrollOptions struct {
 // device id, labels...) to serverURL/api/v1/enroll over TLS pinned to the
 // fleet CA, verifies the issued certificate, and stores CA, certificate,
 // key and enrollment in dataDir/fleet. A device that is already enrolled
-// presents its current certificate, which renews it without a token.
+// presents its current certificate, which renews it without a token; with
+// no pin given, the CA pinned at the first enrollment is used.
 func Enroll(ctx context.Context, serverURL, dataDir string, req wire.EnrollRequest, opt EnrollOptions) (*Enrollment, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: server URL %q: %w", serverURL, err)
+	}
+	if opt.CAFile == "" && opt.CAFingerprint == "" {
+		// Renewal: the CA pinned at the first enrollment.
+		if p := filepath.Join(dataDir, Dir, CAFile); fileExists(p) {
+			opt.CAFile = p
+		}
 	}
 	var pin *pinner
 	switch {
@@ -232,6 +239,11 @@ func Enroll(ctx context.Context, serverURL, dataDir string, req wire.EnrollReque
 		return nil, err
 	}
 	return e, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func checkDeviceCert(cert, ca *x509.Certificate, key *ecdsa.PrivateKey, id string) error {

@@ -44,8 +44,9 @@ func TestTakeoverByReEnrollmentRefused(t *testing.T) {
 		t.Fatal("the refused takeover replaced the device's certificate")
 	}
 
-	// Control 1: the device renews with its current certificate, no token.
-	renewed, err := fleetlink.Enroll(e.ctx, e.srv.URL(), victim.dir, wire.EnrollRequest{DeviceID: victim.id}, e.pin())
+	// Control 1: the device renews with its current certificate, no token
+	// (and no pin flag: the CA pinned at the first enrollment is used).
+	renewed, err := fleetlink.Enroll(e.ctx, e.srv.URL(), victim.dir, wire.EnrollRequest{DeviceID: victim.id}, fleetlink.EnrollOptions{})
 	if err != nil {
 		t.Fatalf("renewal with the current certificate: %v", err)
 	}
