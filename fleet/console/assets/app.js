@@ -229,9 +229,10 @@ document.getElementById("logout").addEventListener("click", () => logout("Logged
 // never sent to the server); it is moved to sessionStorage and removed
 // from the address bar at once.
 (async function boot() {
-  const frag = new URLSearchParams(location.hash.slice(1));
-  if (frag.get("token")) {
-    const t = frag.get("token");
+  // Not URLSearchParams: it would turn a "+" in the token into a space.
+  if (location.hash.startsWith("#token=")) {
+    let t = location.hash.slice("#token=".length);
+    try { t = decodeURIComponent(t); } catch (e) { /* keep it raw */ }
     history.replaceState(null, "", location.pathname + location.search);
     await login(t);
     return;
