@@ -65,6 +65,8 @@ func TFLiteBuilt() bool { return tfliteBuilt }
 var (
 	hwMu sync.Mutex
 	hw   *hardware.Info
+	// nativeOnly: Select chose the pure-Go runtime for every model.
+	nativeOnly bool
 )
 
 // hardwareInfo is the board as detected once (or as set by Select).
@@ -138,9 +140,6 @@ func Select(sel Selection) (Backend, error) {
 	info := hardwareInfo()
 	if sel.Hardware != nil {
 		info = *sel.Hardware
-		hwMu.Lock()
-		hw = &info
-		hwMu.Unlock()
 	}
 	name := sel.Backend
 	if name == "" {
@@ -153,6 +152,12 @@ func Select(sel Selection) (Backend, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	defer func() {
+		// What the device reports (DeviceCapabilities) follows the choice.
+		hwMu.Lock()
+		hw, nativeOnly = &info, name == "native"
+		hwMu.Unlock()
+	}()
 	switch name {
 	case "native":
 		if sel.Delegate != "" && sel.Delegate != "none" {
@@ -283,6 +288,9 @@ func (a *Auto) Load(ctx context.Context, data []byte) (Model, error) {
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	p, err := a.Plan(edgeTPU)
+	if err == nil && p.Engine == "tflite" && newTFLite == nil {
+		err = fmt.Errorf("%w: this edge-agent has no TensorFlow Lite backend", ErrBackendUnavailable)
+	}
 	if err == nil && p.Engine == "tflite" {
 		var m Model
 		m, err = newTFLite(a.library, p.Delegate).Load(ctx, data)
@@ -327,5 +335,12 @@ func Capabilities(info hardware.Info) (variants, backendNames []string) {
 // DeviceCapabilities is Capabilities of this board as the agent sees it
 // (after Select, which records where libtensorflowlite_c was loaded from).
 func DeviceCapabilities() (variants, backendNames []string) {
-	return Capabilities(hardwareInfo())
+	info := hardwareInfo()
+	hwMu.Lock()
+	native := nativeOnly
+	hwMu.Unlock()
+	if native {
+		return []string{hardware.VariantCPU}, []string{"native"}
+	}
+	return Capabilities(info)
 }

@@ -163,3 +163,22 @@ func TestCapabilities(t *testing.T) {
 		t.Errorf("native build on coral: %v %v", v, b)
 	}
 }
+
+func TestDeviceCapabilitiesFollowSelection(t *testing.T) {
+	coral := hardware.DetectRoot("../../hardware/testdata/rpi")
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	withTFLiteBuilt(t, false)
+	t.Cleanup(func() { hwMu.Lock(); hw, nativeOnly = nil, false; hwMu.Unlock() })
+	if _, err := Select(Selection{Backend: "native", Hardware: &coral, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if v, b := DeviceCapabilities(); len(v) != 1 || v[0] != "cpu" || len(b) != 1 {
+		t.Errorf("native selection reports %v %v", v, b)
+	}
+	if _, err := Select(Selection{Backend: "auto", Hardware: &coral, Log: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if _, b := DeviceCapabilities(); len(b) != 1 || b[0] != "native" {
+		t.Errorf("auto in a native-only build reports %v", b)
+	}
+}
