@@ -50,9 +50,12 @@ type EmbeddedConfig struct {
 	MaxPacketSize uint32
 	// DeviceRate and DeviceBurst bound each device's publishes (token
 	// bucket; defaults DefaultDeviceRate, DefaultDeviceBurst). Messages over
-	// the limit are dropped and counted.
-	DeviceRate  float64
-	DeviceBurst int
+	// the limit are dropped and counted. Predict responses (answers to the
+	// server's MQTT predict requests) have their own bucket, PredictFactor
+	// times larger (default 10).
+	DeviceRate    float64
+	DeviceBurst   int
+	PredictFactor float64
 	// MaxStatusBytes bounds status payloads (default DefaultMaxStatusBytes).
 	MaxStatusBytes int
 	// OnEvent, if set, is called (synchronously, keep it short) when a
@@ -117,6 +120,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.DeviceBurst <= 0 {
 		cfg.DeviceBurst = DefaultDeviceBurst
+	}
+	if cfg.PredictFactor <= 0 {
+		cfg.PredictFactor = 10
 	}
 	if cfg.MaxStatusBytes <= 0 {
 		cfg.MaxStatusBytes = DefaultMaxStatusBytes
@@ -206,9 +212,10 @@ func (e *Embedded) Close() error {
 // messages while the device is offline) and ends with the session, a
 // revocation or a new login.
 type session struct {
-	p      Principal
-	tokens float64
-	last   time.Time
+	p Principal
+	// Token buckets: general publishes and predict responses.
+	tokens, predictTokens float64
+	last, predictLast     time.Time
 }
 
 // authHook enforces credentials, client id = device id, the Last Will
@@ -276,7 +283,9 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		return false
 	}
 	h.mu.Lock()
-	h.known[cl.ID] = &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: h.cfg.Now()}
+	now := h.cfg.Now()
+	h.known[cl.ID] = &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
+		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now}
 	h.mu.Unlock()
 	return true
 }
@@ -336,15 +345,20 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		h.mu.Unlock()
 		return pk, nil
 	}
-	now := h.cfg.Now()
-	s.tokens += now.Sub(s.last).Seconds() * h.cfg.DeviceRate
-	if max := float64(h.cfg.DeviceBurst); s.tokens > max {
-		s.tokens = max
+	t, topicErr := wire.ParseTopic(pk.TopicName)
+	factor, tokens, last := 1.0, &s.tokens, &s.last
+	if topicErr == nil && t.Kind == wire.KindPredictResponse {
+		factor, tokens, last = h.cfg.PredictFactor, &s.predictTokens, &s.predictLast
 	}
-	s.last = now
-	limited := s.tokens < 1
+	now := h.cfg.Now()
+	*tokens += now.Sub(*last).Seconds() * h.cfg.DeviceRate * factor
+	if max := float64(h.cfg.DeviceBurst) * factor; *tokens > max {
+		*tokens = max
+	}
+	*last = now
+	limited := *tokens < 1
 	if !limited {
-		s.tokens--
+		*tokens--
 	}
 	h.mu.Unlock()
 	if limited {
@@ -354,7 +368,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		return pk, packets.ErrRejectPacket
 	}
 	if len(pk.Payload) > h.cfg.MaxStatusBytes {
-		if t, err := wire.ParseTopic(pk.TopicName); err == nil && t.Kind == wire.KindStatus {
+		if topicErr == nil && t.Kind == wire.KindStatus {
 			h.stats.OversizeStatus.Add(1)
 			h.log.Warn("mqtt status dropped: too large", "client_id", cl.ID, "bytes", len(pk.Payload), "max", h.cfg.MaxStatusBytes)
 			return pk, packets.ErrRejectPacket

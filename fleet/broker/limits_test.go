@@ -235,6 +235,15 @@ func TestDeviceRateLimit(t *testing.T) {
 	if n := e.Stats.RateLimited.Load(); n != 17 {
 		t.Fatalf("rate limited %d, want 17", n)
 	}
+	// Predict responses have their own, 10× larger bucket (burst 50 here):
+	// device a, out of general budget, can still answer predictions.
+	srv.Subscribe(wire.PredictResponseFilter, 1, rec.handle).WaitTimeout(5 * time.Second)
+	for i := 0; i < 60; i++ {
+		a.Publish(wire.PredictResponseTopic("a"), 0, false, []byte("r")).WaitTimeout(5 * time.Second)
+	}
+	waitFor(t, "predict responses", func() bool {
+		return rec.count(wire.PredictResponseTopic("a")) == 50 && e.Stats.RateLimited.Load() == 27
+	})
 }
 
 // TestStatusPayloadBounded: an oversized status is dropped; a normal one
