@@ -411,6 +411,8 @@ func (ip *Interpreter) InvokeContext(ctx context.Context) error {
 	if err := ip.ensurePlanned(); err != nil {
 		return err
 	}
+	ip.ctx.SetActive(true)
+	defer ip.ctx.SetActive(false)
 	return ip.invokeSubgraph(ctx, ip.subgraphs[0])
 }
 

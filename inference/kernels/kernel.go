@@ -131,6 +131,11 @@ func NewContext(r quant.Rounding, threads int) *Context {
 	return c
 }
 
+// SetActive marks the start (true) and end (false) of an Invoke for the
+// worker pool: between the two, idle workers wait for the next node
+// without parking.
+func (c *Context) SetActive(on bool) { c.pool.SetActive(on) }
+
 // Close stops the context's worker pool; kernels then run on the calling
 // goroutine only. It is idempotent.
 func (c *Context) Close() {

@@ -13,13 +13,18 @@ import (
 // the small models of the conformance set (see docs/runtime.md).
 const MinParallelMACs = 200_000
 
-// spinTime bounds how long a worker (or the caller waiting for the
-// workers) polls, yielding to other goroutines, before it parks: the split
-// nodes of one Invoke follow each other closely (the unsplit nodes between
-// them are small), so workers stay awake through an Invoke and park only
-// between Invokes. Parking within an Invoke would cost a wake-up of
-// several microseconds per node on a busy machine.
-const spinTime = 300 * time.Microsecond
+// Workers poll for the next job, yielding to other goroutines, for as long
+// as the interpreter is inside an Invoke (Pool.SetActive) and for spinTime
+// after it, then park; the caller waiting for the workers to finish their
+// last chunk polls for up to waitTime (a chunk of a large node takes a
+// millisecond or more on a slow core). Parking within an Invoke would cost a wake-up of several
+// microseconds per split node, and the runtime's parking records
+// (sudogs) are allocated when its caches run dry, so workers park only
+// between Invokes.
+const (
+	spinTime = 300 * time.Microsecond
+	waitTime = 10 * time.Millisecond
+)
 
 // ChunkCaller calls a kernel's chunk function: fn and data are the values
 // handed to Pool.Run. It exists so that kernels can pass typed functions
@@ -72,6 +77,7 @@ type Pool struct {
 	_        [56]byte
 	pending  atomic.Int32 // helpers still working on the job
 	waiting  atomic.Bool  // the caller is parked on done
+	active   atomic.Bool  // inside an Invoke: workers do not park
 	done     chan struct{}
 	seq      uint32
 	closed   bool
@@ -109,6 +115,14 @@ func (p *Pool) Threads() int {
 		return 1
 	}
 	return len(p.helpers) + 1
+}
+
+// SetActive tells the workers whether an Invoke is running: while it is,
+// idle workers keep polling for the next node instead of parking.
+func (p *Pool) SetActive(on bool) {
+	if p != nil {
+		p.active.Store(on)
+	}
 }
 
 // Close stops the workers. It is idempotent; Run must not be called after.
@@ -158,7 +172,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	// Wait for the helpers: spin, then park.
 	var start time.Time
 	for i := 0; p.pending.Load() != 0; i++ {
-		if spinning(&start, i) {
+		if spinning(&start, i, waitTime) {
 			continue
 		}
 		p.waiting.Store(true)
@@ -176,8 +190,8 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 
 // spinning is called on each iteration i of a polling loop: it yields to
 // other goroutines now and then and reports whether the loop should keep
-// polling (false after spinTime: park).
-func spinning(start *time.Time, i int) bool {
+// polling (false after limit: park).
+func spinning(start *time.Time, i int, limit time.Duration) bool {
 	if i%32 != 31 {
 		return true
 	}
@@ -186,7 +200,7 @@ func spinning(start *time.Time, i int) bool {
 		*start = time.Now()
 		return true
 	}
-	return time.Since(*start) < spinTime
+	return time.Since(*start) < limit
 }
 
 // chunks takes chunks until none are left.
@@ -208,7 +222,10 @@ func (p *Pool) work(h *poolWorker, worker int) {
 		seq := h.seq.Load()
 		var start time.Time
 		for i := 0; seq == last; i++ {
-			if spinning(&start, i) {
+			if p.active.Load() {
+				start = time.Time{} // the grace period starts after the Invoke
+			}
+			if spinning(&start, i, spinTime) {
 				seq = h.seq.Load()
 				continue
 			}
