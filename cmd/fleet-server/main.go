@@ -71,7 +71,7 @@ func newRootCmd() *cobra.Command {
 	f.BoolVar(&cfg.BrokerPasswordAuth, "broker-password-auth", false, "also issue MQTT passwords at enrollment (for an external broker without client-certificate auth)")
 	f.StringVar(&cfg.CACertFile, "ca-cert", "", "operator-provided fleet CA certificate (PEM; default: generated in <data-dir>/pki)")
 	f.StringVar(&cfg.CAKeyFile, "ca-key", "", "operator-provided fleet CA private key (PEM)")
-	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "DNS name or IP in the server certificate (repeatable; default localhost, 127.0.0.1, ::1 and the listen hosts)")
+	f.StringSliceVar(&cfg.TLSHosts, "tls-host", nil, "DNS name or IP in the server certificate (repeatable; default localhost, 127.0.0.1, ::1, the listen hosts and the --public-url/--public-broker hosts)")
 	f.Uint32Var(&cfg.MaxPacketSize, "mqtt-max-packet", 256<<10, "largest MQTT packet the embedded broker reads, in bytes (checked before buffering)")
 	f.Float64Var(&cfg.DeviceRate, "mqtt-device-rate", 20, "messages per second a device may publish (sustained; bursts up to 200)")
 	f.StringVar(&cfg.BrokerUser, "broker-user", "fleet-server", "username on the external broker")

@@ -76,7 +76,7 @@ type Config struct {
 	// the one generated in DataDir/pki.
 	CACertFile, CAKeyFile string
 	// TLSHosts are the DNS names / IPs of the server certificate (default
-	// localhost, 127.0.0.1, ::1 plus the listen hosts).
+	// localhost, 127.0.0.1, ::1, the listen hosts and the public URL hosts).
 	TLSHosts []string
 	// Broker limits (0: the broker's defaults).
 	MaxPacketSize uint32

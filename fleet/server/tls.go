@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -55,6 +56,12 @@ func (s *Server) setupTLS() error {
 		for _, a := range []string{s.cfg.HTTPAddr, s.cfg.EmbeddedAddr} {
 			if h, _, err := net.SplitHostPort(a); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
 				hosts = append(hosts, h)
+			}
+		}
+		// The names devices are told to use.
+		for _, raw := range []string{s.cfg.PublicURL, s.cfg.PublicBrokerURL} {
+			if u, err := url.Parse(raw); err == nil && u.Hostname() != "" {
+				hosts = append(hosts, u.Hostname())
 			}
 		}
 	}
