@@ -193,6 +193,11 @@ func TestCertificateEnrollment(t *testing.T) {
 	if _, ok := auth.AuthenticateCert(cert3); ok {
 		t.Fatal("certificate valid after delete")
 	}
+	// The token is checked before the CSR is even parsed: a bad token with
+	// a bad CSR is a token error.
+	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "guess", DeviceID: "d5", CSR: "garbage"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+		t.Fatalf("bad token + bad CSR: %v, want ErrBadToken", err)
+	}
 	// No CSR with password auth off: refused.
 	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d4"}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
 		t.Fatalf("no CSR: %v", err)
