@@ -453,6 +453,9 @@ func TestMetrics(t *testing.T) {
 		`edge_agent_predicted_class_total{class="0",model="iris",role="primary",version="1"} 2`,
 		`edge_agent_input_feature_mean{feature="0",model="iris",role="primary",version="1"} 5.09999`,
 		`edge_agent_queue_length{model="iris",version="1"} 0`,
+		`edge_agent_interpreters{model="iris",version="1"} `,
+		`edge_agent_interpreter_memory_bytes{model="iris",version="1"}`,
+		`edge_agent_interpreter_memory_budget_used_bytes`,
 		`edge_agent_request_duration_seconds_bucket`,
 		`process_resident_memory_bytes`,
 	} {

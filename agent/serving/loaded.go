@@ -459,9 +459,17 @@ func (l *Loaded) worker(s engine.Session) {
 	batch := make([]*job, 0, maxBatch)
 	idle := time.NewTimer(l.limits.ShrinkAfter)
 	defer idle.Stop()
+	// freed marks the worker idle as soon as its results are computed,
+	// before its callers are answered: a caller that sends again at once
+	// must not see a busy pool and grow it.
+	marked := false
+	freed := func() { l.idle.Add(1); marked = true }
 	for {
 		batch = batch[:0]
-		l.idle.Add(1)
+		if !marked {
+			l.idle.Add(1)
+		}
+		marked = false
 		idle.Reset(l.limits.ShrinkAfter)
 		select {
 		case <-l.stop:
@@ -492,7 +500,7 @@ func (l *Loaded) worker(s engine.Session) {
 			live = append(live, j)
 		}
 		if len(live) > 0 {
-			l.run(s, live)
+			l.run(s, live, freed)
 		}
 	}
 }
@@ -536,7 +544,7 @@ func (l *Loaded) fill(batch []*job, maxN int) []*job {
 	return batch
 }
 
-func (l *Loaded) run(s engine.Session, jobs []*job) {
+func (l *Loaded) run(s engine.Session, jobs []*job, freed func()) {
 	ctx := jobs[0].ctx
 	if len(jobs) > 1 {
 		// One canceled caller must not fail the others: the batch is
@@ -573,6 +581,7 @@ func (l *Loaded) run(s engine.Session, jobs []*job) {
 	}
 	l.batches.Add(1)
 	l.batchedRows.Add(int64(len(jobs)))
+	freed()
 	if err != nil {
 		for _, j := range jobs {
 			j.done <- jobResult{err: err}
