@@ -34,6 +34,15 @@ type MosquittoOptions struct {
 	Dir string
 	// Listen is "host:port" for the generated listener line.
 	Listen string
+	// TLS, if set, makes the listener speak MQTT over TLS with these files
+	// (the fleet CA and a server certificate issued from it). Clients that
+	// present a certificate must chain to the CA.
+	TLS *MosquittoTLS
+}
+
+// MosquittoTLS names the PEM files of a TLS listener.
+type MosquittoTLS struct {
+	CAFile, CertFile, KeyFile string
 }
 
 // GenerateMosquitto renders the files for Mosquitto 2.x. Device rules use
@@ -81,6 +90,9 @@ log_dest stderr
 listener %s %s
 use_username_as_clientid true
 `, filepath.Join(o.Dir, "passwd"), filepath.Join(o.Dir, "acl"), port, host)
+	if o.TLS != nil {
+		conf += fmt.Sprintf("cafile %s\ncertfile %s\nkeyfile %s\ntls_version tlsv1.2\n", o.TLS.CAFile, o.TLS.CertFile, o.TLS.KeyFile)
+	}
 	return MosquittoFiles{Passwd: pw.String(), ACL: acl.String(), Conf: conf}, nil
 }
 

@@ -409,10 +409,10 @@ func TestFleetEmbeddedBroker(t *testing.T) {
 func TestFleetMosquitto(t *testing.T) {
 	mdir := t.TempDir()
 	port := brokertest.FreePort(t)
-	// Mosquitto authenticates devices by password (--broker-password-auth);
-	// this test runs it over plain MQTT, so the whole fleet is plaintext.
-	e := startServer(t, server.Config{BrokerURL: fmt.Sprintf("mqtt://127.0.0.1:%d", port), BrokerPassword: "server-secret", MosquittoDir: mdir,
-		InsecurePlaintext: true, BrokerPasswordAuth: true})
+	// Mosquitto authenticates devices by password (--broker-password-auth),
+	// over TLS with the CA and broker certificate fleet-server writes.
+	e := startServer(t, server.Config{BrokerURL: fmt.Sprintf("mqtts://127.0.0.1:%d", port), BrokerPassword: "server-secret", MosquittoDir: mdir,
+		BrokerPasswordAuth: true})
 	e.enroll(5)
 	conf, _ := os.ReadFile(filepath.Join(mdir, "mosquitto.conf"))
 	if os.Geteuid() == 0 {

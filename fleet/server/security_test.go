@@ -247,3 +247,20 @@ func TestCSRForAnotherDeviceRefused(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+// TestInsecurePlaintextIsExplicit: with --insecure-plaintext (server and
+// agent) the fleet runs over plain HTTP and MQTT with passwords; an agent
+// without the flag refuses that server.
+func TestInsecurePlaintextIsExplicit(t *testing.T) {
+	e := startServer(t, server.Config{InsecurePlaintext: true})
+	if !strings.HasPrefix(e.srv.URL(), "http://") || !strings.HasPrefix(e.srv.BrokerURL(), "mqtt://") {
+		t.Fatalf("insecure mode URLs %s %s", e.srv.URL(), e.srv.BrokerURL())
+	}
+	if _, err := fleetlink.Enroll(e.ctx, e.srv.URL(), t.TempDir(), wire.EnrollRequest{Token: e.token, DeviceID: "careful"},
+		fleetlink.EnrollOptions{}); err == nil || !strings.Contains(err.Error(), "plaintext") {
+		t.Fatalf("agent without --insecure-plaintext: %v", err)
+	}
+	e.enroll(1) // with the flag (env.pin)
+	e.startLinks()
+	e.waitFor("device online over plain MQTT", 20*time.Second, func() bool { return e.online() == 1 })
+}

@@ -421,8 +421,8 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("server MQTT connection lost", "err", err) })
 	if strings.HasPrefix(addr, "ssl://") {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if s.emb != nil && s.ca != nil {
-			tc.RootCAs = s.ca.Pool()
+		if s.cfg.BrokerCAFile == "" && s.ca != nil {
+			tc.RootCAs = s.ca.Pool() // embedded, or Mosquitto with the files written by writeMosquitto
 		} else if s.cfg.BrokerCAFile != "" {
 			pem, err := os.ReadFile(s.cfg.BrokerCAFile)
 			if err != nil {
@@ -569,8 +569,12 @@ func (s *Server) writeMosquitto(ctx context.Context) error {
 	if _, rest, ok := strings.Cut(s.cfg.BrokerURL, "://"); ok {
 		listen = rest
 	}
+	tlsFiles, err := s.writeMosquittoTLS()
+	if err != nil {
+		return err
+	}
 	f, err := broker.GenerateMosquitto(broker.MosquittoOptions{Server: broker.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash},
-		Devices: accts, Dir: s.cfg.MosquittoDir, Listen: listen})
+		Devices: accts, Dir: s.cfg.MosquittoDir, Listen: listen, TLS: tlsFiles})
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,11 @@ package server
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -28,8 +31,13 @@ const CommandKeyFile = "command-key.pem"
 func (s *Server) setupTLS() error {
 	dir := filepath.Join(s.cfg.DataDir, PKIDir)
 	var err error
-	if s.cfg.BrokerURL != "" && !s.cfg.BrokerPasswordAuth && !s.cfg.InsecurePlaintext {
-		return fmt.Errorf("an external broker (--broker) authenticates devices by password: add --broker-password-auth")
+	if s.cfg.BrokerURL != "" && !s.cfg.InsecurePlaintext {
+		if !s.cfg.BrokerPasswordAuth {
+			return fmt.Errorf("an external broker (--broker) authenticates devices by password: add --broker-password-auth")
+		}
+		if !strings.HasPrefix(s.cfg.BrokerURL, "mqtts://") && !strings.HasPrefix(s.cfg.BrokerURL, "ssl://") && !strings.HasPrefix(s.cfg.BrokerURL, "tls://") {
+			return fmt.Errorf("broker %s is plaintext: use mqtts:// (with --mosquitto-dir the broker's TLS files are written for you) or --insecure-plaintext", s.cfg.BrokerURL)
+		}
 	}
 	if s.cfg.CACertFile != "" || s.cfg.CAKeyFile != "" {
 		if s.cfg.CACertFile == "" || s.cfg.CAKeyFile == "" {
@@ -135,4 +143,36 @@ func localDialURL(u string) string {
 		}
 	}
 	return u
+}
+
+// writeMosquittoTLS writes the fleet CA and a broker certificate and key
+// (issued from the fleet CA for the server certificate's names) into
+// MosquittoDir for a TLS listener; nil with --insecure-plaintext.
+func (s *Server) writeMosquittoTLS() (*broker.MosquittoTLS, error) {
+	if s.cfg.InsecurePlaintext || s.ca == nil {
+		return nil, nil
+	}
+	dir := s.cfg.MosquittoDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mosquitto TLS files: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(s.srvCert.PrivateKey)
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto TLS key: %w", err)
+	}
+	t := &broker.MosquittoTLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "broker.pem"), KeyFile: filepath.Join(dir, "broker-key.pem")}
+	files := map[string][]byte{
+		t.CAFile:   s.ca.CertPEM,
+		t.CertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srvCert.Certificate[0]}),
+		t.KeyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
+	}
+	for path, b := range files {
+		if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+			return nil, fmt.Errorf("mosquitto TLS files: %w", err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return nil, fmt.Errorf("mosquitto TLS files: %w", err)
+		}
+	}
+	return t, nil
 }
