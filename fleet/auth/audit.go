@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -119,7 +118,8 @@ func (a *Audit) Append(ctx context.Context, e Entry) (Entry, error) {
 }
 
 // Query returns matching entries, newest first, and the Before value of
-// the next page (0 when there is none).
+// the next page (0 when there is none). It walks back from the newest (or
+// Before) entry, so an unfiltered page costs Limit reads.
 func (a *Audit) Query(ctx context.Context, f Filter) ([]Entry, uint64, error) {
 	if f.Limit <= 0 {
 		f.Limit = 100
@@ -127,33 +127,52 @@ func (a *Audit) Query(ctx context.Context, f Filter) ([]Entry, uint64, error) {
 	if f.Limit > 1000 {
 		f.Limit = 1000
 	}
-	var all []Entry
+	out := []Entry{}
+	var next uint64
 	err := a.s.View(ctx, func(tx store.Tx) error {
-		return tx.List(bucketAudit, "", func(k string, b []byte) error {
-			seq, err := strconv.ParseUint(k, 10, 64)
-			if err != nil || (f.Before != 0 && seq >= f.Before) {
-				return nil
+		var m auditMeta
+		if b, err := tx.Get(bucketAuditMeta, "meta"); err == nil {
+			if err := json.Unmarshal(b, &m); err != nil {
+				return fmt.Errorf("decode audit meta: %w", err)
+			}
+		} else if errors.Is(err, store.ErrNotFound) {
+			return nil
+		} else {
+			return err
+		}
+		top := m.Next
+		if f.Before != 0 && f.Before < top {
+			top = f.Before
+		}
+		for seq := top; seq > m.Oldest; {
+			seq--
+			b, err := tx.Get(bucketAudit, auditKey(seq))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
 			}
 			var e Entry
 			if err := json.Unmarshal(b, &e); err != nil {
-				return fmt.Errorf("decode audit %s: %w", k, err)
+				return fmt.Errorf("decode audit %d: %w", seq, err)
 			}
-			if f.matches(e) {
-				all = append(all, e)
+			if !f.Since.IsZero() && e.Time.Before(f.Since) {
+				break // older entries are older still
 			}
-			return nil
-		})
+			if !f.matches(e) {
+				continue
+			}
+			if len(out) == f.Limit {
+				next = out[len(out)-1].Seq
+				break
+			}
+			out = append(out, e)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit query: %w", err)
-	}
-	out := []Entry{}
-	for i := len(all) - 1; i >= 0 && len(out) < f.Limit; i-- {
-		out = append(out, all[i])
-	}
-	var next uint64
-	if len(all) > f.Limit {
-		next = out[len(out)-1].Seq
 	}
 	return out, next, nil
 }

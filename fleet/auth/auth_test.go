@@ -150,6 +150,10 @@ func TestAuditRetentionAndPaging(t *testing.T) {
 			if len(bs) != 5 {
 				t.Fatalf("actor b: %d entries", len(bs))
 			}
+			recent, _, _ := a.Query(ctx, auth.Filter{Since: c.t.Add(-5 * time.Second)})
+			if len(recent) != 6 || recent[5].Seq != 20 {
+				t.Fatalf("since: %+v", recent)
+			}
 		})
 	}
 }
