@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build build-tflite cross-tflite setup test test-unit test-cross cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite setup test test-unit test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -52,7 +52,7 @@ cross-tflite:
 	else echo "cross-tflite: $(BIN)/linux-arm64/edge-agent-tflite built; no TFLITE_LIB_ARM64 given, so install libtensorflowlite_c on the board (docs/acceleration.md) or pass it to bundle it"; fi
 
 # Everything a submission must pass.
-test: setup lint test-unit test-cross
+test: setup lint test-unit test-cross test-package
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
@@ -102,8 +102,15 @@ DEMO_FLAGS ?=
 demo: setup build
 	$(GO) run ./cmd/demo --bin $(BIN) $(DEMO_FLAGS)
 
+# edge-agent (every board) and fleet-server + fleetctl (amd64, arm64)
+# packages in dist/: .deb, .rpm, .apk.
 package: cross
 	@bash build/package.sh $(VERSION)
+
+# The .debs of this machine's arch install into a scratch root and their
+# systemd units verify.
+test-package:
+	@bash build/test-package.sh
 
 clean:
 	rm -rf $(BIN)
