@@ -50,6 +50,8 @@ type convData struct {
 	q16 []int16
 	kp  int
 	rv  *rqVec // SIMD requantization parameters (nil: scalar)
+	// fp holds float filters packed for the SIMD GEMM (see packF32).
+	fp []float32
 	// hybrid (float input, int8 filter): inputs are quantized per batch
 	hybrid           bool
 	perChannelHybrid bool
@@ -140,6 +142,9 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		}
 		d.lo, d.hi = floatAct(opts.Activation)
 		d.biasF = make([]float32, g.outC)
+		if !d.hybrid && useSIMD && gemmF32Kernel != nil && g.groups == 1 {
+			d.fp = make([]float32, f32Len(g.outC, g.k))
+		}
 		inElem, accElem = 4, 0
 		if d.hybrid {
 			inElem, accElem = 1, 4
@@ -239,6 +244,9 @@ func (d *convData) pack(filter, bias *tensor.Tensor) {
 		if d.hybrid {
 			hybridRowSums(filter, d.k, d.rowSums, d.filterScale)
 		}
+		if d.fp != nil {
+			packF32(d.fp, filter.Float32s(), d.outC, d.k)
+		}
 	case tensor.Int8:
 		biasValues32(bias, d.bias32)
 		foldZP(filter.Int8s(), d.bias32, d.k, d.inZP)
@@ -335,6 +343,10 @@ func convFloatWorker(d *convData, wk, lo, hi int) {
 				a = x[r0*g.k:]
 			} else {
 				im2col(g, x, col, r0, r1, gr*g.fc, 0)
+			}
+			if d.fp != nil {
+				gemmF32Kernel(a, g.k, d.fp, d.biasF, y[r0*g.outC:], r1-r0, g.outC, g.outC, d.lo, d.hi)
+				continue
 			}
 			gemmFloat(a, w[gr*cpg*g.k:], d.biasF[gr*cpg:], y[r0*g.outC+gr*cpg:], r1-r0, cpg, g.k, g.outC, d.lo, d.hi)
 		}

@@ -42,6 +42,7 @@ type fcData struct {
 	kp       int
 	a16Bytes int
 	rv       *rqVec
+	fp       []float32 // float weights packed for the SIMD GEMM (packF32)
 	// per-Eval views
 	x, w, y, scratch []byte
 }
@@ -107,6 +108,9 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 		d.biasF = make([]float32, d.units)
 		switch filter.Type {
 		case tensor.Float32:
+			if useSIMD && gemmF32Kernel != nil && d.depth > 0 {
+				d.fp = make([]float32, f32Len(d.units, d.depth))
+			}
 		case tensor.Int8:
 			d.hybrid = true
 			d.asymmetric = opts.AsymmetricQuantizeInputs
@@ -175,6 +179,9 @@ func (d *fcData) pack(filter, bias *tensor.Tensor) {
 			clear(d.biasF)
 		} else {
 			copy(d.biasF, bias.Float32s())
+		}
+		if d.fp != nil {
+			packF32(d.fp, filter.Float32s(), d.units, d.depth)
 		}
 		if d.hybrid {
 			hybridRowSums(filter, d.depth, d.rowSums, d.filterScale)
@@ -246,6 +253,8 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, blocks, 1, d, fcQ16Worker[int8])
 	case d.q16 != nil && d.dtype == tensor.Uint8:
 		parallel(ctx, threads, work, blocks, 1, d, fcQ16Worker[uint8])
+	case d.fp != nil:
+		parallel(ctx, threads, work, blocks, 1, d, fcF32Worker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.units, minChunk, d, fcFloatWorker)
 	case d.dtype == tensor.Int8 && d.useW16:
@@ -290,6 +299,17 @@ func fcIntWorker[TA int8 | uint8, TB int8 | int16](d *fcData, wk, lo, hi int) {
 			requantRow(d.rq, lo, acc[(r-r0)*nu:(r-r0+1)*nu], y[r*d.units+lo:r*d.units+hi])
 		}
 	}
+}
+
+// fcF32Worker is fcFloatWorker on the SIMD GEMM for packed blocks
+// [blo, bhi) of q16NR units.
+func fcF32Worker(d *fcData, _, blo, bhi int) {
+	lo, hi := blo*q16NR, min(bhi*q16NR, d.units)
+	if hi <= lo || d.rows == 0 {
+		return
+	}
+	x, y := tensor.View[float32](d.x), tensor.View[float32](d.y)
+	gemmF32Kernel(x, d.depth, d.fp[blo*d.depth*q16NR:], d.biasF[lo:], y[lo:], d.rows, hi-lo, d.units, d.lo, d.hi)
 }
 
 // fcQ16Worker is fcIntWorker on the SIMD GEMM for packed blocks

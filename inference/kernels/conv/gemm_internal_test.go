@@ -1,6 +1,7 @@
 package conv
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -196,6 +197,47 @@ func TestRequantSIMDMatchesScalar(t *testing.T) {
 		for i := range wantU {
 			if gotU[i] != wantU[i] {
 				t.Fatalf("trial %d uint8: channel %d: got %d, want %d", trial, i+3, gotU[i], wantU[i])
+			}
+		}
+	}
+}
+
+// TestF32GemmMatchesPlain checks the SIMD float GEMM against gemmFloat
+// within float rounding, and that NaN and infinities clamp the same way.
+func TestF32GemmMatchesPlain(t *testing.T) {
+	if gemmF32Kernel == nil {
+		t.Skip("no SIMD float GEMM in this build")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 16, 2}, {5, 17, 27}, {9, 33, 131}, {1, 1000, 64}, {7, 3, 0}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		a := make([]float32, m*k)
+		w := make([]float32, n*k)
+		for i := range a {
+			a[i] = r.Float32()*2 - 1
+		}
+		for i := range w {
+			w[i] = r.Float32()*2 - 1
+		}
+		bias := make([]float32, n)
+		for i := range bias {
+			bias[i] = r.Float32() - 0.5
+		}
+		if m*k > 2 {
+			a[0], a[1] = float32(math.NaN()), float32(math.Inf(1))
+		}
+		wp := make([]float32, f32Len(n, k))
+		packF32(wp, w, n, k)
+		for _, act := range [][2]float32{{-math.MaxFloat32, math.MaxFloat32}, {0, 6}} {
+			want := make([]float32, m*n)
+			got := make([]float32, m*n)
+			gemmFloat(a, w, bias, want, m, n, k, n, act[0], act[1])
+			gemmF32Kernel(a, k, wp, bias, got, m, n, n, act[0], act[1])
+			for i := range want {
+				g, wv := float64(got[i]), float64(want[i])
+				if math.IsNaN(wv) != math.IsNaN(g) || (!math.IsNaN(wv) && math.Abs(g-wv) > 1e-5*(1+math.Abs(wv)) && g != wv) {
+					t.Fatalf("%v act %v: element %d = %g, want %g", sz, act, i, g, wv)
+				}
 			}
 		}
 	}

@@ -158,3 +158,26 @@ func requantRowV[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out
 	}
 	requantRow(rq, c0, acc, out)
 }
+
+// gemmF32Kernel, when non-nil, is the architecture's SIMD float32 GEMM
+// with fused multiply-add: out[i*ldc+j] = clamp(bias[j] + sum_kk
+// a[i*k+kk]*w[j][kk], lo, hi) for channels [0, n) of weights packed by
+// packF32. The sums differ from gemmFloat's in the last bits (FMA rounds
+// once, lanes sum in another order), within the float tolerance.
+var gemmF32Kernel func(a []float32, k int, wp []float32, bias []float32, out []float32, m, n, ldc int, lo, hi float32)
+
+// f32Len is the number of values packF32 writes for n channels of k.
+func f32Len(n, k int) int { return (n + q16NR - 1) / q16NR * k * q16NR }
+
+// packF32 packs the rows of w (n x k) into blocks of q16NR channels,
+// step-major: dst[block][kk][c] = w[block*q16NR+c][kk], zero padded.
+func packF32(dst []float32, w []float32, n, k int) {
+	clear(dst[:f32Len(n, k)])
+	for c := 0; c < n; c++ {
+		blk := dst[c/q16NR*k*q16NR:]
+		lane := c % q16NR
+		for kk, v := range w[c*k : (c+1)*k] {
+			blk[kk*q16NR+lane] = v
+		}
+	}
+}
