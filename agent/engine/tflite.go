@@ -68,7 +68,11 @@ func (b *TFLite) Load(ctx context.Context, data []byte) (Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tflite backend: %w", err)
 	}
-	lib, err := tflitec.Open(b.Library)
+	path := b.Library
+	if path == "" {
+		path = hardwareInfo().TFLiteLibrary // "" lets the dynamic loader search
+	}
+	lib, err := tflitec.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("tflite backend: %w: %w", ErrBackendUnavailable, err)
 	}
