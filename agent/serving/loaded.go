@@ -172,6 +172,7 @@ type Loaded struct {
 	// for work; growing is set while one is being added.
 	workers, idle atomic.Int32
 	growing       atomic.Bool
+	startMu       sync.Mutex
 	sessionBytes  int64
 	mem           *memBudget
 	// lastUsed is the UnixNano of the last request (idle unloading).
@@ -416,21 +417,25 @@ func (l *Loaded) grow() {
 		return
 	}
 	go func() {
-		defer l.growing.Store(false)
 		s, err := l.model.NewSession(context.Background(), l.limits.Threads)
 		if err != nil {
 			l.mem.give(l.sessionBytes)
+			l.growing.Store(false)
 			l.log.Warn("grow interpreter pool", "model", l.ID, "version", l.Version, "err", err)
 			return
 		}
-		select {
-		case <-l.stop:
+		l.startMu.Lock() // not while Close waits for the workers
+		if l.closed.Load() {
+			l.startMu.Unlock()
 			s.Close()
 			l.mem.give(l.sessionBytes)
+			l.growing.Store(false)
 			return
-		default:
 		}
 		l.startWorker(s)
+		l.startMu.Unlock()
+		l.growing.Store(false)
+		l.grow() // more may have queued meanwhile
 	}()
 }
 
@@ -781,11 +786,14 @@ func (l *Loaded) BatchStats() (invocations, rows int64) {
 // Close stops the workers (queued work fails with ErrStopped) and closes
 // the model.
 func (l *Loaded) Close() error {
+	l.startMu.Lock()
 	if l.closed.Swap(true) {
+		l.startMu.Unlock()
 		return nil
 	}
 	l.abort()
 	close(l.stop)
+	l.startMu.Unlock()
 	l.wg.Wait()
 	l.drain(ErrStopped)
 	return l.model.Close()
