@@ -13,17 +13,19 @@ import (
 // the small models of the conformance set (see docs/runtime.md).
 const MinParallelMACs = 200_000
 
-// Workers poll for the next job, yielding to other goroutines, for as long
-// as the interpreter is inside an Invoke (Pool.SetActive) and for spinTime
-// after it, then park; the caller waiting for the workers to finish their
-// last chunk polls for up to waitTime (a chunk of a large node takes a
-// millisecond or more on a slow core). Parking within an Invoke would cost a wake-up of several
-// microseconds per split node, and the runtime's parking records
-// (sudogs) are allocated when its caches run dry, so workers park only
-// between Invokes.
+// An idle worker polls for the next job, yielding to other goroutines,
+// for up to activeSpin while the interpreter is inside an Invoke
+// (Pool.SetActive; the unsplit nodes between two split ones are short) and
+// spinTime otherwise, then parks. The caller waiting for the workers to
+// finish their last chunk polls for up to waitTime (a chunk of a large
+// node takes a millisecond or more on a slow core). Parking within an
+// Invoke would cost a wake-up of several microseconds per split node, and
+// the runtime allocates its parking records (sudogs) when its caches are
+// dry, so workers park only between Invokes or in long serial stretches.
 const (
-	spinTime = 300 * time.Microsecond
-	waitTime = 10 * time.Millisecond
+	spinTime   = 300 * time.Microsecond
+	activeSpin = 2 * time.Millisecond
+	waitTime   = 10 * time.Millisecond
 )
 
 // ChunkCaller calls a kernel's chunk function: fn and data are the values
@@ -222,10 +224,11 @@ func (p *Pool) work(h *poolWorker, worker int) {
 		seq := h.seq.Load()
 		var start time.Time
 		for i := 0; seq == last; i++ {
+			limit := spinTime
 			if p.active.Load() {
-				start = time.Time{} // the grace period starts after the Invoke
+				limit = activeSpin
 			}
-			if spinning(&start, i, spinTime) {
+			if spinning(&start, i, limit) {
 				seq = h.seq.Load()
 				continue
 			}
