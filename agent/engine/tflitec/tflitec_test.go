@@ -1,0 +1,84 @@
+//go:build tflite && cgo
+
+package tflitec
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skipf("gcc not available: %v", err)
+	}
+	notTFLite := filepath.Join(t.TempDir(), "libtensorflowlite_c.so")
+	if b, err := exec.Command("gcc", "-shared", "-fPIC", "-o", notTFLite, "../delegate/testdata/not_a_plugin.c").CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, b)
+	}
+	_, err := Open(notTFLite)
+	if !errors.Is(err, ErrBadLibrary) || !strings.Contains(err.Error(), "TfLiteInterpreterCreate") {
+		t.Errorf("library without the C API: %v", err)
+	}
+	_, err = Open(filepath.Join(t.TempDir(), "missing", LibraryName))
+	if !errors.Is(err, ErrLibraryNotFound) {
+		t.Errorf("missing library: %v", err)
+	}
+}
+
+// TestRealLibrary runs where a libtensorflowlite_c is available.
+func TestRealLibrary(t *testing.T) {
+	l, err := Open(os.Getenv("EDGE_TFLITE_LIB"))
+	if err != nil {
+		t.Skipf("libtensorflowlite_c not available, TensorFlow Lite tests skipped (set EDGE_TFLITE_LIB=/path/libtensorflowlite_c.so): %v", err)
+	}
+	if l.Version == "" {
+		t.Error("empty TfLiteVersion")
+	}
+	if _, err := l.NewModel([]byte("not a flatbuffer model")); err == nil {
+		t.Error("garbage model accepted")
+	}
+	data, err := os.ReadFile("../../../testdata/models/iris.tflite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := l.NewModel(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Delete()
+	ip, err := m.NewInterpreter(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ip.Delete()
+	if err := ip.AllocateTensors(); err != nil {
+		t.Fatal(err)
+	}
+	in := ip.Input(0)
+	if info := in.Info(); info.Name != "dense_input" || len(info.Shape) != 2 || info.Shape[1] != 4 || in.ByteSize() != 16 {
+		t.Errorf("input = %+v (%d bytes)", info, in.ByteSize())
+	}
+	if err := in.CopyFrom(make([]byte, 15)); err == nil {
+		t.Error("short input accepted")
+	}
+	if err := in.CopyFrom(make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ip.Invoke(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, ip.Output(0).ByteSize())
+	if err := ip.Output(0).CopyTo(out); err != nil || len(out) != 12 {
+		t.Errorf("output: %d bytes, %v", len(out), err)
+	}
+	if err := ip.ResizeInput(0, []int{3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ip.AllocateTensors(); err != nil || ip.Input(0).ByteSize() != 48 {
+		t.Errorf("batch 3: %d bytes, %v", ip.Input(0).ByteSize(), err)
+	}
+}
