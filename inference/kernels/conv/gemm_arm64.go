@@ -119,3 +119,83 @@ func storeNEON(row []int32, bias []int32, j, n int, full bool, tmp *[q16NR]int32
 		out[c] = tmp[c] + bias[j+c]
 	}
 }
+
+func init() {
+	gemmF32Kernel = gemmF32NEON
+}
+
+// gemmF32NEON is gemmF32Kernel on NEON FMLA: 2 rows x 16 channels (8
+// accumulators). FMAX/FMIN propagate NaN, as clampF keeps it.
+func gemmF32NEON(a []float32, k int, wp []float32, bias []float32, out []float32, m, n, ldc int, lo, hi float32) {
+	if m == 0 || n == 0 {
+		return
+	}
+	vlo, vhi := archsimd.BroadcastFloat32x4(lo), archsimd.BroadcastFloat32x4(hi)
+	var tmp [q16NR]float32
+	var zero [q16NR]float32
+	for j := 0; j < n; j += q16NR {
+		wb := wp[j/q16NR*k*q16NR:][: k*q16NR : k*q16NR]
+		full := j+q16NR <= n
+		bs := &zero
+		if full {
+			bs = (*[q16NR]float32)(bias[j:])
+		}
+		b0 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[0:4]))
+		b1 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[4:8]))
+		b2 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[8:12]))
+		b3 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[12:16]))
+		i := 0
+		for ; i+2 <= m; i += 2 {
+			r0 := a[i*k:][:k]
+			r1 := a[(i+1)*k:][:k]
+			c0, c1, c2, c3 := b0, b1, b2, b3
+			d0, d1, d2, d3 := b0, b1, b2, b3
+			for kk := range r0 {
+				w := (*[16]float32)(wb[kk*16:])
+				w0 := archsimd.LoadFloat32x4Array((*[4]float32)(w[0:4]))
+				w1 := archsimd.LoadFloat32x4Array((*[4]float32)(w[4:8]))
+				w2 := archsimd.LoadFloat32x4Array((*[4]float32)(w[8:12]))
+				w3 := archsimd.LoadFloat32x4Array((*[4]float32)(w[12:16]))
+				x := archsimd.BroadcastFloat32x4(r0[kk])
+				c0, c1, c2, c3 = x.MulAdd(w0, c0), x.MulAdd(w1, c1), x.MulAdd(w2, c2), x.MulAdd(w3, c3)
+				x = archsimd.BroadcastFloat32x4(r1[kk])
+				d0, d1, d2, d3 = x.MulAdd(w0, d0), x.MulAdd(w1, d1), x.MulAdd(w2, d2), x.MulAdd(w3, d3)
+			}
+			storeF32NEON(out[i*ldc:], bias, j, n, full, &tmp, vlo, vhi, lo, hi, c0, c1, c2, c3)
+			storeF32NEON(out[(i+1)*ldc:], bias, j, n, full, &tmp, vlo, vhi, lo, hi, d0, d1, d2, d3)
+		}
+		for ; i < m; i++ {
+			r0 := a[i*k:][:k]
+			c0, c1, c2, c3 := b0, b1, b2, b3
+			for kk := range r0 {
+				w := (*[16]float32)(wb[kk*16:])
+				x := archsimd.BroadcastFloat32x4(r0[kk])
+				c0 = x.MulAdd(archsimd.LoadFloat32x4Array((*[4]float32)(w[0:4])), c0)
+				c1 = x.MulAdd(archsimd.LoadFloat32x4Array((*[4]float32)(w[4:8])), c1)
+				c2 = x.MulAdd(archsimd.LoadFloat32x4Array((*[4]float32)(w[8:12])), c2)
+				c3 = x.MulAdd(archsimd.LoadFloat32x4Array((*[4]float32)(w[12:16])), c3)
+			}
+			storeF32NEON(out[i*ldc:], bias, j, n, full, &tmp, vlo, vhi, lo, hi, c0, c1, c2, c3)
+		}
+	}
+}
+
+// storeF32NEON clamps and stores one row's 16 channel sums from j on
+// (adding the bias here for a partial block, whose sums started at 0).
+func storeF32NEON(row []float32, bias []float32, j, n int, full bool, tmp *[q16NR]float32, vlo, vhi archsimd.Float32x4, lo, hi float32, s0, s1, s2, s3 archsimd.Float32x4) {
+	if full {
+		s0.Max(vlo).Min(vhi).StoreArray((*[4]float32)(row[j:]))
+		s1.Max(vlo).Min(vhi).StoreArray((*[4]float32)(row[j+4:]))
+		s2.Max(vlo).Min(vhi).StoreArray((*[4]float32)(row[j+8:]))
+		s3.Max(vlo).Min(vhi).StoreArray((*[4]float32)(row[j+12:]))
+		return
+	}
+	s0.StoreArray((*[4]float32)(tmp[0:4]))
+	s1.StoreArray((*[4]float32)(tmp[4:8]))
+	s2.StoreArray((*[4]float32)(tmp[8:12]))
+	s3.StoreArray((*[4]float32)(tmp[12:16]))
+	out := row[j:n]
+	for c := range out {
+		out[c] = clampF(tmp[c]+bias[j+c], lo, hi)
+	}
+}
