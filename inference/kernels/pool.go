@@ -79,10 +79,10 @@ type Pool struct {
 	_        [56]byte
 	pending  atomic.Int32 // helpers still working on the job
 	waiting  atomic.Bool  // the caller is parked on done
-	active   atomic.Bool  // inside an Invoke: workers do not park
+	active   atomic.Bool  // inside an Invoke: workers poll longer
+	closed   atomic.Bool  // Close may run on a cleanup goroutine
 	done     chan struct{}
 	seq      uint32
-	closed   bool
 }
 
 type poolWorker struct {
@@ -120,19 +120,19 @@ func (p *Pool) Threads() int {
 }
 
 // SetActive tells the workers whether an Invoke is running: while it is,
-// idle workers keep polling for the next node instead of parking.
+// idle workers poll for the next node longer before they park.
 func (p *Pool) SetActive(on bool) {
 	if p != nil {
 		p.active.Store(on)
 	}
 }
 
-// Close stops the workers. It is idempotent; Run must not be called after.
+// Close stops the workers. It is idempotent; after it, Run calls every
+// chunk on the caller.
 func (p *Pool) Close() {
-	if p == nil || p.closed {
+	if p == nil || !p.closed.CompareAndSwap(false, true) {
 		return
 	}
-	p.closed = true
 	for _, h := range p.helpers {
 		h.seq.Store(stopSeq)
 		if h.sleeping.CompareAndSwap(true, false) {
@@ -148,7 +148,7 @@ func (p *Pool) Close() {
 // down by other processes does not hold the others up.
 func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller) {
 	threads = min(threads, len(p.helpers)+1)
-	if p.closed || threads <= 1 {
+	if threads <= 1 || p.closed.Load() {
 		call.CallChunk(fn, data, 0, 0, total)
 		return
 	}
