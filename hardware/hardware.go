@@ -316,8 +316,14 @@ func Pick(info Info, edgeTPUModel, tfliteBuilt bool, prefer string) (Choice, boo
 		}
 		return Choice{BackendEdgeTPU, "model is compiled for the Edge TPU but no usable Edge TPU (device, libedgetpu, tflite backend) was found"}, false
 	}
+	// Not XNNPACK by default, even where TensorFlow Lite is present: the
+	// pure-Go runtime matches TensorFlow Lite's reference kernels bit for
+	// bit, which the releases' golden checks (sha256 of the outputs, made
+	// with that runtime) rely on, while XNNPACK may round differently; and
+	// no measurement here shows XNNPACK faster. It is one explicit
+	// preference away (BackendXNNPACK, --delegate xnnpack).
 	if haveTFLite {
-		return Choice{BackendXNNPACK, "TensorFlow Lite library present: XNNPACK CPU delegate"}, true
+		return Choice{BackendNative, "pure-Go runtime (bit-exact with the release's golden check; --delegate xnnpack opts into XNNPACK)"}, true
 	}
 	return Choice{BackendNative, "pure-Go runtime (no TensorFlow Lite library)"}, true
 }

@@ -57,7 +57,9 @@ func TestPick(t *testing.T) {
 	}{
 		{"edgetpu model on coral", rpi, true, true, "", BackendEdgeTPU, true},
 		{"edgetpu model without tflite build", rpi, true, false, "", BackendEdgeTPU, false},
-		{"cpu model with tflite", rpi, false, true, "", BackendXNNPACK, true},
+		{"cpu model with tflite", rpi, false, true, "", BackendNative, true},
+		{"prefer xnnpack", rpi, false, true, "tflite-xnnpack", BackendXNNPACK, true},
+		{"prefer xnnpack without library", bare, false, true, "tflite-xnnpack", BackendXNNPACK, false},
 		{"cpu model native build", rpi, false, false, "", BackendNative, true},
 		{"no library", bare, false, true, "", BackendNative, true},
 		{"edgetpu model without library", bare, true, true, "", BackendEdgeTPU, false},

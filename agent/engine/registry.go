@@ -125,7 +125,7 @@ type Selection struct {
 // Select returns the backend described by sel. With the native-only build
 // and no flags it is Native; "auto" returns a backend that picks, for each
 // model it loads, TensorFlow Lite with the Edge TPU plugin (Edge
-// TPU-compiled models), XNNPACK (when libtensorflowlite_c is present) or the
+// TPU-compiled models), the --delegate given (other models), or the
 // pure-Go runtime, following hardware.Pick.
 func Select(sel Selection) (Backend, error) {
 	opts, err := delegate.ParseOptions(sel.DelegateOptions)
@@ -238,8 +238,8 @@ type Plan struct {
 
 // Plan decides how a model is run without loading it: Edge TPU-compiled
 // models need TensorFlow Lite with the Edge TPU plugin; others follow the
-// --delegate override, else hardware.Pick (XNNPACK when
-// libtensorflowlite_c is usable, else the pure-Go runtime).
+// --delegate override (e.g. xnnpack), else hardware.Pick (the pure-Go
+// runtime, which the releases' golden checks are made with).
 func (a *Auto) Plan(edgeTPU bool) (Plan, error) {
 	if edgeTPU {
 		if a.override != nil && a.override.Kind == delegate.KindPlugin && a.override.Name != "gpu" {

@@ -69,6 +69,7 @@ func TestPlanPerModel(t *testing.T) {
 	bare := hardware.DetectRoot(t.TempDir())
 	plugin := &delegate.Spec{Name: "/opt/my_delegate.so", Kind: delegate.KindPlugin, Library: "/opt/my_delegate.so"}
 	gpu, _ := delegate.Resolve("gpu", nil, coral)
+	xnn, _ := delegate.Resolve("xnnpack", nil, coral)
 	cases := []struct {
 		name     string
 		built    bool
@@ -82,7 +83,8 @@ func TestPlanPerModel(t *testing.T) {
 		err      error
 	}{
 		{"edgetpu model on coral", true, coral, nil, false, true, "tflite", delegate.KindPlugin, "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1", nil},
-		{"cpu model on coral", true, coral, nil, false, false, "tflite", delegate.KindXNNPACK, "", nil},
+		{"cpu model on coral", true, coral, nil, false, false, "native", "", "", nil},
+		{"xnnpack override", true, coral, &xnn, false, false, "tflite", delegate.KindXNNPACK, "", nil},
 		{"cpu model, no library", true, bare, nil, false, false, "native", "", "", nil},
 		{"edgetpu model, no edge tpu", true, bare, nil, false, true, "", "", "", ErrUnsupportedModel},
 		{"native-only build", false, coral, nil, false, false, "native", "", "", nil},
