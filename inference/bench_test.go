@@ -2,8 +2,10 @@ package inference_test
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/edgefleet/edgefleet/inference"
 )
@@ -33,6 +35,51 @@ func BenchmarkModel(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkModelThreads runs every conformance model on one and on two
+// threads, alternating Invokes so both see the same machine load, and
+// reports the fastest Invoke of each and their ratio (speedup, > 1 when
+// two threads are faster). Run it with -benchtime 20x or more.
+func BenchmarkModelThreads(b *testing.B) {
+	for _, cm := range conformanceModels(b) {
+		b.Run(cm.meta.Name, func(b *testing.B) {
+			m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ips [2]*inference.Interpreter
+			for k := range ips {
+				ip, err := inference.NewInterpreter(m, inference.WithThreads(k+1))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ip.Close()
+				for i, in := range cm.meta.Cases[0].Inputs {
+					if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := ip.Invoke(); err != nil { // warm-up
+					b.Fatal(err)
+				}
+				ips[k] = ip
+			}
+			best := [2]time.Duration{math.MaxInt64, math.MaxInt64}
+			for b.Loop() {
+				for k, ip := range ips {
+					start := time.Now()
+					if err := ip.Invoke(); err != nil {
+						b.Fatal(err)
+					}
+					best[k] = min(best[k], time.Since(start))
+				}
+			}
+			b.ReportMetric(float64(best[0].Microseconds())/1000, "min-ms-1thread")
+			b.ReportMetric(float64(best[1].Microseconds())/1000, "min-ms-2threads")
+			b.ReportMetric(float64(best[0])/float64(best[1]), "speedup")
 		})
 	}
 }
