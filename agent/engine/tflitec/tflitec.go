@@ -440,6 +440,9 @@ type XNNPACK struct {
 // ErrNoXNNPACK when the library does not export it.
 func (l *Lib) NewXNNPACK(threads int) (*XNNPACK, error) {
 	d := C.ef_xnnpack_create(l.api, C.int32_t(max(1, threads)))
+	if d == nil && l.api.XNNPackCreate != nil && l.api.XNNPackDelete != nil {
+		return nil, fmt.Errorf("tflite: %s: TfLiteXNNPackDelegateCreate returned no delegate", l.Path)
+	}
 	if d == nil {
 		return nil, fmt.Errorf("%w: %s does not export TfLiteXNNPackDelegateCreate/Delete (TensorFlow Lite builds with XNNPACK apply it to float models by themselves: use --delegate none)", ErrNoXNNPACK, l.Path)
 	}
