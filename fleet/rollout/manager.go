@@ -1,14 +1,15 @@
 package rollout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
@@ -41,6 +42,8 @@ type Manager struct {
 	// (telemetry ingest), Get and List (API, /metrics) never wait for an
 	// fsync or a publish.
 	opMu     sync.Mutex
+	minGap   time.Duration // see SetMinTickGap; guarded by opMu
+	lastTick time.Time
 	mu       sync.Mutex
 	rollouts map[string]*Rollout
 }
@@ -112,12 +115,12 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 	m.mu.Lock()
 	m.rollouts[r.Spec.ID] = r
 	m.mu.Unlock()
-	if err := m.step(ctx, r); err != nil {
+	if err := m.step(ctx, r.Spec.ID); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return clone(r), nil
+	return clone(m.rollouts[r.Spec.ID]), nil
 }
 
 func clone(r *Rollout) *Rollout {
@@ -168,13 +171,15 @@ func (m *Manager) Command(ctx context.Context, id string, c Command) (*Rollout, 
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	acts, err := r.Apply(m.clock.Now(), c, v)
-	snap := clone(r)
-	m.mu.Unlock()
+	work := clone(r)
+	acts, err := work.Apply(m.clock.Now(), c, v)
 	if err != nil {
 		return nil, err
 	}
+	m.mu.Lock()
+	m.rollouts[id] = work
+	snap := clone(work)
+	m.mu.Unlock()
 	if err := m.dispatch(ctx, acts); err != nil {
 		return nil, err
 	}
@@ -257,35 +262,65 @@ func (m *Manager) dispatch(ctx context.Context, acts []Action) error {
 	return errors.Join(errs...)
 }
 
-// step ticks one rollout; callers hold m.opMu (not m.mu): the snapshot is
-// read and the decisions carried out without m.mu, which is held only
-// while the rollout's in-memory state changes.
-func (m *Manager) step(ctx context.Context, r *Rollout) error {
+// step ticks one rollout; callers hold m.opMu (not m.mu). The decision is
+// computed on a private copy without any lock (Tick evaluates the health
+// gates, which scans telemetry), and the copy replaces the rollout in the
+// map under m.mu, so readers (StageTag on every telemetry record, Get,
+// List) never wait for gate evaluation, store I/O or publishing. Only
+// holders of opMu change rollouts, so reading r here without m.mu is safe.
+func (m *Manager) step(ctx context.Context, id string) error {
 	m.mu.Lock()
-	final, spec := r.Phase.Final(), r.Spec
+	r, ok := m.rollouts[id]
 	m.mu.Unlock()
-	if final {
+	if !ok || r.Phase.Final() {
 		return nil
 	}
-	v, err := m.view(ctx, spec)
+	v, err := m.view(ctx, r.Spec)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	before := clone(r)
-	acts := r.Tick(m.clock.Now(), v)
-	snap := clone(r)
-	m.mu.Unlock()
+	before, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode rollout %s: %w", id, err)
+	}
+	work := &Rollout{}
+	if err := json.Unmarshal(before, work); err != nil {
+		return fmt.Errorf("copy rollout %s: %w", id, err)
+	}
+	if work.Devices == nil {
+		work.Devices = map[string]*DeviceState{}
+	}
+	acts := work.Tick(m.clock.Now(), v)
+	after, err := json.Marshal(work)
+	if err != nil {
+		return fmt.Errorf("encode rollout %s: %w", id, err)
+	}
+	changed := len(acts) > 0 || !bytes.Equal(before, after)
+	if changed {
+		m.mu.Lock()
+		m.rollouts[id] = work
+		m.mu.Unlock()
+	}
 	if err := m.dispatch(ctx, acts); err != nil {
 		return err
 	}
-	if len(acts) > 0 || !reflect.DeepEqual(before, snap) {
-		if snap.Phase != before.Phase || snap.Stage != before.Stage {
-			m.log.Info("rollout", "id", snap.Spec.ID, "phase", snap.Phase, "stage", snap.Stage+1, "reason", snap.Reason)
+	if changed {
+		if work.Phase != r.Phase || work.Stage != r.Stage {
+			m.log.Info("rollout", "id", id, "phase", work.Phase, "stage", work.Stage+1, "reason", work.Reason)
 		}
-		return m.save(ctx, snap)
+		return m.save(ctx, work)
 	}
 	return nil
+}
+
+// SetMinTickGap makes Tick skip calls that come less than d after the
+// previous tick started (wall clock): job updates kick the controller, and
+// during a big rollout they arrive by the thousand; one snapshot of the
+// fleet per d is enough. 0 (the default) ticks on every call.
+func (m *Manager) SetMinTickGap(d time.Duration) {
+	m.opMu.Lock()
+	m.minGap = d
+	m.opMu.Unlock()
 }
 
 // Tick times out overdue jobs and advances every unfinished rollout.
@@ -295,16 +330,21 @@ func (m *Manager) Tick(ctx context.Context) error {
 	}
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
+	if m.minGap > 0 && time.Since(m.lastTick) < m.minGap {
+		return nil
+	}
+	m.lastTick = time.Now()
 	m.mu.Lock()
-	rs := make([]*Rollout, 0, len(m.rollouts))
-	for _, r := range m.rollouts {
-		rs = append(rs, r)
+	ids := make([]string, 0, len(m.rollouts))
+	for id := range m.rollouts {
+		ids = append(ids, id)
 	}
 	m.mu.Unlock()
+	sort.Strings(ids)
 	var errs []error
-	for _, r := range rs {
-		if err := m.step(ctx, r); err != nil {
-			errs = append(errs, fmt.Errorf("rollout %s: %w", r.Spec.ID, err))
+	for _, id := range ids {
+		if err := m.step(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("rollout %s: %w", id, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -18,7 +18,10 @@ import (
 // startIngest creates the bounded queue and worker pool that handle device
 // messages apart from the MQTT client's delivery (see package ingest).
 func (s *Server) startIngest() {
-	s.ingest = ingest.New(ingest.Config{OnError: func(m ingest.Message, err error) {
+	// Job updates kick the rollout controller; during a large rollout they
+	// arrive by the thousand: two fleet snapshots a second are enough.
+	s.mgr.SetMinTickGap(500 * time.Millisecond)
+	s.ingest = ingest.New(ingest.Config{MaxBytes: 256 << 20, OnError: func(m ingest.Message, err error) {
 		s.mqttBad.Inc()
 		s.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
 	}}, func(ctx context.Context, m ingest.Message) error {

@@ -171,3 +171,57 @@ func TestPostgresConcurrentUpdates(t *testing.T) {
 		return nil
 	})
 }
+
+// TestLeaderElection: of two replicas only one leads; the standby takes
+// over when the leader's session dies (backend terminated, as when its
+// process is killed) — the control is that it did not lead before.
+func TestLeaderElection(t *testing.T) {
+	dsn := startPostgres(t)
+	ctx := context.Background()
+	a, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	la, lb := postgres.NewLeader(a, 42), postgres.NewLeader(b, 42)
+	defer la.Resign(ctx) // before the pools close: a held lock keeps a connection
+	defer lb.Resign(ctx)
+	if ok, err := la.Leading(ctx); !ok || err != nil {
+		t.Fatalf("a: leading %v, %v; want the lock", ok, err)
+	}
+	if ok, err := lb.Leading(ctx); ok || err != nil {
+		t.Fatalf("b: leading %v, %v while a holds the lock", ok, err)
+	}
+	if ok, _ := la.Leading(ctx); !ok {
+		t.Fatal("a lost the lock without reason")
+	}
+	if _, err := b.Pool().Exec(ctx, `SELECT pg_terminate_backend($1)`, int64(la.BackendPID())); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := lb.Leading(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b never took over after a's session died")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ok, _ := la.Leading(ctx); ok {
+		t.Fatal("a still believes it leads after its session died")
+	}
+	lb.Resign(ctx)
+	if ok, _ := la.Leading(ctx); !ok {
+		t.Fatal("a did not take the lock back after b resigned")
+	}
+}
