@@ -2,7 +2,10 @@
 
 package conv
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 func init() {
 	if archsimd.X86.AVX2() {
@@ -12,7 +15,7 @@ func init() {
 	}
 }
 
-// dwPixelI8AVX2 is dwPixelI8 for 16 channels at a time: the 16 input
+// dwPixelI8AVX2 is dwPixelI8 for 16 channels at a time, then 8: the input
 // bytes of a tap are sign-extended to int32 (two vectors of 8), offset by
 // the input zero point and multiplied by the int32 filter values with
 // VPMULLD, all in wrapping int32 arithmetic like the scalar loop.
@@ -32,7 +35,22 @@ func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int
 		a0.Store(acc[c:])
 		a1.Store(acc[c+8:])
 	}
+	for ; c+8 <= n; c += 8 {
+		a := archsimd.LoadInt32x8(bias[c:])
+		for t, xoff := range xo {
+			xv := load8(x[xoff+c:]).AsInt8x16().ExtendLo8ToInt32()
+			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8(w[wo[t]+c:])))
+		}
+		a.Store(acc[c:])
+	}
 	return c
+}
+
+// load8 loads the first 8 bytes of s (which must hold them) into the low
+// half of a vector, without reading past them.
+func load8[T int8 | uint8](s []T) archsimd.Uint64x2 {
+	var z archsimd.Uint64x2
+	return z.SetElem(0, *(*uint64)(unsafe.Pointer(unsafe.SliceData(s[:8]))))
 }
 
 // dwPixelU8AVX2 is dwPixelI8AVX2 for uint8 inputs (zero-extended).
@@ -52,10 +70,18 @@ func dwPixelU8AVX2(acc, bias []int32, x []uint8, w []int32, xo, wo []int, off in
 		a0.Store(acc[c:])
 		a1.Store(acc[c+8:])
 	}
+	for ; c+8 <= n; c += 8 {
+		a := archsimd.LoadInt32x8(bias[c:])
+		for t, xoff := range xo {
+			xv := load8(x[xoff+c:]).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
+			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8(w[wo[t]+c:])))
+		}
+		a.Store(acc[c:])
+	}
 	return c
 }
 
-// dwPixelF32AVX is dwPixelF32 for 16 channels at a time: separate
+// dwPixelF32AVX is dwPixelF32 for 16 channels at a time, then 8: separate
 // multiply and add (no fused multiply-add), taps in order, then bias and
 // clampF's comparisons (a NaN passes through), as the scalar loop rounds.
 func dwPixelF32AVX(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []int) int {
@@ -77,6 +103,16 @@ func dwPixelF32AVX(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []i
 		a1 = hiv.IfElse(a1.Greater(hiv), a1)
 		a0.Store(y[c:])
 		a1.Store(y[c+8:])
+	}
+	for ; c+8 <= n; c += 8 {
+		var a archsimd.Float32x8
+		for t, xoff := range xo {
+			a = a.Add(archsimd.LoadFloat32x8(x[xoff+c:]).Mul(archsimd.LoadFloat32x8(w[wo[t]+c:])))
+		}
+		a = a.Add(archsimd.LoadFloat32x8(bias[c:]))
+		a = lov.IfElse(a.Less(lov), a)
+		a = hiv.IfElse(a.Greater(hiv), a)
+		a.Store(y[c:])
 	}
 	return c
 }
