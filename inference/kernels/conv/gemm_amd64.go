@@ -141,7 +141,11 @@ func widenU8AVX2(dst []int16, src []uint8) {
 	}
 }
 
+// hasAVX512 selects the AVX-512 narrowing stores of the requantization.
+var hasAVX512 bool
+
 func init() {
+	hasAVX512 = archsimd.X86.AVX512()
 	if archsimd.X86.AVX2() {
 		requantI8Kernel = requantAVX2[int8]
 		requantU8Kernel = requantAVX2[uint8]
@@ -176,11 +180,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out
 			pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
 			po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
 			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
-			x.Add(zp).Max(lo).Min(hi).StoreArray(&tmp)
-			o := out[c : c+8]
-			for l, val := range tmp {
-				o[l] = T(val)
-			}
+			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
 		}
 	} else {
 		c30 := archsimd.BroadcastUint64x4(1 << 30)
@@ -200,11 +200,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out
 			th := mask.ShiftAllRight(1).Sub(x.ShiftAllRight(31))
 			rem := x.And(mask)
 			x = x.ShiftRight(r).Sub(rem.Greater(th).ToInt32x8())
-			x.Add(zp).Max(lo).Min(hi).StoreArray(&tmp)
-			o := out[c : c+8]
-			for l, val := range tmp {
-				o[l] = T(val)
-			}
+			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
 		}
 	}
 	if c < len(acc) {
@@ -316,4 +312,25 @@ func gemmF32FMA(a []float32, k int, wp []float32, bias []float32, out []float32,
 // replace it).
 func clampF8(v, lo, hi archsimd.Float32x8) archsimd.Float32x8 {
 	return v.IfElse(v.IsNaN(), v.Max(lo).Min(hi))
+}
+
+// storeBytes8 stores 8 clamped int32 lanes (within T's range) as T:
+// narrowed in one instruction with AVX-512 (VPMOVSDB/VPMOVUSDB) and one
+// 8-byte store, through tmp otherwise.
+func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8, tmp *[8]int32) {
+	out = out[:8]
+	if hasAVX512 {
+		var b uint64
+		if k := 255; T(k) > 0 {
+			b = v.AsUint32x8().SaturateToUint8().AsUint64x2().GetElem(0)
+		} else {
+			b = v.SaturateToInt8().AsUint64x2().GetElem(0)
+		}
+		*(*uint64)(unsafe.Pointer(&out[0])) = b
+		return
+	}
+	v.StoreArray(tmp)
+	for l, val := range tmp {
+		out[l] = T(val)
+	}
 }

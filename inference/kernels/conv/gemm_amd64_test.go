@@ -1,0 +1,17 @@
+//go:build goexperiment.simd && amd64 && !purego
+
+package conv
+
+import "testing"
+
+// TestRequantAVX2Only runs the requantization check without the AVX-512
+// narrowing stores (the path of AVX2-only CPUs).
+func TestRequantAVX2Only(t *testing.T) {
+	if requantI8Kernel == nil {
+		t.Skip("no AVX2")
+	}
+	saved := hasAVX512
+	defer func() { hasAVX512 = saved }()
+	hasAVX512 = false
+	checkRequantSIMD(t)
+}
