@@ -36,6 +36,7 @@ func prepare(tb testing.TB, threads int, op schema.BuiltinOperator, opts any, in
 		tb.Fatalf("no kernel for %s", op)
 	}
 	ctx := kernels.NewContext(quant.RoundingTFLite, threads)
+	ctx.SplitThreshold = 0 // split even the small test nodes across threads
 	n := &kernels.Node{Op: op, Version: 1, Options: opts, Inputs: inputs, Outputs: []*tensor.Tensor{out}}
 	ctx.Preparing = true
 	if err := k.Prepare(ctx, n); err != nil {
