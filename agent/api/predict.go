@@ -133,6 +133,31 @@ func (s *Server) Predict(ctx context.Context, model string, req PredictRequest, 
 	return resp, nil
 }
 
+// PredictJSON runs a predict request body (from a transport other than
+// HTTP: the fleet's MQTT predict topic) for model and returns the response
+// body, with the bounds of an HTTP request: body size, instance count and
+// request timeout. Errors are *Error.
+func (s *Server) PredictJSON(ctx context.Context, model string, body []byte) ([]byte, error) {
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(body), s.cfg.MaxBodyBytes))
+	}
+	var req PredictRequest
+	if err := s.decodeJSON(body, &req); err != nil {
+		return nil, toError(err)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	resp, err := s.Predict(ctx, model, req, false)
+	if err != nil {
+		return nil, toError(err)
+	}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return nil, errf(http.StatusInternalServerError, "internal", "encode response: "+err.Error())
+	}
+	return b, nil
+}
+
 // runChunk predicts ins (instances idx of the request) and stores their
 // formatted predictions in resp.
 func (s *Server) runChunk(ctx context.Context, l *serving.Loaded, role wire.Role, ins []serving.Instance, idx []int, k int, resp *PredictResponse) error {

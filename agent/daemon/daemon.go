@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -282,17 +281,10 @@ func WireModels(ctx context.Context, mgr *serving.Manager) []wire.ModelStatus {
 }
 
 // PredictJSON runs a REST predict body for model and returns the response
-// body; errors are *api.Error.
+// body; errors are *api.Error. It has the bounds of an HTTP request (body
+// size, instance count, request timeout).
 func PredictJSON(ctx context.Context, srv *api.Server, model string, body []byte) ([]byte, error) {
-	var req api.PredictRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, &api.Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "malformed JSON body: " + err.Error()}
-	}
-	resp, err := srv.Predict(ctx, model, req, false)
-	if err != nil {
-		return nil, api.AsError(err)
-	}
-	return json.Marshal(resp)
+	return srv.PredictJSON(ctx, model, body)
 }
 
 // ParseListen normalizes a listen address from a flag, EDGE_LISTEN or the
