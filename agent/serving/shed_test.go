@@ -295,3 +295,25 @@ func metric(t *testing.T, coll *telemetry.Collector, name, k, v string) float64 
 	}
 	return -1
 }
+
+// TestBatchCanceledWhenAllCallersAre: a micro-batch keeps running while
+// one of its callers remains, and is canceled once all are gone (it used
+// to ignore cancellation entirely).
+func TestBatchCanceledWhenAllCallersAre(t *testing.T) {
+	c1, cancel1 := context.WithCancel(context.Background())
+	c2, cancel2 := context.WithCancel(context.Background())
+	ctx, stop := allCanceled([]*job{{ctx: c1}, {ctx: c2}})
+	defer stop()
+	cancel1()
+	select {
+	case <-ctx.Done():
+		t.Fatal("batch canceled while a caller waits")
+	default:
+	}
+	cancel2()
+	select {
+	case <-ctx.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("batch not canceled after every caller left")
+	}
+}
