@@ -203,12 +203,13 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	}
 	if d.q16 != nil {
 		// Keep the widened rows, the accumulators and one im2col block
-		// within about 64 KiB (L1/L2), in multiples of the 3-row kernel.
+		// within about 64 KiB (L1/L2), in multiples of the 3- and 6-row
+		// kernels.
 		per := g.outC*4 + d.kp*2
 		if !g.direct {
 			per += g.k
 		}
-		g.tile = max(3, min(63, 65536/per)/3*3)
+		g.tile = max(6, min(60, 65536/per)/6*6)
 		g.tile = max(1, min(g.tile, g.rows))
 		if !g.direct {
 			g.im2colBytes = align64(g.tile * g.k * inElem)

@@ -8,7 +8,12 @@ import (
 )
 
 func init() {
-	if archsimd.X86.AVX2() {
+	if archsimd.X86.AVX512() {
+		qgemmKernel = qgemmAVX512
+		widenI8Kernel = widenI8AVX2
+		widenU8Kernel = widenU8AVX2
+		useSIMD = true
+	} else if archsimd.X86.AVX2() {
 		qgemmKernel = qgemmAVX2
 		widenI8Kernel = widenI8AVX2
 		widenU8Kernel = widenU8AVX2
@@ -332,5 +337,86 @@ func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8, tmp *[8]int32) {
 	v.StoreArray(tmp)
 	for l, val := range tmp {
 		out[l] = T(val)
+	}
+}
+
+// qgemmAVX512 is qgemmKernel with AVX-512 VPMADDWD on 512-bit vectors:
+// one vector holds a whole block's pair step (16 channels x 2), so each
+// row needs one multiply-add and one add per pair; 6 rows per inner loop.
+func qgemmAVX512(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	kp2 := kp / 2
+	if kp2 == 0 {
+		for i := 0; i < m; i++ {
+			copy(acc[i*ldc:i*ldc+n], bias[:n])
+		}
+		return
+	}
+	a32 := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(a))), len(a)/2)
+	var tmp [q16NR]int32
+	var zero [q16NR]int32
+	for j := 0; j < n; j += q16NR {
+		wb := wp[j/q16NR*kp2*2*q16NR:][: kp2*2*q16NR : kp2*2*q16NR]
+		full := j+q16NR <= n
+		bs := &zero
+		if full {
+			bs = (*[q16NR]int32)(bias[j:])
+		}
+		b := archsimd.LoadInt32x16Array(bs)
+		i := 0
+		for ; i+6 <= m; i += 6 {
+			r0 := a32[i*kp2:][:kp2]
+			r1 := a32[(i+1)*kp2:][:kp2]
+			r2 := a32[(i+2)*kp2:][:kp2]
+			r3 := a32[(i+3)*kp2:][:kp2]
+			r4 := a32[(i+4)*kp2:][:kp2]
+			r5 := a32[(i+5)*kp2:][:kp2]
+			c0, c1, c2, c3, c4, c5 := b, b, b, b, b, b
+			for p := range r0 {
+				w := archsimd.LoadInt16x32Array((*[32]int16)(wb[p*32:]))
+				c0 = c0.Add(archsimd.BroadcastInt32x16(r0[p]).AsInt16x32().DotProductPairs(w))
+				c1 = c1.Add(archsimd.BroadcastInt32x16(r1[p]).AsInt16x32().DotProductPairs(w))
+				c2 = c2.Add(archsimd.BroadcastInt32x16(r2[p]).AsInt16x32().DotProductPairs(w))
+				c3 = c3.Add(archsimd.BroadcastInt32x16(r3[p]).AsInt16x32().DotProductPairs(w))
+				c4 = c4.Add(archsimd.BroadcastInt32x16(r4[p]).AsInt16x32().DotProductPairs(w))
+				c5 = c5.Add(archsimd.BroadcastInt32x16(r5[p]).AsInt16x32().DotProductPairs(w))
+			}
+			store16(acc[i*ldc:], bias, j, n, full, &tmp, c0)
+			store16(acc[(i+1)*ldc:], bias, j, n, full, &tmp, c1)
+			store16(acc[(i+2)*ldc:], bias, j, n, full, &tmp, c2)
+			store16(acc[(i+3)*ldc:], bias, j, n, full, &tmp, c3)
+			store16(acc[(i+4)*ldc:], bias, j, n, full, &tmp, c4)
+			store16(acc[(i+5)*ldc:], bias, j, n, full, &tmp, c5)
+		}
+		for ; i < m; i++ {
+			r0 := a32[i*kp2:][:kp2]
+			c0, d0 := b, archsimd.Int32x16{}
+			p := 0
+			for ; p+2 <= len(r0); p += 2 {
+				c0 = c0.Add(archsimd.BroadcastInt32x16(r0[p]).AsInt16x32().DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(wb[p*32:]))))
+				d0 = d0.Add(archsimd.BroadcastInt32x16(r0[p+1]).AsInt16x32().DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(wb[p*32+32:]))))
+			}
+			if p < len(r0) {
+				c0 = c0.Add(archsimd.BroadcastInt32x16(r0[p]).AsInt16x32().DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(wb[p*32:]))))
+			}
+			store16(acc[i*ldc:], bias, j, n, full, &tmp, c0.Add(d0))
+		}
+	}
+}
+
+// store16 stores one row's 16 channel sums from j on: whole (the bias
+// was the accumulators' start) or, for a partial block, the channels
+// below n plus their bias.
+func store16(row []int32, bias []int32, j, n int, full bool, tmp *[q16NR]int32, s archsimd.Int32x16) {
+	if full {
+		s.StoreArray((*[q16NR]int32)(row[j:]))
+		return
+	}
+	s.StoreArray(tmp)
+	out := row[j:n]
+	for c := range out {
+		out[c] = tmp[c] + bias[j+c]
 	}
 }

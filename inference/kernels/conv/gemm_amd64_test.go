@@ -15,3 +15,15 @@ func TestRequantAVX2Only(t *testing.T) {
 	hasAVX512 = false
 	checkRequantSIMD(t)
 }
+
+// TestQ16AVX2Kernel runs the GEMM check on the AVX2 kernel (the one of
+// CPUs without AVX-512) whatever this CPU has.
+func TestQ16AVX2Kernel(t *testing.T) {
+	if requantI8Kernel == nil {
+		t.Skip("no AVX2")
+	}
+	saved := qgemmKernel
+	defer func() { qgemmKernel = saved }()
+	qgemmKernel = qgemmAVX2
+	checkQ16(t)
+}
