@@ -63,6 +63,7 @@ func newRootCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "./fleet-data", "directory for fleet.db and the update repository")
+	f.StringVar(&cfg.StoreURL, "store", "", "keep fleet state in PostgreSQL (postgres://user:pass@host:port/db) instead of <data-dir>/fleet.db; replicas sharing it elect one rollout leader")
 	f.StringVar(&cfg.HTTPAddr, "listen", "127.0.0.1:8080", "HTTP address for the API, console, /metrics and /repo")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL devices use to reach --listen (default https://<listen>)")
 	f.StringVar(&cfg.BrokerURL, "broker", "", "external MQTT broker URL (mqtt://host:port or mqtts://host:port); empty runs the embedded broker")

@@ -77,6 +77,35 @@ func NewManager(ctx context.Context, reg *registry.Registry, tel *telemetry.Stor
 	return m, nil
 }
 
+// Reload replaces the in-memory rollouts with the stored ones (replicas
+// sharing a store: standbys serve current state, a new leader continues
+// where the old one stopped).
+func (m *Manager) Reload(ctx context.Context) error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	fresh := map[string]*Rollout{}
+	err := m.reg.Store().View(ctx, func(tx store.Tx) error {
+		return tx.List(bucketRollouts, "", func(k string, v []byte) error {
+			var r Rollout
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode rollout %s: %w", k, err)
+			}
+			if r.Devices == nil {
+				r.Devices = map[string]*DeviceState{}
+			}
+			fresh[k] = &r
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("reload rollouts: %w", err)
+	}
+	m.mu.Lock()
+	m.rollouts = fresh
+	m.mu.Unlock()
+	return nil
+}
+
 func (m *Manager) save(ctx context.Context, r *Rollout) error {
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -42,6 +42,7 @@ func (s *Server) stopIngest() {
 	if s.ingest != nil {
 		s.ingest.Close()
 	}
+	s.resignLeader()
 	if v, ok := seenOf.LoadAndDelete(s); ok && v.(*seen).stop != nil {
 		v.(*seen).stop()
 	}

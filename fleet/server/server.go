@@ -38,6 +38,11 @@ import (
 type Config struct {
 	// DataDir holds fleet.db and, by default, the update repository (repo/).
 	DataDir string
+	// StoreURL, if set (postgres://user:pass@host:port/db), keeps the
+	// fleet's state in PostgreSQL instead of DataDir/fleet.db, so several
+	// replicas can share it; one of them (advisory-lock leader) runs the
+	// rollout controller.
+	StoreURL string
 	// HTTPAddr is the API/console/repository listen address (default 127.0.0.1:8080).
 	HTTPAddr string
 	// PublicURL is how devices reach HTTPAddr (default http://HTTPAddr).
@@ -203,7 +208,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 	}()
 	var err error
-	if s.store, err = store.OpenBolt(filepath.Join(cfg.DataDir, "fleet.db")); err != nil {
+	if s.store, err = s.openStore(ctx); err != nil { // storeopen.go: bbolt, or PostgreSQL with Config.StoreURL
 		return nil, err
 	}
 	s.reg = registry.New(s.store, cfg.Clock.Now)
@@ -316,7 +321,7 @@ func (s *Server) Run(ctx context.Context, refresh Refresher) error {
 		case <-t.C:
 		case <-s.kick:
 		}
-		if err := s.mgr.Tick(ctx); err != nil && ctx.Err() == nil {
+		if err := s.tickRollouts(ctx); err != nil && ctx.Err() == nil { // storeopen.go: only the leader ticks
 			s.log.Error("rollout tick", "err", err)
 		}
 		now := s.cfg.Clock.Now()

@@ -52,6 +52,8 @@ type device struct {
 	acks   chan uint64
 	notify chan wire.JobNotify
 
+	epoch string // sequence epoch, as an agent picks at first start
+
 	mu      sync.Mutex
 	seq     uint64
 	buf     []wire.TelemetryRecord // unacknowledged, oldest first
@@ -63,7 +65,7 @@ type device struct {
 const maxBuffer = 10000 // the agent's default ring size
 
 func newDevice(id string, cfg *Config, sum *counters, enr wire.EnrollResponse, hc *http.Client, dl chan struct{}) *device {
-	return &device{id: id, cfg: cfg, sum: sum, enr: enr, http: hc, dl: dl,
+	return &device{id: id, cfg: cfg, sum: sum, enr: enr, http: hc, dl: dl, epoch: fmt.Sprintf("e%016x", rand.Uint64()),
 		acks: make(chan uint64, 4), notify: make(chan wire.JobNotify, 1),
 		active: cfg.BaseVersion, journal: map[string]wire.JobUpdate{}}
 }
@@ -163,7 +165,7 @@ func (d *device) onMessage(_ paho.Client, m paho.Message) {
 	switch t.Kind {
 	case wire.KindTelemetryAck:
 		a, err := wire.DecodeTelemetryAck(m.Payload())
-		if err != nil {
+		if err != nil || a.Epoch != "" && a.Epoch != d.epoch {
 			return
 		}
 		select {
@@ -235,7 +237,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 		if resend {
 			d.sum.resent.Add(uint64(n))
 		}
-		b, _ := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: d.id, Records: recs})
+		b, _ := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: d.id, Records: recs, Epoch: d.epoch})
 		inflight = recs[n-1].Seq
 		d.publish(wire.TelemetryTopic(d.id), false, b, false)
 		ackTimer.Reset(d.cfg.AckTimeout)

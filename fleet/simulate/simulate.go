@@ -219,11 +219,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
+	stopC := stop
 	var tw, jw sync.WaitGroup
 	for _, d := range devs {
 		tw.Add(1)
 		jw.Add(1)
-		go func() { defer tw.Done(); d.telemetryLoop(runCtx, stop) }()
+		go func() { defer tw.Done(); d.telemetryLoop(runCtx, stopC) }()
 		go func() { defer jw.Done(); d.jobLoop(runCtx) }()
 	}
 	var peak uint64
@@ -241,14 +242,22 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rollout == nil {
 		rolloutAt = nil
 	}
+	// Devices keep reporting until Duration has passed and the rollout (if
+	// any) has ended: its gates need the new version's telemetry.
 	timeUp := time.After(cfg.Duration)
-	for timeUp != nil || rolloutDone != nil || rolloutAt != nil {
+	var genTime time.Duration
+	for stop != nil {
+		if timeUp == nil && rolloutDone == nil && rolloutAt == nil {
+			close(stop)
+			stop = nil
+			genTime = time.Since(loadStart)
+			break
+		}
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
 		case <-timeUp:
 			timeUp = nil
-			close(stop)
 		case <-rolloutAt:
 			rolloutAt = nil
 			rolloutDone = make(chan struct{})
@@ -267,7 +276,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		}
 	}
-	genTime := cfg.Duration // records are generated for exactly this long
 
 	// Drain: every device's buffer acknowledged.
 	drained := make(chan struct{})
@@ -298,6 +306,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if res.Stored > res.Offered {
 		res.DuplicatesStored = res.Stored - res.Offered
 	}
+	res.Duration = genTime
 	res.OfferedRate = float64(res.Offered) / genTime.Seconds()
 	res.StoredRate = float64(res.Stored) / genTime.Seconds()
 	res.Published, res.PublishFailed = sum.published.Load(), sum.publishFailed.Load()
