@@ -358,7 +358,9 @@ type ModelHealth struct {
 
 func (s *Server) handleModelHealth(w http.ResponseWriter, r *http.Request) {
 	id, version := splitModel(r.PathValue("model_id"))
-	l, err := s.mgr.Get(r.Context(), id, version)
+	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
+	defer cancel()
+	l, err := s.mgr.Get(ctx, id, version)
 	if err != nil {
 		e := toError(err)
 		if e.Status == http.StatusNotFound {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/fleet/wire"
@@ -106,7 +107,9 @@ func (s *Server) handleV2Metadata(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleV2Ready(w http.ResponseWriter, r *http.Request) {
 	name, version := r.PathValue("name"), r.PathValue("version")
-	if _, err := s.mgr.Get(r.Context(), name, version); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
+	defer cancel()
+	if _, err := s.mgr.Get(ctx, name, version); err != nil {
 		if e := toError(err); e.Status == http.StatusNotFound {
 			writeError(w, e)
 			return
@@ -117,8 +120,15 @@ func (s *Server) handleV2Ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "ready": true})
 }
 
+// healthWait bounds how long a health or readiness probe waits for a
+// model that is still loading: it answers 503 rather than hang.
+const healthWait = 2 * time.Second
+
 // handleReady is ready when every model's active version is loaded.
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
+	defer cancel()
+	r = r.WithContext(ctx)
 	models, err := s.mgr.Store().List(r.Context())
 	if err != nil {
 		writeError(w, err)

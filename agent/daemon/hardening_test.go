@@ -219,6 +219,17 @@ func TestStartupNotBlockedByNeverEndingModel(t *testing.T) {
 		t.Fatalf("models while loading: %v", err)
 	}
 	resp.Body.Close()
+	for _, path := range []string{"/v2/health/ready", "/api/v1/models/loop/health", "/v2/models/loop/ready"} {
+		c := http.Client{Timeout: 30 * time.Second}
+		resp, err := c.Get(url + path)
+		if err != nil {
+			t.Fatalf("%s while loading: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("%s while loading: %d, want 503", path, resp.StatusCode)
+		}
+	}
 	done := make(chan struct{})
 	go func() { stop(); close(done) }()
 	select {
