@@ -141,6 +141,22 @@ func TestBigBodyHeap(t *testing.T) {
 		t.Fatalf("heap grew %d bytes for a %d-byte body, more than %d", growth, len(body), limit)
 	}
 
+	// v2: 16 MiB of flat data for a batch of speech inputs (as many as
+	// the queue takes).
+	rows := 1000
+	var v2 bytes.Buffer
+	fmt.Fprintf(&v2, `{"inputs":[{"name":"Reshape_1","shape":[%d,1960],"datatype":"INT8","data":[`, rows)
+	v2.WriteString(strings.TrimSuffix(strings.Repeat("-100.00,", rows*1960), ","))
+	v2.WriteString("]}]}")
+	growth = heapPeak(func() { code, resp = post(t, e.url+"/v2/models/speech/infer", v2.Bytes()) })
+	t.Logf("16 MiB v2 body (%d rows): %d, heap grew %.1f MiB (%.2f× the body)", rows, code, float64(growth)/(1<<20), float64(growth)/float64(v2.Len()))
+	if code != 200 {
+		t.Fatalf("v2: %d %.300s", code, resp)
+	}
+	if limit := uint64(api.BodyMemoryFactor * v2.Len()); growth > limit {
+		t.Fatalf("v2: heap grew %d bytes for a %d-byte body", growth, v2.Len())
+	}
+
 	var iris bytes.Buffer
 	iris.WriteString(`{"instances":[`)
 	for iris.Len() < 16<<20-64 {

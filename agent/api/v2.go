@@ -327,40 +327,65 @@ func v2Input(info tensor.Info, batched bool, shape []int, datatype string, raw j
 	if len(raw) == 0 {
 		return nil, 0, invalid(`"data" is missing`)
 	}
-	vals, _, err := serving.ParseNumbers(raw, n)
+	native := v2Datatype(info.Type)
+	asRaw := datatype == native
+	if !asRaw && datatype != "FP32" && datatype != "FP64" {
+		return nil, 0, invalid("datatype %s: expected %s (raw values) or FP32 (real values)", datatype, native)
+	}
+	// Values are converted in blocks straight into the input tensor: the
+	// request never holds more than the tensor and one block.
+	out := tensor.Info{Name: info.Name, Type: info.Type, Quant: info.Quant}
+	if asRaw {
+		out.Quant = nil // raw values are stored as they are
+	}
+	size := info.Type.Size()
+	if size == 0 {
+		return nil, 0, invalid("type %s takes no numeric data", info.Type)
+	}
+	data := make([]byte, 0, n*size)
+	block := make([]float64, 0, min(n, 4096))
+	count := 0
+	flush := func() error {
+		if asRaw {
+			if err := checkRaw(info.Type, block, count-len(block)); err != nil {
+				return badRequest("input %q: datatype %s: %v", info.Name, datatype, err)
+			}
+		}
+		out.Shape = []int{len(block)}
+		b, err := serving.Quantize(out, block)
+		if err != nil {
+			return invalid("%v", err)
+		}
+		data = append(data, b...)
+		block = block[:0]
+		return nil
+	}
+	_, err := serving.ParseNumbersFunc(raw, n, func(v float64) error {
+		block = append(block, v)
+		count++
+		if len(block) == cap(block) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(block) > 0 {
+		err = flush()
+	}
 	if err != nil {
+		if e, ok := err.(*Error); ok {
+			return nil, 0, e
+		}
 		return nil, 0, invalid("data: %v", err)
 	}
-	if len(vals) != n {
-		return nil, 0, invalid("shape %s holds %d values, data has %d", tensor.ShapeString(shape), n, len(vals))
+	if count != n {
+		return nil, 0, invalid("shape %s holds %d values, data has %d", tensor.ShapeString(shape), n, count)
 	}
-	native := v2Datatype(info.Type)
-	switch {
-	case datatype == native:
-		if err := checkRaw(info.Type, vals); err != nil {
-			return nil, 0, badRequest("input %q: datatype %s: %v", info.Name, datatype, err)
-		}
-		t := &tensor.Tensor{Type: info.Type, Shape: []int{len(vals)}}
-		t.Data = make([]byte, t.ByteSize())
-		if err := t.SetReal(vals); err != nil { // unquantized: stores the values
-			return nil, 0, invalid("%v", err)
-		}
-		return t.Data, batch, nil
-	case datatype == "FP32" || datatype == "FP64":
-		info2 := info
-		info2.Shape = []int{len(vals)}
-		b, err := serving.Quantize(info2, vals)
-		if err != nil {
-			return nil, 0, invalid("%v", err)
-		}
-		return b, batch, nil
-	}
-	return nil, 0, invalid("datatype %s: expected %s (raw values) or FP32 (real values)", datatype, native)
+	return data, batch, nil
 }
 
 // checkRaw verifies that raw values fit an integer type exactly: no
-// silent clamping or rounding.
-func checkRaw(t tensor.DType, vals []float64) error {
+// silent clamping or rounding; off is the index of vals[0] in the data.
+func checkRaw(t tensor.DType, vals []float64, off int) error {
 	var lo, hi float64
 	switch t {
 	case tensor.Uint8:
@@ -386,7 +411,7 @@ func checkRaw(t tensor.DType, vals []float64) error {
 	}
 	for i, v := range vals {
 		if v < lo || v > hi || v != math.Trunc(v) {
-			return fmt.Errorf("data[%d] = %v: %s takes integers %v..%v", i, v, v2Datatype(t), lo, hi)
+			return fmt.Errorf("data[%d] = %v: %s takes integers %v..%v", off+i, v, v2Datatype(t), lo, hi)
 		}
 	}
 	return nil

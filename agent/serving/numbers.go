@@ -84,7 +84,27 @@ type numParser struct {
 	b    []byte
 	i    int
 	max  int
+	n    int
 	vals []float64
+	// emit, when set, receives each value instead of vals.
+	emit func(float64) error
+}
+
+// ParseNumbersFunc is ParseNumbers handing each value to emit, in order,
+// instead of collecting them: memory stays constant whatever the input.
+// It returns the shape.
+func ParseNumbersFunc(b []byte, maxValues int, emit func(float64) error) ([]int, error) {
+	p := numParser{b: b, max: maxValues, emit: emit}
+	p.ws()
+	shape, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	p.ws()
+	if p.i != len(p.b) {
+		return nil, fmt.Errorf("unexpected %s after the value at byte %d", p.found(), p.i)
+	}
+	return shape, nil
 }
 
 func (p *numParser) ws() {
@@ -107,8 +127,12 @@ func (p *numParser) found() string {
 }
 
 func (p *numParser) push(v float64) error {
-	if len(p.vals) >= p.max {
+	if p.n >= p.max {
 		return fmt.Errorf("more than the %d values expected (at byte %d)", p.max, p.i)
+	}
+	p.n++
+	if p.emit != nil {
+		return p.emit(v)
 	}
 	p.vals = append(p.vals, v)
 	return nil
