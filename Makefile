@@ -76,6 +76,8 @@ test-cross:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./inference/...
+	# The GEMM-shaped kernels again on the pure-Go fallback, for comparison.
+	$(GO) test -run '^$$' -bench 'Conv2D|FullyConnected' -benchtime 20x -tags purego ./inference/kernels/conv/
 
 bench-api:
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./agent/...
