@@ -30,9 +30,9 @@ var qgemmKernel func(a []int16, kp int, wp []int16, bias []int32, acc []int32, m
 var widenI8Kernel func(dst []int16, src []int8)
 var widenU8Kernel func(dst []int16, src []uint8)
 
-// useSIMD reports whether the SIMD kernels run; tests switch it off to
-// compare against the pure-Go kernels, and builds with the purego tag or
-// without GOEXPERIMENT=simd never set it.
+// useSIMD reports whether this build and CPU run the SIMD kernels: set at
+// init on amd64 (AVX2) and arm64 when built with GOEXPERIMENT=simd, never
+// with the purego tag. Nodes choose their kernels when prepared.
 var useSIMD = false
 
 // q16Even rounds k up to even.
