@@ -113,11 +113,26 @@ func TestInvokeDoesNotAllocate(t *testing.T) {
 				if testing.Short() {
 					runs = 1
 				}
-				if allocs := testing.AllocsPerRun(runs, func() {
-					if err := ip.Invoke(); err != nil {
-						t.Fatal(err)
+				// With workers, the Go runtime allocates its parking records
+				// (sudogs) until its per-P caches hold enough of them (a
+				// hundred or so, again after each GC): measure again until
+				// that warm-up is over. An allocation of the Invoke path
+				// itself would show in every round.
+				rounds := 1
+				if threads > 1 {
+					rounds = 40
+				}
+				var allocs float64
+				for range rounds {
+					if allocs = testing.AllocsPerRun(runs, func() {
+						if err := ip.Invoke(); err != nil {
+							t.Fatal(err)
+						}
+					}); allocs == 0 {
+						break
 					}
-				}); allocs != 0 {
+				}
+				if allocs != 0 {
 					t.Errorf("Invoke allocates %.1f times", allocs)
 				}
 			})

@@ -15,17 +15,21 @@ const MinParallelMACs = 200_000
 
 // An idle worker polls for the next job, yielding to other goroutines,
 // for up to activeSpin while the interpreter is inside an Invoke
-// (Pool.SetActive; the unsplit nodes between two split ones are short) and
-// spinTime otherwise, then parks. The caller waiting for the workers to
-// finish their last chunk polls for up to waitTime (a chunk of a large
-// node takes a millisecond or more on a slow core). Parking within an
-// Invoke would cost a wake-up of several microseconds per split node, and
-// the runtime allocates its parking records (sudogs) when its caches are
-// dry, so workers park only between Invokes or in long serial stretches.
+// (Pool.SetActive) and spinTime otherwise, then parks on a channel; the
+// caller waiting for the workers' last chunks polls for up to waitTime,
+// then parks. Polling saves the wake-up (several microseconds) when the
+// next split node follows closely, but on a machine with more runnable
+// threads than cores a polling thread takes CPU time from the thread
+// doing the work (measured on the shared 2-core box: with millisecond
+// polls two threads were 2-3x slower than one on MobileNet v2 under load,
+// with these bounds about as fast or faster), so the bounds are short.
+// Parking makes the Go runtime allocate parking records (sudogs) until its
+// per-P caches hold enough of them; after that warm-up (about a hundred,
+// again after a GC) Invoke allocates nothing.
 const (
-	spinTime   = 300 * time.Microsecond
-	activeSpin = 2 * time.Millisecond
-	waitTime   = 10 * time.Millisecond
+	spinTime   = 20 * time.Microsecond
+	activeSpin = 50 * time.Microsecond
+	waitTime   = 50 * time.Microsecond
 )
 
 // ChunkCaller calls a kernel's chunk function: fn and data are the values
