@@ -21,7 +21,10 @@ func (s *Server) startIngest() {
 	// Job updates kick the rollout controller; during a large rollout they
 	// arrive by the thousand: two fleet snapshots a second are enough.
 	s.mgr.SetMinTickGap(500 * time.Millisecond)
-	s.ingest = ingest.New(ingest.Config{MaxBytes: 256 << 20, OnError: func(m ingest.Message, err error) {
+	// The queue absorbs a reconnect storm (every device's status and
+	// jobs/get at once) so the broker's in-flight window to this client
+	// (8,192 in mochi) never fills; snapshots coalesce per device.
+	s.ingest = ingest.New(ingest.Config{Queue: 65536, MaxBytes: 256 << 20, OnError: func(m ingest.Message, err error) {
 		s.mqttBad.Inc()
 		s.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
 	}}, func(ctx context.Context, m ingest.Message) error {
@@ -61,8 +64,13 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 	s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
 	s.touch(t.DeviceID, s.cfg.Clock.Now())
 	msg := ingest.Message{Topic: m.Topic(), Payload: m.Payload()}
-	if t.Kind == wire.KindTelemetry {
-		msg.Key = "telemetry/" + t.DeviceID // a newer batch supersedes a queued one
+	switch t.Kind {
+	// Snapshots: a newer message of the same device supersedes a queued
+	// one (a telemetry resend is a superset batch, a status is the whole
+	// state, jobs/get asks for the same answer). Job updates are state
+	// transitions and are never coalesced.
+	case wire.KindTelemetry, wire.KindStatus, wire.KindJobsGet:
+		msg.Key = string(t.Kind) + "/" + t.DeviceID
 	}
 	if err := s.ingest.Submit(context.Background(), msg); err != nil {
 		s.log.Warn("mqtt message not queued", "topic", m.Topic(), "err", err)
