@@ -437,9 +437,7 @@ func convQ16Worker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 			widenRows(a16, col, r1-r0, g.k, g.k)
 		}
 		q16Gemm(a16, d.kp, d.q16, d.bias32, acc, r1-r0, g.outC, g.outC)
-		for r := r0; r < r1; r++ {
-			requantRowV(d.rq, d.rv, 0, acc[(r-r0)*g.outC:(r-r0+1)*g.outC], y[r*g.outC:(r+1)*g.outC])
-		}
+		requantRowsV(d.rq, d.rv, 0, acc, g.outC, y[r0*g.outC:], g.outC, g.outC, r1-r0)
 	}
 }
 

@@ -329,9 +329,7 @@ func fcQ16Worker[TA int8 | uint8](d *fcData, wk, blo, bhi int) {
 		r1 := min(r0+d.tile, d.rows)
 		widenRows(a16, x[r0*d.depth:], r1-r0, d.depth, d.depth)
 		q16Gemm(a16, d.kp, wp, d.bias32[lo:], acc, r1-r0, nu, nu)
-		for r := r0; r < r1; r++ {
-			requantRowV(d.rq, d.rv, lo, acc[(r-r0)*nu:(r-r0+1)*nu], y[r*d.units+lo:r*d.units+hi])
-		}
+		requantRowsV(d.rq, d.rv, lo, acc, nu, y[r0*d.units+lo:], d.units, nu, r1-r0)
 	}
 }
 

@@ -162,35 +162,44 @@ func init() {
 // arithmetic shift, so the rounding shifts are done as logical shifts of
 // sign-flipped values (double rounding: (ab + 2^30) >> 31 equals
 // TFLite's nudged division for every sign).
-func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out []T) {
-	out = out[:len(acc)]
+func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
 	zp := archsimd.BroadcastInt32x8(rq.outZP)
 	lo := archsimd.BroadcastInt32x8(rq.actMin)
 	hi := archsimd.BroadcastInt32x8(rq.actMax)
 	low32 := archsimd.BroadcastUint64x4(0xFFFFFFFF)
 	var tmp [8]int32
-	c := 0
 	if rq.single {
 		sign := archsimd.BroadcastUint64x4(1 << 63)
 		one := archsimd.BroadcastUint64x4(1)
-		for ; c+8 <= len(acc); c += 8 {
-			a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
-			m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
-			t := archsimd.LoadUint32x8Array((*[8]uint32)(v.total[c0+c:])).AsUint64x4()
-			te, to := t.And(low32), t.ShiftAllRight(32)
-			pe := a.MulWidenEven(m).AsUint64x4()
-			po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
-			// (p + 2^(t-1)) >> t, arithmetic: flip the sign bit, shift
-			// logically, subtract the shifted sign bit.
-			pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
-			po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
-			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
-			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
+		for r := 0; r < rows; r++ {
+			acc, out := acc[r*lda:r*lda+n], out[r*ldo:r*ldo+n]
+			c := 0
+			for ; c+8 <= n; c += 8 {
+				a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
+				m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
+				t := archsimd.LoadUint32x8Array((*[8]uint32)(v.total[c0+c:])).AsUint64x4()
+				te, to := t.And(low32), t.ShiftAllRight(32)
+				pe := a.MulWidenEven(m).AsUint64x4()
+				po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
+				// (p + 2^(t-1)) >> t, arithmetic: flip the sign bit, shift
+				// logically, subtract the shifted sign bit.
+				pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
+				po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
+				x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
+				storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
+			}
+			if c < n {
+				requantRow(rq, c0+c, acc[c:], out[c:])
+			}
 		}
-	} else {
-		c30 := archsimd.BroadcastUint64x4(1 << 30)
-		one := archsimd.BroadcastInt32x8(1)
-		for ; c+8 <= len(acc); c += 8 {
+		return
+	}
+	c30 := archsimd.BroadcastUint64x4(1 << 30)
+	one := archsimd.BroadcastInt32x8(1)
+	for r := 0; r < rows; r++ {
+		acc, out := acc[r*lda:r*lda+n], out[r*ldo:r*ldo+n]
+		c := 0
+		for ; c+8 <= n; c += 8 {
 			a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
 			m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
 			a = a.ShiftLeft(archsimd.LoadUint32x8Array((*[8]uint32)(v.left[c0+c:])))
@@ -200,123 +209,17 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out
 			po = po.Add(c30).ShiftAllRight(31)
 			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
 			// RoundingDivideByPOT.
-			r := archsimd.LoadUint32x8Array((*[8]uint32)(v.right[c0+c:]))
-			mask := one.ShiftLeft(r).Sub(one)
+			rs := archsimd.LoadUint32x8Array((*[8]uint32)(v.right[c0+c:]))
+			mask := one.ShiftLeft(rs).Sub(one)
 			th := mask.ShiftAllRight(1).Sub(x.ShiftAllRight(31))
 			rem := x.And(mask)
-			x = x.ShiftRight(r).Sub(rem.Greater(th).ToInt32x8())
+			x = x.ShiftRight(rs).Sub(rem.Greater(th).ToInt32x8())
 			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
 		}
-	}
-	if c < len(acc) {
-		requantRow(rq, c0+c, acc[c:], out[c:])
-	}
-}
-
-func init() {
-	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
-		gemmF32Kernel = gemmF32FMA
-	}
-}
-
-// gemmF32FMA is gemmF32Kernel on AVX2 FMA: 3 rows x 16 channels (6
-// accumulators), one broadcast activation per row and step.
-func gemmF32FMA(a []float32, k int, wp []float32, bias []float32, out []float32, m, n, ldc int, lo, hi float32) {
-	if m == 0 || n == 0 {
-		return
-	}
-	vlo, vhi := archsimd.BroadcastFloat32x8(lo), archsimd.BroadcastFloat32x8(hi)
-	var tmp [3][q16NR]float32
-	for j := 0; j < n; j += q16NR {
-		wb := wp[j/q16NR*k*q16NR:][: k*q16NR : k*q16NR]
-		full := j+q16NR <= n
-		var b0, b1 archsimd.Float32x8
-		if full {
-			b0 = archsimd.LoadFloat32x8Array((*[8]float32)(bias[j:]))
-			b1 = archsimd.LoadFloat32x8Array((*[8]float32)(bias[j+8:]))
-		}
-		i := 0
-		for ; i+3 <= m; i += 3 {
-			r0 := a[i*k:][:k]
-			r1 := a[(i+1)*k:][:k]
-			r2 := a[(i+2)*k:][:k]
-			c00, c01, c10, c11, c20, c21 := b0, b1, b0, b1, b0, b1
-			for kk := range r0 {
-				w := (*[16]float32)(wb[kk*16:])
-				w0 := archsimd.LoadFloat32x8Array((*[8]float32)(w[:8]))
-				w1 := archsimd.LoadFloat32x8Array((*[8]float32)(w[8:]))
-				x := archsimd.BroadcastFloat32x8(r0[kk])
-				c00 = x.MulAdd(w0, c00)
-				c01 = x.MulAdd(w1, c01)
-				x = archsimd.BroadcastFloat32x8(r1[kk])
-				c10 = x.MulAdd(w0, c10)
-				c11 = x.MulAdd(w1, c11)
-				x = archsimd.BroadcastFloat32x8(r2[kk])
-				c20 = x.MulAdd(w0, c20)
-				c21 = x.MulAdd(w1, c21)
-			}
-			if full {
-				clampF8(c00, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j:]))
-				clampF8(c01, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j+8:]))
-				clampF8(c10, vlo, vhi).StoreArray((*[8]float32)(out[(i+1)*ldc+j:]))
-				clampF8(c11, vlo, vhi).StoreArray((*[8]float32)(out[(i+1)*ldc+j+8:]))
-				clampF8(c20, vlo, vhi).StoreArray((*[8]float32)(out[(i+2)*ldc+j:]))
-				clampF8(c21, vlo, vhi).StoreArray((*[8]float32)(out[(i+2)*ldc+j+8:]))
-				continue
-			}
-			c00.StoreArray((*[8]float32)(tmp[0][:8]))
-			c01.StoreArray((*[8]float32)(tmp[0][8:]))
-			c10.StoreArray((*[8]float32)(tmp[1][:8]))
-			c11.StoreArray((*[8]float32)(tmp[1][8:]))
-			c20.StoreArray((*[8]float32)(tmp[2][:8]))
-			c21.StoreArray((*[8]float32)(tmp[2][8:]))
-			for r := 0; r < 3; r++ {
-				row := out[(i+r)*ldc+j : (i+r)*ldc+n]
-				for c := range row {
-					row[c] = clampF(tmp[r][c]+bias[j+c], lo, hi)
-				}
-			}
-		}
-		for ; i < m; i++ {
-			r0 := a[i*k:][:k]
-			c00, c01 := b0, b1
-			var d00, d01 archsimd.Float32x8
-			kk := 0
-			for ; kk+2 <= len(r0); kk += 2 {
-				w := (*[32]float32)(wb[kk*16:])
-				x := archsimd.BroadcastFloat32x8(r0[kk])
-				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
-				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
-				x = archsimd.BroadcastFloat32x8(r0[kk+1])
-				d00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[16:24])), d00)
-				d01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[24:32])), d01)
-			}
-			if kk < len(r0) {
-				w := (*[16]float32)(wb[kk*16:])
-				x := archsimd.BroadcastFloat32x8(r0[kk])
-				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
-				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
-			}
-			c00, c01 = c00.Add(d00), c01.Add(d01)
-			if full {
-				clampF8(c00, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j:]))
-				clampF8(c01, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j+8:]))
-				continue
-			}
-			c00.StoreArray((*[8]float32)(tmp[0][:8]))
-			c01.StoreArray((*[8]float32)(tmp[0][8:]))
-			row := out[i*ldc+j : i*ldc+n]
-			for c := range row {
-				row[c] = clampF(tmp[0][c]+bias[j+c], lo, hi)
-			}
+		if c < n {
+			requantRow(rq, c0+c, acc[c:], out[c:])
 		}
 	}
-}
-
-// clampF8 is clampF on 8 lanes: NaN stays NaN (VMAXPS alone would
-// replace it).
-func clampF8(v, lo, hi archsimd.Float32x8) archsimd.Float32x8 {
-	return v.IfElse(v.IsNaN(), v.Max(lo).Min(hi))
 }
 
 // storeBytes8 stores 8 clamped int32 lanes (within T's range) as T:

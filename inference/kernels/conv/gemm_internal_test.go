@@ -200,6 +200,20 @@ func checkRequantSIMD(t *testing.T) {
 				t.Fatalf("trial %d (single %v): channel %d acc %d mult %d shift %d: got %d, want %d", trial, rq.single, i, acc[i], rq.mult[i], rq.shift[i], got[i], want[i])
 			}
 		}
+		// Three rows with strides: channels 2..n-1 of each.
+		const rows, lda, ldo = 3, n + 5, n + 2
+		acc3 := make([]int32, rows*lda)
+		for i := range acc3 {
+			acc3[i] = acc[i%n] + int32(i)
+		}
+		want3, got3 := make([]int8, rows*ldo), make([]int8, rows*ldo)
+		for row := 0; row < rows; row++ {
+			requantRow(rq, 2, acc3[row*lda+2:row*lda+n], want3[row*ldo:row*ldo+n-2])
+		}
+		requantRowsV(rq, v, 2, acc3[2:], lda, got3, ldo, n-2, rows)
+		if string(int8Bytes(got3)) != string(int8Bytes(want3)) {
+			t.Fatalf("trial %d: rows: got %v, want %v", trial, got3, want3)
+		}
 		rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)), 0, 255
 		wantU, gotU := make([]uint8, n-3), make([]uint8, n-3)
 		requantRow(rq, 3, acc[3:], wantU)
@@ -251,4 +265,12 @@ func TestF32GemmMatchesPlain(t *testing.T) {
 			}
 		}
 	}
+}
+
+func int8Bytes(v []int8) []byte {
+	b := make([]byte, len(v))
+	for i, x := range v {
+		b[i] = byte(x)
+	}
+	return b
 }

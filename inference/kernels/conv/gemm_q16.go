@@ -138,25 +138,33 @@ func newRQVec(rq *requant) *rqVec {
 }
 
 // requantI8Kernel and requantU8Kernel, when set, are SIMD versions of
-// requantRow for rqVec-covered requants (bit-identical).
+// requantRowsV for rqVec-covered requants (bit-identical).
 var (
-	requantI8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, out []int8)
-	requantU8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, out []uint8)
+	requantI8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []int8, ldo, n, rows int)
+	requantU8Kernel func(rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []uint8, ldo, n, rows int)
 )
 
 // requantRowV is requantRow, on SIMD when v is non-nil.
 func requantRowV[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, out []T) {
+	requantRowsV(rq, v, c0, acc, len(acc), out, len(acc), len(acc), 1)
+}
+
+// requantRowsV requantizes rows rows of n accumulators (channels c0 on;
+// row strides lda and ldo), on SIMD when v is non-nil.
+func requantRowsV[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
 	if v != nil {
 		switch o := any(out).(type) {
 		case []int8:
-			requantI8Kernel(rq, v, c0, acc, o)
+			requantI8Kernel(rq, v, c0, acc, lda, o, ldo, n, rows)
 			return
 		case []uint8:
-			requantU8Kernel(rq, v, c0, acc, o)
+			requantU8Kernel(rq, v, c0, acc, lda, o, ldo, n, rows)
 			return
 		}
 	}
-	requantRow(rq, c0, acc, out)
+	for r := 0; r < rows; r++ {
+		requantRow(rq, c0, acc[r*lda:r*lda+n], out[r*ldo:r*ldo+n])
+	}
 }
 
 // gemmF32Kernel, when non-nil, is the architecture's SIMD float32 GEMM
