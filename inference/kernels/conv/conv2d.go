@@ -211,9 +211,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		}
 		g.tile = max(6, min(60, 65536/per)/6*6)
 		g.tile = max(1, min(g.tile, g.rows))
-		if !g.direct {
-			g.im2colBytes = align64(g.tile * g.k * inElem)
-		}
+		g.im2colBytes = 0 // im2colQ16 writes the widened rows directly
 		g.a16Bytes = align64(g.tile * d.kp * 2)
 	}
 	g.accBytesPW = align64(g.tile * g.outC * accElem)
@@ -425,19 +423,68 @@ func convQ16Worker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
 	padVal := TA(d.inZP)
 	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
-	col := tensor.View[TA](base[:g.im2colBytes])
-	acc := tensor.View[int32](base[g.im2colBytes : g.im2colBytes+g.accBytesPW])
-	a16 := int16View(base[g.im2colBytes+g.accBytesPW:])
+	acc := tensor.View[int32](base[:g.accBytesPW])
+	a16 := int16View(base[g.accBytesPW:])
 	for r0 := lo; r0 < hi; r0 += g.tile {
 		r1 := min(r0+g.tile, hi)
 		if g.direct {
 			widenRows(a16, x[r0*g.k:], r1-r0, g.k, g.k)
 		} else {
-			im2col(g, x, col, r0, r1, 0, padVal)
-			widenRows(a16, col, r1-r0, g.k, g.k)
+			im2colQ16(g, x, a16, r0, r1, int16(padVal), d.kp)
 		}
 		q16Gemm(a16, d.kp, d.q16, d.bias32, acc, r1-r0, g.outC, g.outC)
 		requantRowsV(d.rq, d.rv, 0, acc, g.outC, y[r0*g.outC:], g.outC, g.outC, r1-r0)
+	}
+}
+
+// im2colQ16 is im2col for the SIMD GEMM: it writes the receptive fields
+// of output rows [r0, r1) widened to int16, rows of kp values (the last
+// one zero when kp > k).
+func im2colQ16[T int8 | uint8](g *geom, x []T, dst []int16, r0, r1 int, padVal int16, kp int) {
+	perImage := g.outH * g.outW
+	for r := r0; r < r1; r++ {
+		row := dst[(r-r0)*kp : (r-r0+1)*kp]
+		if kp > g.k {
+			row[g.k] = 0
+		}
+		pos := 0
+		b := r / perImage
+		rem := r - b*perImage
+		oy := rem / g.outW
+		ox := rem - oy*g.outW
+		iy0 := oy*g.sh - g.padT
+		ix0 := ox*g.sw - g.padL
+		for ky := 0; ky < g.kh; ky++ {
+			iy := iy0 + ky*g.dh
+			if iy < 0 || iy >= g.inH {
+				seg := row[pos : pos+g.kw*g.fc]
+				for i := range seg {
+					seg[i] = padVal
+				}
+				pos += len(seg)
+				continue
+			}
+			rowBase := ((b*g.inH + iy) * g.inW) * g.inC
+			for kx := 0; kx < g.kw; kx++ {
+				ix := ix0 + kx*g.dw
+				seg := row[pos : pos+g.fc]
+				pos += g.fc
+				if ix < 0 || ix >= g.inW {
+					for i := range seg {
+						seg[i] = padVal
+					}
+					continue
+				}
+				src := x[rowBase+ix*g.inC : rowBase+ix*g.inC+g.fc]
+				if len(src) >= 16 {
+					widen(seg, src)
+					continue
+				}
+				for i, v := range src {
+					seg[i] = int16(v)
+				}
+			}
+		}
 	}
 }
 
