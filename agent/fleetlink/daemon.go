@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
@@ -13,6 +16,8 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
+	"github.com/edgefleet/edgefleet/ota/download"
+	"github.com/edgefleet/edgefleet/ota/release"
 )
 
 // Daemon is the daemon.FleetLink entry point: edge-agent run starts it with
@@ -54,12 +59,8 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	} else if len(recs) > 0 {
 		deps.Log.Info("resumed interrupted installs", "count", len(recs))
 	}
-	hw := hardware.Detect()
-	hwWire := &wire.Hardware{Arch: hw.Arch, OS: hw.OS, CPUs: hw.Cores, MemoryBytes: hw.MemoryBytes, CPUFeatures: hw.CPUFeatures}
-	for _, a := range hw.Accelerator {
-		hwWire.Accelerators = append(hwWire.Accelerators, a.Kind+"/"+a.Bus)
-	}
-	hwWire.ModelVariants, hwWire.Backends = engine.DeviceCapabilities() // docs/acceleration.md
+	hwReport := DeviceHardware()
+	hwWire := &hwReport
 	status := StatusFunc(func(ctx context.Context) wire.Status {
 		s := wire.Status{AgentVersion: deps.AgentVersion, Hardware: hwWire}
 		if deps.WireModels != nil {
@@ -76,6 +77,24 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	return l.Run(ctx)
 }
 
+// DeviceHardware is what the device reports about itself at enrollment
+// and in every status: the board (hardware.Detect) plus the model variants
+// it runs and the backends it can use (engine.DeviceCapabilities, see
+// docs/acceleration.md).
+func DeviceHardware() wire.Hardware {
+	variants, backends := engine.DeviceCapabilities()
+	return hardwareReport(hardware.Detect(), variants, backends)
+}
+
+func hardwareReport(hw hardware.Info, variants, backends []string) wire.Hardware {
+	out := wire.Hardware{Arch: hw.Arch, OS: hw.OS, CPUs: hw.Cores, MemoryBytes: hw.MemoryBytes, CPUFeatures: hw.CPUFeatures,
+		ModelVariants: variants, Backends: backends}
+	for _, a := range hw.Accelerator {
+		out.Accelerators = append(out.Accelerators, a.Kind+"/"+a.Bus)
+	}
+	return out
+}
+
 // otaJobs runs fleet jobs with ota's updater and installer.
 type otaJobs struct {
 	deps daemon.FleetDeps
@@ -83,8 +102,28 @@ type otaJobs struct {
 	in   *ota.Installer
 	link *Link
 	mu   sync.Mutex // the updater is not safe for concurrent use
+	// variants are the model variants this device runs, best first
+	// (engine.DeviceCapabilities when nil).
+	variants func() []string
 }
 
+// runnable is the device's model variants, best first.
+func (h *otaJobs) runnable() []string {
+	if h.variants != nil {
+		return h.variants()
+	}
+	v, _ := engine.DeviceCapabilities()
+	return v
+}
+
+// fetch stages the file of j's model version this device runs: the
+// variant release.PickVariant chooses among the version's signed targets
+// (docs/acceleration.md). The primary file goes through FetchModel (deltas
+// from a held version); another variant is downloaded whole, verified
+// against its signed length and sha256. Either way the artifact carries its
+// own target's custom metadata, so the installer checks a variant against
+// its own golden vector, never the primary's, and a variant released
+// without one is verified by its TUF hash (and by loading it) only.
 func (h *otaJobs) fetch(ctx context.Context, j wire.Job) (ota.Artifact, error) {
 	if h.up == nil {
 		return ota.Artifact{}, &wire.JobError{State: wire.JobRejected, Reason: "device has no update repository (re-enroll)"}
@@ -92,11 +131,43 @@ func (h *otaJobs) fetch(ctx context.Context, j wire.Job) (ota.Artifact, error) {
 	if err := h.up.Refresh(ctx); err != nil {
 		return ota.Artifact{}, fmt.Errorf("refresh update metadata: %w", err)
 	}
-	a, err := h.up.FetchModel(ctx, j.ModelID, j.Version, h.deps.Store)
-	if errors.Is(err, ota.ErrTargetNotFound) {
-		return a, &wire.JobError{State: wire.JobRejected, Reason: err.Error()}
+	targets, err := h.up.Targets(ctx, ota.KindModel)
+	if err != nil {
+		return ota.Artifact{}, fmt.Errorf("list model targets: %w", err)
 	}
-	return a, err
+	runnable := h.runnable()
+	t, err := release.PickVariant(targets, j.ModelID, j.Version, runnable)
+	switch {
+	case errors.Is(err, ota.ErrTargetNotFound):
+		return ota.Artifact{}, &wire.JobError{State: wire.JobRejected, Reason: err.Error()}
+	case errors.Is(err, hardware.ErrNoVariant):
+		return ota.Artifact{}, &wire.JobError{State: wire.JobRejected,
+			Reason: fmt.Sprintf("%v (device runs %s)", err, strings.Join(runnable, ", "))}
+	case err != nil:
+		return ota.Artifact{}, err
+	}
+	if t.Path == ota.ModelTargetPath(j.ModelID, j.Version) {
+		a, err := h.up.FetchModel(ctx, j.ModelID, j.Version, h.deps.Store)
+		if errors.Is(err, ota.ErrTargetNotFound) {
+			return a, &wire.JobError{State: wire.JobRejected, Reason: err.Error()}
+		}
+		return a, err
+	}
+	dir := filepath.Join(h.deps.DataDir, "ota", "staging")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return ota.Artifact{}, fmt.Errorf("stage %s: %w", t.Path, err)
+	}
+	dest := filepath.Join(dir, t.SHA256+"-"+path.Base(t.Path))
+	if sum, n, err := download.HashFile(dest); err == nil && sum == t.SHA256 && n == t.Length {
+		return ota.Artifact{Target: t, Path: dest}, nil
+	}
+	if err := h.up.Fetch(ctx, t, dest); err != nil {
+		return ota.Artifact{}, err
+	}
+	if h.deps.Log != nil {
+		h.deps.Log.Info("model variant", "model", j.ModelID, "version", j.Version, "hardware", t.Custom.Hardware, "target", t.Path)
+	}
+	return ota.Artifact{Target: t, Path: dest}, nil
 }
 
 // HandleJob implements JobHandler.

@@ -21,14 +21,18 @@ import (
 )
 
 // fakeFleet is an HTTPS enrollment endpoint with a real CA (fleet/pki)
-// that signs the device's CSR like fleet-server does.
-func fakeFleet(t *testing.T, ca *pki.CA, cmdKey string) *httptest.Server {
+// that signs the device's CSR like fleet-server does; each decoded
+// request is sent on seen, if given (buffered by the caller).
+func fakeFleet(t *testing.T, ca *pki.CA, cmdKey string, seen ...chan<- wire.EnrollRequest) *httptest.Server {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		req, err := wire.DecodeEnrollRequest(b)
 		if err != nil || r.URL.Path != "/api/v1/enroll" {
 			http.Error(w, "bad request", 400)
 			return
+		}
+		for _, c := range seen {
+			c <- *req
 		}
 		if req.Token != "good-token" {
 			http.Error(w, `{"error":{"code":"bad_token","message":"token invalid"}}`, 403)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/wire"
-	"github.com/edgefleet/edgefleet/hardware"
 )
 
 func init() {
@@ -39,12 +38,9 @@ certificate (the current one proves the device; no token needed).`,
 			if deviceID == "" {
 				deviceID = defaultDeviceID()
 			}
-			hw := hardware.Detect()
+			// the board, its accelerators, and the model variants and backends it runs
 			req := wire.EnrollRequest{Token: token, DeviceID: deviceID, AgentVersion: version, Labels: labels,
-				Hardware: wire.Hardware{Arch: hw.Arch, OS: hw.OS, CPUs: hw.Cores, MemoryBytes: hw.MemoryBytes, CPUFeatures: hw.CPUFeatures}}
-			for _, a := range hw.Accelerator {
-				req.Hardware.Accelerators = append(req.Hardware.Accelerators, a.Kind+"/"+a.Bus)
-			}
+				Hardware: fleetlink.DeviceHardware()}
 			if opt.InsecurePlaintext {
 				fmt.Fprintln(os.Stderr, "edge-agent: WARNING: --insecure-plaintext: the server is not authenticated and the update root is trusted on first use")
 			}
@@ -57,7 +53,7 @@ certificate (the current one proves the device; no token needed).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", os.Getenv("EDGE_FLEET_SERVER"), "fleet-server URL, e.g. https://fleet.example:8080 (or EDGE_FLEET_SERVER)")
+	f.StringVar(&server, "server", os.Getenv("EDGE_FLEET_SERVER"), "fleet-server URL, e.g. https://fleet.example:8070 (fleet-server's default port; or EDGE_FLEET_SERVER)")
 	f.StringVar(&opt.CAFingerprint, "ca-fingerprint", os.Getenv("EDGE_FLEET_CA_FINGERPRINT"), "pin the fleet CA by its fingerprint sha256:... (printed by fleet-server; or EDGE_FLEET_CA_FINGERPRINT)")
 	f.StringVar(&opt.CAFile, "ca-file", "", "pin the fleet CA by its certificate file (fleet-data/pki/ca.pem)")
 	f.BoolVar(&opt.InsecurePlaintext, "insecure-plaintext", false, "allow an http:// server and plain MQTT (nothing authenticated; test networks only)")
