@@ -108,4 +108,3 @@ func Start(t testing.TB) string {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
