@@ -43,15 +43,10 @@ func Start(t testing.TB) string {
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		// The temp dir's parents must be reachable by that user.
-		for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 && d == dir {
-				os.Chmod(d, 0o755)
-			}
-			if d == filepath.Dir(dir) {
-				os.Chmod(d, 0o755)
-			}
-		}
+		// The temp dir and its parent (t.TempDir's per-test dir, mode 0700)
+		// must be reachable by that user.
+		os.Chmod(filepath.Dir(dir), 0o755)
+		os.Chmod(dir, 0o755)
 		if err := os.Chown(dir, uid, gid); err != nil {
 			t.Fatal(err)
 		}
