@@ -14,10 +14,28 @@ func newModelsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "models", Short: "Release and list models"}
 	var o modelrel.Options
 	push := &cobra.Command{
-		Use:   "push MODEL.tflite --id NAME --version V",
+		Use:   "push MODEL.tflite --id NAME --version V [--hardware edgetpu|gpu|...]",
 		Short: "Inspect a model with the runtime, sign it into the TUF repository and register it",
-		Args:  cobra.ExactArgs(1),
+		Long: `Without --hardware (or with --hardware cpu) the file is the version's primary
+file: inspected, golden-tested with the runtime, signed into the repository
+and registered with fleet-server. With --hardware edgetpu (gpu, ...) it is
+added as a per-hardware variant of a version already pushed this way
+(models/<id>/<version>/model_<hardware>.tflite, see docs/acceleration.md):
+signed into the repository only, without a golden vector; devices that run
+that variant install it instead of the primary file. An Edge TPU-compiled
+model must be pushed with --hardware edgetpu.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.Hardware != "" && o.Hardware != "cpu" {
+				m, ins, err := modelrel.PushVariant(cmd.Context(), args[0], o)
+				if err != nil {
+					return err
+				}
+				return g.print(map[string]any{"variant": m, "hardware": o.Hardware, "inspection": ins}, func() {
+					fmt.Printf("released the %s variant of %s@%s: %d bytes, %d ops (%s)\n  target %s sha256 %s\n", o.Hardware, m.ID, m.Version,
+						m.Target.Length, len(ins.Ops), strings.Join(ins.Ops, ","), m.Target.Name, m.Target.SHA256)
+				})
+			}
 			m, ins, err := modelrel.Push(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
@@ -37,7 +55,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Version, "version", "", "version")
 	f.StringVar(&o.KeysDir, "keys-dir", "./fleet-keys", "keys from fleetctl keys init")
 	f.StringVar(&o.RepoDir, "repo-dir", "./fleet-data/repo", "the repository fleet-server serves")
-	f.StringVar(&o.Hardware, "hardware", "cpu", "hardware variant (cpu, edgetpu)")
+	f.StringVar(&o.Hardware, "hardware", "cpu", "hardware variant: cpu is the primary file; edgetpu, gpu, ... add a variant to a pushed version")
 	f.StringVar(&o.GoldenOutputSHA256, "golden-output-sha256", "", "expected golden output hash (default: computed with the runtime)")
 	f.BoolVar(&o.CorruptGolden, "corrupt-golden", false, "publish a wrong golden hash so devices reject the release (rollback drills)")
 	f.StringVar(&o.Notes, "notes", "", "release notes")

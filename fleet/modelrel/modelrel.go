@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/inspect"
 	"github.com/edgefleet/edgefleet/ota/release"
@@ -28,7 +29,9 @@ type Options struct {
 	// KeysDir and RepoDir are the TUF keys (from fleetctl keys init) and the
 	// repository fleet-server serves.
 	KeysDir, RepoDir string
-	// Hardware is the variant ("cpu" default).
+	// Hardware is the variant ("cpu" default: the primary file of the
+	// version). Any other value ("edgetpu", "gpu", ...) adds a variant next
+	// to the already released primary file (PushVariant).
 	Hardware string
 	// GoldenOutputSHA256 overrides the computed golden hash (e.g. a value
 	// from a reference runtime).
@@ -47,6 +50,9 @@ type Inspection struct {
 	Quantization string   `json:"quantization"`
 	Inputs       []string `json:"inputs"`
 	Outputs      []string `json:"outputs"`
+	// EdgeTPU: the model was compiled by edgetpu_compiler (it holds
+	// edgetpu-custom-op nodes) and runs only with an Edge TPU.
+	EdgeTPU bool `json:"edgetpu,omitempty"`
 }
 
 // Inspect reads the model with the runtime's inspector.
@@ -55,7 +61,7 @@ func Inspect(data []byte) (Inspection, error) {
 	if err != nil {
 		return Inspection{}, fmt.Errorf("inspect model: %w", err)
 	}
-	in := Inspection{Size: r.SizeBytes}
+	in := Inspection{Size: r.SizeBytes, EdgeTPU: r.EdgeTPUOps > 0}
 	for _, op := range r.Ops {
 		if op.Count == 0 {
 			continue
@@ -144,7 +150,11 @@ func Golden(ctx context.Context, path string) ([][]byte, string, error) {
 
 // Push inspects, golden-tests and signs the model at path into the
 // repository and returns the registry record to register with fleet-server.
+// With a Hardware other than "cpu" it is PushVariant.
 func Push(ctx context.Context, path string, o Options) (registry.Model, Inspection, error) {
+	if o.Hardware != "" && o.Hardware != hardware.VariantCPU {
+		return PushVariant(ctx, path, o)
+	}
 	if err := wire.ValidateID("model id", o.ID); err != nil {
 		return registry.Model{}, Inspection{}, err
 	}
@@ -158,6 +168,10 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 	ins, err := Inspect(data)
 	if err != nil {
 		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: %w", path, err)
+	}
+	if ins.EdgeTPU {
+		return registry.Model{}, ins, fmt.Errorf("push %s: compiled for the Edge TPU (%s): push the uncompiled model as the primary file, then this one with --hardware edgetpu (docs/acceleration.md)",
+			path, inference.EdgeTPUCustomOp)
 	}
 	if len(ins.Unsupported) > 0 {
 		return registry.Model{}, ins, fmt.Errorf("push %s: ops not supported by the runtime: %s", path, strings.Join(ins.Unsupported, ", "))
@@ -178,6 +192,54 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 	}
 	ti, err := release.AddModel(ctx, o.KeysDir, o.RepoDir, path, release.ModelRelease{ID: o.ID, Version: o.Version,
 		RequiredOps: ins.Ops, Hardware: o.Hardware, GoldenInputs: inputs, GoldenOutputSHA256: sum})
+	if err != nil {
+		return registry.Model{}, ins, err
+	}
+	return registry.Model{ID: o.ID, Version: o.Version, Target: wire.Target{Name: ti.Path, Length: ti.Length, SHA256: ti.SHA256},
+		Ops: ins.Ops, Quantization: ins.Quantization, Notes: o.Notes}, ins, nil
+}
+
+// PushVariant signs the model at path into the repository as the
+// o.Hardware variant of o.ID@o.Version (docs/acceleration.md), next to the
+// primary file Push released before. A variant runs on TensorFlow Lite
+// with a delegate, not on the pure-Go runtime, so it is inspected but
+// neither required to use only the runtime's ops nor run: it is released
+// without a golden vector and devices verify it by its signed sha256 (and
+// by loading it). A model compiled for the Edge TPU must be the "edgetpu"
+// variant, and the "edgetpu" variant must be compiled for it.
+func PushVariant(ctx context.Context, path string, o Options) (registry.Model, Inspection, error) {
+	for _, f := range []struct{ what, v string }{{"model id", o.ID}, {"version", o.Version}, {"hardware", o.Hardware}} {
+		if err := wire.ValidateID(f.what, f.v); err != nil {
+			return registry.Model{}, Inspection{}, err
+		}
+	}
+	if o.Hardware == hardware.VariantCPU {
+		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: the %s variant is the primary file: push it without --hardware", path, o.Hardware)
+	}
+	if o.GoldenOutputSHA256 != "" || o.CorruptGolden {
+		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: the %s variant is released without a golden vector (devices verify it by its signed sha256); drop --golden-output-sha256 / --corrupt-golden", path, o.Hardware)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: %w", path, err)
+	}
+	ins, err := Inspect(data)
+	if err != nil {
+		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: %w", path, err)
+	}
+	switch {
+	case ins.EdgeTPU && o.Hardware != hardware.VariantEdgeTPU:
+		return registry.Model{}, ins, fmt.Errorf("push %s: compiled for the Edge TPU (%s): push it with --hardware %s, not %s",
+			path, inference.EdgeTPUCustomOp, hardware.VariantEdgeTPU, o.Hardware)
+	case !ins.EdgeTPU && o.Hardware == hardware.VariantEdgeTPU:
+		return registry.Model{}, ins, fmt.Errorf("push %s: --hardware %s needs a model compiled with edgetpu_compiler (no %s node found)",
+			path, hardware.VariantEdgeTPU, inference.EdgeTPUCustomOp)
+	}
+	ti, err := release.AddModelVariant(ctx, o.KeysDir, o.RepoDir, path, release.ModelRelease{ID: o.ID, Version: o.Version,
+		RequiredOps: ins.Ops, Hardware: o.Hardware})
+	if err != nil && strings.Contains(err.Error(), "is not released") {
+		return registry.Model{}, ins, fmt.Errorf("%w (a variant is added to a released version: push the primary file of %s@%s first, without --hardware)", err, o.ID, o.Version)
+	}
 	if err != nil {
 		return registry.Model{}, ins, err
 	}
