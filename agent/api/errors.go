@@ -50,6 +50,8 @@ func toError(err error) *Error {
 		return errf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
 	case errors.As(err, &ie), errors.Is(err, engine.ErrBadInput):
 		return errf(http.StatusUnprocessableEntity, "invalid_input", err.Error())
+	case errors.Is(err, jobs.ErrBadWebhook):
+		return errf(http.StatusBadRequest, "invalid_webhook", err.Error())
 	case errors.Is(err, serving.ErrModelNotFound):
 		return errf(http.StatusNotFound, "model_not_found", err.Error())
 	case errors.Is(err, serving.ErrVersionNotFound):
