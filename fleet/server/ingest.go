@@ -141,9 +141,15 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 			return nil
 		})
 	}
-	if err := s.publish(wire.TelemetryAckTopic(t.DeviceID), wire.TelemetryAck{V: wire.Version, DeviceID: t.DeviceID, Seq: ack, Epoch: b.Epoch}); err != nil {
+	// The ack is sent QoS 1 without waiting for the broker's PUBACK: the
+	// worker moves on (paho keeps and resends it across a reconnect), and
+	// a lost ack only makes the device resend records the server already
+	// has, which it recognises.
+	a, err := wire.Encode(wire.TelemetryAck{V: wire.Version, DeviceID: t.DeviceID, Seq: ack, Epoch: b.Epoch})
+	if err != nil {
 		return err
 	}
+	s.mqtt.Publish(wire.TelemetryAckTopic(t.DeviceID), 1, false, a)
 	return ierr
 }
 

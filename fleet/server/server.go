@@ -410,7 +410,7 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 		SetUsername(s.cfg.BrokerUser).SetPassword(password).
 		SetCleanSession(false).SetOrderMatters(false).
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(15 * time.Second).
+		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(60 * time.Second).SetPingTimeout(30 * time.Second). // a busy in-process broker must not cost the server its session
 		SetOnConnectHandler(func(c paho.Client) {
 			for _, f := range wire.ServerFilters() {
 				if s.cfg.SharedGroup != "" {
