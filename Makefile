@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build build-tflite cross-tflite setup test test-unit test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite setup test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -52,12 +52,18 @@ cross-tflite:
 	else echo "cross-tflite: $(BIN)/linux-arm64/edge-agent-tflite built; no TFLITE_LIB_ARM64 given, so install libtensorflowlite_c on the board (docs/acceleration.md) or pass it to bundle it"; fi
 
 # Everything a submission must pass.
-test: setup lint test-unit test-cross test-package
+test: setup lint test-unit test-tflite test-cross test-package
 
 test-unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	# The runtime again on its pure-Go kernels (no SIMD), byte for byte.
 	$(GO) test -count=1 -timeout 20m -tags purego ./inference/...
+
+# The TensorFlow Lite backend and the delegate loader (cgo, -tags tflite;
+# gcc from make setup). Tests that need a real libtensorflowlite_c skip with
+# one line unless EDGE_TFLITE_LIB or the dynamic loader finds it.
+test-tflite:
+	CGO_ENABLED=1 $(GO) test -count=1 -tags tflite ./agent/engine/...
 
 # Static agent binaries for every supported board.
 cross:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need that Go modules do not bring:
 # qemu-user-static (cross tests), mosquitto (external-broker tests),
-# chromium (console browser test). Idempotent: installs only what is missing.
+# chromium (console browser test), gcc (the TensorFlow Lite backend's cgo). Idempotent: installs only what is missing.
 set -euo pipefail
 need=()
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
@@ -11,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # scratch root and verifies its units).
 command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# A C compiler (make test-tflite and make build-tflite use cgo).
+command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 # PostgreSQL server binaries (fleet/store/postgres tests start a real one).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
