@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/serving"
 )
 
 func init() { rootCmd.AddCommand(newModelsCmd()) }
@@ -30,6 +31,7 @@ func newModelsCmd() *cobra.Command {
 	addCmd.Flags().StringVar(&add.Version, "version", "", "model version")
 	addCmd.Flags().StringVar(&add.Backend, "check-backend", "native", `backend that must load the model before it is installed ("none" skips the check)`)
 	addCmd.Flags().BoolVar(&add.NoActivate, "no-activate", false, "install without activating")
+	addCmd.Flags().DurationVar(&add.ProbeTimeout, "probe-timeout", serving.DefaultProbeTimeout, "time limit of the check invocation; a model that runs longer (e.g. a never-ending loop) is refused")
 	_ = addCmd.MarkFlagRequired("id")
 	_ = addCmd.MarkFlagRequired("version")
 
