@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -64,10 +65,10 @@ func newRootCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data-dir", "./fleet-data", "directory for fleet.db and the update repository")
 	f.StringVar(&cfg.StoreURL, "store", "", "keep fleet state in PostgreSQL (postgres://user:pass@host:port/db) instead of <data-dir>/fleet.db; replicas sharing it elect one rollout leader")
-	f.StringVar(&cfg.HTTPAddr, "listen", "127.0.0.1:8080", "HTTP address for the API, console, /metrics and /repo")
+	f.StringVar(&cfg.HTTPAddr, "listen", envOr("EDGEFLEET_LISTEN", defaultListen), "HTTPS address for the API, console, /metrics and /repo (or EDGEFLEET_LISTEN; edge-agent's default is 127.0.0.1:8080, so both fit on one host)")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "URL devices use to reach --listen (default https://<listen>)")
 	f.StringVar(&cfg.BrokerURL, "broker", "", "external MQTT broker URL (mqtt://host:port or mqtts://host:port); empty runs the embedded broker")
-	f.StringVar(&cfg.EmbeddedAddr, "mqtt-listen", "", "listen address of the embedded MQTT broker (default 127.0.0.1:8883, MQTT over TLS; 127.0.0.1:1883 with --insecure-plaintext)")
+	f.StringVar(&cfg.EmbeddedAddr, "mqtt-listen", os.Getenv("EDGEFLEET_MQTT_LISTEN"), "listen address of the embedded MQTT broker (or EDGEFLEET_MQTT_LISTEN; default 127.0.0.1:8883, MQTT over TLS; 127.0.0.1:1883 with --insecure-plaintext)")
 	f.BoolVar(&cfg.InsecurePlaintext, "insecure-plaintext", false, "serve HTTP and plain MQTT without TLS, devices log in with passwords (INSECURE: trusted test networks only)")
 	f.BoolVar(&cfg.BrokerPasswordAuth, "broker-password-auth", false, "also issue MQTT passwords at enrollment (for an external broker without client-certificate auth)")
 	f.StringVar(&cfg.CACertFile, "ca-cert", "", "operator-provided fleet CA certificate (PEM; default: generated in <data-dir>/pki)")
@@ -97,7 +98,15 @@ func newRootCmd() *cobra.Command {
 	return cmd
 }
 
+// defaultListen is fleet-server's own port, distinct from edge-agent's
+// 127.0.0.1:8080 so that a device and the server run side by side and
+// fleetctl's default --server (https://127.0.0.1:8070) reaches the server.
+const defaultListen = "127.0.0.1:8070"
+
 func run(ctx context.Context, cfg server.Config) error {
+	if err := checkPorts(cfg); err != nil {
+		return err
+	}
 	server.RepoHandler = release.Handler
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
@@ -105,4 +114,38 @@ func run(ctx context.Context, cfg server.Config) error {
 	}
 	defer s.Close()
 	return s.Run(ctx, release.Refresh)
+}
+
+// envOr returns the environment variable name, or def when it is empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// checkPorts fails fast, before the broker starts and the server subscribes,
+// when an address the server is about to listen on is already taken, naming
+// the flag to change.
+func checkPorts(cfg server.Config) error {
+	type port struct{ flag, addr string }
+	ports := []port{{"--listen", cfg.HTTPAddr}}
+	if cfg.BrokerURL == "" {
+		addr := cfg.EmbeddedAddr
+		if addr == "" {
+			addr = "127.0.0.1:8883"
+			if cfg.InsecurePlaintext {
+				addr = "127.0.0.1:1883"
+			}
+		}
+		ports = append(ports, port{"--mqtt-listen", addr})
+	}
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", p.addr)
+		if err != nil {
+			return fmt.Errorf("%s %s is not available (%w): another process (another fleet-server, or an edge-agent) is listening there; stop it or pass another %s", p.flag, p.addr, err, p.flag)
+		}
+		ln.Close()
+	}
+	return nil
 }

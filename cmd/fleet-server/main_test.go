@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgefleet/edgefleet/fleet/server"
 )
 
 // TestFlagsRefuseWeakSetups: a short --enroll-token and --insecure-no-auth
@@ -23,5 +28,46 @@ func TestFlagsRefuseWeakSetups(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestPortTakenFailsFast: a taken --listen or --mqtt-listen address stops
+// the server before anything starts, naming the flag; the control, free
+// addresses, passes the check.
+func TestPortTakenFailsFast(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := busy.Addr().String()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listen", taken, "--mqtt-listen", "127.0.0.1:0"}, "--listen " + taken + " is not available"},
+		{[]string{"--listen", "127.0.0.1:0", "--mqtt-listen", taken}, "--mqtt-listen " + taken + " is not available"},
+	} {
+		dir := t.TempDir()
+		cmd := newRootCmd()
+		cmd.SetArgs(append([]string{"--data-dir", dir}, tc.args...))
+		err := cmd.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "admin.token")); err == nil {
+			t.Errorf("%v: the server started (admin.token written) before the port check", tc.args)
+		}
+	}
+	if err := checkPorts(server.Config{HTTPAddr: "127.0.0.1:0", EmbeddedAddr: "127.0.0.1:0"}); err != nil {
+		t.Errorf("free ports refused: %v", err)
+	}
+}
+
+// TestDefaultPorts: fleet-server's default listen address differs from
+// edge-agent's 127.0.0.1:8080.
+func TestDefaultPorts(t *testing.T) {
+	if got := newRootCmd().Flags().Lookup("listen").DefValue; got != "127.0.0.1:8070" {
+		t.Errorf("default --listen %s, want 127.0.0.1:8070", got)
 	}
 }

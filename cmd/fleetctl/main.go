@@ -97,7 +97,7 @@ func newRootCmd() *cobra.Command {
 	}
 	def := os.Getenv("EDGEFLEET_SERVER")
 	if def == "" {
-		def = "https://127.0.0.1:8080"
+		def = "https://127.0.0.1:8070" // fleet-server's default --listen
 	}
 	root.PersistentFlags().StringVar(&g.server, "server", def, "fleet-server URL (or EDGEFLEET_SERVER)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "API token, sent as \"Authorization: Bearer <token>\" (or FLEET_TOKEN)")

@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
 func newRolloutCmd(g *globals) *cobra.Command {
@@ -109,34 +113,188 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
+// watchRollout polls the rollout every second and prints a line whenever
+// its state changes: phase, stage, devices done/total, gates and why it is
+// waiting. It ends with the rollout's final state: nil when it succeeded,
+// an error when it was rolled back. Interrupted (Ctrl-C), it prints where
+// the rollout stands and returns nil: the rollout goes on without it.
 func watchRollout(cmd *cobra.Command, g *globals, id string) error {
+	ctx := cmd.Context()
+	c := g.client()
 	last := ""
+	var r *rollout.Rollout
+	failures := 0
 	for {
-		r, err := g.client().Rollout(cmd.Context(), id)
-		if err != nil {
-			return err
-		}
-		line := fmt.Sprintf("%s stage %d/%d (%d%%) %s %s", r.Phase, r.Stage+1, len(r.Spec.Stages), r.Spec.Stages[r.Stage], gateLine(r), r.Reason)
-		if line != last {
-			fmt.Printf("%s %s\n", time.Now().Format("15:04:05"), line)
-			last = line
-		}
-		if r.Phase.Final() {
-			return nil
+		cur, err := c.Rollout(ctx, id)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			// A server restart or a dropped connection is not the end
+			// of the rollout: keep polling for a while.
+			if failures++; failures > 30 || r == nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "%s %v (retrying)\n", time.Now().Format("15:04:05"), err)
+		default:
+			failures = 0
+			r = cur
+			var devs map[string]server.DeviceView
+			if !r.Phase.Final() {
+				devs = selectedDevices(ctx, c, r.Spec.Selector)
+			}
+			if line := watchLine(r, devs, time.Now()); line != last {
+				fmt.Printf("%s %s\n", time.Now().Format("15:04:05"), line)
+				last = line
+			}
+			if r.Phase.Final() {
+				return finalState(r)
+			}
 		}
 		select {
-		case <-cmd.Context().Done():
-			return cmd.Context().Err()
+		case <-ctx.Done():
+			if r != nil {
+				fmt.Printf("stopped watching; rollout %s is %s at stage %d/%d and goes on (fleetctl rollout show %s)\n",
+					r.Spec.ID, r.Phase, r.Stage+1, len(r.Spec.Stages), r.Spec.ID)
+			}
+			return nil
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// finalState prints how a finished rollout ended; a rollout that did not
+// succeed is an error, so scripts can branch on fleetctl's exit status.
+func finalState(r *rollout.Rollout) error {
+	took := ""
+	if !r.Finished.IsZero() && !r.Created.IsZero() {
+		took = " in " + r.Finished.Sub(r.Created).Round(time.Second).String()
+	}
+	if r.Phase == rollout.Succeeded {
+		fmt.Printf("rollout %s succeeded%s: %s@%s on %d devices\n", r.Spec.ID, took, r.Spec.ModelID, r.Spec.Version, len(r.Devices))
+		return nil
+	}
+	return fmt.Errorf("rollout %s %s%s: %s", r.Spec.ID, r.Phase, took, r.Reason)
+}
+
+// selectedDevices returns the devices the rollout's selector matches, or nil
+// when they cannot be listed (the watch line then omits presence details).
+func selectedDevices(ctx context.Context, c *client.Client, selector string) map[string]server.DeviceView {
+	ds, err := c.Devices(ctx, selector)
+	if err != nil {
+		return nil
+	}
+	m := make(map[string]server.DeviceView, len(ds))
+	for _, d := range ds {
+		m[d.ID] = d
+	}
+	return m
+}
+
+// watchLine is one line of --watch: phase, stage, devices whose job is
+// done out of those selected, gate verdicts and why the stage waits.
+func watchLine(r *rollout.Rollout, devs map[string]server.DeviceView, now time.Time) string {
+	pct := 0
+	if r.Stage < len(r.Spec.Stages) {
+		pct = r.Spec.Stages[r.Stage]
+	}
+	done := 0
+	for _, d := range r.Devices {
+		if d.JobState == wire.JobSucceeded {
+			done++
+		}
+	}
+	total := len(devs)
+	if total < len(r.Devices) {
+		total = len(r.Devices)
+	}
+	parts := []string{fmt.Sprintf("%s stage %d/%d (%d%%) devices %d/%d", r.Phase, r.Stage+1, len(r.Spec.Stages), pct, done, total)}
+	if gl := gateLine(r); gl != "" {
+		parts = append(parts, gl)
+	}
+	if !r.Phase.Final() {
+		if w := waitingFor(r, devs, now); w != "" {
+			parts = append(parts, w)
+		}
+	}
+	if r.Reason != "" {
+		parts = append(parts, "— "+r.Reason)
+	}
+	return strings.Join(parts, " ")
+}
+
+// waitingFor says what the current stage waits for: devices whose job is
+// not finished (with their presence when known), then telemetry, then soak.
+func waitingFor(r *rollout.Rollout, devs map[string]server.DeviceView, now time.Time) string {
+	var pending []string
+	for _, id := range sortedIDs(r.Devices) {
+		d := r.Devices[id]
+		if d.JobState.Terminal() {
+			continue
+		}
+		what := "job " + string(d.JobState)
+		if d.JobState == "" {
+			what = "job not delivered yet"
+		}
+		if dv, ok := devs[id]; ok && dv.Presence != wire.Online {
+			what = "offline"
+			if !dv.LastSeen.IsZero() {
+				what += " since " + dv.LastSeen.Local().Format("15:04:05")
+			}
+		}
+		if !d.ConfirmBy.IsZero() {
+			what += fmt.Sprintf(", times out in %s", d.ConfirmBy.Sub(now).Round(time.Second))
+		}
+		pending = append(pending, fmt.Sprintf("%s (%s)", id, what))
+	}
+	if len(pending) > 0 {
+		if len(pending) > 3 {
+			pending = append(pending[:3], fmt.Sprintf("and %d more", len(pending)-3))
+		}
+		return "waiting for " + strings.Join(pending, ", ")
+	}
+	for _, gr := range r.Gates {
+		if gr.Name == "min_requests" && !gr.OK {
+			return fmt.Sprintf("waiting: %.0f/%.0f requests of the new version", gr.Value, gr.Threshold)
+		}
+	}
+	if r.Phase == rollout.Running && !r.SoakStarted.IsZero() && r.Spec.Soak > 0 {
+		if left := r.SoakStarted.Add(r.Spec.Soak).Sub(now); left > 0 {
+			return fmt.Sprintf("soaking: %s left", left.Round(time.Second))
+		}
+	}
+	return ""
+}
+
+func sortedIDs(m map[string]*rollout.DeviceState) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// gateStatus is a gate's verdict for people: a gate without enough data
+// yet, and min_requests before the count is reached, are "waiting", not
+// failures.
+func gateStatus(g rollout.GateResult) string {
+	switch {
+	case g.Name == "min_requests" && !g.OK:
+		return fmt.Sprintf("waiting: %.0f/%.0f requests", g.Value, g.Threshold)
+	case !g.Evaluated:
+		return "waiting for data"
+	case g.OK:
+		return "pass"
+	default:
+		return "FAIL"
 	}
 }
 
 func gateLine(r *rollout.Rollout) string {
 	var parts []string
 	for _, g := range r.Gates {
-		if !g.Evaluated {
-			continue
+		if !g.Evaluated || g.Name == "min_requests" {
+			continue // shown as the reason for waiting
 		}
 		mark := "ok"
 		if !g.OK {
@@ -151,21 +309,17 @@ func printRollout(r *rollout.Rollout) {
 	s := r.Spec
 	fmt.Printf("rollout %s: %s@%s %s stages %v selector %q\n", s.ID, s.ModelID, s.Version, s.Strategy, s.Stages, s.Selector)
 	fmt.Printf("phase %s, stage %d/%d  %s\n", r.Phase, r.Stage+1, len(s.Stages), r.Reason)
+	if !r.Phase.Final() {
+		if w := waitingFor(r, nil, time.Now()); w != "" {
+			fmt.Println(w)
+		}
+	}
 	fmt.Printf("new:      %d req, error rate %.4f, p95 %.2fms\nbaseline: %d req, error rate %.4f, p95 %.2fms\n",
 		r.New.Requests, r.New.ErrorRate, r.New.P95, r.Baseline.Requests, r.Baseline.ErrorRate, r.Baseline.P95)
 	for _, g := range r.Gates {
-		st := "waiting"
-		if g.Evaluated {
-			st = map[bool]string{true: "pass", false: "FAIL"}[g.OK]
-		}
-		fmt.Printf("  gate %-18s %10.4f  threshold %10.4f  %s\n", g.Name, g.Value, g.Threshold, st)
+		fmt.Printf("  gate %-18s %10.4f  threshold %10.4f  %s\n", g.Name, g.Value, g.Threshold, gateStatus(g))
 	}
-	ids := make([]string, 0, len(r.Devices))
-	for id := range r.Devices {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
+	for _, id := range sortedIDs(r.Devices) {
 		d := r.Devices[id]
 		fmt.Printf("  device %-16s stage %d job %-14s %-11s %s", id, d.Stage+1, d.JobID, d.JobState, d.Reason)
 		if d.RollbackJobID != "" {
