@@ -5,6 +5,8 @@
 # packages into a temporary copy of ../shared/tflite-reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The SIMD kernels need the experiment (as in the Makefile).
+export GOEXPERIMENT=${GOEXPERIMENT-simd}
 ref=${TFLITE_REFERENCE:-../shared/tflite-reference}
 work=${TFLITE_REFERENCE_WORK:-/tmp/tflite-reference}
 if [ ! -d "$work/node_modules" ]; then
@@ -14,6 +16,7 @@ fi
 go build -o /tmp/edge-agent-bench ./cmd/edge-agent
 repeat=${REPEAT:-20}
 printf '| model | edge-agent p50 ms | TFLite builtin (XNNPACK off) p50 ms | TFLite XNNPACK p50 ms |\n|---|---:|---:|---:|\n'
+ratios=()
 for d in testdata/conformance/*/; do
   name=$(basename "$d")
   ours=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["p50_ms"])')
@@ -23,5 +26,14 @@ for d in testdata/conformance/*/; do
   off=$(node "$work/run.mjs" --model "$d/model.tflite" "${ins[@]}" --outdir "$t/off" --xnnpack off --repeat "$repeat" --warmup 3 >/dev/null && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); t=m.get("timing") or m.get("latency_ms") or m; print("%.4f" % (t.get("median_ms") or t.get("median")))' "$t/off/meta.json")
   on=$(node "$work/run.mjs" --model "$d/model.tflite" "${ins[@]}" --outdir "$t/on" --xnnpack on --repeat "$repeat" --warmup 3 >/dev/null && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); t=m.get("timing") or m.get("latency_ms") or m; print("%.4f" % (t.get("median_ms") or t.get("median")))' "$t/on/meta.json")
   printf '| %s | %s | %s | %s |\n' "$name" "$ours" "$off" "$on"
+  case $name in
+  mobilenet_v2_1.0_224_quant | tf2_mobilenet_v2_1.0_224_ptq | mobilenet_v1_0.25_128_quant | person_detect)
+    ratios+=("$ours/$on") ;;
+  esac
   rm -rf "$t"
 done
+# The issue-10 figure: geometric mean of edge-agent / XNNPACK over the four
+# MobileNet-class models (goal <= 0.5).
+if [ ${#ratios[@]} -gt 0 ]; then
+  python3 -c 'import math,sys; r=[float(x.split("/")[0])/float(x.split("/")[1]) for x in sys.argv[1:]]; print("geomean edge-agent/XNNPACK over %d models: %.3f" % (len(r), math.exp(sum(map(math.log,r))/len(r))))' "${ratios[@]}"
+fi
