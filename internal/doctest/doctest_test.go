@@ -214,6 +214,8 @@ func runDoc(t *testing.T, root, script string) {
 		"EDGEFLEET_LISTEN=127.0.0.1:"+srv,
 		"EDGEFLEET_MQTT_LISTEN=127.0.0.1:"+mqtt,
 		"EDGEFLEET_SERVER=https://127.0.0.1:"+srv,
+		// docs/ examples call the binaries as installed (fleetctl, not bin/fleetctl).
+		"PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
 	// A file, not a pipe: background servers keep their stdout open, and
 	// Wait must not wait for them.

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgefleet/edgefleet/fleet/registry"
+	"github.com/edgefleet/edgefleet/fleet/rollout"
+	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/fleet/wire"
+)
+
+// TestGateStatusWaitsInsteadOfFailing: min_requests below its threshold and
+// gates without data read "waiting", a real failure reads FAIL.
+func TestGateStatusWaitsInsteadOfFailing(t *testing.T) {
+	for _, tc := range []struct {
+		g    rollout.GateResult
+		want string
+	}{
+		{rollout.GateResult{Name: "min_requests", Value: 12, Threshold: 50, Evaluated: true, OK: false}, "waiting: 12/50 requests"},
+		{rollout.GateResult{Name: "min_requests", Value: 60, Threshold: 50, Evaluated: true, OK: true}, "pass"},
+		{rollout.GateResult{Name: "p95_latency_ratio", Evaluated: false, OK: true}, "waiting for data"},
+		{rollout.GateResult{Name: "error_rate", Value: 0.2, Threshold: 0.05, Evaluated: true, OK: false}, "FAIL"},
+	} {
+		if got := gateStatus(tc.g); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.g, got, tc.want)
+		}
+	}
+}
+
+// TestWatchLineSaysWhyItWaits: a device whose job is not done is named with
+// its presence (offline since ...), then missing requests, then the soak.
+func TestWatchLineSaysWhyItWaits(t *testing.T) {
+	now := time.Date(2026, 12, 4, 5, 0, 0, 0, time.Local)
+	r := &rollout.Rollout{
+		Spec:  rollout.Spec{ID: "r1", Stages: []int{50, 100}, Soak: 20 * time.Second},
+		Phase: rollout.Running,
+		Devices: map[string]*rollout.DeviceState{
+			"dev-1": {JobState: wire.JobSucceeded},
+			"dev-3": {JobState: wire.JobQueued, ConfirmBy: now.Add(9 * time.Minute)},
+		},
+		Gates: []rollout.GateResult{{Name: "min_requests", Value: 12, Threshold: 50, Evaluated: true}},
+	}
+	devs := map[string]server.DeviceView{
+		"dev-1": {Device: registry.Device{ID: "dev-1", Presence: wire.Online}},
+		"dev-2": {Device: registry.Device{ID: "dev-2", Presence: wire.Online}},
+		"dev-3": {Device: registry.Device{ID: "dev-3", Presence: wire.Offline, LastSeen: now.Add(-3 * time.Minute)}},
+	}
+	line := watchLine(r, devs, now)
+	for _, want := range []string{"running stage 1/2 (50%)", "devices 1/3", "waiting for dev-3 (offline since 04:57:00, times out in 9m0s)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	if strings.Contains(line, "FAIL") {
+		t.Errorf("line %q shows a failure while waiting", line)
+	}
+
+	r.Devices["dev-3"].JobState = wire.JobTimedOut
+	if line := watchLine(r, devs, now); !strings.Contains(line, "waiting: 12/50 requests of the new version") {
+		t.Errorf("all jobs done, requests missing: %q", line)
+	}
+
+	r.Gates[0] = rollout.GateResult{Name: "min_requests", Value: 50, Threshold: 50, Evaluated: true, OK: true}
+	r.SoakStarted = now.Add(-5 * time.Second)
+	if line := watchLine(r, devs, now); !strings.Contains(line, "soaking: 15s left") {
+		t.Errorf("soaking: %q", line)
+	}
+}
+
+// TestFinalState: a succeeded rollout ends --watch with nil, a rolled-back
+// one with an error carrying the reason.
+func TestFinalState(t *testing.T) {
+	r := &rollout.Rollout{Spec: rollout.Spec{ID: "r1", ModelID: "iris", Version: "2"}, Phase: rollout.Succeeded}
+	if err := finalState(r); err != nil {
+		t.Errorf("succeeded: %v", err)
+	}
+	r.Phase, r.Reason = rollout.RolledBack, "gate error_rate failed"
+	if err := finalState(r); err == nil || !strings.Contains(err.Error(), "rolled_back") || !strings.Contains(err.Error(), "error_rate") {
+		t.Errorf("rolled back: %v", err)
+	}
+}
