@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"runtime"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/jobs"
+	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"gopkg.in/yaml.v3"
 )
 
@@ -32,6 +35,7 @@ type Config struct {
 	Cache     CacheConfig     `yaml:"cache"`
 	Telemetry TelemetryConfig `yaml:"telemetry"`
 	Jobs      JobsConfig      `yaml:"jobs"`
+	Store     StoreConfig     `yaml:"model_store"`
 	Schedules []Schedule      `yaml:"schedules"`
 	Fleet     FleetConfig     `yaml:"fleet"`
 }
@@ -96,10 +100,30 @@ type TelemetryConfig struct {
 
 // JobsConfig configures asynchronous jobs.
 type JobsConfig struct {
-	Workers         int           `yaml:"workers"`
-	WebhookAttempts int           `yaml:"webhook_attempts"`
-	Retention       time.Duration `yaml:"retention"`
-	MaxPending      int           `yaml:"max_pending"`
+	Workers         int `yaml:"workers"`
+	WebhookAttempts int `yaml:"webhook_attempts"`
+	// WebhookTimeout bounds one webhook delivery, connection to response.
+	WebhookTimeout time.Duration `yaml:"webhook_timeout"`
+	// WebhookConcurrency is how many deliveries run at once.
+	WebhookConcurrency int `yaml:"webhook_concurrency"`
+	// WebhookAllowHosts, if set, is the only hosts webhooks may name
+	// ("hooks.example.com", "10.0.0.5", "*.example.com"); others are
+	// refused at submit (400 invalid_webhook).
+	WebhookAllowHosts []string `yaml:"webhook_allow_hosts"`
+	// Retention is how long finished jobs are kept.
+	Retention time.Duration `yaml:"retention"`
+	// PurgeInterval is how often expired jobs are deleted (0: Retention/4,
+	// at most 1 minute).
+	PurgeInterval time.Duration `yaml:"purge_interval"`
+	MaxPending    int           `yaml:"max_pending"`
+}
+
+// StoreConfig configures the model store.
+type StoreConfig struct {
+	// Keep is how many versions of each model are kept; older ones are
+	// removed after an install or activation (the active version and the
+	// rollback target are always kept).
+	Keep int `yaml:"keep"`
 }
 
 // Schedule is a cron-scheduled batch job.
@@ -136,7 +160,9 @@ func Defaults() Config {
 			Queue: 1024, LatencyBudget: time.Second, ProbeTimeout: 10 * time.Second},
 		Cache:     CacheConfig{TTL: 10 * time.Minute},
 		Telemetry: TelemetryConfig{Interval: time.Minute, RingSize: 10000},
-		Jobs:      JobsConfig{Workers: 1, WebhookAttempts: 8, Retention: 24 * time.Hour, MaxPending: 10000},
+		Jobs: JobsConfig{Workers: 1, WebhookAttempts: 8, WebhookTimeout: 10 * time.Second, WebhookConcurrency: 8,
+			Retention: 24 * time.Hour, MaxPending: 10000},
+		Store: StoreConfig{Keep: modelstore.DefaultKeep},
 	}
 }
 
@@ -160,7 +186,8 @@ func (c *Config) LoadFile(path string) error {
 var EnvVars = []string{"EDGE_DATA_DIR", "EDGE_LISTEN", "EDGE_UNIX_SOCKET", "EDGE_AUTH_TOKEN", "EDGE_LOG_LEVEL",
 	"EDGE_THREADS", "EDGE_POOL", "EDGE_MAX_BATCH", "EDGE_MAX_DELAY", "EDGE_QUEUE", "EDGE_CACHE_ENTRIES", "EDGE_CACHE_TTL",
 	"EDGE_TELEMETRY_INTERVAL", "EDGE_RING_SIZE", "EDGE_FLEET_BROKER",
-	"EDGE_MAX_CONNECTIONS", "EDGE_RATE_LIMIT", "EDGE_REQUEST_TIMEOUT", "EDGE_LATENCY_BUDGET", "EDGE_MIN_POOL", "EDGE_MEMORY_BUDGET", "EDGE_IDLE_UNLOAD"}
+	"EDGE_MAX_CONNECTIONS", "EDGE_RATE_LIMIT", "EDGE_REQUEST_TIMEOUT", "EDGE_LATENCY_BUDGET", "EDGE_MIN_POOL", "EDGE_MEMORY_BUDGET", "EDGE_IDLE_UNLOAD",
+	"EDGE_WEBHOOK_ALLOW_HOSTS", "EDGE_WEBHOOK_CONCURRENCY", "EDGE_WEBHOOK_TIMEOUT", "EDGE_JOBS_RETENTION", "EDGE_JOBS_PURGE_INTERVAL", "EDGE_MODEL_KEEP"}
 
 // ApplyEnv overlays EDGE_* variables (getenv is os.Getenv in production).
 func (c *Config) ApplyEnv(getenv func(string) string) error {
@@ -226,6 +253,14 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		}
 	}
 	dur("EDGE_IDLE_UNLOAD", &c.Serving.IdleUnload)
+	if v := getenv("EDGE_WEBHOOK_ALLOW_HOSTS"); v != "" {
+		c.Jobs.WebhookAllowHosts = splitList(v)
+	}
+	num("EDGE_WEBHOOK_CONCURRENCY", &c.Jobs.WebhookConcurrency)
+	dur("EDGE_WEBHOOK_TIMEOUT", &c.Jobs.WebhookTimeout)
+	dur("EDGE_JOBS_RETENTION", &c.Jobs.Retention)
+	dur("EDGE_JOBS_PURGE_INTERVAL", &c.Jobs.PurgeInterval)
+	num("EDGE_MODEL_KEEP", &c.Store.Keep)
 	c.Listen = ParseListen(c.Listen)
 	if len(errs) > 0 {
 		return fmt.Errorf("environment: %s", strings.Join(errs, "; "))
@@ -261,6 +296,18 @@ func (c *Config) Validate() error {
 	if c.Telemetry.Interval <= 0 || c.Telemetry.RingSize < 1 {
 		errs = append(errs, "telemetry.interval and ring_size must be positive")
 	}
+	if c.Jobs.WebhookConcurrency < 0 || c.Jobs.WebhookTimeout < 0 || c.Jobs.Retention < 0 || c.Jobs.PurgeInterval < 0 {
+		errs = append(errs, fmt.Sprintf("jobs.webhook_concurrency (%d), webhook_timeout (%s), retention (%s) and purge_interval (%s) must not be negative (0: the default)",
+			c.Jobs.WebhookConcurrency, c.Jobs.WebhookTimeout, c.Jobs.Retention, c.Jobs.PurgeInterval))
+	}
+	for i, h := range c.Jobs.WebhookAllowHosts {
+		if strings.TrimSpace(h) == "" || strings.ContainsAny(h, "/:@ ") && !isIPv6(h) {
+			errs = append(errs, fmt.Sprintf("jobs.webhook_allow_hosts[%d] %q: want a host name, an address or *.domain (no scheme, port or path)", i, h))
+		}
+	}
+	if c.Store.Keep < 0 {
+		errs = append(errs, fmt.Sprintf("model_store.keep %d must not be negative (0: the default, %d)", c.Store.Keep, modelstore.DefaultKeep))
+	}
 	for i, s := range c.Schedules {
 		if s.Cron == "" || s.Model == "" || s.Input == "" || s.Output == "" {
 			errs = append(errs, fmt.Sprintf("schedules[%d] (%s): cron, model, input and output are required", i, s.Name))
@@ -270,4 +317,32 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func isIPv6(h string) bool {
+	ip := net.ParseIP(h)
+	return ip != nil && ip.To4() == nil
+}
+
+// JobsOptions is the job queue's configuration from c.
+func JobsOptions(c JobsConfig, log *slog.Logger) jobs.Options {
+	return jobs.Options{Workers: c.Workers, WebhookAttempts: c.WebhookAttempts, WebhookTimeout: c.WebhookTimeout,
+		WebhookConcurrency: c.WebhookConcurrency, WebhookAllowHosts: c.WebhookAllowHosts,
+		Retention: c.Retention, PurgeInterval: c.PurgeInterval, MaxPending: c.MaxPending, Log: log}
+}
+
+// StoreOptions are the model store's options from c.
+func StoreOptions(c StoreConfig) []modelstore.Option {
+	return []modelstore.Option{modelstore.WithKeep(c.Keep)}
 }

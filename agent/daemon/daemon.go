@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	store, err := modelstore.Open(cfg.DataDir)
+	store, err := modelstore.Open(cfg.DataDir, StoreOptions(cfg.Store)...)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	srv := api.New(api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version,
 		MaxBatchInstances: cfg.HTTP.MaxBatchInstances, RequestMemory: cfg.HTTP.RequestMemory, RequestTimeout: cfg.HTTP.RequestTimeout,
 		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}}, mgr, nil, ring, log)
-	q, err := jobs.Open(cfg.DataDir, srv.RunJob, jobs.Options{Workers: cfg.Jobs.Workers, WebhookAttempts: cfg.Jobs.WebhookAttempts, Retention: cfg.Jobs.Retention, MaxPending: cfg.Jobs.MaxPending, Log: log})
+	q, err := jobs.Open(cfg.DataDir, srv.RunJob, JobsOptions(cfg.Jobs, log))
 	if err != nil {
 		return err
 	}

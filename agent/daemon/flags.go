@@ -27,6 +27,12 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.HTTP.MaxConnections, "max-connections", c.HTTP.MaxConnections, "open connections per listener (EDGE_MAX_CONNECTIONS)")
 	fs.Float64Var(&c.HTTP.RateLimit, "rate-limit", c.HTTP.RateLimit, "requests per second per client address, 429 beyond; 0 = off (EDGE_RATE_LIMIT)")
 	fs.DurationVar(&c.HTTP.RequestTimeout, "request-timeout", c.HTTP.RequestTimeout, "deadline of a synchronous prediction (EDGE_REQUEST_TIMEOUT)")
+	fs.StringSliceVar(&c.Jobs.WebhookAllowHosts, "webhook-allow-host", c.Jobs.WebhookAllowHosts, "only hosts job webhooks may name, repeatable or comma-separated (host, address or *.domain); empty = any but link-local/metadata (EDGE_WEBHOOK_ALLOW_HOSTS)")
+	fs.IntVar(&c.Jobs.WebhookConcurrency, "webhook-concurrency", c.Jobs.WebhookConcurrency, "webhook deliveries at once (EDGE_WEBHOOK_CONCURRENCY)")
+	fs.DurationVar(&c.Jobs.WebhookTimeout, "webhook-timeout", c.Jobs.WebhookTimeout, "time limit of one webhook delivery (EDGE_WEBHOOK_TIMEOUT)")
+	fs.DurationVar(&c.Jobs.Retention, "jobs-retention", c.Jobs.Retention, "finished jobs are deleted after this (EDGE_JOBS_RETENTION)")
+	fs.DurationVar(&c.Jobs.PurgeInterval, "jobs-purge-interval", c.Jobs.PurgeInterval, "how often expired jobs are deleted; 0 = retention/4, at most 1m (EDGE_JOBS_PURGE_INTERVAL)")
+	fs.IntVar(&c.Store.Keep, "model-keep", c.Store.Keep, "versions of each model kept in the store; the active and rollback versions always are (EDGE_MODEL_KEEP)")
 	fs.StringVar(&c.Fleet.Broker, "fleet-broker", c.Fleet.Broker, "MQTT broker of the fleet, e.g. mqtt://host:1883 (EDGE_FLEET_BROKER)")
 }
 
@@ -60,4 +66,10 @@ func ApplyFlags(c, flagged *Config, changed func(string) bool) {
 	set("max-connections", func() { c.HTTP.MaxConnections = flagged.HTTP.MaxConnections })
 	set("rate-limit", func() { c.HTTP.RateLimit = flagged.HTTP.RateLimit })
 	set("request-timeout", func() { c.HTTP.RequestTimeout = flagged.HTTP.RequestTimeout })
+	set("webhook-allow-host", func() { c.Jobs.WebhookAllowHosts = flagged.Jobs.WebhookAllowHosts })
+	set("webhook-concurrency", func() { c.Jobs.WebhookConcurrency = flagged.Jobs.WebhookConcurrency })
+	set("webhook-timeout", func() { c.Jobs.WebhookTimeout = flagged.Jobs.WebhookTimeout })
+	set("jobs-retention", func() { c.Jobs.Retention = flagged.Jobs.Retention })
+	set("jobs-purge-interval", func() { c.Jobs.PurgeInterval = flagged.Jobs.PurgeInterval })
+	set("model-keep", func() { c.Store.Keep = flagged.Store.Keep })
 }

@@ -28,7 +28,10 @@ type AddOptions struct {
 	// the model runs (default serving.DefaultProbeTimeout): a model with a
 	// never-ending loop is refused instead of installed.
 	ProbeTimeout time.Duration
-	Out          io.Writer
+	// Keep is how many versions of the model the store keeps (0:
+	// modelstore.DefaultKeep); match the daemon's model_store.keep.
+	Keep int
+	Out  io.Writer
 }
 
 // ModelsAdd installs a model file into the store (the daemon must be
@@ -63,7 +66,7 @@ func ModelsAdd(ctx context.Context, o AddOptions) error {
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
 		return fmt.Errorf("models add: %w", err)
 	}
-	s, err := modelstore.Open(o.DataDir)
+	s, err := modelstore.Open(o.DataDir, modelstore.WithKeep(o.Keep))
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 )
 
@@ -31,6 +32,7 @@ func newModelsCmd() *cobra.Command {
 	addCmd.Flags().StringVar(&add.Version, "version", "", "model version")
 	addCmd.Flags().StringVar(&add.Backend, "check-backend", "native", `backend that must load the model before it is installed ("none" skips the check)`)
 	addCmd.Flags().BoolVar(&add.NoActivate, "no-activate", false, "install without activating")
+	addCmd.Flags().IntVar(&add.Keep, "keep", modelstore.DefaultKeep, "versions of the model kept in the store (set it like the daemon's model_store.keep); the active and rollback versions always are")
 	addCmd.Flags().DurationVar(&add.ProbeTimeout, "probe-timeout", serving.DefaultProbeTimeout, "time limit of the check invocation; a model that runs longer (e.g. a never-ending loop) is refused")
 	_ = addCmd.MarkFlagRequired("id")
 	_ = addCmd.MarkFlagRequired("version")
