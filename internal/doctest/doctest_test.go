@@ -183,6 +183,12 @@ func TestMain(m *testing.M) {
 // with the script's output if it exits non-zero or runs over the deadline.
 // Whatever the script left running (its own process group) is killed.
 func runDoc(t *testing.T, root, script string) {
+	// The examples use these tools (build/setup-deps.sh installs them).
+	for _, tool := range []string{"bash", "curl", "openssl", "jq", "sha256sum"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("the documentation examples need %s: %v (apt-get install %s)", tool, err, tool)
+		}
+	}
 	bin := buildBinaries(t, root)
 	work := t.TempDir()
 	if err := os.Symlink(bin, filepath.Join(work, "bin")); err != nil {
