@@ -8,9 +8,11 @@ import (
 
 // MinParallelMACs is the work (multiply-accumulates, or comparable element
 // operations) below which a node runs on the calling goroutine alone:
-// waking a parked worker costs a few microseconds, as much as a node of
-// this size takes on one core. Measured with BenchmarkPoolThreshold and
-// the small models of the conformance set (see docs/runtime.md).
+// waking a parked worker costs microseconds, a good part of what a node of
+// this size takes on one core with the SIMD kernels. Chosen with
+// BenchmarkParallel and BenchmarkModelThreads (package inference) on the
+// small conformance models (person_detect, mobilenet_v1_0.25_128_quant,
+// micro_speech), which must not get slower with two threads.
 const MinParallelMACs = 200_000
 
 // An idle worker polls for the next job, yielding to other goroutines,
