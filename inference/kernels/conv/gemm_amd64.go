@@ -323,3 +323,109 @@ func store16(row []int32, bias []int32, j, n int, full bool, tmp *[q16NR]int32, 
 		out[c] = tmp[c] + bias[j+c]
 	}
 }
+
+func init() {
+	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
+		gemmF32Kernel = gemmF32FMA
+	}
+}
+
+// gemmF32FMA is gemmF32Kernel on AVX2 FMA: 3 rows x 16 channels (6
+// accumulators), one broadcast activation per row and step.
+func gemmF32FMA(a []float32, k int, wp []float32, bias []float32, out []float32, m, n, ldc int, lo, hi float32) {
+	if m == 0 || n == 0 {
+		return
+	}
+	vlo, vhi := archsimd.BroadcastFloat32x8(lo), archsimd.BroadcastFloat32x8(hi)
+	var tmp [3][q16NR]float32
+	for j := 0; j < n; j += q16NR {
+		wb := wp[j/q16NR*k*q16NR:][: k*q16NR : k*q16NR]
+		full := j+q16NR <= n
+		var b0, b1 archsimd.Float32x8
+		if full {
+			b0 = archsimd.LoadFloat32x8Array((*[8]float32)(bias[j:]))
+			b1 = archsimd.LoadFloat32x8Array((*[8]float32)(bias[j+8:]))
+		}
+		i := 0
+		for ; i+3 <= m; i += 3 {
+			r0 := a[i*k:][:k]
+			r1 := a[(i+1)*k:][:k]
+			r2 := a[(i+2)*k:][:k]
+			c00, c01, c10, c11, c20, c21 := b0, b1, b0, b1, b0, b1
+			for kk := range r0 {
+				w := (*[16]float32)(wb[kk*16:])
+				w0 := archsimd.LoadFloat32x8Array((*[8]float32)(w[:8]))
+				w1 := archsimd.LoadFloat32x8Array((*[8]float32)(w[8:]))
+				x := archsimd.BroadcastFloat32x8(r0[kk])
+				c00 = x.MulAdd(w0, c00)
+				c01 = x.MulAdd(w1, c01)
+				x = archsimd.BroadcastFloat32x8(r1[kk])
+				c10 = x.MulAdd(w0, c10)
+				c11 = x.MulAdd(w1, c11)
+				x = archsimd.BroadcastFloat32x8(r2[kk])
+				c20 = x.MulAdd(w0, c20)
+				c21 = x.MulAdd(w1, c21)
+			}
+			if full {
+				clampF8(c00, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j:]))
+				clampF8(c01, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j+8:]))
+				clampF8(c10, vlo, vhi).StoreArray((*[8]float32)(out[(i+1)*ldc+j:]))
+				clampF8(c11, vlo, vhi).StoreArray((*[8]float32)(out[(i+1)*ldc+j+8:]))
+				clampF8(c20, vlo, vhi).StoreArray((*[8]float32)(out[(i+2)*ldc+j:]))
+				clampF8(c21, vlo, vhi).StoreArray((*[8]float32)(out[(i+2)*ldc+j+8:]))
+				continue
+			}
+			c00.StoreArray((*[8]float32)(tmp[0][:8]))
+			c01.StoreArray((*[8]float32)(tmp[0][8:]))
+			c10.StoreArray((*[8]float32)(tmp[1][:8]))
+			c11.StoreArray((*[8]float32)(tmp[1][8:]))
+			c20.StoreArray((*[8]float32)(tmp[2][:8]))
+			c21.StoreArray((*[8]float32)(tmp[2][8:]))
+			for r := 0; r < 3; r++ {
+				row := out[(i+r)*ldc+j : (i+r)*ldc+n]
+				for c := range row {
+					row[c] = clampF(tmp[r][c]+bias[j+c], lo, hi)
+				}
+			}
+		}
+		for ; i < m; i++ {
+			r0 := a[i*k:][:k]
+			c00, c01 := b0, b1
+			var d00, d01 archsimd.Float32x8
+			kk := 0
+			for ; kk+2 <= len(r0); kk += 2 {
+				w := (*[32]float32)(wb[kk*16:])
+				x := archsimd.BroadcastFloat32x8(r0[kk])
+				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
+				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
+				x = archsimd.BroadcastFloat32x8(r0[kk+1])
+				d00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[16:24])), d00)
+				d01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[24:32])), d01)
+			}
+			if kk < len(r0) {
+				w := (*[16]float32)(wb[kk*16:])
+				x := archsimd.BroadcastFloat32x8(r0[kk])
+				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
+				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
+			}
+			c00, c01 = c00.Add(d00), c01.Add(d01)
+			if full {
+				clampF8(c00, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j:]))
+				clampF8(c01, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j+8:]))
+				continue
+			}
+			c00.StoreArray((*[8]float32)(tmp[0][:8]))
+			c01.StoreArray((*[8]float32)(tmp[0][8:]))
+			row := out[i*ldc+j : i*ldc+n]
+			for c := range row {
+				row[c] = clampF(tmp[0][c]+bias[j+c], lo, hi)
+			}
+		}
+	}
+}
+
+// clampF8 is clampF on 8 lanes: NaN stays NaN (VMAXPS alone would
+// replace it).
+func clampF8(v, lo, hi archsimd.Float32x8) archsimd.Float32x8 {
+	return v.IfElse(v.IsNaN(), v.Max(lo).Min(hi))
+}

@@ -2,7 +2,10 @@
 
 package conv
 
-import "testing"
+import (
+	"simd/archsimd"
+	"testing"
+)
 
 // TestRequantAVX2Only runs the requantization check without the AVX-512
 // narrowing stores (the path of AVX2-only CPUs).
@@ -26,4 +29,18 @@ func TestQ16AVX2Kernel(t *testing.T) {
 	defer func() { qgemmKernel = saved }()
 	qgemmKernel = qgemmAVX2
 	checkQ16(t)
+}
+
+// TestSIMDKernelsSelected: on a CPU with AVX2 (and FMA) every SIMD kernel
+// is installed, so the checks above cannot skip silently.
+func TestSIMDKernelsSelected(t *testing.T) {
+	if !archsimd.X86.AVX2() {
+		t.Skip("CPU without AVX2")
+	}
+	if !useSIMD || qgemmKernel == nil || requantI8Kernel == nil || requantU8Kernel == nil || widenI8Kernel == nil || widenU8Kernel == nil {
+		t.Fatal("AVX2 CPU but an integer SIMD kernel is not installed")
+	}
+	if archsimd.X86.FMA() && gemmF32Kernel == nil {
+		t.Fatal("FMA CPU but the float SIMD GEMM is not installed")
+	}
 }
