@@ -88,11 +88,19 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			if watch {
 				return watchRollout(cmd, g, args[0])
 			}
-			r, err := g.client().Rollout(cmd.Context(), args[0])
+			c := g.client()
+			r, err := c.Rollout(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return g.print(r, func() { printRollout(r) })
+			return g.print(r, func() {
+				printRollout(r)
+				if !r.Phase.Final() {
+					if w := waitingFor(r, selectedDevices(cmd.Context(), c, r.Spec.Selector), time.Now()); w != "" {
+						fmt.Println(w)
+					}
+				}
+			})
 		},
 	}
 	show.Flags().BoolVar(&watch, "watch", false, "follow until the rollout finishes")
@@ -309,11 +317,6 @@ func printRollout(r *rollout.Rollout) {
 	s := r.Spec
 	fmt.Printf("rollout %s: %s@%s %s stages %v selector %q\n", s.ID, s.ModelID, s.Version, s.Strategy, s.Stages, s.Selector)
 	fmt.Printf("phase %s, stage %d/%d  %s\n", r.Phase, r.Stage+1, len(s.Stages), r.Reason)
-	if !r.Phase.Final() {
-		if w := waitingFor(r, nil, time.Now()); w != "" {
-			fmt.Println(w)
-		}
-	}
 	fmt.Printf("new:      %d req, error rate %.4f, p95 %.2fms\nbaseline: %d req, error rate %.4f, p95 %.2fms\n",
 		r.New.Requests, r.New.ErrorRate, r.New.P95, r.Baseline.Requests, r.Baseline.ErrorRate, r.Baseline.P95)
 	for _, g := range r.Gates {
