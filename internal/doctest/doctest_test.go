@@ -233,19 +233,31 @@ func runDoc(t *testing.T, root, script string) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	// killGroup stops whatever the script left running and waits until the
+	// group is gone (SIGKILL after 5 s), so the scratch directory can go.
 	killGroup := func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		time.AfterFunc(5*time.Second, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		pgid := cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		for start := time.Now(); syscall.Kill(-pgid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+			if time.Since(start) > 5*time.Second {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Errorf("processes of the doc script still alive 30 s after SIGKILL")
+				return
+			}
+		}
 	}
 	var runErr error
 	select {
 	case runErr = <-done:
 	case <-ctx.Done():
-		killGroup()
-		<-done
 		runErr = fmt.Errorf("still running after %s", deadline)
 	}
 	killGroup()
+	if runErr != nil && ctx.Err() != nil {
+		<-done
+	}
 	took := time.Since(start)
 	text, _ := os.ReadFile(logFile)
 	if runErr != nil {
@@ -254,5 +266,30 @@ func runDoc(t *testing.T, root, script string) {
 	t.Logf("doc script passed in %s", took.Round(time.Millisecond))
 	if testing.Verbose() {
 		t.Logf("output:\n%s", text)
+	}
+}
+
+// TestScriptStopsAtFirstFailure: a failing command (also inside a pipe)
+// fails the script and nothing after it runs; the control passes.
+func TestScriptStopsAtFirstFailure(t *testing.T) {
+	for _, tc := range []struct {
+		md   string
+		fail bool
+	}{
+		{"```sh\necho one\n```\n```sh\nfalse\necho after\n```\n", true},
+		{"```sh\nfalse | cat\necho after\n```\n", true},
+		{"```sh\necho one\n```\n```sh\necho after\n```\n", false},
+	} {
+		bs, err := Extract("t.md", []byte(tc.md))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("bash", "-c", Script(bs, true)).CombinedOutput()
+		if (err != nil) != tc.fail || strings.Contains(string(out), "after") == tc.fail {
+			t.Errorf("%q: err %v, output %q; want failure %v", tc.md, err, out, tc.fail)
+		}
+		if tc.fail && !strings.Contains(string(out), "### doctest: t.md:") {
+			t.Errorf("%q: output %q does not say which block ran", tc.md, out)
+		}
 	}
 }
