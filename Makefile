@@ -118,7 +118,7 @@ package: cross
 # The .debs of this machine's arch install into a scratch root and their
 # systemd units verify.
 test-package:
-	@bash build/test-package.sh
+	@GO='$(GO)' BIN='$(BIN)' LDFLAGS='$(LDFLAGS)' bash build/test-package.sh
 
 clean:
 	rm -rf $(BIN)

@@ -6,7 +6,8 @@
 #
 # Environment: ARCHES (default "amd64 arm64 armv7 riscv64" for the agent;
 # fleet-server is packaged for amd64 and arm64 only), FORMATS (default
-# "deb rpm apk"), BIN (binaries, default bin/), DIST (output, default dist/).
+# "deb rpm apk"), BIN (binaries, default bin/), DIST (output, default dist/),
+# NFPM (an nfpm binary, or the module go run fetches; default v2.48.0).
 # The agent binaries come from `make cross` (bin/edge-agent-linux-ARCH);
 # fleet-server and fleetctl are built here when missing.
 #
@@ -25,6 +26,12 @@ DIST=${DIST:-dist}
 GO=${GO:-go}
 NFPM=${NFPM:-github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0}
 mkdir -p "$DIST/nfpm" "$BIN"
+
+# nfpm ARGS...: NFPM is an nfpm binary or a module to `go run` (cached in
+# the Go build cache after the first run).
+nfpm() {
+  if [ -x "$NFPM" ]; then "$NFPM" "$@"; else $GO run "$NFPM" "$@"; fi
+}
 
 # render TEMPLATE OUT ARCH BINARY [EXTRA_BINARY]: a config with literal values.
 render() {
@@ -71,7 +78,7 @@ for arch in $ARCHES; do
   esac
   for cfg in "${configs[@]}"; do
     for fmt in $FORMATS; do
-      $GO run "$NFPM" package --config "$cfg" --packager "$fmt" --target "$DIST/"
+      nfpm package --config "$cfg" --packager "$fmt" --target "$DIST/"
     done
   done
 done
