@@ -1,9 +1,16 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
@@ -79,5 +86,75 @@ func TestFinalState(t *testing.T) {
 	r.Phase, r.Reason = rollout.RolledBack, "gate error_rate failed"
 	if err := finalState(r); err == nil || !strings.Contains(err.Error(), "rolled_back") || !strings.Contains(err.Error(), "error_rate") {
 		t.Errorf("rolled back: %v", err)
+	}
+}
+
+// rolloutServer answers GET /api/v1/rollouts/r1 with phases[i] on the i-th
+// poll (the last one repeated) and /api/v1/devices with one online device;
+// polled receives each poll number.
+func rolloutServer(t *testing.T, phases []rollout.Phase, polled chan<- int) *httptest.Server {
+	n := 0
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/devices":
+			json.NewEncoder(w).Encode([]server.DeviceView{{Device: registry.Device{ID: "dev-1", Presence: wire.Online}}})
+		case "/api/v1/rollouts/r1":
+			mu.Lock()
+			p := phases[min(n, len(phases)-1)]
+			n++
+			i := n
+			mu.Unlock()
+			ro := rollout.Rollout{Spec: rollout.Spec{ID: "r1", ModelID: "iris", Version: "2", Stages: []int{100}}, Phase: p,
+				Devices: map[string]*rollout.DeviceState{"dev-1": {JobState: wire.JobSucceeded}}}
+			if p == rollout.RolledBack {
+				ro.Reason = "gate error_rate failed: 0.2 > 0.05"
+			}
+			json.NewEncoder(w).Encode(ro)
+			if polled != nil {
+				select {
+				case polled <- i:
+				default:
+				}
+			}
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestWatchEndsWithFinalState: --watch returns an error naming the reason
+// when the rollout is rolled back, nil when it succeeds, and nil (not
+// "context canceled") when the operator stops watching.
+func TestWatchEndsWithFinalState(t *testing.T) {
+	for _, tc := range []struct {
+		phases  []rollout.Phase
+		wantErr string
+	}{
+		{[]rollout.Phase{rollout.Running, rollout.RolledBack}, "rolled_back: gate error_rate failed"},
+		{[]rollout.Phase{rollout.Running, rollout.Succeeded}, ""},
+	} {
+		srv := rolloutServer(t, tc.phases, nil)
+		cmd := &cobra.Command{}
+		cmd.SetContext(context.Background())
+		err := watchRollout(cmd, &globals{server: srv.URL}, "r1")
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%v: %v, want %q", tc.phases, err, tc.wantErr)
+		}
+	}
+
+	polled := make(chan int, 1)
+	srv := rolloutServer(t, []rollout.Phase{rollout.Running}, polled)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := &cobra.Command{}
+	cmd.SetContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- watchRollout(cmd, &globals{server: srv.URL}, "r1") }()
+	<-polled
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("interrupted watch: %v, want nil (the rollout goes on)", err)
 	}
 }
