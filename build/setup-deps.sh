@@ -13,6 +13,9 @@ command -v dpkg-deb >/dev/null 2>&1 || need+=(dpkg)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 # A C compiler (make test-tflite and make build-tflite use cgo).
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# The README doc test (internal/doctest) runs the walkthrough with these.
+for t in curl openssl jq; do command -v $t >/dev/null 2>&1 || need+=($t); done
+command -v sha256sum >/dev/null 2>&1 || need+=(coreutils)
 # PostgreSQL server binaries (fleet/store/postgres tests start a real one).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
