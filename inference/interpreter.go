@@ -23,6 +23,7 @@ type options struct {
 	split     int64
 	rounding  quant.Rounding
 	maxMemory int64
+	portable  bool
 }
 
 // Option configures an Interpreter.
@@ -49,6 +50,12 @@ func WithSplitThreshold(macs int64) Option {
 func WithReferenceRounding() Option {
 	return func(o *options) { o.rounding = quant.RoundingDouble }
 }
+
+// WithPortableFloat makes float32 convolutions and fully connected
+// layers sum in the portable kernels' order rather than the SIMD order:
+// float results then do not depend on the CPU (slower; the post-training
+// quantizer calibrates with it so a model quantizes the same everywhere).
+func WithPortableFloat() Option { return func(o *options) { o.portable = true } }
 
 // WithMaxMemory bounds the activation memory (arena plus dynamic tensors).
 func WithMaxMemory(bytes int64) Option { return func(o *options) { o.maxMemory = bytes } }
@@ -108,6 +115,7 @@ func NewInterpreter(m *Model, opts ...Option) (*Interpreter, error) {
 	ip.ctx = kernels.NewContext(o.rounding, o.threads)
 	ip.ctx.SetMaxTensorBytes(o.maxMemory)
 	ip.ctx.SplitThreshold = o.split
+	ip.ctx.PortableFloat = o.portable
 	for si := range m.schema.Subgraphs {
 		sg, err := ip.buildSubgraph(si)
 		if err != nil {

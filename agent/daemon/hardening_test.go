@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,15 +220,34 @@ func TestStartupNotBlockedByNeverEndingModel(t *testing.T) {
 		t.Fatalf("models while loading: %v", err)
 	}
 	resp.Body.Close()
-	for _, path := range []string{"/v2/health/ready", "/api/v1/models/loop/health", "/v2/models/loop/ready"} {
-		c := http.Client{Timeout: 30 * time.Second}
-		resp, err := c.Get(url + path)
-		if err != nil {
-			t.Fatalf("%s while loading: %v", path, err)
+	// The probes are asked at once: each waits at most 2 s for the model,
+	// while the never-ending probe runs until the runtime's WHILE
+	// iteration cap (seconds) or shutdown.
+	paths := []string{"/v2/health/ready", "/api/v1/models/loop/health", "/v2/models/loop/ready"}
+	codes := make([]int, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, path := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := http.Client{Timeout: 30 * time.Second}
+			resp, err := c.Get(url + path)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	for i, path := range paths {
+		if errs[i] != nil {
+			t.Fatalf("%s while loading: %v", path, errs[i])
 		}
-		resp.Body.Close()
-		if resp.StatusCode != 503 {
-			t.Fatalf("%s while loading: %d, want 503", path, resp.StatusCode)
+		if codes[i] != 503 {
+			t.Fatalf("%s while loading: %d, want 503", path, codes[i])
 		}
 	}
 	done := make(chan struct{})

@@ -104,6 +104,10 @@ type Context struct {
 	// Parallel splits a node across threads; NewContext sets
 	// MinParallelMACs, 0 splits every node that can be split (tests).
 	SplitThreshold int64
+	// PortableFloat makes float32 kernels sum in the portable kernels'
+	// order instead of the SIMD (FMA, multi-accumulator) order, so float
+	// results are the same on every CPU (the quantizer calibrates with it).
+	PortableFloat bool
 	// Preparing is true during Prepare.
 	Preparing bool
 	// InEval is true when Prepare runs during Invoke (the node is dynamic):

@@ -86,7 +86,9 @@ func calibrate(model []byte, samples []Sample, opts ...inference.Option) (Ranges
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: load instrumented model: %w", err)
 	}
-	ip, err := inference.NewInterpreter(cm, opts...)
+	// Portable float sums: the same calibration ranges, and so the same
+	// quantized model, on every CPU.
+	ip, err := inference.NewInterpreter(cm, append(slices.Clip(opts), inference.WithPortableFloat())...)
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}

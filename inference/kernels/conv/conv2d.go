@@ -142,7 +142,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		}
 		d.lo, d.hi = floatAct(opts.Activation)
 		d.biasF = make([]float32, g.outC)
-		if !d.hybrid && useSIMD && gemmF32Kernel != nil && g.groups == 1 {
+		if !d.hybrid && useSIMD && !ctx.PortableFloat && gemmF32Kernel != nil && g.groups == 1 {
 			d.fp = make([]float32, f32Len(g.outC, g.k))
 		}
 		inElem, accElem = 4, 0

@@ -108,7 +108,7 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 		d.biasF = make([]float32, d.units)
 		switch filter.Type {
 		case tensor.Float32:
-			if useSIMD && gemmF32Kernel != nil && d.depth > 0 {
+			if useSIMD && !ctx.PortableFloat && gemmF32Kernel != nil && d.depth > 0 {
 				d.fp = make([]float32, f32Len(d.units, d.depth))
 			}
 		case tensor.Int8:
