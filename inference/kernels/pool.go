@@ -88,6 +88,7 @@ type Pool struct {
 	active   atomic.Bool  // inside an Invoke: workers poll longer
 	closed   atomic.Bool  // Close may run on a cleanup goroutine
 	done     chan struct{}
+	timer    *time.Timer // bounds each park of the caller (see park)
 	seq      uint32
 }
 
@@ -95,7 +96,8 @@ type poolWorker struct {
 	seq      atomic.Uint32 // job sequence to run; stopSeq stops the worker
 	sleeping atomic.Bool
 	wake     chan struct{}
-	_        [48]byte
+	timer    *time.Timer // bounds each park (see poolWorker.park)
+	_        [40]byte
 }
 
 // stopSeq tells a worker to exit.
@@ -107,9 +109,9 @@ func NewPool(threads int) *Pool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &Pool{done: make(chan struct{}, 1)}
+	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer()}
 	for i := 1; i < threads; i++ {
-		h := &poolWorker{wake: make(chan struct{}, 1)}
+		h := &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()}
 		p.helpers = append(p.helpers, h)
 		go p.work(h, i)
 	}
@@ -190,8 +192,9 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 			}
 			break
 		}
-		<-p.done
-		break
+		if p.park() {
+			break
+		}
 	}
 	p.fn, p.data, p.call = nil, nil, nil
 }
@@ -245,7 +248,7 @@ func (p *Pool) work(h *poolWorker, worker int) {
 				}
 				break
 			}
-			<-h.wake
+			h.park()
 			seq = h.seq.Load()
 			start = time.Time{}
 		}
@@ -257,5 +260,52 @@ func (p *Pool) work(h *poolWorker, worker int) {
 		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
 			p.done <- struct{}{}
 		}
+	}
+}
+
+// parkRecheck bounds how long a parked worker or caller sleeps before it
+// looks at the shared state again. The flag-then-recheck handshake should
+// never lose a wake-up, yet one was lost under qemu-aarch64 (a worker
+// parked on a new job, the caller parked waiting for it: a deadlock), so
+// a park never lasts forever: a missed wake-up costs at most this delay.
+const parkRecheck = 20 * time.Millisecond
+
+// stoppedTimer returns a timer for park (reused: Reset does not allocate).
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+// park waits for Run or Close to wake the worker (its sleeping flag set),
+// at most parkRecheck; on a time-out it takes the flag back, or receives
+// the wake-up a sender that already took it is sending.
+func (h *poolWorker) park() {
+	h.timer.Reset(parkRecheck)
+	select {
+	case <-h.wake:
+	case <-h.timer.C:
+		if !h.sleeping.CompareAndSwap(true, false) {
+			<-h.wake
+		}
+	}
+	h.timer.Stop()
+}
+
+// park waits for the last helper's signal (the waiting flag set), at most
+// parkRecheck. It reports whether the helpers are done; false means the
+// caller took the flag back and must look at pending again.
+func (p *Pool) park() bool {
+	p.timer.Reset(parkRecheck)
+	defer p.timer.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-p.timer.C:
+		if !p.waiting.CompareAndSwap(true, false) {
+			<-p.done // the last helper is sending
+			return true
+		}
+		return p.pending.Load() == 0
 	}
 }
