@@ -353,10 +353,7 @@ func (r *repo) addTarget(targetPath, src string, custom ota.TargetCustom) (Targe
 // a delta from m.DeltaBaseVersion), and re-signs targets, snapshot and
 // timestamp.
 func AddModel(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRelease) (TargetInfo, error) {
-	custom := ota.TargetCustom{Kind: ota.KindModel, ID: m.ID, Version: m.Version, RequiredOps: m.RequiredOps, Hardware: m.Hardware}
-	if len(m.GoldenInputs) > 0 || m.GoldenOutputSHA256 != "" {
-		custom.Golden = &ota.GoldenJSON{Inputs: m.GoldenInputs, OutputSHA256: m.GoldenOutputSHA256}
-	}
+	custom := m.targetCustom()
 	fail := func(err error) (TargetInfo, error) {
 		return TargetInfo{}, fmt.Errorf("release model %s@%s: %w", m.ID, m.Version, err)
 	}
@@ -366,15 +363,7 @@ func AddModel(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRe
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
-	pol, err := loadPolicy(keysDir)
-	if err != nil {
-		return fail(err)
-	}
-	signers, err := loadRole(keysDir, "targets", metadata.TARGETS)
-	if err != nil {
-		return fail(err)
-	}
-	r, err := openRepo(repoDir)
+	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
 	}
@@ -449,15 +438,7 @@ func AddAgentBinary(ctx context.Context, keysDir, repoDir, binPath string, a Age
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
-	pol, err := loadPolicy(keysDir)
-	if err != nil {
-		return fail(err)
-	}
-	signers, err := loadRole(keysDir, "targets", metadata.TARGETS)
-	if err != nil {
-		return fail(err)
-	}
-	r, err := openRepo(repoDir)
+	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
 	}
@@ -593,4 +574,31 @@ func Handler(repoDir string) http.Handler {
 		}
 		http.ServeContent(w, req, "", st.ModTime(), f)
 	})
+}
+
+// openForTargets opens the repository for a change of the targets role:
+// the policy, the offline targets signers and the current metadata.
+func openForTargets(keysDir, repoDir string) (*repo, Policy, []signature.Signer, error) {
+	pol, err := loadPolicy(keysDir)
+	if err != nil {
+		return nil, Policy{}, nil, err
+	}
+	signers, err := loadRole(keysDir, "targets", metadata.TARGETS)
+	if err != nil {
+		return nil, Policy{}, nil, err
+	}
+	r, err := openRepo(repoDir)
+	if err != nil {
+		return nil, Policy{}, nil, err
+	}
+	return r, pol, signers, nil
+}
+
+// targetCustom is the signed custom metadata of a model file of m.
+func (m ModelRelease) targetCustom() ota.TargetCustom {
+	custom := ota.TargetCustom{Kind: ota.KindModel, ID: m.ID, Version: m.Version, RequiredOps: m.RequiredOps, Hardware: m.Hardware}
+	if len(m.GoldenInputs) > 0 || m.GoldenOutputSHA256 != "" {
+		custom.Golden = &ota.GoldenJSON{Inputs: m.GoldenInputs, OutputSHA256: m.GoldenOutputSHA256}
+	}
+	return custom
 }

@@ -6,8 +6,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
 )
@@ -47,22 +45,11 @@ func AddModelVariant(ctx context.Context, keysDir, repoDir, modelPath string, m 
 	if m.DeltaBaseVersion != "" {
 		return fail(fmt.Errorf("deltas are published for the primary file only"))
 	}
-	custom := ota.TargetCustom{Kind: ota.KindModel, ID: m.ID, Version: m.Version, RequiredOps: m.RequiredOps, Hardware: m.Hardware}
-	if len(m.GoldenInputs) > 0 || m.GoldenOutputSHA256 != "" {
-		custom.Golden = &ota.GoldenJSON{Inputs: m.GoldenInputs, OutputSHA256: m.GoldenOutputSHA256}
-	}
+	custom := m.targetCustom()
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
-	pol, err := loadPolicy(keysDir)
-	if err != nil {
-		return fail(err)
-	}
-	signers, err := loadRole(keysDir, "targets", metadata.TARGETS)
-	if err != nil {
-		return fail(err)
-	}
-	r, err := openRepo(repoDir)
+	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
 	}
