@@ -3,6 +3,7 @@ package kernels_test
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,29 +90,32 @@ func TestParallelDoesNotAllocate(t *testing.T) {
 }
 
 // TestPoolCloseStopsWorkers: Close ends the worker goroutines, and a
-// context that is dropped has them ended by the garbage collector.
+// context that is dropped has them ended by the garbage collector. Worker
+// goroutines are counted by their creator, so that goroutines of earlier
+// tests that are still on their way out do not blur the count.
 func TestPoolCloseStopsWorkers(t *testing.T) {
-	waitGoroutines := func(want int, what string) {
+	waitWorkers := func(want int, what string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
-		for runtime.NumGoroutine() > want {
+		for poolWorkers() > want {
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d goroutines, expected at most %d", what, runtime.NumGoroutine(), want)
+				t.Fatalf("%s: %d pool workers, expected at most %d", what, poolWorkers(), want)
 			}
 			runtime.GC()
 			runtime.Gosched()
+			time.Sleep(time.Millisecond)
 		}
 	}
-	base := runtime.NumGoroutine()
+	waitWorkers(0, "before the test")
 	ctx := kernels.NewContext(quant.RoundingTFLite, 4)
-	if n := runtime.NumGoroutine(); n < base+3 {
-		t.Fatalf("4 threads: %d goroutines, expected %d + 3 workers", n, base)
+	if n := poolWorkers(); n != 3 {
+		t.Fatalf("4 threads: %d pool workers, expected 3", n)
 	}
 	c := &cover{hits: make([]atomic.Int32, 100), threads: 4}
 	kernels.Parallel(ctx, 4, 1<<30, 100, 1, c, coverChunk)
 	ctx.Close()
 	ctx.Close() // idempotent
-	waitGoroutines(base, "after Close")
+	waitWorkers(0, "after Close")
 	// Still usable, on the caller alone.
 	kernels.Parallel(ctx, 4, 1<<30, 100, 1, c, coverChunk)
 	if c.hits[99].Load() != 2 {
@@ -122,7 +126,15 @@ func TestPoolCloseStopsWorkers(t *testing.T) {
 		ctx := kernels.NewContext(quant.RoundingTFLite, 3)
 		kernels.Parallel(ctx, 3, 1<<30, 100, 1, c, coverChunk)
 	}()
-	waitGoroutines(base, "after dropping a context")
+	waitWorkers(0, "after dropping a context")
+}
+
+// poolWorkers counts the worker goroutines of pools, started or not yet
+// scheduled (a goroutine that has not run yet shows only its creator).
+func poolWorkers() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Count(string(buf), "created by github.com/edgefleet/edgefleet/inference/kernels.NewPool")
 }
 
 // spinWork is a chunk function that costs about one nanosecond per index
