@@ -116,8 +116,12 @@ func (m *Manager) save(ctx context.Context, r *Rollout) error {
 
 // Create starts a rollout.
 func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
-	if _, err := m.reg.Model(ctx, spec.ModelID, spec.Version); err != nil {
-		return nil, fmt.Errorf("create rollout: %w", err)
+	if spec.Kind != KindAgent {
+		// An agent release is checked by the caller against the signed
+		// repository (the registry holds models only).
+		if _, err := m.reg.Model(ctx, spec.ModelID, spec.Version); err != nil {
+			return nil, fmt.Errorf("create rollout: %w", err)
+		}
 	}
 	r, err := New(spec, m.clock.Now())
 	if err != nil {
@@ -131,7 +135,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 		return nil, fmt.Errorf("create rollout: id %s already used", r.Spec.ID)
 	}
 	for _, o := range m.rollouts {
-		if o.Spec.ModelID == r.Spec.ModelID && !o.Phase.Final() {
+		if o.Spec.ModelID == r.Spec.ModelID && o.Spec.Agent() == r.Spec.Agent() && !o.Phase.Final() {
 			m.mu.Unlock()
 			return nil, fmt.Errorf("create rollout %s: %w (%s is %s)", r.Spec.ID, ErrConflict, o.Spec.ID, o.Phase)
 		}
@@ -231,7 +235,11 @@ func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
 	}
 	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health}
 	for _, d := range devs {
-		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: d.ActiveVersion(spec.ModelID)})
+		active := d.ActiveVersion(spec.ModelID)
+		if spec.Agent() {
+			active = d.AgentVersion // what the device's own status reports
+		}
+		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: active})
 	}
 	jobs, err := m.reg.Jobs(ctx, "")
 	if err != nil {

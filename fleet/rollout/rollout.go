@@ -130,9 +130,39 @@ func (g Gates) Validate() error {
 	return nil
 }
 
+// Kind is what a rollout rolls out.
+type Kind string
+
+// The rollout kinds.
+const (
+	// KindModel rolls out a model version (Spec.ModelID@Spec.Version).
+	KindModel Kind = "model"
+	// KindAgent rolls out an edge-agent version (Spec.Version): each device
+	// gets a wire.JobAgent and runs the binary released for its platform.
+	// Canary and blue-green only. A device counts as updated once its own
+	// status reports the version while it is online; the gates judge every
+	// model the stage's devices serve (error rate, p95 against the same
+	// devices before the stage, crashes, device-side rollbacks) and the
+	// agent jobs themselves (install failures: a binary that fails its
+	// health check is rolled back on the device and fails its job).
+	KindAgent Kind = "agent"
+)
+
+// DefaultAgentGates are DefaultGates without a traffic requirement: an
+// agent update is judged on devices that may serve little or nothing, so
+// a stage needs no minimum of requests (the error-rate and latency gates
+// are judged on whatever traffic there is).
+func DefaultAgentGates() Gates {
+	g := DefaultGates()
+	g.MinRequests = 0
+	return g
+}
+
 // Spec is what an operator asks for.
 type Spec struct {
-	ID       string      `json:"id"`
+	ID string `json:"id"`
+	// Kind is KindModel (default, "" in older records) or KindAgent.
+	Kind     Kind        `json:"kind,omitempty"`
 	ModelID  string      `json:"model_id"`
 	Version  string      `json:"version"`
 	Target   wire.Target `json:"target"`
@@ -165,8 +195,21 @@ func (s *Spec) Normalize() error {
 	if len(s.ID) > 24 {
 		return fmt.Errorf("rollout id %q: at most 24 characters (job ids embed it)", s.ID)
 	}
-	if err := wire.ValidateID("model id", s.ModelID); err != nil {
-		return err
+	switch s.Kind {
+	case "", KindModel:
+		s.Kind = KindModel
+		if err := wire.ValidateID("model id", s.ModelID); err != nil {
+			return err
+		}
+	case KindAgent:
+		if s.ModelID != "" {
+			return fmt.Errorf("an agent rollout names no model (model id %q)", s.ModelID)
+		}
+		if s.Strategy == Shadow || s.Strategy == AB {
+			return fmt.Errorf("strategy %q: an agent rollout is canary or blue-green", s.Strategy)
+		}
+	default:
+		return fmt.Errorf("kind %q: want model or agent", s.Kind)
 	}
 	if err := wire.ValidateID("version", s.Version); err != nil {
 		return err
@@ -229,6 +272,17 @@ func (s *Spec) Normalize() error {
 		return fmt.Errorf("on-failure %q: want rollback or pause", s.OnFailure)
 	}
 	return nil
+}
+
+// Agent reports whether the spec rolls out an edge-agent version.
+func (s Spec) Agent() bool { return s.Kind == KindAgent }
+
+// Subject names what is rolled out: "iris@2" or "edge-agent 2".
+func (s Spec) Subject() string {
+	if s.Agent() {
+		return "edge-agent " + s.Version
+	}
+	return s.ModelID + "@" + s.Version
 }
 
 // Phase is a rollout's lifecycle state.
@@ -314,7 +368,7 @@ func New(spec Spec, now time.Time) (*Rollout, error) {
 		return nil, fmt.Errorf("rollout spec: %w", err)
 	}
 	r := &Rollout{Spec: spec, Phase: Running, Created: now, StageStarted: now, Devices: map[string]*DeviceState{}}
-	r.event(now, "created", fmt.Sprintf("%s of %s@%s, stages %v", spec.Strategy, spec.ModelID, spec.Version, spec.Stages))
+	r.event(now, "created", fmt.Sprintf("%s of %s, stages %v", spec.Strategy, spec.Subject(), spec.Stages))
 	return r, nil
 }
 
@@ -322,7 +376,8 @@ func New(spec Spec, now time.Time) (*Rollout, error) {
 type Device struct {
 	ID     string
 	Online bool
-	// Active is the device's active version of the rollout's model.
+	// Active is the device's active version of the rollout's model, or the
+	// agent version its status reports (agent rollouts).
 	Active string
 }
 
@@ -379,7 +434,7 @@ func (r *Rollout) newJob(now time.Time, kind wire.JobKind, version string) wire.
 	j := wire.Job{JobID: fmt.Sprintf("%s-%04d", r.Spec.ID, r.NextJob), Kind: kind, RolloutID: r.Spec.ID,
 		ModelID: r.Spec.ModelID, Version: version, RepoURL: r.Spec.RepoURL, State: wire.JobQueued,
 		Created: now, Deadline: now.Add(r.Spec.DeviceDeadline)}
-	if kind != wire.JobRollback {
+	if kind != wire.JobRollback && kind.ForModel() {
 		t := r.Spec.Target
 		j.Target = &t
 	}
@@ -390,6 +445,9 @@ func (r *Rollout) newJob(now time.Time, kind wire.JobKind, version string) wire.
 }
 
 func (r *Rollout) stageKind() wire.JobKind {
+	if r.Spec.Agent() {
+		return wire.JobAgent
+	}
 	switch r.Spec.Strategy {
 	case Shadow:
 		return wire.JobShadow
@@ -406,20 +464,37 @@ func (r *Rollout) stageKind() wire.JobKind {
 // the job's deadline passes (e.g. an agent that skipped the install).
 func (r *Rollout) sync(now time.Time, v View) {
 	active := make(map[string]string, len(v.Devices))
+	online := make(map[string]bool, len(v.Devices))
 	for _, d := range v.Devices {
 		active[d.ID] = d.Active
+		online[d.ID] = d.Online
 	}
 	confirm := func(id string, d *DeviceState, st wire.JobState, reason, want string) (wire.JobState, string) {
 		if st != wire.JobSucceeded || want == "" {
 			return st, reason
 		}
 		got, known := active[id]
-		if !known || got == want {
+		// An agent update counts once the restarted agent is back online
+		// and its own status reports the version.
+		back := !r.Spec.Agent() || online[id]
+		if !known || got == want && back {
 			return st, reason // no longer selected: nothing to check against
 		}
 		by := d.ConfirmBy
 		if by.IsZero() {
 			by = r.StageStarted.Add(r.Spec.DeviceDeadline)
+		}
+		if r.Spec.Agent() {
+			if now.Before(by) {
+				if !back {
+					return wire.JobInProgress, fmt.Sprintf("device reported success; waiting for it to come back online running edge-agent %s", want)
+				}
+				return wire.JobInProgress, fmt.Sprintf("device reported success; waiting for its status to report edge-agent %s (reports %q)", want, got)
+			}
+			if !back {
+				return wire.JobFailed, fmt.Sprintf("device reported success but did not come back online running edge-agent %s", want)
+			}
+			return wire.JobFailed, fmt.Sprintf("device reported success but runs edge-agent %q, not %s", got, want)
 		}
 		if now.Before(by) {
 			return wire.JobInProgress, fmt.Sprintf("device reported success; waiting for its status to show %s active (shows %q)", want, got)
@@ -429,7 +504,7 @@ func (r *Rollout) sync(now time.Time, v View) {
 	for id, d := range r.Devices {
 		if s, ok := v.Jobs[d.JobID]; ok && d.JobID != "" {
 			want := ""
-			if r.stageKind() == wire.JobInstall {
+			if r.stageKind() == wire.JobInstall || r.stageKind() == wire.JobAgent {
 				want = r.Spec.Version
 			}
 			d.JobState, d.Reason = confirm(id, d, s.State, s.Reason, want)
@@ -497,7 +572,7 @@ func (r *Rollout) tickRunning(now time.Time, v View) []Action {
 			continue
 		}
 		ds := &DeviceState{Stage: r.Stage, Baseline: d.Active}
-		if d.Active == r.Spec.Version && r.stageKind() == wire.JobInstall {
+		if d.Active == r.Spec.Version && (r.stageKind() == wire.JobInstall || r.stageKind() == wire.JobAgent) {
 			ds.JobState = wire.JobSucceeded
 			ds.Reason = "already active"
 		} else {
@@ -594,10 +669,17 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 	case AB:
 		newRoles = []wire.Role{wire.RoleCandidate}
 	}
-	nh := v.Health(telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles, Devices: devs,
-		Since: r.StageStarted, Until: now.Add(time.Nanosecond)})
+	newQ := telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles, Devices: devs,
+		Since: r.StageStarted, Until: now.Add(time.Nanosecond)}
+	if r.Spec.Agent() {
+		// An agent version is judged by every model its devices serve.
+		newQ.ModelID, newQ.Version = "", ""
+	}
+	nh := v.Health(newQ)
 	// Crashes and device-side rollbacks count in any role.
-	all := v.Health(telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Devices: devs, Since: r.StageStarted, Until: now.Add(time.Nanosecond)})
+	allQ := newQ
+	allQ.Roles = nil
+	all := v.Health(allQ)
 	nh.Crashes, nh.Rollbacks = all.Crashes, all.Rollbacks
 	bh, src := r.baseline(now, v, devs)
 	r.New, r.Baseline, r.BaselineSource = nh, bh, src
@@ -658,6 +740,11 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 func (r *Rollout) baseline(now time.Time, v View, devs map[string]bool) (telemetry.Health, string) {
 	until := now.Add(time.Nanosecond)
 	q := telemetry.Query{ModelID: r.Spec.ModelID, Version: r.Spec.Version, ExcludeVersion: true, Roles: []wire.Role{wire.RolePrimary}}
+	if r.Spec.Agent() {
+		// Every model on the devices, under the previous agent version:
+		// the same devices before the stage, first.
+		q.ModelID, q.Version, q.ExcludeVersion = "", "", false
+	}
 	if r.Spec.Strategy == Shadow || r.Spec.Strategy == AB {
 		q.Devices, q.Since, q.Until = devs, r.StageStarted, until
 		return v.Health(q), "primary on the same devices, same window"
@@ -761,7 +848,7 @@ func (r *Rollout) startRollback(now time.Time, why string) []Action {
 		case wire.JobRejected, wire.JobTimedOut:
 			continue // never changed the device
 		}
-		if ds.Baseline == "" && r.stageKind() == wire.JobInstall && ds.PromoteJobID == "" {
+		if ds.Baseline == "" && (r.stageKind() == wire.JobInstall || r.Spec.Agent()) && ds.PromoteJobID == "" {
 			ds.RollbackState, ds.Reason = wire.JobFailed, "no previous version to roll back to"
 			continue
 		}
@@ -769,7 +856,14 @@ func (r *Rollout) startRollback(now time.Time, why string) []Action {
 		if version == "" {
 			version = r.Spec.Version // shadow/AB without a baseline: stop the candidate only
 		}
-		j := r.newJob(now, wire.JobRollback, version)
+		kind := wire.JobRollback
+		if r.Spec.Agent() {
+			if ds.JobState == wire.JobRolledBack {
+				continue // the device put its previous binary back itself
+			}
+			kind = wire.JobAgent // run the previous agent version again
+		}
+		j := r.newJob(now, kind, version)
 		ds.RollbackJobID, ds.RollbackState, ds.ConfirmBy = j.JobID, wire.JobQueued, j.Deadline
 		acts = append(acts, Action{DeviceID: id, Job: j})
 	}

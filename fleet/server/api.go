@@ -136,6 +136,8 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "GET /api/v1/telemetry/series", Scope: v, h: s.series},
 		{Pattern: "GET /api/v1/telemetry/records", Scope: v, h: s.records},
 		{Pattern: "GET /api/v1/broker/mosquitto", Scope: a, h: s.mosquittoFiles},
+		{Pattern: "GET /api/v1/agents", Scope: v, h: s.listAgents},                          // agents_api.go
+		{Pattern: "POST /api/v1/agents", Scope: o, BodyType: AgentBodyType, h: s.pushAgent}, // agents_api.go
 		{Pattern: "GET /metrics", Scope: v, raw: promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{})},
 	}
 }
@@ -326,7 +328,9 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (any, error) {
 // RolloutRequest is the body of POST /api/v1/rollouts; durations are Go
 // duration strings ("10m").
 type RolloutRequest struct {
-	ID             string                `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// Kind is "model" (default) or "agent" (no model_id; see agents_api.go).
+	Kind           rollout.Kind          `json:"kind,omitempty"`
 	ModelID        string                `json:"model_id"`
 	Version        string                `json:"version"`
 	Strategy       rollout.Strategy      `json:"strategy,omitempty"`
@@ -346,13 +350,13 @@ func (s *Server) createRollout(w http.ResponseWriter, r *http.Request) (any, err
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
-	m, err := s.reg.Model(r.Context(), req.ModelID, req.Version)
+	target, gates, err := s.rolloutSubject(r.Context(), req) // agents_api.go
 	if err != nil {
 		return nil, err
 	}
-	spec := rollout.Spec{ID: req.ID, ModelID: req.ModelID, Version: req.Version, Target: m.Target, RepoURL: s.cfg.PublicURL + "/repo",
+	spec := rollout.Spec{ID: req.ID, Kind: req.Kind, ModelID: req.ModelID, Version: req.Version, Target: target, RepoURL: s.cfg.PublicURL + "/repo",
 		Strategy: req.Strategy, Stages: req.Stages, SplitPercent: req.SplitPercent, Selector: req.Selector,
-		OnFailure: req.OnFailure, ManualPromote: req.ManualPromote, Gates: rollout.DefaultGates()}
+		OnFailure: req.OnFailure, ManualPromote: req.ManualPromote, Gates: gates}
 	if spec.ID == "" {
 		spec.ID = fmt.Sprintf("r%d", s.cfg.Clock.Now().Unix()%1_000_000_000)
 	}

@@ -204,13 +204,17 @@ func TestEveryMutatingRouteNeedsAuth(t *testing.T) {
 			continue
 		}
 		body := ""
+		var hdr []string
 		if mut {
 			body = "{}"
+			if rt.BodyType != "" {
+				hdr = []string{"Content-Type: " + rt.BodyType}
+			}
 		}
-		if code, resp, _ := e.req(method, path, "", body); code != 401 {
+		if code, resp, _ := e.req(method, path, "", body, hdr...); code != 401 {
 			t.Errorf("%s without token: %d %s", rt.Pattern, code, resp)
 		}
-		code, resp, _ := e.req(method, path, viewer, body)
+		code, resp, _ := e.req(method, path, viewer, body, hdr...)
 		switch {
 		case (mut || rt.Scope != auth.Viewer) && code != 403:
 			t.Errorf("%s (needs %s) with a viewer token: %d %s, want 403", rt.Pattern, rt.Scope, code, resp)
@@ -220,14 +224,14 @@ func TestEveryMutatingRouteNeedsAuth(t *testing.T) {
 		if mut && rt.Scope == auth.Viewer {
 			t.Errorf("mutating route %s only needs viewer", rt.Pattern)
 		}
-		code, resp, _ = e.req(method, path, operator, body)
+		code, resp, _ = e.req(method, path, operator, body, hdr...)
 		if rt.Scope == auth.Admin && code != 403 {
 			t.Errorf("%s (admin) with an operator token: %d %s", rt.Pattern, code, resp)
 		}
 		if rt.Scope != auth.Admin && (code == 401 || code == 403) {
 			t.Errorf("control: %s (%s) with an operator token: %d %s", rt.Pattern, rt.Scope, code, resp)
 		}
-		if code, resp, _ := e.req(method, path, e.admin, body); code == 401 || code == 403 {
+		if code, resp, _ := e.req(method, path, e.admin, body, hdr...); code == 401 || code == 403 {
 			t.Errorf("control: %s with the admin token: %d %s", rt.Pattern, code, resp)
 		}
 	}

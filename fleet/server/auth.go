@@ -38,6 +38,9 @@ type Route struct {
 	Scope   auth.Scope // auth.Viewer, auth.Operator, auth.Admin or Public
 	// RateLimited routes are limited per client address (enrollment).
 	RateLimited bool
+	// BodyType is the media type a mutating call must send (default
+	// application/json; see Route.bodyType in agents_api.go).
+	BodyType string
 
 	h   handlerFunc
 	raw http.Handler
@@ -311,9 +314,9 @@ func (s *Server) guard(rt Route) http.Handler {
 				fail(errf(http.StatusForbidden, "cross_origin", "cross-origin request refused: %v", err))
 				return
 			}
-			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != rt.bodyType() {
 				fail(errf(http.StatusUnsupportedMediaType, "unsupported_media_type",
-					"%s needs Content-Type: application/json (got %q); other types are refused to stop cross-site requests", r.Method, r.Header.Get("Content-Type")))
+					"%s needs Content-Type: %s (got %q); other types are refused to stop cross-site requests", r.Method, rt.bodyType(), r.Header.Get("Content-Type")))
 				return
 			}
 		}

@@ -79,6 +79,14 @@ const (
 	// JobRollback activates Version (an already installed, earlier version)
 	// and stops any shadow or A/B candidate of the model.
 	JobRollback JobKind = "rollback"
+	// JobAgent makes the device run edge-agent Version: it downloads the
+	// binary released (TUF-signed) for its own platform, installs it over
+	// the running one, health-checks it and restarts the agent as that
+	// version; a binary that fails the check is replaced by the previous one
+	// and the job ends rolled_back with the reason. The job carries no model
+	// and no target (each device picks its platform's signed binary). Agent
+	// rollouts also roll back with JobAgent (to the previous version).
+	JobAgent JobKind = "agent"
 )
 
 // String returns the kind's name.
@@ -87,10 +95,33 @@ func (k JobKind) String() string { return string(k) }
 // Valid reports whether k is a defined kind.
 func (k JobKind) Valid() bool {
 	switch k {
-	case JobInstall, JobShadow, JobAB, JobRollback:
+	case JobInstall, JobShadow, JobAB, JobRollback, JobAgent:
 		return true
 	}
 	return false
+}
+
+// ForModel reports whether jobs of kind k act on a model (every kind but
+// JobAgent): they name one in ModelID.
+func (k JobKind) ForModel() bool { return k != JobAgent }
+
+// validateKindFields checks the fields whose presence depends on the kind:
+// a model job names its model (and, except rollback, its target); an agent
+// job names neither.
+func (j *Job) validateKindFields() error {
+	if !j.Kind.ForModel() {
+		if j.ModelID != "" || j.Target != nil {
+			return fmt.Errorf("job %s: an agent job names no model and no target (model_id %q)", j.JobID, j.ModelID)
+		}
+		return nil
+	}
+	if err := ValidateID("model_id", j.ModelID); err != nil {
+		return fmt.Errorf("job %s: %w", j.JobID, err)
+	}
+	if j.Kind != JobRollback && j.Target == nil {
+		return fmt.Errorf("job %s: %s job needs a target", j.JobID, j.Kind)
+	}
+	return nil
 }
 
 // JobError is returned by a device's job handler to end a job in a specific

@@ -250,10 +250,10 @@ func (j *Job) Validate() error {
 		return err
 	}
 	if !j.Kind.Valid() {
-		return fmt.Errorf("job %s: kind %q: want install, shadow, ab or rollback", j.JobID, j.Kind)
+		return fmt.Errorf("job %s: kind %q: want install, shadow, ab, rollback or agent", j.JobID, j.Kind)
 	}
-	if err := ValidateID("model_id", j.ModelID); err != nil {
-		return fmt.Errorf("job %s: %w", j.JobID, err)
+	if err := j.validateKindFields(); err != nil { // jobs.go
+		return err
 	}
 	if err := ValidateID("version", j.Version); err != nil {
 		return fmt.Errorf("job %s: %w", j.JobID, err)
@@ -263,9 +263,6 @@ func (j *Job) Validate() error {
 	}
 	if j.SplitPercent < 0 || j.SplitPercent > 100 {
 		return fmt.Errorf("job %s: split_percent %d: want 0..100", j.JobID, j.SplitPercent)
-	}
-	if j.Kind != JobRollback && j.Target == nil {
-		return fmt.Errorf("job %s: %s job needs a target", j.JobID, j.Kind)
 	}
 	if j.Target != nil && (j.Target.Name == "" || j.Target.Length < 0) {
 		return fmt.Errorf("job %s: target needs a name and a non-negative length", j.JobID)
