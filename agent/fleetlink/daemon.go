@@ -33,7 +33,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	if deps.Config.Broker != "" {
 		enr.BrokerURL = deps.Config.Broker
 	}
-	h := &otaJobs{deps: deps}
+	h := &otaJobs{deps: deps, downloads: newDownloadLog(deps.Log)}
 	var httpClient *http.Client
 	if !enr.Insecure {
 		tc, err := TLSConfig(deps.DataDir)
@@ -44,7 +44,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	}
 	if enr.RepoURL != "" {
 		h.up, err = ota.NewUpdater(ota.UpdaterConfig{DataDir: filepath.Join(deps.DataDir, "ota"), RepoURL: enr.RepoURL, TrustedRoot: enr.TUFRoot,
-			HTTPClient: httpClient})
+			HTTPClient: httpClient, Download: download.Options{Progress: h.downloads.progress}})
 		if err != nil {
 			return fmt.Errorf("fleet link: %w", err)
 		}
@@ -74,6 +74,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 		return err
 	}
 	h.link = l
+	confirmAgentRestart(l, deps.DataDir, deps.AgentVersion) // agentjob.go
 	return l.Run(ctx)
 }
 
@@ -101,7 +102,11 @@ type otaJobs struct {
 	up   *ota.Updater
 	in   *ota.Installer
 	link *Link
-	mu   sync.Mutex // the updater is not safe for concurrent use
+	// self reaches the running binary for agent jobs (agentjob.go).
+	self agentSelf
+	// downloads logs download progress (progress.go).
+	downloads *downloadLog
+	mu        sync.Mutex // the updater is not safe for concurrent use
 	// variants are the model variants this device runs, best first
 	// (engine.DeviceCapabilities when nil).
 	variants func() []string
@@ -145,6 +150,9 @@ func (h *otaJobs) fetch(ctx context.Context, j wire.Job) (ota.Artifact, error) {
 			Reason: fmt.Sprintf("%v (device runs %s)", err, strings.Join(runnable, ", "))}
 	case err != nil:
 		return ota.Artifact{}, err
+	}
+	if h.downloads != nil {
+		h.downloads.begin(j.ModelID + "@" + j.Version + " " + path.Base(t.Path))
 	}
 	if t.Path == ota.ModelTargetPath(j.ModelID, j.Version) {
 		a, err := h.up.FetchModel(ctx, j.ModelID, j.Version, h.deps.Store)
@@ -216,6 +224,8 @@ func (h *otaJobs) HandleJob(ctx context.Context, j wire.Job, progress func(int))
 			return mgr.SetShadow(ctx, j.ModelID, j.Version)
 		}
 		return mgr.SetAB(ctx, j.ModelID, j.Version, j.SplitPercent)
+	case wire.JobAgent:
+		return h.runAgent(ctx, j, progress) // agentjob.go
 	case wire.JobRollback:
 		mgr.SetShadow(ctx, j.ModelID, "")
 		mgr.SetAB(ctx, j.ModelID, "", 0)

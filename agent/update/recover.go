@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -37,5 +38,8 @@ func RecoverAtStartup(dataDir string) (bool, error) {
 		return restored, err
 	}
 	fmt.Fprintf(os.Stderr, "edge-agent: an agent update was never confirmed healthy; restored the previous binary %s and restarting it\n", exe)
-	return true, reexec(exe)
+	if err := selfexec.Reexec(exe); err != nil {
+		return true, fmt.Errorf("%w (%v)", ErrRestartNeeded, err)
+	}
+	return true, nil
 }

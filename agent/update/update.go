@@ -29,8 +29,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +37,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
+	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 )
@@ -160,34 +159,11 @@ type AgentResult struct {
 
 // Platform returns GOOS, GOARCH and GOARM of this binary (GOARM from the
 // build settings, "7" if arm and unrecorded).
-func Platform() (goos, goarch, goarm string) {
-	goos, goarch = runtime.GOOS, runtime.GOARCH
-	if goarch != "arm" {
-		return goos, goarch, ""
-	}
-	goarm = "7"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "GOARM" && s.Value != "" {
-				goarm, _, _ = strings.Cut(s.Value, ",") // "7,softfloat"
-			}
-		}
-	}
-	return goos, goarch, goarm
-}
+func Platform() (goos, goarch, goarm string) { return selfexec.Platform() }
 
 // Executable returns the path of this binary with symlinks resolved, so
 // that a self-update replaces the real file, not a link to it.
-func Executable() (string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find executable: %w", err)
-	}
-	if r, err := filepath.EvalSymlinks(exe); err == nil {
-		exe = r
-	}
-	return exe, nil
-}
+func Executable() (string, error) { return selfexec.Executable() }
 
 // Agent replaces the agent binary with a released version and checks that
 // it starts: see the package doc. On a failed probe the error wraps

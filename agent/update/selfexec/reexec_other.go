@@ -1,6 +1,5 @@
 //go:build !unix
 
-package update
+package selfexec
 
-// reexec cannot replace the process on this platform.
 func reexec(string) error { return ErrRestartNeeded }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package update
+package selfexec
 
 import (
 	"fmt"
@@ -8,7 +8,6 @@ import (
 	"syscall"
 )
 
-// reexec replaces this process with exe, keeping arguments and environment.
 func reexec(exe string) error {
 	if err := syscall.Exec(exe, os.Args, os.Environ()); err != nil {
 		return fmt.Errorf("%w: exec %s: %v", ErrRestartNeeded, exe, err)
