@@ -105,6 +105,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.caFile, "ca-file", "", "fleet CA certificate for an https:// server, e.g. <data-dir>/pki/ca.pem (or FLEET_CA_FILE)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.resolve() }
 	root.PersistentFlags().BoolVar(&g.jsonOut, "json", false, "print JSON")
-	root.AddCommand(newKeysCmd(), newModelsCmd(g), newDevicesCmd(g), newTokensCmd(g), newEnrollTokensCmd(g), newAuditCmd(g), newGroupsCmd(g), newRolloutCmd(g), newTelemetryCmd(g), newBrokerCmd(g), newSimulateCmd(g))
+	root.AddCommand(newKeysCmd(), newModelsCmd(g), newDevicesCmd(g), newTokensCmd(g), newEnrollTokensCmd(g), newAuditCmd(g), newGroupsCmd(g), newRolloutCmd(g), newAgentsCmd(g), newTelemetryCmd(g), newBrokerCmd(g), newSimulateCmd(g))
 	return root
 }

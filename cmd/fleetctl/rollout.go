@@ -22,12 +22,32 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	var req server.RolloutRequest
 	var soak, deadline, baseline time.Duration
 	gates := rollout.DefaultGates()
-	var watch bool
+	var watch, agent bool
 	create := &cobra.Command{
-		Use:   "create --model NAME --version V",
-		Short: "Start a rollout (canary, blue-green, shadow or ab)",
-		Args:  cobra.NoArgs,
+		Use:   "create (--model NAME | --agent) --version V",
+		Short: "Start a rollout of a model version (canary, blue-green, shadow or ab) or of an edge-agent version (--agent)",
+		Long: `Starts a staged rollout. With --model, of a model version pushed with
+'fleetctl models push'. With --agent, of an edge-agent version pushed with
+'fleetctl agents push' (canary or blue-green): each device downloads the
+binary released for its platform, health-checks it, restarts as it and must
+come back online reporting the version within --device-deadline; the gates
+judge the models the devices serve (error rate, p95 against the same devices
+before the stage, crashes, device rollbacks) and failed updates
+(--max-install-failures). --min-requests defaults to 0 for agent rollouts.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case agent && req.ModelID != "":
+				return fmt.Errorf("--agent rolls out edge-agent itself: give --version, not --model")
+			case !agent && req.ModelID == "":
+				return fmt.Errorf("give --model NAME (a model rollout) or --agent (an edge-agent rollout)")
+			}
+			if agent {
+				req.Kind = rollout.KindAgent
+				if !cmd.Flags().Changed("min-requests") {
+					gates.MinRequests = rollout.DefaultAgentGates().MinRequests
+				}
+			}
 			req.Soak, req.DeviceDeadline, req.BaselineWindow = soak.String(), deadline.String(), baseline.String()
 			req.Gates = &gates
 			r, err := g.client().CreateRollout(cmd.Context(), req)
@@ -43,6 +63,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&req.ID, "id", "", "rollout id (default generated)")
 	f.StringVar(&req.ModelID, "model", "", "model id")
+	f.BoolVar(&agent, "agent", false, "roll out an edge-agent version (fleetctl agents push) instead of a model")
 	f.StringVar(&req.Version, "version", "", "version to roll out")
 	f.StringVar((*string)(&req.Strategy), "strategy", "canary", "canary, blue-green, shadow or ab")
 	f.IntSliceVar(&req.Stages, "stages", nil, "cumulative percentages, e.g. 1,10,50,100 (canary default)")
@@ -63,7 +84,6 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	f.IntVar(&gates.MaxInstallFailures, "max-install-failures", gates.MaxInstallFailures, "gate: failed installs allowed (-1 disables)")
 	f.Uint64Var(&gates.MinRequests, "min-requests", gates.MinRequests, "requests of the new version a stage needs before it can pass")
 	f.BoolVar(&watch, "watch", false, "follow the rollout until it finishes")
-	create.MarkFlagRequired("model")
 	create.MarkFlagRequired("version")
 
 	list := &cobra.Command{
@@ -76,7 +96,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 			return g.print(rs, func() {
 				fmt.Printf("%-14s %-22s %-10s %-20s %-6s %s\n", "ROLLOUT", "MODEL", "STRATEGY", "PHASE", "STAGE", "REASON")
 				for _, r := range rs {
-					fmt.Printf("%-14s %-22s %-10s %-20s %-6s %s\n", r.Spec.ID, r.Spec.ModelID+"@"+r.Spec.Version, r.Spec.Strategy, r.Phase,
+					fmt.Printf("%-14s %-22s %-10s %-20s %-6s %s\n", r.Spec.ID, r.Spec.Subject(), r.Spec.Strategy, r.Phase,
 						fmt.Sprintf("%d/%d", r.Stage+1, len(r.Spec.Stages)), r.Reason)
 				}
 			})
@@ -178,7 +198,7 @@ func finalState(r *rollout.Rollout) error {
 		took = " in " + r.Finished.Sub(r.Created).Round(time.Second).String()
 	}
 	if r.Phase == rollout.Succeeded {
-		fmt.Printf("rollout %s succeeded%s: %s@%s on %d devices\n", r.Spec.ID, took, r.Spec.ModelID, r.Spec.Version, len(r.Devices))
+		fmt.Printf("rollout %s succeeded%s: %s on %d devices\n", r.Spec.ID, took, r.Spec.Subject(), len(r.Devices))
 		return nil
 	}
 	return fmt.Errorf("rollout %s %s%s: %s", r.Spec.ID, r.Phase, took, r.Reason)
@@ -242,6 +262,15 @@ func waitingFor(r *rollout.Rollout, devs map[string]server.DeviceView, now time.
 		what := "job " + string(d.JobState)
 		if d.JobState == "" {
 			what = "job not delivered yet"
+		}
+		if d.Reason != "" {
+			// The device's own words (restarting into the new agent...)
+			// or the fleet's (waiting for its status to report it).
+			why := d.Reason
+			if len(why) > 100 {
+				why = why[:100] + "…"
+			}
+			what += ": " + why
 		}
 		if dv, ok := devs[id]; ok && dv.Presence != wire.Online {
 			what = "offline"
@@ -315,7 +344,7 @@ func gateLine(r *rollout.Rollout) string {
 
 func printRollout(r *rollout.Rollout) {
 	s := r.Spec
-	fmt.Printf("rollout %s: %s@%s %s stages %v selector %q\n", s.ID, s.ModelID, s.Version, s.Strategy, s.Stages, s.Selector)
+	fmt.Printf("rollout %s: %s %s stages %v selector %q\n", s.ID, s.Subject(), s.Strategy, s.Stages, s.Selector)
 	fmt.Printf("phase %s, stage %d/%d  %s\n", r.Phase, r.Stage+1, len(s.Stages), r.Reason)
 	fmt.Printf("new:      %d req, error rate %.4f, p95 %.2fms\nbaseline: %d req, error rate %.4f, p95 %.2fms\n",
 		r.New.Requests, r.New.ErrorRate, r.New.P95, r.Baseline.Requests, r.Baseline.ErrorRate, r.Baseline.P95)

@@ -5,8 +5,10 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,9 +115,15 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return fmt.Errorf("%s %s: %w", method, c.Base+path, err)
 	}
 	defer resp.Body.Close()
+	return decodeAnswer(resp, method+" "+path, out)
+}
+
+// decodeAnswer turns a non-2xx answer into an *APIError and decodes a
+// 2xx answer into out (if non-nil).
+func decodeAnswer(resp *http.Response, what string, out any) error {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("%s %s: read: %w", method, path, err)
+		return fmt.Errorf("%s: read: %w", what, err)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
@@ -133,7 +141,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode: %w", method, path, err)
+			return fmt.Errorf("%s: decode: %w", what, err)
 		}
 	}
 	return nil
@@ -254,4 +262,82 @@ func (c *Client) Health(ctx context.Context, model, version, since string) (tele
 	var out telemetry.Health
 	q := url.Values{"model": {model}, "version": {version}, "since": {since}}
 	return out, c.Do(ctx, "GET", "/api/v1/telemetry/health?"+q.Encode(), nil, &out)
+}
+
+// Agents lists the released edge-agent binaries by platform and version.
+func (c *Client) Agents(ctx context.Context) ([]server.AgentRelease, error) {
+	var out []server.AgentRelease
+	return out, c.Do(ctx, "GET", "/api/v1/agents", nil, &out)
+}
+
+// AgentPush describes an edge-agent binary to release with PushAgent.
+type AgentPush struct {
+	// Path is the binary; Version the version it was built as (-X
+	// main.version); Platform GOOS/GOARCH[/vGOARM], e.g. linux/arm/v7.
+	Path, Version, Platform string
+	// Progress, if set, is called as bytes are sent: done of total.
+	Progress func(done, total int64)
+}
+
+// PushAgent uploads an edge-agent binary; the server signs it into its
+// update repository as the release of p.Version for p.Platform. The
+// binary's sha256 goes with it, so bytes corrupted on the way are refused.
+// The upload is bounded by ctx only (not by the client's timeout).
+func (c *Client) PushAgent(ctx context.Context, p AgentPush) (server.AgentRelease, error) {
+	var out server.AgentRelease
+	f, err := os.Open(p.Path)
+	if err != nil {
+		return out, fmt.Errorf("push agent: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return out, fmt.Errorf("push agent: %w", err)
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return out, fmt.Errorf("push agent: %s is not a non-empty regular file", p.Path)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return out, fmt.Errorf("push agent: hash %s: %w", p.Path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return out, fmt.Errorf("push agent: %w", err)
+	}
+	q := url.Values{"version": {p.Version}, "platform": {p.Platform}, "sha256": {hex.EncodeToString(h.Sum(nil))}}
+	body := &countingReader{r: f, total: st.Size(), fn: p.Progress}
+	req, err := http.NewRequestWithContext(ctx, "POST", c.Base+"/api/v1/agents?"+q.Encode(), body)
+	if err != nil {
+		return out, fmt.Errorf("push agent: %w", err)
+	}
+	req.ContentLength = st.Size()
+	req.Header.Set("Content-Type", server.AgentBodyType)
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0 // a big binary on a slow link takes as long as it takes
+	resp, err := hc.Do(req)
+	if err != nil {
+		return out, fmt.Errorf("push agent: POST %s: %w", c.Base+"/api/v1/agents", err)
+	}
+	defer resp.Body.Close()
+	return out, decodeAnswer(resp, "POST /api/v1/agents", &out)
+}
+
+// countingReader reports how much of total was read.
+type countingReader struct {
+	r     io.Reader
+	done  int64
+	total int64
+	fn    func(done, total int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.done += int64(n)
+	if c.fn != nil && n > 0 {
+		c.fn(c.done, c.total)
+	}
+	return n, err
 }
