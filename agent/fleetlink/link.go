@@ -353,7 +353,7 @@ func (l *Link) onMessage(_ paho.Client, m paho.Message) {
 }
 
 func (l *Link) publish(topic string, retain bool, payload []byte, wait time.Duration) error {
-	if !l.client.IsConnectionOpen() {
+	if l.client == nil || !l.client.IsConnectionOpen() { // nil: Run has not started
 		return fmt.Errorf("publish %s: not connected", topic)
 	}
 	tok := l.client.Publish(topic, 1, retain, payload)
