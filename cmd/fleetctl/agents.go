@@ -153,7 +153,7 @@ func isTerminal(w io.Writer) bool {
 func uploadProgress(w io.Writer, label string, tty bool) func(done, total int64) {
 	var mu sync.Mutex
 	start := time.Now()
-	lastPct, last := -1, time.Time{}
+	lastPct, last := -10, time.Time{}
 	return func(done, total int64) {
 		mu.Lock()
 		defer mu.Unlock()
