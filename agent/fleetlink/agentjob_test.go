@@ -3,9 +3,13 @@ package fleetlink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +114,119 @@ func TestDownloadLog(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), "download progress"); n != 2 {
 		t.Fatalf("%d progress lines in 12 s of a slow download, want 2:\n%s", n, buf.String())
+	}
+}
+
+// buildFakeAgent builds ota/testdata/fakeagent (reports healthy with its
+// version, or exits at start with mode crash).
+func buildFakeAgent(t *testing.T, dir, version, mode string) string {
+	t.Helper()
+	out := filepath.Join(dir, "fakeagent-"+version+mode)
+	ld := "-X main.version=" + version
+	if mode != "" {
+		ld += " -X main.mode=" + mode
+	}
+	gobin := "go"
+	if p, err := exec.LookPath("go"); err == nil {
+		gobin = p
+	} else {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(gobin, "build", "-o", out, "-ldflags", ld, "../../ota/testdata/fakeagent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build fakeagent: %v\n%s", err, b)
+	}
+	return out
+}
+
+// TestAgentJobRollbackToKeptBinary: a job back to the version kept at
+// <binary>.old needs no repository: the kept binary is health-checked,
+// put back and restarted into (here a fake restart), and the binaries swap
+// places. A kept binary that no longer matches its record is not used.
+func TestAgentJobRollbackToKeptBinary(t *testing.T) {
+	dir := t.TempDir()
+	v1, v2 := buildFakeAgent(t, dir, "1", ""), buildFakeAgent(t, dir, "2", "")
+	b1, _ := os.ReadFile(v1)
+	b2, _ := os.ReadFile(v2)
+	data := filepath.Join(dir, "data")
+	exe := filepath.Join(dir, "bin", "edge-agent")
+	os.MkdirAll(filepath.Dir(exe), 0o755)
+	os.WriteFile(exe, b2, 0o755)
+	os.WriteFile(exe+".old", b1, 0o755)
+	sum := sha256.Sum256(b1)
+	if err := writeJSONFile(filepath.Join(data, Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])}); err != nil {
+		t.Fatal(err)
+	}
+	var restartedInto string
+	h := &otaJobs{deps: daemon.FleetDeps{DataDir: data, AgentVersion: "2"}, downloads: newDownloadLog(nil),
+		self: agentSelf{exe: func() (string, error) { return exe, nil }, probeTimeout: time.Minute,
+			restart: func(p string) error { restartedInto = p; return nil }}}
+	var steps []int
+	if err := h.runAgent(context.Background(), wire.Job{JobID: "a1-0002", Kind: wire.JobAgent, Version: "1"}, func(p int) { steps = append(steps, p) }); err != nil {
+		t.Fatalf("rollback to the kept binary: %v", err)
+	}
+	if restartedInto != exe {
+		t.Fatalf("restarted into %q, want %s", restartedInto, exe)
+	}
+	if got, _ := os.ReadFile(exe); !bytes.Equal(got, b1) {
+		t.Fatal("the binary is not version 1 after the rollback")
+	}
+	if got, _ := os.ReadFile(exe + ".old"); !bytes.Equal(got, b2) {
+		t.Fatal("version 2 is not kept as .old")
+	}
+	var rec agentRestart
+	if err := readJSONFile(filepath.Join(data, Dir, agentRestartFile), &rec); err != nil || rec.Version != "1" || rec.From != "2" || rec.JobID != "a1-0002" {
+		t.Fatalf("restart record %+v %v", rec, err)
+	}
+	var prev agentPrevious
+	if err := readJSONFile(filepath.Join(data, Dir, agentPreviousFile), &prev); err != nil || prev.Version != "2" {
+		t.Fatalf("previous record %+v %v", prev, err)
+	}
+	if len(steps) == 0 || steps[len(steps)-1] != 90 {
+		t.Fatalf("progress %v", steps)
+	}
+
+	// The kept binary changed since it was recorded: not trusted, and
+	// without a repository the job is rejected; nothing is touched.
+	os.WriteFile(exe+".old", append(b2, 0), 0o755)
+	h.deps.AgentVersion = "1"
+	err := h.runAgent(context.Background(), wire.Job{JobID: "a1-0003", Kind: wire.JobAgent, Version: "2"}, func(int) {})
+	if je, ok := err.(*wire.JobError); !ok || je.State != wire.JobRejected {
+		t.Fatalf("tampered kept binary: %v", err)
+	}
+	if got, _ := os.ReadFile(exe); !bytes.Equal(got, b1) {
+		t.Fatal("the binary changed")
+	}
+}
+
+// TestAgentJobProbeFails: a kept binary that exits at start fails the
+// health check: the running binary is put back, the job ends rolled_back
+// with the reason, and there is no restart.
+func TestAgentJobProbeFails(t *testing.T) {
+	dir := t.TempDir()
+	bad, good := buildFakeAgent(t, dir, "1", "crash"), buildFakeAgent(t, dir, "2", "")
+	bb, _ := os.ReadFile(bad)
+	bg, _ := os.ReadFile(good)
+	data := filepath.Join(dir, "data")
+	exe := filepath.Join(dir, "edge-agent")
+	os.WriteFile(exe, bg, 0o755)
+	os.WriteFile(exe+".old", bb, 0o755)
+	sum := sha256.Sum256(bb)
+	writeJSONFile(filepath.Join(data, Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])})
+	restarted := false
+	h := &otaJobs{deps: daemon.FleetDeps{DataDir: data, AgentVersion: "2"},
+		self: agentSelf{exe: func() (string, error) { return exe, nil }, probeTimeout: time.Minute,
+			restart: func(string) error { restarted = true; return nil }}}
+	err := h.runAgent(context.Background(), wire.Job{JobID: "a1-0004", Kind: wire.JobAgent, Version: "1"}, func(int) {})
+	je, ok := err.(*wire.JobError)
+	if !ok || je.State != wire.JobRolledBack || !strings.Contains(je.Reason, "simulated start-up failure") || restarted {
+		t.Fatalf("crashing binary: %v (restarted %v)", err, restarted)
+	}
+	if got, _ := os.ReadFile(exe); !bytes.Equal(got, bg) {
+		t.Fatal("the running binary was not put back")
+	}
+	if _, err := os.Stat(filepath.Join(data, Dir, agentRestartFile)); !os.IsNotExist(err) {
+		t.Fatalf("restart record written for a failed update: %v", err)
 	}
 }
