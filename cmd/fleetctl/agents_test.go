@@ -2,12 +2,18 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/client"
+	"github.com/edgefleet/edgefleet/fleet/registry"
+	"github.com/edgefleet/edgefleet/fleet/rollout"
+	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
 // TestCheckAgentBinary: a file that is not a Go binary, or a Go binary that
@@ -77,4 +83,51 @@ func TestRolloutCreateAgentFlags(t *testing.T) {
 			t.Errorf("%v: %v, want %q", c.args, err, c.want)
 		}
 	}
+}
+
+// TestWatchAgentRollout: --watch of an agent rollout names it "edge-agent
+// V", counts devices done/total, and says why it waits (the device's own
+// words, then the fleet's).
+func TestWatchAgentRollout(t *testing.T) {
+	now := time.Date(2026, 12, 4, 5, 0, 0, 0, time.Local)
+	r := &rollout.Rollout{
+		Spec:  rollout.Spec{ID: "a1", Kind: rollout.KindAgent, Version: "2", Stages: []int{50, 100}},
+		Phase: rollout.Running,
+		Devices: map[string]*rollout.DeviceState{
+			"dev-1": {JobState: wire.JobSucceeded, Reason: "edge-agent 2 running (was 1)"},
+			"dev-2": {JobState: wire.JobInProgress, Reason: "device reported success; waiting for it to come back online running edge-agent 2", ConfirmBy: now.Add(time.Minute)},
+		},
+	}
+	devs := map[string]server.DeviceView{
+		"dev-1": {Device: registry.Device{ID: "dev-1", Presence: wire.Online, AgentVersion: "2"}},
+		"dev-2": {Device: registry.Device{ID: "dev-2", Presence: wire.Online, AgentVersion: "1"}},
+		"dev-3": {Device: registry.Device{ID: "dev-3", Presence: wire.Online, AgentVersion: "1"}},
+	}
+	line := watchLine(r, devs, now)
+	for _, want := range []string{"devices 1/3", "waiting for dev-2 (job in_progress: device reported success; waiting for it to come back online running edge-agent 2, times out in 1m0s)"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("line %q lacks %q", line, want)
+		}
+	}
+	r.Phase, r.Devices["dev-2"].JobState = rollout.Succeeded, wire.JobSucceeded
+	out, _ := captureStdout(t, func() error { return finalState(r) })
+	if !strings.Contains(out, "succeeded: edge-agent 2 on 2 devices") {
+		t.Errorf("final line %q", out)
+	}
+}
+
+func captureStdout(t *testing.T, fn func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	err = fn()
+	w.Close()
+	os.Stdout = old
+	return string(<-done), err
 }
