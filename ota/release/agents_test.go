@@ -2,10 +2,13 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/edgefleet/edgefleet/ota"
 )
@@ -85,4 +88,61 @@ func TestAgentsListsReleasedBinaries(t *testing.T) {
 
 func customOf(goos, goarch, goarm string) ota.TargetCustom {
 	return ota.TargetCustom{GOOS: goos, GOARCH: goarch, GOARM: goarm}
+}
+
+// TestConcurrentWritersKeepEveryRelease: releases and refreshes running at
+// once (fleet-server signing agent binaries and re-signing its timestamp
+// while fleetctl pushes a model) serialize on the repository lock: every
+// release is in the final signed targets, and the metadata chain verifies.
+func TestConcurrentWritersKeepEveryRelease(t *testing.T) {
+	dir := t.TempDir()
+	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+	if err := InitKeys(keys, repo, KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*n)
+	for i := 0; i < n; i++ {
+		bin := filepath.Join(dir, fmt.Sprintf("bin%d", i))
+		os.WriteFile(bin, []byte(fmt.Sprintf("agent %d", i)), 0o755)
+		model := filepath.Join(dir, fmt.Sprintf("m%d.tflite", i))
+		os.WriteFile(model, []byte(fmt.Sprintf("model %d", i)), 0o644)
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			_, err := AddAgentBinary(context.Background(), keys, repo, bin, AgentRelease{Version: fmt.Sprint(i), GOOS: "linux", GOARCH: "arm64"})
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := AddModel(context.Background(), keys, repo, model, ModelRelease{ID: "m", Version: fmt.Sprint(i)})
+			errs <- err
+		}()
+		go func() { defer wg.Done(); errs <- Refresh(keys, repo, time.Now()) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	as, err := Agents(repo)
+	if err != nil || len(as) != n {
+		t.Fatalf("%d agent releases after %d concurrent pushes: %v", len(as), n, err)
+	}
+	r, err := openRepo(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r.targets.Signed.Targets); got != 2*n {
+		t.Fatalf("%d targets, want %d", got, 2*n)
+	}
+	if r.snapshot.Signed.Meta["targets.json"].Version != r.targets.Signed.Version {
+		t.Fatalf("snapshot pins targets v%d, targets is v%d", r.snapshot.Signed.Meta["targets.json"].Version, r.targets.Signed.Version)
+	}
+	if r.timestamp.Signed.Meta["snapshot.json"].Version != r.snapshot.Signed.Version {
+		t.Fatalf("timestamp pins snapshot v%d, snapshot is v%d", r.timestamp.Signed.Meta["snapshot.json"].Version, r.snapshot.Signed.Version)
+	}
 }

@@ -363,6 +363,11 @@ func AddModel(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRe
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
+	unlock, err := lockRepo(repoDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
@@ -438,6 +443,11 @@ func AddAgentBinary(ctx context.Context, keysDir, repoDir, binPath string, a Age
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
+	unlock, err := lockRepo(repoDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
@@ -464,6 +474,11 @@ func AddAgentBinary(ctx context.Context, keysDir, repoDir, binPath string, a Age
 // keysDir/online/retired, and re-signs snapshot and timestamp. Devices follow
 // the root chain on their next refresh; nothing is re-flashed.
 func RotateOnlineKeys(keysDir, repoDir string) error {
+	unlock, err := lockRepo(repoDir)
+	if err != nil {
+		return fmt.Errorf("rotate online keys: %w", err)
+	}
+	defer unlock()
 	pol, err := loadPolicy(keysDir)
 	if err != nil {
 		return fmt.Errorf("rotate online keys: %w", err)
@@ -523,6 +538,11 @@ func RotateOnlineKeys(keysDir, repoDir string) error {
 // it periodically so devices never see expired metadata from an honest
 // server; a frozen server's metadata expires and devices refuse it.
 func Refresh(keysDir, repoDir string, now time.Time) error {
+	unlock, err := lockRepo(repoDir)
+	if err != nil {
+		return fmt.Errorf("refresh metadata: %w", err)
+	}
+	defer unlock()
 	pol, err := loadPolicy(keysDir)
 	if err != nil {
 		return fmt.Errorf("refresh metadata: %w", err)

@@ -49,6 +49,11 @@ func AddModelVariant(ctx context.Context, keysDir, repoDir, modelPath string, m 
 	if err := custom.Validate(); err != nil {
 		return fail(err)
 	}
+	unlock, err := lockRepo(repoDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer unlock()
 	r, pol, signers, err := openForTargets(keysDir, repoDir)
 	if err != nil {
 		return fail(err)
