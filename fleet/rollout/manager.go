@@ -24,8 +24,9 @@ type Notifier interface {
 	NotifyJobs(ctx context.Context, deviceID string) error
 }
 
-// ErrConflict is returned when a model already has an active rollout.
-var ErrConflict = errors.New("model already has an active rollout")
+// ErrConflict is returned when a model already has an active rollout, or
+// (agent rollouts) another edge-agent rollout is active.
+var ErrConflict = errors.New("an active rollout already exists")
 
 // Manager runs every rollout: it persists them, builds their views from the
 // registry and telemetry, creates and delivers their jobs.
@@ -137,7 +138,10 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 	for _, o := range m.rollouts {
 		if o.Spec.ModelID == r.Spec.ModelID && o.Spec.Agent() == r.Spec.Agent() && !o.Phase.Final() {
 			m.mu.Unlock()
-			return nil, fmt.Errorf("create rollout %s: %w (%s is %s)", r.Spec.ID, ErrConflict, o.Spec.ID, o.Phase)
+			if r.Spec.Agent() {
+				return nil, fmt.Errorf("create rollout %s: %w: one edge-agent rollout at a time (%s of %s is %s)", r.Spec.ID, ErrConflict, o.Spec.ID, o.Spec.Subject(), o.Phase)
+			}
+			return nil, fmt.Errorf("create rollout %s: %w for model %s (%s is %s)", r.Spec.ID, ErrConflict, r.Spec.ModelID, o.Spec.ID, o.Phase)
 		}
 	}
 	snap := clone(r)

@@ -155,3 +155,23 @@ func TestAgentRolloutCreate(t *testing.T) {
 		t.Fatalf("agent rollout spec %+v", r.Spec)
 	}
 }
+
+// TestAgentRolloutOneAtATime: a second agent rollout while one is active is
+// a 409 that says so; a model rollout is not in its way.
+func TestAgentRolloutOneAtATime(t *testing.T) {
+	e := startSigningAPI(t)
+	bin := "\x7fELF edge-agent 2"
+	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), e.admin, bin, "Content-Type: "+server.AgentBodyType); code != 200 {
+		t.Fatalf("push: %d %s", code, resp)
+	}
+	body := func(id string) string {
+		b, _ := json.Marshal(server.RolloutRequest{ID: id, Kind: rollout.KindAgent, Version: "2"})
+		return string(b)
+	}
+	if code, resp, _ := e.req("POST", "/api/v1/rollouts", e.admin, body("a1")); code != 200 {
+		t.Fatalf("first: %d %s", code, resp)
+	}
+	if code, resp, _ := e.req("POST", "/api/v1/rollouts", e.admin, body("a2")); code != 409 || !strings.Contains(resp, "one edge-agent rollout at a time") {
+		t.Fatalf("second: %d %s", code, resp)
+	}
+}
