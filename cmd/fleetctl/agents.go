@@ -51,7 +51,8 @@ or with --progress.`,
 				if rel.Existed {
 					what = "already released (same bytes)"
 				}
-				fmt.Printf("edge-agent %s for %s %s: %d bytes\n  target %s sha256 %s\n", rel.Version, rel.Platform, what, rel.Target.Length, rel.Target.Name, rel.Target.SHA256)
+				fmt.Printf("edge-agent %s for %s %s: %d bytes\n  target %s sha256 %s\nroll it out: fleetctl rollout create --agent --version %s --stages 1,10,50,100 --watch\n",
+					rel.Version, rel.Platform, what, rel.Target.Length, rel.Target.Name, rel.Target.SHA256, rel.Version)
 			})
 		},
 	}
