@@ -146,3 +146,28 @@ func TestConcurrentWritersKeepEveryRelease(t *testing.T) {
 		t.Fatalf("timestamp pins snapshot v%d, snapshot is v%d", r.timestamp.Signed.Meta["snapshot.json"].Version, r.snapshot.Signed.Version)
 	}
 }
+
+// FuzzParsePlatform: any string (an API query parameter) gives a clear
+// error or a platform whose parts are valid names that print back to an
+// equivalent platform; never a panic.
+func FuzzParsePlatform(f *testing.F) {
+	for _, s := range []string{"linux/amd64", "linux/arm/v7", "linux/arm", "", "/", "linux//v7", "a/b/c/d", "linux/arm/v"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		goos, goarch, goarm, err := ParsePlatform(s)
+		if err != nil {
+			if goos != "" || goarch != "" || goarm != "" {
+				t.Fatalf("%q: error %v with parts %q %q %q", s, err, goos, goarch, goarm)
+			}
+			return
+		}
+		if ota.ValidateName("goos", goos) != nil || ota.ValidateName("goarch", goarch) != nil || (goarch == "arm") != (goarm != "") {
+			t.Fatalf("%q: parts %q %q %q", s, goos, goarch, goarm)
+		}
+		back := Platform(customOf(goos, goarch, goarm))
+		if g2, a2, m2, err := ParsePlatform(back); err != nil || g2 != goos || a2 != goarch || m2 != goarm {
+			t.Fatalf("%q -> %q does not parse back: %v", s, back, err)
+		}
+	})
+}
