@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
@@ -90,6 +91,14 @@ func (s *Server) pushAgent(w http.ResponseWriter, r *http.Request) (any, error) 
 	tmpDir := filepath.Join(s.cfg.DataDir, "uploads")
 	if err := os.MkdirAll(tmpDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent upload: %w", err)
+	}
+	// Uploads a crash left behind (a live one is younger than this).
+	if old, _ := filepath.Glob(filepath.Join(tmpDir, "edge-agent-*")); len(old) > 0 {
+		for _, p := range old {
+			if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 6*time.Hour {
+				os.Remove(p)
+			}
+		}
 	}
 	f, err := os.CreateTemp(tmpDir, "edge-agent-*")
 	if err != nil {
