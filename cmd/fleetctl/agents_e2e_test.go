@@ -281,6 +281,9 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 			if r.Phase == rollout.Paused {
 				t.Fatalf("rollout %s paused: %s; devices %s; agent log: %s", id, r.Reason, b, agentLog)
 			}
+			if r.Phase.Final() {
+				t.Logf("rollout %s: %s in %s (%s)", id, r.Phase, r.Finished.Sub(r.Created).Round(time.Millisecond), r.Reason)
+			}
 			return r.Phase.Final(), fmt.Sprintf("%s %s devices %s; agent log: %s", r.Phase, r.Reason, b, agentLog)
 		})
 		return r
