@@ -680,6 +680,7 @@ func TestConsolePushAndRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := startServer(t, server.Config{DataDir: data, KeysDir: keys})
+	e.release("1") // what the devices run: the card's rollback target
 	e.enroll(2)
 	e.startLinks()
 	e.waitFor("devices online", 20*time.Second, func() bool { return e.online() == 2 })
@@ -783,6 +784,25 @@ func TestConsolePushAndRollout(t *testing.T) {
 	p.waitFor("rollback card", `document.querySelector('[data-id^="rollback-ui-v5-"].succeeded')`)
 	p.screenshot("rollout-actions", 1100)
 
+	// Abort from the card: the devices go back to 1.
+	p.setHash("#/rollouts/new?model=m%405")
+	p.fill("#ro-id", "ui-abort")
+	p.fill("#ro-stages", "100")
+	p.click("#ro-submit")
+	p.waitFor("created", `document.getElementById("ro-result").dataset.created === "ui-abort"`)
+	e.waitFor("ui-abort awaiting promotion", 30*time.Second, func() bool {
+		r, _ := e.srv.Rollouts().Get("ui-abort")
+		return r.Phase == rollout.AwaitPromote
+	})
+	p.setHash("#/")
+	p.waitFor("abort enabled", `document.querySelector('[data-id="ui-abort"].awaiting_promotion [data-action="abort"]:not([disabled])')`)
+	p.click(`[data-id="ui-abort"] [data-action="abort"]`)
+	e.waitFor("ui-abort rolled back", 30*time.Second, func() bool {
+		r, _ := e.srv.Rollouts().Get("ui-abort")
+		return r.Phase == rollout.RolledBack && e.actives()["1"] == 2
+	})
+	p.waitFor("abort shown", `document.querySelector('[data-id="ui-abort"].rolled_back')`)
+
 	// A server without signing keys explains why the console cannot push.
 	e2 := startServer(t, server.Config{})
 	op2, _, err := e2.srv.Tokens().Create(context.Background(), "ops", auth.Operator, 0)
@@ -800,5 +820,69 @@ func TestConsolePushAndRollout(t *testing.T) {
 	p2.waitFor("no keys", `document.getElementById("push-result").textContent.startsWith("Push failed")`)
 	if txt := p2.str(`document.getElementById("push-result").textContent`); !strings.Contains(txt, "no --keys-dir") {
 		t.Errorf("push without keys: %q", txt)
+	}
+}
+
+// TestConsoleEndpoints: the console's own routes are in the auth table
+// with the intended scopes (TestEveryMutatingRouteNeedsAuth walks them
+// with viewer, operator and admin tokens), and the upload refuses bad
+// input with a clear error before anything is signed; a real model is the
+// control.
+func TestConsoleEndpoints(t *testing.T) {
+	want := map[string]auth.Scope{"POST /api/v1/models/upload": auth.Operator, "GET /api/v1/rollouts/{id}/devices": auth.Viewer}
+	data := t.TempDir()
+	keys := filepath.Join(data, "keys")
+	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := startAPI(t, server.Config{DataDir: data, KeysDir: keys})
+	for _, rt := range server.RoutesOf(e.srv) {
+		if s, ok := want[rt.Pattern]; ok {
+			if rt.Scope != s {
+				t.Errorf("%s has scope %s, want %s", rt.Pattern, rt.Scope, s)
+			}
+			delete(want, rt.Pattern)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("routes missing from the table: %v", want)
+	}
+	good, err := os.ReadFile(filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(id, version string, data []byte) string {
+		b, _ := json.Marshal(server.ModelUpload{ID: id, Version: version, FileName: "x.tflite", Data: data})
+		return string(b)
+	}
+	viewer := e.token("ro", auth.Viewer, "").Token
+	tests := []struct {
+		name, token, ctype, body string
+		code                     int
+		msg                      string
+	}{
+		{"viewer", viewer, "", body("m", "1", good), 403, "needs a operator token"},
+		{"form post (CSRF)", e.admin, "application/x-www-form-urlencoded", "id=m&version=1", 415, "Content-Type: application/json"},
+		{"bad json", e.admin, "", `{"id":"m",`, 400, "model upload"},
+		{"unknown field", e.admin, "", `{"id":"m","version":"1","data":"AA==","x":1}`, 400, "unknown field"},
+		{"bad id", e.admin, "", body("../m", "1", good), 400, "model id"},
+		{"no data", e.admin, "", body("m", "1", nil), 400, "no file data"},
+		{"not a model", e.admin, "", body("m", "1", []byte("not a tflite file at all")), 422, "x.tflite"},
+		{"too large", e.admin, "", `{"id":"m","version":"1","data":"` + strings.Repeat("A", server.MaxModelUpload/3*4+200<<10) + `"}`, 413, "over 64 MiB"},
+		{"control", e.admin, "", body("m", "1", good), 200, `"sha256"`},
+		{"same version again", e.admin, "", body("m", "1", good), 409, "already exists"},
+	}
+	for _, tc := range tests {
+		hdr := []string{}
+		if tc.ctype != "" {
+			hdr = append(hdr, "Content-Type: "+tc.ctype)
+		}
+		code, resp, _ := e.req("POST", "/api/v1/models/upload", tc.token, tc.body, hdr...)
+		if code != tc.code || !strings.Contains(resp, tc.msg) {
+			t.Errorf("%s: %d %.300s, want %d with %q", tc.name, code, resp, tc.code, tc.msg)
+		}
+	}
+	if code, resp, _ := e.req("GET", "/api/v1/rollouts/nope/devices", viewer, ""); code != 404 {
+		t.Errorf("devices of an unknown rollout: %d %s", code, resp)
 	}
 }

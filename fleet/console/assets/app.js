@@ -368,7 +368,9 @@ function rolloutCard(r) {
     btn("pause", "pause", () => command(s.id, "pause", err), r.phase === "running" || r.phase === "awaiting_promotion"),
     btn("resume", "resume", () => command(s.id, "resume", err), r.phase === "paused"),
     btn("abort", "abort (roll back)", () => command(s.id, "abort", err), !final && r.phase !== "rolling_back"),
-    r.phase === "succeeded" && base ? btn("rollback", "roll back to v" + base, () => rollbackTo(r, base, err), true) : "");
+    r.phase === "succeeded" && base ? (state.models.some(m => m.id === s.model_id && m.version === base)
+      ? btn("rollback", "roll back to v" + base, () => rollbackTo(r, base, err), true)
+      : el("button", { type: "button", "data-action": "rollback", disabled: true, title: s.model_id + "@" + base + " is not in the model registry" }, "roll back to v" + base + " (not registered)")) : "");
   const card = el("div", { class: "rollout " + r.phase, "data-id": s.id },
     el("h3", {}, s.id + " — " + s.model_id + "@" + s.version + " (" + s.strategy + (s.selector ? ", " + s.selector : "") + ") ", el("span", { class: "phase " + r.phase }, r.phase)),
     r.reason ? el("div", { class: "reason" }, r.reason) : "",
