@@ -409,6 +409,9 @@ func TestConsoleInChromium(t *testing.T) {
 	e.runRollout(spec("good", "2"), rollout.Succeeded)
 	e.release("bad")
 	e.runRollout(spec("broken", "bad"), rollout.RolledBack)
+	// A latency regression: installs fine, fails the p95 gate.
+	e.release("slow")
+	e.runRollout(spec("slow", "slow"), rollout.RolledBack)
 	// A second model: version 3 with errors over several records, then
 	// version 4 with exactly one record (the regression that used to be
 	// invisible).
@@ -548,6 +551,16 @@ func TestConsoleInChromium(t *testing.T) {
 	if throughput != 4 {
 		t.Errorf("throughput chart of n: %d markers", throughput)
 	}
+	// This server has no drift API: no confidence or drift charts, and no
+	// error for the missing route.
+	var driftFigs int
+	p.eval(`document.querySelectorAll('[data-figure="drift"], [data-figure="confidence"]').length`, &driftFigs)
+	if driftFigs != 0 {
+		t.Errorf("%d drift/confidence charts without a drift API", driftFigs)
+	}
+	if msg := p.str(`document.getElementById("error").textContent`); msg != "" {
+		t.Errorf("API error shown: %q", msg)
+	}
 	// The screenshot shows the three percentile colours in m's latency chart.
 	chartBox := p.rect(`[data-model-charts="n"] [data-chart="latency"]`)
 	shot := p.screenshot("charts", 900)
@@ -574,6 +587,18 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	if txt := p.str(`document.querySelector('[data-id="broken"] .reason').textContent`); !strings.Contains(txt, "gate failed: install failures") {
 		t.Errorf("broken reason %q", txt)
+	}
+	// The latency regression names the slow device(s) and their p95.
+	p.waitFor("failed devices of slow", `document.querySelector('[data-id="slow"] [data-failed-device]')`)
+	failed = nil
+	p.eval(`[...document.querySelectorAll('[data-id="slow"] [data-failed-device]')].map(e => ({Device: e.dataset.failedDevice, Gate: e.dataset.gate, Text: e.textContent}))`, &failed)
+	for _, f := range failed {
+		if f.Gate != "p95_latency_ratio" || !strings.Contains(f.Text, f.Device+" failed p95_latency_ratio: p95 80.00ms is 8.00× the baseline 10.00ms") {
+			t.Errorf("slow: failed device line %+v", f)
+		}
+	}
+	if len(failed) == 0 {
+		t.Error("slow: no failed device listed")
 	}
 	var goodFailed bool
 	p.eval(`!!document.querySelector('[data-id="good"] [data-failed-device]')`, &goodFailed)
@@ -652,6 +677,16 @@ func TestConsoleInChromium(t *testing.T) {
 	p.eval(`[...document.querySelectorAll("[data-needs=operator]")].filter(b => !b.disabled).length`, &enabled)
 	if enabled != 0 {
 		t.Errorf("viewer: %d operator buttons enabled", enabled)
+	}
+
+	// A link carrying the admin token ("+" and "/" in it) signs in and
+	// leaves the address bar at once.
+	p.click("#logout")
+	p.waitFor("logged out", `document.body.dataset.view === "login"`)
+	p.eval(`location.hash = "token=`+flagToken+`"; location.reload()`, nil)
+	p.waitFor("signed in by link", `document.body.dataset.loaded === "true" && document.getElementById("whoami").textContent === "--admin-token (admin)"`)
+	if h := p.str("location.hash"); strings.Contains(h, "token") {
+		t.Errorf("token left in the address bar: %q", h)
 	}
 }
 

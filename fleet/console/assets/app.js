@@ -12,7 +12,7 @@ let me = null;
 let timer = null;
 let busy = false;
 // The last lists fetched, shared by the views.
-const state = { devices: [], models: [], rollouts: [], rolloutDevices: {}, drift: null };
+const state = { devices: [], models: [], rollouts: [], rolloutDevices: {}, drift: null, driftAt: 0 };
 
 // ---------------------------------------------------------------- API
 
@@ -173,33 +173,48 @@ function marker(shape, x, y, color) {
   }
 }
 
-// chart draws one SVG chart. spec: {name, series: [{key, label, color,
-// dash, width, shape, points: [{t, v}]}], domain: [t0, t1], scale
-// (multiplies values for display), unit, events: [{t, label, kind}]}.
+// chart draws one SVG chart. spec: {name, series: [{key, color, dash,
+// width, shape, points: [{t, v}]}], domain: [t0, t1] (time axis) or xaxis:
+// {lo, hi, ticks, fmt} (any axis), scale (multiplies values for display),
+// unit, events: [{t, label, kind}] (vertical lines), hlines: [{v, label}]
+// (thresholds)}.
 function chart(spec) {
   const W = 380, H = 200, L = 50, R = 10, T = 12, B = 24;
   const root = svg("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": spec.name, "data-chart": spec.name });
   const scale = spec.scale || 1;
   const vals = spec.series.flatMap(s => s.points.map(p => p.v * scale)).filter(v => isFinite(v));
   if (!vals.length) { root.append(svg("text", { x: 12, y: H / 2, class: "nodata" }, "no data")); return root; }
-  const yt = niceTicks(0, Math.max(...vals), 4);
-  const [t0, t1] = spec.domain;
-  const x = t => L + (t - t0) / (t1 - t0) * (W - L - R), y = v => H - B - (v - yt.lo) / (yt.hi - yt.lo) * (H - B - T);
+  const hlines = (spec.hlines || []).filter(h => isFinite(h.v));
+  const yt = niceTicks(0, Math.max(...vals, ...hlines.map(h => h.v * scale)), 4);
+  let xa = spec.xaxis;
+  if (!xa) {
+    const tt = timeTicks(spec.domain[0], spec.domain[1]);
+    xa = { lo: spec.domain[0], hi: spec.domain[1], ticks: tt.ticks, fmt: t => hhmm(t, tt.seconds) };
+  }
+  const x = t => L + (t - xa.lo) / (xa.hi - xa.lo) * (W - L - R), y = v => H - B - (v - yt.lo) / (yt.hi - yt.lo) * (H - B - T);
   const axis = svg("g", { class: "axis" });
   for (const v of yt.ticks) {
     axis.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     axis.append(svg("text", { x: L - 4, y: y(v) + 3.5, "text-anchor": "end", class: "ytick" }, v.toFixed(yt.dec) + (spec.unit || "")));
   }
-  const tt = timeTicks(t0, t1);
-  for (const t of tt.ticks) axis.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", class: "xtick" }, hhmm(t, tt.seconds)));
+  for (const t of xa.ticks) axis.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", class: "xtick" }, xa.fmt(t)));
   axis.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "frame" }), svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "frame" }));
   root.append(axis);
-  for (const ev of spec.events || []) {
-    if (ev.t < t0 || ev.t > t1) continue;
+  for (const h of hlines) {
+    const g = svg("g", { class: "threshold", "data-threshold": h.label });
+    g.append(svg("line", { x1: L, x2: W - R, y1: y(h.v * scale), y2: y(h.v * scale) }), svg("text", { x: W - R - 2, y: y(h.v * scale) - 3, "text-anchor": "end" }, h.label));
+    root.append(g);
+  }
+  const placed = [];
+  for (const ev of [...(spec.events || [])].sort((a, b) => a.t - b.t)) {
+    if (ev.t < xa.lo || ev.t > xa.hi) continue;
     const g = svg("g", { class: "event " + (ev.kind || ""), "data-event": ev.label });
-    const right = x(ev.t) > W - 90; // labels near the right edge go left of their line
-    g.append(svg("line", { x1: x(ev.t), x2: x(ev.t), y1: T, y2: H - B }),
-      svg("text", { x: x(ev.t) + (right ? -3 : 3), y: T + 8, "text-anchor": right ? "end" : "start" }, ev.label));
+    const ex = x(ev.t), right = ex > W - 90; // labels near the right edge go left of their line
+    // Labels of nearby events go on separate rows.
+    const row = placed.filter(px => Math.abs(px - ex) < 80).length;
+    placed.push(ex);
+    g.append(svg("line", { x1: ex, x2: ex, y1: T, y2: H - B }),
+      svg("text", { x: ex + (right ? -3 : 3), y: T + 8 + row * 11, "text-anchor": right ? "end" : "start" }, ev.label));
     root.append(g);
   }
   for (const s of spec.series) {
@@ -275,20 +290,54 @@ function modelChartSet(model, series, rollouts, stepSec, opts = {}) {
   return box;
 }
 
-// extraCharts is the hook for confidence and drift charts: it draws them
-// when the server has the drift API (state.drift holds its answer per
-// model), and nothing otherwise.
+// extraCharts draws the confidence histogram and the drift over time of
+// each version when the server has the drift API (docs/monitoring.md;
+// state.drift holds its answers per model), and nothing otherwise.
 function extraCharts(model, versions, domain, events) {
   const d = state.drift && state.drift[model];
-  if (!d || !Array.isArray(d.series)) return [];
+  if (!d) return [];
   const out = [];
-  const series = key => d.series.filter(s => s.points && s.points.length).map((s, i) => ({
-    key: model + "@" + s.version, color: VERSION_COLORS[i % VERSION_COLORS.length], width: 2, shape: SHAPES[i % SHAPES.length],
-    points: s.points.map(p => ({ t: new Date(p.time).getTime(), v: p[key] })).filter(p => p.v != null),
+  const idx = {};
+  versions.forEach((s, i) => { idx[s.version] = i; });
+  const vi = v => idx[v] !== undefined ? idx[v] : Object.keys(idx).length;
+  // Confidence: the share of predictions per score bucket, per version,
+  // and the reference the drift is measured against (grey, dashed).
+  const hist = (h, key, color, dash, shape) => {
+    const total = h.counts.reduce((a, b) => a + b, 0);
+    if (!total) return null;
+    return { key, color, dash, width: 2, shape, points: h.counts.map((c, i) => ({ t: (h.bounds[i] + h.bounds[i + 1]) / 2, v: c / total })) };
+  };
+  const conf = [];
+  let ref = null;
+  for (const [v, rep] of Object.entries(d.reports)) {
+    const c = rep.current && rep.current.confidence;
+    const s = c && hist(c, model + "@" + v, VERSION_COLORS[vi(v) % VERSION_COLORS.length], "", SHAPES[vi(v) % SHAPES.length]);
+    if (s) conf.push(s);
+    const r = rep.reference_distribution && rep.reference_distribution.confidence;
+    if (!ref && r && rep.reference && rep.reference.source !== "none") ref = hist(r, "reference", "#868e96", "5 3", "circle");
+  }
+  if (conf.length) {
+    const series = ref ? [ref, ...conf] : conf;
+    const xaxis = { lo: 0, hi: 1, ticks: [0, 0.25, 0.5, 0.75, 1], fmt: v => v.toFixed(2) };
+    out.push(el("figure", { "data-figure": "confidence" }, el("figcaption", {}, "confidence histogram (share of predictions per top-1 score)"),
+      chart({ name: "confidence", series, xaxis, scale: 100, unit: "%" }),
+      legend(series.map(s => ({ key: s.key, label: s.key === "reference" ? "reference" : "v" + s.key.slice(model.length + 1), color: s.color, dash: s.dash, shape: s.shape })))));
+  }
+  const drift = Object.entries(d.series).filter(([, ser]) => ser.points && ser.points.length).map(([v, ser]) => ({
+    key: model + "@" + v, color: VERSION_COLORS[vi(v) % VERSION_COLORS.length], width: 2, shape: SHAPES[vi(v) % SHAPES.length],
+    points: ser.points.map(p => ({ t: new Date(p.time).getTime(), v: p.drift })),
   }));
-  for (const [name, key, caption] of [["confidence", "confidence_mean", "mean confidence"], ["drift", "psi", "drift (PSI vs reference)"]]) {
-    const s = series(key);
-    if (s.some(x => x.points.length)) out.push(el("figure", { "data-figure": name }, el("figcaption", {}, caption), chart({ name, series: s, domain, events })));
+  if (drift.length) {
+    // The drift gate of the newest rollout of this model, if it has one.
+    const gated = state.rollouts.filter(r => r.spec.model_id === model && r.spec.gates && r.spec.gates.max_drift > 0)
+      .sort((a, b) => new Date(b.created) - new Date(a.created))[0];
+    const hlines = gated ? [{ v: gated.spec.gates.max_drift, label: "max drift " + gated.spec.gates.max_drift }] : [];
+    // The drift series are per minute: widen the time axis to cover them.
+    const ts = drift.flatMap(s => s.points.map(p => p.t));
+    const dom = [Math.min(domain[0], ...ts), Math.max(domain[1], ...ts)];
+    out.push(el("figure", { "data-figure": "drift" }, el("figcaption", {}, "drift (largest PSI vs the reference)"),
+      chart({ name: "drift", series: drift, domain: dom, events, hlines }),
+      legend(drift.map(s => ({ key: s.key, label: "v" + s.key.slice(model.length + 1), color: s.color, dash: "", shape: s.shape })))));
   }
   return out;
 }
@@ -658,16 +707,26 @@ function route() {
   refresh();
 }
 
-// loadDrift asks once for the drift API (issue 13 item 3); servers
-// without it answer 404 and the console draws no drift charts.
-async function loadDrift(models) {
-  if (state.drift === false) return;
+// loadDrift fetches every charted version's drift report and drift series
+// (GET /models/{id}/{version}/drift[/series], docs/monitoring.md), at most
+// every 10 s. A server without the drift API answers 404: the console then
+// stops asking and draws no confidence or drift charts.
+async function loadDrift(series) {
+  if (state.drift === false || (state.driftAt && Date.now() - state.driftAt < 10000)) return;
   const out = {};
-  for (const m of models) {
-    try { out[m] = await api("/telemetry/drift?since=30m&step=1m&model=" + encodeURIComponent(m)); }
-    catch (e) { if (e.status === 404 || e.status === 405) { state.drift = false; return; } }
+  try {
+    await Promise.all(series.map(async s => {
+      const base = "/models/" + encodeURIComponent(s.model) + "/" + encodeURIComponent(s.version) + "/drift";
+      const [rep, ser] = await Promise.all([api(base + "?since=30m"), api(base + "/series?since=30m&step=1m")]);
+      const m = out[s.model] = out[s.model] || { reports: {}, series: {} };
+      m.reports[s.version] = rep; m.series[s.version] = ser;
+    }));
+  } catch (e) {
+    if (e.status === 404 || e.status === 405) { state.drift = false; return; }
+    if (e.status === 401) throw e;
+    return; // keep the last answer; the next refresh asks again
   }
-  state.drift = out;
+  state.drift = out; state.driftAt = Date.now();
 }
 
 async function refresh() {
@@ -697,7 +756,7 @@ async function refreshOnce() {
       await loadRolloutDevices(state.rollouts);
       renderRollouts(state.rollouts);
       const series = await api("/telemetry/series?since=30m&step=1m").catch(e => { if (e.status === 401) throw e; errs.push(e.message); return []; });
-      await loadDrift([...new Set(series.map(s => s.model))]);
+      await loadDrift(series);
       renderModelCharts(series, 60);
     } else if (view === "devices") {
       await loadDeviceList();
