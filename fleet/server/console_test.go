@@ -243,7 +243,8 @@ func (p *page) waitFor(what, cond string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var ok bool
-		p.eval("!!("+cond+")", &ok)
+		// A condition may throw while a page reloads (no body yet): false.
+		p.eval("(() => { try { return !!("+cond+") } catch (e) { return false } })()", &ok)
 		if ok {
 			return
 		}
@@ -544,6 +545,24 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 		if len(ticks) < 3 {
 			t.Errorf("model %s error axis %v: fewer than 3 ticks", model, ticks)
+		}
+	}
+	// The tick rule over ranges a fleet produces (error rates in %, ms).
+	for _, hi := range []float64{0, 1e-7, 0.0004, 0.04, 0.3, 1, 7.5, 95, 1234, 250000} {
+		var tk struct {
+			Labels []string
+			Lo, Hi float64
+		}
+		p.eval(fmt.Sprintf(`(() => { const t = niceTicks(0, %g, 4); return {Labels: t.ticks.map(v => v.toFixed(t.dec)), Lo: t.lo, Hi: t.hi} })()`, hi), &tk)
+		seen := map[string]bool{}
+		for _, l := range tk.Labels {
+			if seen[l] {
+				t.Errorf("niceTicks(0, %g): repeated label %q in %v", hi, l, tk.Labels)
+			}
+			seen[l] = true
+		}
+		if len(tk.Labels) < 2 || len(tk.Labels) > 7 || tk.Lo > 0 || tk.Hi < hi {
+			t.Errorf("niceTicks(0, %g) = %+v: want 2-7 ticks covering the range", hi, tk)
 		}
 	}
 	var throughput int
