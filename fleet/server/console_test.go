@@ -532,6 +532,10 @@ func TestConsoleInChromium(t *testing.T) {
 	if !containsStr(events, "v4") {
 		t.Errorf("version change markers %v, want v4", events)
 	}
+	p.eval(`[...document.querySelectorAll('[data-model-charts="m"] [data-chart="latency"] [data-event]')].map(e => e.dataset.event)`, &events)
+	if !containsStr(events, "vslow") || !containsStr(events, "rollback vslow") || !containsStr(events, "rollback vbad") {
+		t.Errorf("model m markers %v, want vslow and the rollbacks of slow and bad", events)
+	}
 	// The error-rate axis tells its ticks apart (it used to read 0.0% 0.0% 0.0%).
 	for _, model := range []string{"m", "n"} {
 		var ticks []string
@@ -581,6 +585,8 @@ func TestConsoleInChromium(t *testing.T) {
 	if hasDrift {
 		p.waitFor("confidence and drift charts", `document.querySelector('[data-model-charts="m"] [data-chart="confidence"] [data-series="m@2"] circle, [data-model-charts="m"] [data-chart="confidence"] [data-series="m@2"] rect')
 			&& document.querySelector('[data-model-charts="m"] [data-chart="drift"] [data-series]')`)
+		p.rect(`[data-model-charts="m"] [data-chart="drift"]`)
+		p.screenshot("drift", 900)
 	} else {
 		var driftFigs int
 		p.eval(`document.querySelectorAll('[data-figure="drift"], [data-figure="confidence"]').length`, &driftFigs)

@@ -254,16 +254,19 @@ function modelChartSet(model, series, rollouts, stepSec, opts = {}) {
   const pts = s => s.points.map(p => Object.assign({ t: new Date(p.time).getTime() }, p));
   const vs = series.map(s => ({ version: s.version, points: pts(s) })).filter(s => s.points.length)
     .sort((a, b) => a.points[0].t - b.points[0].t);
-  const all = vs.flatMap(s => s.points.map(p => p.t));
-  let t0 = Math.min(...all), t1 = Math.max(...all);
-  if (t1 - t0 < 60000) { const c = (t0 + t1) / 2; t0 = c - 30000; t1 = c + 30000; }
-  const pad = (t1 - t0) * 0.04; t0 -= pad; t1 += pad;
   const events = [];
   vs.forEach((s, i) => { if (i > 0) events.push({ t: s.points[0].t, label: "v" + s.version, kind: "version" }); });
+  const all = vs.flatMap(s => s.points.map(p => p.t));
+  const from = Math.min(...all);
   for (const r of rollouts) {
     if (r.spec.model_id !== model || r.phase !== "rolled_back" || !r.finished) continue;
-    events.push({ t: new Date(r.finished).getTime(), label: "rollback v" + r.spec.version, kind: "rollback" });
+    const t = new Date(r.finished).getTime();
+    // Rollbacks during the charted window (a bucket's time is its start).
+    if (t >= from) events.push({ t, label: "rollback v" + r.spec.version, kind: "rollback" });
   }
+  let t0 = Math.min(...all, ...events.map(e => e.t)), t1 = Math.max(...all, ...events.map(e => e.t));
+  if (t1 - t0 < 60000) { const c = (t0 + t1) / 2; t0 = c - 30000; t1 = c + 30000; }
+  const pad = (t1 - t0) * 0.04; t0 -= pad; t1 += pad;
   const shape = i => SHAPES[i % SHAPES.length], vcolor = i => VERSION_COLORS[i % VERSION_COLORS.length];
   const lat = [], err = [], thr = [];
   vs.forEach((s, i) => {
