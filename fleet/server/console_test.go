@@ -698,6 +698,25 @@ func TestConsoleInChromium(t *testing.T) {
 	p.click("#filter-clear")
 	p.waitFor("all devices again", `document.querySelectorAll("#devices tbody [data-device]").length === 3 && !document.getElementById("filter-error").textContent`)
 
+	// Large fleets and long histories stay bounded: synthetic lists
+	// rendered in one go (the next refresh redraws the real ones).
+	var bounded struct {
+		Rows, Cards int
+		Count, More string
+	}
+	p.eval(`(() => {
+		const devs = [...Array(600).keys()].map(i => ({id: "d" + i, presence: "online", hardware: {arch: "arm64"}, labels: {}}));
+		renderDeviceRows(devs, "");
+		const rows = document.querySelectorAll("#devices tbody [data-device]").length, count = document.getElementById("filter-count").textContent;
+		const ro = (i, phase) => ({spec: {id: "r" + i, model_id: "m", version: String(i), strategy: "canary", stages: [100], gates: {}},
+			phase, stage: 0, devices: {}, gates: [], events: [], new_health: {requests: 0}, baseline_health: {}, created: new Date(Date.now() - i * 1000).toISOString()});
+		renderRollouts([ro(0, "running"), ...[...Array(14).keys()].map(i => ro(i + 1, "succeeded"))]);
+		const cards = document.querySelectorAll("#rollouts [data-id]").length, more = document.querySelector('[data-action="show-older"]').textContent;
+		return {Rows: rows, Cards: cards, Count: count, More: more} })()`, &bounded)
+	if bounded.Rows != 500 || !strings.Contains(bounded.Count, "600 of 3 device(s); showing the first 500") || bounded.Cards != 11 || bounded.More != "show 4 older rollout(s)" {
+		t.Errorf("bounded lists: %+v", bounded)
+	}
+
 	// A viewer sees everything but cannot act.
 	viewer, _, err := e.srv.Tokens().Create(context.Background(), "watcher", auth.Viewer, 0)
 	if err != nil {

@@ -10,7 +10,11 @@ const TOKEN_KEY = "edgefleet-token";
 let token = sessionStorage.getItem(TOKEN_KEY) || "";
 let me = null;
 let timer = null;
-let busy = false;
+// session counts sign-ins and sign-outs: a refresh started in an earlier
+// session discards its answers (its token is gone). busy is the session
+// whose refresh is running.
+let session = 0;
+let busy = -1;
 // The last lists fetched, shared by the views.
 const state = { devices: [], models: [], rollouts: [], rolloutDevices: {}, drift: null, driftAt: 0 };
 
@@ -67,6 +71,7 @@ function start() {
 
 // login checks a token with /whoami and, if good, keeps it for this tab.
 async function login(candidate) {
+  session++;
   token = candidate.trim();
   try {
     me = await api("/whoami");
@@ -84,6 +89,7 @@ async function login(candidate) {
 }
 
 function logout(msg) {
+  session++;
   token = ""; me = null;
   sessionStorage.removeItem(TOKEN_KEY);
   if (timer) { clearInterval(timer); timer = null; }
@@ -472,13 +478,25 @@ async function loadRolloutDevices(rs) {
   }));
 }
 
+// MAX_FINISHED_CARDS bounds the finished rollouts shown (and polled).
+const MAX_FINISHED_CARDS = 10;
+
 function renderRollouts(rs) {
   const box = document.getElementById("rollouts");
   if (!rs.length) { box.replaceChildren(el("p", { class: "empty" }, "No rollouts yet. Create one under “New rollout”.")); return; }
   // Open <details> survive the 2 s re-render.
   const open = new Set([...box.querySelectorAll("details[open]")].map(d => d.closest("[data-id]").dataset.id + "|" + d.className));
+  // Active rollouts and the newest finished ones; older ones on demand.
   const sorted = [...rs].sort((a, b) => new Date(b.created) - new Date(a.created));
-  box.replaceChildren(...sorted.map(rolloutCard));
+  const finished = r => r.phase === "succeeded" || r.phase === "rolled_back";
+  let older = 0, done = 0;
+  const shown = sorted.filter(r => {
+    if (!finished(r) || state.allRollouts || done++ < MAX_FINISHED_CARDS) return true;
+    older++;
+    return false;
+  });
+  box.replaceChildren(...shown.map(rolloutCard));
+  if (older) box.append(el("button", { type: "button", "data-action": "show-older", onclick: () => { state.allRollouts = true; renderRollouts(state.rollouts); } }, "show " + older + " older rollout(s)"));
   for (const d of box.querySelectorAll("details")) if (open.has(d.closest("[data-id]").dataset.id + "|" + d.className)) d.open = true;
 }
 
@@ -499,22 +517,33 @@ function hashQuery() {
   return out;
 }
 
-async function loadDeviceList() {
+// MAX_DEVICE_ROWS bounds the device table (large fleets: filter).
+const MAX_DEVICE_ROWS = 500;
+
+async function loadDeviceList(live) {
   const q = hashQuery(), sel = q.selector || "", idq = (q.id || "").toLowerCase();
   const fi = document.getElementById("filter-id"), fs = document.getElementById("filter-selector");
   if (document.activeElement !== fi) fi.value = q.id || "";
   if (document.activeElement !== fs) fs.value = sel;
   let devs;
   try {
-    devs = await api("/devices" + (sel ? "?selector=" + encodeURIComponent(sel) : ""));
+    devs = live(await api("/devices" + (sel ? "?selector=" + encodeURIComponent(sel) : "")));
     document.getElementById("filter-error").textContent = "";
   } catch (e) {
-    if (e.status === 401) throw e;
+    if (e.status === 401 || e instanceof Stale) throw e;
     document.getElementById("filter-error").textContent = "Filter refused: " + e.message;
     devs = [];
   }
-  const shown = devs.filter(d => !idq || d.id.toLowerCase().includes(idq));
-  document.getElementById("filter-count").textContent = shown.length + " of " + state.devices.length + " device(s)";
+  renderDeviceRows(devs, idq);
+}
+
+// renderDeviceRows fills the device table with the devices whose id
+// contains idq (at most MAX_DEVICE_ROWS rows).
+function renderDeviceRows(devs, idq) {
+  const matched = devs.filter(d => !idq || d.id.toLowerCase().includes(idq));
+  const shown = matched.slice(0, MAX_DEVICE_ROWS);
+  document.getElementById("filter-count").textContent = matched.length + " of " + state.devices.length + " device(s)" +
+    (matched.length > shown.length ? "; showing the first " + shown.length + ", refine the filter" : "");
   const tb = document.querySelector("#devices tbody");
   tb.replaceChildren(...shown.map(d => {
     const hw = d.hardware || {};
@@ -537,12 +566,12 @@ function kv(rows) {
   return el("table", { class: "kv" }, ...rows.filter(r => r).map(([k, v, attrs]) => el("tr", attrs || {}, el("th", {}, k), el("td", {}, v))));
 }
 
-async function loadDevicePage(id) {
+async function loadDevicePage(id, live) {
   document.getElementById("device-title").textContent = id;
   const box = document.getElementById("device-page");
   const enc = encodeURIComponent(id);
   const [dev, health, series] = await Promise.allSettled([api("/devices/" + enc), api("/telemetry/health?since=1h&device=" + enc),
-    api("/telemetry/series?since=30m&step=1m&device=" + enc)]);
+    api("/telemetry/series?since=30m&step=1m&device=" + enc)]).then(live);
   if (dev.status === "rejected") {
     if (dev.reason.status === 401) throw dev.reason;
     box.replaceChildren(el("p", { class: "error", role: "alert" }, "Device " + id + ": " + dev.reason.message));
@@ -733,20 +762,26 @@ async function loadDrift(series) {
 }
 
 async function refresh() {
-  if (!me || busy) return;
-  busy = true;
-  try { await refreshOnce(); }
+  const my = session;
+  if (!me || busy === my) return;
+  busy = my;
+  try { await refreshOnce(my); }
   catch (e) {
+    if (my !== session) return;
     if (e.status === 401) logout("Signed out: " + e.message);
     else document.getElementById("error").textContent = "API error: " + e.message;
-  } finally { busy = false; }
+  } finally { if (busy === my) busy = -1; }
 }
 
-async function refreshOnce() {
+// stale ends a refresh of an earlier session.
+class Stale extends Error {}
+
+async function refreshOnce(my) {
+  const live = v => { if (my !== session) throw new Stale("stale"); return v; };
   // Each part renders on its own, so one failing call cannot leave the
   // page stuck on loading.
   const [view, arg] = currentView();
-  const [devs, models, rollouts] = await Promise.allSettled([api("/devices"), api("/models"), api("/rollouts")]);
+  const [devs, models, rollouts] = live(await Promise.allSettled([api("/devices"), api("/models"), api("/rollouts")]));
   const parts = [devs, models, rollouts];
   const unauth = parts.find(p => p.status === "rejected" && p.reason.status === 401);
   if (unauth) throw unauth.reason;
@@ -756,18 +791,20 @@ async function refreshOnce() {
   try {
     renderModels(state.models);
     if (view === "fleet") {
-      await loadRolloutDevices(state.rollouts);
+      const recent = [...state.rollouts].sort((a, b) => new Date(b.created) - new Date(a.created));
+      live(await loadRolloutDevices(state.allRollouts ? recent : recent.filter(r => !(r.phase === "succeeded" || r.phase === "rolled_back")).concat(
+        recent.filter(r => r.phase === "succeeded" || r.phase === "rolled_back").slice(0, MAX_FINISHED_CARDS))));
       renderRollouts(state.rollouts);
-      const series = await api("/telemetry/series?since=30m&step=1m").catch(e => { if (e.status === 401) throw e; errs.push(e.message); return []; });
-      await loadDrift(series);
+      const series = live(await api("/telemetry/series?since=30m&step=1m").catch(e => { if (e.status === 401) throw e; errs.push(e.message); return []; }));
+      live(await loadDrift(series));
       renderModelCharts(series, 60);
     } else if (view === "devices") {
-      await loadDeviceList();
+      await loadDeviceList(live);
     } else if (view === "device") {
-      await loadDevicePage(arg);
+      await loadDevicePage(arg, live);
     }
   } catch (e) {
-    if (e.status === 401) throw e;
+    if (e.status === 401 || e instanceof Stale) throw e;
     errs.push("render: " + e.message);
   }
   const d = state.devices, rs = state.rollouts;
