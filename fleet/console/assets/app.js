@@ -203,7 +203,10 @@ function chart(spec) {
     axis.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), class: "grid" }));
     axis.append(svg("text", { x: L - 4, y: y(v) + 3.5, "text-anchor": "end", class: "ytick" }, v.toFixed(yt.dec) + (spec.unit || "")));
   }
-  for (const t of xa.ticks) axis.append(svg("text", { x: x(t), y: H - 8, "text-anchor": "middle", class: "xtick" }, xa.fmt(t)));
+  for (const t of xa.ticks) {
+    const tx = x(t), anchor = tx > W - 30 ? "end" : tx < L + 15 ? "start" : "middle"; // keep edge labels inside
+    axis.append(svg("text", { x: anchor === "end" ? W - 1 : anchor === "start" ? tx - 8 : tx, y: H - 8, "text-anchor": anchor, class: "xtick" }, xa.fmt(t)));
+  }
   axis.append(svg("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "frame" }), svg("line", { x1: L, y1: T, x2: L, y2: H - B, class: "frame" }));
   root.append(axis);
   for (const h of hlines) {
