@@ -723,6 +723,25 @@ async function createRollout(ev) {
   }
 }
 
+// previewSelector says how many devices the rollout form's selector
+// matches (or why the server refuses it) while the operator types.
+let previewTimer = null;
+function previewSelector() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(async () => {
+    const sel = document.getElementById("ro-selector").value.trim(), out = document.getElementById("ro-selector-match");
+    try {
+      const devs = await api("/devices" + (sel ? "?selector=" + encodeURIComponent(sel) : ""));
+      if (document.getElementById("ro-selector").value.trim() !== sel) return;
+      out.textContent = "matches " + devs.length + " of " + state.devices.length + " device(s)";
+      out.className = "hint";
+    } catch (e) {
+      out.textContent = e.message;
+      out.className = "hint error";
+    }
+  }, 250);
+}
+
 // ---------------------------------------------------------------- routing and refresh
 
 function currentView() {
@@ -825,6 +844,7 @@ document.getElementById("login-form").addEventListener("submit", ev => {
 document.getElementById("logout").addEventListener("click", () => logout("Logged out."));
 document.getElementById("push-form").addEventListener("submit", pushModel);
 document.getElementById("rollout-form").addEventListener("submit", createRollout);
+document.getElementById("ro-selector").addEventListener("input", previewSelector);
 document.getElementById("device-filter").addEventListener("submit", ev => {
   ev.preventDefault();
   const id = document.getElementById("filter-id").value.trim(), sel = document.getElementById("filter-selector").value.trim();
