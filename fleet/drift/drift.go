@@ -51,14 +51,14 @@ type Feature struct {
 
 // Resources are merged device resources: sums for averages, extremes.
 type Resources struct {
-	Samples      uint64  `json:"n"`
-	RSSSum       float64 `json:"rss"`
-	RSSMax       uint64  `json:"rssmax"`
-	CPUSeconds   float64 `json:"cpu"`
-	MemTotal     uint64  `json:"mt"`
-	MemAvailMin  uint64  `json:"mamin"`
-	CPUPctSum    float64 `json:"pct"`
-	Load1Sum     float64 `json:"load"`
+	Samples     uint64  `json:"n"`
+	RSSSum      float64 `json:"rss"`
+	RSSMax      uint64  `json:"rssmax"`
+	CPUSeconds  float64 `json:"cpu"`
+	MemTotal    uint64  `json:"mt"`
+	MemAvailMin uint64  `json:"mamin"`
+	CPUPctSum   float64 `json:"pct"`
+	Load1Sum    float64 `json:"load"`
 }
 
 func satAdd(a, b uint64) uint64 {

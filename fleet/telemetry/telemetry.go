@@ -117,7 +117,7 @@ type Options struct {
 	// retention). Drift queries see the distributions of this window.
 	DistWindow time.Duration
 	Now        func() time.Time
-	Registry  prometheus.Registerer
+	Registry   prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -585,20 +585,20 @@ func parseCellKey(s string) (cellKey, error) {
 // cell is the rollup of the records of one cellKey: saturating sums and
 // request-weighted latency sums.
 type cell struct {
-	Records         uint64  `json:"n"`
-	Requests        uint64  `json:"req"`
-	Errors          uint64  `json:"err"`
-	Crashes         uint64  `json:"crash,omitempty"`
-	Rollbacks       uint64  `json:"rb,omitempty"`
-	InstallFailures uint64  `json:"if,omitempty"`
-	ShadowCompared  uint64  `json:"sc,omitempty"`
-	ShadowAgreed    uint64  `json:"sa,omitempty"`
+	Records         uint64 `json:"n"`
+	Requests        uint64 `json:"req"`
+	Errors          uint64 `json:"err"`
+	Crashes         uint64 `json:"crash,omitempty"`
+	Rollbacks       uint64 `json:"rb,omitempty"`
+	InstallFailures uint64 `json:"if,omitempty"`
+	ShadowCompared  uint64 `json:"sc,omitempty"`
+	ShadowAgreed    uint64 `json:"sa,omitempty"`
 	// D merges the records' monitoring distributions (nil: none).
-	D   *drift.Dist `json:"d,omitempty"`
-	W50             float64 `json:"w50"`
-	W95             float64 `json:"w95"`
-	W99             float64 `json:"w99"`
-	WSum            float64 `json:"w"`
+	D    *drift.Dist `json:"d,omitempty"`
+	W50  float64     `json:"w50"`
+	W95  float64     `json:"w95"`
+	W99  float64     `json:"w99"`
+	WSum float64     `json:"w"`
 }
 
 func (c *cell) add(r *Record) {
