@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 )
 
@@ -319,4 +322,26 @@ func satAdd(a, b uint64) uint64 {
 		return s
 	}
 	return math.MaxUint64
+}
+
+// DecodeMonitoring strictly decodes a Monitoring object (reference stats,
+// docs/monitoring.md): unknown fields, trailing data and out-of-bounds
+// values are errors.
+func DecodeMonitoring(b []byte) (*Monitoring, error) {
+	if len(b) > MaxPayload {
+		return nil, &DecodeError{"Monitoring", fmt.Errorf("payload is %d bytes, want at most %d", len(b), MaxPayload)}
+	}
+	var m Monitoring
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&m); err != nil {
+		return nil, &DecodeError{"Monitoring", describeJSON(err)}
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, &DecodeError{"Monitoring", fmt.Errorf("trailing data after the JSON object")}
+	}
+	if err := m.Validate(); err != nil {
+		return nil, &DecodeError{"Monitoring", err}
+	}
+	return &m, nil
 }
