@@ -22,8 +22,8 @@ const (
 	// MinSketchExp and MaxSketchExp bound Sketch.Exp.
 	MinSketchExp = -30
 	MaxSketchExp = 127
-	// maxFeatureIndex bounds FeatureSummary.Index.
-	maxFeatureIndex = 1 << 24
+	// MaxIndex bounds class indexes and FeatureSummary.Index.
+	MaxIndex = 1 << 24
 )
 
 // Monitoring is the distribution part of a telemetry record: what the model
@@ -106,8 +106,8 @@ func (m *Monitoring) Validate() error {
 		return fmt.Errorf("monitoring.classes has %d entries, want at most %d", len(m.Classes), MaxClasses)
 	}
 	for i, c := range m.Classes {
-		if c.Class < 0 || c.Class > maxFeatureIndex {
-			return fmt.Errorf("monitoring.classes[%d].class %d: want 0..%d", i, c.Class, maxFeatureIndex)
+		if c.Class < 0 || c.Class > MaxIndex {
+			return fmt.Errorf("monitoring.classes[%d].class %d: want 0..%d", i, c.Class, MaxIndex)
 		}
 		if i > 0 && c.Class <= m.Classes[i-1].Class {
 			return fmt.Errorf("monitoring.classes[%d].class %d: want strictly increasing classes", i, c.Class)
@@ -121,8 +121,8 @@ func (m *Monitoring) Validate() error {
 	}
 	for i := range m.Features {
 		f := &m.Features[i]
-		if f.Index < 0 || f.Index > maxFeatureIndex {
-			return fmt.Errorf("monitoring.features[%d].index %d: want 0..%d", i, f.Index, maxFeatureIndex)
+		if f.Index < 0 || f.Index > MaxIndex {
+			return fmt.Errorf("monitoring.features[%d].index %d: want 0..%d", i, f.Index, MaxIndex)
 		}
 		if i > 0 && f.Index <= m.Features[i-1].Index {
 			return fmt.Errorf("monitoring.features[%d].index %d: want strictly increasing indexes", i, f.Index)
