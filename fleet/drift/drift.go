@@ -61,6 +61,20 @@ type Resources struct {
 	Load1Sum    float64 `json:"load"`
 }
 
+// fin saturates a float: sums of huge device values stay encodable
+// (JSON has no Inf or NaN).
+func fin(v float64) float64 {
+	switch {
+	case math.IsNaN(v):
+		return 0
+	case v > math.MaxFloat64:
+		return math.MaxFloat64
+	case v < -math.MaxFloat64:
+		return -math.MaxFloat64
+	}
+	return v
+}
+
 func satAdd(a, b uint64) uint64 {
 	if s := a + b; s >= a {
 		return s
@@ -80,7 +94,7 @@ func (d *Dist) Add(m *wire.Monitoring) {
 	}
 	o := Dist{Records: 1, Predictions: m.Predictions, Classes: m.Classes, ClassOther: m.ClassOther, Confidence: m.Confidence}
 	for _, f := range m.Features {
-		o.Features = append(o.Features, Feature{Index: f.Index, Count: f.Count, Mean: f.Mean, M2: f.Std * f.Std * float64(f.Count),
+		o.Features = append(o.Features, Feature{Index: f.Index, Count: f.Count, Mean: f.Mean, M2: fin(f.Std * f.Std * float64(f.Count)),
 			Min: f.Min, Max: f.Max, Sketch: f.Sketch})
 	}
 	if r := m.Resources; r != nil {
@@ -116,13 +130,13 @@ func (d *Dist) Merge(o *Dist) {
 		}
 		x := d.Resources
 		x.Samples = satAdd(x.Samples, r.Samples)
-		x.RSSSum += r.RSSSum
+		x.RSSSum = fin(x.RSSSum + r.RSSSum)
 		x.RSSMax = max(x.RSSMax, r.RSSMax)
-		x.CPUSeconds += r.CPUSeconds
+		x.CPUSeconds = fin(x.CPUSeconds + r.CPUSeconds)
 		x.MemTotal = max(x.MemTotal, r.MemTotal)
 		x.MemAvailMin = min(x.MemAvailMin, r.MemAvailMin)
-		x.CPUPctSum += r.CPUPctSum
-		x.Load1Sum += r.Load1Sum
+		x.CPUPctSum = fin(x.CPUPctSum + r.CPUPctSum)
+		x.Load1Sum = fin(x.Load1Sum + r.Load1Sum)
 	}
 }
 
@@ -175,8 +189,8 @@ func (d *Dist) mergeFeature(f *Feature) {
 		default:
 			n := float64(a.Count) + float64(f.Count)
 			delta := f.Mean - a.Mean
-			a.Mean += delta * float64(f.Count) / n
-			a.M2 += f.M2 + delta*delta*float64(a.Count)*float64(f.Count)/n
+			a.Mean = fin(a.Mean + fin(delta)*(float64(f.Count)/n))
+			a.M2 = fin(a.M2 + f.M2 + fin(delta*delta)*(float64(a.Count)/n)*float64(f.Count))
 			a.Min, a.Max = min(a.Min, f.Min), max(a.Max, f.Max)
 			a.Count = satAdd(a.Count, f.Count)
 		}
