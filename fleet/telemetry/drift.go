@@ -185,17 +185,6 @@ var ErrNoReference = errors.New("reference stats have no predictions, classes, c
 
 func refKey(model, version string) string { return model + "/" + version }
 
-func (t *Store) loadRefs(tx store.Tx) error {
-	return tx.List(bucketRef, "", func(k string, v []byte) error {
-		var m wire.Monitoring
-		if err := json.Unmarshal(v, &m); err != nil {
-			return fmt.Errorf("decode reference stats %s: %w", k, err)
-		}
-		t.refs[k] = &m
-		return nil
-	})
-}
-
 // SetReference stores (m non-nil) or deletes (m nil) the reference stats
 // of a model version; m must be valid (wire bounds) and not empty.
 func (t *Store) SetReference(ctx context.Context, model, version string, m *wire.Monitoring) error {
@@ -210,9 +199,6 @@ func (t *Store) SetReference(ctx context.Context, model, version string, m *wire
 		if err := t.s.Update(ctx, func(tx store.Tx) error { return tx.Delete(bucketRef, k) }); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("delete reference stats of %s@%s: %w", model, version, err)
 		}
-		t.mu.Lock()
-		delete(t.refs, k)
-		t.mu.Unlock()
 		return nil
 	}
 	if err := m.Validate(); err != nil {
@@ -232,17 +218,25 @@ func (t *Store) SetReference(ctx context.Context, model, version string, m *wire
 	if err := t.s.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketRef, k, v) }); err != nil {
 		return fmt.Errorf("store reference stats of %s@%s: %w", model, version, err)
 	}
-	t.mu.Lock()
-	t.refs[k] = &c
-	t.mu.Unlock()
 	return nil
 }
 
-// Reference returns a model version's reference stats (nil: none).
+// Reference returns a model version's reference stats (nil: none). They
+// are read from the store, so replicas sharing it agree.
 func (t *Store) Reference(model, version string) *wire.Monitoring {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.refs[refKey(model, version)]
+	var m *wire.Monitoring
+	_ = t.s.View(context.Background(), func(tx store.Tx) error {
+		v, err := tx.Get(bucketRef, refKey(model, version))
+		if err != nil {
+			return err
+		}
+		var x wire.Monitoring
+		if json.Unmarshal(v, &x) == nil {
+			m = &x
+		}
+		return nil
+	})
+	return m
 }
 
 // Prometheus drift metrics: computed at scrape time for the most recently

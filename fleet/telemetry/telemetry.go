@@ -154,7 +154,6 @@ type Store struct {
 	hotFrom time.Time
 	rollups map[cellKey]*cell
 	intern  map[string]string
-	refs    map[string]*wire.Monitoring // reference stats by model/version
 
 	ingested   *prometheus.CounterVec
 	duplicates prometheus.Counter
@@ -174,7 +173,7 @@ func Open(ctx context.Context, s store.Store, retention time.Duration, now func(
 // registers metrics on o.Registry (nil: not registered).
 func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	o.defaults()
-	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, intern: map[string]string{}, refs: map[string]*wire.Monitoring{},
+	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, intern: map[string]string{},
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
 		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),
@@ -215,9 +214,6 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 			}
 			return nil
 		}); err != nil {
-			return err
-		}
-		if err := t.loadRefs(tx); err != nil {
 			return err
 		}
 		// Only the hot window is read back as raw records; keys are
