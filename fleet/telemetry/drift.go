@@ -31,6 +31,10 @@ type DriftQuery struct {
 	// Baseline pins the reference to one version's telemetry (primary
 	// role) instead of the version's reference stats or the other versions.
 	Baseline string
+	// BaselineHint is the version being replaced (a rollout's baseline):
+	// without reference stats it is the reference when it has
+	// distributions in the reference window, before every other version.
+	BaselineHint string
 	// ReferenceWindow is how far before Until the baseline telemetry is
 	// taken (default DefaultReferenceWindow).
 	ReferenceWindow time.Duration
@@ -109,6 +113,13 @@ func (t *Store) reference(q DriftQuery) (*drift.Dist, ReferenceInfo) {
 	}
 	rq := Query{ModelID: q.ModelID, Version: q.Version, ExcludeVersion: true, Roles: []wire.Role{wire.RolePrimary},
 		Since: q.Until.Add(-q.ReferenceWindow), Until: q.Until}
+	if q.Baseline == "" && q.BaselineHint != "" && q.BaselineHint != q.Version {
+		hq := rq
+		hq.Version, hq.ExcludeVersion = q.BaselineHint, false
+		if d, vs := t.dist(hq); !d.Empty() {
+			return d, ReferenceInfo{Source: "version", Versions: vs}
+		}
+	}
 	if q.Baseline != "" {
 		rq.Version, rq.ExcludeVersion = q.Baseline, false
 	}

@@ -93,6 +93,14 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 		}
 	}
 	check(tel)
+	// The replaced version is preferred as the reference; without data of
+	// its own every other version is (the rolled-back shifted "3" included).
+	if r := tel.Drift(telemetry.DriftQuery{ModelID: "m", Version: "2", BaselineHint: "1"}); len(r.Reference.Versions) != 1 || r.Reference.Versions[0] != "1" || r.Drift > 1e-9 {
+		t.Fatalf("hinted baseline: %+v %+v", r.Reference, r.Result)
+	}
+	if r := tel.Drift(telemetry.DriftQuery{ModelID: "m", Version: "2", BaselineHint: "9"}); len(r.Reference.Versions) != 2 || r.Drift < 0.1 {
+		t.Fatalf("hint without data: %+v %+v", r.Reference, r.Result)
+	}
 	if recs := tel.Records(telemetry.Query{ModelID: "m"}); len(recs) != 30 || recs[0].Monitoring != nil {
 		t.Fatalf("hot window keeps distributions: %d records, %+v", len(recs), recs[0].Monitoring)
 	}
