@@ -27,3 +27,21 @@ func TestMaxDriftGateValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestReplacedVersion(t *testing.T) {
+	r := &Rollout{Spec: Spec{Version: "3"}, Devices: map[string]*DeviceState{
+		"a": {Baseline: "2"}, "b": {Baseline: "1"}, "c": {Baseline: "2"}, "d": {Baseline: "3"}, "e": {}, "f": {Baseline: "1"},
+	}}
+	for i := 0; i < 20; i++ { // map order must not matter
+		if got := r.replacedVersion(); got != "1" {
+			t.Fatalf("tie of 1 and 2: got %q, want 1", got)
+		}
+	}
+	r.Devices["g"] = &DeviceState{Baseline: "2"}
+	if got := r.replacedVersion(); got != "2" {
+		t.Fatalf("got %q, want 2", got)
+	}
+	if got := (&Rollout{Spec: Spec{Version: "3"}}).replacedVersion(); got != "" {
+		t.Fatalf("no devices: %q", got)
+	}
+}

@@ -650,16 +650,8 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 			fmt.Sprintf("shadow agreement %.3f < %.3f", nh.ShadowAgreement, g.MinShadowAgreement))
 	}
 	if g.MaxDrift > 0 && v.Drift != nil {
-		replaced := map[string]int{} // the reference: the version most devices ran before
-		hint := ""
-		for _, ds := range r.Devices {
-			if ds.Baseline != "" && ds.Baseline != r.Spec.Version {
-				if replaced[ds.Baseline]++; replaced[ds.Baseline] > replaced[hint] || replaced[ds.Baseline] == replaced[hint] && ds.Baseline < hint {
-					hint = ds.Baseline
-				}
-			}
-		}
-		d := v.Drift(telemetry.DriftQuery{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles, Since: r.StageStarted, Until: now.Add(time.Nanosecond), BaselineHint: hint})
+		d := v.Drift(telemetry.DriftQuery{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles,
+			Since: r.StageStarted, Until: now.Add(time.Nanosecond), BaselineHint: r.replacedVersion()})
 		check(GateResult{Name: "drift", Value: d.Drift, Threshold: g.MaxDrift, Evaluated: hasData && d.Evaluated, OK: d.Drift <= g.MaxDrift},
 			fmt.Sprintf("drift (PSI) %.3f > %.3f against the %s reference %v", d.Drift, g.MaxDrift, d.Reference.Source, d.Reference.Versions))
 	}
