@@ -39,3 +39,46 @@ func BenchmarkDrift24h(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkIngestMonitoring is the ingestion of one 10-record batch whose
+// records carry full monitoring (32 classes, 16 features); compare with
+// BenchmarkIngestPlain, the same records without it.
+func BenchmarkIngestMonitoring(b *testing.B) { benchIngest(b, true) }
+
+// BenchmarkIngestPlain is BenchmarkIngestMonitoring without monitoring.
+func BenchmarkIngestPlain(b *testing.B) { benchIngest(b, false) }
+
+func benchIngest(b *testing.B, withMon bool) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	tel, err := telemetry.OpenWith(ctx, store.NewMem(), telemetry.Options{Now: func() time.Time { return now }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := monitoring(100, 18, 5)
+	m.Classes = nil
+	for i := 0; i < wire.MaxClasses; i++ {
+		m.Classes = append(m.Classes, wire.ClassCount{Class: i * 7, Count: uint64(i + 1)})
+	}
+	f := m.Features[0]
+	m.Features = nil
+	for i := 0; i < wire.MaxFeatures; i++ {
+		f.Index = i
+		m.Features = append(m.Features, f)
+	}
+	seq := uint64(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		recs := make([]wire.TelemetryRecord, 10)
+		for j := range recs {
+			seq++
+			recs[j] = rec(seq, now, "1", 100, 0, 5)
+			if withMon {
+				recs[j].Monitoring = m
+			}
+		}
+		if _, _, err := tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: "d", Records: recs}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
