@@ -67,7 +67,7 @@ func (t *Store) dist(q Query) (*drift.Dist, []string) {
 	defer t.mu.RUnlock()
 	d := &drift.Dist{}
 	vs := map[string]bool{}
-	for k, c := range t.rollups {
+	for k, c := range t.dcells {
 		if c.D != nil && q.matchCell(k) {
 			d.Merge(c.D)
 			vs[k.Version] = true
@@ -167,7 +167,7 @@ func (t *Store) DriftSeries(q DriftQuery, step time.Duration) DriftSeries {
 	cq := Query{ModelID: q.ModelID, Version: q.Version, Roles: q.Roles, Since: q.Since, Until: q.Until}
 	groups := map[int64]*drift.Dist{}
 	t.mu.RLock()
-	for k, c := range t.rollups {
+	for k, c := range t.dcells {
 		if c.D != nil && cq.matchCell(k) {
 			b := time.Unix(k.Minute*60, 0).Truncate(step).Unix()
 			if groups[b] == nil {
@@ -279,7 +279,7 @@ func (c driftCollector) Collect(ch chan<- prometheus.Metric) {
 	from := now.Add(-driftMetricWindow).Unix() / 60
 	latest := map[[2]string]int64{}
 	t.mu.RLock()
-	for k, cl := range t.rollups {
+	for k, cl := range t.dcells {
 		if k.Minute >= from && cl.D != nil && cl.D.Predictions > 0 {
 			mv := [2]string{k.Model, k.Version}
 			latest[mv] = max(latest[mv], k.Minute)

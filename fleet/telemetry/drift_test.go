@@ -123,7 +123,8 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 	}
 
 	// Restart: rollup distributions and reference stats come back.
-	tel2, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: clock})
+	cur := now
+	tel2, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: func() time.Time { return cur }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,18 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 	if err := tel2.SetReference(ctx, "m", "2", nil); err != nil || tel2.Reference("m", "2") != nil {
 		t.Fatalf("delete reference: %v", err)
 	}
-	// Past DistWindow the distributions leave memory (counters stay).
+	// Past DistWindow the distributions leave memory (counters stay):
+	// when Prune runs, and when the store is opened.
+	cur = now.Add(25 * time.Hour)
+	if _, err := tel2.Prune(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := tel2.Drift(telemetry.DriftQuery{ModelID: "m", Version: "3", Baseline: "1", Since: now.Add(-time.Hour), Until: now}); r.Evaluated || r.Current.Predictions != 0 {
+		t.Fatalf("distribution older than DistWindow still in memory after Prune: %+v", r.Current)
+	}
+	if h := tel2.Health(telemetry.Query{ModelID: "m", Version: "3"}); h.Requests != 500 {
+		t.Fatalf("counters lost: %+v", h)
+	}
 	later := now.Add(25 * time.Hour)
 	tel3, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: func() time.Time { return later }})
 	if err != nil {

@@ -153,7 +153,10 @@ type Store struct {
 	hot     []Record // sorted by Time; complete from hotFrom on
 	hotFrom time.Time
 	rollups map[cellKey]*cell
-	intern  map[string]string
+	// dcells are the rollups holding distributions in memory (the last
+	// DistWindow): drift queries scan only them.
+	dcells map[cellKey]*cell
+	intern map[string]string
 
 	ingested   *prometheus.CounterVec
 	duplicates prometheus.Counter
@@ -173,7 +176,7 @@ func Open(ctx context.Context, s store.Store, retention time.Duration, now func(
 // registers metrics on o.Registry (nil: not registered).
 func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	o.defaults()
-	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, intern: map[string]string{},
+	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, dcells: map[cellKey]*cell{}, intern: map[string]string{},
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
 		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),
@@ -207,10 +210,13 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 				return err
 			}
 			if cut.IsZero() || !time.Unix(key.Minute*60, 0).Before(cut.Truncate(time.Minute)) {
+				key = t.internKey(key)
 				if key.Minute < distCut {
 					c.D = nil // distributions stay on disk only
+				} else if c.D != nil {
+					t.dcells[key] = &c
 				}
-				t.rollups[t.internKey(key)] = &c
+				t.rollups[key] = &c
 			}
 			return nil
 		}); err != nil {
@@ -400,6 +406,8 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		c.add(r)
 		if c.D != nil && k.Minute < t.now().Add(-t.opt.DistWindow).Unix()/60 {
 			c.D = nil // a late record: its distribution is on disk only
+		} else if c.D != nil {
+			t.dcells[k] = c
 		}
 		r.Monitoring = nil // the hot window keeps counters only
 		if r.Time.Before(t.hotFrom) {
@@ -811,9 +819,10 @@ const pruneChunk = 10000
 func (t *Store) Prune(ctx context.Context) (int, error) {
 	t.mu.Lock()
 	distCut := t.now().Add(-t.opt.DistWindow).Unix() / 60
-	for k, c := range t.rollups {
+	for k, c := range t.dcells {
 		if k.Minute < distCut {
 			c.D = nil // older distributions are on disk only
+			delete(t.dcells, k)
 		}
 	}
 	t.mu.Unlock()
@@ -826,6 +835,7 @@ func (t *Store) Prune(ctx context.Context) (int, error) {
 	for k := range t.rollups {
 		if k.Minute < cut.Unix()/60 { // the whole minute is before cut
 			delete(t.rollups, k)
+			delete(t.dcells, k)
 		}
 	}
 	t.mu.Unlock()
