@@ -447,7 +447,10 @@ func (m *Manager) Predict(ctx context.Context, l *Loaded, role wire.Role, instan
 		// from the tensor bytes (monitor.go): nothing is allocated per
 		// instance.
 		k := telemetry.Key{Model: l.ID, Version: l.Version, Role: role}
-		ins := l.InstanceInputs()
+		// The model's own input info: with or without the batch dimension
+		// it has the same element count, and featureValues also stops at
+		// the instance's bytes.
+		ins := l.inputs
 		var buf [telemetry.MaxFeatures]float64
 		for i, r := range out {
 			if len(r) > 0 {

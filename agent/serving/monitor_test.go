@@ -1,10 +1,17 @@
 package serving
 
 import (
+	"context"
 	"encoding/binary"
+	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/edgefleet/edgefleet/agent/engine"
+	"github.com/edgefleet/edgefleet/agent/telemetry"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
@@ -71,5 +78,41 @@ func TestTop1AndFeaturesMatchReal(t *testing.T) {
 	info := tensor.Info{Type: tensor.Float32, Shape: []int{10}}
 	if n := featureValues(buf[:], &info, f32bytes(1, 2, 3)); n != 3 {
 		t.Fatalf("short data: %d features, want the 3 present", n)
+	}
+}
+
+// TestPredictFillsMonitoring: predictions through the Manager (the real
+// iris model) fill the record's class and confidence histograms and the
+// input feature summaries.
+func TestPredictFillsMonitoring(t *testing.T) {
+	s, dir := newStore(t)
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "models", "iris.tflite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	installBytes(t, s, dir, "iris", "1", data)
+	coll := telemetry.NewCollector(nil)
+	m := NewManager(engine.Native{}, s, coll, Config{}, slog.New(slog.DiscardHandler))
+	defer m.Close()
+	l, err := m.Get(context.Background(), "iris", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins := []Instance{{f32bytes(5.1, 3.5, 1.4, 0.2)}, {f32bytes(6.7, 3.0, 5.2, 2.3)}}
+	if _, err := m.Predict(context.Background(), l, wire.RolePrimary, ins); err != nil {
+		t.Fatal(err)
+	}
+	recs := coll.Flush()
+	if len(recs) != 1 || recs[0].Monitoring == nil {
+		t.Fatalf("records %+v", recs)
+	}
+	mon := recs[0].Monitoring
+	var conf uint64
+	for _, c := range mon.Confidence {
+		conf += c
+	}
+	if mon.Predictions != 2 || len(mon.Classes) != 2 || conf != 2 || len(mon.Features) != 4 ||
+		math.Abs(mon.Features[0].Mean-5.9) > 1e-6 || math.Abs(mon.Features[3].Max-2.3) > 1e-6 {
+		t.Fatalf("monitoring %+v", mon)
 	}
 }
