@@ -112,6 +112,7 @@ type Collector struct {
 	unloads    *prometheus.CounterVec
 	shed       *prometheus.CounterVec
 	lost       prometheus.Counter
+	device     *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	windows   map[Key]*window
@@ -155,17 +156,19 @@ func NewCollector(now func() time.Time) *Collector {
 		interpMem:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_bytes", Help: "Memory held by the interpreters of a model version."}, []string{"model", "version"}),
 		unloads:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_model_unloads_total", Help: "Model versions unloaded, by reason (idle, replaced)."}, []string{"model", "version", "reason"}),
 		shed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_shed_requests_total", Help: "Requests refused to protect the agent, by reason (rate_limit, request_memory, queue_full, batch_too_large)."}, []string{"reason"}),
-		lost:       prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_agent_telemetry_lost_records_total", Help: "Telemetry records that could not be stored (also counted in the ring's dropped count)."}),
-		pools:      map[Key]func() (int, int64){},
-		windows:    map[Key]*window{},
-		queueLen:   map[Key]func() int{},
-		now:        now,
-		proc:       &Proc{Root: "/proc"},
+		device: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_device", Help: "Device resources at the last telemetry period (from /proc): memory total and available bytes, CPU busy percent over the period, 1-minute load."},
+			[]string{"resource"}),
+		lost:     prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_agent_telemetry_lost_records_total", Help: "Telemetry records that could not be stored (also counted in the ring's dropped count)."}),
+		pools:    map[Key]func() (int, int64){},
+		windows:  map[Key]*window{},
+		queueLen: map[Key]func() int{},
+		now:      now,
+		proc:     &Proc{Root: "/proc"},
 	}
 	c.lastFlush = now()
 	c.lastCPU = cpuSeconds()
 	reg.MustRegister(c.latency, c.requests, c.instances, c.errs, c.classes, c.confidence, c.featMean, c.featStd, c.queue, c.cache, c.shadow, c.shadowDiff,
-		c.interps, c.interpMem, c.unloads, c.shed, c.lost,
+		c.interps, c.interpMem, c.unloads, c.shed, c.lost, c.device,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_budget_used_bytes", Help: "Memory held by all interpreters (against serving.memory_budget)."}, func() float64 {
 			c.mu.Lock()
 			fn := c.memory
@@ -495,6 +498,11 @@ func (c *Collector) Flush() []Record {
 	res, err := c.proc.Sample()
 	if err != nil {
 		res = nil // not Linux, or /proc unreadable: records go without resources
+	} else {
+		c.device.WithLabelValues("memory_total_bytes").Set(float64(res.DeviceMemTotalBytes))
+		c.device.WithLabelValues("memory_available_bytes").Set(float64(res.DeviceMemAvailableBytes))
+		c.device.WithLabelValues("cpu_percent").Set(res.DeviceCPUPercent)
+		c.device.WithLabelValues("load1").Set(res.Load1)
 	}
 	var out []Record
 	for k, w := range c.windows {

@@ -125,6 +125,9 @@ func TestCollectorMonitoring(t *testing.T) {
 	if r := m.Resources; r == nil || r.Load1 != 0.75 || r.DeviceMemTotalBytes != 2048000<<10 {
 		t.Fatalf("resources %+v", r)
 	}
+	if got := gaugeValue(t, c, "edge_agent_device", "load1"); got != 0.75 {
+		t.Fatalf("edge_agent_device{resource=load1} = %v", got)
+	}
 	// The whole record travels: the fleet decodes it.
 	b, err := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: "d", Records: []wire.TelemetryRecord{{Seq: 1, Time: time.Unix(100, 0), ModelID: "m", Version: "1", Requests: 1, Monitoring: m}}})
 	if err != nil {
@@ -152,4 +155,22 @@ func TestCollectorHotPathDoesNotAllocate(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { c.Features(k, vals) }); n != 0 {
 		t.Fatalf("Features allocates %v times per call", n)
 	}
+}
+
+func gaugeValue(t *testing.T, c *Collector, name, resource string) float64 {
+	t.Helper()
+	mfs, err := c.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == resource {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
