@@ -55,6 +55,7 @@ func TestProcSample(t *testing.T) {
 	for _, bad := range []struct{ file, body, want string }{
 		{"meminfo", "MemTotal: lots kB\n", "meminfo"},
 		{"loadavg", "", "loadavg is empty"},
+		{"loadavg", "NaN 0 0 1/1 1\n", "want a load average"},
 		{"stat", "intr 1 2 3\n", "want the cpu totals"},
 		{"self/stat", "42 (x) S 1\n", "self/stat"},
 		{"self/statm", "1\n", "self/statm"},

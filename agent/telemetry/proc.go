@@ -115,7 +115,7 @@ func (p *Proc) Read() (ProcSample, error) {
 	if f = strings.Fields(string(b)); len(f) == 0 {
 		return s, fmt.Errorf("%s/loadavg is empty", p.Root)
 	}
-	if s.Load1, err = strconv.ParseFloat(f[0], 64); err != nil || s.Load1 < 0 || math.IsInf(s.Load1, 0) {
+	if s.Load1, err = strconv.ParseFloat(f[0], 64); err != nil || !(s.Load1 >= 0) || math.IsInf(s.Load1, 0) { // also NaN
 		return s, fmt.Errorf("%s/loadavg: %q: want a load average", p.Root, f[0])
 	}
 
