@@ -175,3 +175,31 @@ func gaugeValue(t *testing.T, c *Collector, name, resource string) float64 {
 	}
 	return -1
 }
+
+// FuzzProc feeds arbitrary contents to each /proc file: Sample returns
+// an error or finite, in-range resources, never panics.
+func FuzzProc(f *testing.F) {
+	f.Add(uint8(0), []byte("1000 300 50 10 0 200 0\n"))
+	f.Add(uint8(1), []byte("42 (a) b) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 8 0\n"))
+	f.Add(uint8(2), []byte("MemTotal: 100 kB\nMemAvailable: 50 kB\n"))
+	f.Add(uint8(3), []byte("0.75 0.50 0.25 1/123 4567\n"))
+	f.Add(uint8(4), []byte("cpu  1 2 3 4 5 6 7 8 9 10\n"))
+	names := []string{"self/statm", "self/stat", "meminfo", "loadavg", "stat"}
+	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
+		dir := t.TempDir()
+		fakeProc(t, dir, 100, 100, 300)
+		if err := os.WriteFile(filepath.Join(dir, names[int(which)%len(names)]), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := &Proc{Root: dir}
+		for i := 0; i < 2; i++ {
+			r, err := p.Sample()
+			if err != nil {
+				return
+			}
+			if err := (&wire.Monitoring{Resources: r}).Validate(); err != nil {
+				t.Fatalf("resources %+v: %v", r, err)
+			}
+		}
+	})
+}
