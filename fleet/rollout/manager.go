@@ -237,7 +237,7 @@ func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health}
+	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health, Drift: m.tel.Drift}
 	for _, d := range devs {
 		active := d.ActiveVersion(spec.ModelID)
 		if spec.Agent() {
