@@ -29,7 +29,9 @@ type agentFleet struct {
 	restarting map[string]*restart
 	// silent devices report success but never come back.
 	silent map[string]bool
-	r      *Rollout
+	// drift, if set, is the view's drift report.
+	drift func(telemetry.DriftQuery) telemetry.DriftReport
+	r     *Rollout
 }
 
 func newAgentFleet(t *testing.T, n int, spec Spec) *agentFleet {
@@ -58,7 +60,7 @@ func (f *agentFleet) dev(id string) *Device {
 }
 
 func (f *agentFleet) view() View {
-	return View{Devices: f.devices, Jobs: f.jobs, Health: func(q telemetry.Query) telemetry.Health {
+	return View{Devices: f.devices, Jobs: f.jobs, Drift: f.drift, Health: func(q telemetry.Query) telemetry.Health {
 		var sel []telemetry.Record
 		for _, r := range f.recs {
 			if matches(q, r) {
@@ -293,5 +295,25 @@ func TestAgentRolloutGatesJudgeModels(t *testing.T) {
 	g.run(base, base, 20)
 	if g.r.Phase != Succeeded {
 		t.Fatalf("control: phase %s (%s)", g.r.Phase, g.r.Reason)
+	}
+}
+
+// TestAgentRolloutIgnoresDrift: drift compares model versions; an agent
+// rollout with --max-drift set is not judged (nor failed) by it.
+func TestAgentRolloutIgnoresDrift(t *testing.T) {
+	g := DefaultAgentGates()
+	g.MaxDrift = 0.1
+	f := newAgentFleet(t, 1, Spec{Stages: []int{100}, Gates: g})
+	asked := 0
+	f.drift = func(telemetry.DriftQuery) telemetry.DriftReport {
+		asked++
+		var d telemetry.DriftReport
+		d.Drift, d.Evaluated = 9, true
+		return d
+	}
+	ok := wire.TelemetryRecord{Requests: 100, LatencyP95Ms: 10}
+	f.run(ok, ok, 20)
+	if f.r.Phase != Succeeded || asked != 0 {
+		t.Fatalf("phase %s (%s), drift asked %d times", f.r.Phase, f.r.Reason, asked)
 	}
 }

@@ -731,7 +731,7 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 		check(GateResult{Name: "shadow_agreement", Value: nh.ShadowAgreement, Threshold: g.MinShadowAgreement, Evaluated: nh.ShadowCompared > 0, OK: nh.ShadowAgreement >= g.MinShadowAgreement},
 			fmt.Sprintf("shadow agreement %.3f < %.3f", nh.ShadowAgreement, g.MinShadowAgreement))
 	}
-	if g.MaxDrift > 0 && v.Drift != nil {
+	if g.MaxDrift > 0 && v.Drift != nil && !r.Spec.Agent() { // drift is per model version; an agent rollout has none
 		d := v.Drift(telemetry.DriftQuery{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles,
 			Since: r.StageStarted, Until: now.Add(time.Nanosecond), BaselineHint: r.replacedVersion()})
 		check(GateResult{Name: "drift", Value: d.Drift, Threshold: g.MaxDrift, Evaluated: hasData && d.Evaluated, OK: d.Drift <= g.MaxDrift},
