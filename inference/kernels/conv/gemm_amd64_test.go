@@ -13,9 +13,9 @@ func TestRequantAVX2Only(t *testing.T) {
 	if requantI8Kernel == nil {
 		t.Skip("no AVX2")
 	}
-	saved := hasAVX512
-	defer func() { hasAVX512 = saved }()
-	hasAVX512 = false
+	saved, i8, u8 := hasAVX512, requantI8Kernel, requantU8Kernel
+	defer func() { hasAVX512, requantI8Kernel, requantU8Kernel = saved, i8, u8 }()
+	hasAVX512, requantI8Kernel, requantU8Kernel = false, requantAVX2[int8], requantAVX2[uint8]
 	checkRequantSIMD(t)
 }
 
