@@ -31,6 +31,13 @@ type dwData struct {
 	// taps holds, per worker, the input and filter offsets of the filter
 	// taps inside the image for the pixel being computed (vector path).
 	taps []int
+	// The paired path (see depthwise_pair.go): packed filter pairs, the
+	// bias with the input offset folded in, the zero-point row and each
+	// worker's tap rows.
+	pairW    []int16
+	pairBias []int32
+	padRow   []byte
+	pairRows [][][]byte
 	// per-Eval views (set before the workers run)
 	x, w, y, scratch []byte
 }
@@ -168,6 +175,9 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	d.geom = g
 	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {
 		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
+			d.pairPrepare()
+		}
 	}
 	ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	if !d.dynamic {
@@ -214,6 +224,9 @@ func (d *dwData) pack(filter, bias *tensor.Tensor) {
 		}
 		biasValues32(bias, d.bias32)
 	}
+	if d.pairW != nil {
+		d.pairPack()
+	}
 }
 
 func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
@@ -245,6 +258,10 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatVecWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatWorker)
+	case d.dtype == tensor.Int8 && d.pairW != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8PairWorker)
+	case d.dtype == tensor.Uint8 && d.pairW != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwUint8PairWorker)
 	case d.dtype == tensor.Int8 && vec && dwPixelI8 != nil:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8VecWorker)
 	case d.dtype == tensor.Int8:

@@ -116,3 +116,63 @@ func dwPixelF32AVX(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []i
 	}
 	return c
 }
+
+func init() {
+	if archsimd.X86.AVX512() {
+		dwPairI8 = dwPairAVX512[int8]
+		dwPairU8 = dwPairAVX512[uint8]
+	}
+}
+
+// dwUnpair0 and dwUnpair1 restore channel order after the paired
+// multiply-adds: the low interleave half holds channels 8L+j (lane 4L+j),
+// the high half 8L+4+j; VPERMI2D picks channels 0..15 and 16..31.
+var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
+	for c := 0; c < 32; c++ {
+		l, j := c/8, c%8
+		idx := uint32(4*l + j%4)
+		if j >= 4 {
+			idx += 16
+		}
+		if c < 16 {
+			a[c] = idx
+		} else {
+			b[c-16] = idx
+		}
+	}
+	return
+}()
+
+// dwPairAVX512 is dwPairI8/dwPairU8 on 32 channels at a time: inputs
+// extended to int16 (VPMOVSXBW/VPMOVZXBW), two taps interleaved
+// (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD.
+func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, wp []int16, n int) int {
+	np := len(rows) / 2
+	nb := n / dwPairBlock
+	i0 := archsimd.LoadUint32x16Array(&dwUnpair0)
+	i1 := archsimd.LoadUint32x16Array(&dwUnpair1)
+	for b := 0; b < nb; b++ {
+		c := b * dwPairBlock
+		w := wp[b*np*64:][:np*64]
+		var lo, hi archsimd.Int32x16
+		for p := 0; p < np; p++ {
+			x0 := load32[T](rows[2*p][c:])
+			x1 := load32[T](rows[2*p+1][c:])
+			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64:]))))
+			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64+32:]))))
+		}
+		bs := bias[c:][:32]
+		lo.ConcatPermute(hi, i0).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs))).StoreArray((*[16]int32)(acc[c:]))
+		lo.ConcatPermute(hi, i1).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs[16:]))).StoreArray((*[16]int32)(acc[c+16:]))
+	}
+	return nb * dwPairBlock
+}
+
+// load32 loads 32 input bytes extended to int16.
+func load32[T int8 | uint8](s []byte) archsimd.Int16x32 {
+	p := (*[32]byte)(s)
+	if k := 255; T(k) > 0 {
+		return archsimd.LoadUint8x32Array(p).ExtendToUint16().AsInt16x32()
+	}
+	return archsimd.LoadInt8x32Array((*[32]int8)(unsafe.Pointer(p))).ExtendToInt16()
+}

@@ -138,12 +138,12 @@ func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
 				dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
 				d := n.Data.(*dwData)
-				rv := d.rv
-				d.rv = nil // scalar requantization too
+				rv, pw := d.rv, d.pairW
+				d.rv, d.pairW = nil, nil // scalar requantization and no paired taps too
 				clear(n.Outputs[0].Data)
 				err := evalDepthwise(ctx, n)
 				dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32
-				d.rv = rv
+				d.rv, d.pairW = rv, pw
 				ctx.Close()
 				if err != nil {
 					t.Fatal(err)

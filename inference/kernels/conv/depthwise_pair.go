@@ -1,0 +1,155 @@
+package conv
+
+import "github.com/edgefleet/edgefleet/inference/tensor"
+
+// The paired depthwise path (8-bit, depth multiplier 1) multiplies two
+// filter taps at a time with a pair-wise 16-bit multiply-add (x86
+// VPMADDWD): the raw input values of taps 2p and 2p+1 are interleaved as
+// int16 pairs and multiplied with the pre-interleaved filter pair, so each
+// int32 lane gets x0*w0 + x1*w1 exactly (|x| <= 255, |w| <= 255). Every
+// pixel uses all kh*kw taps: taps outside the image read a row holding
+// the input zero point, and the input offset is folded into the bias,
+//
+//	sum_t (x_t - zp)*w_t = sum_t x_t*w_t - zp*sum_t w_t,
+//
+// so an outside tap (x = zp) adds zp*w - zp*w = 0 and the int32 sums
+// (wrapping) equal the scalar loop's.
+
+// dwPairI8 and dwPairU8, when non-nil, compute acc[c] = bias[c] + sum_t
+// x_t[c]*w_t[c] for the leading channels of one pixel, in whole blocks of
+// 32, and return how many they did. rows holds one input row per tap (2*np
+// of them: the last one of an odd tap count is the zero-point row, its
+// weights zero); wp is packed by packDWPairs.
+var (
+	dwPairI8 func(acc, bias []int32, rows [][]byte, wp []int16, n int) int
+	dwPairU8 func(acc, bias []int32, rows [][]byte, wp []int16, n int) int
+)
+
+// dwPairBlock is the number of channels of one packed block.
+const dwPairBlock = 32
+
+// packDWPairs packs the filter taps (w[t*n+c], T taps) for the paired
+// kernel: per block of 32 channels and pair p, two vectors of 32 int16
+// (low and high interleave halves) laid out as VPUNPCKLWD/VPUNPCKHWD
+// leave the inputs: element 2*(4L+j)+s of half h is tap 2p+s of channel
+// 32*block + 8L + 4h + j.
+func packDWPairs(dst []int16, w []int32, n, taps int) {
+	np := (taps + 1) / 2
+	nb := n / dwPairBlock
+	for b := 0; b < nb; b++ {
+		for p := 0; p < np; p++ {
+			for h := 0; h < 2; h++ {
+				v := dst[((b*np+p)*2+h)*32:][:32]
+				for l := 0; l < 4; l++ {
+					for j := 0; j < 4; j++ {
+						for s := 0; s < 2; s++ {
+							t := 2*p + s
+							var val int16
+							if t < taps {
+								val = int16(w[t*n+32*b+8*l+4*h+j])
+							}
+							v[2*(4*l+j)+s] = val
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// pairPrepare sets up the paired path when the CPU has it.
+func (d *dwData) pairPrepare() {
+	if d.mult != 1 || d.outC < dwPairBlock || (d.dtype == tensor.Int8 && dwPairI8 == nil) || (d.dtype == tensor.Uint8 && dwPairU8 == nil) {
+		return
+	}
+	taps := d.kh * d.kw
+	np := (taps + 1) / 2
+	d.pairW = make([]int16, d.outC/dwPairBlock*np*2*32)
+	d.pairBias = make([]int32, d.outC)
+	d.padRow = make([]byte, d.outC)
+	d.pairRows = make([][][]byte, d.workers)
+	for w := range d.pairRows {
+		d.pairRows[w] = make([][]byte, 2*np)
+	}
+}
+
+// pairPack packs the filters and the bias of the paired path (after pack).
+func (d *dwData) pairPack() {
+	taps := d.kh * d.kw
+	packDWPairs(d.pairW, d.wq, d.outC, taps)
+	for c := range d.pairBias {
+		s := int32(0)
+		for t := 0; t < taps; t++ {
+			s += d.wq[t*d.outC+c]
+		}
+		d.pairBias[c] = d.bias32[c] + d.inOff*s
+	}
+	zp := byte(-d.inOff) // the input zero point as an int8 or uint8 byte
+	for i := range d.padRow {
+		d.padRow[i] = zp
+	}
+}
+
+// pairTaps points rows at output row r's input rows, tap by tap (the
+// zero-point row for taps outside the image and the padding pair member).
+func (d *dwData) pairTaps(r int, x []byte, rows [][]byte) {
+	perImage := d.outH * d.outW
+	b := r / perImage
+	rem := r - b*perImage
+	oy := rem / d.outW
+	ox := rem - oy*d.outW
+	iy0 := oy*d.sh - d.padT
+	ix0 := ox*d.sw - d.padL
+	t := 0
+	for ky := 0; ky < d.kh; ky++ {
+		iy := iy0 + ky*d.dh
+		for kx := 0; kx < d.kw; kx++ {
+			ix := ix0 + kx*d.dw
+			if iy < 0 || iy >= d.inH || ix < 0 || ix >= d.inW {
+				rows[t] = d.padRow
+			} else {
+				off := ((b*d.inH+iy)*d.inW + ix) * d.inC
+				rows[t] = x[off : off+d.outC]
+			}
+			t++
+		}
+	}
+	for ; t < len(rows); t++ {
+		rows[t] = d.padRow
+	}
+}
+
+// dwPairWorker is dwIntVec on the paired kernel; channels past the last
+// whole block go through pixel (valid taps, offset inputs).
+func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
+	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
+	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	xo, wo := d.workerTaps(wk)
+	rows := d.pairRows[wk]
+	for r := lo; r < hi; r++ {
+		d.pairTaps(r, d.x, rows)
+		done := pair(acc, d.pairBias, rows, d.pairW, d.outC)
+		if done < d.outC {
+			nt := d.pixelTaps(r, xo, wo)
+			if pixel != nil {
+				done += pixel(acc[done:], d.bias32[done:], x[done:], d.wq[done:], xo[:nt], wo[:nt], d.inOff)
+			}
+			for c := done; c < d.outC; c++ {
+				a := d.bias32[c]
+				for t := range nt {
+					a += (int32(x[xo[t]+c]) + d.inOff) * d.wq[wo[t]+c]
+				}
+				acc[c] = a
+			}
+		}
+		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
+	}
+}
+
+func dwInt8PairWorker(d *dwData, wk, lo, hi int) {
+	dwPairWorker(d, wk, lo, hi, dwPairI8, dwPixelI8)
+}
+
+func dwUint8PairWorker(d *dwData, wk, lo, hi int) {
+	dwPairWorker(d, wk, lo, hi, dwPairU8, dwPixelU8)
+}
