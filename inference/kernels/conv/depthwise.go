@@ -38,6 +38,8 @@ type dwData struct {
 	pairBias []int32
 	padRow   []byte
 	pairRows [][][]byte
+	// multVec: depth multiplier > 1 on the vector kernels (dwMultWorker).
+	multVec bool
 	// per-Eval views (set before the workers run)
 	x, w, y, scratch []byte
 }
@@ -173,6 +175,13 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW
 	d.geom = g
+	if mult > 1 && (in.Type == tensor.Int8 || in.Type == tensor.Uint8) && (dwPixelI8 != nil || dwPixelU8 != nil) {
+		// Depth multiplier: tap offsets plus the expanded input rows.
+		d.multVec = true
+		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		g.workerBytes += align64(g.kh * g.kw * g.outC)
+		d.geom = g
+	}
 	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {
 		d.taps = make([]int, g.workers*2*g.kh*g.kw)
 		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
@@ -258,6 +267,10 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatVecWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatWorker)
+	case d.dtype == tensor.Int8 && d.multVec:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8MultWorker)
+	case d.dtype == tensor.Uint8 && d.multVec:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwUint8MultWorker)
 	case d.dtype == tensor.Int8 && d.pairW != nil:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8PairWorker)
 	case d.dtype == tensor.Uint8 && d.pairW != nil:

@@ -153,3 +153,57 @@ func dwInt8PairWorker(d *dwData, wk, lo, hi int) {
 func dwUint8PairWorker(d *dwData, wk, lo, hi int) {
 	dwPairWorker(d, wk, lo, hi, dwPairU8, dwPixelU8)
 }
+
+// dwMultWorker runs a depth multiplier above 1 on the vector pixel
+// kernels: each valid tap's input row is expanded into an outC-wide row
+// (input channel i repeated mult times, the channel order of the output)
+// in the worker's scratch, so output channel c reads exp[t*outC+c] with
+// the same arithmetic as the scalar loop.
+func dwMultWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
+	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
+	base := d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes]
+	acc := tensor.View[int32](base[:d.accBytesPW])[:d.outC]
+	exp := tensor.View[T](base[d.accBytesPW:])[:d.kh*d.kw*d.outC]
+	xo, wo := d.workerTaps(wk)
+	for r := lo; r < hi; r++ {
+		nt := d.pixelTaps(r, xo, wo)
+		for t := range nt {
+			src := x[xo[t] : xo[t]+d.inC]
+			dst := exp[t*d.outC : (t+1)*d.outC]
+			if d.inC == 1 {
+				v := src[0]
+				for c := range dst {
+					dst[c] = v
+				}
+			} else {
+				for i, v := range src {
+					seg := dst[i*d.mult : (i+1)*d.mult]
+					for m := range seg {
+						seg[m] = v
+					}
+				}
+			}
+			xo[t] = t * d.outC
+		}
+		done := 0
+		if pixel != nil {
+			done = pixel(acc, d.bias32, exp, d.wq, xo[:nt], wo[:nt], d.inOff)
+		}
+		for c := done; c < d.outC; c++ {
+			a := d.bias32[c]
+			for t := range nt {
+				a += (int32(exp[xo[t]+c]) + d.inOff) * d.wq[wo[t]+c]
+			}
+			acc[c] = a
+		}
+		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
+	}
+}
+
+func dwInt8MultWorker(d *dwData, wk, lo, hi int) {
+	dwMultWorker(d, wk, lo, hi, dwPixelI8)
+}
+
+func dwUint8MultWorker(d *dwData, wk, lo, hi int) {
+	dwMultWorker(d, wk, lo, hi, dwPixelU8)
+}
