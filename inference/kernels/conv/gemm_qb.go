@@ -128,7 +128,21 @@ func (d *convData) qbPack(filter *tensor.Tensor) {
 		qbInt8Bias(d.biasQB, w, d.outC, d.k)
 		return
 	}
-	// uint8: w16 holds w-zw; store w-128.
+	// uint8: w16 holds w-zw. When every w-zw fits int8 it is stored as
+	// is and no row sums are needed; otherwise w-128 is stored and rows
+	// get (128-zw)*sum(x).
+	fits := true
+	for _, v := range d.w16 {
+		if v < -128 || v > 127 {
+			fits = false
+			break
+		}
+	}
+	if fits {
+		d.qbRowMul = 0
+		packQB(d.qb, d.w16, d.outC, d.k, 0)
+		return
+	}
 	d.qbRowMul = 128 - filter.ZeroPoint()
 	packQB(d.qb, d.w16, d.outC, d.k, int16(filter.ZeroPoint()-128))
 }
@@ -171,7 +185,7 @@ func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		ra := d.zeroRows
 		if d.dtype == tensor.Int8 {
 			qbFlip(a8[:m*d.kq4])
-		} else {
+		} else if d.qbRowMul != 0 {
 			qbRowSums(a8, d.kq4, g.k, m, rowadd)
 			for i := range rowadd[:m] {
 				rowadd[i] *= d.qbRowMul
@@ -208,6 +222,14 @@ func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld in
 				continue
 			}
 			rowBase := ((b*g.inH + iy) * g.inW) * g.inC
+			if g.dw == 1 && ix0 >= 0 && ix0+g.kw <= g.inW {
+				// The whole filter row is inside: kw*inC contiguous bytes
+				// (groups == 1, so fc == inC).
+				n := g.kw * g.fc
+				copy(row[pos:pos+n], x[rowBase+ix0*g.inC:])
+				pos += n
+				continue
+			}
 			for kx := 0; kx < g.kw; kx++ {
 				ix := ix0 + kx*g.dw
 				seg := row[pos : pos+g.fc]

@@ -73,6 +73,20 @@ func TestQBGemmMatchesPlain(t *testing.T) {
 			copy(bq, bias)
 			qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
 			compareQB(t, "uint8", sz, acc, np, want, n)
+
+			// uint8 filters whose w-zw all fit int8: stored as is, no
+			// row sums.
+			for i := range w16 {
+				w16[i] = int16(r.IntN(256) - 128)
+				if extreme {
+					w16[i] = -128
+				}
+			}
+			gemmInt(u8, w16, bias, want, m, n, k, n)
+			packQB(wp, w16, n, k, 0)
+			clear(rowadd)
+			qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
+			compareQB(t, "uint8 fitting int8", sz, acc, np, want, n)
 		}
 	}
 }
