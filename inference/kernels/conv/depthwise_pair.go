@@ -90,17 +90,23 @@ func (d *dwData) pairPack() {
 	}
 }
 
-// pairTaps points rows at output row r's input rows, tap by tap (the
+// pairTaps points rows at pixel p's input rows, tap by tap (the
 // zero-point row for taps outside the image and the padding pair member).
-func (d *dwData) pairTaps(r int, x []byte, rows [][]byte) {
-	perImage := d.outH * d.outW
-	b := r / perImage
-	rem := r - b*perImage
-	oy := rem / d.outW
-	ox := rem - oy*d.outW
-	iy0 := oy*d.sh - d.padT
-	ix0 := ox*d.sw - d.padL
+func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 	t := 0
+	if base, ok := d.interior(p); ok {
+		for _, o := range d.relX {
+			rows[t] = x[base+o:][:d.outC]
+			t++
+		}
+		for ; t < len(rows); t++ {
+			rows[t] = d.padRow
+		}
+		return
+	}
+	b := p.b
+	iy0 := p.oy*d.sh - d.padT
+	ix0 := p.ox*d.sw - d.padL
 	for ky := 0; ky < d.kh; ky++ {
 		iy := iy0 + ky*d.dh
 		for kx := 0; kx < d.kw; kx++ {
@@ -126,11 +132,12 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
 	xo, wo := d.workerTaps(wk)
 	rows := d.pairRows[wk]
-	for r := lo; r < hi; r++ {
-		d.pairTaps(r, d.x, rows)
+	p := d.cursorAt(lo)
+	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		d.pairTaps(p, d.x, rows)
 		done := pair(acc, d.pairBias, rows, d.pairW, d.outC)
 		if done < d.outC {
-			nt := d.pixelTaps(r, xo, wo)
+			nt := d.pixelTaps(p, xo, wo)
 			if pixel != nil {
 				done += pixel(acc[done:], d.bias32[done:], x[done:], d.wq[done:], xo[:nt], wo[:nt], d.inOff)
 			}
@@ -165,8 +172,9 @@ func dwMultWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bia
 	acc := tensor.View[int32](base[:d.accBytesPW])[:d.outC]
 	exp := tensor.View[T](base[d.accBytesPW:])[:d.kh*d.kw*d.outC]
 	xo, wo := d.workerTaps(wk)
-	for r := lo; r < hi; r++ {
-		nt := d.pixelTaps(r, xo, wo)
+	p := d.cursorAt(lo)
+	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		nt := d.pixelTaps(p, xo, wo)
 		for t := range nt {
 			src := x[xo[t] : xo[t]+d.inC]
 			dst := exp[t*d.outC : (t+1)*d.outC]
