@@ -334,9 +334,11 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
 	case d.qb != nil && d.dtype == tensor.Int8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convQBWorker[int8])
+		// Chunks of whole microkernel calls (not tiles), so layers with
+		// few pixels still split evenly.
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[int8])
 	case d.qb != nil && d.dtype == tensor.Uint8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convQBWorker[uint8])
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[uint8])
 	case d.q16 != nil && d.dtype == tensor.Int8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[int8])
 	case d.q16 != nil && d.dtype == tensor.Uint8:
