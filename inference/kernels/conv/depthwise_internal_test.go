@@ -108,7 +108,7 @@ func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context
 func dwCases() []dwCase {
 	var cases []dwCase
 	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8, tensor.Float32} {
-		for _, c := range []int{1, 15, 16, 17, 32, 40, 96} {
+		for _, c := range []int{1, 8, 15, 16, 17, 24, 32, 40, 56, 96} {
 			cases = append(cases,
 				dwCase{dt: dt, batch: 1, h: 7, w: 9, c: c, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, inZP: true, wZP: true},
 				dwCase{dt: dt, batch: 2, h: 8, w: 6, c: c, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, perChan: true},

@@ -16,8 +16,9 @@ import "github.com/edgefleet/edgefleet/inference/tensor"
 // (wrapping) equal the scalar loop's.
 
 // dwPairI8 and dwPairU8, when non-nil, compute acc[c] = bias[c] + sum_t
-// x_t[c]*w_t[c] for the leading channels of one pixel, in whole blocks of
-// 32, and return how many they did. rows holds one input row per tap (2*np
+// x_t[c]*w_t[c] for the leading channels of one pixel, in the blocks of
+// dwPairBlocks(n) (32 channels each, then one of 16 and one of 8), and
+// return how many they did. rows holds one input row per tap (2*np
 // of them: the last one of an odd tap count is the zero-point row, its
 // weights zero); wp is packed by packDWPairs.
 var (
@@ -25,28 +26,38 @@ var (
 	dwPairU8 func(acc, bias []int32, rows [][]byte, wp []int16, n int) int
 )
 
-// dwPairBlock is the number of channels of one packed block.
+// dwPairBlock is the number of channels of one full packed block.
 const dwPairBlock = 32
 
+// dwPairBlocks returns the channels the paired kernel covers: whole
+// blocks of 32, then a block of 16 and one of 8 when they fit.
+func dwPairBlocks(n int) int {
+	return n / 32 * 32 + n % 32 / 16 * 16 + n % 16 / 8 * 8
+}
+
+// dwPairLen is the number of int16 values packDWPairs writes.
+func dwPairLen(n, taps int) int { return (taps + 1) / 2 * 2 * dwPairBlocks(n) }
+
 // packDWPairs packs the filter taps (w[t*n+c], T taps) for the paired
-// kernel: per block of 32 channels and pair p, two vectors of 32 int16
-// (low and high interleave halves) laid out as VPUNPCKLWD/VPUNPCKHWD
-// leave the inputs: element 2*(4L+j)+s of half h is tap 2p+s of channel
-// 32*block + 8L + 4h + j.
+// kernel: per block of W channels (32 while they last, then 16, then 8)
+// and pair p, two vectors of W int16 (low and high interleave halves)
+// laid out as VPUNPCKLWD/VPUNPCKHWD leave the inputs, in 128-bit lanes L
+// of 8 channels: element 2*(4L+j)+s of half h is tap 2p+s of channel
+// c0 + 8L + 4h + j.
 func packDWPairs(dst []int16, w []int32, n, taps int) {
 	np := (taps + 1) / 2
-	nb := n / dwPairBlock
-	for b := 0; b < nb; b++ {
+	pos, c0 := 0, 0
+	emit := func(width int) {
 		for p := 0; p < np; p++ {
 			for h := 0; h < 2; h++ {
-				v := dst[((b*np+p)*2+h)*32:][:32]
-				for l := 0; l < 4; l++ {
+				v := dst[pos : pos+width]
+				pos += width
+				for l := 0; l < width/8; l++ {
 					for j := 0; j < 4; j++ {
 						for s := 0; s < 2; s++ {
-							t := 2*p + s
 							var val int16
-							if t < taps {
-								val = int16(w[t*n+32*b+8*l+4*h+j])
+							if t := 2*p + s; t < taps {
+								val = int16(w[t*n+c0+8*l+4*h+j])
 							}
 							v[2*(4*l+j)+s] = val
 						}
@@ -54,17 +65,27 @@ func packDWPairs(dst []int16, w []int32, n, taps int) {
 				}
 			}
 		}
+		c0 += width
+	}
+	for c0+32 <= n {
+		emit(32)
+	}
+	if n-c0 >= 16 {
+		emit(16)
+	}
+	if n-c0 >= 8 {
+		emit(8)
 	}
 }
 
 // pairPrepare sets up the paired path when the CPU has it.
 func (d *dwData) pairPrepare() {
-	if d.mult != 1 || d.outC < dwPairBlock || (d.dtype == tensor.Int8 && dwPairI8 == nil) || (d.dtype == tensor.Uint8 && dwPairU8 == nil) {
+	if d.mult != 1 || dwPairBlocks(d.outC) == 0 || (d.dtype == tensor.Int8 && dwPairI8 == nil) || (d.dtype == tensor.Uint8 && dwPairU8 == nil) {
 		return
 	}
 	taps := d.kh * d.kw
 	np := (taps + 1) / 2
-	d.pairW = make([]int16, d.outC/dwPairBlock*np*2*32)
+	d.pairW = make([]int16, dwPairLen(d.outC, taps))
 	d.pairBias = make([]int32, d.outC)
 	d.padRow = make([]byte, d.outC)
 	d.pairRows = make([][][]byte, d.workers)
