@@ -189,6 +189,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		d.taps = make([]int, g.workers*2*g.kh*g.kw)
 		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
 			d.pairPrepare()
+			g = d.geom
 		}
 	}
 	if d.taps != nil {

@@ -88,6 +88,9 @@ func (d *dwData) pairPrepare() {
 	d.pairW = make([]int16, dwPairLen(d.outC, taps))
 	d.pairBias = make([]int32, d.outC)
 	d.padRow = make([]byte, d.outC)
+	// Accumulators for a tile of pixels, requantized together.
+	d.accBytesPW = align64(d.tile * d.outC * 4)
+	d.workerBytes = d.accBytesPW
 	d.pairRows = make([][][]byte, d.workers)
 	for w := range d.pairRows {
 		d.pairRows[w] = make([][]byte, 2*np)
@@ -150,11 +153,13 @@ func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 // whole block go through pixel (valid taps, offset inputs).
 func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	accs := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])
 	xo, wo := d.workerTaps(wk)
 	rows := d.pairRows[wk]
 	p := d.cursorAt(lo)
+	r0 := lo
 	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		acc := accs[(r-r0)*d.outC : (r-r0+1)*d.outC]
 		d.pairTaps(p, d.x, rows)
 		done := pair(acc, d.pairBias, rows, d.pairW, d.outC)
 		if done < d.outC {
@@ -170,7 +175,12 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 				acc[c] = a
 			}
 		}
-		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
+		if r+1 == hi || r+1-r0 == d.tile {
+			// A tile of pixels: requantized together (per-channel
+			// parameters loaded once per tile).
+			requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r+1-r0)
+			r0 = r + 1
+		}
 	}
 }
 
