@@ -123,39 +123,78 @@ func (d *convData) qbPack(filter *tensor.Tensor) {
 	copy(d.biasQB, d.bias32)
 	clear(d.biasQB[len(d.bias32):])
 	if d.dtype == tensor.Int8 {
-		w := filter.Int8s()
-		packQB(d.qb, w, d.outC, d.k, 0)
-		qbInt8Bias(d.biasQB, w, d.outC, d.k)
+		qbPackInt8(d.qb, d.biasQB, filter.Int8s(), d.outC, d.k)
 		return
 	}
-	// uint8: w16 holds w-zw. When every w-zw fits int8 it is stored as
-	// is and no row sums are needed; otherwise w-128 is stored and rows
-	// get (128-zw)*sum(x).
-	fits := true
-	for _, v := range d.w16 {
+	d.qbRowMul = qbPackUint8(d.qb, d.biasQB, d.w16, filter.ZeroPoint(), d.outC, d.k)
+}
+
+// qbSigned is set by architectures whose byte dot product multiplies
+// signed activations (arm64 SDOT) instead of unsigned ones (x86
+// VPDPBUSD). The activations of the other 8-bit type are flipped
+// (x^0x80) to fit: int8 on x86 (x+128), uint8 on arm64 (x-128).
+var qbSigned bool
+
+// qbFlips reports whether int8 (or uint8) activations are flipped.
+func qbFlips(int8In bool) bool { return int8In != qbSigned }
+
+// qbPackInt8 packs int8 filters (n x k) and corrects bias (the bias32
+// values, padded) for flipped activations: x+128 adds 128*sum(w).
+func qbPackInt8(wp []int8, bias []int32, w []int8, n, k int) {
+	packQB(wp, w, n, k, 0)
+	if qbFlips(true) {
+		qbBiasAdd(bias, wp, n, k, -128)
+	}
+}
+
+// qbPackUint8 packs uint8 filters given as w16 = w-zw (n x k) and
+// corrects bias; it returns the row-sum multiplier (0: no row sums).
+// When every w-zw fits int8 it is stored as is; otherwise w-128 is stored
+// and each row needs (128-zw)*sum(x) added. Flipped activations (x-128)
+// lose 128*sum(stored weights), added back to the bias.
+func qbPackUint8(wp []int8, bias []int32, w16 []int16, zw int32, n, k int) int32 {
+	rowMul := int32(0)
+	off := int16(0)
+	for _, v := range w16[:n*k] {
 		if v < -128 || v > 127 {
-			fits = false
+			rowMul, off = 128-zw, int16(zw-128)
 			break
 		}
 	}
-	if fits {
-		d.qbRowMul = 0
-		packQB(d.qb, d.w16, d.outC, d.k, 0)
-		return
+	packQB(wp, w16, n, k, off)
+	if qbFlips(false) {
+		qbBiasAdd(bias, wp, n, k, 128)
 	}
-	d.qbRowMul = 128 - filter.ZeroPoint()
-	packQB(d.qb, d.w16, d.outC, d.k, int16(filter.ZeroPoint()-128))
+	return rowMul
 }
 
-// qbInt8Bias subtracts 128*sum(w[c]) from bias[c] (int8 activations are
-// offset by 128 in the byte GEMM).
-func qbInt8Bias(bias []int32, w []int8, n, k int) {
+// qbBiasAdd adds f times each channel's sum of packed weights to bias.
+func qbBiasAdd(bias []int32, wp []int8, n, k int, f int32) {
+	k4 := qbK4(k)
 	for c := 0; c < n; c++ {
+		blk := wp[c/qbNR*k4*qbNR:]
+		lane := c % qbNR
 		var s int32
-		for _, v := range w[c*k : (c+1)*k] {
-			s += int32(v)
+		for q := 0; q < k4/4; q++ {
+			for t := 0; t < 4; t++ {
+				s += int32(blk[q*4*qbNR+lane*4+t])
+			}
 		}
-		bias[c] -= 128 * s
+		bias[c] += f * s
+	}
+}
+
+// qbPrepRows readies m byte rows (stride k4, k values) for the GEMM: row
+// sums times rowMul into rowadd (when rowMul != 0), then the flip.
+func qbPrepRows(a []uint8, k4, k, m int, int8In bool, rowMul int32, rowadd []int32) {
+	if rowMul != 0 {
+		qbRowSums(a, k4, k, m, rowadd)
+		for i := range rowadd[:m] {
+			rowadd[i] *= rowMul
+		}
+	}
+	if qbFlips(int8In) {
+		qbFlip(a[:m*k4])
 	}
 }
 
@@ -182,14 +221,9 @@ func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		} else {
 			im2colRows(g, xb, a8, r0, r1, padVal, d.kq4)
 		}
+		qbPrepRows(a8, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
 		ra := d.zeroRows
-		if d.dtype == tensor.Int8 {
-			qbFlip(a8[:m*d.kq4])
-		} else if d.qbRowMul != 0 {
-			qbRowSums(a8, d.kq4, g.k, m, rowadd)
-			for i := range rowadd[:m] {
-				rowadd[i] *= d.qbRowMul
-			}
+		if d.qbRowMul != 0 {
 			ra = rowadd
 		}
 		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, qbRows(m), d.np, d.np)
