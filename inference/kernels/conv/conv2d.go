@@ -57,7 +57,7 @@ type convData struct {
 	kq4, np  int
 	zeroRows []int32 // rowadd of int8 models
 	qbRowMul int32   // uint8 models: rowadd = qbRowMul * sum(row)
-	rv  *rqVec // SIMD requantization parameters (nil: scalar)
+	rv       *rqVec  // SIMD requantization parameters (nil: scalar)
 	// fp holds float filters packed for the SIMD GEMM (see packF32).
 	fp []float32
 	// hybrid (float input, int8 filter): inputs are quantized per batch

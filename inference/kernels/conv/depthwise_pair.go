@@ -32,7 +32,7 @@ const dwPairBlock = 32
 // dwPairBlocks returns the channels the paired kernel covers: whole
 // blocks of 32, then a block of 16 and one of 8 when they fit.
 func dwPairBlocks(n int) int {
-	return n / 32 * 32 + n % 32 / 16 * 16 + n % 16 / 8 * 8
+	return n/32*32 + n%32/16*16 + n%16/8*8
 }
 
 // dwPairLen is the number of int16 values packDWPairs writes.

@@ -39,7 +39,7 @@ var qbKernel32, qbKernel16 func(a *uint8, lda int, w *int8, kq int, out *int32, 
 
 // qbFlip, qbRowSums: SIMD helpers of the byte GEMM, set with the kernels.
 var (
-	qbFlip    func(b []uint8)                            // b[i] ^= 0x80
+	qbFlip    func(b []uint8)                             // b[i] ^= 0x80
 	qbRowSums func(a []uint8, lda, k, m int, out []int32) // out[i] = sum a[i*lda : i*lda+k]
 )
 
