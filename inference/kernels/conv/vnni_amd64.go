@@ -40,19 +40,39 @@ func flipAVX512(b []uint8) {
 }
 
 // rowSumsAVX512 is qbRowSums with VPSADBW (sums of 8 bytes into 64-bit
-// lanes).
+// lanes), 64, 32, 16 and 8 bytes at a time.
 func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
-	var zero archsimd.Uint8x64
+	var z64 archsimd.Uint8x64
+	var z32 archsimd.Uint8x32
+	var z16 archsimd.Uint8x16
 	for i := 0; i < m; i++ {
 		row := a[i*lda : i*lda+k]
-		var acc archsimd.Uint64x8
+		var s uint64
 		j := 0
-		for ; j+64 <= len(row); j += 64 {
-			acc = acc.Add(archsimd.LoadUint8x64Array((*[64]uint8)(row[j:])).SumOf8AbsDiff(zero))
+		if len(row) >= 64 {
+			var acc archsimd.Uint64x8
+			for ; j+64 <= len(row); j += 64 {
+				acc = acc.Add(archsimd.LoadUint8x64Array((*[64]uint8)(row[j:])).SumOf8AbsDiff(z64))
+			}
+			h := acc.GetLo().Add(acc.GetHi())
+			l := h.GetLo().Add(h.GetHi())
+			s = l.GetElem(0) + l.GetElem(1)
 		}
-		var lanes [8]uint64
-		acc.StoreArray(&lanes)
-		s := lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7]
+		if j+32 <= len(row) {
+			h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
+			l := h.GetLo().Add(h.GetHi())
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 32
+		}
+		if j+16 <= len(row) {
+			l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 16
+		}
+		if j+8 <= len(row) {
+			s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
+			j += 8
+		}
 		for ; j < len(row); j++ {
 			s += uint64(row[j])
 		}
