@@ -146,7 +146,7 @@ var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
 // dwPairAVX512 is dwPairI8/dwPairU8 on 32 channels at a time: inputs
 // extended to int16 (VPMOVSXBW/VPMOVZXBW), two taps interleaved
 // (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD.
-func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, wp []int16, n int) int {
+func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
 	np := len(rows) / 2
 	nb := n / dwPairBlock
 	i0 := archsimd.LoadUint32x16Array(&dwUnpair0)
@@ -156,8 +156,8 @@ func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, wp []int16, 
 		w := wp[b*np*64:][:np*64]
 		var lo, hi archsimd.Int32x16
 		for p := 0; p < np; p++ {
-			x0 := load32[T](rows[2*p][c:])
-			x1 := load32[T](rows[2*p+1][c:])
+			x0 := load32[T](rows[2*p][shift+c:])
+			x1 := load32[T](rows[2*p+1][shift+c:])
 			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64:]))))
 			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64+32:]))))
 		}
@@ -173,8 +173,8 @@ func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, wp []int16, 
 		w := wp[:np*32]
 		var lo, hi archsimd.Int32x8
 		for p := 0; p < np; p++ {
-			x0 := load16[T](rows[2*p][c:])
-			x1 := load16[T](rows[2*p+1][c:])
+			x0 := load16[T](rows[2*p][shift+c:])
+			x1 := load16[T](rows[2*p+1][shift+c:])
 			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32:]))))
 			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32+16:]))))
 		}
@@ -191,8 +191,8 @@ func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, wp []int16, 
 		w := wp[:np*16]
 		var lo, hi archsimd.Int32x4
 		for p := 0; p < np; p++ {
-			x0 := load8x16[T](rows[2*p][c:])
-			x1 := load8x16[T](rows[2*p+1][c:])
+			x0 := load8x16[T](rows[2*p][shift+c:])
+			x1 := load8x16[T](rows[2*p+1][shift+c:])
 			lo = lo.Add(x0.InterleaveLo(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16:]))))
 			hi = hi.Add(x0.InterleaveHi(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16+8:]))))
 		}

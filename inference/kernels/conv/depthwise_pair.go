@@ -18,12 +18,12 @@ import "github.com/edgefleet/edgefleet/inference/tensor"
 // dwPairI8 and dwPairU8, when non-nil, compute acc[c] = bias[c] + sum_t
 // x_t[c]*w_t[c] for the leading channels of one pixel, in the blocks of
 // dwPairBlocks(n) (32 channels each, then one of 16 and one of 8), and
-// return how many they did. rows holds one input row per tap (2*np
-// of them: the last one of an odd tap count is the zero-point row, its
-// weights zero); wp is packed by packDWPairs.
+// return how many they did. Tap t's input row starts at rows[t][shift:]
+// (2*np rows: the last one of an odd tap count has zero weights); wp is
+// packed by packDWPairs.
 var (
-	dwPairI8 func(acc, bias []int32, rows [][]byte, wp []int16, n int) int
-	dwPairU8 func(acc, bias []int32, rows [][]byte, wp []int16, n int) int
+	dwPairI8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int
+	dwPairU8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int
 )
 
 // dwPairBlock is the number of channels of one full packed block.
@@ -114,20 +114,25 @@ func (d *dwData) pairPack() {
 	}
 }
 
+// interiorTaps points rows at the input from the taps of the interior
+// pixel whose first tap is at base on to the end of x: a later interior
+// pixel with first tap at base' reads them shifted by base'-base. The
+// padding pair member repeats tap 0 (its weights are zero).
+func (d *dwData) interiorTaps(base int, x []byte, rows [][]byte) {
+	t := 0
+	for _, o := range d.relX {
+		rows[t] = x[base+o:]
+		t++
+	}
+	for ; t < len(rows); t++ {
+		rows[t] = rows[0]
+	}
+}
+
 // pairTaps points rows at pixel p's input rows, tap by tap (the
 // zero-point row for taps outside the image and the padding pair member).
 func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 	t := 0
-	if base, ok := d.interior(p); ok {
-		for _, o := range d.relX {
-			rows[t] = x[base+o:][:d.outC]
-			t++
-		}
-		for ; t < len(rows); t++ {
-			rows[t] = d.padRow
-		}
-		return
-	}
 	b := p.b
 	iy0 := p.oy*d.sh - d.padT
 	ix0 := p.ox*d.sw - d.padL
@@ -151,17 +156,29 @@ func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 
 // dwPairWorker is dwIntVec on the paired kernel; channels past the last
 // whole block go through pixel (valid taps, offset inputs).
-func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
+func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
 	accs := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])
 	xo, wo := d.workerTaps(wk)
 	rows := d.pairRows[wk]
 	p := d.cursorAt(lo)
 	r0 := lo
+	// Interior pixels reuse rows set at the first of them (runBase),
+	// shifted; a border pixel sets its own (runBase -1).
+	runBase := -1
 	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
 		acc := accs[(r-r0)*d.outC : (r-r0+1)*d.outC]
-		d.pairTaps(p, d.x, rows)
-		done := pair(acc, d.pairBias, rows, d.pairW, d.outC)
+		shift := 0
+		if base, ok := d.interior(p); !ok {
+			d.pairTaps(p, d.x, rows)
+			runBase = -1
+		} else if runBase < 0 {
+			d.interiorTaps(base, d.x, rows)
+			runBase = base
+		} else {
+			shift = base - runBase
+		}
+		done := pair(acc, d.pairBias, rows, shift, d.pairW, d.outC)
 		if done < d.outC {
 			nt := d.pixelTaps(p, xo, wo)
 			if pixel != nil {
