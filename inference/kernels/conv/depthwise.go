@@ -182,7 +182,10 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		// Depth multiplier: tap offsets plus the expanded input rows.
 		d.multVec = true
 		d.taps = make([]int, g.workers*2*g.kh*g.kw)
-		g.workerBytes += align64(g.kh * g.kw * g.outC)
+		// Accumulators for a tile of pixels (requantized together), then
+		// the expanded rows.
+		g.accBytesPW = align64(g.tile * g.outC * 4)
+		g.workerBytes = g.accBytesPW + align64(g.kh*g.kw*g.outC)
 		d.geom = g
 	}
 	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {

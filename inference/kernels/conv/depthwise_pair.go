@@ -1,6 +1,10 @@
 package conv
 
-import "github.com/edgefleet/edgefleet/inference/tensor"
+import (
+	"encoding/binary"
+
+	"github.com/edgefleet/edgefleet/inference/tensor"
+)
 
 // The paired depthwise path (8-bit, depth multiplier 1) multiplies two
 // filter taps at a time with a pair-wise 16-bit multiply-add (x86
@@ -217,20 +221,21 @@ func dwUint8PairWorker(d *dwData, wk, lo, hi int) {
 func dwMultWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
 	base := d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes]
-	acc := tensor.View[int32](base[:d.accBytesPW])[:d.outC]
+	accs := tensor.View[int32](base[:d.accBytesPW])
 	exp := tensor.View[T](base[d.accBytesPW:])[:d.kh*d.kw*d.outC]
+	expb := base[d.accBytesPW:][:len(exp)]
 	xo, wo := d.workerTaps(wk)
 	p := d.cursorAt(lo)
+	r0 := lo
 	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		acc := accs[(r-r0)*d.outC : (r-r0+1)*d.outC]
 		nt := d.pixelTaps(p, xo, wo)
 		for t := range nt {
 			src := x[xo[t] : xo[t]+d.inC]
 			dst := exp[t*d.outC : (t+1)*d.outC]
 			if d.inC == 1 {
-				v := src[0]
-				for c := range dst {
-					dst[c] = v
-				}
+				// One input channel: the row is its value repeated.
+				fill(expb[t*d.outC:(t+1)*d.outC], byte(src[0]))
 			} else {
 				for i, v := range src {
 					seg := dst[i*d.mult : (i+1)*d.mult]
@@ -252,7 +257,22 @@ func dwMultWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bia
 			}
 			acc[c] = a
 		}
-		requantRowV(d.rq, d.rv, 0, acc, y[r*d.outC:(r+1)*d.outC])
+		if r+1 == hi || r+1-r0 == d.tile {
+			requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r+1-r0)
+			r0 = r + 1
+		}
+	}
+}
+
+// fill sets every byte of b to v, eight at a time.
+func fill(b []byte, v byte) {
+	w := uint64(v) * 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], w)
+	}
+	for ; i < len(b); i++ {
+		b[i] = v
 	}
 }
 
