@@ -41,6 +41,12 @@ type dwData struct {
 	pairBias []int32
 	padRow   []byte
 	pairRows [][][]byte
+	// wideP > 1 runs wideP pixels of 8 or 16 channels (stride 1) as one
+	// 32-channel block: wideW and wideBias are the filter and the bias
+	// repeated wideP times.
+	wideP    int
+	wideW    []int16
+	wideBias []int32
 	// multVec: depth multiplier > 1 on the vector kernels (dwMultWorker).
 	multVec bool
 	// per-Eval views (set before the workers run)

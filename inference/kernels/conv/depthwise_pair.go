@@ -99,6 +99,14 @@ func (d *dwData) pairPrepare() {
 	for w := range d.pairRows {
 		d.pairRows[w] = make([][]byte, 2*np)
 	}
+	if (d.outC == 8 || d.outC == 16) && d.sw == 1 {
+		// Few channels, stride 1: 32/outC neighbouring pixels of a row
+		// read contiguous input, so they run as one 32-channel block
+		// with the filter repeated.
+		d.wideP = 32 / d.outC
+		d.wideW = make([]int16, dwPairLen(32, taps))
+		d.wideBias = make([]int32, 32)
+	}
 }
 
 // pairPack packs the filters and the bias of the paired path (after pack).
@@ -115,6 +123,18 @@ func (d *dwData) pairPack() {
 	zp := byte(-d.inOff) // the input zero point as an int8 or uint8 byte
 	for i := range d.padRow {
 		d.padRow[i] = zp
+	}
+	if d.wideP > 1 {
+		wv := make([]int32, taps*32)
+		for t := 0; t < taps; t++ {
+			for c := 0; c < 32; c++ {
+				wv[t*32+c] = d.wq[t*d.outC+c%d.outC]
+			}
+		}
+		packDWPairs(d.wideW, wv, 32, taps)
+		for c := range d.wideBias {
+			d.wideBias[c] = d.pairBias[c%d.outC]
+		}
 	}
 }
 
@@ -170,7 +190,30 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 	// Interior pixels reuse rows set at the first of them (runBase),
 	// shifted; a border pixel sets its own (runBase -1).
 	runBase := -1
-	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+	for r := lo; r < hi; {
+		if wp := d.wideP; wp > 1 && r+wp <= hi && r-r0+wp <= d.tile && p.ox+wp <= d.outW {
+			last := p
+			last.ox += wp - 1
+			base, ok := d.interior(p)
+			if _, ok2 := d.interior(last); ok && ok2 {
+				shift := 0
+				if runBase < 0 {
+					d.interiorTaps(base, d.x, rows)
+					runBase = base
+				} else {
+					shift = base - runBase
+				}
+				pair(accs[(r-r0)*d.outC:][:32], d.wideBias, rows, shift, d.wideW, 32)
+				r += wp
+				p.ox += wp - 1
+				p = d.nextOf(p)
+				if r == hi || r-r0 == d.tile {
+					requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r-r0)
+					r0 = r
+				}
+				continue
+			}
+		}
 		acc := accs[(r-r0)*d.outC : (r-r0+1)*d.outC]
 		shift := 0
 		if base, ok := d.interior(p); !ok {
@@ -196,11 +239,12 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 				acc[c] = a
 			}
 		}
-		if r+1 == hi || r+1-r0 == d.tile {
+		r, p = r+1, d.nextOf(p)
+		if r == hi || r-r0 == d.tile {
 			// A tile of pixels: requantized together (per-channel
 			// parameters loaded once per tile).
-			requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r+1-r0)
-			r0 = r + 1
+			requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r-r0)
+			r0 = r
 		}
 	}
 }
