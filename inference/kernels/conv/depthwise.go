@@ -47,6 +47,7 @@ type dwData struct {
 	wideP    int
 	wideW    []int16
 	wideBias []int32
+	wideWq   []int32 // the repeated filter before packing
 	// multVec: depth multiplier > 1 on the vector kernels (dwMultWorker).
 	multVec bool
 	// per-Eval views (set before the workers run)

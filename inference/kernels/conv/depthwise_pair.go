@@ -106,6 +106,7 @@ func (d *dwData) pairPrepare() {
 		d.wideP = 32 / d.outC
 		d.wideW = make([]int16, dwPairLen(32, taps))
 		d.wideBias = make([]int32, 32)
+		d.wideWq = make([]int32, taps*32)
 	}
 }
 
@@ -125,7 +126,7 @@ func (d *dwData) pairPack() {
 		d.padRow[i] = zp
 	}
 	if d.wideP > 1 {
-		wv := make([]int32, taps*32)
+		wv := d.wideWq
 		for t := 0; t < taps; t++ {
 			for c := 0; c < 32; c++ {
 				wv[t*32+c] = d.wq[t*d.outC+c%d.outC]
