@@ -201,14 +201,13 @@ func qbPrepRows(a []uint8, k4, k, m int, int8In bool, rowMul int32, rowadd []int
 // convQBWorker is convIntWorker on the byte GEMM.
 func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	g := &d.geom
-	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
+	y := tensor.View[TA](d.y)
 	padVal := uint8(TA(d.inZP))
 	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
 	acc := tensor.View[int32](base[:g.accBytesPW])
 	a8 := base[g.accBytesPW : g.accBytesPW+align64(g.tile*d.kq4)]
 	rowadd := tensor.View[int32](base[g.accBytesPW+align64(g.tile*d.kq4):])[:g.tile]
 	xb := tensor.View[uint8](d.x)
-	_ = x
 	for r0 := lo; r0 < hi; r0 += g.tile {
 		r1 := min(r0+g.tile, hi)
 		m := r1 - r0
