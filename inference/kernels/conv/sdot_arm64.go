@@ -48,8 +48,9 @@ func flipWords(b []uint8) {
 	}
 }
 
-// rowSumsWords is qbRowSums, eight bytes at a time (two 16-bit lane sums
-// per word, at most 255*2*... per lane before they are folded).
+// rowSumsWords is qbRowSums eight bytes at a time: each 16-bit lane of a
+// word accumulates two bytes per step (at most 510), folded every 128
+// steps before it could overflow.
 func rowSumsWords(a []uint8, lda, k, m int, out []int32) {
 	for i := 0; i < m; i++ {
 		row := a[i*lda : i*lda+k]
