@@ -48,6 +48,9 @@ type dwData struct {
 	wideW    []int16
 	wideBias []int32
 	wideWq   []int32 // the repeated filter before packing
+	// conv runs a one-channel input with a depth multiplier as a
+	// CONV_2D on the byte GEMM (see oneChannelGemm).
+	conv *convData
 	// multVec: depth multiplier > 1 on the vector kernels (dwMultWorker).
 	multVec bool
 	// per-Eval views (set before the workers run)
@@ -212,6 +215,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
+		d.conv = d.oneChannelGemm(ctx, filter)
 	}
 	n.Data = d
 	return nil
@@ -272,6 +276,16 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	d.x, d.w, d.y = in.Data, filter.Data, out.Data
 	threads := min(ctx.Threads, d.workers)
 	work := int64(d.rows) * int64(d.outC) * int64(d.kh*d.kw)
+	if c := d.conv; c != nil {
+		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
+		c.x, c.y = in.Data, out.Data
+		if d.dtype == tensor.Int8 {
+			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[int8])
+		} else {
+			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[uint8])
+		}
+		return nil
+	}
 	if d.hybrid {
 		q, sf, off := d.hybridViews()
 		x := tensor.View[float32](d.x)

@@ -149,12 +149,14 @@ func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
 				dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
 				d := n.Data.(*dwData)
-				rv, pw, mv := d.rv, d.pairW, d.multVec
-				d.rv, d.pairW, d.multVec = nil, nil, false // scalar requantization, no paired taps, no expanded rows
+				rv, pw, mv, cv := d.rv, d.pairW, d.multVec, d.conv
+				// Scalar requantization, no paired taps, no expanded rows,
+				// no byte GEMM.
+				d.rv, d.pairW, d.multVec, d.conv = nil, nil, false, nil
 				clear(n.Outputs[0].Data)
 				err := evalDepthwise(ctx, n)
 				dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32
-				d.rv, d.pairW, d.multVec = rv, pw, mv
+				d.rv, d.pairW, d.multVec, d.conv = rv, pw, mv, cv
 				ctx.Close()
 				if err != nil {
 					t.Fatal(err)

@@ -3,6 +3,7 @@ package conv
 import (
 	"encoding/binary"
 
+	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
@@ -327,4 +328,55 @@ func dwInt8MultWorker(d *dwData, wk, lo, hi int) {
 
 func dwUint8MultWorker(d *dwData, wk, lo, hi int) {
 	dwMultWorker(d, wk, lo, hi, dwPixelU8)
+}
+
+// oneChannelGemm returns, for a depthwise convolution of a one-channel
+// input (depth multiplier = output channels, 8-bit, constant filter) on a
+// CPU with the byte GEMM, the same computation as a CONV_2D on it: each
+// output pixel's kh*kw taps times an outC x (kh*kw) filter. Taps outside
+// the image are im2col padding holding the input zero point, which adds
+// (zp-zp)*w = 0 as the skipped taps of the depthwise loops do, and the
+// requantization is the depthwise node's; so the bytes are the same. It
+// returns nil when the path does not apply.
+func (d *dwData) oneChannelGemm(ctx *kernels.Context, filter *tensor.Tensor) *convData {
+	if d.inC != 1 || d.mult <= 1 || d.dynamic || qbKernel32 == nil || (d.dtype != tensor.Int8 && d.dtype != tensor.Uint8) {
+		return nil
+	}
+	g := d.geom
+	g.fc, g.groups = 1, 1
+	g.k = g.kh * g.kw
+	g.direct = false
+	c := &convData{geom: g, dtype: d.dtype, inZP: -d.inOff, rq: d.rq, rv: d.rv}
+	c.bias32 = append([]int32(nil), d.bias32...)
+	c.qbPrepare()
+	g = c.geom
+	g.workers = ctx.Threads
+	g.workerBytes = g.accBytesPW + g.a16Bytes
+	c.geom = g
+	// Filter rows per output channel: w[c][t] = wq[t*outC+c] (the
+	// filter minus its zero point for uint8).
+	k := g.k
+	if d.dtype == tensor.Int8 {
+		w := make([]int8, d.outC*k)
+		for ch := 0; ch < d.outC; ch++ {
+			for t := 0; t < k; t++ {
+				w[ch*k+t] = int8(d.wq[t*d.outC+ch])
+			}
+		}
+		foldZP(w, c.bias32, k, c.inZP)
+		copy(c.biasQB, c.bias32)
+		qbPackInt8(c.qb, c.biasQB, w, d.outC, k)
+	} else {
+		w := make([]int16, d.outC*k)
+		for ch := 0; ch < d.outC; ch++ {
+			for t := 0; t < k; t++ {
+				w[ch*k+t] = int16(d.wq[t*d.outC+ch])
+			}
+		}
+		foldZP(w, c.bias32, k, c.inZP)
+		copy(c.biasQB, c.bias32)
+		c.qbRowMul = qbPackUint8(c.qb, c.biasQB, w, filter.ZeroPoint(), d.outC, k)
+	}
+	ctx.RequestScratch(g.workers * g.workerBytes)
+	return c
 }
