@@ -29,8 +29,23 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
+// RecordsBucket is the store bucket of the raw records; their keys start
+// with the record time as 20-digit unix nanoseconds (time-ordered).
+const RecordsBucket = "telemetry"
+
+// PartitionedStore is a store.Store that keeps RecordsBucket in time
+// partitions (fleet/store/postgres) and applies retention by dropping whole
+// partitions: Prune then leaves the records to DropRecordsBefore and deletes
+// only the rollups.
+type PartitionedStore interface {
+	store.Store
+	// DropRecordsBefore drops the partitions of bucket that end at or
+	// before cut and returns how many it dropped.
+	DropRecordsBefore(ctx context.Context, bucket string, cut time.Time) (int, error)
+}
+
 const (
-	bucketRecords = "telemetry"
+	bucketRecords = RecordsBucket
 	bucketSeq     = "telemetry-seq"
 	bucketRollup  = "telemetry-rollup"
 )
@@ -791,18 +806,29 @@ func (t *Store) Prune(ctx context.Context) (int, error) {
 	recCut := recPrefix(cut)
 	cellCut := cellKey{Minute: cut.Unix() / 60}.String()
 	total := 0
+	if ps, ok := t.s.(PartitionedStore); ok {
+		n, err := ps.DropRecordsBefore(ctx, bucketRecords, cut)
+		if err != nil {
+			return 0, fmt.Errorf("prune telemetry: %w", err)
+		}
+		total = n
+		recCut = "" // records: the partitions' business
+	}
 	for {
 		var keys, cells []string
 		err := t.s.View(ctx, func(tx store.Tx) error {
 			keys, cells = keys[:0], cells[:0]
 			stop := errors.New("stop")
-			err := tx.List(bucketRecords, "", func(k string, _ []byte) error {
-				if k >= recCut || len(keys) >= pruneChunk {
-					return stop
-				}
-				keys = append(keys, k)
-				return nil
-			})
+			var err error
+			if recCut != "" {
+				err = tx.List(bucketRecords, "", func(k string, _ []byte) error {
+					if k >= recCut || len(keys) >= pruneChunk {
+						return stop
+					}
+					keys = append(keys, k)
+					return nil
+				})
+			}
 			if err != nil && err != stop {
 				return err
 			}

@@ -4,6 +4,11 @@
 // REPEATABLE READ transactions for View and SERIALIZABLE transactions for
 // Update, retried on serialization failures and deadlocks. It passes the
 // same storetest conformance suite as the bbolt and in-memory stores.
+//
+// The telemetry records bucket (TelemetryBucket) lives in its own table,
+// declaratively range-partitioned by day on the record time; partitions are
+// created ahead (Maintain) and retention drops whole partitions
+// (DropRecordsBefore) instead of deleting rows.
 package postgres
 
 import (
@@ -48,7 +53,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: create table: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	if _, err := pool.Exec(ctx, telSchema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: create telemetry table: %w", err)
+	}
+	s := &Store{pool: pool}
+	if _, err := s.Maintain(ctx, time.Now(), time.Time{}); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // redact hides a password in a DSN for error messages.
@@ -134,6 +148,9 @@ type pgTx struct {
 }
 
 func (t *pgTx) Get(bucket, key string) ([]byte, error) {
+	if bucket == TelemetryBucket {
+		return t.telGet(key)
+	}
 	var v []byte
 	err := t.tx.QueryRow(t.ctx, `SELECT value FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -149,6 +166,9 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	if bucket == TelemetryBucket {
+		return t.telPut(key, value)
+	}
 	_, err := t.tx.Exec(t.ctx, `INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, bucket, key, value)
 	if err != nil {
@@ -158,6 +178,9 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 }
 
 func (t *pgTx) Delete(bucket, key string) error {
+	if bucket == TelemetryBucket {
+		return t.telDelete(key)
+	}
 	if _, err := t.tx.Exec(t.ctx, `DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 	}
@@ -167,7 +190,11 @@ func (t *pgTx) Delete(bucket, key string) error {
 // List reads the matching rows first and then calls fn, so fn may use the
 // transaction (one connection runs one query at a time).
 func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error {
-	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, bucket, prefix)
+	q, args := `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, []any{bucket, prefix}
+	if bucket == TelemetryBucket {
+		q, args = telListQuery(prefix)
+	}
+	rows, err := t.tx.Query(t.ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
 	}
