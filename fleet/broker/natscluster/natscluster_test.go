@@ -75,7 +75,7 @@ func TestClusterNodeKill(t *testing.T) {
 	// creates its JetStream streams at the first connection.
 	srv := mqttClient(t, "fleet-server-a", "fleet-server", "server-secret", cl.Nodes[2].MQTTURL(), cl.Nodes[0].MQTTURL())
 	var mu sync.Mutex
-	got := map[string]int{}   // payload → deliveries
+	got := map[string]int{}    // payload → deliveries
 	byReplica := map[int]int{} // replica → messages
 	var consumers []*natscluster.Consumer
 	for r := range 2 {
