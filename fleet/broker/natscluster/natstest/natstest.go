@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +99,87 @@ func (c *Cluster) ClientURLs() []string {
 	var out []string
 	for _, n := range c.Nodes {
 		out = append(out, n.ClientURL())
+	}
+	return out
+}
+
+// Proxy listens on a loopback port and forwards each connection to the
+// first of addrs that accepts it: a stand-in for the DNS name or TCP load
+// balancer in front of the nodes' MQTT listeners, so a client whose node
+// died reconnects to a live one. It stops at the test's end.
+func Proxy(t testing.TB, addrs ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	track := func(c net.Conn, on bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if on {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var out net.Conn
+			for _, a := range addrs {
+				if out, err = net.DialTimeout("tcp", a, 2*time.Second); err == nil {
+					break
+				}
+			}
+			if out == nil {
+				in.Close()
+				continue
+			}
+			track(in, true)
+			track(out, true)
+			wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer wg.Done()
+				io.Copy(dst, src)
+				dst.Close()
+				src.Close()
+				track(dst, false)
+				track(src, false)
+			}
+			go pipe(out, in)
+			go pipe(in, out)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// MQTTAddrs are the nodes' MQTT listen addresses starting with node first
+// (the order a Proxy tries them).
+func (c *Cluster) MQTTAddrs(first int) []string {
+	var out []string
+	for k := range c.Nodes {
+		u := c.Nodes[(first+k)%len(c.Nodes)].MQTTURL()
+		if i := strings.Index(u, "://"); i >= 0 {
+			u = u[i+3:]
+		}
+		out = append(out, u)
 	}
 	return out
 }
