@@ -111,3 +111,39 @@ func (s *Server) natsTLS() *tls.Config {
 	}
 	return nil
 }
+
+// ErrNoSharedCA is returned by LoadSharedCA while no replica has stored
+// the fleet CA yet.
+var ErrNoSharedCA = errors.New("no fleet CA in the shared store yet (start a fleet-server replica on it first)")
+
+// LoadSharedCA loads the fleet CA the replicas keep in the shared store
+// (for the NATS nodes' TLS certificates and device certificate checks),
+// writing its files into dir.
+func LoadSharedCA(ctx context.Context, st store.Store, dir string) (*pki.CA, error) {
+	files := map[string][]byte{}
+	err := st.View(ctx, func(tx store.Tx) error {
+		for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+			v, err := tx.Get(pkiBucket, f)
+			if errors.Is(err, store.ErrNotFound) {
+				return ErrNoSharedCA
+			}
+			if err != nil {
+				return err
+			}
+			files[f] = v
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shared fleet CA: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("shared fleet CA: %w", err)
+	}
+	for f, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			return nil, fmt.Errorf("shared fleet CA: %w", err)
+		}
+	}
+	return pki.LoadCA(filepath.Join(dir, pki.CACertFile), filepath.Join(dir, pki.CAKeyFile))
+}

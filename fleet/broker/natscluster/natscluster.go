@@ -18,6 +18,7 @@ package natscluster
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,9 +60,9 @@ type NodeConfig struct {
 	// streams (sessions, QoS 1 messages, retained messages); default
 	// min(3, nodes), so a clustered node's loss loses no session.
 	Replicas int
-	// TLS, if set, serves the client and MQTT listeners over TLS and asks
-	// for (but does not require) client certificates; nil requires
-	// InsecurePlaintext.
+	// TLS, if set, serves the client, MQTT and route listeners over TLS
+	// (routes verify each other with ClientCAs, which must then hold the
+	// CA of the nodes' certificates); nil requires InsecurePlaintext.
 	TLS *tls.Config
 	// InsecurePlaintext allows listeners without TLS (tests, throwaway setups).
 	InsecurePlaintext bool
@@ -130,6 +131,11 @@ func Start(cfg NodeConfig) (*Node, error) {
 			return nil, fmt.Errorf("nats node %s: %w", cfg.Name, err)
 		}
 		o.Cluster.Username, o.Cluster.Password = cfg.RouteUser, cfg.RoutePassword
+		if cfg.TLS != nil {
+			// Routes over TLS too: each node presents its certificate and
+			// verifies the other's with the same CA (ClientCAs).
+			o.Cluster.TLSConfig, o.Cluster.TLSTimeout = routeTLS(cfg.TLS), 5
+		}
 		if cfg.Replicas <= 0 {
 			cfg.Replicas = min(3, len(cfg.Routes)+1)
 		}
@@ -182,6 +188,39 @@ func (n *Node) Routes() int { return n.srv.NumRoutes() }
 func (n *Node) Close() {
 	n.srv.Shutdown()
 	n.srv.WaitForShutdown()
+}
+
+// routeTLS is the nodes' mutual TLS for routes: both sides present their
+// server certificate (issued by the fleet CA for server auth) and verify
+// the other's against ClientCAs.
+func routeTLS(base *tls.Config) *tls.Config {
+	rt := base.Clone()
+	if rt.RootCAs == nil {
+		rt.RootCAs = rt.ClientCAs
+	}
+	roots := rt.RootCAs
+	rt.ClientAuth = tls.RequireAnyClientCert
+	rt.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("route peer presented no certificate")
+		}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return fmt.Errorf("route peer certificate: %w", err)
+		}
+		inter := x509.NewCertPool()
+		for _, r := range raw[1:] {
+			if c, err := x509.ParseCertificate(r); err == nil {
+				inter.AddCert(c)
+			}
+		}
+		_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+		if err != nil {
+			return fmt.Errorf("route peer certificate: %w", err)
+		}
+		return nil
+	}
+	return rt
 }
 
 // authHook plugs a broker.Authenticator into the NATS server's login.

@@ -49,20 +49,40 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect %s: %w", redact(dsn), err)
 	}
-	if _, err := pool.Exec(ctx, schema); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres store: create table: %w", err)
-	}
-	if _, err := pool.Exec(ctx, telSchema); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres store: create telemetry table: %w", err)
-	}
 	s := &Store{pool: pool}
+	if err := s.createSchema(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	if _, err := s.Maintain(ctx, time.Now(), time.Time{}); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
+}
+
+// createSchema creates the tables, serialised across processes by an
+// advisory lock (concurrent CREATE TABLE IF NOT EXISTS of the same table
+// fails in PostgreSQL when replicas start together).
+func (s *Store) createSchema(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(maintenanceLockKey)); err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	if _, err := tx.Exec(ctx, schema); err != nil {
+		return fmt.Errorf("postgres store: create table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, telSchema); err != nil {
+		return fmt.Errorf("postgres store: create telemetry table: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	return nil
 }
 
 // redact hides a password in a DSN for error messages.
