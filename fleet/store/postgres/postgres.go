@@ -28,6 +28,10 @@ import (
 // Store is a store.Store in a PostgreSQL database.
 type Store struct{ pool *pgxpool.Pool }
 
+// DefaultMaxConns is the connection pool size unless the DSN sets
+// pool_max_conns.
+const DefaultMaxConns = 32
+
 // maxRetries bounds the retries of an Update that hit a serialization
 // failure or a deadlock.
 const maxRetries = 20
@@ -44,6 +48,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(dsn), err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgxpool's default (4 on 2 cores) serialises a replica's ingest
+		// workers behind a few connections.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
