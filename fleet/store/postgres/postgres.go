@@ -14,6 +14,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"fmt"
 	"strings"
 	"time"
@@ -34,7 +35,9 @@ const DefaultMaxConns = 32
 
 // maxRetries bounds the retries of an Update that hit a serialization
 // failure or a deadlock.
-const maxRetries = 20
+// Hot rows (an enrollment token every device uses, a telemetry rollup
+// every batch updates) conflict under load: retries back off with jitter.
+const maxRetries = 100
 
 const schema = `CREATE TABLE IF NOT EXISTS edgefleet_kv (
 	bucket text COLLATE "C" NOT NULL,
@@ -137,12 +140,19 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 		select {
-		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
+		case <-time.After(backoff(attempt)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	return fmt.Errorf("postgres store: update gave up after %d serialization failures: %w", maxRetries, err)
+}
+
+// backoff is the pause before retry attempt+1: growing to 50 ms, with
+// ±50 % jitter so that conflicting transactions do not retry in step.
+func backoff(attempt int) time.Duration {
+	d := time.Duration(min(attempt+1, 50)) * time.Millisecond
+	return d/2 + rand.N(d)
 }
 
 func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
