@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -212,7 +213,12 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 				return err
 			}
 			if cut.IsZero() || !time.Unix(key.Minute*60, 0).Before(cut.Truncate(time.Minute)) {
-				t.rollups[t.internKey(key)] = &c
+				ik := t.internKey(key)
+				if old := t.rollups[ik]; old != nil {
+					old.merge(&c) // another shard of the same cell
+				} else {
+					t.rollups[ik] = &c
+				}
 			}
 			return nil
 		}); err != nil {
@@ -358,14 +364,15 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		}
 		for k, c := range cells {
 			var old cell
-			if v, err := tx.Get(bucketRollup, k.String()); err == nil {
+			sk := k.String() + shardSuffix(b.DeviceID)
+			if v, err := tx.Get(bucketRollup, sk); err == nil {
 				if err := json.Unmarshal(v, &old); err != nil {
 					return fmt.Errorf("decode telemetry rollup %s: %w", k, err)
 				}
 			}
 			old.merge(c)
 			v, _ := json.Marshal(&old)
-			if err := tx.Put(bucketRollup, k.String(), v); err != nil {
+			if err := tx.Put(bucketRollup, sk, v); err != nil {
 				return err
 			}
 		}
@@ -563,7 +570,23 @@ func (k cellKey) String() string {
 	return fmt.Sprintf("%012d/%s/%s/%s", m, k.Model, k.Version, k.Role)
 }
 
+// rollupShards spreads each stored rollup cell over rows by device, so that
+// concurrent batches of different devices rarely update the same row (on
+// PostgreSQL a shared row makes SERIALIZABLE transactions conflict); the
+// shards are merged when loaded.
+const rollupShards = 16
+
+// shardSuffix is the stored rollup key's shard part for a device.
+func shardSuffix(device string) string {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	return "#" + strconv.Itoa(int(h.Sum32()%rollupShards))
+}
+
 func parseCellKey(s string) (cellKey, error) {
+	if i := strings.LastIndexByte(s, '#'); i >= 0 {
+		s = s[:i] // a shard of the cell (keys written before shards have none)
+	}
 	parts := strings.Split(s, "/")
 	if len(parts) != 4 {
 		return cellKey{}, fmt.Errorf("telemetry rollup key %q: want minute/model/version/role", s)
