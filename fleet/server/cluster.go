@@ -70,3 +70,17 @@ func (s *Server) stopNATS() {
 		v.(*natscluster.Consumer).Close()
 	}
 }
+
+// publishAck sends a telemetry ack: in NATS mode as a plain NATS message
+// (QoS 0 to the device: a QoS 1 publish costs a replicated JetStream write
+// per ack, which capped acks near 20/s at 1,000 devices; a lost ack only
+// makes the device resend records the server recognises), else QoS 1 over
+// MQTT without waiting for the PUBACK.
+func (s *Server) publishAck(topic string, payload []byte) {
+	if v, ok := natsOf.Load(s); ok {
+		if err := v.(*natscluster.Consumer).PublishCore(topic, payload); err == nil {
+			return
+		}
+	}
+	s.mqtt.Publish(topic, 1, false, payload)
+}

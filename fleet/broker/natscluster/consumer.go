@@ -190,6 +190,16 @@ func (c *Consumer) handle(ctx context.Context, h func(context.Context, string, [
 	m.NakWithDelay(time.Second)
 }
 
+// PublishCore publishes payload on topic as a plain NATS message: MQTT
+// subscribers get it at QoS 0 (nothing stored in JetStream), for messages
+// whose loss the protocol repairs (telemetry acks: the device resends).
+func (c *Consumer) PublishCore(topic string, payload []byte) error {
+	if err := c.nc.Publish(TopicToSubject(topic), payload); err != nil {
+		return fmt.Errorf("nats publish %s: %w", topic, err)
+	}
+	return nil
+}
+
 // Close stops consuming, lets the workers finish what they hold and
 // closes the connection; messages not acknowledged are redelivered to
 // another replica.

@@ -112,7 +112,8 @@ func TestClusterNodeKill(t *testing.T) {
 		c := mqttClient(t, id, id, "pw", mqttURLs(i%3)...)
 		notified[i] = make(chan string, 16)
 		ch := notified[i]
-		tok := c.Subscribe(wire.JobsNotifyTopic(id), 1, func(_ paho.Client, m paho.Message) { ch <- string(m.Payload()) })
+		tok := c.SubscribeMultiple(map[string]byte{wire.JobsNotifyTopic(id): 1, wire.TelemetryAckTopic(id): 1},
+			func(_ paho.Client, m paho.Message) { ch <- string(m.Payload()) })
 		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 			t.Fatalf("subscribe %s: %v", id, tok.Error())
 		}
@@ -163,6 +164,21 @@ func TestClusterNodeKill(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("d%d (first node n%d) never got the server's QoS 1 message", i, i%3+1)
+		}
+	}
+	// Plain NATS messages (telemetry acks) reach the MQTT subscribers too.
+	for i := range devices {
+		id := fmt.Sprintf("d%d", i)
+		if err := consumers[i%2].PublishCore(wire.TelemetryAckTopic(id), []byte("ack-"+id)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-notified[i]:
+			if p != "ack-"+id {
+				t.Fatalf("%s got %q, want its ack", id, p)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s never got the plain NATS ack", id)
 		}
 	}
 	// Every device message arrives: wait (bounded) until all are in.
