@@ -14,8 +14,8 @@ package postgres
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
