@@ -149,7 +149,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if err != nil {
 		return err
 	}
-	s.mqtt.Publish(wire.TelemetryAckTopic(t.DeviceID), 1, false, a)
+	s.publishAck(wire.TelemetryAckTopic(t.DeviceID), a) // cluster.go: NATS mode acks at QoS 0
 	return ierr
 }
 

@@ -70,6 +70,14 @@ type Config struct {
 	SharedGroup string
 	// ClientID is the server's MQTT client id (default "fleet-server").
 	ClientID string
+	// NATSURLs, if set, are a NATS cluster's client URLs (cluster.go): device
+	// messages come from its shared durable consumer, one replica per
+	// message, acknowledged after handling; BrokerURL is then the cluster's
+	// MQTT listener, used only to publish to devices.
+	NATSURLs []string
+	// NATSAckWait is how long a replica may hold a device message before
+	// NATS hands it to another replica (default 30 s).
+	NATSAckWait time.Duration
 
 	// InsecurePlaintext serves HTTP and plain MQTT without TLS (and turns
 	// on password auth for devices). Tests and throwaway setups only.
@@ -264,6 +272,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.connectMQTT(localDialURL(brokerURL), password); err != nil {
 		return nil, err
 	}
+	if err := s.startNATS(ctx, password); err != nil { // cluster.go: device messages from a NATS cluster
+		return nil, err
+	}
 
 	// HTTP.
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -352,6 +363,7 @@ func (s *Server) Kick() {
 
 // Close stops HTTP, MQTT, the broker and the store.
 func (s *Server) Close() error {
+	s.stopNATS() // cluster.go
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s.httpSrv.Shutdown(ctx)
@@ -412,7 +424,7 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
 		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(60 * time.Second).SetPingTimeout(30 * time.Second). // a busy in-process broker must not cost the server its session
 		SetOnConnectHandler(func(c paho.Client) {
-			for _, f := range wire.ServerFilters() {
+			for _, f := range s.serverFilters() { // cluster.go: none in NATS mode
 				if s.cfg.SharedGroup != "" {
 					f = wire.SharedFilter(s.cfg.SharedGroup, f)
 				}

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -30,8 +31,23 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
+// RecordsBucket is the store bucket of the raw records; their keys start
+// with the record time as 20-digit unix nanoseconds (time-ordered).
+const RecordsBucket = "telemetry"
+
+// PartitionedStore is a store.Store that keeps RecordsBucket in time
+// partitions (fleet/store/postgres) and applies retention by dropping whole
+// partitions: Prune then leaves the records to DropRecordsBefore and deletes
+// only the rollups.
+type PartitionedStore interface {
+	store.Store
+	// DropRecordsBefore drops the partitions of bucket that end at or
+	// before cut and returns how many it dropped.
+	DropRecordsBefore(ctx context.Context, bucket string, cut time.Time) (int, error)
+}
+
 const (
-	bucketRecords = "telemetry"
+	bucketRecords = RecordsBucket
 	bucketSeq     = "telemetry-seq"
 	bucketRollup  = "telemetry-rollup"
 	bucketRef     = "telemetry-reference"
@@ -210,13 +226,20 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 				return err
 			}
 			if cut.IsZero() || !time.Unix(key.Minute*60, 0).Before(cut.Truncate(time.Minute)) {
-				key = t.internKey(key)
+				ik := t.internKey(key)
 				if key.Minute < distCut {
 					c.D = nil // distributions stay on disk only
-				} else if c.D != nil {
-					t.dcells[key] = &c
 				}
-				t.rollups[key] = &c
+				cur := t.rollups[ik]
+				if cur != nil {
+					cur.merge(&c) // another shard of the same cell
+				} else {
+					cur = &c
+					t.rollups[ik] = cur
+				}
+				if cur.D != nil {
+					t.dcells[ik] = cur
+				}
 			}
 			return nil
 		}); err != nil {
@@ -363,14 +386,15 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		}
 		for k, c := range cells {
 			var old cell
-			if v, err := tx.Get(bucketRollup, k.String()); err == nil {
+			sk := k.String() + shardSuffix(b.DeviceID)
+			if v, err := tx.Get(bucketRollup, sk); err == nil {
 				if err := json.Unmarshal(v, &old); err != nil {
 					return fmt.Errorf("decode telemetry rollup %s: %w", k, err)
 				}
 			}
 			old.merge(c)
 			v, _ := json.Marshal(&old)
-			if err := tx.Put(bucketRollup, k.String(), v); err != nil {
+			if err := tx.Put(bucketRollup, sk, v); err != nil {
 				return err
 			}
 		}
@@ -574,7 +598,23 @@ func (k cellKey) String() string {
 	return fmt.Sprintf("%012d/%s/%s/%s", m, k.Model, k.Version, k.Role)
 }
 
+// rollupShards spreads each stored rollup cell over rows by device, so that
+// concurrent batches of different devices rarely update the same row (on
+// PostgreSQL a shared row makes SERIALIZABLE transactions conflict); the
+// shards are merged when loaded.
+const rollupShards = 16
+
+// shardSuffix is the stored rollup key's shard part for a device.
+func shardSuffix(device string) string {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	return "#" + strconv.Itoa(int(h.Sum32()%rollupShards))
+}
+
 func parseCellKey(s string) (cellKey, error) {
+	if i := strings.LastIndexByte(s, '#'); i >= 0 {
+		s = s[:i] // a shard of the cell (keys written before shards have none)
+	}
 	parts := strings.Split(s, "/")
 	if len(parts) != 4 {
 		return cellKey{}, fmt.Errorf("telemetry rollup key %q: want minute/model/version/role", s)
@@ -842,18 +882,29 @@ func (t *Store) Prune(ctx context.Context) (int, error) {
 	recCut := recPrefix(cut)
 	cellCut := cellKey{Minute: cut.Unix() / 60}.String()
 	total := 0
+	if ps, ok := t.s.(PartitionedStore); ok {
+		n, err := ps.DropRecordsBefore(ctx, bucketRecords, cut)
+		if err != nil {
+			return 0, fmt.Errorf("prune telemetry: %w", err)
+		}
+		total = n
+		recCut = "" // records: the partitions' business
+	}
 	for {
 		var keys, cells []string
 		err := t.s.View(ctx, func(tx store.Tx) error {
 			keys, cells = keys[:0], cells[:0]
 			stop := errors.New("stop")
-			err := tx.List(bucketRecords, "", func(k string, _ []byte) error {
-				if k >= recCut || len(keys) >= pruneChunk {
-					return stop
-				}
-				keys = append(keys, k)
-				return nil
-			})
+			var err error
+			if recCut != "" {
+				err = tx.List(bucketRecords, "", func(k string, _ []byte) error {
+					if k >= recCut || len(keys) >= pruneChunk {
+						return stop
+					}
+					keys = append(keys, k)
+					return nil
+				})
+			}
 			if err != nil && err != stop {
 				return err
 			}
