@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
+	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
@@ -21,13 +21,26 @@ func (s *Server) startIngest() {
 	// Job updates kick the rollout controller; during a large rollout they
 	// arrive by the thousand: two fleet snapshots a second are enough.
 	s.mgr.SetMinTickGap(500 * time.Millisecond)
-	// The queue absorbs a reconnect storm (every device's status and
-	// jobs/get at once) so the broker's in-flight window to this client
-	// (8,192 in mochi) never fills; snapshots coalesce per device.
-	s.ingest = ingest.New(ingest.Config{Queue: 65536, MaxBytes: 256 << 20, OnError: func(m ingest.Message, err error) {
+	// As an MQTT client the queue absorbs a reconnect storm (every
+	// device's status and jobs/get at once) so the broker's in-flight
+	// window to this client never fills; snapshots coalesce per device.
+	// In-process a full queue just holds the publishing devices back, so
+	// a smaller queue bounds memory without losing anything.
+	queue, maxBytes := 65536, 256<<20
+	if s.cfg.BrokerURL == "" {
+		queue, maxBytes = 16384, 64<<20
+	}
+	s.ingest = ingest.New(ingest.Config{Queue: queue, MaxBytes: maxBytes, OnError: func(m ingest.Message, err error) {
 		s.mqttBad.Inc()
 		s.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
 	}}, func(ctx context.Context, m ingest.Message) error {
+		<-s.seen().ready // the transport is set up (deliveries may start before connectMQTT returns)
+		if s.mqtt == nil {
+			return errors.New("no broker transport")
+		}
+		if id, ok := strings.CutPrefix(m.Key, presenceKey); ok && m.Topic == "" {
+			return s.applyPresence(ctx, id)
+		}
 		t, err := wire.ParseTopic(m.Topic)
 		if err != nil {
 			return err
@@ -36,12 +49,94 @@ func (s *Server) startIngest() {
 	})
 	s.prom.MustRegister(s.ingest.Collectors()...)
 	ctx, cancel := context.WithCancel(context.Background())
-	seenOf.Store(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{}, stop: cancel})
+	sn := s.seen()
+	sn.mu.Lock()
+	sn.stop = cancel
+	sn.mu.Unlock()
 	go s.livenessLoop(ctx)
+}
+
+// ingestReady lets the ingest workers start handling messages: the
+// transport they answer through is set up.
+func (s *Server) ingestReady() {
+	sn := s.seen()
+	sn.readyOnce.Do(func() { close(sn.ready) })
+}
+
+// presenceKey keys the ingest messages that carry no MQTT message but a
+// device's connection state from the embedded broker's events.
+const presenceKey = "presence/"
+
+// onBrokerEvent receives the embedded broker's connect/disconnect events:
+// the connection state becomes the device's presence (recorded at once in
+// memory, persisted by an ingest worker, coalesced per device). A
+// disconnect caused by the same device's newer connection is ignored.
+func (s *Server) onBrokerEvent(ev broker.ClientEvent) {
+	if s.cfg.OnBrokerEvent != nil {
+		s.cfg.OnBrokerEvent(ev)
+	}
+	id := ev.Principal.DeviceID
+	if id == "" || ev.TakenOver {
+		return
+	}
+	sn := s.seen()
+	sn.mu.Lock()
+	sn.connected[id] = ev.Connected
+	sn.last[id] = s.cfg.Clock.Now()
+	sn.mu.Unlock()
+	if err := s.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
+		s.log.Warn("presence not queued", "device", id, "err", err)
+	}
+}
+
+// connState reports the device's connection state from the embedded
+// broker's events (known=false with an external broker or before its
+// first event).
+func (s *Server) connState(id string) (connected, known bool) {
+	sn := s.seen()
+	sn.mu.Lock()
+	defer sn.mu.Unlock()
+	connected, known = sn.connected[id]
+	return connected, known
+}
+
+// applyPresence persists the device's current connection state (read at
+// handling time, so out-of-order workers still store the newest state).
+func (s *Server) applyPresence(ctx context.Context, id string) error {
+	connected, known := s.connState(id)
+	if !known {
+		return nil
+	}
+	want := wire.Offline
+	if connected {
+		want = wire.Online
+	}
+	if d, err := s.reg.Device(ctx, id); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil
+		}
+		return err
+	} else if d.Presence == want {
+		return nil
+	}
+	now := s.cfg.Clock.Now()
+	err := s.reg.UpdateDevice(ctx, id, func(d *registry.Device) error {
+		d.Presence = want
+		if connected {
+			d.LastSeen = now
+		}
+		return nil
+	})
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	}
+	s.Kick()
+	return err
 }
 
 // stopIngest handles what is queued and stops the workers.
 func (s *Server) stopIngest() {
+	s.ingestReady() // a Start that failed early: let queued messages drain
 	if s.ingest != nil {
 		s.ingest.Close()
 	}
@@ -51,19 +146,22 @@ func (s *Server) stopIngest() {
 	}
 }
 
-// onMessage is the MQTT delivery callback: it only queues the message
-// (blocking when the queue is full), so paho acknowledges it to the broker
-// at once and the broker's in-flight window to the server stays small.
-func (s *Server) onMessage(_ paho.Client, m paho.Message) {
-	t, err := wire.ParseTopic(m.Topic())
+// deliver is the transport's delivery callback (broker.Deliver): it only
+// queues the message, blocking while the queue is full. In-process that
+// holds back the publishing device's connection (backpressure, nothing
+// dropped); as an MQTT client, paho acknowledges the message to the broker
+// once it is queued, so the broker's in-flight window to the server stays
+// small.
+func (s *Server) deliver(topic string, payload []byte) {
+	t, err := wire.ParseTopic(topic)
 	if err != nil {
 		s.mqttBad.Inc()
-		s.log.Warn("mqtt message on unknown topic", "topic", m.Topic(), "err", err)
+		s.log.Warn("mqtt message on unknown topic", "topic", topic, "err", err)
 		return
 	}
 	s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
 	s.touch(t.DeviceID, s.cfg.Clock.Now())
-	msg := ingest.Message{Topic: m.Topic(), Payload: m.Payload()}
+	msg := ingest.Message{Topic: topic, Payload: payload}
 	switch t.Kind {
 	// Snapshots: a newer message of the same device supersedes a queued
 	// one (a telemetry resend is a superset batch, a status is the whole
@@ -73,7 +171,7 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 		msg.Key = string(t.Kind) + "/" + t.DeviceID
 	}
 	if err := s.ingest.Submit(context.Background(), msg); err != nil {
-		s.log.Warn("mqtt message not queued", "topic", m.Topic(), "err", err)
+		s.log.Warn("mqtt message not queued", "topic", topic, "err", err)
 	}
 }
 
@@ -93,13 +191,22 @@ type seen struct {
 	last      map[string]time.Time
 	persisted map[string]time.Time
 	dropped   map[string]uint64
+	// connected is the embedded broker's connection state per device
+	// (from its events); empty with an external broker.
+	connected map[string]bool
 	stop      context.CancelFunc
+	ready     chan struct{} // closed once the transport is set up
+	readyOnce sync.Once
 }
 
 var seenOf sync.Map // *Server → *seen (kept out of Server to keep server.go edits minimal)
 
 func (s *Server) seen() *seen {
-	v, _ := seenOf.LoadOrStore(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{}})
+	if v, ok := seenOf.Load(s); ok {
+		return v.(*seen)
+	}
+	v, _ := seenOf.LoadOrStore(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{},
+		connected: map[string]bool{}, ready: make(chan struct{})})
 	return v.(*seen)
 }
 
@@ -141,15 +248,16 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 			return nil
 		})
 	}
-	// The ack is sent QoS 1 without waiting for the broker's PUBACK: the
-	// worker moves on (paho keeps and resends it across a reconnect), and
-	// a lost ack only makes the device resend records the server already
-	// has, which it recognises.
+	// The ack is sent QoS 1 without waiting for the broker: the worker
+	// moves on, and a lost ack only makes the device resend records the
+	// server already has, which it recognises.
 	a, err := wire.Encode(wire.TelemetryAck{V: wire.Version, DeviceID: t.DeviceID, Seq: ack, Epoch: b.Epoch})
 	if err != nil {
 		return err
 	}
-	s.mqtt.Publish(wire.TelemetryAckTopic(t.DeviceID), 1, false, a)
+	if err := s.mqtt.Send(wire.TelemetryAckTopic(t.DeviceID), a); err != nil {
+		return err
+	}
 	return ierr
 }
 
@@ -175,8 +283,11 @@ func (s *Server) livenessLoop(ctx context.Context) {
 				continue
 			}
 			sn.mu.Lock()
-			last := sn.last[d.ID]
+			last, connected := sn.last[d.ID], sn.connected[d.ID]
 			sn.mu.Unlock()
+			if connected {
+				continue // the broker's keepalive ends a dead connection (disconnect event)
+			}
 			if d.LastSeen.After(last) {
 				last = d.LastSeen
 			}
