@@ -174,6 +174,8 @@ func DialClient(cfg ClientConfig) (Transport, error) {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
 	t := &client{}
+	subscribed := make(chan struct{}) // closed after the first connect's subscriptions
+	var subscribedOnce sync.Once
 	// paho acknowledges a message after its handler returns (order does
 	// not matter: each message gets its own goroutine).
 	handle := func(_ paho.Client, m paho.Message) { cfg.Deliver(m.Topic(), m.Payload()) }
@@ -193,6 +195,7 @@ func DialClient(cfg ClientConfig) (Transport, error) {
 					log.Error("mqtt subscribe", "filter", f, "err", tok.Error())
 				}
 			}
+			subscribedOnce.Do(func() { close(subscribed) })
 			log.Info("server MQTT client connected", "broker", cfg.URL)
 		}).
 		SetConnectionLostHandler(func(_ paho.Client, err error) { log.Warn("server MQTT connection lost", "err", err) })
@@ -206,12 +209,27 @@ func DialClient(cfg ClientConfig) (Transport, error) {
 	t.c = paho.NewClient(opts)
 	tok := t.c.Connect()
 	if cfg.WaitConnected {
-		if !tok.WaitTimeout(cfg.ConnectTimeout) || tok.Error() != nil {
-			t.c.Disconnect(0)
-			err := tok.Error()
-			if err == nil {
-				err = fmt.Errorf("no answer within %s", cfg.ConnectTimeout)
+		// paho runs the on-connect handler (the subscriptions) after the
+		// connect token completes: wait for both, or messages published
+		// right after DialClient returns could find no subscriber.
+		timeout := time.NewTimer(cfg.ConnectTimeout)
+		defer timeout.Stop()
+		var err error
+		select {
+		case <-tok.Done():
+			err = tok.Error()
+		case <-timeout.C:
+			err = fmt.Errorf("no answer within %s", cfg.ConnectTimeout)
+		}
+		if err == nil {
+			select {
+			case <-subscribed:
+			case <-timeout.C:
+				err = fmt.Errorf("subscriptions not confirmed within %s", cfg.ConnectTimeout)
 			}
+		}
+		if err != nil {
+			t.c.Disconnect(0)
 			return nil, fmt.Errorf("mqtt client transport: connect %s: %w", cfg.URL, err)
 		}
 	}

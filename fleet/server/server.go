@@ -413,6 +413,12 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 		if err != nil {
 			return fmt.Errorf("fleet server: %w", err)
 		}
+		st := s.emb.Stats
+		s.prom.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgefleet_mqtt_delivery_dropped_total", Help: "Messages to devices the embedded broker dropped (write queue full, QoS 1 expired)."},
+				func() float64 { return float64(st.DeliveryDropped.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgefleet_mqtt_rate_limited_total", Help: "Device publishes the embedded broker dropped over the device's rate."},
+				func() float64 { return float64(st.RateLimited.Load()) }))
 		s.log.Info("server attached to the embedded broker in-process")
 		return nil
 	}
