@@ -147,12 +147,12 @@ type Result struct {
 	// JobUpdates − JobUpdatesReceived when positive.
 	JobUpdates, JobUpdatesReceived, JobUpdatesLost uint64
 	JobsSucceeded, JobsFailed                      uint64
-	DownloadedBytes                       uint64
-	RolloutID                             string        `json:"rollout_id,omitempty"`
-	RolloutPhase                          string        `json:"rollout_phase,omitempty"`
-	RolloutTime                           time.Duration `json:"rollout_time_ns,omitempty"`
-	RolloutCreateLatency                  time.Duration `json:"rollout_create_latency_ns,omitempty"`
-	RolloutJobsAcked                      int           `json:"rollout_jobs_acked,omitempty"`
+	DownloadedBytes                                uint64
+	RolloutID                                      string        `json:"rollout_id,omitempty"`
+	RolloutPhase                                   string        `json:"rollout_phase,omitempty"`
+	RolloutTime                                    time.Duration `json:"rollout_time_ns,omitempty"`
+	RolloutCreateLatency                           time.Duration `json:"rollout_create_latency_ns,omitempty"`
+	RolloutJobsAcked                               int           `json:"rollout_jobs_acked,omitempty"`
 
 	ServerRSS, ServerPeakRSS uint64
 	// LoadBefore and LoadAfter are the machine's load averages (1, 5, 15
