@@ -48,6 +48,7 @@ func (s *Server) startIngest() {
 		return s.handle(ctx, t, m.Payload)
 	})
 	s.prom.MustRegister(s.ingest.Collectors()...)
+	s.reg.OnRevoke(s.forgetEnrolled)
 	ctx, cancel := context.WithCancel(context.Background())
 	sn := s.seen()
 	sn.mu.Lock()
@@ -194,6 +195,7 @@ type seen struct {
 	// connected is the embedded broker's connection state per device
 	// (from its events); empty with an external broker.
 	connected map[string]bool
+	enrolled  map[string]time.Time // checkEnrolled's cache
 	stop      context.CancelFunc
 	ready     chan struct{} // closed once the transport is set up
 	readyOnce sync.Once
@@ -206,7 +208,7 @@ func (s *Server) seen() *seen {
 		return v.(*seen)
 	}
 	v, _ := seenOf.LoadOrStore(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{},
-		connected: map[string]bool{}, ready: make(chan struct{})})
+		connected: map[string]bool{}, enrolled: map[string]time.Time{}, ready: make(chan struct{})})
 	return v.(*seen)
 }
 
@@ -228,7 +230,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if b.DeviceID != t.DeviceID {
 		return fmt.Errorf("telemetry for %s on %s's topic", b.DeviceID, t.DeviceID)
 	}
-	if _, err := s.reg.Device(ctx, t.DeviceID); err != nil {
+	if err := s.checkEnrolled(ctx, t.DeviceID, now); err != nil {
 		return err
 	}
 	ack, _, ierr := s.tel.Ingest(ctx, b, func(r wire.TelemetryRecord) string { return s.mgr.StageTag(t.DeviceID, r) })
@@ -259,6 +261,35 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 		return err
 	}
 	return ierr
+}
+
+// checkEnrolled fails for a device that is not (or no longer) enrolled. A
+// successful lookup is remembered for persistEvery, so a device's steady
+// telemetry costs no registry read; revoking the device (delete, reset,
+// re-enrollment) forgets it at once.
+func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) error {
+	sn := s.seen()
+	sn.mu.Lock()
+	at, ok := sn.enrolled[id]
+	sn.mu.Unlock()
+	if ok && now.Sub(at) < persistEvery && !now.Before(at) {
+		return nil
+	}
+	if _, err := s.reg.Device(ctx, id); err != nil {
+		return err
+	}
+	sn.mu.Lock()
+	sn.enrolled[id] = now
+	sn.mu.Unlock()
+	return nil
+}
+
+// forgetEnrolled drops a revoked device from the checkEnrolled cache.
+func (s *Server) forgetEnrolled(id string) {
+	sn := s.seen()
+	sn.mu.Lock()
+	delete(sn.enrolled, id)
+	sn.mu.Unlock()
 }
 
 // livenessLoop marks devices offline whose last message is older than
