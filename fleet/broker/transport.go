@@ -14,6 +14,8 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
 // Transport is how the fleet server exchanges messages with its devices
@@ -188,7 +190,7 @@ func DialClient(cfg ClientConfig) (Transport, error) {
 		SetOnConnectHandler(func(c paho.Client) {
 			for _, f := range cfg.Filters {
 				if cfg.SharedGroup != "" {
-					f = "$share/" + cfg.SharedGroup + "/" + f
+					f = wire.SharedFilter(cfg.SharedGroup, f)
 				}
 				tok := c.Subscribe(f, 1, handle)
 				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
