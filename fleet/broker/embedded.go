@@ -179,7 +179,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ClientNetReadBufferSize: cfg.ClientBuffer, ClientNetWriteBufferSize: cfg.ClientBuffer,
 		Logger: log.With("component", "mqtt-broker")})
 	stats := &Stats{}
-	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats, known: map[string]*session{}}
+	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats}
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("start embedded broker: add auth hook: %w", err)
 	}
@@ -209,10 +209,8 @@ func (e *Embedded) URL() string {
 // closes its connection at once. The next connect is checked again by the
 // authenticator.
 func (e *Embedded) Disconnect(deviceID string) bool {
-	e.hook.mu.Lock()
-	s, known := e.hook.known[deviceID]
-	delete(e.hook.known, deviceID)
-	e.hook.mu.Unlock()
+	v, known := e.hook.known.LoadAndDelete(deviceID)
+	s, _ := v.(*session)
 	cl, ok := e.srv.Clients.Get(deviceID)
 	if !ok {
 		return false
@@ -248,7 +246,8 @@ func (e *Embedded) Close() error {
 // revocation or a new login.
 type session struct {
 	p Principal
-	// Token buckets: general publishes and predict responses.
+	// Token buckets: general publishes and predict responses (under mu).
+	mu                    sync.Mutex
 	tokens, predictTokens float64
 	last, predictLast     time.Time
 }
@@ -263,8 +262,11 @@ type authHook struct {
 	srv   *mqtt.Server
 	stats *Stats
 
-	mu    sync.Mutex
-	known map[string]*session // by client id
+	// known maps client id → *session. A sync.Map, not a mutex-guarded
+	// map: every publish, subscription check and delivery of 10,000
+	// devices looks up its session; one global lock made them queue behind
+	// each other (a lock convoy on a busy machine).
+	known sync.Map
 }
 
 func (h *authHook) ID() string { return "edgefleet-auth" }
@@ -337,19 +339,18 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Warn("mqtt auth rejected: will topic not allowed", "client_id", cl.ID, "topic", pk.Connect.WillTopic)
 		return false
 	}
-	h.mu.Lock()
 	now := h.cfg.Now()
-	h.known[cl.ID] = &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
-		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now}
-	h.mu.Unlock()
+	h.known.Store(cl.ID, &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
+		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now})
 	return true
 }
 
 func (h *authHook) principal(cl *mqtt.Client) (*session, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s, ok := h.known[cl.ID]
-	return s, ok
+	v, ok := h.known.Load(cl.ID)
+	if !ok {
+		return nil, false
+	}
+	return v.(*session), true
 }
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
@@ -367,11 +368,9 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		// The session ends with the connection (clean session): forget it.
 		// A persistent session keeps its authorization so QoS 1 messages
 		// queue for the device while it is offline.
-		h.mu.Lock()
-		if h.known[cl.ID] == s {
-			delete(h.known, cl.ID)
+		if ok {
+			h.known.CompareAndDelete(cl.ID, s)
 		}
-		h.mu.Unlock()
 	}
 	if h.cfg.OnEvent != nil && ok {
 		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, TakenOver: cl.IsTakenOver(), Err: err, Time: time.Now()})
@@ -394,10 +393,8 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	h.mu.Lock()
-	s, ok := h.known[cl.ID]
+	s, ok := h.principal(cl)
 	if !ok || s.p.Server {
-		h.mu.Unlock()
 		return pk, nil
 	}
 	t, topicErr := wire.ParseTopic(pk.TopicName)
@@ -406,6 +403,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		factor, tokens, last = h.cfg.PredictFactor, &s.predictTokens, &s.predictLast
 	}
 	now := h.cfg.Now()
+	s.mu.Lock()
 	*tokens += now.Sub(*last).Seconds() * h.cfg.DeviceRate * factor
 	if max := float64(h.cfg.DeviceBurst) * factor; *tokens > max {
 		*tokens = max
@@ -415,7 +413,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if !limited {
 		*tokens--
 	}
-	h.mu.Unlock()
+	s.mu.Unlock()
 	if limited {
 		if n := h.stats.RateLimited.Add(1); n&(n-1) == 0 { // log at powers of two
 			h.log.Warn("mqtt publish dropped", "client_id", cl.ID, "topic", pk.TopicName, "err", ErrRateLimited, "dropped_total", n)

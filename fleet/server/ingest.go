@@ -81,10 +81,8 @@ func (s *Server) onBrokerEvent(ev broker.ClientEvent) {
 		return
 	}
 	sn := s.seen()
-	sn.mu.Lock()
-	sn.connected[id] = ev.Connected
-	sn.last[id] = s.cfg.Clock.Now()
-	sn.mu.Unlock()
+	sn.connected.Store(id, ev.Connected)
+	sn.last.Store(id, s.cfg.Clock.Now())
 	if err := s.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
 		s.log.Warn("presence not queued", "device", id, "err", err)
 	}
@@ -95,10 +93,11 @@ func (s *Server) onBrokerEvent(ev broker.ClientEvent) {
 // first event).
 func (s *Server) connState(id string) (connected, known bool) {
 	sn := s.seen()
-	sn.mu.Lock()
-	defer sn.mu.Unlock()
-	connected, known = sn.connected[id]
-	return connected, known
+	v, known := sn.connected.Load(id)
+	if !known {
+		return false, false
+	}
+	return v.(bool), true
 }
 
 // applyPresence persists the device's current connection state (read at
@@ -188,14 +187,16 @@ const livenessTimeout = 2 * time.Minute
 // seen records when each device last sent anything (liveness), and when
 // its registry record was last updated from telemetry.
 type seen struct {
-	mu        sync.Mutex
-	last      map[string]time.Time
+	// last (device → time.Time), connected (device → bool: the embedded
+	// broker's connection state from its events; empty with an external
+	// broker) and enrolled (device → time.Time, checkEnrolled's cache) are
+	// touched for every message, from the devices' connection goroutines:
+	// sync.Maps, no global lock to queue on.
+	last, connected, enrolled sync.Map
+
+	mu        sync.Mutex // persisted, dropped, stop
 	persisted map[string]time.Time
 	dropped   map[string]uint64
-	// connected is the embedded broker's connection state per device
-	// (from its events); empty with an external broker.
-	connected map[string]bool
-	enrolled  map[string]time.Time // checkEnrolled's cache
 	stop      context.CancelFunc
 	ready     chan struct{} // closed once the transport is set up
 	readyOnce sync.Once
@@ -207,16 +208,13 @@ func (s *Server) seen() *seen {
 	if v, ok := seenOf.Load(s); ok {
 		return v.(*seen)
 	}
-	v, _ := seenOf.LoadOrStore(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{},
-		connected: map[string]bool{}, enrolled: map[string]time.Time{}, ready: make(chan struct{})})
+	v, _ := seenOf.LoadOrStore(s, &seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})})
 	return v.(*seen)
 }
 
 func (s *Server) touch(device string, now time.Time) {
 	sn := s.seen()
-	sn.mu.Lock()
-	sn.last[device] = now
-	sn.mu.Unlock()
+	sn.last.Store(device, now)
 }
 
 // handleTelemetry stores a batch (group-committed with other workers'
@@ -269,27 +267,22 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 // re-enrollment) forgets it at once.
 func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) error {
 	sn := s.seen()
-	sn.mu.Lock()
-	at, ok := sn.enrolled[id]
-	sn.mu.Unlock()
-	if ok && now.Sub(at) < persistEvery && !now.Before(at) {
-		return nil
+	if v, ok := sn.enrolled.Load(id); ok {
+		if at := v.(time.Time); now.Sub(at) < persistEvery && !now.Before(at) {
+			return nil
+		}
 	}
 	if _, err := s.reg.Device(ctx, id); err != nil {
 		return err
 	}
-	sn.mu.Lock()
-	sn.enrolled[id] = now
-	sn.mu.Unlock()
+	sn.enrolled.Store(id, now)
 	return nil
 }
 
 // forgetEnrolled drops a revoked device from the checkEnrolled cache.
 func (s *Server) forgetEnrolled(id string) {
 	sn := s.seen()
-	sn.mu.Lock()
-	delete(sn.enrolled, id)
-	sn.mu.Unlock()
+	sn.enrolled.Delete(id)
 }
 
 // livenessLoop marks devices offline whose last message is older than
@@ -313,10 +306,11 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			if d.Presence != wire.Online {
 				continue
 			}
-			sn.mu.Lock()
-			last, connected := sn.last[d.ID], sn.connected[d.ID]
-			sn.mu.Unlock()
-			if connected {
+			var last time.Time
+			if v, ok := sn.last.Load(d.ID); ok {
+				last = v.(time.Time)
+			}
+			if connected, _ := s.connState(d.ID); connected {
 				continue // the broker's keepalive ends a dead connection (disconnect event)
 			}
 			if d.LastSeen.After(last) {
