@@ -21,14 +21,17 @@ func (s *Server) startIngest() {
 	// Job updates kick the rollout controller; during a large rollout they
 	// arrive by the thousand: two fleet snapshots a second are enough.
 	s.mgr.SetMinTickGap(500 * time.Millisecond)
-	// As an MQTT client the queue absorbs a reconnect storm (every
-	// device's status and jobs/get at once) so the broker's in-flight
-	// window to this client never fills; snapshots coalesce per device.
-	// In-process a full queue just holds the publishing devices back, so
-	// a smaller queue bounds memory without losing anything.
+	// The queue absorbs a reconnect storm (every device's status and
+	// jobs/get at once); snapshots (telemetry, status, jobs/get) coalesce
+	// per device, so 65,536 entries hold three per device for 20,000
+	// devices plus job updates. As an MQTT client that keeps the broker's
+	// in-flight window to this client from filling. In-process a full
+	// queue holds the publishing devices back (nothing is lost, but a
+	// device whose connection is not read cannot answer its keepalive
+	// either), and the byte bound is smaller to fit the memory budget.
 	queue, maxBytes := 65536, 256<<20
 	if s.cfg.BrokerURL == "" {
-		queue, maxBytes = 16384, 64<<20
+		maxBytes = 96 << 20
 	}
 	s.ingest = ingest.New(ingest.Config{Queue: queue, MaxBytes: maxBytes, OnError: func(m ingest.Message, err error) {
 		s.mqttBad.Inc()
