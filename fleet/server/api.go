@@ -125,12 +125,14 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "PUT /api/v1/groups/{name}", Scope: o, h: s.putGroup},
 		{Pattern: "GET /api/v1/models", Scope: v, h: s.listModels},
 		{Pattern: "POST /api/v1/models", Scope: o, h: s.addModel},
+		{Pattern: "POST /api/v1/models/upload", Scope: o, h: s.uploadModel}, // console_api.go
 		{Pattern: "GET /api/v1/models/{id}", Scope: v, h: s.getModel},
 		{Pattern: "DELETE /api/v1/models/{id}/{version}", Scope: o, h: s.deleteModel},
 		{Pattern: "GET /api/v1/jobs", Scope: v, h: s.listJobs},
 		{Pattern: "GET /api/v1/rollouts", Scope: v, h: s.listRollouts},
 		{Pattern: "POST /api/v1/rollouts", Scope: o, h: s.createRollout},
 		{Pattern: "GET /api/v1/rollouts/{id}", Scope: v, h: s.getRollout},
+		{Pattern: "GET /api/v1/rollouts/{id}/devices", Scope: v, h: s.rolloutDevices}, // console_api.go
 		{Pattern: "POST /api/v1/rollouts/{id}/{cmd}", Scope: o, h: s.commandRollout},
 		{Pattern: "GET /api/v1/telemetry/health", Scope: v, h: s.health},
 		{Pattern: "GET /api/v1/telemetry/series", Scope: v, h: s.series},
