@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Compares edge-agent's single-thread p50 latency with TensorFlow Lite
-# (WebAssembly build, XNNPACK on and off) on every conformance model, in one
-# run on this machine. Needs node; installs the reference runner's npm
+# Compares edge-agent's p50 latency (one and two threads, with allocations
+# per Invoke) with TensorFlow Lite (WebAssembly build, single thread,
+# XNNPACK on and off) on every conformance model, in one run on this
+# machine. Needs node; installs the reference runner's npm
 # packages into a temporary copy of ../shared/tflite-reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,17 +16,19 @@ if [ ! -d "$work/node_modules" ]; then
 fi
 go build -o /tmp/edge-agent-bench ./cmd/edge-agent
 repeat=${REPEAT:-20}
-printf '| model | edge-agent p50 ms | TFLite builtin (XNNPACK off) p50 ms | TFLite XNNPACK p50 ms |\n|---|---:|---:|---:|\n'
+printf '| model | edge-agent p50 ms | edge-agent 2 threads p50 ms | allocs/Invoke | TFLite builtin (XNNPACK off) p50 ms | TFLite XNNPACK p50 ms |\n|---|---:|---:|---:|---:|---:|\n'
 ratios=()
-for d in testdata/conformance/*/; do
+# MODELS (a glob, default every model) limits the run.
+for d in testdata/conformance/${MODELS:-*}/; do
   name=$(basename "$d")
   ours=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["p50_ms"])')
+  two=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --threads 2 --repeat "$repeat" --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.4f %g" % (r["p50_ms"], r["allocs_per_invoke"]))')
   ins=()
   for f in "$d"/case_0/input_*.bin; do ins+=(--input "$f"); done
   t=$(mktemp -d)
   off=$(node "$work/run.mjs" --model "$d/model.tflite" "${ins[@]}" --outdir "$t/off" --xnnpack off --repeat "$repeat" --warmup 3 >/dev/null && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); t=m.get("timing") or m.get("latency_ms") or m; print("%.4f" % (t.get("median_ms") or t.get("median")))' "$t/off/meta.json")
   on=$(node "$work/run.mjs" --model "$d/model.tflite" "${ins[@]}" --outdir "$t/on" --xnnpack on --repeat "$repeat" --warmup 3 >/dev/null && python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); t=m.get("timing") or m.get("latency_ms") or m; print("%.4f" % (t.get("median_ms") or t.get("median")))' "$t/on/meta.json")
-  printf '| %s | %s | %s | %s |\n' "$name" "$ours" "$off" "$on"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$ours" "${two% *}" "${two#* }" "$off" "$on"
   case $name in
   mobilenet_v2_1.0_224_quant | tf2_mobilenet_v2_1.0_224_ptq | mobilenet_v1_0.25_128_quant | person_detect)
     ratios+=("$ours/$on") ;;

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,11 +31,15 @@ func BenchmarkModel(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := cpuTime()
 			for i := 0; i < b.N; i++ {
 				if err := ip.Invoke(); err != nil {
 					b.Fatal(err)
 				}
 			}
+			// Process CPU time per Invoke (one thread): steadier than wall
+			// time on a shared machine, where the goroutine waits for a core.
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
 	}
 }
@@ -218,3 +223,12 @@ type mismatch struct{}
 func (mismatch) Error() string { return "output differs from TensorFlow Lite" }
 
 var errMismatch error = mismatch{}
+
+// cpuTime is the process's user plus system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

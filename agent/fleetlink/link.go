@@ -415,7 +415,7 @@ func (l *Link) uploadLoop(ctx context.Context) {
 				break
 			}
 			dropped, _ := src.Dropped()
-			b, err := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: l.id, Records: recs, Dropped: dropped})
+			b, recs, err := encodeBatch(l.id, recs, dropped)
 			if err != nil {
 				l.log.Error("encode telemetry batch", "err", err)
 				break

@@ -443,22 +443,24 @@ func (m *Manager) Predict(ctx context.Context, l *Loaded, role wire.Role, instan
 	}
 	m.Observe(l, role, time.Since(start), len(instances), "")
 	if m.coll != nil {
+		// Top-1 class, score and the tracked input prefix are read straight
+		// from the tensor bytes (monitor.go): nothing is allocated per
+		// instance.
 		k := telemetry.Key{Model: l.ID, Version: l.Version, Role: role}
+		// The model's own input info: with or without the batch dimension
+		// it has the same element count, and featureValues also stops at
+		// the instance's bytes.
+		ins := l.inputs
+		var buf [telemetry.MaxFeatures]float64
 		for i, r := range out {
 			if len(r) > 0 {
-				if p, err := Format(l, r[:1], 0); err == nil && p.Class >= 0 {
-					m.coll.Prediction(k, p.Class, p.Score)
+				if cl, score, ok := top1(&r[0].Info, r[0].Data); ok {
+					m.coll.Prediction(k, cl, score)
 				}
 			}
-			if ins := l.InstanceInputs(); len(ins) > 0 && len(instances[i]) > 0 {
-				// Only the tracked prefix of the first input is dequantized.
-				info := ins[0]
-				n := min(telemetry.MaxFeatures, tensor.NumElements(info.Shape))
-				info.Shape = []int{n}
-				if sz := n * info.Type.Size(); sz <= len(instances[i][0]) {
-					if vals, err := Real(info, instances[i][0][:sz]); err == nil {
-						m.coll.Features(k, vals)
-					}
+			if len(ins) > 0 && len(instances[i]) > 0 {
+				if n := featureValues(buf[:], &ins[0], instances[i][0]); n > 0 {
+					m.coll.Features(k, buf[:n])
 				}
 			}
 		}

@@ -45,12 +45,43 @@ type window struct {
 	errorsByCode                map[string]uint64
 	latency                     []uint64 // counts per latencyBounds bucket (+1 overflow)
 	classes                     map[int]uint64
-	confidence                  [10]uint64
+	predictions                 uint64
+	confidence                  [wire.ConfidenceBuckets]uint64
 	featN                       uint64
 	featMean, featM2            []float64
+	// feat summarizes the first wire.MaxFeatures features over their
+	// finite values for the fleet (wire.Monitoring); nfeat are in use.
+	feat                        [wire.MaxFeatures]featStat
+	nfeat                       int
 	cacheHits, cacheMisses      uint64
 	shadowCompared, shadowAgree uint64
 	shadowMaxDiff               float64
+}
+
+// featStat is one feature's running summary: Welford mean and M2, min,
+// max and the mergeable sketch.
+type featStat struct {
+	n        uint64
+	mean, m2 float64
+	lo, hi   float64
+	sketch   wire.Sketch
+}
+
+func (f *featStat) add(v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return
+	}
+	f.n++
+	d := v - f.mean
+	f.mean += d / float64(f.n)
+	f.m2 += d * (v - f.mean)
+	if f.n == 1 || v < f.lo {
+		f.lo = v
+	}
+	if f.n == 1 || v > f.hi {
+		f.hi = v
+	}
+	f.sketch.Add(v)
 }
 
 func newWindow() *window {
@@ -81,6 +112,7 @@ type Collector struct {
 	unloads    *prometheus.CounterVec
 	shed       *prometheus.CounterVec
 	lost       prometheus.Counter
+	device     *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	windows   map[Key]*window
@@ -90,6 +122,7 @@ type Collector struct {
 	lastFlush time.Time
 	lastCPU   float64
 	now       func() time.Time
+	proc      *Proc
 }
 
 // NewCollector creates a collector with its own Prometheus registry (which
@@ -123,16 +156,19 @@ func NewCollector(now func() time.Time) *Collector {
 		interpMem:  prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_bytes", Help: "Memory held by the interpreters of a model version."}, []string{"model", "version"}),
 		unloads:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_model_unloads_total", Help: "Model versions unloaded, by reason (idle, replaced)."}, []string{"model", "version", "reason"}),
 		shed:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edge_agent_shed_requests_total", Help: "Requests refused to protect the agent, by reason (rate_limit, request_memory, queue_full, batch_too_large)."}, []string{"reason"}),
-		lost:       prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_agent_telemetry_lost_records_total", Help: "Telemetry records that could not be stored (also counted in the ring's dropped count)."}),
-		pools:      map[Key]func() (int, int64){},
-		windows:    map[Key]*window{},
-		queueLen:   map[Key]func() int{},
-		now:        now,
+		device: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edge_agent_device", Help: "Device resources at the last telemetry period (from /proc): memory total and available bytes, CPU busy percent over the period, 1-minute load."},
+			[]string{"resource"}),
+		lost:     prometheus.NewCounter(prometheus.CounterOpts{Name: "edge_agent_telemetry_lost_records_total", Help: "Telemetry records that could not be stored (also counted in the ring's dropped count)."}),
+		pools:    map[Key]func() (int, int64){},
+		windows:  map[Key]*window{},
+		queueLen: map[Key]func() int{},
+		now:      now,
+		proc:     &Proc{Root: "/proc"},
 	}
 	c.lastFlush = now()
 	c.lastCPU = cpuSeconds()
 	reg.MustRegister(c.latency, c.requests, c.instances, c.errs, c.classes, c.confidence, c.featMean, c.featStd, c.queue, c.cache, c.shadow, c.shadowDiff,
-		c.interps, c.interpMem, c.unloads, c.shed, c.lost,
+		c.interps, c.interpMem, c.unloads, c.shed, c.lost, c.device,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edge_agent_interpreter_memory_budget_used_bytes", Help: "Memory held by all interpreters (against serving.memory_budget)."}, func() float64 {
 			c.mu.Lock()
 			fn := c.memory
@@ -145,6 +181,14 @@ func NewCollector(now func() time.Time) *Collector {
 		}),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return c
+}
+
+// SetProcRoot makes the collector read process and device resources from
+// another /proc tree (tests use a fake one).
+func (c *Collector) SetProcRoot(root string) {
+	c.mu.Lock()
+	c.proc = &Proc{Root: root}
+	c.mu.Unlock()
 }
 
 // Registry returns the Prometheus registry to serve on /metrics.
@@ -215,8 +259,9 @@ func (c *Collector) Prediction(k Key, class int, score float64) {
 	c.mu.Lock()
 	w := c.win(k)
 	w.classes[class]++
-	if finite {
-		w.confidence[max(0, min(9, int(max(-1, min(10, score))*10)))]++
+	w.predictions++
+	if b, ok := wire.ConfidenceBucket(score); ok {
+		w.confidence[b]++
 	}
 	c.mu.Unlock()
 }
@@ -240,6 +285,10 @@ func (c *Collector) Features(k Key, values []float64) {
 		d := v - w.featMean[i]
 		w.featMean[i] += d / n
 		w.featM2[i] += d * (v - w.featMean[i])
+	}
+	w.nfeat = max(w.nfeat, min(len(values), wire.MaxFeatures))
+	for i, v := range values[:min(len(values), wire.MaxFeatures)] {
+		w.feat[i].add(v)
 	}
 }
 
@@ -356,6 +405,62 @@ func (w *window) features() (mean, std []float64) {
 	return mean, std
 }
 
+// monitoring returns the window's distributions for the fleet, always
+// within the wire bounds (the fleet refuses a batch with an invalid
+// record): at most wire.MaxClasses classes (the most frequent, the rest in
+// ClassOther), finite feature statistics.
+func (w *window) monitoring(res *wire.Resources) *wire.Monitoring {
+	m := &wire.Monitoring{Predictions: w.predictions, Resources: res}
+	if w.predictions > 0 {
+		cs := make([]wire.ClassCount, 0, min(len(w.classes), 4*wire.MaxClasses))
+		for cl, n := range w.classes {
+			if cl < 0 || cl > wire.MaxIndex {
+				m.ClassOther += n
+				continue
+			}
+			cs = append(cs, wire.ClassCount{Class: cl, Count: n})
+		}
+		sort.Slice(cs, func(i, j int) bool {
+			if cs[i].Count != cs[j].Count {
+				return cs[i].Count > cs[j].Count
+			}
+			return cs[i].Class < cs[j].Class
+		})
+		if len(cs) > wire.MaxClasses {
+			for _, c := range cs[wire.MaxClasses:] {
+				m.ClassOther += c.Count
+			}
+			cs = cs[:wire.MaxClasses]
+		}
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Class < cs[j].Class })
+		m.Classes = cs
+		m.Confidence = append([]uint64(nil), w.confidence[:]...)
+	}
+	for i := range w.feat[:w.nfeat] {
+		f := &w.feat[i]
+		if f.n == 0 {
+			continue
+		}
+		std := math.Sqrt(f.m2 / float64(f.n))
+		if math.IsNaN(f.mean) || math.IsInf(f.mean, 0) || math.IsNaN(std) || math.IsInf(std, 0) {
+			continue // values near ±MaxFloat64 overflow the sums
+		}
+		s := f.sketch
+		s.Counts = append([]uint64(nil), s.Counts...)
+		m.Features = append(m.Features, wire.FeatureSummary{Index: i, Count: f.n, Mean: f.mean, Std: std, Min: f.lo, Max: f.hi, Sketch: s})
+	}
+	if m.Validate() != nil {
+		m.Features = nil
+		if m.Validate() != nil {
+			return nil
+		}
+	}
+	if m.Predictions == 0 && len(m.Features) == 0 && m.Resources == nil {
+		return nil
+	}
+	return m
+}
+
 func (w *window) percentile(p float64) float64 {
 	var total uint64
 	for _, n := range w.latency {
@@ -390,6 +495,15 @@ func (c *Collector) Flush() []Record {
 	cpuDelta := cpu - c.lastCPU
 	c.lastCPU = cpu
 	rss := rssBytes()
+	res, err := c.proc.Sample()
+	if err != nil {
+		res = nil // not Linux, or /proc unreadable: records go without resources
+	} else {
+		c.device.WithLabelValues("memory_total_bytes").Set(float64(res.DeviceMemTotalBytes))
+		c.device.WithLabelValues("memory_available_bytes").Set(float64(res.DeviceMemAvailableBytes))
+		c.device.WithLabelValues("cpu_percent").Set(res.DeviceCPUPercent)
+		c.device.WithLabelValues("load1").Set(res.Load1)
+	}
 	var out []Record
 	for k, w := range c.windows {
 		if w.requests == 0 && w.shadowCompared == 0 && w.cacheHits == 0 {
@@ -415,8 +529,12 @@ func (c *Collector) Flush() []Record {
 			for cl, n := range w.classes {
 				r.Classes[strconv.Itoa(cl)] = n
 			}
-			r.Confidence = append([]uint64(nil), w.confidence[:]...)
+			r.Confidence = make([]uint64, 10) // the local record keeps ten buckets of 0.1
+			for i, n := range w.confidence {
+				r.Confidence[i*10/wire.ConfidenceBuckets] += n
+			}
 		}
+		r.Monitoring = w.monitoring(res)
 		r.FeatureMean, r.FeatureStd = w.features()
 		if fn := c.queueLen[Key{Model: k.Model, Version: k.Version}]; fn != nil {
 			r.QueueLength = fn()
@@ -434,7 +552,7 @@ func (c *Collector) Flush() []Record {
 // Snapshot returns what Flush would return without starting a new period.
 func (c *Collector) Snapshot() []Record {
 	c.mu.Lock()
-	saved, last, lastCPU := map[Key]*window{}, c.lastFlush, c.lastCPU
+	saved, last, lastCPU, proc := map[Key]*window{}, c.lastFlush, c.lastCPU, *c.proc
 	for k, w := range c.windows {
 		cp := *w
 		saved[k] = &cp
@@ -448,6 +566,7 @@ func (c *Collector) Snapshot() []Record {
 		}
 	}
 	c.lastFlush, c.lastCPU = last, lastCPU
+	*c.proc = proc // the next Flush measures CPU over the whole period
 	c.mu.Unlock()
 	return recs
 }

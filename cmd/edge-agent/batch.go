@@ -47,6 +47,7 @@ is sent to the running agent.`,
 	f.StringVar(&o.Server, "server", "", "URL of a running agent, e.g. http://127.0.0.1:8080")
 	f.StringVar(&o.Token, "token", "", "bearer token for --server")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
+	f.StringVar(&o.ReferenceStats, "reference-stats", "", "also write the distributions of this run's predictions (classes, confidence, input features) to this JSON file: the --reference-stats of fleetctl models push (in-process mode)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("input")
 	return cmd

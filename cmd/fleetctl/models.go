@@ -2,17 +2,22 @@ package main
 
 import (
 	"fmt"
+	"net/url"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/fleet/modelrel"
 	"github.com/edgefleet/edgefleet/fleet/registry"
+	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
 func newModelsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "models", Short: "Release and list models"}
 	var o modelrel.Options
+	var refStats string
 	push := &cobra.Command{
 		Use:   "push MODEL.tflite --id NAME --version V [--hardware edgetpu|gpu|...]",
 		Short: "Inspect a model with the runtime, sign it into the TUF repository and register it",
@@ -36,6 +41,16 @@ model must be pushed with --hardware edgetpu.`,
 						m.Target.Length, len(ins.Ops), strings.Join(ins.Ops, ","), m.Target.Name, m.Target.SHA256)
 				})
 			}
+			var ref *wire.Monitoring
+			if refStats != "" { // checked before anything is released
+				b, err := os.ReadFile(refStats)
+				if err != nil {
+					return fmt.Errorf("--reference-stats: %w", err)
+				}
+				if ref, err = wire.DecodeMonitoring(b); err != nil {
+					return fmt.Errorf("--reference-stats %s: %w (format: docs/monitoring.md)", refStats, err)
+				}
+			}
 			m, ins, err := modelrel.Push(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
@@ -44,9 +59,17 @@ model must be pushed with --hardware edgetpu.`,
 			if err != nil {
 				return err
 			}
-			return g.print(map[string]any{"model": out, "inspection": ins}, func() {
+			if ref != nil {
+				if err := g.client().Do(cmd.Context(), "PUT", "/api/v1/models/"+url.PathEscape(out.ID)+"/"+url.PathEscape(out.Version)+"/reference", ref, nil); err != nil {
+					return fmt.Errorf("released %s@%s but its reference stats were refused: %w", out.ID, out.Version, err)
+				}
+			}
+			return g.print(map[string]any{"model": out, "inspection": ins, "reference_stats": ref != nil}, func() {
 				fmt.Printf("released %s@%s: %d bytes, %s, %d ops (%s)\n  target %s sha256 %s\n", out.ID, out.Version, out.Target.Length,
 					ins.Quantization, len(ins.Ops), strings.Join(ins.Ops, ","), out.Target.Name, out.Target.SHA256)
+				if ref != nil {
+					fmt.Printf("  reference stats from %s (drift reference of this version)\n", refStats)
+				}
 			})
 		},
 	}
@@ -59,6 +82,7 @@ model must be pushed with --hardware edgetpu.`,
 	f.StringVar(&o.GoldenOutputSHA256, "golden-output-sha256", "", "expected golden output hash (default: computed with the runtime)")
 	f.BoolVar(&o.CorruptGolden, "corrupt-golden", false, "publish a wrong golden hash so devices reject the release (rollback drills)")
 	f.StringVar(&o.Notes, "notes", "", "release notes")
+	f.StringVar(&refStats, "reference-stats", "", "JSON file of reference distributions (a telemetry 'monitoring' object, docs/monitoring.md): the version's drift reference")
 	push.MarkFlagRequired("id")
 	push.MarkFlagRequired("version")
 
@@ -88,7 +112,24 @@ model must be pushed with --hardware edgetpu.`,
 			return g.client().Do(cmd.Context(), "DELETE", "/api/v1/models/"+args[0]+"/"+args[1], nil, nil)
 		},
 	}
-	cmd.AddCommand(push, list, show, del)
+	var since, baseline string
+	driftCmd := &cobra.Command{
+		Use: "drift ID VERSION", Short: "Show a model version's drift against its reference (PSI, KS)", Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{"since": {since}}
+			if baseline != "" {
+				q.Set("baseline", baseline)
+			}
+			var rep telemetry.DriftReport
+			if err := g.client().Do(cmd.Context(), "GET", "/api/v1/models/"+url.PathEscape(args[0])+"/"+url.PathEscape(args[1])+"/drift?"+q.Encode(), nil, &rep); err != nil {
+				return err
+			}
+			return g.print(rep, func() { printDrift(&rep) })
+		},
+	}
+	driftCmd.Flags().StringVar(&since, "since", "1h", "window of the version's telemetry")
+	driftCmd.Flags().StringVar(&baseline, "baseline", "", "compare with this version instead of the reference stats or the other versions")
+	cmd.AddCommand(push, list, show, del, driftCmd)
 	return cmd
 }
 
@@ -96,5 +137,28 @@ func printModels(ms []registry.Model) {
 	fmt.Printf("%-20s %-10s %10s %-8s %4s  %s\n", "MODEL", "VERSION", "BYTES", "QUANT", "OPS", "TARGET")
 	for _, m := range ms {
 		fmt.Printf("%-20s %-10s %10d %-8s %4d  %s\n", m.ID, m.Version, m.Target.Length, m.Quantization, len(m.Ops), m.Target.Name)
+	}
+}
+
+func printDrift(r *telemetry.DriftReport) {
+	ref := r.Reference.Source
+	if len(r.Reference.Versions) > 0 {
+		ref += " " + strings.Join(r.Reference.Versions, ",")
+	}
+	fmt.Printf("%s@%s  %s .. %s  reference: %s\n", r.ModelID, r.Version, r.Since.Format("15:04"), r.Until.Format("15:04"), ref)
+	if !r.Evaluated {
+		fmt.Printf("  not evaluated: %s\n", r.Reason)
+		return
+	}
+	f := func(v *float64) string {
+		if v == nil {
+			return "-"
+		}
+		return fmt.Sprintf("%.3f", *v)
+	}
+	fmt.Printf("  drift %.3f  PSI classes %s  confidence %s  KS confidence %s  predictions %d (reference %d)\n",
+		r.Drift, f(r.PSI.Classes), f(r.PSI.Confidence), f(r.KSConfidence), r.Current.Predictions, r.ReferenceDist.Predictions)
+	for _, x := range r.PSI.Features {
+		fmt.Printf("  feature %d PSI %.3f\n", x.Index, x.PSI)
 	}
 }

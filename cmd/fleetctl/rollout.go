@@ -62,6 +62,7 @@ func newRolloutCmd(g *globals) *cobra.Command {
 	f.Float64Var(&gates.MinShadowAgreement, "min-shadow-agreement", gates.MinShadowAgreement, "gate: lowest shadow top-1 agreement")
 	f.IntVar(&gates.MaxInstallFailures, "max-install-failures", gates.MaxInstallFailures, "gate: failed installs allowed (-1 disables)")
 	f.Uint64Var(&gates.MinRequests, "min-requests", gates.MinRequests, "requests of the new version a stage needs before it can pass")
+	f.Float64Var(&gates.MaxDrift, "max-drift", gates.MaxDrift, "gate \"drift\": highest PSI of the new version's class/confidence/feature histograms against its reference (0 disables; 0.25 = significant shift; docs/monitoring.md)")
 	f.BoolVar(&watch, "watch", false, "follow the rollout until it finishes")
 	create.MarkFlagRequired("model")
 	create.MarkFlagRequired("version")

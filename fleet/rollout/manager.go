@@ -229,7 +229,7 @@ func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health}
+	v := View{Jobs: map[string]JobStatus{}, Health: m.tel.Health, Drift: m.tel.Drift}
 	for _, d := range devs {
 		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: d.ActiveVersion(spec.ModelID)})
 	}

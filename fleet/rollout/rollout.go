@@ -85,6 +85,11 @@ type Gates struct {
 	// before its gates can pass, and before the error-rate and latency
 	// gates are judged (crash, rollback and install gates act at once).
 	MinRequests uint64 `json:"min_requests"`
+	// MaxDrift is the highest drift (largest PSI of the class, confidence
+	// and feature histograms, docs/monitoring.md) of the new version over
+	// the stage against its reference: reference stats given at push, else
+	// the other versions' telemetry (gate "drift"; 0 disables it).
+	MaxDrift float64 `json:"max_drift,omitempty"`
 }
 
 // DefaultGates are sensible production thresholds.
@@ -111,7 +116,7 @@ func (g Gates) Validate() error {
 		name string
 		v    float64
 	}{{"max_error_rate", g.MaxErrorRate}, {"max_error_rate_delta", g.MaxErrorRateDelta}, {"max_p95_ratio", g.MaxP95Ratio},
-		{"min_shadow_agreement", g.MinShadowAgreement}, {"min_p95_delta_ms", g.MinP95DeltaMs}} {
+		{"min_shadow_agreement", g.MinShadowAgreement}, {"min_p95_delta_ms", g.MinP95DeltaMs}, {"max_drift", g.MaxDrift}} {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("gate %s = %v: want a finite value >= 0 (0 disables it)", f.name, f.v)
 		}
@@ -340,6 +345,9 @@ type View struct {
 	Jobs map[string]JobStatus
 	// Health aggregates telemetry.
 	Health func(telemetry.Query) telemetry.Health
+	// Drift compares a version's distributions with its reference (nil:
+	// the drift gate is not evaluated).
+	Drift func(telemetry.DriftQuery) telemetry.DriftReport
 }
 
 // Action is a job the manager must create and deliver.
@@ -640,6 +648,12 @@ func (r *Rollout) evaluate(now time.Time, v View) (ok, enough bool, why string) 
 	if r.Spec.Strategy == Shadow && g.MinShadowAgreement > 0 {
 		check(GateResult{Name: "shadow_agreement", Value: nh.ShadowAgreement, Threshold: g.MinShadowAgreement, Evaluated: nh.ShadowCompared > 0, OK: nh.ShadowAgreement >= g.MinShadowAgreement},
 			fmt.Sprintf("shadow agreement %.3f < %.3f", nh.ShadowAgreement, g.MinShadowAgreement))
+	}
+	if g.MaxDrift > 0 && v.Drift != nil {
+		d := v.Drift(telemetry.DriftQuery{ModelID: r.Spec.ModelID, Version: r.Spec.Version, Roles: newRoles,
+			Since: r.StageStarted, Until: now.Add(time.Nanosecond), BaselineHint: r.replacedVersion()})
+		check(GateResult{Name: "drift", Value: d.Drift, Threshold: g.MaxDrift, Evaluated: hasData && d.Evaluated, OK: d.Drift <= g.MaxDrift},
+			fmt.Sprintf("drift (PSI) %.3f > %.3f against the %s reference %v", d.Drift, g.MaxDrift, d.Reference.Source, d.Reference.Versions))
 	}
 	enough = nh.Requests >= g.MinRequests && (r.Spec.Strategy != Shadow || nh.ShadowCompared > 0 || g.MinShadowAgreement == 0)
 	r.setGate(GateResult{Name: "min_requests", Value: float64(nh.Requests), Threshold: float64(g.MinRequests), Evaluated: true, OK: enough})

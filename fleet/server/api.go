@@ -128,6 +128,10 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "POST /api/v1/models/upload", Scope: o, h: s.uploadModel}, // console_api.go
 		{Pattern: "GET /api/v1/models/{id}", Scope: v, h: s.getModel},
 		{Pattern: "DELETE /api/v1/models/{id}/{version}", Scope: o, h: s.deleteModel},
+		{Pattern: "GET /api/v1/models/{id}/{version}/drift", Scope: v, h: s.modelDrift},              // drift_api.go
+		{Pattern: "GET /api/v1/models/{id}/{version}/drift/series", Scope: v, h: s.modelDriftSeries}, // drift_api.go
+		{Pattern: "PUT /api/v1/models/{id}/{version}/reference", Scope: o, h: s.putReference},        // drift_api.go
+		{Pattern: "DELETE /api/v1/models/{id}/{version}/reference", Scope: o, h: s.deleteReference},  // drift_api.go
 		{Pattern: "GET /api/v1/jobs", Scope: v, h: s.listJobs},
 		{Pattern: "GET /api/v1/rollouts", Scope: v, h: s.listRollouts},
 		{Pattern: "POST /api/v1/rollouts", Scope: o, h: s.createRollout},

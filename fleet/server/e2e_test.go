@@ -86,7 +86,7 @@ func (d *fakeDevice) record() {
 			p95 = 80
 		}
 		d.recs = append(d.recs, wire.TelemetryRecord{Seq: d.seq, Time: time.Now().UTC(), ModelID: "m", Version: v, Role: role,
-			Requests: 40, Errors: 0, LatencyP50Ms: p95 / 2, LatencyP95Ms: p95, LatencyP99Ms: p95 * 1.2, ShadowCompared: 40, ShadowAgreed: 40})
+			Requests: 40, Errors: 0, LatencyP50Ms: p95 / 2, LatencyP95Ms: p95, LatencyP99Ms: p95 * 1.2, ShadowCompared: 40, ShadowAgreed: 40, Monitoring: monitoringFor(v)})
 	}
 	if d.active != "" {
 		add(d.active, wire.RolePrimary)

@@ -258,9 +258,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if err != nil {
 		return err
 	}
-	if err := s.mqtt.Send(wire.TelemetryAckTopic(t.DeviceID), a); err != nil {
-		return err
-	}
+	s.publishAck(wire.TelemetryAckTopic(t.DeviceID), a) // cluster.go: NATS mode acks at QoS 0
 	return ierr
 }
 

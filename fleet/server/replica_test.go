@@ -101,3 +101,45 @@ func TestReplicasSharePostgres(t *testing.T) {
 		t.Fatal("the standby did not take over after the leader stopped")
 	}
 }
+
+// TestReplicasShareCA: replicas started at the same moment on one
+// PostgreSQL database (the schema and the first CA are created once, under
+// concurrency) end up with one fleet CA and one command-signing key; the
+// control, a server on bbolt, has its own.
+func TestReplicasShareCA(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	srvs := make([]*Server, 3)
+	errs := make([]error, 3)
+	for i := range srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srvs[i], errs[i] = Start(ctx, replicaConfig(t, t.TempDir(), dsn))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		defer srvs[i].Close()
+	}
+	for i, s := range srvs[1:] {
+		if s.CAFingerprint() != srvs[0].CAFingerprint() {
+			t.Fatalf("replica %d CA %s, replica 0 CA %s", i+1, s.CAFingerprint(), srvs[0].CAFingerprint())
+		}
+		if !s.cmdKey.Equal(srvs[0].cmdKey) {
+			t.Fatalf("replica %d signs jobs with another command key than replica 0", i+1)
+		}
+	}
+	bolt, err := Start(ctx, replicaConfig(t, t.TempDir(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bolt.Close()
+	if bolt.CAFingerprint() == srvs[0].CAFingerprint() {
+		t.Fatal("a bbolt server got the shared CA")
+	}
+}

@@ -69,6 +69,14 @@ type Config struct {
 	SharedGroup string
 	// ClientID is the server's MQTT client id (default "fleet-server").
 	ClientID string
+	// NATSURLs, if set, are a NATS cluster's client URLs (cluster.go): device
+	// messages come from its shared durable consumer, one replica per
+	// message, acknowledged after handling; BrokerURL is then the cluster's
+	// MQTT listener, used only to publish to devices.
+	NATSURLs []string
+	// NATSAckWait is how long a replica may hold a device message before
+	// NATS hands it to another replica (default 30 s).
+	NATSAckWait time.Duration
 
 	// InsecurePlaintext serves HTTP and plain MQTT without TLS (and turns
 	// on password auth for devices). Tests and throwaway setups only.
@@ -265,6 +273,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.ingestReady()
+	if err := s.startNATS(ctx, password); err != nil { // cluster.go: device messages from a NATS cluster
+		return nil, err
+	}
 
 	// HTTP.
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -360,6 +371,7 @@ func (s *Server) Kick() {
 
 // Close stops HTTP, MQTT, the broker and the store.
 func (s *Server) Close() error {
+	s.stopNATS() // cluster.go
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		s.httpSrv.Shutdown(ctx)
@@ -447,7 +459,7 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 	}
 	s.mqtt, err = broker.DialClient(broker.ClientConfig{URL: brokerURL, TLS: tc, ClientID: s.cfg.ClientID,
 		Username: s.cfg.BrokerUser, Password: password, SharedGroup: s.cfg.SharedGroup,
-		Filters: wire.ServerFilters(), Deliver: s.deliver, Logger: s.log})
+		Filters: s.serverFilters(), Deliver: s.deliver, Logger: s.log}) // cluster.go: none in NATS mode
 	if err != nil {
 		return fmt.Errorf("fleet server: %w", err)
 	}

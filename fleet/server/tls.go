@@ -46,7 +46,11 @@ func (s *Server) setupTLS() error {
 		if s.ca, err = pki.LoadCA(s.cfg.CACertFile, s.cfg.CAKeyFile); err != nil {
 			return err
 		}
-	} else {
+	}
+	if err := s.sharePKI(dir); err != nil { // cluster_pki.go: one CA and command key for all replicas
+		return err
+	}
+	if s.cfg.CACertFile == "" {
 		var created bool
 		if s.ca, created, err = pki.LoadOrCreateCA(dir, "edgefleet fleet CA"); err != nil {
 			return err

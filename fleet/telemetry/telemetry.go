@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -25,14 +26,31 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgefleet/edgefleet/fleet/drift"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
+// RecordsBucket is the store bucket of the raw records; their keys start
+// with the record time as 20-digit unix nanoseconds (time-ordered).
+const RecordsBucket = "telemetry"
+
+// PartitionedStore is a store.Store that keeps RecordsBucket in time
+// partitions (fleet/store/postgres) and applies retention by dropping whole
+// partitions: Prune then leaves the records to DropRecordsBefore and deletes
+// only the rollups.
+type PartitionedStore interface {
+	store.Store
+	// DropRecordsBefore drops the partitions of bucket that end at or
+	// before cut and returns how many it dropped.
+	DropRecordsBefore(ctx context.Context, bucket string, cut time.Time) (int, error)
+}
+
 const (
-	bucketRecords = "telemetry"
+	bucketRecords = RecordsBucket
 	bucketSeq     = "telemetry-seq"
 	bucketRollup  = "telemetry-rollup"
+	bucketRef     = "telemetry-reference"
 )
 
 // Record is a stored record with the device and the rollout stage it was
@@ -110,8 +128,12 @@ type Options struct {
 	// MaxEpochs is how many sequence epochs are remembered per device
 	// (default 8).
 	MaxEpochs int
-	Now       func() time.Time
-	Registry  prometheus.Registerer
+	// DistWindow is how long per-minute rollups keep their monitoring
+	// distributions in memory (default 24 h; on disk they are kept for the
+	// retention). Drift queries see the distributions of this window.
+	DistWindow time.Duration
+	Now        func() time.Time
+	Registry   prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -126,6 +148,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxEpochs <= 0 {
 		o.MaxEpochs = 8
+	}
+	if o.DistWindow <= 0 {
+		o.DistWindow = 24 * time.Hour
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -144,7 +169,10 @@ type Store struct {
 	hot     []Record // sorted by Time; complete from hotFrom on
 	hotFrom time.Time
 	rollups map[cellKey]*cell
-	intern  map[string]string
+	// dcells are the rollups holding distributions in memory (the last
+	// DistWindow): drift queries scan only them.
+	dcells map[cellKey]*cell
+	intern map[string]string
 
 	ingested   *prometheus.CounterVec
 	duplicates prometheus.Counter
@@ -164,7 +192,7 @@ func Open(ctx context.Context, s store.Store, retention time.Duration, now func(
 // registers metrics on o.Registry (nil: not registered).
 func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	o.defaults()
-	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, intern: map[string]string{},
+	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, dcells: map[cellKey]*cell{}, intern: map[string]string{},
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
 		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),
@@ -174,7 +202,7 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 		p95:        prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "edgefleet_model_latency_p95_ms", Help: "Latest reported p95 latency per model version."}, []string{"model", "version", "role"}),
 	}
 	if o.Registry != nil {
-		for _, c := range []prometheus.Collector{t.ingested, t.duplicates, t.rejected, t.dropped, t.requests, t.errors, t.p95} {
+		for _, c := range []prometheus.Collector{t.ingested, t.duplicates, t.rejected, t.dropped, t.requests, t.errors, t.p95, driftCollector{t}} {
 			if err := o.Registry.Register(c); err != nil {
 				return nil, fmt.Errorf("register telemetry metrics: %w", err)
 			}
@@ -186,6 +214,7 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	if o.Retention > 0 {
 		cut = now.Add(-o.Retention)
 	}
+	distCut := now.Add(-o.DistWindow).Unix() / 60
 	err := s.View(ctx, func(tx store.Tx) error {
 		if err := tx.List(bucketRollup, "", func(k string, v []byte) error {
 			var c cell
@@ -197,7 +226,20 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 				return err
 			}
 			if cut.IsZero() || !time.Unix(key.Minute*60, 0).Before(cut.Truncate(time.Minute)) {
-				t.rollups[t.internKey(key)] = &c
+				ik := t.internKey(key)
+				if key.Minute < distCut {
+					c.D = nil // distributions stay on disk only
+				}
+				cur := t.rollups[ik]
+				if cur != nil {
+					cur.merge(&c) // another shard of the same cell
+				} else {
+					cur = &c
+					t.rollups[ik] = cur
+				}
+				if cur.D != nil {
+					t.dcells[ik] = cur
+				}
 			}
 			return nil
 		}); err != nil {
@@ -215,6 +257,7 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 				return fmt.Errorf("decode telemetry %s: %w", k, err)
 			}
 			t.internRecord(&r)
+			r.Monitoring = nil // on disk and in the rollups only
 			t.hot = append(t.hot, r)
 			return nil
 		})
@@ -343,14 +386,15 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		}
 		for k, c := range cells {
 			var old cell
-			if v, err := tx.Get(bucketRollup, k.String()); err == nil {
+			sk := k.String() + shardSuffix(b.DeviceID)
+			if v, err := tx.Get(bucketRollup, sk); err == nil {
 				if err := json.Unmarshal(v, &old); err != nil {
 					return fmt.Errorf("decode telemetry rollup %s: %w", k, err)
 				}
 			}
 			old.merge(c)
 			v, _ := json.Marshal(&old)
-			if err := tx.Put(bucketRollup, k.String(), v); err != nil {
+			if err := tx.Put(bucketRollup, sk, v); err != nil {
 				return err
 			}
 		}
@@ -384,6 +428,12 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 			t.rollups[k] = c
 		}
 		c.add(r)
+		if c.D != nil && k.Minute < t.now().Add(-t.opt.DistWindow).Unix()/60 {
+			c.D = nil // a late record: its distribution is on disk only
+		} else if c.D != nil {
+			t.dcells[k] = c
+		}
+		r.Monitoring = nil // the hot window keeps counters only
 		if r.Time.Before(t.hotFrom) {
 			continue // late record: on disk and in the rollups only
 		}
@@ -548,7 +598,23 @@ func (k cellKey) String() string {
 	return fmt.Sprintf("%012d/%s/%s/%s", m, k.Model, k.Version, k.Role)
 }
 
+// rollupShards spreads each stored rollup cell over rows by device, so that
+// concurrent batches of different devices rarely update the same row (on
+// PostgreSQL a shared row makes SERIALIZABLE transactions conflict); the
+// shards are merged when loaded.
+const rollupShards = 16
+
+// shardSuffix is the stored rollup key's shard part for a device.
+func shardSuffix(device string) string {
+	h := fnv.New32a()
+	h.Write([]byte(device))
+	return "#" + strconv.Itoa(int(h.Sum32()%rollupShards))
+}
+
 func parseCellKey(s string) (cellKey, error) {
+	if i := strings.LastIndexByte(s, '#'); i >= 0 {
+		s = s[:i] // a shard of the cell (keys written before shards have none)
+	}
 	parts := strings.Split(s, "/")
 	if len(parts) != 4 {
 		return cellKey{}, fmt.Errorf("telemetry rollup key %q: want minute/model/version/role", s)
@@ -563,18 +629,20 @@ func parseCellKey(s string) (cellKey, error) {
 // cell is the rollup of the records of one cellKey: saturating sums and
 // request-weighted latency sums.
 type cell struct {
-	Records         uint64  `json:"n"`
-	Requests        uint64  `json:"req"`
-	Errors          uint64  `json:"err"`
-	Crashes         uint64  `json:"crash,omitempty"`
-	Rollbacks       uint64  `json:"rb,omitempty"`
-	InstallFailures uint64  `json:"if,omitempty"`
-	ShadowCompared  uint64  `json:"sc,omitempty"`
-	ShadowAgreed    uint64  `json:"sa,omitempty"`
-	W50             float64 `json:"w50"`
-	W95             float64 `json:"w95"`
-	W99             float64 `json:"w99"`
-	WSum            float64 `json:"w"`
+	Records         uint64 `json:"n"`
+	Requests        uint64 `json:"req"`
+	Errors          uint64 `json:"err"`
+	Crashes         uint64 `json:"crash,omitempty"`
+	Rollbacks       uint64 `json:"rb,omitempty"`
+	InstallFailures uint64 `json:"if,omitempty"`
+	ShadowCompared  uint64 `json:"sc,omitempty"`
+	ShadowAgreed    uint64 `json:"sa,omitempty"`
+	// D merges the records' monitoring distributions (nil: none).
+	D    *drift.Dist `json:"d,omitempty"`
+	W50  float64     `json:"w50"`
+	W95  float64     `json:"w95"`
+	W99  float64     `json:"w99"`
+	WSum float64     `json:"w"`
 }
 
 func (c *cell) add(r *Record) {
@@ -591,6 +659,12 @@ func (c *cell) add(r *Record) {
 	c.W50 += w * r.LatencyP50Ms
 	c.W95 += w * r.LatencyP95Ms
 	c.W99 += w * r.LatencyP99Ms
+	if r.Monitoring != nil {
+		if c.D == nil {
+			c.D = &drift.Dist{}
+		}
+		c.D.Add(r.Monitoring)
+	}
 }
 
 func (c *cell) merge(o *cell) {
@@ -606,6 +680,12 @@ func (c *cell) merge(o *cell) {
 	c.W50 += o.W50
 	c.W95 += o.W95
 	c.W99 += o.W99
+	if o.D != nil {
+		if c.D == nil {
+			c.D = &drift.Dist{}
+		}
+		c.D.Merge(o.D)
+	}
 }
 
 func (c *cell) health() Health {
@@ -773,9 +853,19 @@ func (t *Store) Versions(q Query) []string {
 // pruneChunk bounds the deletes of one retention transaction.
 const pruneChunk = 10000
 
-// Prune deletes records and rollups older than the retention from the
-// store (a key-prefix range: keys are time-ordered) and memory.
+// Prune drops distributions older than DistWindow from memory and
+// deletes records and rollups older than the retention from the store (a
+// key-prefix range: keys are time-ordered) and memory.
 func (t *Store) Prune(ctx context.Context) (int, error) {
+	t.mu.Lock()
+	distCut := t.now().Add(-t.opt.DistWindow).Unix() / 60
+	for k, c := range t.dcells {
+		if k.Minute < distCut {
+			c.D = nil // older distributions are on disk only
+			delete(t.dcells, k)
+		}
+	}
+	t.mu.Unlock()
 	if t.opt.Retention == 0 {
 		return 0, nil
 	}
@@ -785,24 +875,36 @@ func (t *Store) Prune(ctx context.Context) (int, error) {
 	for k := range t.rollups {
 		if k.Minute < cut.Unix()/60 { // the whole minute is before cut
 			delete(t.rollups, k)
+			delete(t.dcells, k)
 		}
 	}
 	t.mu.Unlock()
 	recCut := recPrefix(cut)
 	cellCut := cellKey{Minute: cut.Unix() / 60}.String()
 	total := 0
+	if ps, ok := t.s.(PartitionedStore); ok {
+		n, err := ps.DropRecordsBefore(ctx, bucketRecords, cut)
+		if err != nil {
+			return 0, fmt.Errorf("prune telemetry: %w", err)
+		}
+		total = n
+		recCut = "" // records: the partitions' business
+	}
 	for {
 		var keys, cells []string
 		err := t.s.View(ctx, func(tx store.Tx) error {
 			keys, cells = keys[:0], cells[:0]
 			stop := errors.New("stop")
-			err := tx.List(bucketRecords, "", func(k string, _ []byte) error {
-				if k >= recCut || len(keys) >= pruneChunk {
-					return stop
-				}
-				keys = append(keys, k)
-				return nil
-			})
+			var err error
+			if recCut != "" {
+				err = tx.List(bucketRecords, "", func(k string, _ []byte) error {
+					if k >= recCut || len(keys) >= pruneChunk {
+						return stop
+					}
+					keys = append(keys, k)
+					return nil
+				})
+			}
 			if err != nil && err != stop {
 				return err
 			}

@@ -3,6 +3,7 @@ package telemetry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -209,5 +210,44 @@ func TestHotWindowAndRollupsAgree(t *testing.T) {
 	}
 	if h := re.Health(telemetry.Query{ModelID: "m"}); h.Requests != 310 {
 		t.Fatalf("after prune: %+v, want 310 requests", h)
+	}
+}
+
+// TestRollupShards: a minute's rollup is stored in several rows (by
+// device, so concurrent batches rarely write the same row) and merged back
+// whole when the store is reopened.
+func TestRollupShards(t *testing.T) {
+	ctx := context.Background()
+	st := store.NewMem()
+	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tel, err := telemetry.OpenWith(ctx, st, telemetry.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const devices = 40
+	for i := range devices {
+		b := &wire.TelemetryBatch{V: 1, DeviceID: fmt.Sprintf("d%02d", i), Records: []wire.TelemetryRecord{{Seq: 1, Time: now, ModelID: "m", Version: "1", Requests: 10, Errors: 1}}}
+		if _, _, err := tel.Ingest(ctx, b, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := 0
+	st.View(ctx, func(tx store.Tx) error {
+		return tx.List("telemetry-rollup", "", func(string, []byte) error { rows++; return nil })
+	})
+	if rows < 2 || rows > devices {
+		t.Fatalf("%d rollup rows for one cell of %d devices, want it spread over several", rows, devices)
+	}
+	// Reopened later (the raw records out of the hot window): the rollups
+	// answer, every shard counted once.
+	now = now.Add(time.Hour)
+	tel2, err := telemetry.OpenWith(ctx, st, telemetry.Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tel2.Health(telemetry.Query{ModelID: "m", Version: "1"})
+	if h.Records != devices || h.Requests != 10*devices || h.Errors != devices {
+		t.Fatalf("health after reopen: %+v, want %d records, %d requests, %d errors", h, devices, 10*devices, devices)
 	}
 }

@@ -52,6 +52,8 @@ func FuzzDecode(f *testing.F) {
 		check("PredictRequest", pq, err, func(b []byte) error { _, err := DecodePredictRequest(b); return err })
 		pr, err := DecodePredictResponse(b)
 		check("PredictResponse", pr, err, func(b []byte) error { _, err := DecodePredictResponse(b); return err })
+		mo, err := DecodeMonitoring(b)
+		check("Monitoring", mo, err, func(b []byte) error { _, err := DecodeMonitoring(b); return err })
 		_, _ = ParseTopic(string(b))
 	})
 }

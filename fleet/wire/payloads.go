@@ -139,6 +139,10 @@ type TelemetryRecord struct {
 	// ShadowCompared and ShadowAgreed count shadow comparisons (top-1 match).
 	ShadowCompared uint64 `json:"shadow_compared,omitempty"`
 	ShadowAgreed   uint64 `json:"shadow_agreed,omitempty"`
+	// Monitoring holds the interval's prediction-class, confidence and
+	// input feature distributions and the device's CPU and memory (see
+	// docs/monitoring.md); nil from agents that predate it.
+	Monitoring *Monitoring `json:"monitoring,omitempty"`
 }
 
 // TelemetryBatch carries buffered records; Dropped counts records the device
@@ -198,6 +202,11 @@ func (b *TelemetryBatch) Validate() error {
 		for _, l := range []float64{r.LatencyP50Ms, r.LatencyP95Ms, r.LatencyP99Ms} {
 			if l < 0 || l != l || l > 1e9 {
 				return fmt.Errorf("records[%d]: latency %v ms out of range 0..1e9", i, l)
+			}
+		}
+		if r.Monitoring != nil {
+			if err := r.Monitoring.Validate(); err != nil {
+				return fmt.Errorf("records[%d]: %w", i, err)
 			}
 		}
 	}

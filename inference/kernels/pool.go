@@ -162,7 +162,9 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	}
 	minChunk = max(minChunk, 1)
 	nChunks := min(4*threads, max(1, total/minChunk))
-	step := (total + nChunks - 1) / nChunks
+	// Whole multiples of minChunk (kernels tile by it), so no chunk but
+	// the last ends in a partial tile.
+	step := ((total+nChunks-1)/nChunks + minChunk - 1) / minChunk * minChunk
 	p.fn, p.data, p.call = fn, data, call
 	p.total, p.step, p.nChunks = total, step, int64((total+step-1)/step)
 	p.next.Store(0)

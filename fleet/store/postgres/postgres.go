@@ -4,12 +4,18 @@
 // REPEATABLE READ transactions for View and SERIALIZABLE transactions for
 // Update, retried on serialization failures and deadlocks. It passes the
 // same storetest conformance suite as the bbolt and in-memory stores.
+//
+// The telemetry records bucket (TelemetryBucket) lives in its own table,
+// declaratively range-partitioned by day on the record time; partitions are
+// created ahead (Maintain) and retention drops whole partitions
+// (DropRecordsBefore) instead of deleting rows.
 package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -23,9 +29,15 @@ import (
 // Store is a store.Store in a PostgreSQL database.
 type Store struct{ pool *pgxpool.Pool }
 
+// DefaultMaxConns is the connection pool size unless the DSN sets
+// pool_max_conns.
+const DefaultMaxConns = 32
+
 // maxRetries bounds the retries of an Update that hit a serialization
 // failure or a deadlock.
-const maxRetries = 20
+// Hot rows (an enrollment token every device uses, a telemetry rollup
+// every batch updates) conflict under load: retries back off with jitter.
+const maxRetries = 100
 
 const schema = `CREATE TABLE IF NOT EXISTS edgefleet_kv (
 	bucket text COLLATE "C" NOT NULL,
@@ -40,15 +52,49 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(dsn), err)
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgxpool's default (4 on 2 cores) serialises a replica's ingest
+		// workers behind a few connections.
+		cfg.MaxConns = DefaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect %s: %w", redact(dsn), err)
 	}
-	if _, err := pool.Exec(ctx, schema); err != nil {
+	s := &Store{pool: pool}
+	if err := s.createSchema(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("postgres store: create table: %w", err)
+		return nil, err
 	}
-	return &Store{pool: pool}, nil
+	if _, err := s.Maintain(ctx, time.Now(), time.Time{}); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// createSchema creates the tables, serialised across processes by an
+// advisory lock (concurrent CREATE TABLE IF NOT EXISTS of the same table
+// fails in PostgreSQL when replicas start together).
+func (s *Store) createSchema(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(maintenanceLockKey)); err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	if _, err := tx.Exec(ctx, schema); err != nil {
+		return fmt.Errorf("postgres store: create table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, telSchema); err != nil {
+		return fmt.Errorf("postgres store: create telemetry table: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres store: create tables: %w", err)
+	}
+	return nil
 }
 
 // redact hides a password in a DSN for error messages.
@@ -94,12 +140,19 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 			return err
 		}
 		select {
-		case <-time.After(time.Duration(attempt+1) * time.Millisecond):
+		case <-time.After(backoff(attempt)):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	return fmt.Errorf("postgres store: update gave up after %d serialization failures: %w", maxRetries, err)
+}
+
+// backoff is the pause before retry attempt+1: growing to 50 ms, with
+// ±50 % jitter so that conflicting transactions do not retry in step.
+func backoff(attempt int) time.Duration {
+	d := time.Duration(min(attempt+1, 50)) * time.Millisecond
+	return d/2 + rand.N(d)
 }
 
 func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
@@ -134,6 +187,9 @@ type pgTx struct {
 }
 
 func (t *pgTx) Get(bucket, key string) ([]byte, error) {
+	if bucket == TelemetryBucket {
+		return t.telGet(key)
+	}
 	var v []byte
 	err := t.tx.QueryRow(t.ctx, `SELECT value FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -149,6 +205,9 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	if bucket == TelemetryBucket {
+		return t.telPut(key, value)
+	}
 	_, err := t.tx.Exec(t.ctx, `INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, bucket, key, value)
 	if err != nil {
@@ -158,6 +217,9 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 }
 
 func (t *pgTx) Delete(bucket, key string) error {
+	if bucket == TelemetryBucket {
+		return t.telDelete(key)
+	}
 	if _, err := t.tx.Exec(t.ctx, `DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 	}
@@ -167,7 +229,11 @@ func (t *pgTx) Delete(bucket, key string) error {
 // List reads the matching rows first and then calls fn, so fn may use the
 // transaction (one connection runs one query at a time).
 func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error {
-	rows, err := t.tx.Query(t.ctx, `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, bucket, prefix)
+	q, args := `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, []any{bucket, prefix}
+	if bucket == TelemetryBucket {
+		q, args = telListQuery(prefix)
+	}
+	rows, err := t.tx.Query(t.ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
 	}

@@ -131,3 +131,23 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatal("a did not take the lock back after b resigned")
 	}
 }
+
+// TestPoolSize: the pool is DefaultMaxConns connections unless the DSN
+// says otherwise.
+func TestPoolSize(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		dsn  string
+		want int32
+	}{{dsn, postgres.DefaultMaxConns}, {dsn + "&pool_max_conns=7", 7}} {
+		s, err := postgres.Open(ctx, tc.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Pool().Config().MaxConns; got != tc.want {
+			t.Errorf("%s: pool of %d, want %d", tc.dsn, got, tc.want)
+		}
+		s.Close()
+	}
+}

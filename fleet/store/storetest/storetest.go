@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 )
@@ -85,6 +86,50 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		err = s.View(ctx, func(tx store.Tx) error { _, err := tx.Get("b", "k"); return err })
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("failed update leaked a write: %v", err)
+		}
+	})
+	t.Run("TimeKeyedBucket", func(t *testing.T) {
+		// The telemetry records bucket: keys start with 20-digit unix
+		// nanoseconds (a store may partition it by time, as PostgreSQL
+		// does); order, prefix lists, reads, overwrites and deletes behave
+		// as in any bucket, across days.
+		s := open(t)
+		const bucket = "telemetry"
+		day := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		var keys []string
+		for _, d := range []int{2, 0, 1, 40} {
+			keys = append(keys, fmt.Sprintf("%020d/dev/e/%020d", day.AddDate(0, 0, d).UnixNano(), d))
+		}
+		must(t, s.Update(ctx, func(tx store.Tx) error {
+			for _, k := range keys {
+				if err := tx.Put(bucket, k, []byte("old")); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(bucket, keys[0], []byte(keys[0])); err != nil {
+				return err
+			}
+			return tx.Delete(bucket, keys[3])
+		}))
+		var got []string
+		must(t, s.View(ctx, func(tx store.Tx) error {
+			if v, err := tx.Get(bucket, keys[0]); err != nil || string(v) != keys[0] {
+				return fmt.Errorf("get overwritten %s = %q, %v", keys[0], v, err)
+			}
+			if _, err := tx.Get(bucket, keys[3]); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("get deleted %s = %v, want ErrNotFound", keys[3], err)
+			}
+			return tx.List(bucket, "", func(k string, _ []byte) error { got = append(got, k); return nil })
+		}))
+		if want := fmt.Sprint([]string{keys[1], keys[2], keys[0]}); fmt.Sprint(got) != want {
+			t.Fatalf("list = %v, want time order %v", got, want)
+		}
+		got = nil
+		must(t, s.View(ctx, func(tx store.Tx) error {
+			return tx.List(bucket, keys[2][:20], func(k string, _ []byte) error { got = append(got, k); return nil })
+		}))
+		if fmt.Sprint(got) != fmt.Sprint([]string{keys[2]}) {
+			t.Fatalf("list by time prefix = %v, want [%s]", got, keys[2])
 		}
 	})
 	t.Run("CanceledContext", func(t *testing.T) {

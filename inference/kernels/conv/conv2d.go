@@ -49,7 +49,15 @@ type convData struct {
 	// it runs (groups == 1); kp is the widened row length.
 	q16 []int16
 	kp  int
-	rv  *rqVec // SIMD requantization parameters (nil: scalar)
+	// qb holds the filters packed for the byte GEMM (see packQB) when the
+	// CPU has it (groups == 1); biasQB is bias32 with its correction,
+	// padded to np channels; kq4 is the byte row length.
+	qb       []int8
+	biasQB   []int32
+	kq4, np  int
+	zeroRows []int32 // rowadd of int8 models
+	qbRowMul int32   // uint8 models: rowadd = qbRowMul * sum(row)
+	rv       *rqVec  // SIMD requantization parameters (nil: scalar)
 	// fp holds float filters packed for the SIMD GEMM (see packF32).
 	fp []float32
 	// hybrid (float input, int8 filter): inputs are quantized per batch
@@ -179,7 +187,9 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 				maxProd = 255 * 255
 			}
 			d.rv = newRQVec(rq)
-			if useSIMD && g.groups == 1 && qgemmKernel != nil {
+			if useSIMD && g.groups == 1 && qbKernel32 != nil {
+				d.qbPrepare()
+			} else if useSIMD && g.groups == 1 && qgemmKernel != nil {
 				d.kp = q16Even(g.k)
 				d.q16 = make([]int16, q16Len(g.outC, g.k))
 			} else if d.packed = packedFits(g.k, maxProd); d.packed {
@@ -201,7 +211,9 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	if !g.direct {
 		g.im2colBytes = align64(g.tile * g.k * inElem)
 	}
-	if d.q16 != nil {
+	if d.qb != nil {
+		g = d.geom
+	} else if d.q16 != nil {
 		// Keep the widened rows, the accumulators and one im2col block
 		// within about 64 KiB (L1/L2), in multiples of the 3- and 6-row
 		// kernels.
@@ -214,7 +226,9 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		g.im2colBytes = 0 // im2colQ16 writes the widened rows directly
 		g.a16Bytes = align64(g.tile * d.kp * 2)
 	}
-	g.accBytesPW = align64(g.tile * g.outC * accElem)
+	if d.qb == nil {
+		g.accBytesPW = align64(g.tile * g.outC * accElem)
+	}
 	g.workers = ctx.Threads
 	g.workerBytes = g.im2colBytes + g.accBytesPW + g.a16Bytes
 	d.geom = g
@@ -223,7 +237,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	}
 	if !d.dynamic {
 		d.pack(filter, bias)
-		if d.packed || d.q16 != nil {
+		if d.packed || d.q16 != nil || d.qb != nil {
 			d.w16 = nil // only the packed copy is read
 		}
 	}
@@ -249,7 +263,9 @@ func (d *convData) pack(filter, bias *tensor.Tensor) {
 	case tensor.Int8:
 		biasValues32(bias, d.bias32)
 		foldZP(filter.Int8s(), d.bias32, d.k, d.inZP)
-		if d.q16 != nil {
+		if d.qb != nil {
+			d.qbPack(filter)
+		} else if d.q16 != nil {
 			packQ16(d.q16, filter.Int8s(), d.outC, d.k)
 		} else if d.packed {
 			packGroups(d.wp, filter.Int8s(), d.outC, d.groups, d.k)
@@ -258,7 +274,9 @@ func (d *convData) pack(filter, bias *tensor.Tensor) {
 		biasValues32(bias, d.bias32)
 		offsetWeights(d.w16, filter.Uint8s(), int16(filter.ZeroPoint()))
 		foldZP(d.w16, d.bias32, d.k, d.inZP)
-		if d.q16 != nil {
+		if d.qb != nil {
+			d.qbPack(filter)
+		} else if d.q16 != nil {
 			packQ16(d.q16, d.w16, d.outC, d.k)
 		} else if d.packed {
 			packGroups(d.wp, d.w16, d.outC, d.groups, d.k)
@@ -315,6 +333,12 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, convHybridWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
+	case d.qb != nil && d.dtype == tensor.Int8:
+		// Chunks of whole microkernel calls (not tiles), so layers with
+		// few pixels still split evenly.
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[int8])
+	case d.qb != nil && d.dtype == tensor.Uint8:
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[uint8])
 	case d.q16 != nil && d.dtype == tensor.Int8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[int8])
 	case d.q16 != nil && d.dtype == tensor.Uint8:

@@ -31,6 +31,28 @@ type dwData struct {
 	// taps holds, per worker, the input and filter offsets of the filter
 	// taps inside the image for the pixel being computed (vector path).
 	taps []int
+	// relX holds the input offsets of every tap from the first one, for
+	// pixels whose taps are all inside the image.
+	relX []int
+	// The paired path (see depthwise_pair.go): packed filter pairs, the
+	// bias with the input offset folded in, the zero-point row and each
+	// worker's tap rows.
+	pairW    []int16
+	pairBias []int32
+	padRow   []byte
+	pairRows [][][]byte
+	// wideP > 1 runs wideP pixels of 8 or 16 channels (stride 1) as one
+	// 32-channel block: wideW and wideBias are the filter and the bias
+	// repeated wideP times.
+	wideP    int
+	wideW    []int16
+	wideBias []int32
+	wideWq   []int32 // the repeated filter before packing
+	// conv runs a one-channel input with a depth multiplier as a
+	// CONV_2D on the byte GEMM (see oneChannelGemm).
+	conv *convData
+	// multVec: depth multiplier > 1 on the vector kernels (dwMultWorker).
+	multVec bool
 	// per-Eval views (set before the workers run)
 	x, w, y, scratch []byte
 }
@@ -166,12 +188,34 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW
 	d.geom = g
+	if mult > 1 && (in.Type == tensor.Int8 || in.Type == tensor.Uint8) && (dwPixelI8 != nil || dwPixelU8 != nil) {
+		// Depth multiplier: tap offsets plus the expanded input rows.
+		d.multVec = true
+		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		// Accumulators for a tile of pixels (requantized together), then
+		// the expanded rows.
+		g.accBytesPW = align64(g.tile * g.outC * 4)
+		g.workerBytes = g.accBytesPW + align64(g.kh*g.kw*g.outC)
+		d.geom = g
+	}
 	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {
 		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
+			d.pairPrepare()
+			g = d.geom
+		}
+	}
+	if d.taps != nil {
+		for ky := 0; ky < g.kh; ky++ {
+			for kx := 0; kx < g.kw; kx++ {
+				d.relX = append(d.relX, (ky*g.dh*g.inW+kx*g.dw)*g.inC)
+			}
+		}
 	}
 	ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
+		d.conv = d.oneChannelGemm(ctx, filter)
 	}
 	n.Data = d
 	return nil
@@ -214,6 +258,9 @@ func (d *dwData) pack(filter, bias *tensor.Tensor) {
 		}
 		biasValues32(bias, d.bias32)
 	}
+	if d.pairW != nil {
+		d.pairPack()
+	}
 }
 
 func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
@@ -229,6 +276,16 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	d.x, d.w, d.y = in.Data, filter.Data, out.Data
 	threads := min(ctx.Threads, d.workers)
 	work := int64(d.rows) * int64(d.outC) * int64(d.kh*d.kw)
+	if c := d.conv; c != nil {
+		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
+		c.x, c.y = in.Data, out.Data
+		if d.dtype == tensor.Int8 {
+			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[int8])
+		} else {
+			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[uint8])
+		}
+		return nil
+	}
 	if d.hybrid {
 		q, sf, off := d.hybridViews()
 		x := tensor.View[float32](d.x)
@@ -245,6 +302,14 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatVecWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwFloatWorker)
+	case d.dtype == tensor.Int8 && d.multVec:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8MultWorker)
+	case d.dtype == tensor.Uint8 && d.multVec:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwUint8MultWorker)
+	case d.dtype == tensor.Int8 && d.pairW != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8PairWorker)
+	case d.dtype == tensor.Uint8 && d.pairW != nil:
+		parallel(ctx, threads, work, d.rows, d.tile, d, dwUint8PairWorker)
 	case d.dtype == tensor.Int8 && vec && dwPixelI8 != nil:
 		parallel(ctx, threads, work, d.rows, d.tile, d, dwInt8VecWorker)
 	case d.dtype == tensor.Int8:
@@ -259,17 +324,56 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	return nil
 }
 
-// pixelTaps fills xo and wo with the input and filter offsets of output
-// row r's taps that fall inside the image, in the portable loops' order
-// (row by row, left to right), and returns how many there are.
-func (d *dwData) pixelTaps(r int, xo, wo []int) int {
+// pixCursor is an output pixel's position (batch, row, column), advanced
+// pixel by pixel without divisions.
+type pixCursor struct{ b, oy, ox int }
+
+// cursorAt returns output row r's position.
+func (d *dwData) cursorAt(r int) pixCursor {
 	perImage := d.outH * d.outW
 	b := r / perImage
 	rem := r - b*perImage
-	oy := rem / d.outW
-	ox := rem - oy*d.outW
-	iy0 := oy*d.sh - d.padT
-	ix0 := ox*d.sw - d.padL
+	return pixCursor{b, rem / d.outW, rem % d.outW}
+}
+
+// nextOf returns the output pixel after p.
+func (d *dwData) nextOf(p pixCursor) pixCursor {
+	if p.ox++; p.ox == d.outW {
+		p.ox = 0
+		if p.oy++; p.oy == d.outH {
+			p.oy = 0
+			p.b++
+		}
+	}
+	return p
+}
+
+// interior reports whether every tap of pixel p is inside the image, and
+// the input offset of its first tap (the others are at relX from it).
+func (d *dwData) interior(p pixCursor) (int, bool) {
+	iy0 := p.oy*d.sh - d.padT
+	ix0 := p.ox*d.sw - d.padL
+	if iy0 < 0 || iy0+(d.kh-1)*d.dh >= d.inH || ix0 < 0 || ix0+(d.kw-1)*d.dw >= d.inW {
+		return 0, false
+	}
+	return ((p.b*d.inH+iy0)*d.inW + ix0) * d.inC, true
+}
+
+// pixelTaps fills xo and wo with the input and filter offsets of pixel
+// p's taps that fall inside the image, in the portable loops' order (row
+// by row, left to right), and returns how many there are.
+func (d *dwData) pixelTaps(p pixCursor, xo, wo []int) int {
+	if base, ok := d.interior(p); ok {
+		xo, wo = xo[:len(d.relX)], wo[:len(d.relX)]
+		for t, o := range d.relX {
+			xo[t] = base + o
+			wo[t] = t * d.outC
+		}
+		return len(d.relX)
+	}
+	b := p.b
+	iy0 := p.oy*d.sh - d.padT
+	ix0 := p.ox*d.sw - d.padL
 	n := 0
 	for ky := 0; ky < d.kh; ky++ {
 		iy := iy0 + ky*d.dh
@@ -310,8 +414,9 @@ func dwIntVec[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
 	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
 	xo, wo := d.workerTaps(wk)
-	for r := lo; r < hi; r++ {
-		nt := d.pixelTaps(r, xo, wo)
+	p := d.cursorAt(lo)
+	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		nt := d.pixelTaps(p, xo, wo)
 		done := pixel(acc, d.bias32, x, d.wq, xo[:nt], wo[:nt], d.inOff)
 		for c := done; c < d.outC; c++ {
 			a := d.bias32[c]
@@ -329,8 +434,9 @@ func dwIntVec[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []
 func dwFloatVecWorker(d *dwData, wk, lo, hi int) {
 	x, w, y := tensor.View[float32](d.x), tensor.View[float32](d.w), tensor.View[float32](d.y)
 	xo, wo := d.workerTaps(wk)
-	for r := lo; r < hi; r++ {
-		nt := d.pixelTaps(r, xo, wo)
+	p := d.cursorAt(lo)
+	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
+		nt := d.pixelTaps(p, xo, wo)
 		yr := y[r*d.outC : (r+1)*d.outC]
 		done := dwPixelF32(yr, d.biasF, d.lo, d.hi, x, w, xo[:nt], wo[:nt])
 		for c := done; c < d.outC; c++ {

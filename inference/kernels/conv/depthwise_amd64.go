@@ -116,3 +116,121 @@ func dwPixelF32AVX(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []i
 	}
 	return c
 }
+
+func init() {
+	if archsimd.X86.AVX512() {
+		dwPairI8 = dwPairAVX512[int8]
+		dwPairU8 = dwPairAVX512[uint8]
+	}
+}
+
+// dwUnpair0 and dwUnpair1 restore channel order after the paired
+// multiply-adds: the low interleave half holds channels 8L+j (lane 4L+j),
+// the high half 8L+4+j; VPERMI2D picks channels 0..15 and 16..31.
+var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
+	for c := 0; c < 32; c++ {
+		l, j := c/8, c%8
+		idx := uint32(4*l + j%4)
+		if j >= 4 {
+			idx += 16
+		}
+		if c < 16 {
+			a[c] = idx
+		} else {
+			b[c-16] = idx
+		}
+	}
+	return
+}()
+
+// dwPairAVX512 is dwPairI8/dwPairU8 on 32 channels at a time: inputs
+// extended to int16 (VPMOVSXBW/VPMOVZXBW), two taps interleaved
+// (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD.
+func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+	np := len(rows) / 2
+	nb := n / dwPairBlock
+	i0 := archsimd.LoadUint32x16Array(&dwUnpair0)
+	i1 := archsimd.LoadUint32x16Array(&dwUnpair1)
+	for b := 0; b < nb; b++ {
+		c := b * dwPairBlock
+		w := wp[b*np*64:][:np*64]
+		var lo, hi archsimd.Int32x16
+		for p := 0; p < np; p++ {
+			x0 := load32[T](rows[2*p][shift+c:])
+			x1 := load32[T](rows[2*p+1][shift+c:])
+			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64:]))))
+			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64+32:]))))
+		}
+		bs := bias[c:][:32]
+		lo.ConcatPermute(hi, i0).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs))).StoreArray((*[16]int32)(acc[c:]))
+		lo.ConcatPermute(hi, i1).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs[16:]))).StoreArray((*[16]int32)(acc[c+16:]))
+	}
+	c := nb * dwPairBlock
+	wp = wp[nb*np*64:]
+	if n-c >= 16 {
+		// 16 channels: two 128-bit lanes (low half: channels 0-3 and
+		// 8-11, high half: 4-7 and 12-15).
+		w := wp[:np*32]
+		var lo, hi archsimd.Int32x8
+		for p := 0; p < np; p++ {
+			x0 := load16[T](rows[2*p][shift+c:])
+			x1 := load16[T](rows[2*p+1][shift+c:])
+			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32:]))))
+			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32+16:]))))
+		}
+		i0 := archsimd.LoadUint32x8Array(&dwUnpair16[0])
+		i1 := archsimd.LoadUint32x8Array(&dwUnpair16[1])
+		bs := bias[c:][:16]
+		lo.ConcatPermute(hi, i0).Add(archsimd.LoadInt32x8Array((*[8]int32)(bs))).StoreArray((*[8]int32)(acc[c:]))
+		lo.ConcatPermute(hi, i1).Add(archsimd.LoadInt32x8Array((*[8]int32)(bs[8:]))).StoreArray((*[8]int32)(acc[c+8:]))
+		c += 16
+		wp = wp[np*32:]
+	}
+	if n-c >= 8 {
+		// 8 channels: the low half holds channels 0-3, the high half 4-7.
+		w := wp[:np*16]
+		var lo, hi archsimd.Int32x4
+		for p := 0; p < np; p++ {
+			x0 := load8x16[T](rows[2*p][shift+c:])
+			x1 := load8x16[T](rows[2*p+1][shift+c:])
+			lo = lo.Add(x0.InterleaveLo(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16:]))))
+			hi = hi.Add(x0.InterleaveHi(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16+8:]))))
+		}
+		bs := bias[c:][:8]
+		lo.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs))).StoreArray((*[4]int32)(acc[c:]))
+		hi.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs[4:]))).StoreArray((*[4]int32)(acc[c+4:]))
+		c += 8
+	}
+	return c
+}
+
+// dwUnpair16 restores channel order for the 16-channel block: the low
+// half holds channels 0-3 and 8-11, the high half 4-7 and 12-15.
+var dwUnpair16 = [2][8]uint32{{0, 1, 2, 3, 8, 9, 10, 11}, {4, 5, 6, 7, 12, 13, 14, 15}}
+
+// load16 loads 16 input bytes extended to int16.
+func load16[T int8 | uint8](s []byte) archsimd.Int16x16 {
+	p := (*[16]byte)(s)
+	if k := 255; T(k) > 0 {
+		return archsimd.LoadUint8x16Array(p).ExtendToUint16().AsInt16x16()
+	}
+	return archsimd.LoadInt8x16Array((*[16]int8)(unsafe.Pointer(p))).ExtendToInt16()
+}
+
+// load8x16 loads 8 input bytes extended to int16.
+func load8x16[T int8 | uint8](s []byte) archsimd.Int16x8 {
+	v := load8(s)
+	if k := 255; T(k) > 0 {
+		return v.AsUint8x16().ExtendLo8ToUint16().AsInt16x8()
+	}
+	return v.AsInt8x16().ExtendLo8ToInt16()
+}
+
+// load32 loads 32 input bytes extended to int16.
+func load32[T int8 | uint8](s []byte) archsimd.Int16x32 {
+	p := (*[32]byte)(s)
+	if k := 255; T(k) > 0 {
+		return archsimd.LoadUint8x32Array(p).ExtendToUint16().AsInt16x32()
+	}
+	return archsimd.LoadInt8x32Array((*[32]int8)(unsafe.Pointer(p))).ExtendToInt16()
+}

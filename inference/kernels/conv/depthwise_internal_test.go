@@ -23,16 +23,19 @@ type dwCase struct {
 	stride, dil        int
 	pad                schema.Padding
 	inZP, wZP, perChan bool
+	mult               int // depth multiplier (0: 1)
 }
 
 func (tc dwCase) String() string {
-	return fmt.Sprintf("%s_b%d_%dx%dx%d_k%dx%d_s%d_d%d_pad%d_zp%v%v_pc%v", tc.dt, tc.batch, tc.h, tc.w, tc.c, tc.kh, tc.kw, tc.stride, tc.dil, tc.pad, tc.inZP, tc.wZP, tc.perChan)
+	return fmt.Sprintf("%s_b%d_%dx%dx%d_k%dx%d_s%d_d%d_pad%d_zp%v%v_pc%v_m%d", tc.dt, tc.batch, tc.h, tc.w, tc.c, tc.kh, tc.kw, tc.stride, tc.dil, tc.pad, tc.inZP, tc.wZP, tc.perChan, tc.mult)
 }
 
 // build returns a prepared node with random full-range data (seeded).
 func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context, *kernels.Node) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, 7))
+	mult := max(tc.mult, 1)
+	outC := tc.c * mult
 	mk := func(dt tensor.DType, shape []int, q *tensor.Quantization, constant bool) *tensor.Tensor {
 		x := &tensor.Tensor{Name: "t", Type: dt, Shape: shape, Quant: q}
 		x.Data = kernels.AlignedBytes(x.ByteSize())
@@ -76,7 +79,7 @@ func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context
 	wq := q(0.01, wZP)
 	if tc.perChan && tc.dt == tensor.Int8 {
 		wq = &tensor.Quantization{Dim: 3}
-		for c := 0; c < tc.c; c++ {
+		for c := 0; c < outC; c++ {
 			wq.Scale = append(wq.Scale, 0.002+0.01*r.Float32())
 			wq.ZeroPoint = append(wq.ZeroPoint, 0)
 		}
@@ -86,10 +89,10 @@ func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context
 		biasT = tensor.Float32
 	}
 	in := mk(tc.dt, []int{tc.batch, tc.h, tc.w, tc.c}, q(0.05, inZP), false)
-	filter := mk(tc.dt, []int{1, tc.kh, tc.kw, tc.c}, wq, true)
-	bias := mk(biasT, []int{tc.c}, nil, true)
+	filter := mk(tc.dt, []int{1, tc.kh, tc.kw, outC}, wq, true)
+	bias := mk(biasT, []int{outC}, nil, true)
 	out := &tensor.Tensor{Name: "out", Type: tc.dt, Quant: q(0.3, 3)}
-	opts := &schema.DepthwiseConv2DOptions{Padding: tc.pad, StrideW: tc.stride, StrideH: tc.stride, DilationW: tc.dil, DilationH: tc.dil, DepthMultiplier: 1, Activation: quant.ActRelu6}
+	opts := &schema.DepthwiseConv2DOptions{Padding: tc.pad, StrideW: tc.stride, StrideH: tc.stride, DilationW: tc.dil, DilationH: tc.dil, DepthMultiplier: mult, Activation: quant.ActRelu6}
 	ctx := kernels.NewContext(quant.RoundingTFLite, threads)
 	ctx.SplitThreshold = 0
 	n := &kernels.Node{Op: schema.OpDepthwiseConv2D, Version: 1, Options: opts, Inputs: []*tensor.Tensor{in, filter, bias}, Outputs: []*tensor.Tensor{out}}
@@ -105,12 +108,20 @@ func (tc dwCase) build(t *testing.T, seed uint64, threads int) (*kernels.Context
 func dwCases() []dwCase {
 	var cases []dwCase
 	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8, tensor.Float32} {
-		for _, c := range []int{1, 15, 16, 17, 32, 40, 96} {
+		for _, c := range []int{1, 8, 15, 16, 17, 24, 32, 40, 56, 96} {
 			cases = append(cases,
 				dwCase{dt: dt, batch: 1, h: 7, w: 9, c: c, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, inZP: true, wZP: true},
 				dwCase{dt: dt, batch: 2, h: 8, w: 6, c: c, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, perChan: true},
 				dwCase{dt: dt, batch: 1, h: 9, w: 9, c: c, kh: 5, kw: 3, stride: 1, dil: 2, pad: schema.PaddingValid, inZP: true},
 				dwCase{dt: dt, batch: 1, h: 5, w: 5, c: c, kh: 1, kw: 1, stride: 1, dil: 1, pad: schema.PaddingValid, wZP: true},
+			)
+		}
+	}
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
+		for _, cm := range [][2]int{{1, 8}, {1, 3}, {2, 8}, {3, 2}, {5, 7}} {
+			cases = append(cases,
+				dwCase{dt: dt, batch: 1, h: 9, w: 8, c: cm[0], mult: cm[1], kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, inZP: true, wZP: true, perChan: true},
+				dwCase{dt: dt, batch: 2, h: 6, w: 7, c: cm[0], mult: cm[1], kh: 3, kw: 2, stride: 1, dil: 2, pad: schema.PaddingValid},
 			)
 		}
 	}
@@ -138,12 +149,14 @@ func TestDepthwiseVectorMatchesPortable(t *testing.T) {
 				i8, u8, f32 := dwPixelI8, dwPixelU8, dwPixelF32
 				dwPixelI8, dwPixelU8, dwPixelF32 = nil, nil, nil
 				d := n.Data.(*dwData)
-				rv := d.rv
-				d.rv = nil // scalar requantization too
+				rv, pw, mv, cv := d.rv, d.pairW, d.multVec, d.conv
+				// Scalar requantization, no paired taps, no expanded rows,
+				// no byte GEMM.
+				d.rv, d.pairW, d.multVec, d.conv = nil, nil, false, nil
 				clear(n.Outputs[0].Data)
 				err := evalDepthwise(ctx, n)
 				dwPixelI8, dwPixelU8, dwPixelF32 = i8, u8, f32
-				d.rv = rv
+				d.rv, d.pairW, d.multVec, d.conv = rv, pw, mv, cv
 				ctx.Close()
 				if err != nil {
 					t.Fatal(err)

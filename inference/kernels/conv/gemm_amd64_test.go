@@ -13,9 +13,9 @@ func TestRequantAVX2Only(t *testing.T) {
 	if requantI8Kernel == nil {
 		t.Skip("no AVX2")
 	}
-	saved := hasAVX512
-	defer func() { hasAVX512 = saved }()
-	hasAVX512 = false
+	saved, i8, u8 := hasAVX512, requantI8Kernel, requantU8Kernel
+	defer func() { hasAVX512, requantI8Kernel, requantU8Kernel = saved, i8, u8 }()
+	hasAVX512, requantI8Kernel, requantU8Kernel = false, requantAVX2[int8], requantAVX2[uint8]
 	checkRequantSIMD(t)
 }
 
@@ -42,5 +42,11 @@ func TestSIMDKernelsSelected(t *testing.T) {
 	}
 	if archsimd.X86.FMA() && gemmF32Kernel == nil {
 		t.Fatal("FMA CPU but the float SIMD GEMM is not installed")
+	}
+	if got, want := qbKernel32 != nil, archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI(); got != want {
+		t.Fatalf("byte GEMM installed = %v, CPU has AVX-512 VNNI = %v", got, want)
+	}
+	if archsimd.X86.AVX512() && (dwPairI8 == nil || rqBlocks == nil) {
+		t.Fatal("AVX-512 CPU but the paired depthwise or the AVX-512 requantization is not installed")
 	}
 }

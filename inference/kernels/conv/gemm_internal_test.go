@@ -214,7 +214,23 @@ func checkRequantSIMD(t *testing.T) {
 		if string(int8Bytes(got3)) != string(int8Bytes(want3)) {
 			t.Fatalf("trial %d: rows: got %v, want %v", trial, got3, want3)
 		}
+		// The same from channel 0 (whole 16-channel chunks on AVX-512).
+		for row := 0; row < rows; row++ {
+			requantRow(rq, 0, acc3[row*lda:row*lda+n], want3[row*ldo:row*ldo+n])
+		}
+		requantRowsV(rq, v, 0, acc3, lda, got3, ldo, n, rows)
+		if string(int8Bytes(got3)) != string(int8Bytes(want3)) {
+			t.Fatalf("trial %d: rows from 0: got %v, want %v", trial, got3, want3)
+		}
 		rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)), 0, 255
+		wantU3, gotU3 := make([]uint8, rows*ldo), make([]uint8, rows*ldo)
+		for row := 0; row < rows; row++ {
+			requantRow(rq, 0, acc3[row*lda:row*lda+n], wantU3[row*ldo:row*ldo+n])
+		}
+		requantRowsV(rq, v, 0, acc3, lda, gotU3, ldo, n, rows)
+		if string(gotU3) != string(wantU3) {
+			t.Fatalf("trial %d: uint8 rows from 0: got %v, want %v", trial, gotU3, wantU3)
+		}
 		wantU, gotU := make([]uint8, n-3), make([]uint8, n-3)
 		requantRow(rq, 3, acc[3:], wantU)
 		requantRowV(rq, v, 3, acc[3:], gotU)

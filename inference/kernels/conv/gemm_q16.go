@@ -110,7 +110,13 @@ func int16View(b []byte) []int16 {
 type rqVec struct {
 	left, right []uint32 // double rounding: a<<left, then divide by 2^right
 	total       []uint32 // single rounding: 31 - shift (>= 31 here)
+	// blk holds the parameters of whole 16-channel chunks in the layout
+	// of the AVX-512 requantization (see rqBlocks), when it runs.
+	blk []int32
 }
+
+// rqBlocks, when set, fills rqVec.blk (AVX-512).
+var rqBlocks func(rq *requant, v *rqVec)
 
 // newRQVec returns the SIMD form of rq, or nil when the SIMD
 // requantization does not cover it (single rounding with a multiplier
@@ -133,6 +139,9 @@ func newRQVec(rq *requant) *rqVec {
 		if v.total[c] > 62 {
 			return nil
 		}
+	}
+	if rqBlocks != nil {
+		rqBlocks(rq, v)
 	}
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
+	"github.com/edgefleet/edgefleet/inference/kernels/conv"
 	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -201,6 +202,18 @@ func seedOf(name string) uint64 {
 }
 
 func TestConvGolden(t *testing.T) {
+	for _, c := range convCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, m := c.model(t, rng(seedOf(c.name)))
+			s.checkGolden(t, c.name, m)
+		})
+	}
+}
+
+// TestConvGoldenWithoutByteGemm runs the convolution goldens on the
+// 16-bit SIMD GEMM, the path of CPUs without the byte GEMM (AVX-512 VNNI).
+func TestConvGoldenWithoutByteGemm(t *testing.T) {
+	defer conv.DisableByteGemm()()
 	for _, c := range convCases {
 		t.Run(c.name, func(t *testing.T) {
 			s, m := c.model(t, rng(seedOf(c.name)))

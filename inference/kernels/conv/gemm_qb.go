@@ -1,0 +1,280 @@
+package conv
+
+import "github.com/edgefleet/edgefleet/inference/tensor"
+
+// The byte GEMM ("qb") multiplies unsigned 8-bit activations with signed
+// 8-bit weights four reduction steps at a time (x86 VPDPBUSD), without
+// widening to 16 bits:
+//
+//   - int8 models: activations are offset by 128 (x^0x80 = x+128, 0..255)
+//     and the weights stay int8; sum((x+128)*w) = sum(x*w) + 128*sum(w),
+//     so 128*sum(w) is subtracted from the bias when the filters are packed.
+//   - uint8 models: activations stay uint8 and the weights are stored as
+//     w-128 (int8); sum(x*(w-zw)) = sum(x*(w-128)) + (128-zw)*sum(x), so
+//     each row gets (128-zw)*sum(x) added (rowadd).
+//
+// Each product is at most 255*128 and the instruction adds four of them to
+// the int32 lane without saturation (wrapping, like TFLite's int32 sums),
+// so the results are bit-identical to the scalar kernels. Filters are
+// packed once at load into blocks of qbNR channels; within a block, for
+// each group q of four reduction steps:
+//
+//	wp[block][q][c][t] = w[16*block+c][4q+t]
+//
+// Rows are computed qbMR at a time (row counts are rounded up in scratch;
+// the extra rows are computed and dropped) and channels padded to whole
+// blocks (the accumulator rows are qbNPad(n) long).
+
+const (
+	qbNR = 16 // channels per packed block
+	qbMR = 8  // rows per microkernel call
+)
+
+// qbKernel32 and qbKernel16, when non-nil, are the architecture's byte
+// GEMM microkernels: rows [0, 8) of out (row stride ldo int32 values), 32
+// (two blocks: w and w+kq*64) or 16 channels, out = bias + rowadd[row] +
+// sum over kq groups of the 4-byte dot products of a's rows (stride lda)
+// with the packed weights.
+var qbKernel32, qbKernel16 func(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
+
+// qbFlip, qbRowSums: SIMD helpers of the byte GEMM, set with the kernels.
+var (
+	qbFlip    func(b []uint8)                             // b[i] ^= 0x80
+	qbRowSums func(a []uint8, lda, k, m int, out []int32) // out[i] = sum a[i*lda : i*lda+k]
+)
+
+// qbK4 rounds k up to a multiple of 4.
+func qbK4(k int) int { return (k + 3) &^ 3 }
+
+// qbNPad rounds n up to whole blocks.
+func qbNPad(n int) int { return (n + qbNR - 1) &^ (qbNR - 1) }
+
+// qbRows rounds m up to whole microkernel calls.
+func qbRows(m int) int { return (m + qbMR - 1) &^ (qbMR - 1) }
+
+// qbLen is the number of bytes packQB writes for n channels of k.
+func qbLen(n, k int) int { return qbNPad(n) * qbK4(k) }
+
+// packQB packs w (n channels x k) as int8(w+off) into dst (qbLen bytes),
+// zero padded.
+func packQB[T int8 | int16](dst []int8, w []T, n, k int, off int16) {
+	k4 := qbK4(k)
+	clear(dst[:qbLen(n, k)])
+	for c := 0; c < n; c++ {
+		blk := dst[c/qbNR*k4*qbNR:]
+		lane := c % qbNR
+		for kk, v := range w[c*k : (c+1)*k] {
+			blk[(kk/4)*4*qbNR+lane*4+kk%4] = int8(int16(v) + off)
+		}
+	}
+}
+
+// qbGemm computes acc[i*ldc+j] = bias[j] + rowadd[i] + sum a[i,:]*w[j,:]
+// for rows [0, mp) (a multiple of qbMR) and channels [0, np) (a multiple
+// of qbNR) of weights packed by packQB with row length k4.
+func qbGemm(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, mp, np, ldc int) {
+	if k4 == 0 {
+		for i := 0; i < mp; i++ {
+			for j, b := range bias[:np] {
+				acc[i*ldc+j] = b + rowadd[i]
+			}
+		}
+		return
+	}
+	kq := k4 / 4
+	_ = a[(mp-1)*k4+k4-1]
+	_ = acc[(mp-1)*ldc+np-1]
+	_ = rowadd[mp-1]
+	_ = wp[np*k4-1]
+	j := 0
+	for ; j+2*qbNR <= np; j += 2 * qbNR {
+		for i := 0; i < mp; i += qbMR {
+			qbKernel32(&a[i*k4], k4, &wp[j*k4], kq, &acc[i*ldc+j], ldc, &bias[j], &rowadd[i])
+		}
+	}
+	if j < np {
+		for i := 0; i < mp; i += qbMR {
+			qbKernel16(&a[i*k4], k4, &wp[j*k4], kq, &acc[i*ldc+j], ldc, &bias[j], &rowadd[i])
+		}
+	}
+}
+
+// qbPrepare sets up the byte GEMM for a convolution (groups == 1, 8-bit)
+// when the CPU has it: packed filter and bias storage and the tile.
+func (d *convData) qbPrepare() {
+	g := &d.geom
+	d.kq4 = qbK4(g.k)
+	d.np = qbNPad(g.outC)
+	d.qb = make([]int8, qbLen(g.outC, g.k))
+	d.biasQB = make([]int32, d.np)
+	// Keep the byte rows and the accumulators within about 64 KiB.
+	per := d.np*4 + d.kq4 + 4
+	g.tile = max(qbMR, min(64, 65536/per)/qbMR*qbMR)
+	g.tile = min(g.tile, qbRows(g.rows))
+	d.zeroRows = make([]int32, g.tile)
+	g.im2colBytes = 0
+	g.a16Bytes = align64(g.tile*d.kq4) + align64(g.tile*4)
+	g.accBytesPW = align64(g.tile * d.np * 4)
+}
+
+// qbPack packs the filters for the byte GEMM (after pack folded the zero
+// points into bias32).
+func (d *convData) qbPack(filter *tensor.Tensor) {
+	copy(d.biasQB, d.bias32)
+	clear(d.biasQB[len(d.bias32):])
+	if d.dtype == tensor.Int8 {
+		qbPackInt8(d.qb, d.biasQB, filter.Int8s(), d.outC, d.k)
+		return
+	}
+	d.qbRowMul = qbPackUint8(d.qb, d.biasQB, d.w16, filter.ZeroPoint(), d.outC, d.k)
+}
+
+// qbSigned is set by architectures whose byte dot product multiplies
+// signed activations (arm64 SDOT) instead of unsigned ones (x86
+// VPDPBUSD). The activations of the other 8-bit type are flipped
+// (x^0x80) to fit: int8 on x86 (x+128), uint8 on arm64 (x-128).
+var qbSigned bool
+
+// qbFlips reports whether int8 (or uint8) activations are flipped.
+func qbFlips(int8In bool) bool { return int8In != qbSigned }
+
+// qbPackInt8 packs int8 filters (n x k) and corrects bias (the bias32
+// values, padded) for flipped activations: x+128 adds 128*sum(w).
+func qbPackInt8(wp []int8, bias []int32, w []int8, n, k int) {
+	packQB(wp, w, n, k, 0)
+	if qbFlips(true) {
+		qbBiasAdd(bias, wp, n, k, -128)
+	}
+}
+
+// qbPackUint8 packs uint8 filters given as w16 = w-zw (n x k) and
+// corrects bias; it returns the row-sum multiplier (0: no row sums).
+// When every w-zw fits int8 it is stored as is; otherwise w-128 is stored
+// and each row needs (128-zw)*sum(x) added. Flipped activations (x-128)
+// lose 128*sum(stored weights), added back to the bias.
+func qbPackUint8(wp []int8, bias []int32, w16 []int16, zw int32, n, k int) int32 {
+	rowMul := int32(0)
+	off := int16(0)
+	for _, v := range w16[:n*k] {
+		if v < -128 || v > 127 {
+			rowMul, off = 128-zw, int16(zw-128)
+			break
+		}
+	}
+	packQB(wp, w16, n, k, off)
+	if qbFlips(false) {
+		qbBiasAdd(bias, wp, n, k, 128)
+	}
+	return rowMul
+}
+
+// qbBiasAdd adds f times each channel's sum of packed weights to bias.
+func qbBiasAdd(bias []int32, wp []int8, n, k int, f int32) {
+	k4 := qbK4(k)
+	for c := 0; c < n; c++ {
+		blk := wp[c/qbNR*k4*qbNR:]
+		lane := c % qbNR
+		var s int32
+		for q := 0; q < k4/4; q++ {
+			for t := 0; t < 4; t++ {
+				s += int32(blk[q*4*qbNR+lane*4+t])
+			}
+		}
+		bias[c] += f * s
+	}
+}
+
+// qbPrepRows readies m byte rows (stride k4, k values) for the GEMM: row
+// sums times rowMul into rowadd (when rowMul != 0), then the flip.
+func qbPrepRows(a []uint8, k4, k, m int, int8In bool, rowMul int32, rowadd []int32) {
+	if rowMul != 0 {
+		qbRowSums(a, k4, k, m, rowadd)
+		for i := range rowadd[:m] {
+			rowadd[i] *= rowMul
+		}
+	}
+	if qbFlips(int8In) {
+		qbFlip(a[:m*k4])
+	}
+}
+
+// convQBWorker is convIntWorker on the byte GEMM.
+func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
+	g := &d.geom
+	y := tensor.View[TA](d.y)
+	padVal := uint8(TA(d.inZP))
+	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
+	acc := tensor.View[int32](base[:g.accBytesPW])
+	a8 := base[g.accBytesPW : g.accBytesPW+align64(g.tile*d.kq4)]
+	rowadd := tensor.View[int32](base[g.accBytesPW+align64(g.tile*d.kq4):])[:g.tile]
+	xb := tensor.View[uint8](d.x)
+	for r0 := lo; r0 < hi; r0 += g.tile {
+		r1 := min(r0+g.tile, hi)
+		m := r1 - r0
+		if g.direct {
+			for i := 0; i < m; i++ {
+				row := a8[i*d.kq4 : (i+1)*d.kq4]
+				copy(row, xb[(r0+i)*g.k:(r0+i+1)*g.k])
+				clear(row[g.k:])
+			}
+		} else {
+			im2colRows(g, xb, a8, r0, r1, padVal, d.kq4)
+		}
+		qbPrepRows(a8, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
+		ra := d.zeroRows
+		if d.qbRowMul != 0 {
+			ra = rowadd
+		}
+		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, qbRows(m), d.np, d.np)
+		requantRowsV(d.rq, d.rv, 0, acc, d.np, y[r0*g.outC:], g.outC, g.outC, m)
+	}
+}
+
+// im2colRows is im2col (groups == 1) into rows of ld bytes, the tail of
+// each row (from k on) zero.
+func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld int) {
+	perImage := g.outH * g.outW
+	for r := r0; r < r1; r++ {
+		row := dst[(r-r0)*ld : (r-r0+1)*ld]
+		clear(row[g.k:])
+		pos := 0
+		b := r / perImage
+		rem := r - b*perImage
+		oy := rem / g.outW
+		ox := rem - oy*g.outW
+		iy0 := oy*g.sh - g.padT
+		ix0 := ox*g.sw - g.padL
+		for ky := 0; ky < g.kh; ky++ {
+			iy := iy0 + ky*g.dh
+			if iy < 0 || iy >= g.inH {
+				seg := row[pos : pos+g.kw*g.fc]
+				for i := range seg {
+					seg[i] = padVal
+				}
+				pos += len(seg)
+				continue
+			}
+			rowBase := ((b*g.inH + iy) * g.inW) * g.inC
+			if g.dw == 1 && ix0 >= 0 && ix0+g.kw <= g.inW {
+				// The whole filter row is inside: kw*inC contiguous bytes
+				// (groups == 1, so fc == inC).
+				n := g.kw * g.fc
+				copy(row[pos:pos+n], x[rowBase+ix0*g.inC:])
+				pos += n
+				continue
+			}
+			for kx := 0; kx < g.kw; kx++ {
+				ix := ix0 + kx*g.dw
+				seg := row[pos : pos+g.fc]
+				pos += g.fc
+				if ix < 0 || ix >= g.inW {
+					for i := range seg {
+						seg[i] = padVal
+					}
+					continue
+				}
+				copy(seg, x[rowBase+ix*g.inC:rowBase+ix*g.inC+g.fc])
+			}
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package conv
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestQBGemmMatchesPlain checks the byte GEMM, with the packing, bias
+// corrections and row preparation of this architecture's flavor (unsigned
+// or signed activations), against the plain GEMM on odd sizes, extreme
+// values (the largest products and sums), uint8 filters whose offsets fit
+// int8 or not, and zero-length rows.
+func TestQBGemmMatchesPlain(t *testing.T) {
+	if qbKernel32 == nil {
+		t.Skip("this CPU has no byte GEMM (AVX-512 VNNI or arm64 dot product)")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {8, 16, 4}, {9, 17, 27}, {13, 33, 131}, {1, 1000, 64}, {17, 48, 1000}, {7, 3, 0}, {24, 64, 960}, {5, 20, 17}}
+	for _, sz := range sizes {
+		m, n, k := sz[0], sz[1], sz[2]
+		for _, extreme := range []bool{false, true} {
+			for _, fit := range []bool{false, true} {
+				a8 := make([]int8, m*k)
+				u8 := make([]uint8, m*k)
+				w8 := make([]int8, n*k)
+				wu := make([]uint8, n*k)
+				zw := int16(r.IntN(256))
+				for i := range a8 {
+					a8[i], u8[i] = int8(r.IntN(256)-128), uint8(r.IntN(256))
+					if extreme {
+						a8[i], u8[i] = -128, 255
+					}
+				}
+				for i := range w8 {
+					w8[i], wu[i] = int8(r.IntN(256)-128), uint8(r.IntN(256))
+					if extreme {
+						w8[i], wu[i], zw = -128, 0, 255
+					}
+				}
+				if fit {
+					// Filter values within 127 of their zero point.
+					zw = 128
+					for i := range wu {
+						wu[i] = uint8(r.IntN(256))
+						if extreme {
+							wu[i] = 0
+						}
+					}
+				}
+				w16 := make([]int16, n*k)
+				offsetWeights(w16, wu, zw)
+				bias := make([]int32, n)
+				for i := range bias {
+					bias[i] = int32(r.IntN(2001) - 1000)
+				}
+				k4, np, mp := qbK4(k), qbNPad(n), qbRows(m)
+				a := make([]uint8, mp*k4)
+				wp := make([]int8, qbLen(n, k))
+				bq := make([]int32, np)
+				rowadd := make([]int32, mp)
+				acc := make([]int32, mp*np)
+				want := make([]int32, m*n)
+
+				gemmInt(a8, w8, bias, want, m, n, k, n)
+				for i := 0; i < m; i++ {
+					for kk := 0; kk < k; kk++ {
+						a[i*k4+kk] = uint8(a8[i*k+kk])
+					}
+				}
+				copy(bq, bias)
+				qbPackInt8(wp, bq, w8, n, k)
+				qbPrepRows(a, k4, k, m, true, 0, rowadd)
+				qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
+				compareQB(t, "int8", sz, acc, np, want, n)
+
+				gemmInt(u8, w16, bias, want, m, n, k, n)
+				clear(a)
+				for i := 0; i < m; i++ {
+					copy(a[i*k4:i*k4+k], u8[i*k:(i+1)*k])
+				}
+				copy(bq, bias)
+				rowMul := qbPackUint8(wp, bq, w16, int32(zw), n, k)
+				if fit && rowMul != 0 {
+					t.Fatalf("%v: uint8 filters within 127 of their zero point still need row sums", sz)
+				}
+				clear(rowadd)
+				qbPrepRows(a, k4, k, m, false, rowMul, rowadd)
+				qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
+				compareQB(t, "uint8", sz, acc, np, want, n)
+			}
+		}
+	}
+}
+
+func compareQB(t *testing.T, what string, sz [3]int, acc []int32, ldc int, want []int32, n int) {
+	t.Helper()
+	for i := range want {
+		if got := acc[i/n*ldc+i%n]; got != want[i] {
+			t.Fatalf("%s %v: row %d channel %d = %d, want %d", what, sz, i/n, i%n, got, want[i])
+		}
+	}
+}
+
+// TestQBRowSums checks the row sums of every length up to 200 (all the
+// vector widths and tails) against a plain loop.
+func TestQBRowSums(t *testing.T) {
+	if qbRowSums == nil {
+		t.Skip("this CPU has no byte GEMM")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for k := 0; k <= 200; k++ {
+		const m, lda = 3, 203
+		a := make([]uint8, m*lda)
+		for i := range a {
+			a[i] = uint8(r.IntN(256))
+			if k%7 == 0 {
+				a[i] = 255
+			}
+		}
+		got := make([]int32, m)
+		qbRowSums(a, lda, k, m, got)
+		for i := 0; i < m; i++ {
+			var want int32
+			for _, v := range a[i*lda : i*lda+k] {
+				want += int32(v)
+			}
+			if got[i] != want {
+				t.Fatalf("k %d row %d: sum %d, want %d", k, i, got[i], want)
+			}
+		}
+	}
+}

@@ -1,0 +1,81 @@
+//go:build goexperiment.simd && amd64 && !purego
+
+package conv
+
+import (
+	"simd/archsimd"
+	"unsafe"
+)
+
+// vnni8x32 and vnni8x16 are the AVX-512 VNNI microkernels (vnni_amd64.s);
+// see qbKernel32.
+//
+//go:noescape
+func vnni8x32(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
+
+//go:noescape
+func vnni8x16(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
+
+func init() {
+	if archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI() {
+		qbKernel32, qbKernel16 = vnni8x32, vnni8x16
+		qbFlip, qbRowSums = flipAVX512, rowSumsAVX512
+	}
+}
+
+// flipAVX512 is qbFlip: x ^= 0x80, 64 bytes at a time.
+func flipAVX512(b []uint8) {
+	s := archsimd.BroadcastUint8x64(0x80)
+	i := 0
+	for ; i+64 <= len(b); i += 64 {
+		archsimd.LoadUint8x64Array((*[64]uint8)(b[i:])).Xor(s).StoreArray((*[64]uint8)(b[i:]))
+	}
+	for ; i+8 <= len(b); i += 8 {
+		p := (*uint64)(unsafe.Pointer(&b[i]))
+		*p ^= 0x8080808080808080
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= 0x80
+	}
+}
+
+// rowSumsAVX512 is qbRowSums with VPSADBW (sums of 8 bytes into 64-bit
+// lanes), 64, 32, 16 and 8 bytes at a time.
+func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
+	var z64 archsimd.Uint8x64
+	var z32 archsimd.Uint8x32
+	var z16 archsimd.Uint8x16
+	for i := 0; i < m; i++ {
+		row := a[i*lda : i*lda+k]
+		var s uint64
+		j := 0
+		if len(row) >= 64 {
+			var acc archsimd.Uint64x8
+			for ; j+64 <= len(row); j += 64 {
+				acc = acc.Add(archsimd.LoadUint8x64Array((*[64]uint8)(row[j:])).SumOf8AbsDiff(z64))
+			}
+			h := acc.GetLo().Add(acc.GetHi())
+			l := h.GetLo().Add(h.GetHi())
+			s = l.GetElem(0) + l.GetElem(1)
+		}
+		if j+32 <= len(row) {
+			h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
+			l := h.GetLo().Add(h.GetHi())
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 32
+		}
+		if j+16 <= len(row) {
+			l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 16
+		}
+		if j+8 <= len(row) {
+			s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
+			j += 8
+		}
+		for ; j < len(row); j++ {
+			s += uint64(row[j])
+		}
+		out[i] = int32(s)
+	}
+}
