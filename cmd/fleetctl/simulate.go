@@ -22,7 +22,7 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		soak, deadline            string
 		noRollout, jsonOut, debug bool
 		keepDir                   string
-		serverArgs                []string
+		serverArgs, serverEnv     []string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate --devices N --rate R --duration D",
@@ -36,7 +36,13 @@ offered/stored/lost/duplicated, broker drops, rollout time and server RSS.
 With --spawn-server BIN it starts its own fleet-server (fresh keys, the model
 released into a temp repository) so the run is self-contained:
 
-  fleetctl simulate --spawn-server bin/fleet-server --devices 1000 --rate 0.1 --duration 2m`,
+  fleetctl simulate --spawn-server bin/fleet-server --devices 1000 --rate 0.1 --duration 2m
+
+Each device holds one connection (one file descriptor) in this process and
+one in the server: for 10,000 devices both need a limit above 10,500 open
+files (the Go runtime raises the soft limit to the hard one; raise the hard
+limit with ulimit -Hn as root or LimitNOFILE= in systemd). simulate checks
+and says so before connecting.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -56,7 +62,7 @@ released into a temp repository) so the run is self-contained:
 			}
 			if spawnBin != "" {
 				fmt.Fprintf(os.Stderr, "starting %s with model %s as %s@%s ...\n", spawnBin, model, cfg.ModelID, version)
-				sp, err := simulate.Spawn(ctx, simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs})
+				sp, err := simulate.Spawn(ctx, simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs, Env: serverEnv})
 				if err != nil {
 					return err
 				}
@@ -108,6 +114,7 @@ released into a temp repository) so the run is self-contained:
 	f.StringVar(&model, "model-file", "testdata/conformance/tf2_mobilenet_v2_1.0_224_ptq/model.tflite", "model released with --spawn-server (4 MB)")
 	f.StringVar(&keepDir, "spawn-dir", "", "directory for the spawned server's keys/data/log (default: a temp dir, removed)")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra flag for the spawned fleet-server (repeatable)")
+	f.StringArrayVar(&serverEnv, "server-env", nil, "KEY=VALUE environment variable for the spawned fleet-server only, e.g. GOMEMLIMIT=900MiB (repeatable)")
 	f.BoolVar(&jsonOut, "json-result", false, "print the result as JSON")
 	f.BoolVar(&debug, "debug", false, "debug logging")
 	return cmd

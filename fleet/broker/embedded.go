@@ -29,6 +29,19 @@ const (
 	DefaultDeviceBurst = 200
 	// DefaultMaxStatusBytes bounds a status payload.
 	DefaultMaxStatusBytes = 64 << 10
+	// DefaultClientQueue is how many outgoing packets may wait in a
+	// connected client's write queue (mochi's default, 8,192, costs 64 KB
+	// of channel per connection: 640 MB for 10,000 devices). A device
+	// receives a few acks and job notifications at a time; beyond the
+	// queue mochi drops the message (counted in Stats.DeliveryDropped; the
+	// device's resend or jobs/get recovers it).
+	DefaultClientQueue = 128
+	// DefaultClientBuffer is the size of each connection's read buffer
+	// (mochi's default is 2 KB; device packets are mostly smaller).
+	DefaultClientBuffer = 1024
+	// DefaultMaxInflight bounds the QoS 1 messages stored per session
+	// (also for an offline persistent session) — mochi's default is 8,192.
+	DefaultMaxInflight = 1024
 )
 
 // EmbeddedConfig configures the embedded broker.
@@ -58,6 +71,10 @@ type EmbeddedConfig struct {
 	PredictFactor float64
 	// MaxStatusBytes bounds status payloads (default DefaultMaxStatusBytes).
 	MaxStatusBytes int
+	// ClientQueue, ClientBuffer and MaxInflight size each client's write
+	// queue, read buffer and QoS 1 store (defaults DefaultClientQueue,
+	// DefaultClientBuffer, DefaultMaxInflight).
+	ClientQueue, ClientBuffer, MaxInflight int
 	// OnEvent, if set, is called (synchronously, keep it short) when a
 	// client connects or disconnects.
 	OnEvent func(ClientEvent)
@@ -92,6 +109,9 @@ type Stats struct {
 	RateLimited    atomic.Int64
 	OversizeStatus atomic.Int64
 	Revoked        atomic.Int64
+	// DeliveryDropped counts messages to clients that mochi dropped: the
+	// client's write queue was full, or a QoS 1 message expired unacknowledged.
+	DeliveryDropped atomic.Int64
 }
 
 // Embedded is a running in-process mochi-mqtt broker.
@@ -130,6 +150,15 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ClientQueue <= 0 {
+		cfg.ClientQueue = DefaultClientQueue
+	}
+	if cfg.ClientBuffer <= 0 {
+		cfg.ClientBuffer = DefaultClientBuffer
+	}
+	if cfg.MaxInflight <= 0 || cfg.MaxInflight > 65535 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
 	// Reserve the port ourselves so ":0" works and the address is known.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -142,9 +171,15 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
 	// Checked on the fixed header, before mochi allocates the packet.
 	caps.MaximumPacketSize = cfg.MaxPacketSize
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("component", "mqtt-broker")})
+	caps.MaximumClientWritesPending = int32(cfg.ClientQueue)
+	caps.MaximumInflight = uint16(cfg.MaxInflight)
+	// The inline client is the fleet server's in-process transport
+	// (InProcess): no loopback MQTT session, no in-flight window to it.
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true,
+		ClientNetReadBufferSize: cfg.ClientBuffer, ClientNetWriteBufferSize: cfg.ClientBuffer,
+		Logger: log.With("component", "mqtt-broker")})
 	stats := &Stats{}
-	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats, known: map[string]*session{}}
+	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats}
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, fmt.Errorf("start embedded broker: add auth hook: %w", err)
 	}
@@ -174,10 +209,8 @@ func (e *Embedded) URL() string {
 // closes its connection at once. The next connect is checked again by the
 // authenticator.
 func (e *Embedded) Disconnect(deviceID string) bool {
-	e.hook.mu.Lock()
-	s, known := e.hook.known[deviceID]
-	delete(e.hook.known, deviceID)
-	e.hook.mu.Unlock()
+	v, known := e.hook.known.LoadAndDelete(deviceID)
+	s, _ := v.(*session)
 	cl, ok := e.srv.Clients.Get(deviceID)
 	if !ok {
 		return false
@@ -213,7 +246,8 @@ func (e *Embedded) Close() error {
 // revocation or a new login.
 type session struct {
 	p Principal
-	// Token buckets: general publishes and predict responses.
+	// Token buckets: general publishes and predict responses (under mu).
+	mu                    sync.Mutex
 	tokens, predictTokens float64
 	last, predictLast     time.Time
 }
@@ -228,14 +262,18 @@ type authHook struct {
 	srv   *mqtt.Server
 	stats *Stats
 
-	mu    sync.Mutex
-	known map[string]*session // by client id
+	// known maps client id → *session. A sync.Map, not a mutex-guarded
+	// map: every publish, subscription check and delivery of 10,000
+	// devices looks up its session; one global lock made them queue behind
+	// each other (a lock convoy on a busy machine).
+	known sync.Map
 }
 
 func (h *authHook) ID() string { return "edgefleet-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnSessionEstablished}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnSessionEstablished,
+		mqtt.OnPublishDropped, mqtt.OnQosDropped}, []byte{b})
 }
 
 func peerCert(cl *mqtt.Client) *x509.Certificate {
@@ -250,7 +288,26 @@ func peerCert(cl *mqtt.Client) *x509.Certificate {
 	return st.PeerCertificates[0]
 }
 
+func (h *authHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	if n := h.stats.DeliveryDropped.Add(1); n&(n-1) == 0 { // log at powers of two
+		h.log.Warn("mqtt delivery dropped: client write queue full", "client_id", cl.ID, "topic", pk.TopicName, "dropped_total", n)
+	}
+}
+
+func (h *authHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	if n := h.stats.DeliveryDropped.Add(1); n&(n-1) == 0 {
+		h.log.Warn("mqtt delivery dropped: QoS 1 message expired", "client_id", cl.ID, "packet_id", pk.PacketID, "dropped_total", n)
+	}
+}
+
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.ID == mqtt.InlineClientId {
+		// The inline client's id: a network client with it would take over
+		// the server's in-process session.
+		h.stats.AuthRejected.Add(1)
+		h.log.Warn("mqtt auth rejected: reserved client id", "client_id", cl.ID, "remote", cl.Net.Remote)
+		return false
+	}
 	user := string(pk.Connect.Username)
 	var p Principal
 	ok := false
@@ -282,19 +339,18 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Warn("mqtt auth rejected: will topic not allowed", "client_id", cl.ID, "topic", pk.Connect.WillTopic)
 		return false
 	}
-	h.mu.Lock()
 	now := h.cfg.Now()
-	h.known[cl.ID] = &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
-		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now}
-	h.mu.Unlock()
+	h.known.Store(cl.ID, &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
+		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now})
 	return true
 }
 
 func (h *authHook) principal(cl *mqtt.Client) (*session, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s, ok := h.known[cl.ID]
-	return s, ok
+	v, ok := h.known.Load(cl.ID)
+	if !ok {
+		return nil, false
+	}
+	return v.(*session), true
 }
 
 func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
@@ -312,11 +368,9 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		// The session ends with the connection (clean session): forget it.
 		// A persistent session keeps its authorization so QoS 1 messages
 		// queue for the device while it is offline.
-		h.mu.Lock()
-		if h.known[cl.ID] == s {
-			delete(h.known, cl.ID)
+		if ok {
+			h.known.CompareAndDelete(cl.ID, s)
 		}
-		h.mu.Unlock()
 	}
 	if h.cfg.OnEvent != nil && ok {
 		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, TakenOver: cl.IsTakenOver(), Err: err, Time: time.Now()})
@@ -339,10 +393,8 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	h.mu.Lock()
-	s, ok := h.known[cl.ID]
+	s, ok := h.principal(cl)
 	if !ok || s.p.Server {
-		h.mu.Unlock()
 		return pk, nil
 	}
 	t, topicErr := wire.ParseTopic(pk.TopicName)
@@ -351,6 +403,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		factor, tokens, last = h.cfg.PredictFactor, &s.predictTokens, &s.predictLast
 	}
 	now := h.cfg.Now()
+	s.mu.Lock()
 	*tokens += now.Sub(*last).Seconds() * h.cfg.DeviceRate * factor
 	if max := float64(h.cfg.DeviceBurst) * factor; *tokens > max {
 		*tokens = max
@@ -360,7 +413,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if !limited {
 		*tokens--
 	}
-	h.mu.Unlock()
+	s.mu.Unlock()
 	if limited {
 		if n := h.stats.RateLimited.Add(1); n&(n-1) == 0 { // log at powers of two
 			h.log.Warn("mqtt publish dropped", "client_id", cl.ID, "topic", pk.TopicName, "err", ErrRateLimited, "dropped_total", n)

@@ -678,19 +678,47 @@ func (r *Registry) Jobs(ctx context.Context, deviceID string) ([]JobRecord, erro
 // TimeOutJobs moves every unfinished job whose deadline has passed to
 // timed_out and returns them.
 func (r *Registry) TimeOutJobs(ctx context.Context) ([]JobRecord, error) {
-	var out []JobRecord
 	now := r.now()
-	err := r.s.Update(ctx, func(tx store.Tx) error {
+	overdue := func(j *JobRecord) bool {
+		return !j.State.Terminal() && !j.Deadline.IsZero() && !now.Before(j.Deadline)
+	}
+	// Find overdue jobs in a read transaction: this runs on every rollout
+	// tick, and scanning every job inside a write transaction held the
+	// store's single writer (telemetry, job updates) for the whole scan.
+	var due []string
+	err := r.s.View(ctx, func(tx store.Tx) error {
 		all, err := listJSON[JobRecord](tx, bucketJobs, "")
 		if err != nil {
 			return err
 		}
-		for _, j := range all {
-			if j.State.Terminal() || j.Deadline.IsZero() || now.Before(j.Deadline) {
-				continue
+		for i := range all {
+			if overdue(&all[i]) {
+				due = append(due, all[i].DeviceID+"/"+all[i].JobID)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(due) == 0 {
+		if err != nil {
+			return nil, fmt.Errorf("time out jobs: %w", err)
+		}
+		return nil, nil
+	}
+	var out []JobRecord
+	err = r.s.Update(ctx, func(tx store.Tx) error {
+		out = out[:0]
+		for _, key := range due {
+			var j JobRecord
+			if err := getJSON(tx, bucketJobs, key, &j); errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			} else if err != nil {
+				return err
+			}
+			if !overdue(&j) {
+				continue // finished meanwhile
 			}
 			j.State, j.Reason, j.Updated = wire.JobTimedOut, "deadline "+j.Deadline.UTC().Format(time.RFC3339)+" passed", now
-			if err := putJSON(tx, bucketJobs, j.DeviceID+"/"+j.JobID, j); err != nil {
+			if err := putJSON(tx, bucketJobs, key, j); err != nil {
 				return err
 			}
 			out = append(out, j)

@@ -82,5 +82,7 @@ func (s *Server) publishAck(topic string, payload []byte) {
 			return
 		}
 	}
-	s.mqtt.Publish(topic, 1, false, payload)
+	if err := s.mqtt.Send(topic, payload); err != nil {
+		s.log.Warn("telemetry ack not sent", "topic", topic, "err", err)
+	}
 }

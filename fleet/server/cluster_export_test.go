@@ -35,7 +35,7 @@ func CrashForTest(ctx context.Context, s *Server, adminDSN, appName string) (ter
 		return 0, err
 	}
 	if s.mqtt != nil {
-		s.mqtt.Disconnect(0)
+		s.mqtt.Close()
 	}
 	s.Close()
 	return terminated, nil

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
-
+	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
@@ -22,12 +22,28 @@ func (s *Server) startIngest() {
 	// arrive by the thousand: two fleet snapshots a second are enough.
 	s.mgr.SetMinTickGap(500 * time.Millisecond)
 	// The queue absorbs a reconnect storm (every device's status and
-	// jobs/get at once) so the broker's in-flight window to this client
-	// (8,192 in mochi) never fills; snapshots coalesce per device.
-	s.ingest = ingest.New(ingest.Config{Queue: 65536, MaxBytes: 256 << 20, OnError: func(m ingest.Message, err error) {
+	// jobs/get at once); snapshots (telemetry, status, jobs/get) coalesce
+	// per device, so 65,536 entries hold three per device for 20,000
+	// devices plus job updates. As an MQTT client that keeps the broker's
+	// in-flight window to this client from filling. In-process a full
+	// queue holds the publishing devices back (nothing is lost, but a
+	// device whose connection is not read cannot answer its keepalive
+	// either), and the byte bound is smaller to fit the memory budget.
+	queue, maxBytes := 65536, 256<<20
+	if s.cfg.BrokerURL == "" {
+		maxBytes = 96 << 20
+	}
+	s.ingest = ingest.New(ingest.Config{Queue: queue, MaxBytes: maxBytes, OnError: func(m ingest.Message, err error) {
 		s.mqttBad.Inc()
 		s.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
 	}}, func(ctx context.Context, m ingest.Message) error {
+		<-s.seen().ready // the transport is set up (deliveries may start before connectMQTT returns)
+		if s.mqtt == nil {
+			return errors.New("no broker transport")
+		}
+		if id, ok := strings.CutPrefix(m.Key, presenceKey); ok && m.Topic == "" {
+			return s.applyPresence(ctx, id)
+		}
 		t, err := wire.ParseTopic(m.Topic)
 		if err != nil {
 			return err
@@ -35,13 +51,95 @@ func (s *Server) startIngest() {
 		return s.handle(ctx, t, m.Payload)
 	})
 	s.prom.MustRegister(s.ingest.Collectors()...)
+	s.reg.OnRevoke(s.forgetEnrolled)
 	ctx, cancel := context.WithCancel(context.Background())
-	seenOf.Store(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{}, stop: cancel})
+	sn := s.seen()
+	sn.mu.Lock()
+	sn.stop = cancel
+	sn.mu.Unlock()
 	go s.livenessLoop(ctx)
+}
+
+// ingestReady lets the ingest workers start handling messages: the
+// transport they answer through is set up.
+func (s *Server) ingestReady() {
+	sn := s.seen()
+	sn.readyOnce.Do(func() { close(sn.ready) })
+}
+
+// presenceKey keys the ingest messages that carry no MQTT message but a
+// device's connection state from the embedded broker's events.
+const presenceKey = "presence/"
+
+// onBrokerEvent receives the embedded broker's connect/disconnect events:
+// the connection state becomes the device's presence (recorded at once in
+// memory, persisted by an ingest worker, coalesced per device). A
+// disconnect caused by the same device's newer connection is ignored.
+func (s *Server) onBrokerEvent(ev broker.ClientEvent) {
+	if s.cfg.OnBrokerEvent != nil {
+		s.cfg.OnBrokerEvent(ev)
+	}
+	id := ev.Principal.DeviceID
+	if id == "" || ev.TakenOver {
+		return
+	}
+	sn := s.seen()
+	sn.connected.Store(id, ev.Connected)
+	sn.last.Store(id, s.cfg.Clock.Now())
+	if err := s.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
+		s.log.Warn("presence not queued", "device", id, "err", err)
+	}
+}
+
+// connState reports the device's connection state from the embedded
+// broker's events (known=false with an external broker or before its
+// first event).
+func (s *Server) connState(id string) (connected, known bool) {
+	sn := s.seen()
+	v, known := sn.connected.Load(id)
+	if !known {
+		return false, false
+	}
+	return v.(bool), true
+}
+
+// applyPresence persists the device's current connection state (read at
+// handling time, so out-of-order workers still store the newest state).
+func (s *Server) applyPresence(ctx context.Context, id string) error {
+	connected, known := s.connState(id)
+	if !known {
+		return nil
+	}
+	want := wire.Offline
+	if connected {
+		want = wire.Online
+	}
+	if d, err := s.reg.Device(ctx, id); err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil
+		}
+		return err
+	} else if d.Presence == want {
+		return nil
+	}
+	now := s.cfg.Clock.Now()
+	err := s.reg.UpdateDevice(ctx, id, func(d *registry.Device) error {
+		d.Presence = want
+		if connected {
+			d.LastSeen = now
+		}
+		return nil
+	})
+	if errors.Is(err, registry.ErrNotFound) {
+		return nil
+	}
+	s.Kick()
+	return err
 }
 
 // stopIngest handles what is queued and stops the workers.
 func (s *Server) stopIngest() {
+	s.ingestReady() // a Start that failed early: let queued messages drain
 	if s.ingest != nil {
 		s.ingest.Close()
 	}
@@ -51,19 +149,22 @@ func (s *Server) stopIngest() {
 	}
 }
 
-// onMessage is the MQTT delivery callback: it only queues the message
-// (blocking when the queue is full), so paho acknowledges it to the broker
-// at once and the broker's in-flight window to the server stays small.
-func (s *Server) onMessage(_ paho.Client, m paho.Message) {
-	t, err := wire.ParseTopic(m.Topic())
+// deliver is the transport's delivery callback (broker.Deliver): it only
+// queues the message, blocking while the queue is full. In-process that
+// holds back the publishing device's connection (backpressure, nothing
+// dropped); as an MQTT client, paho acknowledges the message to the broker
+// once it is queued, so the broker's in-flight window to the server stays
+// small.
+func (s *Server) deliver(topic string, payload []byte) {
+	t, err := wire.ParseTopic(topic)
 	if err != nil {
 		s.mqttBad.Inc()
-		s.log.Warn("mqtt message on unknown topic", "topic", m.Topic(), "err", err)
+		s.log.Warn("mqtt message on unknown topic", "topic", topic, "err", err)
 		return
 	}
 	s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
 	s.touch(t.DeviceID, s.cfg.Clock.Now())
-	msg := ingest.Message{Topic: m.Topic(), Payload: m.Payload()}
+	msg := ingest.Message{Topic: topic, Payload: payload}
 	switch t.Kind {
 	// Snapshots: a newer message of the same device supersedes a queued
 	// one (a telemetry resend is a superset batch, a status is the whole
@@ -73,7 +174,7 @@ func (s *Server) onMessage(_ paho.Client, m paho.Message) {
 		msg.Key = string(t.Kind) + "/" + t.DeviceID
 	}
 	if err := s.ingest.Submit(context.Background(), msg); err != nil {
-		s.log.Warn("mqtt message not queued", "topic", m.Topic(), "err", err)
+		s.log.Warn("mqtt message not queued", "topic", topic, "err", err)
 	}
 }
 
@@ -89,25 +190,34 @@ const livenessTimeout = 2 * time.Minute
 // seen records when each device last sent anything (liveness), and when
 // its registry record was last updated from telemetry.
 type seen struct {
-	mu        sync.Mutex
-	last      map[string]time.Time
+	// last (device → time.Time), connected (device → bool: the embedded
+	// broker's connection state from its events; empty with an external
+	// broker) and enrolled (device → time.Time, checkEnrolled's cache) are
+	// touched for every message, from the devices' connection goroutines:
+	// sync.Maps, no global lock to queue on.
+	last, connected, enrolled sync.Map
+
+	mu        sync.Mutex // persisted, dropped, stop
 	persisted map[string]time.Time
 	dropped   map[string]uint64
 	stop      context.CancelFunc
+	ready     chan struct{} // closed once the transport is set up
+	readyOnce sync.Once
 }
 
 var seenOf sync.Map // *Server → *seen (kept out of Server to keep server.go edits minimal)
 
 func (s *Server) seen() *seen {
-	v, _ := seenOf.LoadOrStore(s, &seen{last: map[string]time.Time{}, persisted: map[string]time.Time{}, dropped: map[string]uint64{}})
+	if v, ok := seenOf.Load(s); ok {
+		return v.(*seen)
+	}
+	v, _ := seenOf.LoadOrStore(s, &seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})})
 	return v.(*seen)
 }
 
 func (s *Server) touch(device string, now time.Time) {
 	sn := s.seen()
-	sn.mu.Lock()
-	sn.last[device] = now
-	sn.mu.Unlock()
+	sn.last.Store(device, now)
 }
 
 // handleTelemetry stores a batch (group-committed with other workers'
@@ -121,7 +231,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if b.DeviceID != t.DeviceID {
 		return fmt.Errorf("telemetry for %s on %s's topic", b.DeviceID, t.DeviceID)
 	}
-	if _, err := s.reg.Device(ctx, t.DeviceID); err != nil {
+	if err := s.checkEnrolled(ctx, t.DeviceID, now); err != nil {
 		return err
 	}
 	ack, _, ierr := s.tel.Ingest(ctx, b, func(r wire.TelemetryRecord) string { return s.mgr.StageTag(t.DeviceID, r) })
@@ -141,16 +251,39 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 			return nil
 		})
 	}
-	// The ack is sent QoS 1 without waiting for the broker's PUBACK: the
-	// worker moves on (paho keeps and resends it across a reconnect), and
-	// a lost ack only makes the device resend records the server already
-	// has, which it recognises.
+	// The ack is sent QoS 1 without waiting for the broker: the worker
+	// moves on, and a lost ack only makes the device resend records the
+	// server already has, which it recognises.
 	a, err := wire.Encode(wire.TelemetryAck{V: wire.Version, DeviceID: t.DeviceID, Seq: ack, Epoch: b.Epoch})
 	if err != nil {
 		return err
 	}
 	s.publishAck(wire.TelemetryAckTopic(t.DeviceID), a) // cluster.go: NATS mode acks at QoS 0
 	return ierr
+}
+
+// checkEnrolled fails for a device that is not (or no longer) enrolled. A
+// successful lookup is remembered for persistEvery, so a device's steady
+// telemetry costs no registry read; revoking the device (delete, reset,
+// re-enrollment) forgets it at once.
+func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) error {
+	sn := s.seen()
+	if v, ok := sn.enrolled.Load(id); ok {
+		if at := v.(time.Time); now.Sub(at) < persistEvery && !now.Before(at) {
+			return nil
+		}
+	}
+	if _, err := s.reg.Device(ctx, id); err != nil {
+		return err
+	}
+	sn.enrolled.Store(id, now)
+	return nil
+}
+
+// forgetEnrolled drops a revoked device from the checkEnrolled cache.
+func (s *Server) forgetEnrolled(id string) {
+	sn := s.seen()
+	sn.enrolled.Delete(id)
 }
 
 // livenessLoop marks devices offline whose last message is older than
@@ -174,9 +307,13 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			if d.Presence != wire.Online {
 				continue
 			}
-			sn.mu.Lock()
-			last := sn.last[d.ID]
-			sn.mu.Unlock()
+			var last time.Time
+			if v, ok := sn.last.Load(d.ID); ok {
+				last = v.(time.Time)
+			}
+			if connected, _ := s.connState(d.ID); connected {
+				continue // the broker's keepalive ends a dead connection (disconnect event)
+			}
 			if d.LastSeen.After(last) {
 				last = d.LastSeen
 			}

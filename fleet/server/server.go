@@ -21,7 +21,6 @@ import (
 	"sync"
 	"time"
 
-	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
@@ -139,7 +138,7 @@ type Server struct {
 	tel     *telemetry.Store
 	mgr     *rollout.Manager
 	prom    *prometheus.Registry
-	mqtt    paho.Client
+	mqtt    broker.Transport // in-process with the embedded broker, else an MQTT client
 	emb     *broker.Embedded
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -239,6 +238,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("fleet server: %w", err)
 	}
 
+	s.startIngest() // device messages: bounded queue + workers (ingest.go)
+
 	// Broker.
 	brokerURL := cfg.BrokerURL
 	password := cfg.BrokerPassword
@@ -254,7 +255,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if brokerURL == "" {
 		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.reg.Authenticator(s.serverHash),
 			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
-			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: cfg.OnBrokerEvent, Logger: s.log})
+			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.onBrokerEvent, Logger: s.log}) // presence from connect/disconnect (ingest.go)
 		if err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
@@ -268,10 +269,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.writeMosquitto(ctx); err != nil {
 		return nil, err
 	}
-	s.startIngest() // device messages: bounded queue + workers (ingest.go)
 	if err := s.connectMQTT(localDialURL(brokerURL), password); err != nil {
 		return nil, err
 	}
+	s.ingestReady()
 	if err := s.startNATS(ctx, password); err != nil { // cluster.go: device messages from a NATS cluster
 		return nil, err
 	}
@@ -324,14 +325,21 @@ func (s *Server) Telemetry() *telemetry.Store { return s.tel }
 func (s *Server) Run(ctx context.Context, refresh Refresher) error {
 	t := time.NewTicker(s.cfg.TickInterval)
 	defer t.Stop()
-	lastPrune, lastRefresh := time.Time{}, time.Time{}
+	lastPrune, lastRefresh, lastTick := time.Time{}, time.Time{}, time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		case <-s.kick:
+			// Status, presence and job updates kick by the thousand in a
+			// big fleet; every tick scans the jobs. A kick only brings the
+			// next tick forward, at most to half an interval after the last.
+			if time.Since(lastTick) < s.cfg.TickInterval/2 {
+				continue
+			}
 		}
+		lastTick = time.Now()
 		if err := s.tickRollouts(ctx); err != nil && ctx.Err() == nil { // storeopen.go: only the leader ticks
 			s.log.Error("rollout tick", "err", err)
 		}
@@ -372,7 +380,7 @@ func (s *Server) Close() error {
 		s.httpLn.Close()
 	}
 	if s.mqtt != nil {
-		s.mqtt.Disconnect(250)
+		s.mqtt.Close()
 	}
 	s.stopIngest()
 	if s.emb != nil {
@@ -413,33 +421,31 @@ func (s *Server) registerMetrics() {
 	s.prom.MustRegister(s.mqttMsgs, s.mqttBad, devices, online, active)
 }
 
+// connectMQTT sets up the server's side of the message plane: in-process
+// with the embedded broker (its inline client: no loopback MQTT session
+// whose in-flight window could drop device messages), or an MQTT client
+// session with an external broker.
 func (s *Server) connectMQTT(brokerURL, password string) error {
-	addr, err := pahoAddress(brokerURL)
-	if err != nil {
-		return fmt.Errorf("fleet server: %w", err)
+	var err error
+	if s.emb != nil {
+		s.mqtt, err = s.emb.InProcess(wire.ServerFilters(), s.deliver)
+		if err != nil {
+			return fmt.Errorf("fleet server: %w", err)
+		}
+		st := s.emb.Stats
+		s.prom.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgefleet_mqtt_delivery_dropped_total", Help: "Messages to devices the embedded broker dropped (write queue full, QoS 1 expired)."},
+				func() float64 { return float64(st.DeliveryDropped.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgefleet_mqtt_rate_limited_total", Help: "Device publishes the embedded broker dropped over the device's rate."},
+				func() float64 { return float64(st.RateLimited.Load()) }))
+		s.log.Info("server attached to the embedded broker in-process")
+		return nil
 	}
-	opts := paho.NewClientOptions().AddBroker(addr).SetClientID(s.cfg.ClientID).
-		SetUsername(s.cfg.BrokerUser).SetPassword(password).
-		SetCleanSession(false).SetOrderMatters(false).
-		SetAutoReconnect(true).SetConnectRetry(true).SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(10 * time.Second).SetKeepAlive(60 * time.Second).SetPingTimeout(30 * time.Second). // a busy in-process broker must not cost the server its session
-		SetOnConnectHandler(func(c paho.Client) {
-			for _, f := range s.serverFilters() { // cluster.go: none in NATS mode
-				if s.cfg.SharedGroup != "" {
-					f = wire.SharedFilter(s.cfg.SharedGroup, f)
-				}
-				tok := c.Subscribe(f, 1, s.onMessage)
-				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-					s.log.Error("mqtt subscribe", "filter", f, "err", tok.Error())
-				}
-			}
-			s.log.Info("server MQTT client connected", "broker", brokerURL)
-		}).
-		SetConnectionLostHandler(func(_ paho.Client, err error) { s.log.Warn("server MQTT connection lost", "err", err) })
-	if strings.HasPrefix(addr, "ssl://") {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	var tc *tls.Config
+	if strings.HasPrefix(brokerURL, "mqtts://") || strings.HasPrefix(brokerURL, "ssl://") || strings.HasPrefix(brokerURL, "tls://") {
+		tc = &tls.Config{MinVersion: tls.VersionTLS12}
 		if s.cfg.BrokerCAFile == "" && s.ca != nil {
-			tc.RootCAs = s.ca.Pool() // embedded, or Mosquitto with the files written by writeMosquitto
+			tc.RootCAs = s.ca.Pool() // Mosquitto with the files written by writeMosquitto
 		} else if s.cfg.BrokerCAFile != "" {
 			pem, err := os.ReadFile(s.cfg.BrokerCAFile)
 			if err != nil {
@@ -450,31 +456,14 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 				return fmt.Errorf("fleet server: broker CA %s: no certificates", s.cfg.BrokerCAFile)
 			}
 		}
-		opts.SetTLSConfig(tc)
 	}
-	s.mqtt = paho.NewClient(opts)
-	tok := s.mqtt.Connect()
-	if s.emb != nil {
-		// The embedded broker is up: fail fast if we cannot connect.
-		if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-			return fmt.Errorf("fleet server: connect to embedded broker: %v", tok.Error())
-		}
+	s.mqtt, err = broker.DialClient(broker.ClientConfig{URL: brokerURL, TLS: tc, ClientID: s.cfg.ClientID,
+		Username: s.cfg.BrokerUser, Password: password, SharedGroup: s.cfg.SharedGroup,
+		Filters: s.serverFilters(), Deliver: s.deliver, Logger: s.log}) // cluster.go: none in NATS mode
+	if err != nil {
+		return fmt.Errorf("fleet server: %w", err)
 	}
 	return nil
-}
-
-func pahoAddress(raw string) (string, error) {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "", fmt.Errorf("broker URL %q: want mqtt://host:port or mqtts://host:port", raw)
-	}
-	switch scheme {
-	case "mqtt", "tcp":
-		return "tcp://" + rest, nil
-	case "mqtts", "ssl", "tls":
-		return "ssl://" + rest, nil
-	}
-	return "", fmt.Errorf("broker URL %q: scheme %q, want mqtt or mqtts", raw, scheme)
 }
 
 func (s *Server) publish(topic string, v any) error {
@@ -482,11 +471,9 @@ func (s *Server) publish(topic string, v any) error {
 	if err != nil {
 		return err
 	}
-	tok := s.mqtt.Publish(topic, 1, false, b)
-	if !tok.WaitTimeout(10 * time.Second) {
-		return fmt.Errorf("publish %s: timeout", topic)
-	}
-	return tok.Error()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.mqtt.Publish(ctx, topic, b)
 }
 
 // NotifyJobs publishes the device's pending jobs (rollout.Notifier).
@@ -517,8 +504,14 @@ func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error
 		if st.DeviceID != t.DeviceID {
 			return fmt.Errorf("status for %s on %s's topic", st.DeviceID, t.DeviceID)
 		}
+		connected, known := s.connState(t.DeviceID) // embedded broker: presence is the connection state
 		err = s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
 			d.Presence = st.State
+			if known && connected {
+				d.Presence = wire.Online
+			} else if known {
+				d.Presence = wire.Offline
+			}
 			d.LastSeen = now
 			if st.State == wire.Online {
 				if st.AgentVersion != "" {

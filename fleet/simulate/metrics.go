@@ -17,6 +17,8 @@ import (
 // serverMetrics are the fleet-server counters the report needs.
 type serverMetrics struct {
 	stored, duplicates, received uint64
+	jobUpdates                   uint64 // job updates the server received
+	deliveryDropped, rateLimited uint64 // embedded broker drops towards devices, device publishes over the rate
 	rss                          uint64
 }
 
@@ -74,6 +76,13 @@ func parseMetrics(body []byte) serverMetrics {
 			m.duplicates += uint64(v)
 		case "edgefleet_mqtt_messages_total":
 			m.received += uint64(v)
+			if strings.Contains(line[:sp], `kind="jobs/update"`) {
+				m.jobUpdates += uint64(v)
+			}
+		case "edgefleet_mqtt_delivery_dropped_total":
+			m.deliveryDropped += uint64(v)
+		case "edgefleet_mqtt_rate_limited_total":
+			m.rateLimited += uint64(v)
 		case "process_resident_memory_bytes":
 			m.rss = uint64(v)
 		}

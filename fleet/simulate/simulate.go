@@ -138,22 +138,35 @@ type Result struct {
 	// Received what the server handled (edgefleet_mqtt_messages_total
 	// delta); BrokerDrops = Published − Received when positive.
 	Published, Received, BrokerDrops, PublishFailed uint64
+	// DeliveryDropped is messages to devices the embedded broker dropped;
+	// RateLimited device publishes it refused over the device's rate.
+	DeliveryDropped, RateLimited uint64
 
-	JobUpdates, JobsSucceeded, JobsFailed uint64
-	DownloadedBytes                       uint64
-	RolloutID                             string        `json:"rollout_id,omitempty"`
-	RolloutPhase                          string        `json:"rollout_phase,omitempty"`
-	RolloutTime                           time.Duration `json:"rollout_time_ns,omitempty"`
-	RolloutCreateLatency                  time.Duration `json:"rollout_create_latency_ns,omitempty"`
-	RolloutJobsAcked                      int           `json:"rollout_jobs_acked,omitempty"`
+	// JobUpdates is job updates the broker acknowledged to the devices;
+	// JobUpdatesReceived those the server handled; JobUpdatesLost =
+	// JobUpdates − JobUpdatesReceived when positive.
+	JobUpdates, JobUpdatesReceived, JobUpdatesLost uint64
+	JobsSucceeded, JobsFailed                      uint64
+	DownloadedBytes                                uint64
+	RolloutID                                      string        `json:"rollout_id,omitempty"`
+	RolloutPhase                                   string        `json:"rollout_phase,omitempty"`
+	RolloutTime                                    time.Duration `json:"rollout_time_ns,omitempty"`
+	RolloutCreateLatency                           time.Duration `json:"rollout_create_latency_ns,omitempty"`
+	RolloutJobsAcked                               int           `json:"rollout_jobs_acked,omitempty"`
 
 	ServerRSS, ServerPeakRSS uint64
+	// LoadBefore and LoadAfter are the machine's load averages (1, 5, 15
+	// minutes) when the run started and ended.
+	LoadBefore, LoadAfter string `json:",omitempty"`
 }
 
 // Run enrolls and connects the devices, generates telemetry for
 // cfg.Duration (driving the rollout, if any), drains, and reports.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := checkFileLimit(cfg.Devices); err != nil {
 		return nil, err
 	}
 	api := client.New(cfg.ServerURL, cfg.AdminToken)
@@ -167,7 +180,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	sum := &counters{}
-	res := &Result{Devices: cfg.Devices, Rate: cfg.Rate, Duration: cfg.Duration}
+	res := &Result{Devices: cfg.Devices, Rate: cfg.Rate, Duration: cfg.Duration, LoadBefore: loadAverage()}
 	dl := make(chan struct{}, cfg.DownloadParallel)
 
 	// Enroll and connect.
@@ -315,8 +328,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.BrokerDrops = res.Published - res.Received
 	}
 	res.JobUpdates, res.JobsSucceeded, res.JobsFailed = sum.jobUpdates.Load(), sum.jobsSucceeded.Load(), sum.jobsFailed.Load()
+	res.JobUpdatesReceived = after.jobUpdates - before.jobUpdates
+	if res.JobUpdates > res.JobUpdatesReceived {
+		res.JobUpdatesLost = res.JobUpdates - res.JobUpdatesReceived
+	}
+	res.DeliveryDropped = after.deliveryDropped - before.deliveryDropped
+	res.RateLimited = after.rateLimited - before.rateLimited
 	res.DownloadedBytes = sum.downloadedBytes.Load()
 	res.ServerPeakRSS = peak
+	res.LoadAfter = loadAverage()
 	return res, nil
 }
 
@@ -445,19 +465,20 @@ func countAcked(r *rollout.Rollout) int {
 // Table renders the result as the issue's table row plus details.
 func (r *Result) Table() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| devices | server RSS (peak) | telemetry offered → stored | lost | duplicates | broker drops | rollout 1,10,50,100 %% |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| devices | server RSS (peak) | telemetry offered → stored | lost | duplicates | broker drops | job updates lost | rollout 1,10,50,100 %% |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
 	ro := "—"
 	if r.RolloutID != "" {
 		ro = fmt.Sprintf("%s in %s (POST %s)", r.RolloutPhase, r.RolloutTime.Round(time.Second), r.RolloutCreateLatency.Round(time.Millisecond))
 	}
-	fmt.Fprintf(&b, "| %d | %d MB (%d MB) | %.0f → %.0f rec/s | %d | %d recognised, %d stored | %d | %s |\n",
-		r.Devices, r.ServerRSS>>20, r.ServerPeakRSS>>20, r.OfferedRate, r.StoredRate, r.Lost, r.Duplicates, r.DuplicatesStored, r.BrokerDrops, ro)
+	fmt.Fprintf(&b, "| %d | %d MB (%d MB) | %.0f → %.0f rec/s | %d | %d recognised, %d stored | %d | %d of %d | %s |\n",
+		r.Devices, r.ServerRSS>>20, r.ServerPeakRSS>>20, r.OfferedRate, r.StoredRate, r.Lost, r.Duplicates, r.DuplicatesStored, r.BrokerDrops,
+		r.JobUpdatesLost, r.JobUpdates, ro)
 	lines := []string{
-		fmt.Sprintf("connected %d/%d in %s", r.Connected, r.Devices, r.ConnectTime.Round(time.Millisecond)),
+		fmt.Sprintf("connected %d/%d in %s; load average %s at start, %s at end", r.Connected, r.Devices, r.ConnectTime.Round(time.Millisecond), r.LoadBefore, r.LoadAfter),
 		fmt.Sprintf("telemetry: offered %d, acked %d, stored %d, lost %d, resent %d, ack timeouts %d, forged acks %d, device overflow %d", r.Offered, r.Acked, r.Stored, r.Lost, r.Resent, r.AckTimeouts, r.BadAcks, r.Overflow),
-		fmt.Sprintf("mqtt to server: published %d, received %d, dropped %d, publish failures %d", r.Published, r.Received, r.BrokerDrops, r.PublishFailed),
-		fmt.Sprintf("jobs: succeeded %d, failed %d, job updates delivered %d, downloaded %d MB", r.JobsSucceeded, r.JobsFailed, r.JobUpdates, r.DownloadedBytes>>20),
+		fmt.Sprintf("mqtt to server: published %d, received %d, dropped %d, publish failures %d, rate limited %d; to devices: dropped %d", r.Published, r.Received, r.BrokerDrops, r.PublishFailed, r.RateLimited, r.DeliveryDropped),
+		fmt.Sprintf("jobs: succeeded %d, failed %d, job updates published %d, received %d, lost %d, downloaded %d MB", r.JobsSucceeded, r.JobsFailed, r.JobUpdates, r.JobUpdatesReceived, r.JobUpdatesLost, r.DownloadedBytes>>20),
 	}
 	if r.RolloutID != "" {
 		lines = append(lines, fmt.Sprintf("rollout %s: %s after %s, %d device jobs acknowledged", r.RolloutID, r.RolloutPhase, r.RolloutTime.Round(time.Second), r.RolloutJobsAcked))

@@ -34,6 +34,10 @@ type SpawnConfig struct {
 	ModelPath, ModelID, Version string
 	// Args are extra fleet-server flags (e.g. --store postgres://...).
 	Args []string
+	// Env are extra KEY=VALUE environment variables for the server only
+	// (e.g. GOMEMLIMIT=900MiB: the load tool itself must not inherit the
+	// server's memory limit).
+	Env []string
 }
 
 // Spawned is a running fleet-server child.
@@ -68,6 +72,11 @@ func freePort() (string, error) {
 func Spawn(ctx context.Context, sc SpawnConfig) (*Spawned, error) {
 	if sc.ServerBin == "" || sc.ModelPath == "" {
 		return nil, errors.New("spawn fleet-server: server binary and model path are required")
+	}
+	for _, kv := range sc.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("spawn fleet-server: environment %q: want KEY=VALUE", kv)
+		}
 	}
 	s := &Spawned{Dir: sc.Dir, AdminToken: randomHex(16), EnrollToken: randomHex(16), exited: make(chan error, 1)}
 	if s.Dir == "" {
@@ -115,6 +124,9 @@ func Spawn(ctx context.Context, sc SpawnConfig) (*Spawned, error) {
 	args = append(args, sc.Args...)
 	s.cmd = exec.Command(sc.ServerBin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if len(sc.Env) > 0 {
+		s.cmd.Env = append(os.Environ(), sc.Env...)
+	}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("spawn fleet-server %s: %w", sc.ServerBin, err)
 	}

@@ -1,0 +1,32 @@
+package simulate
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+func TestSpawnRejectsBadEnv(t *testing.T) {
+	for _, env := range []string{"GOMEMLIMIT", "=900MiB", ""} {
+		_, err := Spawn(context.Background(), SpawnConfig{ServerBin: "fleet-server", ModelPath: "m.tflite", Dir: t.TempDir(), Env: []string{env}})
+		if err == nil || !strings.Contains(err.Error(), "want KEY=VALUE") {
+			t.Errorf("env %q: %v, want a KEY=VALUE error", env, err)
+		}
+	}
+	// Control: a well-formed variable passes the check and fails later,
+	// on the missing model.
+	_, err := Spawn(context.Background(), SpawnConfig{ServerBin: "fleet-server", ModelPath: "missing.tflite", Dir: t.TempDir(), Env: []string{"GOMEMLIMIT=900MiB"}})
+	if err == nil || strings.Contains(err.Error(), "KEY=VALUE") {
+		t.Fatalf("well-formed env: %v", err)
+	}
+}
+
+func TestCheckFileLimit(t *testing.T) {
+	if err := checkFileLimit(1); err != nil {
+		t.Fatalf("one device: %v", err)
+	}
+	err := checkFileLimit(1 << 30)
+	if err == nil || !strings.Contains(err.Error(), "ulimit -n") {
+		t.Fatalf("2^30 devices: %v, want advice to raise the limit", err)
+	}
+}
