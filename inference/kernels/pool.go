@@ -13,7 +13,7 @@ import (
 // BenchmarkParallel and BenchmarkModelThreads (package inference) on the
 // small conformance models (person_detect, mobilenet_v1_0.25_128_quant,
 // micro_speech), which must not get slower with two threads.
-const MinParallelMACs = 200_000
+const MinParallelMACs = 1_000_000
 
 // An idle worker polls for the next job, yielding to other goroutines,
 // for up to activeSpin while the interpreter is inside an Invoke
