@@ -74,8 +74,19 @@ for deb in "$tmp"/dist/*.deb; do
     *) fail "unexpected package $name";;
   esac
   for b in $bins; do
-    [ -x "$root/usr/bin/$b" ] || fail "$name: /usr/bin/$b missing or not executable"
-    "$root/usr/bin/$b" --help >/dev/null || fail "$name: /usr/bin/$b --help failed"
+    bin="$root/usr/bin/$b"
+    if [ -L "$bin" ]; then
+      # edge-agent: /usr/bin links to the self-updatable copy in /opt.
+      target=$(readlink "$bin")
+      [ "$target" = "/opt/edgefleet/bin/$b" ] || fail "$name: /usr/bin/$b links to $target, want /opt/edgefleet/bin/$b"
+      bin="$root$target"
+      grep -q "ReadWritePaths=.*/opt/edgefleet/bin" "$root/lib/systemd/system/$b.service" ||
+        fail "$name: the unit does not let the agent replace $target (self-update)"
+      grep -q "chown edgefleet:edgefleet /opt/edgefleet/bin" "$root/DEBIAN/postinst" ||
+        fail "$name: postinst does not give /opt/edgefleet/bin to the service user (self-update)"
+    fi
+    [ -x "$bin" ] || fail "$name: $bin missing or not executable"
+    "$bin" --help >/dev/null || fail "$name: $bin --help failed"
   done
   for c in $confs; do
     [ -f "$root$c" ] || fail "$name: $c missing"
@@ -98,7 +109,7 @@ for deb in "$tmp"/dist/*.deb; do
         echo "$out" >&2; fail "$name: systemd-analyze verify $u failed"; }
       if [ -n "$out" ]; then echo "$out" >&2; fail "$name: systemd-analyze verify $u warned"; fi
       # control: the same check fails on a unit whose binary is missing
-      sed -i 's|^ExecStart=/usr/bin/[a-z-]*|ExecStart=/usr/bin/not-installed|' "$vroot/lib/systemd/system/$u"
+      sed -i 's|^ExecStart=/[^ ]*|ExecStart=/usr/bin/not-installed|' "$vroot/lib/systemd/system/$u"
       if SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no --root="$vroot" "$vroot/lib/systemd/system/$u" >/dev/null 2>&1; then
         fail "$name: systemd-analyze verify passes a unit whose ExecStart is missing: the check proves nothing"
       fi
