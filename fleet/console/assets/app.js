@@ -429,11 +429,11 @@ function rolloutCard(r) {
     btn("pause", "pause", () => command(s.id, "pause", err), r.phase === "running" || r.phase === "awaiting_promotion"),
     btn("resume", "resume", () => command(s.id, "resume", err), r.phase === "paused"),
     btn("abort", "abort (roll back)", () => command(s.id, "abort", err), !final && r.phase !== "rolling_back"),
-    r.phase === "succeeded" && base ? (state.models.some(m => m.id === s.model_id && m.version === base)
+    r.phase === "succeeded" && base && s.kind !== "agent" ? (state.models.some(m => m.id === s.model_id && m.version === base)
       ? btn("rollback", "roll back to v" + base, () => rollbackTo(r, base, err), true)
       : el("button", { type: "button", "data-action": "rollback", disabled: true, title: s.model_id + "@" + base + " is not in the model registry" }, "roll back to v" + base + " (not registered)")) : "");
   const card = el("div", { class: "rollout " + r.phase, "data-id": s.id },
-    el("h3", {}, s.id + " — " + s.model_id + "@" + s.version + " (" + s.strategy + (s.selector ? ", " + s.selector : "") + ") ", el("span", { class: "phase " + r.phase }, r.phase)),
+    el("h3", {}, s.id + " — " + (s.kind === "agent" ? "edge-agent " + s.version : s.model_id + "@" + s.version) + " (" + s.strategy + (s.selector ? ", " + s.selector : "") + ") ", el("span", { class: "phase " + r.phase }, r.phase)),
     r.reason ? el("div", { class: "reason" }, r.reason) : "",
     el("div", { class: "stages" }, ...stages),
     el("div", { class: "devices-summary" }, devs.length + " device(s) assigned: " + (Object.entries(counts).map(([k, v]) => k + " " + v).join(", ") || "none yet")),
@@ -609,7 +609,7 @@ async function loadDevicePage(id, live) {
   const jobTable = jobs.length ? el("table", { class: "jobs" }, el("tr", {}, ...["updated", "job", "kind", "version", "state", "reason", "rollout"].map(x => el("th", {}, x))),
     ...jobs.map(j => el("tr", { "data-job": j.job_id, class: "job " + j.state },
       el("td", {}, new Date(j.updated || j.created).toLocaleTimeString()), el("td", {}, j.job_id), el("td", {}, j.kind),
-      el("td", {}, j.model_id + "@" + j.version), el("td", { class: "state " + j.state }, j.state), el("td", {}, j.reason || ""), el("td", {}, j.rollout_id || ""))))
+      el("td", {}, j.kind === "agent" ? "edge-agent " + j.version : j.model_id + "@" + j.version), el("td", { class: "state " + j.state }, j.state), el("td", {}, j.reason || ""), el("td", {}, j.rollout_id || ""))))
     : el("p", { class: "empty" }, "no jobs");
   const healthBox = h ? kv([
     ["requests (1 h)", h.requests], ["error rate", pct(h.error_rate)],
