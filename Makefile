@@ -91,7 +91,7 @@ bench-api:
 # Fleet load benchmark: 1,000 simulated devices (real MQTT sessions, mTLS,
 # the agent's protocol), 1 record/10 s each, a canary rollout of a 4 MB model.
 bench-fleet: build
-	$(BIN)/fleetctl simulate --spawn-server $(BIN)/fleet-server --devices $${DEVICES:-1000} --rate 0.1 --duration $${DURATION:-2m}
+	$(BIN)/fleetctl simulate --spawn-server $(BIN)/fleet-server --server-env GOMEMLIMIT=$${SERVER_GOMEMLIMIT:-900MiB} --devices $${DEVICES:-1000} --rate 0.1 --duration $${DURATION:-2m}
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
