@@ -18,6 +18,7 @@ func newModelsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "models", Short: "Release and list models"}
 	var o modelrel.Options
 	var refStats string
+	var progress bool
 	push := &cobra.Command{
 		Use:   "push MODEL.tflite --id NAME --version V [--hardware edgetpu|gpu|...]",
 		Short: "Inspect a model with the runtime, sign it into the TUF repository and register it",
@@ -31,6 +32,9 @@ that variant install it instead of the primary file. An Edge TPU-compiled
 model must be pushed with --hardware edgetpu.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if errOut := cmd.ErrOrStderr(); progress || isTerminal(errOut) {
+				o.Progress = func(step string) { fmt.Fprintf(errOut, "models push: %s\n", step) }
+			}
 			if o.Hardware != "" && o.Hardware != "cpu" {
 				m, ins, err := modelrel.PushVariant(cmd.Context(), args[0], o)
 				if err != nil {
@@ -82,6 +86,7 @@ model must be pushed with --hardware edgetpu.`,
 	f.StringVar(&o.GoldenOutputSHA256, "golden-output-sha256", "", "expected golden output hash (default: computed with the runtime)")
 	f.BoolVar(&o.CorruptGolden, "corrupt-golden", false, "publish a wrong golden hash so devices reject the release (rollback drills)")
 	f.StringVar(&o.Notes, "notes", "", "release notes")
+	f.BoolVar(&progress, "progress", false, "print each step (inspect, golden check, sign) even when stderr is not a terminal")
 	f.StringVar(&refStats, "reference-stats", "", "JSON file of reference distributions (a telemetry 'monitoring' object, docs/monitoring.md): the version's drift reference")
 	push.MarkFlagRequired("id")
 	push.MarkFlagRequired("version")

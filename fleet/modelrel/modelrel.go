@@ -40,6 +40,15 @@ type Options struct {
 	// reject the release (demos and drills of the rollback path).
 	CorruptGolden bool
 	Notes         string
+	// Progress, when set, is told each step of a push as it starts
+	// (inspect, golden check, sign) so a CLI can say what it is doing.
+	Progress func(step string)
+}
+
+func (o Options) step(format string, args ...any) {
+	if o.Progress != nil {
+		o.Progress(fmt.Sprintf(format, args...))
+	}
 }
 
 // Inspection is what the runtime says about a model file.
@@ -165,6 +174,7 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 	if err != nil {
 		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: %w", path, err)
 	}
+	o.step("inspecting %s (%d bytes)", path, len(data))
 	ins, err := Inspect(data)
 	if err != nil {
 		return registry.Model{}, Inspection{}, fmt.Errorf("push %s: %w", path, err)
@@ -176,6 +186,7 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 	if len(ins.Unsupported) > 0 {
 		return registry.Model{}, ins, fmt.Errorf("push %s: ops not supported by the runtime: %s", path, strings.Join(ins.Unsupported, ", "))
 	}
+	o.step("golden check: running %d ops on the pure-Go runtime", len(ins.Ops))
 	inputs, sum, err := Golden(ctx, path)
 	if err != nil {
 		return registry.Model{}, ins, fmt.Errorf("push %s: %w", path, err)
@@ -190,6 +201,7 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 	if o.Hardware == "" {
 		o.Hardware = "cpu"
 	}
+	o.step("signing %s@%s into the TUF repository %s", o.ID, o.Version, o.RepoDir)
 	ti, err := release.AddModel(ctx, o.KeysDir, o.RepoDir, path, release.ModelRelease{ID: o.ID, Version: o.Version,
 		RequiredOps: ins.Ops, Hardware: o.Hardware, GoldenInputs: inputs, GoldenOutputSHA256: sum})
 	if err != nil {

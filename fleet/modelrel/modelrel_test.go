@@ -45,9 +45,16 @@ func TestPushSignsIntoRepo(t *testing.T) {
 	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	m, ins, err := modelrel.Push(ctx, p, modelrel.Options{ID: "hello", Version: "1", KeysDir: keys, RepoDir: repo})
+	var steps []string
+	m, ins, err := modelrel.Push(ctx, p, modelrel.Options{ID: "hello", Version: "1", KeysDir: keys, RepoDir: repo,
+		Progress: func(step string) { steps = append(steps, step) }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Progress names every step, in order.
+	if len(steps) != 3 || !strings.HasPrefix(steps[0], "inspecting ") || !strings.HasPrefix(steps[1], "golden check") ||
+		!strings.HasPrefix(steps[2], "signing hello@1 ") {
+		t.Fatalf("progress steps %q", steps)
 	}
 	if len(ins.Ops) == 0 || ins.Quantization != "int8" {
 		t.Fatalf("inspection %+v", ins)
