@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build build-tflite cross-tflite setup test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite setup tflite-reference test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -84,6 +84,11 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./inference/...
 	# The GEMM-shaped kernels again on the pure-Go fallback, for comparison.
 	$(GO) test -run '^$$' -bench 'Conv2D|FullyConnected' -benchtime 20x -tags purego ./inference/kernels/conv/
+
+# The real TensorFlow Lite reference runner (node, WebAssembly) for
+# -update-goldens and bench-reference.sh, installed once into ~/.cache.
+tflite-reference:
+	@bash build/tflite-reference.sh
 
 bench-api:
 	$(GO) test -run '^$$' -bench . -benchtime 200x ./agent/...

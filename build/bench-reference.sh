@@ -3,17 +3,13 @@
 # per Invoke) with TensorFlow Lite (WebAssembly build, single thread,
 # XNNPACK on and off) on every conformance model, in one run on this
 # machine. Needs node; installs the reference runner's npm
-# packages into a temporary copy of ../shared/tflite-reference.
+# packages into a cached copy of ../shared/tflite-reference
+# (build/tflite-reference.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The SIMD kernels need the experiment (as in the Makefile).
 export GOEXPERIMENT=${GOEXPERIMENT-simd}
-ref=${TFLITE_REFERENCE:-../shared/tflite-reference}
-work=${TFLITE_REFERENCE_WORK:-/tmp/tflite-reference}
-if [ ! -d "$work/node_modules" ]; then
-  rm -rf "$work"; cp -r "$ref" "$work"; chmod -R u+w "$work"
-  (cd "$work" && npm ci --silent)
-fi
+work=$(build/tflite-reference.sh)
 go build -o /tmp/edge-agent-bench ./cmd/edge-agent
 repeat=${REPEAT:-20}
 printf '| model | edge-agent p50 ms | edge-agent 2 threads p50 ms | allocs/Invoke | TFLite builtin (XNNPACK off) p50 ms | TFLite XNNPACK p50 ms |\n|---|---:|---:|---:|---:|---:|\n'

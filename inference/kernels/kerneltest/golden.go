@@ -13,12 +13,21 @@ import (
 var updateGoldens = flag.Bool("update-goldens", false, "regenerate golden outputs with the real TensorFlow Lite (needs node and the tflite-reference runner)")
 
 // ReferenceDir is where the TensorFlow Lite reference runner (run.mjs, with
-// its node_modules installed) lives; EDGEFLEET_TFLITE_REFERENCE overrides it.
+// its node_modules installed) lives: where `make tflite-reference`
+// (build/tflite-reference.sh) installs it, in the user's cache directory;
+// EDGEFLEET_TFLITE_REFERENCE overrides it.
 func ReferenceDir() string {
 	if d := os.Getenv("EDGEFLEET_TFLITE_REFERENCE"); d != "" {
 		return d
 	}
-	return "/tmp/tflite-reference"
+	if d := os.Getenv("TFLITE_REFERENCE_WORK"); d != "" {
+		return d
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "edgefleet", "tflite-reference")
 }
 
 // Golden returns TensorFlow Lite's outputs for model on inputs, stored in
@@ -50,6 +59,9 @@ func Golden(t *testing.T, name string, model []byte, inputs [][]byte) [][]byte {
 		}
 		out := t.TempDir()
 		args = append(args, "--outdir", out)
+		if _, err := os.Stat(filepath.Join(ReferenceDir(), "node_modules")); err != nil {
+			t.Fatalf("-update-goldens needs the TensorFlow Lite reference runner in %s: run `make tflite-reference` first (%v)", ReferenceDir(), err)
+		}
 		cmd := exec.Command("node", args...)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("reference TensorFlow Lite failed on %s: %v\n%s", name, err, msg)
