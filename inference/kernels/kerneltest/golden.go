@@ -38,6 +38,11 @@ func Golden(t *testing.T, name string, model []byte, inputs [][]byte) [][]byte {
 	t.Helper()
 	dir := filepath.Join("testdata", "golden", name)
 	if *updateGoldens {
+		// Checked before anything is removed: a missing runner must not
+		// cost the stored goldens.
+		if _, err := os.Stat(filepath.Join(ReferenceDir(), "node_modules")); err != nil {
+			t.Fatalf("-update-goldens needs the TensorFlow Lite reference runner in %s: run `make tflite-reference` first (%v)", ReferenceDir(), err)
+		}
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -59,9 +64,6 @@ func Golden(t *testing.T, name string, model []byte, inputs [][]byte) [][]byte {
 		}
 		out := t.TempDir()
 		args = append(args, "--outdir", out)
-		if _, err := os.Stat(filepath.Join(ReferenceDir(), "node_modules")); err != nil {
-			t.Fatalf("-update-goldens needs the TensorFlow Lite reference runner in %s: run `make tflite-reference` first (%v)", ReferenceDir(), err)
-		}
 		cmd := exec.Command("node", args...)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("reference TensorFlow Lite failed on %s: %v\n%s", name, err, msg)
