@@ -248,10 +248,33 @@ func (c *Collector) Request(k Key, d time.Duration, instances int, code string) 
 	w.latency[sort.SearchFloat64s(latencyBounds, ms)]++
 }
 
+// MetricClasses bounds the class label of edge_agent_predicted_class_total:
+// classes 0..MetricClasses-1 get their own series, every other class (a
+// 1000-class model's tail, or a negative index) counts under "other", so
+// a model cannot grow the metrics without bound. The telemetry record's
+// class histogram has its own bound (wire.MaxClasses).
+const MetricClasses = 100
+
+// classLabels are the label strings of the bounded classes, made once so a
+// prediction does not format one.
+var classLabels = func() (l [MetricClasses]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(i)
+	}
+	return l
+}()
+
+func classLabel(class int) string {
+	if class < 0 || class >= MetricClasses {
+		return "other"
+	}
+	return classLabels[class]
+}
+
 // Prediction records the top-1 class and score of one predicted instance.
 func (c *Collector) Prediction(k Key, class int, score float64) {
 	r := roleOf(k)
-	c.classes.WithLabelValues(k.Model, k.Version, r, strconv.Itoa(class)).Inc()
+	c.classes.WithLabelValues(k.Model, k.Version, r, classLabel(class)).Inc()
 	finite := !math.IsNaN(score) && !math.IsInf(score, 0)
 	if finite {
 		c.confidence.WithLabelValues(k.Model, k.Version, r).Observe(score)

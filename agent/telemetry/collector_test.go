@@ -73,3 +73,35 @@ func TestSnapshotKeepsWindow(t *testing.T) {
 		t.Fatalf("flush after snapshot %+v", f)
 	}
 }
+
+// TestClassMetricBounded: a 1000-class model adds at most MetricClasses + 1
+// series to edge_agent_predicted_class_total; the tail counts as "other".
+func TestClassMetricBounded(t *testing.T) {
+	c := NewCollector(time.Now)
+	k := Key{Model: "m", Version: "1", Role: wire.RolePrimary}
+	for class := -1; class < 1000; class++ {
+		c.Prediction(k, class, 0.5)
+	}
+	mfs, err := c.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series, other := 0, 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != "edge_agent_predicted_class_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			series++
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "class" && l.GetValue() == "other" {
+					other = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	// Control: the first classes have their own series.
+	if series != MetricClasses+1 || other != 1000-MetricClasses+1 {
+		t.Fatalf("%d series (want %d), other=%v (want %d)", series, MetricClasses+1, other, 1000-MetricClasses+1)
+	}
+}
