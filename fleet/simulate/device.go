@@ -17,6 +17,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
@@ -70,27 +71,13 @@ func newDevice(id string, cfg *Config, sum *counters, enr wire.EnrollResponse, h
 		active: cfg.BaseVersion, journal: map[string]wire.JobUpdate{}}
 }
 
-func brokerAddress(raw string) (string, error) {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "", fmt.Errorf("broker URL %q: want mqtt://host:port or mqtts://host:port", raw)
-	}
-	switch scheme {
-	case "mqtt", "tcp":
-		return "tcp://" + rest, nil
-	case "mqtts", "ssl", "tls":
-		return "ssl://" + rest, nil
-	}
-	return "", fmt.Errorf("broker URL %q: scheme %q, want mqtt or mqtts", raw, scheme)
-}
-
 // connect opens the MQTT session and waits until it is up and subscribed.
 func (d *device) connect(ctx context.Context, tlsCfg *tls.Config) error {
 	url := d.enr.BrokerURL
 	if d.cfg.BrokerURL != "" {
 		url = d.cfg.BrokerURL
 	}
-	addr, err := brokerAddress(url)
+	addr, err := broker.ClientAddress(url)
 	if err != nil {
 		return err
 	}
