@@ -37,6 +37,12 @@ const (
 // with the packed weights.
 var qbKernel32, qbKernel16 func(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
 
+// qbGemv64 and qbGemv16, when non-nil, are the architecture's one-row
+// byte GEMM kernels (a layer with one output pixel would otherwise compute
+// qbMR rows to keep one): out = bias + add + the dot products of the row
+// a with 64 channels (four blocks: w, w+kq*64, ...) or 16 (one block).
+var qbGemv64, qbGemv16 func(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+
 // qbFlip, qbRowSums: SIMD helpers of the byte GEMM, set with the kernels.
 var (
 	qbFlip    func(b []uint8)                             // b[i] ^= 0x80
@@ -70,15 +76,18 @@ func packQB[T int8 | int16](dst []int8, w []T, n, k int, off int16) {
 }
 
 // qbGemm computes acc[i*ldc+j] = bias[j] + rowadd[i] + sum a[i,:]*w[j,:]
-// for rows [0, mp) (a multiple of qbMR) and channels [0, np) (a multiple
-// of qbNR) of weights packed by packQB with row length k4.
-func qbGemm(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, mp, np, ldc int) {
-	qbGemmCols(a, k4, wp, bias, rowadd, acc, mp, 0, np, ldc)
+// for rows [0, m) and channels [0, np) (a multiple of qbNR) of weights
+// packed by packQB with row length k4. a, rowadd and acc hold qbRows(m)
+// rows: the kernels compute qbMR rows at a time (one row alone has its
+// own kernel where the architecture has one).
+func qbGemm(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, m, np, ldc int) {
+	qbGemmCols(a, k4, wp, bias, rowadd, acc, m, 0, np, ldc)
 }
 
 // qbGemmCols is qbGemm for channels [j0, j1) only (multiples of qbNR).
-func qbGemmCols(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, mp, j0, j1, ldc int) {
-	if j0 >= j1 {
+func qbGemmCols(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, m, j0, j1, ldc int) {
+	mp := qbRows(m)
+	if j0 >= j1 || m == 0 {
 		return
 	}
 	if k4 == 0 {
@@ -86,6 +95,20 @@ func qbGemmCols(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, mp, j0,
 			for j, b := range bias[j0:j1] {
 				acc[i*ldc+j0+j] = b + rowadd[i]
 			}
+		}
+		return
+	}
+	if m == 1 && qbGemv64 != nil {
+		kq := k4 / 4
+		_ = a[k4-1]
+		_ = acc[j1-1]
+		_ = wp[j1*k4-1]
+		j := j0
+		for ; j+4*qbNR <= j1; j += 4 * qbNR {
+			qbGemv64(&a[0], &wp[j*k4], kq, &acc[j], &bias[j], rowadd[0])
+		}
+		for ; j < j1; j += qbNR {
+			qbGemv16(&a[0], &wp[j*k4], kq, &acc[j], &bias[j], rowadd[0])
 		}
 		return
 	}
@@ -215,7 +238,7 @@ func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		r1 := min(r0+g.tile, hi)
 		m := r1 - r0
 		ra := d.qbRowsPrep(a8, rowadd, r0, r1)
-		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, qbRows(m), d.np, d.np)
+		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, m, d.np, d.np)
 		requantRowsV(d.rq, d.rv, 0, acc, d.np, y[r0*g.outC:], g.outC, g.outC, m)
 	}
 }
@@ -245,7 +268,7 @@ func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
 	}
 	j0, j1 := lo*qbNR, min(hi*qbNR, d.np)
-	qbGemmCols(a8, d.kq4, d.qb, d.biasQB, ra, acc, qbRows(g.rows), j0, j1, d.np)
+	qbGemmCols(a8, d.kq4, d.qb, d.biasQB, ra, acc, g.rows, j0, j1, d.np)
 	if j1 = min(j1, g.outC); j1 > j0 {
 		requantRowsV(d.rq, d.rv, j0, acc[j0:], d.np, y[j0:], g.outC, j1-j0, g.rows)
 	}

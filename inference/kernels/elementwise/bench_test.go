@@ -88,3 +88,43 @@ func BenchmarkDequantizeInt8(b *testing.B) {
 	n := tensor.NumElements(benchShape)
 	benchNode(b, schema.OpDequantize, []*tensor.Tensor{mk(i8, benchShape, benchValues(n, 256), q(0.5, 3))}, out(f32, nil))
 }
+
+// TestAddThreadsMatchSingle: a same-shape 8-bit ADD split into chunks on
+// 3 threads (every node split) gives the bytes of one thread.
+func TestAddThreadsMatchSingle(t *testing.T) {
+	shape := []int{1, 13, 11, 37} // not a multiple of the 64-element chunks
+	n := tensor.NumElements(shape)
+	for _, dt := range []tensor.DType{i8, u8} {
+		var outs [2][]byte
+		for i, threads := range []int{1, 3} {
+			a, b := benchValues(n, 256), benchValues(n, 200)
+			zp := int64(-3)
+			if dt == u8 {
+				zp = 125
+				for j := range a {
+					a[j] += 128
+					b[j] += 100
+				}
+			}
+			o := out(dt, q(0.4, zp))
+			k, _ := kernels.Lookup(schema.OperatorCode{Builtin: schema.OpAdd, Version: 1})
+			node := &kernels.Node{Op: schema.OpAdd, Version: 1, Inputs: []*tensor.Tensor{mk(dt, shape, a, q(0.3, zp)), mk(dt, shape, b, q(0.2, zp+7))}, Outputs: []*tensor.Tensor{o}}
+			ctx := kernels.NewContext(quant.RoundingTFLite, threads)
+			ctx.SplitThreshold = 0
+			ctx.Preparing = true
+			if err := k.Prepare(ctx, node); err != nil {
+				t.Fatal(err)
+			}
+			ctx.Preparing = false
+			o.Data = kernels.AlignedBytes(o.ByteSize())
+			if err := k.Eval(ctx, node); err != nil {
+				t.Fatal(err)
+			}
+			ctx.Close()
+			outs[i] = o.Data
+		}
+		if string(outs[0]) != string(outs[1]) {
+			t.Errorf("%s: 3 threads differ from 1", dt)
+		}
+	}
+}
