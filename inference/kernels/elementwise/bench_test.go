@@ -117,8 +117,12 @@ func TestThreadsMatchSingle(t *testing.T) {
 		inputs func() []*tensor.Tensor
 		out    func() *tensor.Tensor
 	}{
-		{"add int8", schema.OpAdd, func() []*tensor.Tensor { return []*tensor.Tensor{mk(i8, shape, a, q(0.3, -3)), mk(i8, shape, b, q(0.2, 4))} }, func() *tensor.Tensor { return out(i8, q(0.4, -3)) }},
-		{"add uint8", schema.OpAdd, func() []*tensor.Tensor { return []*tensor.Tensor{mk(u8, shape, ua, q(0.3, 125)), mk(u8, shape, ua, q(0.2, 132))} }, func() *tensor.Tensor { return out(u8, q(0.4, 125)) }},
+		{"add int8", schema.OpAdd, func() []*tensor.Tensor {
+			return []*tensor.Tensor{mk(i8, shape, a, q(0.3, -3)), mk(i8, shape, b, q(0.2, 4))}
+		}, func() *tensor.Tensor { return out(i8, q(0.4, -3)) }},
+		{"add uint8", schema.OpAdd, func() []*tensor.Tensor {
+			return []*tensor.Tensor{mk(u8, shape, ua, q(0.3, 125)), mk(u8, shape, ua, q(0.2, 132))}
+		}, func() *tensor.Tensor { return out(u8, q(0.4, 125)) }},
 		{"requantize uint8 to int8", schema.OpQuantize, func() []*tensor.Tensor { return []*tensor.Tensor{mk(u8, shape, ua, q(0.3, 120))} }, func() *tensor.Tensor { return out(i8, q(0.35, -4)) }},
 		{"quantize float per channel", schema.OpQuantize, func() []*tensor.Tensor { return []*tensor.Tensor{mk(f32, shape, f, nil)} }, func() *tensor.Tensor { return out(i8, perChannel) }},
 		{"quantize float to int16", schema.OpQuantize, func() []*tensor.Tensor { return []*tensor.Tensor{mk(f32, shape, f, nil)} }, func() *tensor.Tensor { return out(tensor.Int16, q(0.001, 0)) }},

@@ -67,10 +67,10 @@ type reduceData struct {
 	inZP        int32
 	outZP       int32
 	// per-Eval views, for the workers (channelsSplit)
-	inT  tensor.DType
-	x, y []byte
-	scale       float32
-	fbias       float32
+	inT   tensor.DType
+	x, y  []byte
+	scale float32
+	fbias float32
 	// accumulators, one per output element.
 	f32 []float32
 	i32 []int32
