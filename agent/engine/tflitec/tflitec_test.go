@@ -82,3 +82,17 @@ func TestRealLibrary(t *testing.T) {
 		t.Errorf("batch 3: %d bytes, %v", ip.Input(0).ByteSize(), err)
 	}
 }
+
+func TestDedupe(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"one", "one"},
+		{"a; b; a", "a (2 such messages); b"},
+		{"quantized_dimension must be in range [0, 1). Was 3.; Tensor 33 has invalid quantization parameters.; quantized_dimension must be in range [0, 1). Was 3.; Tensor 36 has invalid quantization parameters.",
+			"quantized_dimension must be in range [0, 1). Was 3. (2 such messages); Tensor 33 has invalid quantization parameters. (2 such messages)"},
+	} {
+		if got := dedupe(c.in); got != c.want {
+			t.Errorf("dedupe(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
