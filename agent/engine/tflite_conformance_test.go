@@ -117,9 +117,13 @@ func TestTFLiteConformanceSet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range conformanceConfigs {
+	// XNNPACK again through a real external-delegate plugin: judged as
+	// (and pinned to the same recorded outputs as) the built-in XNNPACK.
+	plugin := buildTestPlugin(t, "xnnpack_plugin.c")
+	configs := append(conformanceConfigs, conformanceConfig{"plugin-xnnpack", delegate.Spec{Name: plugin, Kind: delegate.KindPlugin, Library: plugin}})
+	for _, c := range configs {
 		t.Run(c.name, func(t *testing.T) {
-			runConformanceSet(t, &engine.TFLite{Library: lib, Delegate: c.spec, Log: quiet()}, l.Version, c.name)
+			runConformanceSet(t, &engine.TFLite{Library: lib, Delegate: c.spec, Log: quiet()}, l.Version, strings.TrimPrefix(c.name, "plugin-"))
 		})
 	}
 }

@@ -34,16 +34,20 @@ func tfliteLib(t *testing.T) string {
 	return lib
 }
 
-// buildTestPlugin compiles the delegate package's test plugin (a real
-// external-delegate library whose Prepare claims no node).
+// buildTestPlugin compiles a plugin from delegate/testdata with the
+// system C compiler ($CC, else cc): a real shared library.
 func buildTestPlugin(t *testing.T, src string) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skipf("gcc not available to build the test plugin: %v", err)
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
 	}
-	out := filepath.Join(t.TempDir(), "libtest_delegate.so")
-	if b, err := exec.Command("gcc", "-shared", "-fPIC", "-o", out, filepath.Join("delegate/testdata", src)).CombinedOutput(); err != nil {
-		t.Fatalf("gcc: %v\n%s", err, b)
+	if _, err := exec.LookPath(cc); err != nil {
+		t.Skipf("no C compiler (%s) to build the test plugin: %v", cc, err)
+	}
+	out := filepath.Join(t.TempDir(), "lib"+strings.TrimSuffix(src, ".c")+".so")
+	if b, err := exec.Command(cc, "-shared", "-fPIC", "-O1", "-Wall", "-Werror", "-o", out, filepath.Join("delegate/testdata", src), "-ldl").CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cc, err, b)
 	}
 	return out
 }
