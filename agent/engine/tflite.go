@@ -148,8 +148,9 @@ type tfliteModel struct {
 	rejected error
 }
 
-// Delegate describes the delegate the model's sessions use: the spec, or
-// "none (xnnpack rejected the model)" when it could not be applied.
+// Delegate implements Describer: the delegate the model's sessions use
+// (its spec), or "none (xnnpack rejected the model)" when it could not be
+// applied.
 func (t *tfliteModel) Delegate() string {
 	if t.rejected != nil {
 		return "none (" + t.spec.String() + " rejected the model)"

@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -38,7 +39,9 @@ var updateTFLiteGoldens = flag.Bool("update-tflite-goldens", false, "record the 
 // the same top class. Anything else must match the reference exactly
 // (integers) or within 1e-5 of the largest magnitude (floats).
 type divergence struct {
-	version, config, model string
+	// version is TfLiteVersion(), arch the GOARCH: TensorFlow Lite's
+	// optimized kernels differ between architectures.
+	version, arch, config, model string
 	// maxQuanta bounds |output - reference| in quantized steps (the
 	// reference is xnnpack_* for the XNNPACK configurations): the largest
 	// difference measured with that version over the model's cases. The
@@ -48,31 +51,78 @@ type divergence struct {
 	// honest.
 	maxQuanta int
 	reason    string
+	// first is how the first diverging node differs from the reference
+	// (TestTFLiteRoundingDivergence): every differing output is the
+	// reference's plus delta, on the given side of the zero point.
+	first firstDiff
 }
 
-// ties: TensorFlow Lite 2.9's GEMM-based CONV_2D (ruy) rounds the final
-// requantization shift half up (toward +inf) where the reference rounds
-// half away from zero, so outputs below the zero point that land exactly on
-// .5 come out one step higher. int8: 2.9's int8 CONV_2D also rounds twice
-// (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT) where the
-// reference build rounds once.
+// firstDiff describes the differences at the first diverging node.
+type firstDiff struct {
+	// node is the index (execution order) of the first node whose output
+	// differs, found by comparing every node's output in turn; op is its
+	// operator; input the conformance case that shows it.
+	node  int
+	op    string
+	input string
+	delta int
+	// below: the differing outputs are below the zero point (else at or
+	// above it).
+	below bool
+	// doubleInt8: compare with the pure-Go runtime rounding int8 twice
+	// (the library's int8 CONV_2D does).
+	doubleInt8 bool
+}
+
+// The causes, found node by node (TestTFLiteRoundingDivergence):
+//
+//   - amd64: TensorFlow Lite 2.9's CONV_2D rounds the requantization's
+//     final shift half up (toward +inf) where the reference rounds half
+//     away from zero: outputs below the zero point that land exactly on .5
+//     come out one step higher. Its int8 CONV_2D also rounds twice
+//     (SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT) where
+//     the reference build rounds once.
+//   - arm64: TensorFlow Lite 2.9's uint8 CONV_2D rounds once (its int8
+//     CONV_2D too, as the reference) where the reference rounds uint8
+//     twice: some outputs come out one step lower.
+//
+// The ±1 steps at the first diverging node grow through the later layers.
 const (
-	ties29     = "TensorFlow Lite 2.9 CONV_2D rounds requantization ties upward (reference: away from zero): +1 on some outputs below the zero point of the first linear 1x1 convolution, growing through later layers"
-	ties29Int8 = ties29 + "; and its int8 CONV_2D rounds twice (reference build: once)"
+	ties29     = "TensorFlow Lite 2.9 (amd64) CONV_2D rounds requantization ties upward (reference: away from zero)"
+	ties29Int8 = ties29 + "; its int8 CONV_2D rounds twice (reference build: once)"
+	single29U8 = "TensorFlow Lite 2.9 (arm64) uint8 CONV_2D rounds once (reference: twice)"
+)
+
+var (
+	tiesUpMNv2  = firstDiff{node: 2, op: "CONV_2D", input: "case_0", delta: +1, below: true}
+	tiesUpTF2   = firstDiff{node: 3, op: "CONV_2D", input: "case_0", delta: +1, below: true, doubleInt8: true}
+	singleU8v1  = firstDiff{node: 0, op: "CONV_2D", input: "case_0", delta: -1}
+	singleU8v2  = firstDiff{node: 0, op: "CONV_2D", input: "case_0", delta: -1}
+	meanArm64   = firstDiff{node: 63, op: "MEAN", input: "case_2", delta: +1}
+	mean29Arm64 = "TensorFlow Lite 2.9 (arm64) int8 MEAN rounds its average differently (+1 on 36 of 1280 outputs of case_2)"
 )
 
 var divergences = []divergence{
-	{"2.9.0", "builtin", "mobilenet_v2_1.0_224_quant", 5, ties29},
-	{"2.9.0", "builtin", "tf2_mobilenet_v2_1.0_224_ptq", 10, ties29Int8},
+	{"2.9.0", "amd64", "builtin", "mobilenet_v2_1.0_224_quant", 5, ties29, tiesUpMNv2},
+	{"2.9.0", "amd64", "builtin", "tf2_mobilenet_v2_1.0_224_ptq", 10, ties29Int8, tiesUpTF2},
 	// XNNPACK 2.9 leaves quantized operators to the builtin kernels unless
 	// quantized=true, so the same outputs as builtin.
-	{"2.9.0", "xnnpack", "mobilenet_v2_1.0_224_quant", 3, ties29},
-	{"2.9.0", "xnnpack", "tf2_mobilenet_v2_1.0_224_ptq", 8, ties29Int8},
+	{"2.9.0", "amd64", "xnnpack", "mobilenet_v2_1.0_224_quant", 3, ties29, tiesUpMNv2},
+	{"2.9.0", "amd64", "xnnpack", "tf2_mobilenet_v2_1.0_224_ptq", 8, ties29Int8, tiesUpTF2},
 	// XNNPACK 2.9 rejects this uint8 model with quantized=true: it runs on
 	// the builtin kernels (TestTFLiteDelegateRejectionFallsBack). With
 	// quantized=true, XNNPACK 2.9 takes the int8 tf2_mobilenet_v2 and
 	// matches the reference runner's XNNPACK output exactly.
-	{"2.9.0", "xnnpack-quantized", "mobilenet_v2_1.0_224_quant", 3, ties29},
+	{"2.9.0", "amd64", "xnnpack-quantized", "mobilenet_v2_1.0_224_quant", 3, ties29, tiesUpMNv2},
+
+	{"2.9.0", "arm64", "builtin", "mobilenet_v1_0.25_128_quant", 6, single29U8, singleU8v1},
+	{"2.9.0", "arm64", "builtin", "mobilenet_v2_1.0_224_quant", 8, single29U8, singleU8v2},
+	{"2.9.0", "arm64", "xnnpack", "mobilenet_v1_0.25_128_quant", 8, single29U8, singleU8v1},
+	{"2.9.0", "arm64", "xnnpack", "mobilenet_v2_1.0_224_quant", 3, single29U8, singleU8v2},
+	{"2.9.0", "arm64", "xnnpack-quantized", "mobilenet_v1_0.25_128_quant", 8, single29U8, singleU8v1},
+	{"2.9.0", "arm64", "xnnpack-quantized", "mobilenet_v2_1.0_224_quant", 3, single29U8, singleU8v2},
+	{"2.9.0", "arm64", "builtin", "tf2_mobilenet_v2_1.0_224_ptq", 2, mean29Arm64, meanArm64},
+	{"2.9.0", "arm64", "xnnpack", "tf2_mobilenet_v2_1.0_224_ptq", 4, mean29Arm64, meanArm64},
 }
 
 // sharedConformance is the shared copy of the conformance set, which also
@@ -163,6 +213,12 @@ func runConformanceSet(t *testing.T, b engine.Backend, version, config string) {
 				t.Fatal(err)
 			}
 			defer s.Close()
+			diverged := false
+			defer func() {
+				if div != nil && !diverged && !t.Failed() {
+					t.Errorf("every case matches the reference, but %s %s %s is listed as diverging: remove the entry", div.version, div.arch, div.config)
+				}
+			}()
 			for _, c := range meta.Cases {
 				var in [][]byte
 				for _, f := range c.Inputs {
@@ -191,7 +247,9 @@ func runConformanceSet(t *testing.T, b engine.Backend, version, config string) {
 							}
 						}
 					}
-					judge(t, fmt.Sprintf("%s output %d", c.Name, i), out[i], refs, div, filepath.Join(config, name, fmt.Sprintf("%s_output_%d.bin", c.Name, i)))
+					if judge(t, fmt.Sprintf("%s output %d", c.Name, i), out[i], refs, div, filepath.Join(config, name, fmt.Sprintf("%s_output_%d.bin", c.Name, i))) {
+						diverged = true
+					}
 				}
 			}
 		})
@@ -200,14 +258,16 @@ func runConformanceSet(t *testing.T, b engine.Backend, version, config string) {
 
 func findDivergence(version, config, model string) *divergence {
 	for i, d := range divergences {
-		if d.version == version && d.config == config && d.model == model {
+		if d.version == version && d.arch == runtime.GOARCH && d.config == config && d.model == model {
 			return &divergences[i]
 		}
 	}
 	return nil
 }
 
-func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *divergence, versioned string) {
+// judge checks one output; it reports whether the output differed from
+// every reference (a divergence, listed or not).
+func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *divergence, versioned string) bool {
 	t.Helper()
 	var first string
 	for _, r := range refs {
@@ -217,10 +277,7 @@ func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *div
 		}
 		msg := compare(got, want)
 		if msg == "" {
-			if div != nil && !*updateTFLiteGoldens {
-				t.Errorf("%s: matches %s exactly, but %s %s is listed as diverging: remove the entry", what, r, div.version, div.config)
-			}
-			return
+			return false
 		}
 		if first == "" {
 			first = r + ": " + msg
@@ -228,10 +285,10 @@ func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *div
 	}
 	if div == nil {
 		t.Errorf("%s: %s (no known divergence of this TensorFlow Lite version on this model: find the cause, see TestTFLiteRoundingDivergence, before listing it)", what, first)
-		return
+		return true
 	}
 	// A listed divergence: the version's own output, byte for byte...
-	path := filepath.Join("testdata/tflite", div.version, versioned)
+	path := filepath.Join("testdata/tflite", div.version+"-"+div.arch, versioned)
 	if *updateTFLiteGoldens {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -243,6 +300,7 @@ func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *div
 	own, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("%s: %v (record it with -update-tflite-goldens)", what, err)
+		return true
 	}
 	if !bytes.Equal(own, got.Data) {
 		t.Errorf("%s: differs from TensorFlow Lite %s's recorded output %s", what, div.version, path)
@@ -251,9 +309,13 @@ func judge(t *testing.T, what string, got engine.Tensor, refs []string, div *div
 	// reference's top classes (the reference may have ties).
 	want, _ := os.ReadFile(refs[0])
 	maxd, argGot, argWant := quantaDiff(got, want)
+	if *updateTFLiteGoldens {
+		t.Logf("%s: %d quanta from %s", what, maxd, refs[0])
+	}
 	if maxd > div.maxQuanta || want[argGot] != want[argWant] {
 		t.Errorf("%s: %d quanta from %s (allowed %d: %s), top class %d, the reference's %d", what, maxd, refs[0], div.maxQuanta, div.reason, argGot, argWant)
 	}
+	return true
 }
 
 // quantaDiff returns the largest difference in quantized steps between two
@@ -314,12 +376,12 @@ func float32s(b []byte) []float32 {
 }
 
 // TestTFLiteRoundingDivergence shows the cause of every listed builtin
-// divergence instead of assuming it: it compares each node's output, in
-// execution order, between the library and the pure-Go runtime (which
-// reproduces the reference bit for bit, here with the version's int8
-// rounding), up to the first node that differs. That node must be a
-// CONV_2D whose every difference is +1 on a value below the zero point:
-// a tie rounded upward instead of away from zero.
+// divergence instead of assuming it. The first diverging node of each was
+// found by comparing every node's output in execution order between the
+// library and the pure-Go runtime (which reproduces the reference bit for
+// bit, here with the library's int8 rounding); the test checks that node:
+// its input is identical on both, and every output that differs is the
+// reference's plus the listed delta, on the listed side of the zero point.
 func TestTFLiteRoundingDivergence(t *testing.T) {
 	lib := tfliteLib(t)
 	l, err := tflitec.Open(lib)
@@ -328,7 +390,7 @@ func TestTFLiteRoundingDivergence(t *testing.T) {
 	}
 	n := 0
 	for _, d := range divergences {
-		if d.version != l.Version || d.config != "builtin" {
+		if d.version != l.Version || d.arch != runtime.GOARCH || d.config != "builtin" {
 			continue
 		}
 		n++
@@ -338,7 +400,7 @@ func TestTFLiteRoundingDivergence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in, err := os.ReadFile(filepath.Join(dir, "case_0/input_0.bin"))
+			in, err := os.ReadFile(filepath.Join(dir, d.first.input, "input_0.bin"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -348,45 +410,48 @@ func TestTFLiteRoundingDivergence(t *testing.T) {
 			}
 			g := sm.Subgraphs[0]
 			var opts []inference.Option
-			if strings.Contains(d.reason, "rounds twice") {
+			if d.first.doubleInt8 {
 				opts = append(opts, inference.WithReferenceRounding())
 			}
-			for i, op := range g.Operators {
-				out := op.Outputs[0]
-				patched := withOutput(t, data, out)
-				got := runTFLite(t, l, patched, in)
-				want := runNative(t, patched, in, opts...)
-				if bytes.Equal(got, want) {
+			op := g.Operators[d.first.node]
+			if code := sm.OperatorCodes[op.OpcodeIndex].Builtin.String(); code != d.first.op {
+				t.Fatalf("node %d is %s, listed as %s", d.first.node, code, d.first.op)
+			}
+			if d.first.node > 0 {
+				src := op.Inputs[0]
+				patched := withOutput(t, data, src)
+				if !bytes.Equal(runTFLite(t, l, patched, in), runNative(t, patched, in, opts...)) {
+					t.Fatalf("the input of node %d already differs: it is not the first diverging node", d.first.node)
+				}
+			}
+			out := op.Outputs[0]
+			patched := withOutput(t, data, out)
+			got := runTFLite(t, l, patched, in)
+			want := runNative(t, patched, in, opts...)
+			zp := int(g.Tensors[out].Quant.ZeroPoint[0])
+			signed := g.Tensors[out].Type == tensor.Int8
+			diffs := 0
+			for k := range got {
+				a, b := int(got[k]), int(want[k])
+				if signed {
+					a, b = int(int8(got[k])), int(int8(want[k]))
+				}
+				if a == b {
 					continue
 				}
-				code := sm.OperatorCodes[op.OpcodeIndex].Builtin.String()
-				zp := int(g.Tensors[out].Quant.ZeroPoint[0])
-				signed := g.Tensors[out].Type == tensor.Int8
-				diffs := 0
-				for k := range got {
-					a, b := int(got[k]), int(want[k])
-					if signed {
-						a, b = int(int8(got[k])), int(int8(want[k]))
-					}
-					if a == b {
-						continue
-					}
-					diffs++
-					if a != b+1 || b >= zp {
-						t.Fatalf("node %d (%s): element %d is %d, the reference %d (zero point %d): not a tie rounded upward", i, code, k, a, b, zp)
-					}
+				diffs++
+				if a != b+d.first.delta || (b < zp) != d.first.below {
+					t.Fatalf("node %d (%s): element %d is %d, the reference %d (zero point %d): not %+d %s the zero point (%s)", d.first.node, d.first.op, k, a, b, zp, d.first.delta, map[bool]string{true: "below", false: "at or above"}[d.first.below], d.reason)
 				}
-				if code != "CONV_2D" {
-					t.Fatalf("first diverging node %d is %s, want CONV_2D", i, code)
-				}
-				t.Logf("first diverging node %d (%s): %d of %d outputs +1 below the zero point; nodes 0-%d identical", i, code, diffs, len(got), i-1)
-				return
 			}
-			t.Fatal("no node differs: remove the divergence entry")
+			if diffs == 0 {
+				t.Fatalf("node %d (%s) does not differ: the entry is wrong", d.first.node, d.first.op)
+			}
+			t.Logf("node %d (%s), %s: same input, %d of %d outputs %+d (%s)", d.first.node, d.first.op, d.first.input, diffs, len(got), d.first.delta, d.reason)
 		})
 	}
 	if n == 0 {
-		t.Logf("TensorFlow Lite %s has no listed builtin divergence", l.Version)
+		t.Logf("TensorFlow Lite %s on %s has no listed builtin divergence", l.Version, runtime.GOARCH)
 	}
 }
 
