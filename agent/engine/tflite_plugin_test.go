@@ -90,20 +90,29 @@ func TestTFLiteBrokenPlugins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
+	type brokenCase struct {
 		name    string
 		plugin  string
 		opts    []string
 		want    error // nil: the control, loads on TensorFlow Lite
 		message string
-	}{
+	}
+	cases := []brokenCase{
 		{"control", xnn, []string{"num_threads=1"}, nil, ""},
 		{"missing symbols", noSymbols, nil, delegate.ErrBadPlugin, "does not export [tflite_plugin_create_delegate tflite_plugin_destroy_delegate]"},
 		{"returns NULL", xnn, []string{"fail=device busy"}, delegate.ErrBadPlugin, "returned no delegate: plugin reported: device busy"},
 		{"bad option", xnn, []string{"num_threads=many"}, delegate.ErrBadPlugin, "num_threads=many: want a number"},
 		{"empty delegate", emptyDelegate, []string{"null_prepare=1"}, delegate.ErrBadPlugin, "neither Prepare nor an opaque delegate builder"},
 		{"not a shared object", notELF, nil, delegate.ErrPluginNotFound, "libnot_elf.so"},
-	} {
+	}
+	// TensorFlow Lite's own external-delegate wrapper, shipped next to the
+	// library by make tflite-lib, is not a plugin.
+	if obj := filepath.Join(filepath.Dir(lib), "libexternal_delegate_obj.so"); lib != "" {
+		if _, err := os.Stat(obj); err == nil {
+			cases = append(cases, brokenCase{"TensorFlow Lite's external delegate wrapper", obj, nil, delegate.ErrBadPlugin, "does not export"})
+		}
+	}
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			opts, err := delegate.ParseOptions(c.opts)
 			if err != nil {

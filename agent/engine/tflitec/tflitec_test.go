@@ -75,6 +75,25 @@ func TestRealLibrary(t *testing.T) {
 	if err := ip.Output(0).CopyTo(out); err != nil || len(out) != 12 {
 		t.Errorf("output: %d bytes, %v", len(out), err)
 	}
+	// The XNNPACK defaults are read per the version's return convention:
+	// only known flag bits (a wrong convention reads stack garbage), and
+	// the requested ones added.
+	x, err := l.NewXNNPACK(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Flags >= 1<<8 {
+		t.Errorf("XNNPACK default flags %#x: not flags, garbage", x.Flags)
+	}
+	x.Close()
+	x, err = l.NewXNNPACKFlags(2, XNNPACKQS8|XNNPACKQU8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Flags&3 != 3 || x.Flags >= 1<<8 {
+		t.Errorf("XNNPACK flags %#x, want QS8|QU8 added to the defaults", x.Flags)
+	}
+	x.Close()
 	if err := ip.ResizeInput(0, []int{3, 4}); err != nil {
 		t.Fatal(err)
 	}
