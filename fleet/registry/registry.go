@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/wire"
@@ -308,11 +308,11 @@ func (r *Registry) Enroll(ctx context.Context, req *wire.EnrollRequest, proof Pr
 		}
 		dev.PasswordHash = ""
 		if r.passwordAuth {
-			pw, err := broker.NewPassword()
+			pw, err := mosquitto.NewPassword()
 			if err != nil {
 				return err
 			}
-			if dev.PasswordHash, err = broker.HashPassword(pw); err != nil {
+			if dev.PasswordHash, err = mosquitto.HashPassword(pw); err != nil {
 				return err
 			}
 			out.Password = pw
@@ -439,45 +439,6 @@ func (r *Registry) DeleteDevice(ctx context.Context, id string) error {
 // ServerUser is the MQTT username of the fleet server's own client.
 const ServerUser = "fleet-server"
 
-// Authenticator returns a broker.Authenticator (and
-// broker.CertAuthenticator) over the device records plus the server
-// account with the given hash. A device certificate is accepted only if its
-// serial is the one the registry issued last (every other certificate for
-// the id, and every certificate of a deleted or reset device, is revoked).
-func (r *Registry) Authenticator(serverHash string) broker.Authenticator {
-	return &regAuth{r: r, serverHash: serverHash}
-}
-
-type regAuth struct {
-	r          *Registry
-	serverHash string
-}
-
-func (a *regAuth) Authenticate(user, pw string) (broker.Principal, bool) {
-	if user == ServerUser {
-		return broker.Principal{Server: true}, broker.VerifyPassword(a.serverHash, pw)
-	}
-	d, err := a.r.Device(context.Background(), user)
-	if err != nil || d.PasswordHash == "" || !broker.VerifyPassword(d.PasswordHash, pw) {
-		return broker.Principal{}, false
-	}
-	return broker.Principal{DeviceID: d.ID}, true
-}
-
-func (a *regAuth) AuthenticateCert(cert *x509.Certificate) (broker.Principal, bool) {
-	id := cert.Subject.CommonName
-	if a.r.ca != nil {
-		if _, err := a.r.ca.VerifyDevice(cert); err != nil {
-			return broker.Principal{}, false
-		}
-	}
-	d, err := a.r.Device(context.Background(), id)
-	if err != nil || d.CertSerial == "" || d.CertSerial != pki.SerialString(cert) {
-		return broker.Principal{}, false
-	}
-	return broker.Principal{DeviceID: d.ID}, true
-}
-
 // VerifyCurrentCert returns the proof for a client certificate that chains
 // to the fleet CA and is the device's current one (for renewal).
 func (r *Registry) VerifyCurrentCert(ctx context.Context, cert *x509.Certificate) (Proof, bool) {
@@ -489,21 +450,6 @@ func (r *Registry) VerifyCurrentCert(ctx context.Context, cert *x509.Certificate
 		return Proof{}, false
 	}
 	return Proof{DeviceID: id, CertSerial: pki.SerialString(cert)}, true
-}
-
-// MosquittoAccounts returns every device's account for GenerateMosquitto.
-func (r *Registry) MosquittoAccounts(ctx context.Context) ([]broker.Account, error) {
-	ds, err := r.Devices(ctx, Selector{})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]broker.Account, 0, len(ds))
-	for _, d := range ds {
-		if d.PasswordHash != "" {
-			out = append(out, broker.Account{Username: d.ID, Hash: d.PasswordHash})
-		}
-	}
-	return out, nil
 }
 
 // PutGroup stores a named label selector.

@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
 func stores(t *testing.T) map[string]store.Store {
-	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "r.db"))
+	b, err := boltstore.Open(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +45,7 @@ func TestEnrollAndAuth(t *testing.T) {
 			if e.Device.Labels["site"] != "lab" || e.Device.Labels["ring"] != "canary" {
 				t.Fatalf("labels = %v", e.Device.Labels)
 			}
-			auth := r.Authenticator("")
+			auth := brokerauth.New(r, nil, "")
 			if p, ok := auth.Authenticate("d1", e.Password); !ok || p.DeviceID != "d1" {
 				t.Fatalf("issued password rejected")
 			}
@@ -131,7 +132,7 @@ func TestCertificateEnrollment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := r.Authenticator("").(broker.CertAuthenticator)
+	auth := brokerauth.New(r, ca, "")
 	if p, ok := auth.AuthenticateCert(cert1); !ok || p.DeviceID != "d1" {
 		t.Fatal("issued certificate rejected")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
@@ -114,8 +115,8 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleet.db")
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
-	open := func() (*store.Bolt, *registry.Registry, *telemetry.Store, *rollout.Manager, *notifier) {
-		s, err := store.OpenBolt(path)
+	open := func() (*boltstore.Store, *registry.Registry, *telemetry.Store, *rollout.Manager, *notifier) {
+		s, err := boltstore.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,8 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/console"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
@@ -142,8 +143,8 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "GET /api/v1/telemetry/series", Scope: v, h: s.series},
 		{Pattern: "GET /api/v1/telemetry/records", Scope: v, h: s.records},
 		{Pattern: "GET /api/v1/broker/mosquitto", Scope: a, h: s.mosquittoFiles},
-		{Pattern: "GET /api/v1/agents", Scope: v, h: s.listAgents},                          // agents_api.go
-		{Pattern: "POST /api/v1/agents", Scope: o, BodyType: AgentBodyType, h: s.pushAgent}, // agents_api.go
+		{Pattern: "GET /api/v1/agents", Scope: v, h: s.listAgents},                                  // agents_api.go
+		{Pattern: "POST /api/v1/agents", Scope: o, BodyType: apitype.AgentBodyType, h: s.pushAgent}, // agents_api.go
 		{Pattern: "GET /metrics", Scope: v, raw: promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{})},
 	}
 }
@@ -168,13 +169,6 @@ func (s *Server) routes() http.Handler {
 
 // enroll is in enroll.go (device identity: CSR, certificate, pinned CA).
 
-// DeviceView is a device as the API shows it (no password hash).
-type DeviceView struct {
-	registry.Device
-	PasswordHash string               `json:"password_hash,omitempty"`
-	Jobs         []registry.JobRecord `json:"jobs,omitempty"`
-}
-
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) (any, error) {
 	sel, err := registry.ParseSelector(r.URL.Query().Get("selector"))
 	if err != nil {
@@ -184,10 +178,10 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DeviceView, 0, len(ds))
+	out := make([]apitype.DeviceView, 0, len(ds))
 	for _, d := range ds {
 		d.PasswordHash = ""
-		out = append(out, DeviceView{Device: d})
+		out = append(out, apitype.DeviceView{Device: d})
 	}
 	return out, nil
 }
@@ -199,7 +193,7 @@ func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) (any, error) 
 	}
 	d.PasswordHash = ""
 	jobs, err := s.reg.Jobs(r.Context(), d.ID)
-	return DeviceView{Device: d, Jobs: jobs}, err
+	return apitype.DeviceView{Device: d, Jobs: jobs}, err
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -209,15 +203,8 @@ func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) (any, erro
 	return nil, s.writeMosquitto(r.Context())
 }
 
-// TokenRequest creates an enrollment token (POST /api/v1/enroll-tokens).
-type TokenRequest struct {
-	Labels  map[string]string `json:"labels,omitempty"`
-	MaxUses int               `json:"max_uses,omitempty"`
-	TTL     string            `json:"ttl,omitempty"`
-}
-
 func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req TokenRequest
+	var req apitype.TokenRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
@@ -233,7 +220,7 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any,
 		return nil, err
 	}
 	auditTarget(r.Context(), "enroll_token", tok.ID)
-	return map[string]any{"token": secret, "info": tok}, nil
+	return apitype.EnrollTokenResponse{Info: tok, Token: secret}, nil
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -331,28 +318,8 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (any, error) {
 	return js, err
 }
 
-// RolloutRequest is the body of POST /api/v1/rollouts; durations are Go
-// duration strings ("10m").
-type RolloutRequest struct {
-	ID string `json:"id,omitempty"`
-	// Kind is "model" (default) or "agent" (no model_id; see agents_api.go).
-	Kind           rollout.Kind          `json:"kind,omitempty"`
-	ModelID        string                `json:"model_id"`
-	Version        string                `json:"version"`
-	Strategy       rollout.Strategy      `json:"strategy,omitempty"`
-	Stages         []int                 `json:"stages,omitempty"`
-	SplitPercent   int                   `json:"split_percent,omitempty"`
-	Selector       string                `json:"selector,omitempty"`
-	Soak           string                `json:"soak,omitempty"`
-	DeviceDeadline string                `json:"device_deadline,omitempty"`
-	BaselineWindow string                `json:"baseline_window,omitempty"`
-	OnFailure      rollout.FailureAction `json:"on_failure,omitempty"`
-	ManualPromote  bool                  `json:"manual_promote,omitempty"`
-	Gates          *rollout.Gates        `json:"gates,omitempty"`
-}
-
 func (s *Server) createRollout(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req RolloutRequest
+	var req apitype.RolloutRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
@@ -441,13 +408,6 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) (any, error) {
 	return s.tel.Health(q), nil
 }
 
-// Series is one version's time series.
-type Series struct {
-	Model   string            `json:"model"`
-	Version string            `json:"version"`
-	Points  []telemetry.Point `json:"points"`
-}
-
 func (s *Server) series(w http.ResponseWriter, r *http.Request) (any, error) {
 	q, err := s.query(r)
 	if err != nil {
@@ -459,12 +419,12 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, errf(http.StatusBadRequest, "bad_request", "step %q: want a positive duration", v)
 		}
 	}
-	out := []Series{}
+	out := []apitype.Series{}
 	for _, mv := range s.tel.Versions(q) {
 		model, version, _ := strings.Cut(mv, "@")
 		vq := q
 		vq.ModelID, vq.Version = model, version
-		out = append(out, Series{Model: model, Version: version, Points: s.tel.Series(vq, step)})
+		out = append(out, apitype.Series{Model: model, Version: version, Points: s.tel.Series(vq, step)})
 	}
 	return out, nil
 }
@@ -503,11 +463,11 @@ func (s *Server) mosquittoFiles(w http.ResponseWriter, r *http.Request) (any, er
 	if pw == "" {
 		return nil, errf(http.StatusBadRequest, "bad_request", "server_password_hash is required (fleetctl computes it from --server-password)")
 	}
-	accts, err := s.reg.MosquittoAccounts(r.Context())
+	accts, err := s.brokerAuth.Accounts(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	f, err := broker.GenerateMosquitto(broker.MosquittoOptions{Server: broker.Account{Username: registry.ServerUser, Hash: pw}, Devices: accts, Dir: dir, Listen: listen})
+	f, err := mosquitto.Generate(mosquitto.Options{Server: mosquitto.Account{Username: registry.ServerUser, Hash: pw}, Devices: accts, Dir: dir, Listen: listen})
 	if err != nil {
 		return nil, err
 	}

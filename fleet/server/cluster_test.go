@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -63,11 +64,11 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nodeStore.Close()
-	hash, err := broker.HashPassword(serverPassword)
+	hash, err := mosquitto.HashPassword(serverPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := natstest.Start(t, 3, registry.New(nodeStore, time.Now).Authenticator(hash))
+	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, time.Now), nil, hash))
 	// The replicas' MQTT clients (publishing to devices) reach the nodes
 	// through a failover address, as devices do.
 	serverMQTT := natstest.Proxy(t, cl.MQTTAddrs(0)...)

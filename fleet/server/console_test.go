@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -945,7 +946,7 @@ func TestConsoleEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := func(id, version string, data []byte) string {
-		b, _ := json.Marshal(server.ModelUpload{ID: id, Version: version, FileName: "x.tflite", Data: data})
+		b, _ := json.Marshal(apitype.ModelUpload{ID: id, Version: version, FileName: "x.tflite", Data: data})
 		return string(b)
 	}
 	viewer := e.token("ro", auth.Viewer, "").Token

@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
@@ -149,6 +151,7 @@ type Server struct {
 	srvCert tls.Certificate
 
 	serverHash string
+	brokerAuth *brokerauth.Auth
 	mosqMu     sync.Mutex
 
 	mqttMsgs *prometheus.CounterVec
@@ -245,15 +248,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	password := cfg.BrokerPassword
 	if brokerURL == "" {
 		// Embedded: a fresh random server password each start, never stored.
-		if password, err = broker.NewPassword(); err != nil {
+		if password, err = mosquitto.NewPassword(); err != nil {
 			return nil, err
 		}
 	}
-	if s.serverHash, err = broker.HashPassword(password); err != nil {
+	if s.serverHash, err = mosquitto.HashPassword(password); err != nil {
 		return nil, err
 	}
+	s.brokerAuth = brokerauth.New(s.reg, s.ca, s.serverHash)
 	if brokerURL == "" {
-		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.reg.Authenticator(s.serverHash),
+		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.brokerAuth,
 			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
 			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.onBrokerEvent, Logger: s.log}) // presence from connect/disconnect (ingest.go)
 		if err != nil {
@@ -571,7 +575,7 @@ func (s *Server) writeMosquitto(ctx context.Context) error {
 	}
 	s.mosqMu.Lock()
 	defer s.mosqMu.Unlock()
-	accts, err := s.reg.MosquittoAccounts(ctx)
+	accts, err := s.brokerAuth.Accounts(ctx)
 	if err != nil {
 		return err
 	}
@@ -583,7 +587,7 @@ func (s *Server) writeMosquitto(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f, err := broker.GenerateMosquitto(broker.MosquittoOptions{Server: broker.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash},
+	f, err := mosquitto.Generate(mosquitto.Options{Server: mosquitto.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash},
 		Devices: accts, Dir: s.cfg.MosquittoDir, Listen: listen, TLS: tlsFiles})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
@@ -152,7 +153,7 @@ func localDialURL(u string) string {
 // writeMosquittoTLS writes the fleet CA and a broker certificate and key
 // (issued from the fleet CA for the server certificate's names) into
 // MosquittoDir for a TLS listener; nil with --insecure-plaintext.
-func (s *Server) writeMosquittoTLS() (*broker.MosquittoTLS, error) {
+func (s *Server) writeMosquittoTLS() (*mosquitto.TLS, error) {
 	if s.cfg.InsecurePlaintext || s.ca == nil {
 		return nil, nil
 	}
@@ -164,7 +165,7 @@ func (s *Server) writeMosquittoTLS() (*broker.MosquittoTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mosquitto TLS key: %w", err)
 	}
-	t := &broker.MosquittoTLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "broker.pem"), KeyFile: filepath.Join(dir, "broker-key.pem")}
+	t := &mosquitto.TLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "broker.pem"), KeyFile: filepath.Join(dir, "broker-key.pem")}
 	files := map[string][]byte{
 		t.CAFile:   s.ca.CertPEM,
 		t.CertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srvCert.Certificate[0]}),

@@ -23,10 +23,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
@@ -58,7 +58,7 @@ type Config struct {
 	ModelID, BaseVersion string
 	// Rollout, if set, is created RolloutAfter after every device connected
 	// and followed until it ends (or RolloutTimeout passes).
-	Rollout        *server.RolloutRequest
+	Rollout        *apitype.RolloutRequest
 	RolloutAfter   time.Duration
 	RolloutTimeout time.Duration
 	// DrainTimeout bounds the wait for outstanding acks after Duration.
