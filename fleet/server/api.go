@@ -25,10 +25,6 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
-// RepoHandler serves the update repository; the command wires
-// ota/release.Handler (nil: a plain file server over metadata/ and targets/).
-var RepoHandler func(repoDir string) http.Handler
-
 // maxBody bounds JSON request bodies.
 const maxBody = 1 << 20
 
@@ -155,7 +151,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(rt.Pattern, s.guard(rt))
 	}
 	// Unknown /api/ paths and methods: 404/405 from the mux, never a handler.
-	repo := RepoHandler
+	repo := s.cfg.RepoHandler
 	if repo == nil {
 		repo = func(dir string) http.Handler { return http.FileServer(http.Dir(dir)) }
 	}

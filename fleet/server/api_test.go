@@ -558,3 +558,37 @@ func TestAuditFloodBounded(t *testing.T) {
 		t.Fatalf("suppressed counter missing:\n%s", metrics)
 	}
 }
+
+// TestRepoHandlerFromConfig: /repo/ is served by Config.RepoHandler when set
+// (the command wires ota/release.Handler), else by a file server over RepoDir.
+func TestRepoHandlerFromConfig(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, "plain.txt"), []byte("from disk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var gotDir string
+	custom := func(dir string) http.Handler {
+		gotDir = dir
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("custom " + r.URL.Path)) })
+	}
+	tests := []struct {
+		name    string
+		handler func(string) http.Handler
+		want    string
+	}{
+		{"file server", nil, "from disk"},
+		{"configured", custom, "custom /plain.txt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startAPI(t, server.Config{RepoDir: repo, RepoHandler: tt.handler})
+			code, body, _ := e.req("GET", "/repo/plain.txt", "", "")
+			if code != http.StatusOK || body != tt.want {
+				t.Fatalf("GET /repo/plain.txt = %d %q, want 200 %q", code, body, tt.want)
+			}
+		})
+	}
+	if gotDir != repo {
+		t.Fatalf("RepoHandler got dir %q, want %q", gotDir, repo)
+	}
+}

@@ -101,6 +101,9 @@ type Config struct {
 
 	// RepoDir is the TUF repository served under /repo/ (default DataDir/repo).
 	RepoDir string
+	// RepoHandler serves RepoDir under /repo/; ota/release.Handler fits
+	// (wired by the command). Nil serves the directory's files as they are.
+	RepoHandler func(repoDir string) http.Handler
 	// KeysDir, if set, holds the online keys used to re-sign timestamp
 	// metadata before it expires (see ota/release.Refresh).
 	KeysDir string
