@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,7 +154,7 @@ type Server struct {
 
 	serverHash string
 	brokerAuth *brokerauth.Auth
-	mosqMu     sync.Mutex
+	mosq       *mosquitto.Writer // nil without Config.MosquittoDir
 
 	mqttMsgs *prometheus.CounterVec
 	mqttBad  prometheus.Counter
@@ -272,6 +271,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if s.cfg.PublicBrokerURL == "" {
 		s.cfg.PublicBrokerURL = brokerURL
+	}
+	if s.mosq, err = s.mosquittoWriter(); err != nil { // tls.go
+		return nil, fmt.Errorf("fleet server: %w", err)
 	}
 	if err := s.writeMosquitto(ctx); err != nil {
 		return nil, err
@@ -573,27 +575,8 @@ func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error
 
 // writeMosquitto regenerates the external broker's files, if configured.
 func (s *Server) writeMosquitto(ctx context.Context) error {
-	if s.cfg.MosquittoDir == "" {
+	if s.mosq == nil {
 		return nil
 	}
-	s.mosqMu.Lock()
-	defer s.mosqMu.Unlock()
-	accts, err := s.brokerAuth.Accounts(ctx)
-	if err != nil {
-		return err
-	}
-	listen := "127.0.0.1:1883"
-	if _, rest, ok := strings.Cut(s.cfg.BrokerURL, "://"); ok {
-		listen = rest
-	}
-	tlsFiles, err := s.writeMosquittoTLS()
-	if err != nil {
-		return err
-	}
-	f, err := mosquitto.Generate(mosquitto.Options{Server: mosquitto.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash},
-		Devices: accts, Dir: s.cfg.MosquittoDir, Listen: listen, TLS: tlsFiles})
-	if err != nil {
-		return err
-	}
-	return f.Write(s.cfg.MosquittoDir)
+	return s.mosq.Write(ctx)
 }
