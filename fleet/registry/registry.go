@@ -19,7 +19,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Buckets used in the store.

@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func stores(t *testing.T) map[string]store.Store {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // countingStore counts write transactions.

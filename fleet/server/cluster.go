@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // natsOf holds each server's NATS consumer (kept out of Server to keep

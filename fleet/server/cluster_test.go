@@ -21,7 +21,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // replica is one fleet-server of the cluster test.

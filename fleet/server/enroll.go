@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // enroll handles POST /api/v1/enroll: the token is checked by the registry

@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestPresenceFromBrokerEvents: with the embedded broker a device's

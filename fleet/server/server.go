@@ -31,7 +31,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Config configures a fleet server.

@@ -1,7 +1,7 @@
 // Package simulate is the fleet load tool behind `fleetctl simulate`: it
 // enrolls N simulated devices through the public enrollment API, connects
 // each with its own real MQTT session (paho, persistent session, Last Will)
-// and speaks the agent's protocol (fleet/wire): telemetry batches with
+// and speaks the agent's protocol (wire): telemetry batches with
 // sequence numbers and cumulative acks resent after an ack timeout, status,
 // jobs/get, job updates, and install jobs that download the signed target
 // from the update repository over HTTP and check its length and sha256. It
@@ -27,7 +27,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Config configures a simulation run.

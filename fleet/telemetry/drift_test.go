@@ -11,7 +11,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // monitoring is a record's distributions: n predictions with their
