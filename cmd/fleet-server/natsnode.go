@@ -105,7 +105,7 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 				cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
 					ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}
 			}
-			cfg.Auth = brokerauth.New(reg, ca, hash)
+			cfg.Auth = brokerauth.New(reg.Devices, ca, hash)
 			node, err := natscluster.Start(cfg)
 			if err != nil {
 				return err

@@ -21,7 +21,7 @@ import (
 // certificate for the id, and every certificate of a deleted or reset
 // device, is revoked).
 type Auth struct {
-	devices    *registry.Registry
+	devices    *registry.Devices
 	ca         *pki.CA
 	serverHash string
 }
@@ -29,7 +29,7 @@ type Auth struct {
 // New returns the authenticator over devices. ca, if non-nil, must have
 // issued a device certificate; serverHash is the "$7$" hash of the server
 // account's (registry.ServerUser) password ("" accepts no password).
-func New(devices *registry.Registry, ca *pki.CA, serverHash string) *Auth {
+func New(devices *registry.Devices, ca *pki.CA, serverHash string) *Auth {
 	return &Auth{devices: devices, ca: ca, serverHash: serverHash}
 }
 
@@ -43,7 +43,7 @@ func (a *Auth) Authenticate(user, pw string) (broker.Principal, bool) {
 	if user == registry.ServerUser {
 		return broker.Principal{Server: true}, mosquitto.VerifyPassword(a.serverHash, pw)
 	}
-	d, err := a.devices.Device(context.Background(), user)
+	d, err := a.devices.Get(context.Background(), user)
 	if err != nil || d.PasswordHash == "" || !mosquitto.VerifyPassword(d.PasswordHash, pw) {
 		return broker.Principal{}, false
 	}
@@ -58,7 +58,7 @@ func (a *Auth) AuthenticateCert(cert *x509.Certificate) (broker.Principal, bool)
 			return broker.Principal{}, false
 		}
 	}
-	d, err := a.devices.Device(context.Background(), id)
+	d, err := a.devices.Get(context.Background(), id)
 	if err != nil || d.CertSerial == "" || d.CertSerial != pki.SerialString(cert) {
 		return broker.Principal{}, false
 	}
@@ -68,7 +68,7 @@ func (a *Auth) AuthenticateCert(cert *x509.Certificate) (broker.Principal, bool)
 // Accounts returns every device that has an MQTT password as a Mosquitto
 // account (for mosquitto.Generate).
 func (a *Auth) Accounts(ctx context.Context) ([]mosquitto.Account, error) {
-	ds, err := a.devices.Devices(ctx, registry.Selector{})
+	ds, err := a.devices.List(ctx, registry.Selector{})
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,7 @@ func (s *Server) agentReleases(ctx context.Context) ([]apitype.AgentRelease, err
 	if err != nil {
 		return nil, err
 	}
-	devs, err := s.reg.Devices(ctx, registry.Selector{})
+	devs, err := s.reg.Devices.List(ctx, registry.Selector{})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (s *Server) agentReleases(ctx context.Context) ([]apitype.AgentRelease, err
 // or (kind agent) an edge-agent version released for at least one platform.
 func (s *Server) rolloutSubject(ctx context.Context, req apitype.RolloutRequest) (wire.Target, rollout.Gates, error) {
 	if req.Kind != rollout.KindAgent {
-		m, err := s.reg.Model(ctx, req.ModelID, req.Version)
+		m, err := s.reg.Models.Get(ctx, req.ModelID, req.Version)
 		return m.Target, rollout.DefaultGates(), err
 	}
 	if req.ModelID != "" {

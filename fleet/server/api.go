@@ -170,7 +170,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	ds, err := s.reg.Devices(r.Context(), sel)
+	ds, err := s.reg.Devices.List(r.Context(), sel)
 	if err != nil {
 		return nil, err
 	}
@@ -183,17 +183,17 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) (any, error
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) (any, error) {
-	d, err := s.reg.Device(r.Context(), r.PathValue("id"))
+	d, err := s.reg.Devices.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	d.PasswordHash = ""
-	jobs, err := s.reg.Jobs(r.Context(), d.ID)
+	jobs, err := s.reg.Jobs.List(r.Context(), d.ID)
 	return apitype.DeviceView{Device: d, Jobs: jobs}, err
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.reg.DeleteDevice(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.reg.Devices.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return nil, err
 	}
 	return nil, s.writeMosquitto(r.Context())
@@ -211,7 +211,7 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any,
 			return nil, errf(http.StatusBadRequest, "bad_request", "ttl %q: %v", req.TTL, err)
 		}
 	}
-	secret, tok, err := s.reg.CreateToken(r.Context(), req.Labels, req.MaxUses, ttl)
+	secret, tok, err := s.reg.Tokens.Create(r.Context(), req.Labels, req.MaxUses, ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -220,13 +220,13 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any,
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) (any, error) {
-	gs, err := s.reg.Groups(r.Context())
+	gs, err := s.reg.Groups.List(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]any{}
 	for name, sel := range gs {
-		ds, _ := s.reg.Devices(r.Context(), sel)
+		ds, _ := s.reg.Devices.List(r.Context(), sel)
 		ids := []string{}
 		for _, d := range ds {
 			ids = append(ids, d.ID)
@@ -247,11 +247,11 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"name": r.PathValue("name"), "selector": sel.String()}, s.reg.PutGroup(r.Context(), r.PathValue("name"), sel)
+	return map[string]string{"name": r.PathValue("name"), "selector": sel.String()}, s.reg.Groups.Put(r.Context(), r.PathValue("name"), sel)
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) (any, error) {
-	ms, err := s.reg.Models(r.Context(), "")
+	ms, err := s.reg.Models.List(r.Context(), "")
 	if ms == nil {
 		ms = []registry.Model{}
 	}
@@ -259,7 +259,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) (any, error)
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) (any, error) {
-	ms, err := s.reg.Models(r.Context(), r.PathValue("id"))
+	ms, err := s.reg.Models.List(r.Context(), r.PathValue("id"))
 	if err == nil && len(ms) == 0 {
 		err = fmt.Errorf("model %s: %w", r.PathValue("id"), registry.ErrNotFound)
 	}
@@ -288,13 +288,13 @@ func (s *Server) addModel(w http.ResponseWriter, r *http.Request) (any, error) {
 	if st.Size() != m.Target.Length {
 		return nil, errf(http.StatusUnprocessableEntity, "target_mismatch", "target %s is %d bytes in the repository, release says %d", m.Target.Name, st.Size(), m.Target.Length)
 	}
-	if err := s.reg.PutModel(r.Context(), m); err != nil {
+	if err := s.reg.Models.Put(r.Context(), m); err != nil {
 		if strings.Contains(err.Error(), "already exists") {
 			return nil, errf(http.StatusConflict, "conflict", "%v", err)
 		}
 		return nil, err
 	}
-	return s.reg.Model(r.Context(), m.ID, m.Version)
+	return s.reg.Models.Get(r.Context(), m.ID, m.Version)
 }
 
 func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -303,11 +303,11 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, errf(http.StatusConflict, "conflict", "rollout %s of this version is %s", ro.Spec.ID, ro.Phase)
 		}
 	}
-	return nil, s.reg.DeleteModel(r.Context(), r.PathValue("id"), r.PathValue("version"))
+	return nil, s.reg.Models.Delete(r.Context(), r.PathValue("id"), r.PathValue("version"))
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (any, error) {
-	js, err := s.reg.Jobs(r.Context(), r.URL.Query().Get("device"))
+	js, err := s.reg.Jobs.List(r.Context(), r.URL.Query().Get("device"))
 	if js == nil {
 		js = []registry.JobRecord{}
 	}

@@ -68,7 +68,7 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, time.Now), nil, hash))
+	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, time.Now).Devices, nil, hash))
 	// The replicas' MQTT clients (publishing to devices) reach the nodes
 	// through a failover address, as devices do.
 	serverMQTT := natstest.Proxy(t, cl.MQTTAddrs(0)...)
@@ -154,7 +154,7 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	online := func(r *replica) int {
-		ds, _ := r.srv.Registry().Devices(ctx, registry.Selector{})
+		ds, _ := r.srv.Registry().Devices.List(ctx, registry.Selector{})
 		k := 0
 		for _, d := range ds {
 			if d.Presence == wire.Online {
@@ -171,7 +171,7 @@ func TestClusterFaults(t *testing.T) {
 	p := filepath.Join(repo, "targets", name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	os.WriteFile(p, []byte("model 2"), 0o644)
-	if err := a.srv.Registry().PutModel(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: name, Length: int64(len("model 2"))}}); err != nil {
+	if err := a.srv.Registry().Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: name, Length: int64(len("model 2"))}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("a rollout leader", 30*time.Second, func() bool { return server.HoldsLeadership(a.srv) || server.HoldsLeadership(b.srv) })
@@ -189,7 +189,7 @@ func TestClusterFaults(t *testing.T) {
 	jobsDone := func(r *replica) int {
 		k := 0
 		for _, d := range devs {
-			js, _ := r.srv.Registry().Jobs(ctx, d.id)
+			js, _ := r.srv.Registry().Jobs.List(ctx, d.id)
 			for _, j := range js {
 				if j.Job.RolloutID == "r1" && j.State == wire.JobSucceeded {
 					k++
@@ -224,7 +224,7 @@ func TestClusterFaults(t *testing.T) {
 	// Nothing lost, nothing duplicated.
 	var jobsTotal, installs int
 	for _, d := range devs {
-		js, err := standby.srv.Registry().Jobs(ctx, d.id)
+		js, err := standby.srv.Registry().Jobs.List(ctx, d.id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -68,7 +68,7 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, errf(http.StatusConflict, "no_signing_key",
 			"this fleet-server has no --keys-dir, so it cannot sign releases: push with `fleetctl models push` where the keys are, or restart the server with --keys-dir holding targets/targets-N.key")
 	}
-	if _, err := s.reg.Model(r.Context(), req.ID, req.Version); err == nil {
+	if _, err := s.reg.Models.Get(r.Context(), req.ID, req.Version); err == nil {
 		return nil, errf(http.StatusConflict, "conflict", "model %s@%s already exists: pick a new version", req.ID, req.Version)
 	}
 	tmp, err := os.MkdirTemp("", "edgefleet-upload-")
@@ -93,10 +93,10 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) (any, error
 		}
 		return nil, errf(http.StatusUnprocessableEntity, "bad_model", "%s: %v", name, err)
 	}
-	if err := s.reg.PutModel(r.Context(), m); err != nil {
+	if err := s.reg.Models.Put(r.Context(), m); err != nil {
 		return nil, err
 	}
-	saved, err := s.reg.Model(r.Context(), m.ID, m.Version)
+	saved, err := s.reg.Models.Get(r.Context(), m.ID, m.Version)
 	return map[string]any{"model": saved, "inspection": ins}, err
 }
 
@@ -126,7 +126,7 @@ func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request) (any, er
 	for id, ds := range ro.Devices {
 		rd := apitype.RolloutDevice{ID: id, Stage: ds.Stage + 1, Baseline: ds.Baseline, JobID: ds.JobID, JobState: ds.JobState, Reason: ds.Reason,
 			RollbackState: ds.RollbackState, Failed: []apitype.DeviceGate{}}
-		if dev, err := s.reg.Device(r.Context(), id); err == nil {
+		if dev, err := s.reg.Devices.Get(r.Context(), id); err == nil {
 			rd.Presence, rd.Active = dev.Presence, dev.ActiveVersion(ro.Spec.ModelID)
 		}
 		q := telemetry.Query{ModelID: ro.Spec.ModelID, Version: ro.Spec.Version, Devices: map[string]bool{id: true}, Since: ro.Created, Until: until.Add(time.Nanosecond)}

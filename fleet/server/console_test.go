@@ -798,7 +798,7 @@ func TestConsolePushAndRollout(t *testing.T) {
 	if txt := p.str(`document.getElementById("push-result").textContent`); !strings.Contains(txt, "Released m@5") || !strings.Contains(txt, "int8") {
 		t.Errorf("push result %q", txt)
 	}
-	m, err := e.srv.Registry().Model(context.Background(), "m", "5")
+	m, err := e.srv.Registry().Models.Get(context.Background(), "m", "5")
 	if err != nil || m.Notes != "from the console" {
 		t.Fatalf("registry after push: %+v %v", m, err)
 	}

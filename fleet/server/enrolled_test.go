@@ -25,7 +25,7 @@ func TestTelemetryOfRevokedDeviceRefused(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range []string{"gone", "kept"} {
-		if _, err := s.reg.Enroll(ctx, &wire.EnrollRequest{V: wire.Version, Token: cfg.Tokens[0], DeviceID: id}, registry.Proof{}); err != nil {
+		if _, err := s.reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: wire.Version, Token: cfg.Tokens[0], DeviceID: id}, registry.Proof{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestTelemetryOfRevokedDeviceRefused(t *testing.T) {
 			t.Fatalf("%s: first batch: %v", id, err)
 		}
 	}
-	if err := s.reg.DeleteDevice(ctx, "gone"); err != nil {
+	if err := s.reg.Devices.Delete(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	if err := send("gone", 2); !errors.Is(err, registry.ErrNotFound) {

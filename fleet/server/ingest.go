@@ -51,7 +51,7 @@ func (s *Server) startIngest() {
 		return s.handle(ctx, t, m.Payload)
 	})
 	s.prom.MustRegister(s.ingest.Collectors()...)
-	s.reg.OnRevoke(s.forgetEnrolled)
+	s.reg.Devices.OnRevoke(s.forgetEnrolled)
 	ctx, cancel := context.WithCancel(context.Background())
 	sn := s.seen()
 	sn.mu.Lock()
@@ -114,7 +114,7 @@ func (s *Server) applyPresence(ctx context.Context, id string) error {
 	if connected {
 		want = wire.Online
 	}
-	if d, err := s.reg.Device(ctx, id); err != nil {
+	if d, err := s.reg.Devices.Get(ctx, id); err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil
 		}
@@ -123,7 +123,7 @@ func (s *Server) applyPresence(ctx context.Context, id string) error {
 		return nil
 	}
 	now := s.cfg.Clock.Now()
-	err := s.reg.UpdateDevice(ctx, id, func(d *registry.Device) error {
+	err := s.reg.Devices.Update(ctx, id, func(d *registry.Device) error {
 		d.Presence = want
 		if connected {
 			d.LastSeen = now
@@ -246,7 +246,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	}
 	sn.mu.Unlock()
 	if due {
-		s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
+		s.reg.Devices.Update(ctx, t.DeviceID, func(d *registry.Device) error {
 			d.LastSeen, d.TelemetrySeq, d.TelemetryDropped = now, ack, b.Dropped
 			return nil
 		})
@@ -273,7 +273,7 @@ func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) er
 			return nil
 		}
 	}
-	if _, err := s.reg.Device(ctx, id); err != nil {
+	if _, err := s.reg.Devices.Get(ctx, id); err != nil {
 		return err
 	}
 	sn.enrolled.Store(id, now)
@@ -298,7 +298,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := s.cfg.Clock.Now()
-		ds, err := s.reg.Devices(ctx, registry.Selector{})
+		ds, err := s.reg.Devices.List(ctx, registry.Selector{})
 		if err != nil {
 			continue
 		}
@@ -320,7 +320,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			if now.Sub(last) < livenessTimeout {
 				continue
 			}
-			err := s.reg.UpdateDevice(ctx, d.ID, func(d *registry.Device) error {
+			err := s.reg.Devices.Update(ctx, d.ID, func(d *registry.Device) error {
 				if d.Presence == wire.Online && now.Sub(d.LastSeen) >= livenessTimeout {
 					d.Presence = wire.Offline
 				}

@@ -61,10 +61,10 @@ func TestReplicasSharePostgres(t *testing.T) {
 	closeB := sync.OnceValue(b.Close)
 	defer closeB()
 	sel, _ := registry.ParseSelector("site=lab")
-	if err := a.Registry().PutGroup(ctx, "lab", sel); err != nil {
+	if err := a.Registry().Groups.Put(ctx, "lab", sel); err != nil {
 		t.Fatal(err)
 	}
-	groups, err := b.Registry().Groups(ctx)
+	groups, err := b.Registry().Groups.List(ctx)
 	if err != nil || groups["lab"].String() != "site=lab" {
 		t.Fatalf("replica b sees groups %v, %v; want lab written through a", groups, err)
 	}

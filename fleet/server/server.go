@@ -230,11 +230,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.tel, err = telemetry.Open(ctx, s.store, cfg.Retention, cfg.Clock.Now, s.prom); err != nil {
 		return nil, err
 	}
-	if s.mgr, err = rollout.NewManager(ctx, s.reg, s.tel, s, cfg.Clock, s.log); err != nil {
+	if s.mgr, err = rollout.NewManager(ctx, s.store, s.reg, s.tel, s, cfg.Clock, s.log); err != nil {
 		return nil, err
 	}
 	for _, t := range cfg.Tokens {
-		if _, err := s.reg.AddToken(ctx, t, nil, 0, 0); err != nil {
+		if _, err := s.reg.Tokens.Add(ctx, t, nil, 0, 0); err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
 	}
@@ -257,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.serverHash, err = mosquitto.HashPassword(password); err != nil {
 		return nil, err
 	}
-	s.brokerAuth = brokerauth.New(s.reg, s.ca, s.serverHash)
+	s.brokerAuth = brokerauth.New(s.reg.Devices, s.ca, s.serverHash)
 	if brokerURL == "" {
 		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.brokerAuth,
 			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
@@ -265,7 +265,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
-		s.reg.OnRevoke(func(id string) { s.emb.Disconnect(id) })
+		s.reg.Devices.OnRevoke(func(id string) { s.emb.Disconnect(id) })
 		brokerURL = s.emb.URL()
 		s.log.Info("embedded MQTT broker listening", "url", brokerURL)
 	}
@@ -405,11 +405,11 @@ func (s *Server) registerMetrics() {
 	s.mqttMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"})
 	s.mqttBad = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."})
 	devices := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices", Help: "Enrolled devices."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
+		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
 		return float64(len(ds))
 	})
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices_online", Help: "Devices whose status is online."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
+		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
 		n := 0
 		for _, d := range ds {
 			if d.Presence == wire.Online {
@@ -487,7 +487,7 @@ func (s *Server) publish(topic string, v any) error {
 
 // NotifyJobs publishes the device's pending jobs (rollout.Notifier).
 func (s *Server) NotifyJobs(ctx context.Context, deviceID string) error {
-	pending, err := s.reg.PendingJobs(ctx, deviceID)
+	pending, err := s.reg.Jobs.Pending(ctx, deviceID)
 	if err != nil {
 		return err
 	}
@@ -514,7 +514,7 @@ func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error
 			return fmt.Errorf("status for %s on %s's topic", st.DeviceID, t.DeviceID)
 		}
 		connected, known := s.connState(t.DeviceID) // embedded broker: presence is the connection state
-		err = s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
+		err = s.reg.Devices.Update(ctx, t.DeviceID, func(d *registry.Device) error {
 			d.Presence = st.State
 			if known && connected {
 				d.Presence = wire.Online
@@ -550,7 +550,7 @@ func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error
 		if u.DeviceID != t.DeviceID || u.JobID != t.JobID {
 			return fmt.Errorf("job update %s/%s on topic of %s/%s", u.DeviceID, u.JobID, t.DeviceID, t.JobID)
 		}
-		_, changed, err := s.reg.UpdateJob(ctx, t.DeviceID, t.JobID, u.State, u.Reason)
+		_, changed, err := s.reg.Jobs.Update(ctx, t.DeviceID, t.JobID, u.State, u.Reason)
 		if err != nil {
 			return err
 		}

@@ -80,8 +80,8 @@ func (s *Server) setupTLS() error {
 	if s.srvCert, err = s.ca.IssueServer(hosts); err != nil {
 		return err
 	}
-	s.reg.SetCA(s.ca)
-	s.reg.SetPasswordAuth(s.cfg.BrokerPasswordAuth || s.cfg.InsecurePlaintext)
+	s.reg.Devices.SetCA(s.ca)
+	s.reg.Devices.SetPasswordAuth(s.cfg.BrokerPasswordAuth || s.cfg.InsecurePlaintext)
 	if s.cfg.InsecurePlaintext {
 		s.log.Warn("INSECURE: --insecure-plaintext: HTTP API, console, update repository and MQTT are unencrypted and devices log in with passwords; use only on a trusted test network")
 	}
