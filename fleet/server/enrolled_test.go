@@ -40,7 +40,7 @@ func TestTelemetryOfRevokedDeviceRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.handleTelemetry(ctx, tp, b, s.cfg.Clock.Now())
+		return s.h.handleTelemetry(ctx, tp, b, s.cfg.Clock.Now())
 	}
 	for _, id := range []string{"gone", "kept"} {
 		if err := send(id, 1); err != nil {
