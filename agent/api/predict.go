@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/serving"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // PredictRequest is the body of predict, batch-predict and jobs.

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Fleet-driven agent updates (wire.JobAgent). The job handler downloads

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestConfirmAgentRestart: the restarted agent finishes the agent job it

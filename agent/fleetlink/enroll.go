@@ -12,7 +12,7 @@
 // command key received at enrollment, and telemetry acks beyond what was
 // sent are ignored, so a rogue broker can delay the device but not steer it.
 //
-// It imports only fleet/wire from the fleet side.
+// It imports nothing of the fleet side but the shared wire package.
 package fleetlink
 
 import (
@@ -40,7 +40,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Dir is the link's state directory inside the agent's data dir.

@@ -110,7 +110,7 @@ func run(ctx context.Context, cfg server.Config) error {
 	if err := checkPorts(cfg); err != nil {
 		return err
 	}
-	server.RepoHandler = release.Handler
+	cfg.RepoHandler = release.Handler
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
