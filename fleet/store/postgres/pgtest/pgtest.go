@@ -1,10 +1,11 @@
-// Package pgtest starts a real PostgreSQL server for tests: Debian's
-// postgresql package, a fresh cluster in a temp dir, a free loopback port,
-// run as the unprivileged "postgres" user when the test runs as root.
+// Package pgtest starts a real PostgreSQL server for tests and load runs:
+// Debian's postgresql package, a fresh cluster in a temp dir, a free loopback
+// port, run as the unprivileged "postgres" user when the caller runs as root.
 package pgtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -19,36 +20,48 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 )
 
-// Start runs a real PostgreSQL server (Debian's postgresql package)
-// in a temp dir on a free loopback port, as the unprivileged "postgres" user
-// when the test runs as root, and returns its DSN. It skips only when the
-// binaries are absent and CI is not set.
-func Start(t testing.TB) string {
-	t.Helper()
+// ErrNoBinaries reports that Debian's PostgreSQL binaries are not installed.
+var ErrNoBinaries = errors.New("PostgreSQL binaries not found under /usr/lib/postgresql (run build/setup-deps.sh)")
+
+// Server is a running throwaway PostgreSQL server.
+type Server struct {
+	// DSN connects as the superuser "fleet" to database "postgres".
+	DSN string
+	// PID is the postmaster's process id.
+	PID  int
+	cmd  *exec.Cmd
+	logf *os.File
+	once sync.Once
+}
+
+// Run initialises a cluster in dir (which must exist and be empty, or
+// not exist), starts PostgreSQL on a free loopback port with fsync off
+// (throwaway data) and waits until it accepts connections. Its log is
+// dir/postgres.log. Stop it with Stop.
+func Run(ctx context.Context, dir string) (*Server, error) {
 	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
 	if len(bins) == 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("PostgreSQL binaries not found under /usr/lib/postgresql (run build/setup-deps.sh)")
-		}
-		t.Skip("PostgreSQL binaries absent (/usr/lib/postgresql/*/bin); run build/setup-deps.sh")
+		return nil, ErrNoBinaries
 	}
 	bin := filepath.Dir(bins[len(bins)-1])
-	dir := t.TempDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("postgres dir: %w", err)
+	}
 	data := filepath.Join(dir, "data")
 	var wrap []string
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Fatalf("running as root needs the unprivileged postgres user: %v", err)
+			return nil, fmt.Errorf("running as root needs the unprivileged postgres user: %w", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
-		// The temp dir and its parent (t.TempDir's per-test dir, mode 0700)
-		// must be reachable by that user.
+		// The dir and its parent (e.g. t.TempDir's per-test dir, mode
+		// 0700) must be reachable by that user.
 		os.Chmod(filepath.Dir(dir), 0o755)
 		os.Chmod(dir, 0o755)
 		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("postgres dir: %w", err)
 		}
 		wrap = []string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups", "--"}
 	}
@@ -57,49 +70,69 @@ func Start(t testing.TB) string {
 		return exec.Command(full[0], full[1:]...)
 	}
 	if out, err := run("initdb", "-D", data, "-U", "fleet", "--auth=trust", "-E", "UTF8", "--no-sync").CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
+		return nil, fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("postgres port: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	cmd := run("postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", dir, "-c", "fsync=off")
-	logf, _ := os.Create(filepath.Join(dir, "postgres.log"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start postgres: %v", err)
+	s := &Server{}
+	s.cmd = run("postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200")
+	s.logf, _ = os.Create(filepath.Join(dir, "postgres.log"))
+	s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
 	}
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cmd.Process.Signal(os.Interrupt) // fast shutdown
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-			logf.Close()
-		})
-	})
-	dsn := fmt.Sprintf("postgres://fleet@127.0.0.1:%d/postgres?sslmode=disable", port)
+	s.PID = s.cmd.Process.Pid
+	s.DSN = fmt.Sprintf("postgres://fleet@127.0.0.1:%d/postgres?sslmode=disable", port)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s, err := postgres.Open(ctx, dsn)
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := postgres.Open(octx, s.DSN)
 		cancel()
 		if err == nil {
-			s.Close()
-			return dsn
+			st.Close()
+			return s, nil
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.Stop()
 			b, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			t.Fatalf("postgres not ready after 60 s: %v\n%s", err, b)
+			return nil, fmt.Errorf("postgres not ready after 60 s: %w\n%s", err, b)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// Stop shuts the server down (fast shutdown, killed after 30 s).
+func (s *Server) Stop() {
+	s.once.Do(func() {
+		s.cmd.Process.Signal(os.Interrupt) // fast shutdown
+		done := make(chan struct{})
+		go func() { s.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+		}
+		s.logf.Close()
+	})
+}
+
+// Start runs a real PostgreSQL server (Run) in a temp dir for the test,
+// stopped at its cleanup, and returns its DSN. It skips only when the
+// binaries are absent and CI is not set.
+func Start(t testing.TB) string {
+	t.Helper()
+	s, err := Run(context.Background(), t.TempDir())
+	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") == "" {
+		t.Skip(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s.DSN
 }
