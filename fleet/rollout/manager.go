@@ -214,6 +214,20 @@ func (m *Manager) List() []*Rollout {
 	return out
 }
 
+// ActiveCount is the number of rollouts not yet finished (no copies: for
+// /metrics).
+func (m *Manager) ActiveCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, r := range m.rollouts {
+		if !r.Phase.Final() {
+			n++
+		}
+	}
+	return n
+}
+
 // Command applies an operator command to a rollout.
 func (m *Manager) Command(ctx context.Context, id string, c Command) (*Rollout, error) {
 	m.opMu.Lock()

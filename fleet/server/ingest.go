@@ -58,6 +58,8 @@ func (s *Server) startIngest() {
 	sn.stop = cancel
 	sn.mu.Unlock()
 	go s.livenessLoop(ctx)
+	s.refreshGauges(ctx) // metrics_fleet.go: first counts before the first scrape
+	go s.gaugeLoop(ctx)
 }
 
 // ingestReady lets the ingest workers start handling messages: the

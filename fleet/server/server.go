@@ -395,30 +395,8 @@ func (s *Server) Close() error {
 func (s *Server) registerMetrics() {
 	s.mqttMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"})
 	s.mqttBad = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."})
-	devices := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices", Help: "Enrolled devices."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
-		return float64(len(ds))
-	})
-	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices_online", Help: "Devices whose status is online."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
-		n := 0
-		for _, d := range ds {
-			if d.Presence == wire.Online {
-				n++
-			}
-		}
-		return float64(n)
-	})
-	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_rollouts_active", Help: "Rollouts not yet finished."}, func() float64 {
-		n := 0
-		for _, r := range s.mgr.List() {
-			if !r.Phase.Final() {
-				n++
-			}
-		}
-		return float64(n)
-	})
-	s.prom.MustRegister(s.mqttMsgs, s.mqttBad, devices, online, active)
+	s.prom.MustRegister(s.mqttMsgs, s.mqttBad)
+	s.prom.MustRegister(s.fleetCollectors()...) // metrics_fleet.go: counts kept, not recomputed per scrape
 }
 
 // connectMQTT sets up the server's side of the message plane: in-process
