@@ -120,4 +120,3 @@ func (s *Server) Stop() {
 		s.logf.Close()
 	})
 }
-
