@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 )
@@ -121,12 +123,12 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	progress(90)
 	// <binary>.old now holds the binary this process runs.
 	if sum, _, err := download.HashFile(exe + ".old"); err == nil && cur != "" {
-		if err := writeJSONFile(filepath.Join(h.deps.DataDir, Dir, agentPreviousFile), agentPrevious{Version: cur, SHA256: sum}); err != nil {
+		if err := writeJSONFile(filepath.Join(h.deps.DataDir, enroll.Dir, agentPreviousFile), agentPrevious{Version: cur, SHA256: sum}); err != nil {
 			h.logf("agent update: record the previous version", "err", err)
 		}
 	}
 	rec := agentRestart{JobID: j.JobID, Version: j.Version, From: cur, Time: time.Now().UTC()}
-	restartPath := filepath.Join(h.deps.DataDir, Dir, agentRestartFile)
+	restartPath := filepath.Join(h.deps.DataDir, enroll.Dir, agentRestartFile)
 	if err := writeJSONFile(restartPath, rec); err != nil {
 		return fmt.Errorf("agent update: %w", err)
 	}
@@ -153,7 +155,7 @@ func (h *otaJobs) agentBinary(ctx context.Context, version, exe, goos, goarch, g
 		return "", ota.Target{}, fmt.Errorf("stage edge-agent %s: %w", version, err)
 	}
 	var prev agentPrevious
-	if err := readJSONFile(filepath.Join(h.deps.DataDir, Dir, agentPreviousFile), &prev); err == nil && prev.Version == version {
+	if err := readJSONFile(filepath.Join(h.deps.DataDir, enroll.Dir, agentPreviousFile), &prev); err == nil && prev.Version == version {
 		if sum, n, err := download.HashFile(exe + ".old"); err == nil && sum == prev.SHA256 {
 			staged := filepath.Join(dir, sum+"-edge-agent")
 			if err := copyFile(exe+".old", staged); err == nil {
@@ -189,7 +191,7 @@ func (h *otaJobs) agentBinary(ctx context.Context, version, exe, goos, goarch, g
 // (restarted) agent runs: succeeded when it runs the version the job asked
 // for; otherwise (the update was undone at start-up) rolled back.
 func confirmAgentRestart(l *Link, dataDir, running string) {
-	p := filepath.Join(dataDir, Dir, agentRestartFile)
+	p := filepath.Join(dataDir, enroll.Dir, agentRestartFile)
 	var rec agentRestart
 	if err := readJSONFile(p, &rec); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -223,7 +225,7 @@ func writeJSONFile(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return writeAtomic(path, b)
+	return atomicfile.Write(path, b, 0o600)
 }
 
 func readJSONFile(path string, v any) error {

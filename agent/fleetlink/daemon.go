@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
 	"github.com/edgefleet/edgefleet/agent/engine"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
@@ -26,7 +27,7 @@ import (
 // overrides the enrolled broker URL), installs releases with ota's TUF
 // updater and crash-safe installer, and runs until ctx ends.
 func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
-	enr, err := LoadEnrollment(deps.DataDir)
+	enr, err := enroll.LoadEnrollment(deps.DataDir)
 	if err != nil {
 		return err
 	}
@@ -36,7 +37,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	h := &otaJobs{deps: deps, downloads: newDownloadLog(deps.Log)}
 	var httpClient *http.Client
 	if !enr.Insecure {
-		tc, err := TLSConfig(deps.DataDir)
+		tc, err := enroll.TLSConfig(deps.DataDir)
 		if err != nil {
 			return fmt.Errorf("fleet link: %w (re-enroll)", err)
 		}

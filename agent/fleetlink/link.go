@@ -1,3 +1,16 @@
+// Package fleetlink is the device side of the fleet link: one mutual-TLS
+// MQTT session (paho) with the fleet's broker (credentials from
+// agent/enroll) that publishes presence (retained status, Last Will "offline"), uploads the
+// agent's buffered telemetry with acknowledgements (store-and-forward:
+// records leave the agent's ring only after the server acknowledged their
+// sequence number, so nothing is lost or duplicated across reconnects), and
+// runs the jobs the server assigns (install, shadow, A/B, rollback) through a
+// JobHandler the agent supplies, reporting each job's progress. Jobs run
+// only when their server signature (wire.Command) verifies with the
+// command key received at enrollment, and telemetry acks beyond what was
+// sent are ignored, so a rogue broker can delay the device but not steer it.
+//
+// It imports only fleet/wire from the fleet side.
 package fleetlink
 
 import (
@@ -18,7 +31,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/internal/atomicfile"
 )
 
 // TelemetrySource is the agent's store-and-forward buffer.
@@ -63,12 +78,12 @@ func (f StatusFunc) Status(ctx context.Context) wire.Status { return f(ctx) }
 // Config configures a Link.
 type Config struct {
 	// Enrollment holds the device id, MQTT credentials and broker URL
-	// (LoadEnrollment reads them from the data dir).
-	Enrollment Enrollment
+	// (enroll.LoadEnrollment reads them from the data dir).
+	Enrollment enroll.Enrollment
 	// DataDir is the agent's data dir; the link keeps its job journal in
 	// DataDir/fleet.
 	DataDir string
-	// TLS is used for mqtts:// and ssl:// brokers (nil: TLSConfig(DataDir),
+	// TLS is used for mqtts:// and ssl:// brokers (nil: enroll.TLSConfig(DataDir),
 	// the pinned fleet CA and the device certificate).
 	TLS *tls.Config
 	// Now is the clock for command expiry (time.Now if nil).
@@ -169,7 +184,7 @@ func New(cfg Config) (*Link, error) {
 		acks: make(chan uint64, 16), notify: make(chan *wire.JobNotify, 4), statusNudge: make(chan struct{}, 1),
 		connected: make(chan struct{}, 1), journal: map[string]wire.JobUpdate{},
 		predictSem: make(chan struct{}, cfg.PredictConcurrency), runCtx: context.Background()}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, Dir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, enroll.Dir), 0o700); err != nil {
 		return nil, fmt.Errorf("fleet link: %w", err)
 	}
 	if err := l.loadJournal(); err != nil {
@@ -229,7 +244,7 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 	tlsConf := l.cfg.TLS
 	if strings.HasPrefix(addr, "ssl://") && tlsConf == nil {
-		if tlsConf, err = TLSConfig(l.cfg.DataDir); err != nil {
+		if tlsConf, err = enroll.TLSConfig(l.cfg.DataDir); err != nil {
 			return fmt.Errorf("fleet link: %w (re-enroll)", err)
 		}
 	}
@@ -585,7 +600,7 @@ func (l *Link) finish(u wire.JobUpdate) {
 const journalFile = "jobs.json"
 
 func (l *Link) loadJournal() error {
-	b, err := os.ReadFile(filepath.Join(l.cfg.DataDir, Dir, journalFile))
+	b, err := os.ReadFile(filepath.Join(l.cfg.DataDir, enroll.Dir, journalFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -602,5 +617,5 @@ func (l *Link) loadJournal() error {
 
 func (l *Link) saveJournalLocked() error {
 	b, _ := json.Marshal(l.journal)
-	return writeAtomic(filepath.Join(l.cfg.DataDir, Dir, journalFile), b)
+	return atomicfile.Write(filepath.Join(l.cfg.DataDir, enroll.Dir, journalFile), b, 0o600)
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/inference"
@@ -176,24 +175,5 @@ func TestDeviceHardware(t *testing.T) {
 	r := hardwareReport(info, rv, rb)
 	if !slices.Contains(r.Accelerators, "edgetpu/usb") || !reflect.DeepEqual(r.ModelVariants, rv) || !reflect.DeepEqual(r.Backends, rb) {
 		t.Errorf("coral report %+v", r)
-	}
-}
-
-// TestEnrollSendsCapabilities: the enrollment request edge-agent enroll
-// sends (DeviceHardware) reaches the fleet with the model variants and
-// backends, through the strict wire decoder.
-func TestEnrollSendsCapabilities(t *testing.T) {
-	ca, _ := pki.NewCA("fleet", time.Now())
-	seen := make(chan wire.EnrollRequest, 1)
-	srv := fakeFleet(t, ca, "", seen)
-	hw := DeviceHardware()
-	if _, err := Enroll(context.Background(), srv.URL, t.TempDir(), wire.EnrollRequest{Token: "good-token", DeviceID: "d1", Hardware: hw},
-		EnrollOptions{CAFingerprint: ca.Fingerprint()}); err != nil {
-		t.Fatal(err)
-	}
-	got := <-seen
-	if len(got.Hardware.ModelVariants) == 0 || !reflect.DeepEqual(got.Hardware.ModelVariants, hw.ModelVariants) ||
-		!reflect.DeepEqual(got.Hardware.Backends, hw.Backends) {
-		t.Errorf("fleet received hardware %+v, device sent %+v", got.Hardware, hw)
 	}
 }

@@ -34,7 +34,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
-	"github.com/edgefleet/edgefleet/agent/fleetlink"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
@@ -82,7 +82,7 @@ func (c Common) updater(label string) (*ota.Updater, error) {
 		root = b
 	}
 	if src.RepoURL == "" || root == nil {
-		enr, err := fleetlink.LoadEnrollment(c.DataDir)
+		enr, err := enroll.LoadEnrollment(c.DataDir)
 		switch {
 		case err == nil:
 			if src.RepoURL == "" {
@@ -91,7 +91,7 @@ func (c Common) updater(label string) (*ota.Updater, error) {
 			if root == nil {
 				root = enr.TUFRoot
 			}
-		case !errors.Is(err, fleetlink.ErrNotEnrolled):
+		case !errors.Is(err, enroll.ErrNotEnrolled):
 			return nil, fmt.Errorf("update: %w", err)
 		}
 	}

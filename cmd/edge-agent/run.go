@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/inference/imageprep"
@@ -58,7 +59,7 @@ Without any, it serves the models in ./edge-data on 127.0.0.1:8080.`,
 			daemon.ApplyFlags(&final, &cfg, cmd.Flags().Changed)
 			// An enrolled device joins its fleet with no other setting: the
 			// broker address, CA and certificate come from the enrollment.
-			if _, err := fleetlink.LoadEnrollment(final.DataDir); err == nil {
+			if _, err := enroll.LoadEnrollment(final.DataDir); err == nil {
 				final.Fleet.Enabled = true
 			}
 			if backend == "" {
