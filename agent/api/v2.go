@@ -83,7 +83,7 @@ func (s *Server) handleV2Metadata(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rec, err := s.mgr.Store().Get(r.Context(), name)
+	rec, err := s.mgr.Model(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -129,7 +129,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
 	defer cancel()
 	r = r.WithContext(ctx)
-	models, err := s.mgr.Store().List(r.Context())
+	models, err := s.mgr.Models(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -244,7 +244,7 @@ func (s *Server) v2Infer(ctx context.Context, l *serving.Loaded, role wire.Role,
 		}
 		batch, perInput[i] = n, b
 	}
-	if err := s.checkResponseSize(l, batch); err != nil {
+	if err := s.svc.CheckResponseSize(l, batch); err != nil {
 		return nil, err
 	}
 	instances := make([]serving.Instance, batch)

@@ -16,11 +16,12 @@ import (
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // Fleet-driven agent updates (wire.JobAgent). The job handler downloads
 // the edge-agent binary released for this device's platform through TUF,
-// installs it over the running binary with ota.SelfUpdater (the previous
+// installs it over the running binary with selfupdate.Updater (the previous
 // one kept at <binary>.old), starts it as a health probe on a scratch data
 // dir, and, once it reports healthy, re-executes this process as the new
 // binary. The job is finished by the restarted agent: at start-up it finds
@@ -100,7 +101,7 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	}
 	defer os.Remove(staged)
 	progress(50)
-	su := &ota.SelfUpdater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
+	su := &selfupdate.Updater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
 	if err := su.Apply(ctx, ota.Artifact{Target: t, Path: staged}); err != nil {
 		return &wire.JobError{State: wire.JobFailed, Reason: fmt.Sprintf("install edge-agent %s (%s): %v", j.Version, plat, err)}
 	}
@@ -114,7 +115,7 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	h.logf("agent update: health probe of the new binary", "version", j.Version, "binary", exe, "timeout", self.probeTimeout)
 	err = su.Probe(ctx, "run", "--data-dir", probeDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker=")
 	if err != nil {
-		if errors.Is(err, ota.ErrUnhealthy) {
+		if errors.Is(err, selfupdate.ErrUnhealthy) {
 			h.logf("agent update rolled back: the new binary failed its health check", "version", j.Version, "err", err)
 			return &wire.JobError{State: wire.JobRolledBack, Reason: err.Error()}
 		}
@@ -150,7 +151,7 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 // TUF-signed release (downloaded with progress in the log).
 func (h *otaJobs) agentBinary(ctx context.Context, version, exe, goos, goarch, goarm string) (string, ota.Target, error) {
 	plat := selfexec.PlatformName(goos, goarch, goarm)
-	dir := filepath.Join(h.deps.DataDir, "ota", "staging")
+	dir := filepath.Join(h.deps.DataDir, ota.StagingDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", ota.Target{}, fmt.Errorf("stage edge-agent %s: %w", version, err)
 	}

@@ -17,9 +17,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/agent/daemon"
 	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
@@ -180,7 +180,7 @@ func TestPredictTopicPair(t *testing.T) {
 	if r.Status != 200 || r.Error != nil || r.Model != "sine" {
 		t.Fatalf("r-ok: %+v", r)
 	}
-	var mq api.PredictResponse
+	var mq predict.Response
 	if err := json.Unmarshal(r.Body, &mq); err != nil {
 		t.Fatalf("r-ok body %s: %v", r.Body, err)
 	}
@@ -188,7 +188,7 @@ func TestPredictTopicPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rest api.PredictResponse
+	var rest predict.Response
 	json.NewDecoder(hresp.Body).Decode(&rest)
 	hresp.Body.Close()
 	mqP, _ := json.Marshal(mq.Predictions)

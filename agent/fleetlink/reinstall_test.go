@@ -60,11 +60,11 @@ func TestReinstallAfterFleetRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.in, err = ota.OpenInstaller(filepath.Join(data, "ota-install.db"), store, nil, ota.InstallerOptions{})
+	h.pipe, err = ota.OpenPipeline(data, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.in.Close()
+	defer h.pipe.Close()
 	l := &Link{cfg: Config{Status: StatusFunc(func(ctx context.Context) wire.Status {
 		return wire.Status{Models: daemon.WireModels(ctx, mgr)}
 	})}}

@@ -118,11 +118,11 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 				checked = append(checked, g)
 				return nil
 			}
-			h.in, err = ota.OpenInstaller(filepath.Join(data, "ota-install.db"), store, check, ota.InstallerOptions{})
+			h.pipe, err = ota.OpenPipeline(data, store, check)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.in.Close()
+			defer h.pipe.Close()
 			job := func(id, version string) error {
 				return h.HandleJob(ctx, wire.Job{JobID: "j-" + id, Kind: wire.JobInstall, ModelID: id, Version: version, State: wire.JobQueued,
 					Created: time.Now(), Deadline: time.Now().Add(time.Hour)}, func(int) {})

@@ -27,6 +27,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // buildDir caches the edge-agent builds of one test run.
@@ -178,7 +179,7 @@ func (d device) run(t *testing.T, args ...string) (string, string, error) {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, ota.HealthMarkerEnv+"=") {
+		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, selfupdate.HealthMarkerEnv+"=") {
 			continue
 		}
 		env = append(env, kv)
@@ -272,7 +273,7 @@ func TestUpdateAgent(t *testing.T) {
 			t.Fatalf("update agent to a crashing build: %v, want exit status 1\nstdout: %s\nstderr: %s", err, stdout, stderr)
 		}
 		for _, want := range []string{
-			"self-update 1.2", ota.ErrUnhealthy.Error(), "exited before reporting healthy: exit status 3",
+			"self-update 1.2", selfupdate.ErrUnhealthy.Error(), "exited before reporting healthy: exit status 3",
 			"simulated start-up failure", "previous binary restored",
 		} {
 			if !strings.Contains(stderr, want) {
@@ -327,7 +328,7 @@ func TestUpdateAgent(t *testing.T) {
 		if err := u.Fetch(context.Background(), tgt, staged); err != nil {
 			t.Fatal(err)
 		}
-		su := &ota.SelfUpdater{TargetPath: d.bin, StateDir: d.data}
+		su := &selfupdate.Updater{TargetPath: d.bin, StateDir: d.data}
 		if err := su.Apply(context.Background(), ota.Artifact{Target: tgt, Path: staged}); err != nil {
 			t.Fatal(err)
 		}

@@ -22,8 +22,8 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/wire"
-	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // buildBin builds ./cmd/<pkg> into dir/name with ldflags, CGO-free as shipped.
@@ -131,7 +131,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() (bool, 
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, "EDGEFLEET_") || strings.HasPrefix(kv, ota.HealthMarkerEnv+"=") {
+		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, "EDGEFLEET_") || strings.HasPrefix(kv, selfupdate.HealthMarkerEnv+"=") {
 			continue
 		}
 		env = append(env, kv)
