@@ -195,7 +195,7 @@ func TestAttackArbitraryArtifact(t *testing.T) {
 
 // replay serves recorded bytes for one metadata file name.
 func replay(f *fixture, name string, raw []byte) {
-	honest := release.Handler(f.repo)
+	honest := release.NewRepo("", f.repo).Handler()
 	f.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metadata/"+name {
 			w.Write(raw)
@@ -276,7 +276,7 @@ func TestAttackFreeze(t *testing.T) {
 	if !strings.Contains(err.Error(), "timestamp") {
 		t.Errorf("error should name the timestamp role: %v", err)
 	}
-	if err := release.Refresh(f.keys, f.repo, later); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Refresh(later); err != nil {
 		t.Fatalf("release.Refresh: %v", err)
 	}
 	if err := f.device(data, clock).Refresh(ctx); err != nil {
@@ -366,7 +366,7 @@ func TestAttackEndlessData(t *testing.T) {
 			}
 		}
 	}
-	honest := release.Handler(f.repo)
+	honest := release.NewRepo("", f.repo).Handler()
 	t.Run("artifact", func(t *testing.T) {
 		f.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/targets/") {
@@ -478,7 +478,7 @@ func TestRotateOnlineKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldSnap, oldTS := onlineSigners(t, f)
-	if err := release.RotateOnlineKeys(f.keys, f.repo); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).RotateOnlineKeys(); err != nil {
 		t.Fatalf("RotateOnlineKeys: %v", err)
 	}
 	f.releaseModel("cam", "2.0", modelBytes(2, 1000), true, "", nil)
@@ -500,7 +500,7 @@ func TestRotateOnlineKeys(t *testing.T) {
 func TestCorruptCachedRoot(t *testing.T) {
 	f := newFixture(t, release.KeyOptions{})
 	f.releaseModel("cam", "1.0", modelBytes(1, 1000), true, "", nil)
-	if err := release.RotateOnlineKeys(f.keys, f.repo); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).RotateOnlineKeys(); err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()

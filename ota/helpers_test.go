@@ -34,7 +34,7 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{t: t, keys: filepath.Join(dir, "keys"), repo: filepath.Join(dir, "repo"), modelsDir: filepath.Join(dir, "models")}
-	if err := release.InitKeys(f.keys, f.repo, opts); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Init(opts); err != nil {
 		t.Fatalf("InitKeys: %v", err)
 	}
 	root, err := os.ReadFile(filepath.Join(f.repo, "metadata", "1.root.json"))
@@ -42,7 +42,7 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 		t.Fatal(err)
 	}
 	f.enrolled = root
-	f.serve(release.Handler(f.repo))
+	f.serve(release.NewRepo("", f.repo).Handler())
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*f.handler.Load()).ServeHTTP(w, r)
 	}))
@@ -55,7 +55,7 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 func (f *fixture) serve(h http.Handler) { f.handler.Store(&h) }
 
 // honest restores the honest repository handler.
-func (f *fixture) honest() { f.serve(release.Handler(f.repo)) }
+func (f *fixture) honest() { f.serve(release.NewRepo("", f.repo).Handler()) }
 
 // device returns an Updater with its own data dir and the given clock.
 func (f *fixture) device(dataDir string, clock func() time.Time) *ota.Updater {
@@ -134,7 +134,7 @@ func (f *fixture) releaseModel(id, version string, data []byte, goodGolden bool,
 		}
 		m.DeltaBaseVersion, m.DeltaBasePath = deltaFrom, bp
 	}
-	info, err := release.AddModel(context.Background(), f.keys, f.repo, p, m)
+	info, err := release.NewRepo(f.keys, f.repo).AddModel(context.Background(), p, m)
 	if err != nil {
 		f.t.Fatalf("AddModel %s@%s: %v", id, version, err)
 	}

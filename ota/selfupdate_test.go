@@ -85,7 +85,7 @@ func TestSelfUpdate(t *testing.T) {
 		goarm = "7"
 	}
 	for v, p := range map[string]string{"2.0": v2, "3.0": v3} {
-		if _, err := release.AddAgentBinary(context.Background(), f.keys, f.repo, p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
+		if _, err := release.NewRepo(f.keys, f.repo).AddAgentBinary(context.Background(), p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
 			t.Fatalf("AddAgentBinary %s: %v", v, err)
 		}
 	}

@@ -54,14 +54,14 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	root, err := os.ReadFile(filepath.Join(repo, "metadata", "1.root.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(release.Handler(repo))
+	srv := httptest.NewServer(release.NewRepo("", repo).Handler())
 	defer srv.Close()
 
 	cpuFile := filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite")
@@ -75,16 +75,16 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden := strings.Repeat("ab", 32)
-	if _, err := release.AddModel(ctx, keys, repo, cpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu",
+	if _, err := release.NewRepo(keys, repo).AddModel(ctx, cpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu",
 		GoldenInputs: [][]byte{{1, 2, 3, 4}}, GoldenOutputSHA256: golden}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := release.AddModelVariant(ctx, keys, repo, tpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu",
+	if _, err := release.NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu",
 		RequiredOps: []string{inference.EdgeTPUCustomOp}}); err != nil {
 		t.Fatal(err)
 	}
 	// tpu@1 exists only as an Edge TPU file.
-	if _, err := release.AddModel(ctx, keys, repo, tpuFile, release.ModelRelease{ID: "tpu", Version: "1", Hardware: "edgetpu"}); err != nil {
+	if _, err := release.NewRepo(keys, repo).AddModel(ctx, tpuFile, release.ModelRelease{ID: "tpu", Version: "1", Hardware: "edgetpu"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -123,11 +123,11 @@ func newRepo(t *testing.T) *repoFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &repoFixture{keys: filepath.Join(dir, "keys"), repo: filepath.Join(dir, "repo")}
-	if err := release.InitKeys(f.keys, f.repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatalf("InitKeys: %v", err)
 	}
 	f.root = filepath.Join(f.repo, "metadata", "1.root.json") // as enrolled on devices
-	srv := httptest.NewServer(release.Handler(f.repo))
+	srv := httptest.NewServer(release.NewRepo("", f.repo).Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	return f
@@ -136,7 +136,7 @@ func newRepo(t *testing.T) *repoFixture {
 func (f *repoFixture) releaseAgent(t *testing.T, bin, version string) {
 	t.Helper()
 	goos, goarch, goarm := update.Platform()
-	if _, err := release.AddAgentBinary(context.Background(), f.keys, f.repo, bin, release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm}); err != nil {
+	if _, err := release.NewRepo(f.keys, f.repo).AddAgentBinary(context.Background(), bin, release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm}); err != nil {
 		t.Fatalf("release agent %s: %v", version, err)
 	}
 }
@@ -462,7 +462,7 @@ func TestUpdateModel(t *testing.T) {
 	f := newRepo(t)
 	rel := func(file, version string, in [][]byte, sum string) {
 		t.Helper()
-		if _, err := release.AddModel(context.Background(), f.keys, f.repo, file, release.ModelRelease{
+		if _, err := release.NewRepo(f.keys, f.repo).AddModel(context.Background(), file, release.ModelRelease{
 			ID: "hello", Version: version, Hardware: "cpu", GoldenInputs: in, GoldenOutputSHA256: sum,
 		}); err != nil {
 			t.Fatalf("release hello@%s: %v", version, err)

@@ -178,7 +178,7 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 
 	// fleet-server with signing keys, its embedded broker over TLS.
 	keys, data := filepath.Join(dir, "fleet-keys"), filepath.Join(dir, "fleet-data")
-	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, filepath.Join(data, "repo")).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)
