@@ -22,6 +22,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
@@ -266,12 +267,12 @@ func TestAttackFreeze(t *testing.T) {
 	f := newFixture(t, release.KeyOptions{TimestampExpiry: time.Hour, SnapshotExpiry: 48 * time.Hour})
 	f.releaseModel("cam", "1.0", modelBytes(1, 1000), true, "", nil)
 	later := time.Now().Add(3 * time.Hour)
-	clock := func() time.Time { return later }
+	clk := clock.NewFake(later)
 	data := t.TempDir()
 	if err := f.device(data, nil).Refresh(ctx); err != nil {
 		t.Fatalf("fresh metadata: %v", err)
 	}
-	err := f.device(data, clock).Refresh(ctx)
+	err := f.device(data, clk).Refresh(ctx)
 	wantTUF[*metadata.ErrExpiredMetadata](t, err)
 	if !strings.Contains(err.Error(), "timestamp") {
 		t.Errorf("error should name the timestamp role: %v", err)
@@ -279,7 +280,7 @@ func TestAttackFreeze(t *testing.T) {
 	if err := release.NewRepo(f.keys, f.repo).Refresh(later); err != nil {
 		t.Fatalf("release.Refresh: %v", err)
 	}
-	if err := f.device(data, clock).Refresh(ctx); err != nil {
+	if err := f.device(data, clk).Refresh(ctx); err != nil {
 		t.Fatalf("after re-signing: %v", err)
 	}
 	// snapshot expiry is enforced too: a thief holding only the timestamp
@@ -299,7 +300,7 @@ func TestAttackFreeze(t *testing.T) {
 	if err := tm.ToFile(filepath.Join(f.repo, "metadata", "timestamp.json"), true); err != nil {
 		t.Fatal(err)
 	}
-	err = f.device(t.TempDir(), func() time.Time { return muchLater }).Refresh(ctx)
+	err = f.device(t.TempDir(), clock.NewFake(muchLater)).Refresh(ctx)
 	wantTUF[*metadata.ErrExpiredMetadata](t, err)
 	if !strings.Contains(err.Error(), "snapshot") {
 		t.Errorf("error should name the snapshot role: %v", err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
@@ -58,10 +59,10 @@ func (f *fixture) serve(h http.Handler) { f.handler.Store(&h) }
 func (f *fixture) honest() { f.serve(release.NewRepo("", f.repo).Handler()) }
 
 // device returns an Updater with its own data dir and the given clock.
-func (f *fixture) device(dataDir string, clock func() time.Time) *ota.Updater {
+func (f *fixture) device(dataDir string, clk clock.Clock) *ota.Updater {
 	f.t.Helper()
 	u, err := ota.NewUpdater(ota.UpdaterConfig{
-		DataDir: dataDir, RepoURL: f.srv.URL, TrustedRoot: f.enrolled, Clock: clock,
+		DataDir: dataDir, RepoURL: f.srv.URL, TrustedRoot: f.enrolled, Clock: clk,
 		Download: download.Options{Attempts: 2, BaseDelay: time.Millisecond},
 	})
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/serving/servingtest"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -259,7 +260,7 @@ func TestRateLimit(t *testing.T) {
 	now.Store(time.Unix(1000, 0).UnixNano())
 	e := start(t, opts{api: func(c *api.Config) {
 		c.RateLimit = api.RateLimit{PerSecond: 2, Burst: 3}
-		c.Now = func() time.Time { return time.Unix(0, now.Load()) }
+		c.Clock = clock.Func(func() time.Time { return time.Unix(0, now.Load()) })
 	}})
 	h := e.srv.Handler()
 	get := func(addr string) *httptest.ResponseRecorder {

@@ -20,6 +20,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -54,8 +55,8 @@ type Config struct {
 	StreamIdle time.Duration
 	// RateLimit limits requests per client address (off when PerSecond is 0).
 	RateLimit RateLimit
-	// Now is the clock of the rate limiter (nil: time.Now).
-	Now func() time.Time
+	// Clock is the clock of the rate limiter (nil: the system clock).
+	Clock clock.Clock
 	// Version is the agent version reported by /api/v1/status.
 	Version string
 	// Metrics, when set, is served at /metrics (Prometheus text format).

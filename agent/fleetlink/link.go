@@ -34,6 +34,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // TelemetrySource is the agent's store-and-forward buffer.
@@ -86,8 +87,8 @@ type Config struct {
 	// TLS is used for mqtts:// and ssl:// brokers (nil: enroll.TLSConfig(DataDir),
 	// the pinned fleet CA and the device certificate).
 	TLS *tls.Config
-	// Now is the clock for command expiry (time.Now if nil).
-	Now func() time.Time
+	// Clock is the clock for command expiry (nil: the system clock).
+	Clock clock.Clock
 	// Telemetry, Jobs and Status may be nil (nothing uploaded, every job
 	// rejected, minimal status).
 	Telemetry TelemetrySource
@@ -177,9 +178,7 @@ func New(cfg Config) (*Link, error) {
 	if cfg.PredictTimeout <= 0 {
 		cfg.PredictTimeout = 30 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	l := &Link{cfg: cfg, id: e.DeviceID, log: cfg.Logger.With("component", "fleetlink", "device", e.DeviceID),
 		acks: make(chan uint64, 16), notify: make(chan *wire.JobNotify, 4), statusNudge: make(chan struct{}, 1),
 		connected: make(chan struct{}, 1), journal: map[string]wire.JobUpdate{},
@@ -508,7 +507,7 @@ func (l *Link) sendUpdate(u wire.JobUpdate) {
 // verify returns the signed job, or an error when the job is unsigned,
 // forged, expired or meant for another device.
 func (l *Link) verify(j wire.Job) (wire.Job, error) {
-	c, err := wire.VerifyCommand(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), j.Signed, l.id, l.cfg.Now())
+	c, err := wire.VerifyCommand(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), j.Signed, l.id, l.cfg.Clock.Now())
 	if err != nil {
 		return wire.Job{}, err
 	}
