@@ -13,6 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/jsonnum"
 )
 
 // Open Inference Protocol v2 (KServe / Triton) over HTTP/JSON.
@@ -276,7 +277,7 @@ func (s *Server) v2Infer(ctx context.Context, l *serving.Loaded, role wire.Role,
 					data = append(data, ',')
 				}
 				first = false
-				data = serving.AppendFloat(data, v)
+				data = jsonnum.AppendFloat(data, v)
 			}
 		}
 		data = append(data, ']')
@@ -360,7 +361,7 @@ func v2Input(info tensor.Info, batched bool, shape []int, datatype string, raw j
 		block = block[:0]
 		return nil
 	}
-	_, err := serving.ParseNumbersFunc(raw, n, func(v float64) error {
+	_, err := jsonnum.ParseFunc(raw, n, func(v float64) error {
 		block = append(block, v)
 		count++
 		if len(block) == cap(block) {

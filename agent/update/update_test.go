@@ -60,7 +60,7 @@ var (
 
 // build returns a real edge-agent binary built from ./cmd/edge-agent
 // (CGO-free, as shipped) with -X main.version=version and, for mode
-// "crash", the test-only -X main.mode=crash. Each build is made once per
+// "crash", the test-only crash switch (-tags edgeagent_crashswitch). Each build is made once per
 // test run and cached in buildDir.
 func build(k buildKey) (string, error) {
 	buildMu.Lock()
@@ -71,11 +71,11 @@ func build(k buildKey) (string, error) {
 	}
 	buildMu.Unlock()
 	r.once.Do(func() {
-		ldflags := "-X main.version=" + k.version
-		if k.mode != "" {
-			ldflags += " -X main.mode=" + k.mode
+		args := []string{"build", "-o", r.path, "-ldflags", "-X main.version=" + k.version}
+		if k.mode == "crash" {
+			args = append(args, "-tags", "edgeagent_crashswitch")
 		}
-		cmd := exec.Command(goTool(), "build", "-o", r.path, "-ldflags", ldflags, "../../cmd/edge-agent")
+		cmd := exec.Command(goTool(), append(args, "../../cmd/edge-agent")...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("build edge-agent %s %s: %v\n%s", k.version, k.mode, err, b)
