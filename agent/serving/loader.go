@@ -16,15 +16,15 @@ import (
 	"github.com/edgefleet/edgefleet/ota"
 )
 
-// Loader loads model versions from the store into the backend on demand,
+// loader loads model versions from the store into the backend on demand,
 // once however many callers wait for a version, within the memory budget;
 // remembers versions that failed to load until the model's versions
 // change; and unloads versions that were replaced or stayed idle. It is
 // safe for concurrent use.
-type Loader struct {
+type loader struct {
 	backend engine.Backend
 	store   *modelstore.Store
-	obs     *Observer
+	obs     *observer
 	cfg     Config
 	log     *slog.Logger
 
@@ -48,10 +48,10 @@ type loadCall struct {
 	err  error
 }
 
-// NewLoader returns a loader of the store's models into b; cfg must have
-// its defaults applied (NewManager does).
-func NewLoader(b engine.Backend, store *modelstore.Store, obs *Observer, cfg Config, log *slog.Logger) *Loader {
-	ld := &Loader{backend: b, store: store, obs: obs, cfg: cfg, log: log,
+// newLoader returns a loader of the store's models into b; cfg has its
+// defaults applied (NewManager).
+func newLoader(b engine.Backend, store *modelstore.Store, obs *observer, cfg Config, log *slog.Logger) *loader {
+	ld := &loader{backend: b, store: store, obs: obs, cfg: cfg, log: log,
 		loaded: map[string]*Loaded{}, loading: map[string]*loadCall{}, failed: map[string]error{},
 		mem: &memBudget{limit: cfg.MemoryBudget}, stop: make(chan struct{})}
 	ld.ctx, ld.cancel = context.WithCancel(context.Background())
@@ -67,7 +67,7 @@ func key(id, version string) string { return id + "@" + version }
 
 // Get returns model id at version (the active version when version is ""),
 // loading it if needed.
-func (ld *Loader) Get(ctx context.Context, id, version string) (*Loaded, error) {
+func (ld *loader) Get(ctx context.Context, id, version string) (*Loaded, error) {
 	if version == "" {
 		v, err := ld.store.ActiveVersion(ctx, id)
 		if err != nil {
@@ -118,7 +118,7 @@ func (ld *Loader) Get(ctx context.Context, id, version string) (*Loaded, error) 
 	return c.l, c.err
 }
 
-func (ld *Loader) load(ctx context.Context, id, version string) (*Loaded, error) {
+func (ld *loader) load(ctx context.Context, id, version string) (*Loaded, error) {
 	rec, err := ld.store.Get(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q", ErrModelNotFound, id)
@@ -154,7 +154,7 @@ func (ld *Loader) load(ctx context.Context, id, version string) (*Loaded, error)
 
 // Retain forgets the load failures of model id (its versions changed) and
 // unloads, after UnloadDelay, its loaded versions for which keep is false.
-func (ld *Loader) Retain(id string, keep func(version string) bool) {
+func (ld *loader) Retain(id string, keep func(version string) bool) {
 	ld.mu.Lock()
 	for k := range ld.failed {
 		if strings.HasPrefix(k, id+"@") {
@@ -179,7 +179,7 @@ func (ld *Loader) Retain(id string, keep func(version string) bool) {
 // unloadIdle unloads versions idle for IdleUnload (checked every quarter
 // of it, at most every 30 s). A request racing with the unload gets
 // ErrStopped at worst; the next one loads the version again.
-func (ld *Loader) unloadIdle() {
+func (ld *loader) unloadIdle() {
 	defer ld.wg.Done()
 	t := time.NewTicker(min(30*time.Second, max(time.Millisecond, ld.cfg.IdleUnload/4)))
 	defer t.Stop()
@@ -207,13 +207,13 @@ func (ld *Loader) unloadIdle() {
 }
 
 // Loads returns how many times a model file was handed to the backend.
-func (ld *Loader) Loads() int64 { return ld.loads.Load() }
+func (ld *loader) Loads() int64 { return ld.loads.Load() }
 
 // BackendName names the backend versions are loaded into.
-func (ld *Loader) BackendName() string { return ld.backend.Name() }
+func (ld *loader) BackendName() string { return ld.backend.Name() }
 
 // loadedStatus lists the loaded versions of model id.
-func (ld *Loader) loadedStatus(id string) []VersionStatus {
+func (ld *loader) loadedStatus(id string) []VersionStatus {
 	ld.mu.Lock()
 	defer ld.mu.Unlock()
 	var out []VersionStatus
@@ -227,7 +227,7 @@ func (ld *Loader) loadedStatus(id string) []VersionStatus {
 
 // WarmUp loads the active version of every model; failures are logged and
 // returned joined (the agent still serves the models that load).
-func (ld *Loader) WarmUp(ctx context.Context) error {
+func (ld *loader) WarmUp(ctx context.Context) error {
 	models, err := ld.store.List(ctx)
 	if err != nil {
 		return err
@@ -250,10 +250,10 @@ func (ld *Loader) WarmUp(ctx context.Context) error {
 
 // CancelLoads cancels the loads and probes in progress (shutdown); the
 // loader stays usable until Close.
-func (ld *Loader) CancelLoads() { ld.cancel() }
+func (ld *loader) CancelLoads() { ld.cancel() }
 
 // Close unloads every version.
-func (ld *Loader) Close() error {
+func (ld *loader) Close() error {
 	ld.cancel()
 	close(ld.stop)
 	ld.wg.Wait()

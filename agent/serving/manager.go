@@ -34,14 +34,17 @@ type Config struct {
 	IdleUnload time.Duration
 }
 
-// Manager serves predictions from the store's model versions: a Loader
-// loads them, a Router picks the version of each request and mirrors
-// traffic to shadows, an Observer records telemetry, and an optional Cache
-// answers repeated instances. It is safe for concurrent use.
+// Manager serves predictions from the store's model versions. It is made
+// of three parts with one job each: a loader (loader.go) loads versions on
+// demand within the memory budget and unloads replaced and idle ones; a
+// router (router.go) picks the version of each request (pinned, A/B
+// candidate, active) and mirrors primary traffic to the shadow; an observer
+// (observer.go) records telemetry. An optional Cache answers repeated
+// instances. It is safe for concurrent use.
 type Manager struct {
-	*Loader
-	*Router
-	obs   *Observer
+	ld    *loader
+	rt    *router
+	obs   *observer
 	store *modelstore.Store
 	cache *Cache
 }
@@ -57,9 +60,9 @@ func NewManager(b engine.Backend, store *modelstore.Store, coll *telemetry.Colle
 	if cfg.UnloadDelay <= 0 {
 		cfg.UnloadDelay = 10 * time.Second
 	}
-	obs := NewObserver(coll)
-	ld := NewLoader(b, store, obs, cfg, log)
-	m := &Manager{Loader: ld, Router: NewRouter(ld, store, obs, cfg.ShadowQueue), obs: obs, store: store}
+	obs := newObserver(coll)
+	ld := newLoader(b, store, obs, cfg, log)
+	m := &Manager{ld: ld, rt: newRouter(ld, store, obs, cfg.ShadowQueue), obs: obs, store: store}
 	if cfg.CacheEntries > 0 {
 		m.cache = NewCache(cfg.CacheEntries, cfg.CacheTTL, nil)
 	}
@@ -134,7 +137,7 @@ func (m *Manager) Predict(ctx context.Context, l *Loaded, role wire.Role, instan
 	m.obs.Request(l, role, time.Since(start), len(instances), "")
 	m.obs.predictions(l, role, instances, out)
 	if role == wire.RolePrimary {
-		m.Mirror(l, instances, out)
+		m.rt.Mirror(l, instances, out)
 	}
 	return out, nil
 }
@@ -164,15 +167,61 @@ func (m *Manager) Status(ctx context.Context) ([]ModelStatus, error) {
 	}
 	out := make([]ModelStatus, len(models))
 	for i, md := range models {
-		out[i] = ModelStatus{Model: md, Route: m.route(md.ID), Loaded: m.loadedStatus(md.ID)}
+		out[i] = ModelStatus{Model: md, Route: m.rt.route(md.ID), Loaded: m.ld.loadedStatus(md.ID)}
 		sort.Slice(out[i].Loaded, func(a, b int) bool { return out[i].Loaded[a].Version < out[i].Loaded[b].Version })
 	}
 	return out, nil
 }
 
+// Get returns model id at version (the active version when version is ""),
+// loading it if needed.
+func (m *Manager) Get(ctx context.Context, id, version string) (*Loaded, error) {
+	return m.ld.Get(ctx, id, version)
+}
+
+// Resolve picks the version that serves a request for id: version when
+// pinned, else the A/B candidate for its share of keys (sticky by key; a
+// random draw when key is ""), else the active version.
+func (m *Manager) Resolve(ctx context.Context, id, version, stickyKey string) (*Loaded, wire.Role, error) {
+	return m.rt.Resolve(ctx, id, version, stickyKey)
+}
+
+// SetShadow makes version of model id run in shadow of the active version
+// ("" stops shadowing). The version must be installed and load.
+func (m *Manager) SetShadow(ctx context.Context, id, version string) error {
+	return m.rt.SetShadow(ctx, id, version)
+}
+
+// SetAB sends percent % of model id's unpinned traffic to candidate,
+// sticky by request key ("" or percent 0 stops the split).
+func (m *Manager) SetAB(ctx context.Context, id, candidate string, percent int) error {
+	return m.rt.SetAB(ctx, id, candidate, percent)
+}
+
+// Routes returns the traffic policy of every model that has one.
+func (m *Manager) Routes() map[string]Route { return m.rt.Routes() }
+
+// ShadowDropped returns the shadow comparisons dropped because the shadow
+// queue was full.
+func (m *Manager) ShadowDropped() uint64 { return m.rt.ShadowDropped() }
+
+// Loads returns how many times a model file was handed to the backend.
+func (m *Manager) Loads() int64 { return m.ld.Loads() }
+
+// BackendName names the backend versions are loaded into.
+func (m *Manager) BackendName() string { return m.ld.BackendName() }
+
+// WarmUp loads the active version of every model; failures are logged and
+// returned joined (the agent still serves the models that load).
+func (m *Manager) WarmUp(ctx context.Context) error { return m.ld.WarmUp(ctx) }
+
+// CancelLoads cancels the loads and probes in progress (shutdown); the
+// manager stays usable until Close.
+func (m *Manager) CancelLoads() { m.ld.CancelLoads() }
+
 // Close stops the shadow worker and unloads every version.
 func (m *Manager) Close() error {
-	m.CancelLoads()
-	m.Router.Close()
-	return m.Loader.Close()
+	m.ld.CancelLoads()
+	m.rt.Close()
+	return m.ld.Close()
 }

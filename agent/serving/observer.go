@@ -7,20 +7,20 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/wire"
 )
 
-// Observer turns what serving does into telemetry: requests and their
+// observer turns what serving does into telemetry: requests and their
 // outcome, shed requests, cache hits, the monitored prediction and input
 // features of each instance, shadow comparisons, and which versions are
 // loaded. A nil collector makes every method a no-op.
-type Observer struct {
+type observer struct {
 	coll *telemetry.Collector
 }
 
-// NewObserver returns an observer recording into coll (nil: nothing).
-func NewObserver(coll *telemetry.Collector) *Observer { return &Observer{coll: coll} }
+// newObserver returns an observer recording into coll (nil: nothing).
+func newObserver(coll *telemetry.Collector) *observer { return &observer{coll: coll} }
 
 // Request records one request's telemetry (code "" on success, else
 // ErrorCode of its error).
-func (o *Observer) Request(l *Loaded, role wire.Role, d time.Duration, instances int, code string) {
+func (o *observer) Request(l *Loaded, role wire.Role, d time.Duration, instances int, code string) {
 	if o.coll != nil {
 		o.coll.Request(telemetry.Key{Model: l.ID, Version: l.Version, Role: role}, d, instances, code)
 	}
@@ -28,14 +28,14 @@ func (o *Observer) Request(l *Loaded, role wire.Role, d time.Duration, instances
 
 // Shed records a request refused to protect the agent (reason:
 // rate_limit, request_memory, queue_full, batch_too_large).
-func (o *Observer) Shed(reason string) {
+func (o *observer) Shed(reason string) {
 	if o.coll != nil {
 		o.coll.Shed(reason)
 	}
 }
 
 // cache records one prediction-cache lookup.
-func (o *Observer) cache(l *Loaded, hit bool) {
+func (o *observer) cache(l *Loaded, hit bool) {
 	if o.coll != nil {
 		o.coll.Cache(l.ID, l.Version, hit)
 	}
@@ -45,7 +45,7 @@ func (o *Observer) cache(l *Loaded, hit bool) {
 // top-1 class and score of each result and the tracked input prefix, read
 // straight from the tensor bytes (monitor.go): nothing is allocated per
 // instance.
-func (o *Observer) predictions(l *Loaded, role wire.Role, instances []Instance, out []Result) {
+func (o *observer) predictions(l *Loaded, role wire.Role, instances []Instance, out []Result) {
 	if o.coll == nil {
 		return
 	}
@@ -70,14 +70,14 @@ func (o *Observer) predictions(l *Loaded, role wire.Role, instances []Instance, 
 }
 
 // shadow records one shadow comparison.
-func (o *Observer) shadow(id, version string, agree bool, diff float64) {
+func (o *observer) shadow(id, version string, agree bool, diff float64) {
 	if o.coll != nil {
 		o.coll.Shadow(id, version, agree, diff)
 	}
 }
 
 // loaded tracks the queue and pool of a version that was loaded.
-func (o *Observer) loaded(l *Loaded) {
+func (o *observer) loaded(l *Loaded) {
 	if o.coll != nil {
 		o.coll.TrackQueue(l.ID, l.Version, l.QueueLen)
 		o.coll.TrackInterpreters(l.ID, l.Version, l.Interpreters)
@@ -85,7 +85,7 @@ func (o *Observer) loaded(l *Loaded) {
 }
 
 // unloaded stops tracking a version and records why it was unloaded.
-func (o *Observer) unloaded(l *Loaded, reason string) {
+func (o *observer) unloaded(l *Loaded, reason string) {
 	if o.coll != nil {
 		o.coll.TrackQueue(l.ID, l.Version, nil)
 		o.coll.TrackInterpreters(l.ID, l.Version, nil)
@@ -94,7 +94,7 @@ func (o *Observer) unloaded(l *Loaded, reason string) {
 }
 
 // memory tracks the interpreters' memory against its budget.
-func (o *Observer) memory(m *memBudget) {
+func (o *observer) memory(m *memBudget) {
 	if o.coll != nil {
 		o.coll.TrackMemory(func() (int64, int64) { return m.used.Load(), m.limit })
 	}

@@ -20,15 +20,15 @@ type Route struct {
 	CandidatePercent int    `json:"candidate_percent,omitempty"`
 }
 
-// Router holds each model's traffic policy: it picks the version that
+// router holds each model's traffic policy: it picks the version that
 // serves a request (pinned, A/B candidate or active) and runs the shadow
 // version on a copy of the primary's traffic, in the background, through a
 // bounded queue (beyond it shadow work is dropped, the primary never
 // slowed). It keeps the loader from unloading the versions it routes to.
-type Router struct {
-	ld    *Loader
+type router struct {
+	ld    *loader
 	store *modelstore.Store
-	obs   *Observer
+	obs   *observer
 
 	mu            sync.Mutex
 	routes        map[string]Route
@@ -46,11 +46,11 @@ type shadowJob struct {
 	primary     []Result
 }
 
-// NewRouter returns a router over ld's versions with a shadow queue of
+// newRouter returns a router over ld's versions with a shadow queue of
 // queue comparisons; it follows the store's changes (versions no longer
 // active, shadow or candidate are unloaded).
-func NewRouter(ld *Loader, store *modelstore.Store, obs *Observer, queue int) *Router {
-	r := &Router{ld: ld, store: store, obs: obs, routes: map[string]Route{},
+func newRouter(ld *loader, store *modelstore.Store, obs *observer, queue int) *router {
+	r := &router{ld: ld, store: store, obs: obs, routes: map[string]Route{},
 		shadowQ: make(chan shadowJob, queue), stop: make(chan struct{})}
 	r.wg.Add(1)
 	go r.shadowWorker()
@@ -60,13 +60,13 @@ func NewRouter(ld *Loader, store *modelstore.Store, obs *Observer, queue int) *R
 
 // changed is called by the store when a model's versions change: versions
 // no longer active, shadow or candidate are unloaded after UnloadDelay.
-func (r *Router) changed(id string) {
+func (r *router) changed(id string) {
 	active, _ := r.store.ActiveVersion(context.Background(), id)
 	rt := r.route(id)
 	r.ld.Retain(id, func(v string) bool { return v == active || v == rt.Shadow || v == rt.Candidate })
 }
 
-func (r *Router) route(id string) Route {
+func (r *router) route(id string) Route {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.routes[id]
@@ -74,7 +74,7 @@ func (r *Router) route(id string) Route {
 
 // SetShadow makes version of model id run in shadow of the active version
 // ("" stops shadowing). The version must be installed and load.
-func (r *Router) SetShadow(ctx context.Context, id, version string) error {
+func (r *router) SetShadow(ctx context.Context, id, version string) error {
 	if version != "" {
 		if _, err := r.ld.Get(ctx, id, version); err != nil {
 			return fmt.Errorf("shadow %s@%s: %w", id, version, err)
@@ -91,7 +91,7 @@ func (r *Router) SetShadow(ctx context.Context, id, version string) error {
 
 // SetAB sends percent % of model id's unpinned traffic to candidate,
 // sticky by request key ("" or percent 0 stops the split).
-func (r *Router) SetAB(ctx context.Context, id, candidate string, percent int) error {
+func (r *router) SetAB(ctx context.Context, id, candidate string, percent int) error {
 	if percent < 0 || percent > 100 {
 		return fmt.Errorf("a/b %s: percent %d out of range 0..100", id, percent)
 	}
@@ -112,7 +112,7 @@ func (r *Router) SetAB(ctx context.Context, id, candidate string, percent int) e
 }
 
 // Routes returns the traffic policy of every model that has one.
-func (r *Router) Routes() map[string]Route {
+func (r *router) Routes() map[string]Route {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := map[string]Route{}
@@ -127,7 +127,7 @@ func (r *Router) Routes() map[string]Route {
 // Resolve picks the version that serves a request for id: version when
 // pinned, else the A/B candidate for its share of keys (sticky by key; a
 // random draw when key is ""), else the active version.
-func (r *Router) Resolve(ctx context.Context, id, version, stickyKey string) (*Loaded, wire.Role, error) {
+func (r *router) Resolve(ctx context.Context, id, version, stickyKey string) (*Loaded, wire.Role, error) {
 	if version != "" {
 		l, err := r.ld.Get(ctx, id, version)
 		return l, wire.RolePrimary, err
@@ -155,7 +155,7 @@ func bucket(k string) int {
 // Mirror hands a primary request and its results to the shadow version of
 // l's model, if it has one; when the shadow queue is full the comparison
 // is dropped (ShadowDropped).
-func (r *Router) Mirror(l *Loaded, in []Instance, out []Result) {
+func (r *router) Mirror(l *Loaded, in []Instance, out []Result) {
 	shadow := r.route(l.ID).Shadow
 	if shadow == "" || shadow == l.Version {
 		return
@@ -171,13 +171,13 @@ func (r *Router) Mirror(l *Loaded, in []Instance, out []Result) {
 
 // ShadowDropped returns the shadow comparisons dropped because the shadow
 // queue was full.
-func (r *Router) ShadowDropped() uint64 {
+func (r *router) ShadowDropped() uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.shadowDropped
 }
 
-func (r *Router) shadowWorker() {
+func (r *router) shadowWorker() {
 	defer r.wg.Done()
 	for {
 		select {
@@ -189,7 +189,7 @@ func (r *Router) shadowWorker() {
 	}
 }
 
-func (r *Router) runShadow(j shadowJob) {
+func (r *router) runShadow(j shadowJob) {
 	ctx := context.Background()
 	l, err := r.ld.Get(ctx, j.id, j.version)
 	if err != nil {
@@ -219,7 +219,7 @@ func (r *Router) runShadow(j shadowJob) {
 }
 
 // Close stops the shadow worker (comparisons still queued are dropped).
-func (r *Router) Close() {
+func (r *router) Close() {
 	close(r.stop)
 	r.wg.Wait()
 }
