@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
@@ -113,7 +114,7 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	}
 	defer os.RemoveAll(probeDir)
 	h.logf("agent update: health probe of the new binary", "version", j.Version, "binary", exe, "timeout", self.probeTimeout)
-	err = su.Probe(ctx, "run", "--data-dir", probeDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker=")
+	err = su.Probe(ctx, update.ProbeArgs(probeDir)...)
 	if err != nil {
 		if errors.Is(err, selfupdate.ErrUnhealthy) {
 			h.logf("agent update rolled back: the new binary failed its health check", "version", j.Version, "err", err)

@@ -254,7 +254,7 @@ func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	}
 	args := o.ProbeArgs
 	if args == nil {
-		args = []string{"run", "--data-dir", o.DataDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker="}
+		args = ProbeArgs(o.DataDir)
 	}
 	if err := su.Probe(ctx, args...); err != nil {
 		return fail(err)
@@ -266,6 +266,14 @@ func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	o.printf("edge-agent updated %s -> %s: %s reported healthy; previous binary kept at %s\nrestart the edge-agent service to run %s\n",
 		from, version, version, res.OldPath, version)
 	return res, nil
+}
+
+// ProbeArgs are the arguments a new agent binary is started with for its
+// health probe on dataDir: `run` on a loopback port with no Unix socket and
+// no fleet broker, so it collides with nothing the running daemon owns.
+// Updates by hand and fleet agent jobs probe the same way.
+func ProbeArgs(dataDir string) []string {
+	return []string{"run", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker="}
 }
 
 func platformName(goos, goarch, goarm string) string {
