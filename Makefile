@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build build-tflite cross-tflite setup tflite-reference test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite tflite-lib test-tflite-arm64 setup tflite-reference test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -60,10 +60,37 @@ test-unit:
 	$(GO) test -count=1 -timeout 20m -tags purego ./inference/...
 
 # The TensorFlow Lite backend and the delegate loader (cgo, -tags tflite;
-# gcc from make setup). Tests that need a real libtensorflowlite_c skip with
-# one line unless EDGE_TFLITE_LIB or the dynamic loader finds it.
+# gcc from make setup) against the real libtensorflowlite_c: EDGE_TFLITE_LIB,
+# else the one make tflite-lib (run by make setup) cached. Without a library
+# the real-library tests skip and this says so in one line.
 test-tflite:
-	CGO_ENABLED=1 $(GO) test -count=1 -tags tflite ./agent/engine/...
+	@lib="$${EDGE_TFLITE_LIB:-$$(bash build/tflite-lib.sh 2>/dev/null || true)}"; \
+	if [ -z "$$lib" ]; then echo "test-tflite: no libtensorflowlite_c (make tflite-lib needs npm, or set EDGE_TFLITE_LIB): the real-library tests skip"; \
+	else echo "test-tflite: against $$lib"; fi; \
+	EDGE_TFLITE_LIB="$$lib" CGO_ENABLED=1 $(GO) test -count=1 -timeout 10m -tags tflite ./agent/engine/... ./hardware/...
+
+# The same tests on arm64 under qemu-user against the arm64 library, and
+# bin/linux-arm64/edge-agent-tflite (make cross-tflite) inferring a
+# conformance model through TensorFlow Lite (about 3 minutes; needs
+# gcc-aarch64-linux-gnu and qemu-user-static, from make setup).
+test-tflite-arm64:
+	@lib=$$(bash build/tflite-lib.sh arm64) || { echo "test-tflite-arm64: no arm64 libtensorflowlite_c (make tflite-lib needs npm)"; exit 1; }; \
+	command -v $(CC_ARM64) >/dev/null && command -v qemu-aarch64-static >/dev/null || { echo "test-tflite-arm64: needs $(CC_ARM64) and qemu-aarch64-static (make setup)"; exit 1; }; \
+	set -e; mkdir -p $(BIN); \
+	CGO_ENABLED=1 CC=$(CC_ARM64) GOOS=linux GOARCH=arm64 $(GO) test -c -tags tflite -o $(BIN)/engine-arm64.test ./agent/engine/; \
+	$(MAKE) --no-print-directory cross-tflite TFLITE_LIB_ARM64="$$lib"; \
+	export QEMU_LD_PREFIX=/usr/aarch64-linux-gnu; m=testdata/conformance/mobilenet_v1_0.25_128_quant; \
+	qemu-aarch64-static $(BIN)/linux-arm64/edge-agent-tflite infer --backend tflite --tflite-lib $(BIN)/linux-arm64/libtensorflowlite_c.so \
+	  --model $$m/model.tflite --input $$m/case_0/input_0.bin --output-dir $(BIN)/arm64-infer; \
+	cmp $(BIN)/arm64-infer/output_0.bin agent/engine/testdata/tflite/2.9.0-arm64/builtin/mobilenet_v1_0.25_128_quant/case_0_output_0.bin; \
+	echo "test-tflite-arm64: edge-agent-tflite (arm64, qemu) output = TensorFlow Lite 2.9.0 arm64's recorded output"; \
+	cd agent/engine && CC=$(CC_ARM64) EDGE_TFLITE_LIB="$$lib" qemu-aarch64-static ../../$(BIN)/engine-arm64.test -test.count=1 -test.timeout 20m
+
+# A prebuilt TensorFlow Lite C library (2.9.0, amd64 + arm64) from npm,
+# checked against pinned sha256s and cached in ~/.cache/edgefleet/tflite-lib;
+# prints the path of this machine's library.
+tflite-lib:
+	@bash build/tflite-lib.sh
 
 # Static agent binaries for every supported board.
 cross:

@@ -15,6 +15,7 @@ const module = "github.com/edgefleet/edgefleet/"
 
 type pkgInfo struct {
 	ImportPath string
+	Imports    []string
 	Deps       []string
 	CgoFiles   []string
 	Standard   bool
@@ -67,8 +68,9 @@ var forbidden = []struct{ from, to, why string }{
 }
 
 // TestDependencyDirection: cmd → agent/fleet → ota, inference, hardware,
-// quant, ptq, internal → standard library; the agent sees only fleet/wire
-// of the fleet; and the pairs in forbidden.
+// quant, ptq, internal → standard library; the agent imports nothing under
+// fleet/ (the shared agent↔fleet contract is the top-level wire package);
+// and the pairs in forbidden.
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listDeps(t, nil, "./...")
 	lower := []string{"inference", "ota", "hardware", "quant", "ptq", "internal"}
@@ -90,8 +92,12 @@ func TestDependencyDirection(t *testing.T) {
 			if rel(p.ImportPath) == "quant" {
 				t.Errorf("quant must depend only on the standard library, imports %s", rel(d))
 			}
-			if under(p.ImportPath, "agent") && under(d, "fleet") && !under(d, "fleet/wire") {
-				t.Errorf("%s depends on fleet internals %s (only fleet/wire is shared)", rel(p.ImportPath), rel(d))
+			if under(p.ImportPath, "agent") && under(d, "fleet") {
+				t.Errorf("%s depends on the fleet's %s (the shared contract is wire/)", rel(p.ImportPath), rel(d))
+			}
+			// The agent↔fleet contract belongs to neither side.
+			if under(p.ImportPath, "wire") {
+				t.Errorf("wire must depend only on the standard library, imports %s", rel(d))
 			}
 			if !under(p.ImportPath, "cmd") && under(d, "cmd") {
 				t.Errorf("%s depends on a command %s", rel(p.ImportPath), rel(d))
@@ -105,12 +111,13 @@ func TestDependencyDirection(t *testing.T) {
 	}
 }
 
-// TestBinaryDependencies: what each binary must not link. fleet-server
-// publishes releases but never applies one, so it must not link the agent's
-// self-update (minio/selfupdate); the control is edge-agent, which must.
+// TestBinaryDependencies: what each binary must not link. fleet-server and
+// fleetctl publish releases but never apply one, so they must not link the
+// agent's self-update (minio/selfupdate); the control is edge-agent, which
+// must.
 func TestBinaryDependencies(t *testing.T) {
 	links := map[string]map[string]bool{}
-	for _, p := range listDeps(t, nil, "./cmd/fleet-server", "./cmd/edge-agent") {
+	for _, p := range listDeps(t, nil, "./cmd/fleet-server", "./cmd/fleetctl", "./cmd/edge-agent") {
 		links[rel(p.ImportPath)] = map[string]bool{}
 		for _, d := range p.Deps {
 			links[rel(p.ImportPath)][rel(d)] = true
@@ -118,12 +125,81 @@ func TestBinaryDependencies(t *testing.T) {
 	}
 	selfupdate := []string{"github.com/minio/selfupdate", "ota/selfupdate"}
 	for _, d := range selfupdate {
-		if links["cmd/fleet-server"][d] {
-			t.Errorf("fleet-server links %s (only the agent applies updates)", d)
+		for _, bin := range []string{"cmd/fleet-server", "cmd/fleetctl"} {
+			if links[bin][d] {
+				t.Errorf("%s links %s (only the agent applies updates)", bin, d)
+			}
 		}
 		if !links["cmd/edge-agent"][d] {
 			t.Errorf("control: edge-agent does not link %s: the check above sees nothing", d)
 		}
+	}
+}
+
+// heavy are the packages a fleet API client must not link: the server, the
+// brokers and the database engines behind the store.
+var heavy = []string{
+	module + "fleet/server",
+	module + "fleet/broker", // mochi-mqtt and paho; fleet/broker/mosquitto is light
+	module + "fleet/broker/natscluster",
+	module + "fleet/store/boltstore",
+	module + "fleet/store/postgres",
+	"go.etcd.io/bbolt",
+	"github.com/mochi-mqtt/server/v2",
+	"github.com/eclipse/paho.mqtt.golang",
+	"github.com/nats-io/nats-server/v2/server",
+	"github.com/jackc/pgx/v5",
+}
+
+// TestAPIClientIsLight: fleet/apitype (the HTTP API's types) and
+// fleet/client import nothing heavy, so fleetctl links the server, the
+// brokers and the store engines only where a command really needs them:
+// MQTT (paho) only through fleet/simulate, which talks to brokers as
+// simulated devices.
+func TestAPIClientIsLight(t *testing.T) {
+	for _, p := range listDeps(t, nil, "./fleet/apitype", "./fleet/client") {
+		for _, d := range p.Deps {
+			for _, h := range heavy {
+				if d == h {
+					t.Errorf("%s depends on %s", rel(p.ImportPath), d)
+				}
+			}
+		}
+	}
+	cmd := exec.Command("go", "list", "-deps", "-json", "./cmd/fleetctl")
+	cmd.Dir = ".."
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list ./cmd/fleetctl: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	n := 0
+	for {
+		var p pkgInfo
+		if err := dec.Decode(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for _, h := range heavy {
+			if p.ImportPath == h && h != "github.com/eclipse/paho.mqtt.golang" && h != "go.etcd.io/bbolt" {
+				t.Errorf("fleetctl links %s", h)
+			}
+		}
+		for _, imp := range p.Imports {
+			switch {
+			case imp == "github.com/eclipse/paho.mqtt.golang" && p.ImportPath != module+"fleet/simulate":
+				t.Errorf("fleetctl links paho through %s (only fleet/simulate talks MQTT)", p.ImportPath)
+			case imp == "go.etcd.io/bbolt" && p.ImportPath != module+"ota":
+				// ota/release (models push, agents push) reaches the device-side installer
+				// in ota, which keeps its state in bbolt; nothing else may.
+				t.Errorf("fleetctl links bbolt through %s", p.ImportPath)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("go list returned only %d packages", n)
 	}
 }
 

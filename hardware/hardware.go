@@ -319,9 +319,12 @@ func Pick(info Info, edgeTPUModel, tfliteBuilt bool, prefer string) (Choice, boo
 	// Not XNNPACK by default, even where TensorFlow Lite is present: the
 	// pure-Go runtime matches TensorFlow Lite's reference kernels bit for
 	// bit, which the releases' golden checks (sha256 of the outputs, made
-	// with that runtime) rely on, while XNNPACK may round differently; and
-	// no measurement here shows XNNPACK faster. It is one explicit
-	// preference away (BackendXNNPACK, --delegate xnnpack).
+	// with that runtime) rely on, while TensorFlow Lite's kernels and
+	// XNNPACK round differently per version and architecture
+	// (docs/acceleration.md); and on the quantized vision models measured
+	// with TensorFlow Lite 2.9 the pure-Go runtime is as fast as XNNPACK and
+	// faster than the builtin kernels. It is one explicit preference away
+	// (BackendXNNPACK, --delegate xnnpack).
 	if haveTFLite {
 		return Choice{BackendNative, "pure-Go runtime (bit-exact with the release's golden check; --delegate xnnpack opts into XNNPACK)"}, true
 	}

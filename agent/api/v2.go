@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/serving"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/internal/jsonnum"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Open Inference Protocol v2 (KServe / Triton) over HTTP/JSON.

@@ -1,7 +1,8 @@
 // Package engine is the agent's seam to an inference backend: the pure-Go
-// runtime (package inference, the default, CGO-free) or TensorFlow Lite
-// through github.com/mattn/go-tflite (build tag "tflite", cgo, optional
-// XNNPACK/GPU/Edge TPU delegates). Both pass enginetest.RunBackendSuite.
+// runtime (package inference, the default, CGO-free) or TensorFlow Lite's C
+// API loaded at run time (package tflitec; build tag "tflite", cgo) with
+// XNNPACK or external-delegate plugins (Edge TPU, GPU; package delegate).
+// Both pass enginetest.RunBackendSuite.
 package engine
 
 import (

@@ -55,7 +55,7 @@ var (
 	// openTFLite loads libtensorflowlite_c and describes it.
 	openTFLite func(path string) (string, error)
 	// newTFLite returns a TensorFlow Lite backend with a delegate.
-	newTFLite func(library string, spec delegate.Spec) Backend
+	newTFLite func(library string, spec delegate.Spec, log *slog.Logger) Backend
 )
 
 // TFLiteBuilt reports whether this binary has the TensorFlow Lite backend
@@ -293,9 +293,13 @@ func (a *Auto) Load(ctx context.Context, data []byte) (Model, error) {
 	}
 	if err == nil && p.Engine == "tflite" {
 		var m Model
-		m, err = newTFLite(a.library, p.Delegate).Load(ctx, data)
+		m, err = newTFLite(a.library, p.Delegate, a.log).Load(ctx, data)
 		if err == nil {
-			a.log.Info("model backend", "engine", "tflite", "delegate", p.Delegate.String(), "reason", p.Reason)
+			del := p.Delegate.String()
+			if d, ok := m.(interface{ Delegate() string }); ok {
+				del = d.Delegate()
+			}
+			a.log.Info("model backend", "engine", "tflite", "delegate", del, "reason", p.Reason)
 			return m, nil
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"unsafe"
 
@@ -32,7 +33,9 @@ func init() {
 		}
 		return l.Path + " (TensorFlow Lite " + l.Version + ")", nil
 	}
-	newTFLite = func(library string, spec delegate.Spec) Backend { return &TFLite{Library: library, Delegate: spec} }
+	newTFLite = func(library string, spec delegate.Spec, log *slog.Logger) Backend {
+		return &TFLite{Library: library, Delegate: spec, Log: log}
+	}
 	Register(&TFLite{})
 }
 
@@ -45,6 +48,10 @@ type TFLite struct {
 	// none, except that Edge TPU-compiled models then get the Edge TPU
 	// plugin (they cannot run without it).
 	Delegate delegate.Spec
+	// Log receives the warning when a delegate cannot take a model and
+	// the model runs on TensorFlow Lite's builtin kernels instead (nil:
+	// slog.Default()).
+	Log *slog.Logger
 }
 
 // Name returns "tflite".
@@ -96,6 +103,18 @@ func (b *TFLite) Load(ctx context.Context, data []byte) (Model, error) {
 		return nil, fmt.Errorf("tflite backend: %w: %w", inference.ErrInvalidModel, err)
 	}
 	s, err := tm.NewSession(ctx, 1)
+	if errors.Is(err, tflitec.ErrDelegateRejected) && !edgeTPU {
+		// The delegate could not take the graph (an operator or a
+		// quantization it does not support): TensorFlow Lite's builtin
+		// kernels run the whole model instead, for every session.
+		log := b.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.Warn("delegate cannot take this model; it runs on TensorFlow Lite's builtin kernels", "delegate", spec.String(), "err", err)
+		tm.rejected = err
+		s, err = tm.NewSession(ctx, 1)
+	}
 	if err != nil {
 		tm.m.Delete()
 		return nil, err
@@ -124,6 +143,19 @@ type tfliteModel struct {
 	inputs  []tensor.Info
 	outputs []tensor.Info
 	meta    *inference.Metadata
+	// rejected is why the delegate could not be applied to this model
+	// (sessions then run without it), or nil.
+	rejected error
+}
+
+// Delegate implements Describer: the delegate the model's sessions use
+// (its spec), or "none (xnnpack rejected the model)" when it could not be
+// applied.
+func (t *tfliteModel) Delegate() string {
+	if t.rejected != nil {
+		return "none (" + t.spec.String() + " rejected the model)"
+	}
+	return t.spec.String()
 }
 
 func (t *tfliteModel) Inputs() []tensor.Info         { return t.inputs }
@@ -139,9 +171,19 @@ func (t *tfliteModel) NewSession(ctx context.Context, threads int) (Session, err
 		del  io.Closer
 		ptrs []unsafe.Pointer
 	)
-	switch t.spec.Kind {
+	kind := t.spec.Kind
+	if t.rejected != nil {
+		kind = delegate.KindNone
+	}
+	switch kind {
 	case delegate.KindXNNPACK:
-		x, err := t.lib.NewXNNPACK(threads)
+		var flags uint32
+		for _, o := range t.spec.Options {
+			if o.Key == delegate.XNNPACKQuantized && o.Value == "true" {
+				flags = tflitec.XNNPACKQS8 | tflitec.XNNPACKQU8
+			}
+		}
+		x, err := t.lib.NewXNNPACKFlags(threads, flags)
 		if err != nil {
 			return nil, fmt.Errorf("tflite backend: %w: %w", ErrBackendUnavailable, err)
 		}

@@ -5,7 +5,7 @@
 // It keeps them in DATA/fleet (Dir) and gives the link and updates what they
 // need from there: LoadEnrollment and TLSConfig.
 //
-// It imports only fleet/wire from the fleet side.
+// It imports nothing of the fleet side but the shared wire package.
 package enroll
 
 import (
@@ -33,8 +33,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Dir is the fleet state directory (enrollment, credentials, the link's journal) inside the agent's data dir.

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestEncodeBatchFitsPayload: a full batch of records with the largest

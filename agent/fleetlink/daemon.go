@@ -14,11 +14,11 @@ import (
 	"github.com/edgefleet/edgefleet/agent/daemon"
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/enroll"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Daemon is the daemon.FleetLink entry point: edge-agent run starts it with

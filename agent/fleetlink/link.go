@@ -10,7 +10,7 @@
 // command key received at enrollment, and telemetry acks beyond what was
 // sent are ignored, so a rogue broker can delay the device but not steer it.
 //
-// It imports only fleet/wire from the fleet side.
+// It imports nothing of the fleet side but the shared wire package.
 package fleetlink
 
 import (
@@ -32,9 +32,9 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TelemetrySource is the agent's store-and-forward buffer.

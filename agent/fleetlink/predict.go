@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // PredictFunc runs a REST predict request body for model and returns the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // recordingDevice is a job handler and telemetry source that records what

@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/serving"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Request is the body of predict, batch-predict and jobs.

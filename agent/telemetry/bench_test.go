@@ -3,7 +3,7 @@ package telemetry
 import (
 	"testing"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // BenchmarkMonitorInstance is the telemetry cost of one predicted

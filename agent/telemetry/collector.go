@@ -15,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // MaxFeatures bounds the input features whose mean and std are tracked per

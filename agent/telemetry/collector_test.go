@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func TestCollectorFlush(t *testing.T) {

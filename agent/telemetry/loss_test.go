@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestNonFiniteRecordEncodes: NaN and ±Inf (a shadow that diverges, huge

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // fakeProc writes a /proc tree: RSS 300 pages, utime+stime ticks, memory,

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func rec(model string) Record {

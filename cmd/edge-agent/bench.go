@@ -17,12 +17,16 @@ func newBenchCmd() *cobra.Command {
 		model  string
 		opts   benchmark.Options
 		asJSON bool
+		bf     backendFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench --model M.tflite [--threads N] [--repeat N] [--json]",
 		Short: "Measure Invoke latency (p50/p90/p99) and allocations per Invoke",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bf.set() {
+				return benchBackend(cmd.Context(), &bf, model, opts.Threads, opts.Warmup, opts.Repeat, asJSON, cmd.OutOrStdout())
+			}
 			m, err := inference.LoadFile(model)
 			if err != nil {
 				return err
@@ -46,6 +50,8 @@ func newBenchCmd() *cobra.Command {
 	f.IntVar(&opts.Repeat, "repeat", 50, "timed invokes")
 	f.IntVar(&opts.Warmup, "warmup", 3, "untimed invokes first")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
+	f.StringVar(&bf.backend, "backend", "", "measure through the agent's engine: native, tflite or auto (tflite builds; with --delegate, --tflite-lib, --fallback as for run)")
+	bf.accel.bind(f)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }

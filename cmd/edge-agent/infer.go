@@ -12,7 +12,10 @@ var imagePreparer runner.ImagePreparer
 func init() { rootCmd.AddCommand(newInferCmd()) }
 
 func newInferCmd() *cobra.Command {
-	var req runner.Request
+	var (
+		req runner.Request
+		bf  backendFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "infer --model M.tflite (--input in0.bin ... | --image cat.jpg) [--output-dir D]",
 		Short: "Run one inference from raw tensor files or an image",
@@ -23,6 +26,12 @@ JPEG/PNG/BMP, resizes and normalizes it (from the model's metadata or its
 input quantization); --top-k prints the best classes with labels.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bf.set() {
+				if req.Image != "" || req.TopK != 0 || req.JSON {
+					return errBackendOnly
+				}
+				return inferBackend(cmd.Context(), &bf, req.ModelPath, req.InputFiles, req.OutputDir, req.Threads, cmd.OutOrStdout())
+			}
 			return runner.Run(cmd.Context(), req, imagePreparer, cmd.OutOrStdout())
 		},
 	}
@@ -35,6 +44,8 @@ input quantization); --top-k prints the best classes with labels.`,
 	f.BoolVar(&req.JSON, "json", false, "print outputs as JSON")
 	f.IntVar(&req.Threads, "threads", 1, "goroutines for kernels")
 	f.BoolVar(&req.ReferenceRounding, "reference-rounding", false, "round like TensorFlow Lite Micro (double rounding everywhere)")
+	f.StringVar(&bf.backend, "backend", "", "run through the agent's engine: native, tflite or auto (tflite builds; with --delegate, --tflite-lib, --fallback as for run)")
+	bf.accel.bind(f)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }

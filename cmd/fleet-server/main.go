@@ -111,7 +111,7 @@ func run(ctx context.Context, cfg server.Config) error {
 	if err := checkPorts(cfg); err != nil {
 		return err
 	}
-	server.RepoHandler = func(repoDir string) http.Handler { return release.NewRepo("", repoDir).Handler() }
+	cfg.RepoHandler = func(repoDir string) http.Handler { return release.NewRepo("", repoDir).Handler() }
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err

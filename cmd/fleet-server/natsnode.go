@@ -12,8 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -57,24 +58,23 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 				return err
 			}
 			defer st.Close()
-			hash, err := broker.HashPassword(pw)
+			hash, err := mosquitto.HashPassword(pw)
 			if err != nil {
 				return err
 			}
 			reg := registry.New(st, time.Now)
 			cfg := natscluster.NodeConfig{Name: name, StoreDir: filepath.Join(dataDir, "jetstream"), ClientAddr: listen, MQTTAddr: mqtt,
 				RouteAddr: clusterListen, RouteUser: "route", RoutePassword: routePW, InsecurePlaintext: insecure,
-				Auth: reg.Authenticator(hash), Logger: log}
+				Logger: log}
 			if routes != "" {
 				cfg.Routes = strings.Split(routes, ",")
 			}
+			var ca *pki.CA // nil with --insecure-plaintext
 			if !insecure {
 				// The fleet CA from the shared store: wait for the first replica.
-				var ca *pki.CA
 				for {
 					c, err := server.LoadSharedCA(ctx, st, filepath.Join(dataDir, "pki"))
 					if err == nil {
-						reg.SetCA(c)
 						ca = c
 						break
 					}
@@ -105,6 +105,7 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 				cfg.TLS = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert},
 					ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}
 			}
+			cfg.Auth = brokerauth.New(reg.Devices, ca, hash)
 			node, err := natscluster.Start(cfg)
 			if err != nil {
 				return err

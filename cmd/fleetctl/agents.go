@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
-	"github.com/edgefleet/edgefleet/fleet/server"
 )
 
 func newAgentsCmd(g *globals) *cobra.Command {
@@ -76,7 +76,7 @@ or with --progress.`,
 	return cmd
 }
 
-func printAgents(rels []server.AgentRelease) {
+func printAgents(rels []apitype.AgentRelease) {
 	fmt.Printf("%-14s %-12s %10s %7s  %s\n", "PLATFORM", "VERSION", "BYTES", "DEVICES", "SHA256")
 	for _, r := range rels {
 		sum := r.Target.SHA256

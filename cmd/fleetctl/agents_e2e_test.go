@@ -17,13 +17,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // buildBin builds ./cmd/<pkg> into dir/name with ldflags, CGO-free as shipped.
@@ -239,10 +240,10 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 	}
 	agentLog := &syncBuffer{}
 	proc := startProc(t, childEnv(), agentLog, exe, "run", "--data-dir", agentData, "--listen", freeAddr(t), "--unix-socket=")
-	device := func() server.DeviceView {
+	device := func() apitype.DeviceView {
 		d, err := c.Device(context.Background(), "dev-1")
 		if err != nil {
-			return server.DeviceView{}
+			return apitype.DeviceView{}
 		}
 		return d
 	}
@@ -261,7 +262,7 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 	// Push edge-agent 2; it is listed for this platform.
 	plat := runtime.GOOS + "/" + runtime.GOARCH
 	out := ctl("--json", "agents", "push", agent2, "--version", "2", "--arch", plat, "--progress")
-	var rel server.AgentRelease
+	var rel apitype.AgentRelease
 	if err := json.Unmarshal([]byte(out), &rel); err != nil || rel.Version != "2" || rel.Platform != plat {
 		t.Fatalf("agents push: %v %s", err, out)
 	}

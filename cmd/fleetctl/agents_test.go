@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestCheckAgentBinary: a file that is not a Go binary, or a Go binary that
@@ -98,7 +98,7 @@ func TestWatchAgentRollout(t *testing.T) {
 			"dev-2": {JobState: wire.JobInProgress, Reason: "device reported success; waiting for it to come back online running edge-agent 2", ConfirmBy: now.Add(time.Minute)},
 		},
 	}
-	devs := map[string]server.DeviceView{
+	devs := map[string]apitype.DeviceView{
 		"dev-1": {Device: registry.Device{ID: "dev-1", Presence: wire.Online, AgentVersion: "2"}},
 		"dev-2": {Device: registry.Device{ID: "dev-2", Presence: wire.Online, AgentVersion: "1"}},
 		"dev-3": {Device: registry.Device{ID: "dev-3", Presence: wire.Online, AgentVersion: "1"}},

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 )
 
 func newBrokerCmd(g *globals) *cobra.Command {
@@ -25,7 +25,7 @@ func newBrokerCmd(g *globals) *cobra.Command {
 			if serverPassword == "" {
 				return fmt.Errorf("--server-password (or EDGEFLEET_BROKER_PASSWORD) is required: it is fleet-server's --broker-password")
 			}
-			hash, err := broker.HashPassword(serverPassword)
+			hash, err := mosquitto.HashPassword(serverPassword)
 			if err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ func newBrokerCmd(g *globals) *cobra.Command {
 			if err := g.client().Do(cmd.Context(), "GET", "/api/v1/broker/mosquitto?"+q.Encode(), nil, &files); err != nil {
 				return err
 			}
-			f := broker.MosquittoFiles{Passwd: files["passwd"], ACL: files["acl"], Conf: files["mosquitto.conf"]}
+			f := mosquitto.Files{Passwd: files["passwd"], ACL: files["acl"], Conf: files["mosquitto.conf"]}
 			if err := f.Write(out); err != nil {
 				return err
 			}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 )
 
 func newDevicesCmd(g *globals) *cobra.Command {
@@ -78,7 +78,7 @@ func newEnrollTokensCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create", Short: "Create an enrollment token (printed once; its labels are authoritative)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := server.TokenRequest{Labels: labels, MaxUses: maxUses}
+			req := apitype.TokenRequest{Labels: labels, MaxUses: maxUses}
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}

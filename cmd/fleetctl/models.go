@@ -11,7 +11,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/modelrel"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func newModelsCmd(g *globals) *cobra.Command {

@@ -11,15 +11,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func newRolloutCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "rollout", Short: "Staged rollouts gated on device telemetry"}
-	var req server.RolloutRequest
+	var req apitype.RolloutRequest
 	var soak, deadline, baseline time.Duration
 	gates := rollout.DefaultGates()
 	var watch, agent bool
@@ -167,7 +167,7 @@ func watchRollout(cmd *cobra.Command, g *globals, id string) error {
 		default:
 			failures = 0
 			r = cur
-			var devs map[string]server.DeviceView
+			var devs map[string]apitype.DeviceView
 			if !r.Phase.Final() {
 				devs = selectedDevices(ctx, c, r.Spec.Selector)
 			}
@@ -207,12 +207,12 @@ func finalState(r *rollout.Rollout) error {
 
 // selectedDevices returns the devices the rollout's selector matches, or nil
 // when they cannot be listed (the watch line then omits presence details).
-func selectedDevices(ctx context.Context, c *client.Client, selector string) map[string]server.DeviceView {
+func selectedDevices(ctx context.Context, c *client.Client, selector string) map[string]apitype.DeviceView {
 	ds, err := c.Devices(ctx, selector)
 	if err != nil {
 		return nil
 	}
-	m := make(map[string]server.DeviceView, len(ds))
+	m := make(map[string]apitype.DeviceView, len(ds))
 	for _, d := range ds {
 		m[d.ID] = d
 	}
@@ -221,7 +221,7 @@ func selectedDevices(ctx context.Context, c *client.Client, selector string) map
 
 // watchLine is one line of --watch: phase, stage, devices whose job is
 // done out of those selected, gate verdicts and why the stage waits.
-func watchLine(r *rollout.Rollout, devs map[string]server.DeviceView, now time.Time) string {
+func watchLine(r *rollout.Rollout, devs map[string]apitype.DeviceView, now time.Time) string {
 	pct := 0
 	if r.Stage < len(r.Spec.Stages) {
 		pct = r.Spec.Stages[r.Stage]
@@ -253,7 +253,7 @@ func watchLine(r *rollout.Rollout, devs map[string]server.DeviceView, now time.T
 
 // waitingFor says what the current stage waits for: devices whose job is
 // not finished (with their presence when known), then telemetry, then soak.
-func waitingFor(r *rollout.Rollout, devs map[string]server.DeviceView, now time.Time) string {
+func waitingFor(r *rollout.Rollout, devs map[string]apitype.DeviceView, now time.Time) string {
 	var pending []string
 	for _, id := range sortedIDs(r.Devices) {
 		d := r.Devices[id]

@@ -12,10 +12,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestGateStatusWaitsInsteadOfFailing: min_requests below its threshold and
@@ -49,7 +49,7 @@ func TestWatchLineSaysWhyItWaits(t *testing.T) {
 		},
 		Gates: []rollout.GateResult{{Name: "min_requests", Value: 12, Threshold: 50, Evaluated: true}},
 	}
-	devs := map[string]server.DeviceView{
+	devs := map[string]apitype.DeviceView{
 		"dev-1": {Device: registry.Device{ID: "dev-1", Presence: wire.Online}},
 		"dev-2": {Device: registry.Device{ID: "dev-2", Presence: wire.Online}},
 		"dev-3": {Device: registry.Device{ID: "dev-3", Presence: wire.Offline, LastSeen: now.Add(-3 * time.Minute)}},
@@ -98,7 +98,7 @@ func rolloutServer(t *testing.T, phases []rollout.Phase, polled chan<- int) *htt
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/api/v1/devices":
-			json.NewEncoder(w).Encode([]server.DeviceView{{Device: registry.Device{ID: "dev-1", Presence: wire.Online}}})
+			json.NewEncoder(w).Encode([]apitype.DeviceView{{Device: registry.Device{ID: "dev-1", Presence: wire.Online}}})
 		case "/api/v1/rollouts/r1":
 			mu.Lock()
 			p := phases[min(n, len(phases)-1)]

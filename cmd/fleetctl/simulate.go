@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/simulate"
 )
 
@@ -74,7 +74,7 @@ and says so before connecting.`,
 				fmt.Fprintf(os.Stderr, "fleet-server pid %d at %s (log %s/server.log)\n", sp.PID, sp.URL, sp.Dir)
 			}
 			if !noRollout {
-				cfg.Rollout = &server.RolloutRequest{ModelID: cfg.ModelID, Version: version, Strategy: "canary", Stages: stages,
+				cfg.Rollout = &apitype.RolloutRequest{ModelID: cfg.ModelID, Version: version, Strategy: "canary", Stages: stages,
 					Soak: soak, DeviceDeadline: deadline}
 			}
 			res, err := simulate.Run(ctx, cfg)

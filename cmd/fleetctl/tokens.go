@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
-	"github.com/edgefleet/edgefleet/fleet/server"
 )
 
 func newTokensCmd(g *globals) *cobra.Command {
@@ -46,7 +46,7 @@ func newTokensCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := server.APITokenRequest{Name: name, Scope: sc}
+			req := apitype.APITokenRequest{Name: name, Scope: sc}
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}

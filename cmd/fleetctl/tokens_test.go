@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/server"
 )
@@ -57,7 +58,7 @@ func TestTokensAndAuditCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("tokens create: %v\n%s", err, out)
 	}
-	var created server.APITokenResponse
+	var created apitype.APITokenResponse
 	if err := json.Unmarshal([]byte(out), &created); err != nil || !strings.HasPrefix(created.Token, "eft_") || created.Info.Scope != "operator" {
 		t.Fatalf("tokens create output %q: %v", out, err)
 	}
@@ -101,7 +102,7 @@ func TestTokensAndAuditCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("audit: %v\n%s", err, out)
 	}
-	var page server.AuditPage
+	var page apitype.AuditPage
 	if err := json.Unmarshal([]byte(out), &page); err != nil {
 		t.Fatalf("audit output %q: %v", out, err)
 	}

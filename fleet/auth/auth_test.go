@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 )
 
 type clock struct{ t time.Time }
@@ -18,7 +19,7 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time { return c.t }
 
 func stores(t *testing.T) map[string]store.Store {
-	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "a.db"))
+	b, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

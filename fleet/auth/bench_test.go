@@ -7,10 +7,11 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 )
 
 func benchStore(b *testing.B) store.Store {
-	s, err := store.OpenBolt(filepath.Join(b.TempDir(), "a.db"))
+	s, err := boltstore.Open(filepath.Join(b.TempDir(), "a.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -3,7 +3,7 @@ package broker
 import (
 	"strings"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Principal is who an MQTT connection authenticated as.

@@ -15,7 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Transport is how the fleet server exchanges messages with its devices
@@ -142,26 +142,10 @@ type ClientConfig struct {
 	Logger         *slog.Logger
 }
 
-// ClientAddress turns a broker URL (mqtt://, mqtts://) into paho's form
-// (tcp://, ssl://).
-func ClientAddress(raw string) (string, error) {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "", fmt.Errorf("broker URL %q: want mqtt://host:port or mqtts://host:port", raw)
-	}
-	switch scheme {
-	case "mqtt", "tcp":
-		return "tcp://" + rest, nil
-	case "mqtts", "ssl", "tls":
-		return "ssl://" + rest, nil
-	}
-	return "", fmt.Errorf("broker URL %q: scheme %q, want mqtt or mqtts", raw, scheme)
-}
-
 // DialClient connects the server's MQTT client session (persistent, QoS 1,
 // automatic reconnect) and subscribes cfg.Filters.
 func DialClient(cfg ClientConfig) (Transport, error) {
-	addr, err := ClientAddress(cfg.URL)
+	addr, err := wire.BrokerAddress(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("mqtt client transport: %w", err)
 	}

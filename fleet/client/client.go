@@ -20,10 +20,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 )
 
@@ -148,29 +148,27 @@ func decodeAnswer(resp *http.Response, what string, out any) error {
 }
 
 // Devices lists devices matching selector.
-func (c *Client) Devices(ctx context.Context, selector string) ([]server.DeviceView, error) {
-	var out []server.DeviceView
+func (c *Client) Devices(ctx context.Context, selector string) ([]apitype.DeviceView, error) {
+	var out []apitype.DeviceView
 	return out, c.Do(ctx, "GET", "/api/v1/devices?selector="+url.QueryEscape(selector), nil, &out)
 }
 
 // Device returns one device with its jobs.
-func (c *Client) Device(ctx context.Context, id string) (server.DeviceView, error) {
-	var out server.DeviceView
+func (c *Client) Device(ctx context.Context, id string) (apitype.DeviceView, error) {
+	var out apitype.DeviceView
 	return out, c.Do(ctx, "GET", "/api/v1/devices/"+url.PathEscape(id), nil, &out)
 }
 
 // CreateEnrollToken creates an enrollment token and returns its secret.
-func (c *Client) CreateEnrollToken(ctx context.Context, req server.TokenRequest) (string, error) {
-	var out struct {
-		Token string `json:"token"`
-	}
+func (c *Client) CreateEnrollToken(ctx context.Context, req apitype.TokenRequest) (string, error) {
+	var out apitype.EnrollTokenResponse
 	return out.Token, c.Do(ctx, "POST", "/api/v1/enroll-tokens", req, &out)
 }
 
 // CreateAPIToken creates an API token (admin only); the secret is in the
 // answer, shown once.
-func (c *Client) CreateAPIToken(ctx context.Context, req server.APITokenRequest) (server.APITokenResponse, error) {
-	var out server.APITokenResponse
+func (c *Client) CreateAPIToken(ctx context.Context, req apitype.APITokenRequest) (apitype.APITokenResponse, error) {
+	var out apitype.APITokenResponse
 	return out, c.Do(ctx, "POST", "/api/v1/tokens", req, &out)
 }
 
@@ -187,8 +185,8 @@ func (c *Client) RevokeAPIToken(ctx context.Context, id string) (auth.Token, err
 }
 
 // Whoami returns the caller's token id, name and scope.
-func (c *Client) Whoami(ctx context.Context) (server.Principal, error) {
-	var out server.Principal
+func (c *Client) Whoami(ctx context.Context) (apitype.Principal, error) {
+	var out apitype.Principal
 	return out, c.Do(ctx, "GET", "/api/v1/whoami", nil, &out)
 }
 
@@ -200,7 +198,7 @@ type AuditQuery struct {
 }
 
 // Audit reads one page of the audit log, newest first (admin only).
-func (c *Client) Audit(ctx context.Context, q AuditQuery) (server.AuditPage, error) {
+func (c *Client) Audit(ctx context.Context, q AuditQuery) (apitype.AuditPage, error) {
 	v := url.Values{}
 	for k, s := range map[string]string{"actor": q.Actor, "method": q.Method, "route": q.Route, "since": q.Since} {
 		if s != "" {
@@ -213,7 +211,7 @@ func (c *Client) Audit(ctx context.Context, q AuditQuery) (server.AuditPage, err
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))
 	}
-	var out server.AuditPage
+	var out apitype.AuditPage
 	return out, c.Do(ctx, "GET", "/api/v1/audit?"+v.Encode(), nil, &out)
 }
 
@@ -234,7 +232,7 @@ func (c *Client) Models(ctx context.Context, id string) ([]registry.Model, error
 }
 
 // CreateRollout starts a rollout.
-func (c *Client) CreateRollout(ctx context.Context, req server.RolloutRequest) (*rollout.Rollout, error) {
+func (c *Client) CreateRollout(ctx context.Context, req apitype.RolloutRequest) (*rollout.Rollout, error) {
 	var out rollout.Rollout
 	return &out, c.Do(ctx, "POST", "/api/v1/rollouts", req, &out)
 }
@@ -265,8 +263,8 @@ func (c *Client) Health(ctx context.Context, model, version, since string) (tele
 }
 
 // Agents lists the released edge-agent binaries by platform and version.
-func (c *Client) Agents(ctx context.Context) ([]server.AgentRelease, error) {
-	var out []server.AgentRelease
+func (c *Client) Agents(ctx context.Context) ([]apitype.AgentRelease, error) {
+	var out []apitype.AgentRelease
 	return out, c.Do(ctx, "GET", "/api/v1/agents", nil, &out)
 }
 
@@ -283,8 +281,8 @@ type AgentPush struct {
 // update repository as the release of p.Version for p.Platform. The
 // binary's sha256 goes with it, so bytes corrupted on the way are refused.
 // The upload is bounded by ctx only (not by the client's timeout).
-func (c *Client) PushAgent(ctx context.Context, p AgentPush) (server.AgentRelease, error) {
-	var out server.AgentRelease
+func (c *Client) PushAgent(ctx context.Context, p AgentPush) (apitype.AgentRelease, error) {
+	var out apitype.AgentRelease
 	f, err := os.Open(p.Path)
 	if err != nil {
 		return out, fmt.Errorf("push agent: %w", err)
@@ -311,7 +309,7 @@ func (c *Client) PushAgent(ctx context.Context, p AgentPush) (server.AgentReleas
 		return out, fmt.Errorf("push agent: %w", err)
 	}
 	req.ContentLength = st.Size()
-	req.Header.Set("Content-Type", server.AgentBodyType)
+	req.Header.Set("Content-Type", apitype.AgentBodyType)
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}

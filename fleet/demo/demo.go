@@ -30,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
@@ -415,7 +416,7 @@ func (d *demo) push(ctx context.Context, model, version string, extra ...string)
 	return nil
 }
 
-func (d *demo) roll(ctx context.Context, req server.RolloutRequest, want rollout.Phase, timeout time.Duration) (*rollout.Rollout, error) {
+func (d *demo) roll(ctx context.Context, req apitype.RolloutRequest, want rollout.Phase, timeout time.Duration) (*rollout.Rollout, error) {
 	r, err := d.api.CreateRollout(ctx, req)
 	if err != nil {
 		return nil, err
@@ -487,7 +488,7 @@ func (d *demo) story(ctx context.Context) error {
 	if err := d.push(ctx, d.o.Model, "1"); err != nil {
 		return err
 	}
-	if _, err := d.roll(ctx, server.RolloutRequest{ID: "v1-all", ModelID: "demo", Version: "1", Strategy: rollout.BlueGreen,
+	if _, err := d.roll(ctx, apitype.RolloutRequest{ID: "v1-all", ModelID: "demo", Version: "1", Strategy: rollout.BlueGreen,
 		Soak: "2s", DeviceDeadline: "30s", Gates: &gates}, rollout.Succeeded, 60*time.Second); err != nil {
 		return err
 	}
@@ -496,7 +497,7 @@ func (d *demo) story(ctx context.Context) error {
 	if err := d.push(ctx, d.o.Model, "2"); err != nil {
 		return err
 	}
-	if _, err := d.roll(ctx, server.RolloutRequest{ID: "v2-canary", ModelID: "demo", Version: "2", Strategy: rollout.Canary,
+	if _, err := d.roll(ctx, apitype.RolloutRequest{ID: "v2-canary", ModelID: "demo", Version: "2", Strategy: rollout.Canary,
 		Stages: []int{20, 60, 100}, Soak: "3s", DeviceDeadline: "30s", Gates: &gates}, rollout.Succeeded, 60*time.Second); err != nil {
 		return err
 	}
@@ -506,7 +507,7 @@ func (d *demo) story(ctx context.Context) error {
 		return err
 	}
 	d.logf("v3 is signed with a golden output the runtime will not reproduce (a broken build)")
-	if _, err := d.roll(ctx, server.RolloutRequest{ID: "v3-canary", ModelID: "demo", Version: "3", Strategy: rollout.Canary,
+	if _, err := d.roll(ctx, apitype.RolloutRequest{ID: "v3-canary", ModelID: "demo", Version: "3", Strategy: rollout.Canary,
 		Stages: []int{20, 60, 100}, Soak: "3s", DeviceDeadline: "30s", Gates: &gates}, rollout.RolledBack, 60*time.Second); err != nil {
 		return err
 	}
@@ -523,7 +524,7 @@ func (d *demo) story(ctx context.Context) error {
 			return err
 		}
 		d.logf("v4 passes its golden check but is much slower (latency regression)")
-		if _, err := d.roll(ctx, server.RolloutRequest{ID: "v4-canary", ModelID: "demo", Version: "4", Strategy: rollout.Canary,
+		if _, err := d.roll(ctx, apitype.RolloutRequest{ID: "v4-canary", ModelID: "demo", Version: "4", Strategy: rollout.Canary,
 			Stages: []int{20, 60, 100}, Soak: "4s", DeviceDeadline: "30s", BaselineWindow: "30s", Gates: &gates}, rollout.RolledBack, 60*time.Second); err != nil {
 			return err
 		}

@@ -9,7 +9,7 @@ import (
 	"math"
 	"sort"
 
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Bounds of a Dist.

@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func stores(t *testing.T) map[string]store.Store {
-	b, err := store.OpenBolt(filepath.Join(t.TempDir(), "r.db"))
+	b, err := boltstore.Open(filepath.Join(t.TempDir(), "r.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,14 +30,14 @@ func TestEnrollAndAuth(t *testing.T) {
 			ctx := context.Background()
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			r := registry.New(s, func() time.Time { return now })
-			r.SetPasswordAuth(true)
-			tok, _, err := r.CreateToken(ctx, map[string]string{"site": "lab"}, 3, time.Hour)
+			r.Devices.SetPasswordAuth(true)
+			tok, _, err := r.Tokens.Create(ctx, map[string]string{"site": "lab"}, 3, time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
 			req := &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", Hardware: wire.Hardware{Arch: "arm64"},
 				Labels: map[string]string{"ring": "canary", "site": "attacker-chosen"}}
-			e, err := r.Enroll(ctx, req, registry.Proof{})
+			e, err := r.Devices.Enroll(ctx, req, registry.Proof{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -44,7 +45,7 @@ func TestEnrollAndAuth(t *testing.T) {
 			if e.Device.Labels["site"] != "lab" || e.Device.Labels["ring"] != "canary" {
 				t.Fatalf("labels = %v", e.Device.Labels)
 			}
-			auth := r.Authenticator("")
+			auth := brokerauth.New(r.Devices, nil, "")
 			if p, ok := auth.Authenticate("d1", e.Password); !ok || p.DeviceID != "d1" {
 				t.Fatalf("issued password rejected")
 			}
@@ -55,7 +56,7 @@ func TestEnrollAndAuth(t *testing.T) {
 				t.Fatal("server with empty hash accepted")
 			}
 			// Re-enrolling an enrolled id with just a token is a takeover: refused.
-			if _, err := r.Enroll(ctx, req, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
+			if _, err := r.Devices.Enroll(ctx, req, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
 				t.Fatalf("re-enrollment without credential: %v, want ErrDeviceExists", err)
 			}
 			if _, ok := auth.Authenticate("d1", e.Password); !ok {
@@ -64,14 +65,14 @@ func TestEnrollAndAuth(t *testing.T) {
 			// After an operator reset the old password is revoked and the id
 			// can be enrolled again.
 			var revoked []string
-			r.OnRevoke(func(id string) { revoked = append(revoked, id) })
-			if _, err := r.ResetDevice(ctx, "d1"); err != nil {
+			r.Devices.OnRevoke(func(id string) { revoked = append(revoked, id) })
+			if _, err := r.Devices.Reset(ctx, "d1"); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := auth.Authenticate("d1", e.Password); ok {
 				t.Fatal("password valid after reset")
 			}
-			e2, err := r.Enroll(ctx, req, registry.Proof{})
+			e2, err := r.Devices.Enroll(ctx, req, registry.Proof{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,25 +82,25 @@ func TestEnrollAndAuth(t *testing.T) {
 			if len(revoked) != 2 { // reset, then the re-enrollment
 				t.Fatalf("revocations %v", revoked)
 			}
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: registry.ServerUser}, registry.Proof{}); err == nil {
+			if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: registry.ServerUser}, registry.Proof{}); err == nil {
 				t.Fatal("device id of the fleet server accepted")
 			}
 			// Token used up (max 3 uses: d1, d1 after reset, d3).
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d3"}, registry.Proof{}); err != nil {
+			if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d3"}, registry.Proof{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+			if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 				t.Fatalf("fourth use: %v, want ErrBadToken", err)
 			}
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "bogus", DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+			if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "bogus", DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 				t.Fatalf("unknown token: %v", err)
 			}
-			tok2, _, _ := r.CreateToken(ctx, nil, 0, time.Minute)
+			tok2, _, _ := r.Tokens.Create(ctx, nil, 0, time.Minute)
 			now = now.Add(2 * time.Minute)
-			if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok2, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+			if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok2, DeviceID: "d2"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 				t.Fatalf("expired token: %v", err)
 			}
-			if _, err := r.AddToken(ctx, "short-secret", nil, 0, 0); err == nil {
+			if _, err := r.Tokens.Add(ctx, "short-secret", nil, 0, 0); err == nil {
 				t.Fatal("short operator token accepted")
 			}
 		})
@@ -117,10 +118,10 @@ func TestCertificateEnrollment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.SetCA(ca)
-	tok, _, _ := r.CreateToken(ctx, nil, 0, 0)
+	r.Devices.SetCA(ca)
+	tok, _, _ := r.Tokens.Create(ctx, nil, 0, 0)
 	_, _, csr, _ := pki.NewDeviceKey("d1")
-	e, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(csr)}, registry.Proof{})
+	e, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(csr)}, registry.Proof{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,31 +132,31 @@ func TestCertificateEnrollment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := r.Authenticator("").(broker.CertAuthenticator)
+	auth := brokerauth.New(r.Devices, ca, "")
 	if p, ok := auth.AuthenticateCert(cert1); !ok || p.DeviceID != "d1" {
 		t.Fatal("issued certificate rejected")
 	}
 	// Attack: another party with a valid token re-enrolls d1 with its own key.
 	_, _, evilCSR, _ := pki.NewDeviceKey("d1")
-	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
+	if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrDeviceExists) {
 		t.Fatalf("takeover: %v, want ErrDeviceExists", err)
 	}
 	// Attack: a proof for another device does not help either.
-	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{DeviceID: "d2", CertSerial: pki.SerialString(cert1)}); !errors.Is(err, registry.ErrDeviceExists) {
+	if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{DeviceID: "d2", CertSerial: pki.SerialString(cert1)}); !errors.Is(err, registry.ErrDeviceExists) {
 		t.Fatalf("takeover with another device's proof: %v", err)
 	}
 	// Attack: CSR naming another device.
 	_, _, otherCSR, _ := pki.NewDeviceKey("victim")
-	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2", CSR: string(otherCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
+	if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d2", CSR: string(otherCSR)}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
 		t.Fatalf("CSR for another id: %v, want ErrBadCSR", err)
 	}
 	// Renewal with the current certificate: no token needed, old cert revoked.
-	proof, ok := r.VerifyCurrentCert(ctx, cert1)
+	proof, ok := r.Devices.VerifyCurrentCert(ctx, cert1)
 	if !ok {
 		t.Fatal("current certificate not verified")
 	}
 	_, _, csr2, _ := pki.NewDeviceKey("d1")
-	e2, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, DeviceID: "d1", CSR: string(csr2)}, proof)
+	e2, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, DeviceID: "d1", CSR: string(csr2)}, proof)
 	if err != nil || !e2.Renewed {
 		t.Fatalf("renewal: %v renewed=%v", err, e2.Renewed)
 	}
@@ -167,11 +168,11 @@ func TestCertificateEnrollment(t *testing.T) {
 		t.Fatal("renewed certificate rejected")
 	}
 	// Reset revokes; the control: re-enrollment after reset works.
-	r.ResetDevice(ctx, "d1")
+	r.Devices.Reset(ctx, "d1")
 	if _, ok := auth.AuthenticateCert(cert2); ok {
 		t.Fatal("certificate valid after reset")
 	}
-	e3, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{})
+	e3, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d1", CSR: string(evilCSR)}, registry.Proof{})
 	if err != nil {
 		t.Fatalf("enrollment after reset: %v", err)
 	}
@@ -187,7 +188,7 @@ func TestCertificateEnrollment(t *testing.T) {
 	if _, ok := auth.AuthenticateCert(forged); ok {
 		t.Fatal("certificate of another CA accepted")
 	}
-	if err := r.DeleteDevice(ctx, "d1"); err != nil {
+	if err := r.Devices.Delete(ctx, "d1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := auth.AuthenticateCert(cert3); ok {
@@ -195,11 +196,11 @@ func TestCertificateEnrollment(t *testing.T) {
 	}
 	// The token is checked before the CSR is even parsed: a bad token with
 	// a bad CSR is a token error.
-	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "guess", DeviceID: "d5", CSR: "garbage"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
+	if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: "guess", DeviceID: "d5", CSR: "garbage"}, registry.Proof{}); !errors.Is(err, registry.ErrBadToken) {
 		t.Fatalf("bad token + bad CSR: %v, want ErrBadToken", err)
 	}
 	// No CSR with password auth off: refused.
-	if _, err := r.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d4"}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
+	if _, err := r.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: "d4"}, registry.Proof{}); !errors.Is(err, registry.ErrBadCSR) {
 		t.Fatalf("no CSR: %v", err)
 	}
 }
@@ -241,44 +242,44 @@ func TestJobsAndModels(t *testing.T) {
 			ctx := context.Background()
 			r := registry.New(s, nil)
 			m := registry.Model{ID: "m", Version: "1", Target: wire.Target{Name: "models/m/1/model.tflite", Length: 3}}
-			if err := r.PutModel(ctx, m); err != nil {
+			if err := r.Models.Put(ctx, m); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.PutModel(ctx, m); err == nil {
+			if err := r.Models.Put(ctx, m); err == nil {
 				t.Fatal("duplicate version accepted")
 			}
-			if ms, _ := r.Models(ctx, "m"); len(ms) != 1 {
+			if ms, _ := r.Models.List(ctx, "m"); len(ms) != 1 {
 				t.Fatalf("models = %v", ms)
 			}
-			j1, err := r.AddJob(ctx, "d1", wire.Job{Kind: wire.JobInstall, ModelID: "m", Version: "1", Target: &m.Target})
+			j1, err := r.Jobs.Add(ctx, "d1", wire.Job{Kind: wire.JobInstall, ModelID: "m", Version: "1", Target: &m.Target})
 			if err != nil {
 				t.Fatal(err)
 			}
-			j2, _ := r.AddJob(ctx, "d1", wire.Job{Kind: wire.JobRollback, ModelID: "m", Version: "0"})
+			j2, _ := r.Jobs.Add(ctx, "d1", wire.Job{Kind: wire.JobRollback, ModelID: "m", Version: "0"})
 			if j1.JobID >= j2.JobID {
 				t.Fatalf("job ids not increasing: %s %s", j1.JobID, j2.JobID)
 			}
 			// A final update that overtakes in_progress is applied (the job
 			// went through in_progress on the device); the late progress
 			// update is then ignored; a queued job cannot go back to queued.
-			j3, _ := r.AddJob(ctx, "d1", wire.Job{Kind: wire.JobRollback, ModelID: "m", Version: "0"})
-			if rec, _, err := r.UpdateJob(ctx, "d1", j3.JobID, wire.JobSucceeded, ""); err != nil || rec.State != wire.JobSucceeded {
+			j3, _ := r.Jobs.Add(ctx, "d1", wire.Job{Kind: wire.JobRollback, ModelID: "m", Version: "0"})
+			if rec, _, err := r.Jobs.Update(ctx, "d1", j3.JobID, wire.JobSucceeded, ""); err != nil || rec.State != wire.JobSucceeded {
 				t.Fatalf("queued→succeeded (overtaken): %v", err)
 			}
-			if rec, ch, err := r.UpdateJob(ctx, "d1", j3.JobID, wire.JobInProgress, ""); err != nil || ch || rec.State != wire.JobSucceeded {
+			if rec, ch, err := r.Jobs.Update(ctx, "d1", j3.JobID, wire.JobInProgress, ""); err != nil || ch || rec.State != wire.JobSucceeded {
 				t.Fatalf("late in_progress: changed=%v err=%v", ch, err)
 			}
-			if _, _, err := r.UpdateJob(ctx, "d1", j3.JobID, wire.JobFailed, ""); !errors.Is(err, wire.ErrBadTransition) {
+			if _, _, err := r.Jobs.Update(ctx, "d1", j3.JobID, wire.JobFailed, ""); !errors.Is(err, wire.ErrBadTransition) {
 				t.Fatalf("succeeded→failed: %v", err)
 			}
-			r.UpdateJob(ctx, "d1", j1.JobID, wire.JobInProgress, "")
-			if _, ch, err := r.UpdateJob(ctx, "d1", j1.JobID, wire.JobSucceeded, ""); err != nil || !ch {
+			r.Jobs.Update(ctx, "d1", j1.JobID, wire.JobInProgress, "")
+			if _, ch, err := r.Jobs.Update(ctx, "d1", j1.JobID, wire.JobSucceeded, ""); err != nil || !ch {
 				t.Fatal(err)
 			}
-			if _, ch, err := r.UpdateJob(ctx, "d1", j1.JobID, wire.JobSucceeded, ""); err != nil || ch {
+			if _, ch, err := r.Jobs.Update(ctx, "d1", j1.JobID, wire.JobSucceeded, ""); err != nil || ch {
 				t.Fatalf("duplicate terminal update: changed=%v err=%v", ch, err)
 			}
-			p, _ := r.PendingJobs(ctx, "d1")
+			p, _ := r.Jobs.Pending(ctx, "d1")
 			_ = j3
 			if len(p) != 1 || p[0].JobID != j2.JobID {
 				t.Fatalf("pending = %+v", p)

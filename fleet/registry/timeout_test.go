@@ -8,7 +8,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // countingStore counts write transactions.
@@ -34,18 +34,18 @@ func TestTimeOutJobsWritesOnlyWhenDue(t *testing.T) {
 	cs := &countingStore{Store: store.NewMem()}
 	r := registry.New(cs, func() time.Time { return *now.Load() })
 	for _, id := range []string{"j1", "j2"} {
-		if _, err := r.AddJob(ctx, "d1", wire.Job{JobID: id, Kind: wire.JobInstall, ModelID: "m", Version: "1", Deadline: t0.Add(time.Minute)}); err != nil {
+		if _, err := r.Jobs.Add(ctx, "d1", wire.Job{JobID: id, Kind: wire.JobInstall, ModelID: "m", Version: "1", Deadline: t0.Add(time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, _, err := r.UpdateJob(ctx, "d1", "j2", wire.JobInProgress, ""); err != nil {
+	if _, _, err := r.Jobs.Update(ctx, "d1", "j2", wire.JobInProgress, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := r.UpdateJob(ctx, "d1", "j2", wire.JobSucceeded, ""); err != nil {
+	if _, _, err := r.Jobs.Update(ctx, "d1", "j2", wire.JobSucceeded, ""); err != nil {
 		t.Fatal(err)
 	}
 	before := cs.updates.Load()
-	out, err := r.TimeOutJobs(ctx)
+	out, err := r.Jobs.TimeOut(ctx)
 	if err != nil || len(out) != 0 {
 		t.Fatalf("before the deadline: %v %v", out, err)
 	}
@@ -54,14 +54,14 @@ func TestTimeOutJobsWritesOnlyWhenDue(t *testing.T) {
 	}
 	later := t0.Add(2 * time.Minute)
 	now.Store(&later)
-	out, err = r.TimeOutJobs(ctx)
+	out, err = r.Jobs.TimeOut(ctx)
 	if err != nil || len(out) != 1 || out[0].JobID != "j1" || out[0].State != wire.JobTimedOut {
 		t.Fatalf("after the deadline: %+v %v, want j1 timed out (j2 had succeeded)", out, err)
 	}
 	if n := cs.updates.Load() - before; n != 1 {
 		t.Fatalf("%d write transactions, want 1", n)
 	}
-	jobs, err := r.Jobs(ctx, "d1")
+	jobs, err := r.Jobs.List(ctx, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}

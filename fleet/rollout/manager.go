@@ -14,7 +14,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 const bucketRollouts = "rollouts"
@@ -28,9 +28,10 @@ type Notifier interface {
 // (agent rollouts) another edge-agent rollout is active.
 var ErrConflict = errors.New("an active rollout already exists")
 
-// Manager runs every rollout: it persists them, builds their views from the
-// registry and telemetry, creates and delivers their jobs.
+// Manager runs every rollout: it persists them in its store, builds their
+// views from the registry and telemetry, creates and delivers their jobs.
 type Manager struct {
+	st     store.Store
 	reg    *registry.Registry
 	tel    *telemetry.Store
 	notify Notifier
@@ -53,13 +54,14 @@ type Manager struct {
 // concurrent writes are group-committed by the store.
 const dispatchParallel = 64
 
-// NewManager loads persisted rollouts; unfinished ones continue on the next Tick.
-func NewManager(ctx context.Context, reg *registry.Registry, tel *telemetry.Store, n Notifier, clock Clock, log *slog.Logger) (*Manager, error) {
+// NewManager loads the rollouts persisted in st (the store the registry and
+// telemetry use); unfinished ones continue on the next Tick.
+func NewManager(ctx context.Context, st store.Store, reg *registry.Registry, tel *telemetry.Store, n Notifier, clock Clock, log *slog.Logger) (*Manager, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Manager{reg: reg, tel: tel, notify: n, clock: clock, log: log, rollouts: map[string]*Rollout{}}
-	err := reg.Store().View(ctx, func(tx store.Tx) error {
+	m := &Manager{st: st, reg: reg, tel: tel, notify: n, clock: clock, log: log, rollouts: map[string]*Rollout{}}
+	err := st.View(ctx, func(tx store.Tx) error {
 		return tx.List(bucketRollouts, "", func(k string, v []byte) error {
 			var r Rollout
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -85,7 +87,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
 	fresh := map[string]*Rollout{}
-	err := m.reg.Store().View(ctx, func(tx store.Tx) error {
+	err := m.st.View(ctx, func(tx store.Tx) error {
 		return tx.List(bucketRollouts, "", func(k string, v []byte) error {
 			var r Rollout
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -112,7 +114,7 @@ func (m *Manager) save(ctx context.Context, r *Rollout) error {
 	if err != nil {
 		return fmt.Errorf("encode rollout %s: %w", r.Spec.ID, err)
 	}
-	return m.reg.Store().Update(ctx, func(tx store.Tx) error { return tx.Put(bucketRollouts, r.Spec.ID, b) })
+	return m.st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketRollouts, r.Spec.ID, b) })
 }
 
 // Create starts a rollout.
@@ -120,7 +122,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 	if spec.Kind != KindAgent {
 		// An agent release is checked by the caller against the signed
 		// repository (the registry holds models only).
-		if _, err := m.reg.Model(ctx, spec.ModelID, spec.Version); err != nil {
+		if _, err := m.reg.Models.Get(ctx, spec.ModelID, spec.Version); err != nil {
 			return nil, fmt.Errorf("create rollout: %w", err)
 		}
 	}
@@ -233,7 +235,7 @@ func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
 	if err != nil {
 		return View{}, err
 	}
-	devs, err := m.reg.Devices(ctx, sel)
+	devs, err := m.reg.Devices.List(ctx, sel)
 	if err != nil {
 		return View{}, err
 	}
@@ -245,7 +247,7 @@ func (m *Manager) view(ctx context.Context, spec Spec) (View, error) {
 		}
 		v.Devices = append(v.Devices, Device{ID: d.ID, Online: d.Presence == wire.Online, Active: active})
 	}
-	jobs, err := m.reg.Jobs(ctx, "")
+	jobs, err := m.reg.Jobs.List(ctx, "")
 	if err != nil {
 		return View{}, err
 	}
@@ -284,7 +286,7 @@ func (m *Manager) dispatch(ctx context.Context, acts []Action) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			for _, a := range byDevice[id] {
-				if _, err := m.reg.AddJob(ctx, a.DeviceID, a.Job); err != nil {
+				if _, err := m.reg.Jobs.Add(ctx, a.DeviceID, a.Job); err != nil {
 					errMu.Lock()
 					errs = append(errs, fmt.Errorf("dispatch %s to %s: %w", a.Job.JobID, a.DeviceID, err))
 					errMu.Unlock()
@@ -366,7 +368,7 @@ func (m *Manager) SetMinTickGap(d time.Duration) {
 
 // Tick times out overdue jobs and advances every unfinished rollout.
 func (m *Manager) Tick(ctx context.Context) error {
-	if _, err := m.reg.TimeOutJobs(ctx); err != nil {
+	if _, err := m.reg.Jobs.TimeOut(ctx); err != nil {
 		return err
 	}
 	m.opMu.Lock()

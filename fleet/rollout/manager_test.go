@@ -11,8 +11,9 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 type fakeClock struct {
@@ -50,24 +51,24 @@ func TestManagerLockNotHeldAcrossIO(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
 	reg := registry.New(s, clock.Now)
-	reg.SetPasswordAuth(true)
+	reg.Devices.SetPasswordAuth(true)
 	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := &notifier{n: map[string]int{}, block: make(chan struct{})}
-	m, err := rollout.NewManager(ctx, reg, tel, n, clock, nil)
+	m, err := rollout.NewManager(ctx, s, reg, tel, n, clock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := reg.CreateToken(ctx, nil, 0, 0)
+	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
 	for i := 0; i < 20; i++ {
-		if _, err := reg.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: fmt.Sprintf("d%d", i), Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: fmt.Sprintf("d%d", i), Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
 			t.Fatal(err)
 		}
-		reg.UpdateDevice(ctx, fmt.Sprintf("d%d", i), func(d *registry.Device) error { d.Presence = wire.Online; return nil })
+		reg.Devices.Update(ctx, fmt.Sprintf("d%d", i), func(d *registry.Device) error { d.Presence = wire.Online; return nil })
 	}
-	if err := reg.PutModel(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}}); err != nil {
+	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -114,33 +115,33 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "fleet.db")
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
-	open := func() (*store.Bolt, *registry.Registry, *telemetry.Store, *rollout.Manager, *notifier) {
-		s, err := store.OpenBolt(path)
+	open := func() (*boltstore.Store, *registry.Registry, *telemetry.Store, *rollout.Manager, *notifier) {
+		s, err := boltstore.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		reg := registry.New(s, clock.Now)
-		reg.SetPasswordAuth(true) // device credentials are not what this test is about
+		reg.Devices.SetPasswordAuth(true) // device credentials are not what this test is about
 		tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		n := &notifier{n: map[string]int{}}
-		m, err := rollout.NewManager(ctx, reg, tel, n, clock, nil)
+		m, err := rollout.NewManager(ctx, s, reg, tel, n, clock, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s, reg, tel, m, n
 	}
 	s, reg, tel, m, n := open()
-	tok, _, _ := reg.CreateToken(ctx, nil, 0, 0)
+	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
 	for i := 0; i < 4; i++ {
 		id := fmt.Sprintf("d%d", i)
-		if _, err := reg.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := reg.PutModel(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1}}); err != nil {
+	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: "models/m/2/model.tflite", Length: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	spec := rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Strategy: rollout.Canary, Stages: []int{25, 100}, Soak: 2 * time.Minute,
@@ -151,15 +152,15 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	if _, err := m.Create(ctx, rollout.Spec{ID: "r2", ModelID: "m", Version: "2"}); err == nil {
 		t.Fatal("second active rollout of the same model accepted")
 	}
-	jobs, _ := reg.Jobs(ctx, "")
+	jobs, _ := reg.Jobs.List(ctx, "")
 	if len(jobs) != 1 || n.n[jobs[0].DeviceID] != 1 {
 		t.Fatalf("want 1 job delivered, got %+v (notified %v)", jobs, n.n)
 	}
 	dev := jobs[0].DeviceID
 	// The device runs the job and reports telemetry.
-	reg.UpdateJob(ctx, dev, jobs[0].JobID, wire.JobInProgress, "")
-	reg.UpdateJob(ctx, dev, jobs[0].JobID, wire.JobSucceeded, "")
-	reg.UpdateDevice(ctx, dev, func(d *registry.Device) error { d.Models[0].Active = "2"; return nil })
+	reg.Jobs.Update(ctx, dev, jobs[0].JobID, wire.JobInProgress, "")
+	reg.Jobs.Update(ctx, dev, jobs[0].JobID, wire.JobSucceeded, "")
+	reg.Devices.Update(ctx, dev, func(d *registry.Device) error { d.Models[0].Active = "2"; return nil })
 	tel.Ingest(ctx, &wire.TelemetryBatch{V: 1, DeviceID: dev, Records: []wire.TelemetryRecord{{Seq: 1, Time: clock.Now(), ModelID: "m", Version: "2", Requests: 20, LatencyP95Ms: 5}}}, nil)
 	if err := m.Tick(ctx); err != nil {
 		t.Fatal(err)
@@ -189,7 +190,7 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	if r.Stage != 1 {
 		t.Fatalf("after soak stage = %d (%s) gates %+v", r.Stage, r.Reason, r.Gates)
 	}
-	jobs, _ = reg.Jobs(ctx, "")
+	jobs, _ = reg.Jobs.List(ctx, "")
 	if len(jobs) != 4 {
 		t.Fatalf("stage 2 jobs = %d, want 4", len(jobs))
 	}
@@ -197,10 +198,10 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 	// stage still finishes.
 	for _, j := range jobs {
 		if j.DeviceID != dev && j.DeviceID != "d3" {
-			reg.UpdateJob(ctx, j.DeviceID, j.JobID, wire.JobInProgress, "")
-			reg.UpdateJob(ctx, j.DeviceID, j.JobID, wire.JobSucceeded, "")
+			reg.Jobs.Update(ctx, j.DeviceID, j.JobID, wire.JobInProgress, "")
+			reg.Jobs.Update(ctx, j.DeviceID, j.JobID, wire.JobSucceeded, "")
 			// and its status reports the new version (the fleet believes that, not the job update)
-			reg.UpdateDevice(ctx, j.DeviceID, func(d *registry.Device) error { d.Models[0].Active = "2"; return nil })
+			reg.Devices.Update(ctx, j.DeviceID, func(d *registry.Device) error { d.Models[0].Active = "2"; return nil })
 		}
 	}
 	clock.Add(11 * time.Minute)

@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Clock supplies the current time (the project's one clock interface).

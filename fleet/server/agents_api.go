@@ -15,11 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Agent releases (fleetctl agents push/list): an operator uploads an
@@ -28,11 +29,6 @@ import (
 // metadata kind agent, version, goos/goarch/goarm; TUF length and sha256)
 // with the targets key in Config.KeysDir. Devices download it through TUF
 // when an agent rollout (rollout kind "agent") sends them a wire.JobAgent.
-
-// AgentBodyType is the media type of POST /api/v1/agents: the raw binary.
-// It is not a type an HTML form or a "simple" cross-site request can send,
-// so the guard's CSRF defence holds for this route too.
-const AgentBodyType = "application/octet-stream"
 
 // MaxAgentBytes bounds an uploaded agent binary.
 const MaxAgentBytes = 512 << 20
@@ -43,19 +39,6 @@ func (rt Route) bodyType() string {
 		return rt.BodyType
 	}
 	return "application/json"
-}
-
-// AgentRelease is one released edge-agent binary as the API shows it.
-type AgentRelease struct {
-	Version string `json:"version"`
-	// Platform is GOOS/GOARCH[/vGOARM], e.g. linux/arm64, linux/arm/v7.
-	Platform string      `json:"platform"`
-	Target   wire.Target `json:"target"`
-	// Devices counts the devices whose status reports this version (any
-	// platform: devices report GOARCH, not GOARM).
-	Devices int `json:"devices"`
-	// Existed is true when a push found the same bytes already released.
-	Existed bool `json:"existed,omitempty"`
 }
 
 // repoMu serializes this server's changes to the targets metadata.
@@ -116,7 +99,7 @@ func (s *Server) pushAgent(w http.ResponseWriter, r *http.Request) (any, error) 
 	case n > MaxAgentBytes:
 		return nil, errf(http.StatusRequestEntityTooLarge, "too_large", "agent binary over %d bytes", MaxAgentBytes)
 	case n == 0:
-		return nil, errf(http.StatusBadRequest, "bad_request", "agent upload: empty body (send the binary as %s)", AgentBodyType)
+		return nil, errf(http.StatusBadRequest, "bad_request", "agent upload: empty body (send the binary as %s)", apitype.AgentBodyType)
 	case r.ContentLength >= 0 && n != r.ContentLength:
 		return nil, errf(http.StatusBadRequest, "bad_request", "agent upload: got %d bytes, Content-Length said %d", n, r.ContentLength)
 	}
@@ -140,7 +123,7 @@ func (s *Server) pushAgent(w http.ResponseWriter, r *http.Request) (any, error) 
 		}
 	}
 	s.log.Info("agent released", "version", version, "platform", platform, "bytes", info.Length, "sha256", info.SHA256, "existed", existed)
-	return AgentRelease{Version: version, Platform: release.Platform(info.Custom), Existed: existed,
+	return apitype.AgentRelease{Version: version, Platform: release.Platform(info.Custom), Existed: existed,
 		Target: wire.Target{Name: info.Path, Length: info.Length, SHA256: info.SHA256}}, nil
 }
 
@@ -149,12 +132,12 @@ func (s *Server) pushAgent(w http.ResponseWriter, r *http.Request) (any, error) 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) (any, error) {
 	rels, err := s.agentReleases(r.Context())
 	if rels == nil {
-		rels = []AgentRelease{}
+		rels = []apitype.AgentRelease{}
 	}
 	return rels, err
 }
 
-func (s *Server) agentReleases(ctx context.Context) ([]AgentRelease, error) {
+func (s *Server) agentReleases(ctx context.Context) ([]apitype.AgentRelease, error) {
 	infos, err := release.NewRepo("", s.cfg.RepoDir).Agents()
 	if errors.Is(err, release.ErrNotInitialized) {
 		return nil, nil // no repository yet: nothing released
@@ -162,7 +145,7 @@ func (s *Server) agentReleases(ctx context.Context) ([]AgentRelease, error) {
 	if err != nil {
 		return nil, err
 	}
-	devs, err := s.reg.Devices(ctx, registry.Selector{})
+	devs, err := s.reg.Devices.List(ctx, registry.Selector{})
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +153,9 @@ func (s *Server) agentReleases(ctx context.Context) ([]AgentRelease, error) {
 	for _, d := range devs {
 		running[d.AgentVersion]++
 	}
-	out := make([]AgentRelease, 0, len(infos))
+	out := make([]apitype.AgentRelease, 0, len(infos))
 	for _, in := range infos {
-		out = append(out, AgentRelease{Version: in.Custom.Version, Platform: release.Platform(in.Custom), Devices: running[in.Custom.Version],
+		out = append(out, apitype.AgentRelease{Version: in.Custom.Version, Platform: release.Platform(in.Custom), Devices: running[in.Custom.Version],
 			Target: wire.Target{Name: in.Path, Length: in.Length, SHA256: in.SHA256}})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -187,9 +170,9 @@ func (s *Server) agentReleases(ctx context.Context) ([]AgentRelease, error) {
 // rolloutSubject checks what a rollout request rolls out and returns the
 // target its jobs carry and the default gates: a registered model version,
 // or (kind agent) an edge-agent version released for at least one platform.
-func (s *Server) rolloutSubject(ctx context.Context, req RolloutRequest) (wire.Target, rollout.Gates, error) {
+func (s *Server) rolloutSubject(ctx context.Context, req apitype.RolloutRequest) (wire.Target, rollout.Gates, error) {
 	if req.Kind != rollout.KindAgent {
-		m, err := s.reg.Model(ctx, req.ModelID, req.Version)
+		m, err := s.reg.Models.Get(ctx, req.ModelID, req.Version)
 		return m.Target, rollout.DefaultGates(), err
 	}
 	if req.ModelID != "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -38,19 +39,19 @@ func TestAgentPushScopes(t *testing.T) {
 	viewer := e.token("ro", auth.Viewer, "").Token
 	operator := e.token("ops", auth.Operator, "").Token
 	bin := "\x7fELF edge-agent 2"
-	ct := "Content-Type: " + server.AgentBodyType
+	ct := "Content-Type: " + apitype.AgentBodyType
 	if code, resp, _ := e.req("POST", pushPath("2", "linux/arm64", bin), viewer, bin, ct); code != 403 {
 		t.Fatalf("viewer push: %d %s, want 403", code, resp)
 	}
 	if code, resp, _ := e.req("POST", pushPath("2", "linux/arm64", bin), "", bin, ct); code != 401 {
 		t.Fatalf("anonymous push: %d %s, want 401", code, resp)
 	}
-	list := func() []server.AgentRelease {
+	list := func() []apitype.AgentRelease {
 		code, resp, _ := e.req("GET", "/api/v1/agents", viewer, "")
 		if code != 200 {
 			t.Fatalf("viewer list: %d %s", code, resp)
 		}
-		var out []server.AgentRelease
+		var out []apitype.AgentRelease
 		if err := json.Unmarshal([]byte(resp), &out); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +64,7 @@ func TestAgentPushScopes(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("operator push: %d %s", code, resp)
 	}
-	var rel server.AgentRelease
+	var rel apitype.AgentRelease
 	json.Unmarshal([]byte(resp), &rel)
 	if rel.Version != "2" || rel.Platform != "linux/arm64" || rel.Target.Name != "agent/linux-arm64/2/edge-agent" || rel.Target.Length != int64(len(bin)) || rel.Existed {
 		t.Fatalf("push answer %+v", rel)
@@ -87,7 +88,7 @@ func TestAgentPushScopes(t *testing.T) {
 func TestAgentPushRefusals(t *testing.T) {
 	e := startSigningAPI(t)
 	op := e.token("ops", auth.Operator, "").Token
-	ct := "Content-Type: " + server.AgentBodyType
+	ct := "Content-Type: " + apitype.AgentBodyType
 	bin := "\x7fELF edge-agent 2"
 	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), op, bin, ct); code != 200 {
 		t.Fatalf("control: %d %s", code, resp)
@@ -104,7 +105,7 @@ func TestAgentPushRefusals(t *testing.T) {
 		{"no platform", "/api/v1/agents?version=3", bin, []string{ct}, 400, "GOOS/GOARCH"},
 		{"bad version", pushPath("../3", "linux/amd64", bin), bin, []string{ct}, 400, "version"},
 		{"empty binary", pushPath("3", "linux/amd64", ""), "", []string{ct}, 400, "empty"},
-		{"JSON body", pushPath("3", "linux/amd64", bin), bin, nil, 415, server.AgentBodyType},
+		{"JSON body", pushPath("3", "linux/amd64", bin), bin, nil, 415, apitype.AgentBodyType},
 		{"form (CSRF)", pushPath("3", "linux/amd64", bin), bin, []string{"Content-Type: application/x-www-form-urlencoded"}, 415, "cross-site"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,20 +133,20 @@ func TestAgentRolloutCreate(t *testing.T) {
 	op := e.token("ops", auth.Operator, "").Token
 	viewer := e.token("ro", auth.Viewer, "").Token
 	bin := "\x7fELF edge-agent 2"
-	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), op, bin, "Content-Type: "+server.AgentBodyType); code != 200 {
+	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), op, bin, "Content-Type: "+apitype.AgentBodyType); code != 200 {
 		t.Fatalf("push: %d %s", code, resp)
 	}
-	body := func(r server.RolloutRequest) string { b, _ := json.Marshal(r); return string(b) }
-	if code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(server.RolloutRequest{Kind: rollout.KindAgent, Version: "9"})); code != 404 || !strings.Contains(resp, "agents push") {
+	body := func(r apitype.RolloutRequest) string { b, _ := json.Marshal(r); return string(b) }
+	if code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(apitype.RolloutRequest{Kind: rollout.KindAgent, Version: "9"})); code != 404 || !strings.Contains(resp, "agents push") {
 		t.Fatalf("unreleased agent version: %d %s", code, resp)
 	}
-	if code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(server.RolloutRequest{Kind: rollout.KindAgent, ModelID: "iris", Version: "2"})); code != 400 {
+	if code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(apitype.RolloutRequest{Kind: rollout.KindAgent, ModelID: "iris", Version: "2"})); code != 400 {
 		t.Fatalf("agent rollout with a model: %d %s", code, resp)
 	}
-	if code, resp, _ := e.req("POST", "/api/v1/rollouts", viewer, body(server.RolloutRequest{ID: "a1", Kind: rollout.KindAgent, Version: "2"})); code != 403 {
+	if code, resp, _ := e.req("POST", "/api/v1/rollouts", viewer, body(apitype.RolloutRequest{ID: "a1", Kind: rollout.KindAgent, Version: "2"})); code != 403 {
 		t.Fatalf("viewer creates an agent rollout: %d %s", code, resp)
 	}
-	code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(server.RolloutRequest{ID: "a1", Kind: rollout.KindAgent, Version: "2", Stages: []int{50, 100}}))
+	code, resp, _ := e.req("POST", "/api/v1/rollouts", op, body(apitype.RolloutRequest{ID: "a1", Kind: rollout.KindAgent, Version: "2", Stages: []int{50, 100}}))
 	if code != 200 {
 		t.Fatalf("agent rollout: %d %s", code, resp)
 	}
@@ -161,11 +162,11 @@ func TestAgentRolloutCreate(t *testing.T) {
 func TestAgentRolloutOneAtATime(t *testing.T) {
 	e := startSigningAPI(t)
 	bin := "\x7fELF edge-agent 2"
-	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), e.admin, bin, "Content-Type: "+server.AgentBodyType); code != 200 {
+	if code, resp, _ := e.req("POST", pushPath("2", "linux/amd64", bin), e.admin, bin, "Content-Type: "+apitype.AgentBodyType); code != 200 {
 		t.Fatalf("push: %d %s", code, resp)
 	}
 	body := func(id string) string {
-		b, _ := json.Marshal(server.RolloutRequest{ID: id, Kind: rollout.KindAgent, Version: "2"})
+		b, _ := json.Marshal(apitype.RolloutRequest{ID: id, Kind: rollout.KindAgent, Version: "2"})
 		return string(b)
 	}
 	if code, resp, _ := e.req("POST", "/api/v1/rollouts", e.admin, body("a1")); code != 200 {

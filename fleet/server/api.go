@@ -15,18 +15,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/console"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
-
-// RepoHandler serves the update repository; the command wires
-// ota/release.Handler (nil: a plain file server over metadata/ and targets/).
-var RepoHandler func(repoDir string) http.Handler
 
 // maxBody bounds JSON request bodies.
 const maxBody = 1 << 20
@@ -142,8 +139,8 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "GET /api/v1/telemetry/series", Scope: v, h: s.series},
 		{Pattern: "GET /api/v1/telemetry/records", Scope: v, h: s.records},
 		{Pattern: "GET /api/v1/broker/mosquitto", Scope: a, h: s.mosquittoFiles},
-		{Pattern: "GET /api/v1/agents", Scope: v, h: s.listAgents},                          // agents_api.go
-		{Pattern: "POST /api/v1/agents", Scope: o, BodyType: AgentBodyType, h: s.pushAgent}, // agents_api.go
+		{Pattern: "GET /api/v1/agents", Scope: v, h: s.listAgents},                                  // agents_api.go
+		{Pattern: "POST /api/v1/agents", Scope: o, BodyType: apitype.AgentBodyType, h: s.pushAgent}, // agents_api.go
 		{Pattern: "GET /metrics", Scope: v, raw: promhttp.HandlerFor(s.prom, promhttp.HandlerOpts{})},
 	}
 }
@@ -154,7 +151,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(rt.Pattern, s.guard(rt))
 	}
 	// Unknown /api/ paths and methods: 404/405 from the mux, never a handler.
-	repo := RepoHandler
+	repo := s.cfg.RepoHandler
 	if repo == nil {
 		repo = func(dir string) http.Handler { return http.FileServer(http.Dir(dir)) }
 	}
@@ -168,56 +165,42 @@ func (s *Server) routes() http.Handler {
 
 // enroll is in enroll.go (device identity: CSR, certificate, pinned CA).
 
-// DeviceView is a device as the API shows it (no password hash).
-type DeviceView struct {
-	registry.Device
-	PasswordHash string               `json:"password_hash,omitempty"`
-	Jobs         []registry.JobRecord `json:"jobs,omitempty"`
-}
-
 func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) (any, error) {
 	sel, err := registry.ParseSelector(r.URL.Query().Get("selector"))
 	if err != nil {
 		return nil, err
 	}
-	ds, err := s.reg.Devices(r.Context(), sel)
+	ds, err := s.reg.Devices.List(r.Context(), sel)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]DeviceView, 0, len(ds))
+	out := make([]apitype.DeviceView, 0, len(ds))
 	for _, d := range ds {
 		d.PasswordHash = ""
-		out = append(out, DeviceView{Device: d})
+		out = append(out, apitype.DeviceView{Device: d})
 	}
 	return out, nil
 }
 
 func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) (any, error) {
-	d, err := s.reg.Device(r.Context(), r.PathValue("id"))
+	d, err := s.reg.Devices.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	d.PasswordHash = ""
-	jobs, err := s.reg.Jobs(r.Context(), d.ID)
-	return DeviceView{Device: d, Jobs: jobs}, err
+	jobs, err := s.reg.Jobs.List(r.Context(), d.ID)
+	return apitype.DeviceView{Device: d, Jobs: jobs}, err
 }
 
 func (s *Server) deleteDevice(w http.ResponseWriter, r *http.Request) (any, error) {
-	if err := s.reg.DeleteDevice(r.Context(), r.PathValue("id")); err != nil {
+	if err := s.reg.Devices.Delete(r.Context(), r.PathValue("id")); err != nil {
 		return nil, err
 	}
 	return nil, s.writeMosquitto(r.Context())
 }
 
-// TokenRequest creates an enrollment token (POST /api/v1/enroll-tokens).
-type TokenRequest struct {
-	Labels  map[string]string `json:"labels,omitempty"`
-	MaxUses int               `json:"max_uses,omitempty"`
-	TTL     string            `json:"ttl,omitempty"`
-}
-
 func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req TokenRequest
+	var req apitype.TokenRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
@@ -228,22 +211,22 @@ func (s *Server) createEnrollToken(w http.ResponseWriter, r *http.Request) (any,
 			return nil, errf(http.StatusBadRequest, "bad_request", "ttl %q: %v", req.TTL, err)
 		}
 	}
-	secret, tok, err := s.reg.CreateToken(r.Context(), req.Labels, req.MaxUses, ttl)
+	secret, tok, err := s.reg.Tokens.Create(r.Context(), req.Labels, req.MaxUses, ttl)
 	if err != nil {
 		return nil, err
 	}
 	auditTarget(r.Context(), "enroll_token", tok.ID)
-	return map[string]any{"token": secret, "info": tok}, nil
+	return apitype.EnrollTokenResponse{Info: tok, Token: secret}, nil
 }
 
 func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) (any, error) {
-	gs, err := s.reg.Groups(r.Context())
+	gs, err := s.reg.Groups.List(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]any{}
 	for name, sel := range gs {
-		ds, _ := s.reg.Devices(r.Context(), sel)
+		ds, _ := s.reg.Devices.List(r.Context(), sel)
 		ids := []string{}
 		for _, d := range ds {
 			ids = append(ids, d.ID)
@@ -264,11 +247,11 @@ func (s *Server) putGroup(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"name": r.PathValue("name"), "selector": sel.String()}, s.reg.PutGroup(r.Context(), r.PathValue("name"), sel)
+	return map[string]string{"name": r.PathValue("name"), "selector": sel.String()}, s.reg.Groups.Put(r.Context(), r.PathValue("name"), sel)
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) (any, error) {
-	ms, err := s.reg.Models(r.Context(), "")
+	ms, err := s.reg.Models.List(r.Context(), "")
 	if ms == nil {
 		ms = []registry.Model{}
 	}
@@ -276,7 +259,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) (any, error)
 }
 
 func (s *Server) getModel(w http.ResponseWriter, r *http.Request) (any, error) {
-	ms, err := s.reg.Models(r.Context(), r.PathValue("id"))
+	ms, err := s.reg.Models.List(r.Context(), r.PathValue("id"))
 	if err == nil && len(ms) == 0 {
 		err = fmt.Errorf("model %s: %w", r.PathValue("id"), registry.ErrNotFound)
 	}
@@ -305,13 +288,13 @@ func (s *Server) addModel(w http.ResponseWriter, r *http.Request) (any, error) {
 	if st.Size() != m.Target.Length {
 		return nil, errf(http.StatusUnprocessableEntity, "target_mismatch", "target %s is %d bytes in the repository, release says %d", m.Target.Name, st.Size(), m.Target.Length)
 	}
-	if err := s.reg.PutModel(r.Context(), m); err != nil {
+	if err := s.reg.Models.Put(r.Context(), m); err != nil {
 		if strings.Contains(err.Error(), "already exists") {
 			return nil, errf(http.StatusConflict, "conflict", "%v", err)
 		}
 		return nil, err
 	}
-	return s.reg.Model(r.Context(), m.ID, m.Version)
+	return s.reg.Models.Get(r.Context(), m.ID, m.Version)
 }
 
 func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -320,39 +303,19 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) (any, error
 			return nil, errf(http.StatusConflict, "conflict", "rollout %s of this version is %s", ro.Spec.ID, ro.Phase)
 		}
 	}
-	return nil, s.reg.DeleteModel(r.Context(), r.PathValue("id"), r.PathValue("version"))
+	return nil, s.reg.Models.Delete(r.Context(), r.PathValue("id"), r.PathValue("version"))
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) (any, error) {
-	js, err := s.reg.Jobs(r.Context(), r.URL.Query().Get("device"))
+	js, err := s.reg.Jobs.List(r.Context(), r.URL.Query().Get("device"))
 	if js == nil {
 		js = []registry.JobRecord{}
 	}
 	return js, err
 }
 
-// RolloutRequest is the body of POST /api/v1/rollouts; durations are Go
-// duration strings ("10m").
-type RolloutRequest struct {
-	ID string `json:"id,omitempty"`
-	// Kind is "model" (default) or "agent" (no model_id; see agents_api.go).
-	Kind           rollout.Kind          `json:"kind,omitempty"`
-	ModelID        string                `json:"model_id"`
-	Version        string                `json:"version"`
-	Strategy       rollout.Strategy      `json:"strategy,omitempty"`
-	Stages         []int                 `json:"stages,omitempty"`
-	SplitPercent   int                   `json:"split_percent,omitempty"`
-	Selector       string                `json:"selector,omitempty"`
-	Soak           string                `json:"soak,omitempty"`
-	DeviceDeadline string                `json:"device_deadline,omitempty"`
-	BaselineWindow string                `json:"baseline_window,omitempty"`
-	OnFailure      rollout.FailureAction `json:"on_failure,omitempty"`
-	ManualPromote  bool                  `json:"manual_promote,omitempty"`
-	Gates          *rollout.Gates        `json:"gates,omitempty"`
-}
-
 func (s *Server) createRollout(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req RolloutRequest
+	var req apitype.RolloutRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
@@ -441,13 +404,6 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) (any, error) {
 	return s.tel.Health(q), nil
 }
 
-// Series is one version's time series.
-type Series struct {
-	Model   string            `json:"model"`
-	Version string            `json:"version"`
-	Points  []telemetry.Point `json:"points"`
-}
-
 func (s *Server) series(w http.ResponseWriter, r *http.Request) (any, error) {
 	q, err := s.query(r)
 	if err != nil {
@@ -459,12 +415,12 @@ func (s *Server) series(w http.ResponseWriter, r *http.Request) (any, error) {
 			return nil, errf(http.StatusBadRequest, "bad_request", "step %q: want a positive duration", v)
 		}
 	}
-	out := []Series{}
+	out := []apitype.Series{}
 	for _, mv := range s.tel.Versions(q) {
 		model, version, _ := strings.Cut(mv, "@")
 		vq := q
 		vq.ModelID, vq.Version = model, version
-		out = append(out, Series{Model: model, Version: version, Points: s.tel.Series(vq, step)})
+		out = append(out, apitype.Series{Model: model, Version: version, Points: s.tel.Series(vq, step)})
 	}
 	return out, nil
 }
@@ -503,11 +459,11 @@ func (s *Server) mosquittoFiles(w http.ResponseWriter, r *http.Request) (any, er
 	if pw == "" {
 		return nil, errf(http.StatusBadRequest, "bad_request", "server_password_hash is required (fleetctl computes it from --server-password)")
 	}
-	accts, err := s.reg.MosquittoAccounts(r.Context())
+	accts, err := s.brokerAuth.Accounts(r.Context())
 	if err != nil {
 		return nil, err
 	}
-	f, err := broker.GenerateMosquitto(broker.MosquittoOptions{Server: broker.Account{Username: registry.ServerUser, Hash: pw}, Devices: accts, Dir: dir, Listen: listen})
+	f, err := mosquitto.Generate(mosquitto.Options{Server: mosquitto.Account{Username: registry.ServerUser, Hash: pw}, Devices: accts, Dir: dir, Listen: listen})
 	if err != nil {
 		return nil, err
 	}

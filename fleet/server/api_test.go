@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/server"
@@ -131,14 +132,14 @@ func errCode(body string) string {
 }
 
 // token creates an API token with the admin token.
-func (e *apiEnv) token(name string, scope auth.Scope, ttl string) server.APITokenResponse {
+func (e *apiEnv) token(name string, scope auth.Scope, ttl string) apitype.APITokenResponse {
 	e.t.Helper()
-	body, _ := json.Marshal(server.APITokenRequest{Name: name, Scope: scope, TTL: ttl})
+	body, _ := json.Marshal(apitype.APITokenRequest{Name: name, Scope: scope, TTL: ttl})
 	code, resp, _ := e.req("POST", "/api/v1/tokens", e.admin, string(body))
 	if code != 200 {
 		e.t.Fatalf("create token: %d %s", code, resp)
 	}
-	var out server.APITokenResponse
+	var out apitype.APITokenResponse
 	json.Unmarshal([]byte(resp), &out)
 	return out
 }
@@ -374,7 +375,7 @@ func TestAuditLog(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("audit: %d %s", code, body)
 	}
-	var page server.AuditPage
+	var page apitype.AuditPage
 	json.Unmarshal([]byte(body), &page)
 	// Newest first: token v2, revoke, group (admin), group (401), abort (403), create viewer.
 	want := []struct {
@@ -412,7 +413,7 @@ func TestAuditLog(t *testing.T) {
 		t.Fatalf("page 1: %d %s", code, body)
 	}
 	code, body, _ = e.req("GET", "/api/v1/audit?limit=100&before="+jsonNum(page.Next), e.admin, "")
-	var p2 server.AuditPage
+	var p2 apitype.AuditPage
 	json.Unmarshal([]byte(body), &p2)
 	if code != 200 || len(p2.Entries) != len(want)-2 || p2.Entries[0].Seq >= page.Entries[1].Seq || p2.Next != 0 {
 		t.Fatalf("page 2: %d %s", code, body)
@@ -541,7 +542,7 @@ func TestAuditFloodBounded(t *testing.T) {
 		t.Fatalf("control: %d %s", code, body)
 	}
 	code, body, _ := e.req("GET", "/api/v1/audit?limit=1000", e.admin, "")
-	var page server.AuditPage
+	var page apitype.AuditPage
 	json.Unmarshal([]byte(body), &page)
 	anon := 0
 	for _, en := range page.Entries {
@@ -555,5 +556,39 @@ func TestAuditFloodBounded(t *testing.T) {
 	_, metrics, _ := e.req("GET", "/metrics", e.admin, "")
 	if !strings.Contains(metrics, "edgefleet_audit_suppressed_total 40") {
 		t.Fatalf("suppressed counter missing:\n%s", metrics)
+	}
+}
+
+// TestRepoHandlerFromConfig: /repo/ is served by Config.RepoHandler when set
+// (the command wires ota/release.Handler), else by a file server over RepoDir.
+func TestRepoHandlerFromConfig(t *testing.T) {
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, "plain.txt"), []byte("from disk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var gotDir string
+	custom := func(dir string) http.Handler {
+		gotDir = dir
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("custom " + r.URL.Path)) })
+	}
+	tests := []struct {
+		name    string
+		handler func(string) http.Handler
+		want    string
+	}{
+		{"file server", nil, "from disk"},
+		{"configured", custom, "custom /plain.txt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startAPI(t, server.Config{RepoDir: repo, RepoHandler: tt.handler})
+			code, body, _ := e.req("GET", "/repo/plain.txt", "", "")
+			if code != http.StatusOK || body != tt.want {
+				t.Fatalf("GET /repo/plain.txt = %d %q, want 200 %q", code, body, tt.want)
+			}
+		})
+	}
+	if gotDir != repo {
+		t.Fatalf("RepoHandler got dir %q, want %q", gotDir, repo)
 	}
 }

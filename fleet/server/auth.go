@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 )
 
@@ -44,13 +45,6 @@ type Route struct {
 
 	h   handlerFunc
 	raw http.Handler
-}
-
-// Principal is who made a request.
-type Principal struct {
-	ID    string     `json:"id"`
-	Name  string     `json:"name"`
-	Scope auth.Scope `json:"scope"`
 }
 
 // authState is the server's operator-auth state.
@@ -175,37 +169,37 @@ func CheckLoopback(addr string) error {
 }
 
 // authenticate returns who sent r, or a 401 error.
-func (s *Server) authenticate(r *http.Request) (Principal, error) {
+func (s *Server) authenticate(r *http.Request) (apitype.Principal, error) {
 	if s.cfg.InsecureNoAuth {
-		return Principal{ID: "insecure-no-auth", Name: "anonymous", Scope: auth.Admin}, nil
+		return apitype.Principal{ID: "insecure-no-auth", Name: "anonymous", Scope: auth.Admin}, nil
 	}
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Principal{}, errf(http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <token> header (fleetctl: --token, --token-file or FLEET_TOKEN)")
+		return apitype.Principal{}, errf(http.StatusUnauthorized, "unauthorized", "missing Authorization: Bearer <token> header (fleetctl: --token, --token-file or FLEET_TOKEN)")
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
-		return Principal{}, errf(http.StatusUnauthorized, "unauthorized", "the Authorization header must be \"Bearer <token>\"")
+		return apitype.Principal{}, errf(http.StatusUnauthorized, "unauthorized", "the Authorization header must be \"Bearer <token>\"")
 	}
 	tok = strings.TrimSpace(tok)
 	if s.auth.adminHash != nil {
 		h := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(h[:], s.auth.adminHash) == 1 {
-			return Principal{ID: "admin-token-flag", Name: "--admin-token", Scope: auth.Admin}, nil
+			return apitype.Principal{ID: "admin-token-flag", Name: "--admin-token", Scope: auth.Admin}, nil
 		}
 	}
 	t, err := s.auth.tokens.Authenticate(r.Context(), tok)
 	switch {
 	case errors.Is(err, auth.ErrRevoked):
-		return Principal{}, errf(http.StatusUnauthorized, "token_revoked", "the token was revoked")
+		return apitype.Principal{}, errf(http.StatusUnauthorized, "token_revoked", "the token was revoked")
 	case errors.Is(err, auth.ErrExpired):
-		return Principal{}, errf(http.StatusUnauthorized, "token_expired", "the token expired")
+		return apitype.Principal{}, errf(http.StatusUnauthorized, "token_expired", "the token expired")
 	case errors.Is(err, auth.ErrUnknown), errors.Is(err, auth.ErrInvalid):
-		return Principal{}, errf(http.StatusUnauthorized, "unauthorized", "unknown or malformed token")
+		return apitype.Principal{}, errf(http.StatusUnauthorized, "unauthorized", "unknown or malformed token")
 	case err != nil:
-		return Principal{}, errf(http.StatusInternalServerError, "internal", "authenticate: %v", err)
+		return apitype.Principal{}, errf(http.StatusInternalServerError, "internal", "authenticate: %v", err)
 	}
-	return Principal{ID: t.ID, Name: t.Name, Scope: t.Scope}, nil
+	return apitype.Principal{ID: t.ID, Name: t.Name, Scope: t.Scope}, nil
 }
 
 type ctxKey int
@@ -225,8 +219,8 @@ func auditTarget(ctx context.Context, kind, id string) {
 	}
 }
 
-func principalFrom(ctx context.Context) Principal {
-	p, _ := ctx.Value(principalKey).(Principal)
+func principalFrom(ctx context.Context) apitype.Principal {
+	p, _ := ctx.Value(principalKey).(apitype.Principal)
 	return p
 }
 

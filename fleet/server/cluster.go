@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // natsOf holds each server's NATS consumer (kept out of Server to keep
@@ -48,12 +48,12 @@ func (s *Server) startNATS(ctx context.Context, password string) error {
 		Handle: func(ctx context.Context, topic string, payload []byte) error {
 			t, err := wire.ParseTopic(topic)
 			if err != nil {
-				s.mqttBad.Inc()
+				s.h.bad.Inc()
 				return nil // never valid: acknowledge and forget
 			}
-			s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
-			s.touch(t.DeviceID, s.cfg.Clock.Now())
-			return s.handle(ctx, t, payload)
+			s.h.msgs.WithLabelValues(string(t.Kind)).Inc()
+			s.h.touch(t.DeviceID, s.cfg.Clock.Now())
+			return s.h.handle(ctx, t, payload)
 		}})
 	if err != nil {
 		return fmt.Errorf("fleet server: %w", err)
@@ -82,7 +82,7 @@ func (s *Server) publishAck(topic string, payload []byte) {
 			return
 		}
 	}
-	if err := s.mqtt.Send(topic, payload); err != nil {
+	if err := s.h.mqtt.Send(topic, payload); err != nil {
 		s.log.Warn("telemetry ack not sent", "topic", topic, "err", err)
 	}
 }

@@ -34,8 +34,8 @@ func CrashForTest(ctx context.Context, s *Server, adminDSN, appName string) (ter
 	if err != nil {
 		return 0, err
 	}
-	if s.mqtt != nil {
-		s.mqtt.Close()
+	if s.h.mqtt != nil {
+		s.h.mqtt.Close()
 	}
 	s.Close()
 	return terminated, nil

@@ -13,15 +13,16 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
-	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // replica is one fleet-server of the cluster test.
@@ -64,11 +65,11 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nodeStore.Close()
-	hash, err := broker.HashPassword(serverPassword)
+	hash, err := mosquitto.HashPassword(serverPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := natstest.Start(t, 3, registry.New(nodeStore, time.Now).Authenticator(hash))
+	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, time.Now).Devices, nil, hash))
 	// The replicas' MQTT clients (publishing to devices) reach the nodes
 	// through a failover address, as devices do.
 	serverMQTT := natstest.Proxy(t, cl.MQTTAddrs(0)...)
@@ -154,7 +155,7 @@ func TestClusterFaults(t *testing.T) {
 		}
 	}
 	online := func(r *replica) int {
-		ds, _ := r.srv.Registry().Devices(ctx, registry.Selector{})
+		ds, _ := r.srv.Registry().Devices.List(ctx, registry.Selector{})
 		k := 0
 		for _, d := range ds {
 			if d.Presence == wire.Online {
@@ -171,7 +172,7 @@ func TestClusterFaults(t *testing.T) {
 	p := filepath.Join(repo, "targets", name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	os.WriteFile(p, []byte("model 2"), 0o644)
-	if err := a.srv.Registry().PutModel(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: name, Length: int64(len("model 2"))}}); err != nil {
+	if err := a.srv.Registry().Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: wire.Target{Name: name, Length: int64(len("model 2"))}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("a rollout leader", 30*time.Second, func() bool { return server.HoldsLeadership(a.srv) || server.HoldsLeadership(b.srv) })
@@ -189,7 +190,7 @@ func TestClusterFaults(t *testing.T) {
 	jobsDone := func(r *replica) int {
 		k := 0
 		for _, d := range devs {
-			js, _ := r.srv.Registry().Jobs(ctx, d.id)
+			js, _ := r.srv.Registry().Jobs.List(ctx, d.id)
 			for _, j := range js {
 				if j.Job.RolloutID == "r1" && j.State == wire.JobSucceeded {
 					k++
@@ -224,7 +225,7 @@ func TestClusterFaults(t *testing.T) {
 	// Nothing lost, nothing duplicated.
 	var jobsTotal, installs int
 	for _, d := range devs {
-		js, err := standby.srv.Registry().Jobs(ctx, d.id)
+		js, err := standby.srv.Registry().Jobs.List(ctx, d.id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,12 +16,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/modelrel"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // MaxModelUpload bounds the model file of POST /api/v1/models/upload
@@ -32,17 +33,6 @@ const MaxModelUpload = 64 << 20
 // targets, snapshot and timestamp metadata.
 var uploadMu sync.Mutex
 
-// ModelUpload is the body of POST /api/v1/models/upload: the model file
-// (base64 in JSON, so the call keeps the API's JSON-only CSRF rule) and
-// the release's id and version.
-type ModelUpload struct {
-	ID       string `json:"id"`
-	Version  string `json:"version"`
-	Notes    string `json:"notes,omitempty"`
-	FileName string `json:"file_name,omitempty"`
-	Data     []byte `json:"data"`
-}
-
 // uploadModel does what `fleetctl models push` does, on the server: it
 // inspects and golden-tests the file with the runtime, signs it into the
 // repository with the targets key in the server's --keys-dir and registers
@@ -51,7 +41,7 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) (any, error
 	// base64 is 4/3 of the file, plus the other fields.
 	limit := int64(MaxModelUpload)*4/3 + 64<<10
 	body := http.MaxBytesReader(w, r.Body, limit)
-	var req ModelUpload
+	var req apitype.ModelUpload
 	d := json.NewDecoder(body)
 	d.DisallowUnknownFields()
 	if err := d.Decode(&req); err != nil {
@@ -78,7 +68,7 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) (any, error
 		return nil, errf(http.StatusConflict, "no_signing_key",
 			"this fleet-server has no --keys-dir, so it cannot sign releases: push with `fleetctl models push` where the keys are, or restart the server with --keys-dir holding targets/targets-N.key")
 	}
-	if _, err := s.reg.Model(r.Context(), req.ID, req.Version); err == nil {
+	if _, err := s.reg.Models.Get(r.Context(), req.ID, req.Version); err == nil {
 		return nil, errf(http.StatusConflict, "conflict", "model %s@%s already exists: pick a new version", req.ID, req.Version)
 	}
 	tmp, err := os.MkdirTemp("", "edgefleet-upload-")
@@ -103,48 +93,11 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) (any, error
 		}
 		return nil, errf(http.StatusUnprocessableEntity, "bad_model", "%s: %v", name, err)
 	}
-	if err := s.reg.PutModel(r.Context(), m); err != nil {
+	if err := s.reg.Models.Put(r.Context(), m); err != nil {
 		return nil, err
 	}
-	saved, err := s.reg.Model(r.Context(), m.ID, m.Version)
+	saved, err := s.reg.Models.Get(r.Context(), m.ID, m.Version)
 	return map[string]any{"model": saved, "inspection": ins}, err
-}
-
-// DeviceGate is one gate a device fails on its own.
-type DeviceGate struct {
-	Gate      string  `json:"gate"`
-	Value     float64 `json:"value"`
-	Threshold float64 `json:"threshold"`
-	// Reason is the device's own explanation where it gave one (a failed
-	// install), otherwise what the fleet measured.
-	Reason string `json:"reason"`
-}
-
-// RolloutDevice is one device of a rollout as the console shows it.
-type RolloutDevice struct {
-	ID            string        `json:"id"`
-	Stage         int           `json:"stage"`
-	Presence      wire.Presence `json:"presence,omitempty"`
-	Active        string        `json:"active,omitempty"`
-	Baseline      string        `json:"baseline,omitempty"`
-	JobID         string        `json:"job_id,omitempty"`
-	JobState      wire.JobState `json:"job_state,omitempty"`
-	Reason        string        `json:"reason,omitempty"`
-	RollbackState wire.JobState `json:"rollback_state,omitempty"`
-	// Health is the new version on this device since the rollout began.
-	Health telemetry.Health `json:"health"`
-	// Failed lists the gates this device fails by itself.
-	Failed []DeviceGate `json:"failed_gates"`
-}
-
-// RolloutDevices is GET /api/v1/rollouts/{id}/devices.
-type RolloutDevices struct {
-	ID     string `json:"id"`
-	Phase  string `json:"phase"`
-	Reason string `json:"reason,omitempty"`
-	// FailedGates are the rollout's gates that failed (fleet-wide values).
-	FailedGates []rollout.GateResult `json:"failed_gates"`
-	Devices     []RolloutDevice      `json:"devices"`
 }
 
 func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -152,7 +105,7 @@ func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request) (any, er
 	if !ok {
 		return nil, fmt.Errorf("rollout %s: %w", r.PathValue("id"), registry.ErrNotFound)
 	}
-	out := RolloutDevices{ID: ro.Spec.ID, Phase: string(ro.Phase), Reason: ro.Reason, FailedGates: []rollout.GateResult{}, Devices: []RolloutDevice{}}
+	out := apitype.RolloutDevices{ID: ro.Spec.ID, Phase: string(ro.Phase), Reason: ro.Reason, FailedGates: []rollout.GateResult{}, Devices: []apitype.RolloutDevice{}}
 	for _, g := range ro.Gates {
 		if g.Evaluated && !g.OK {
 			out.FailedGates = append(out.FailedGates, g)
@@ -171,9 +124,9 @@ func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	g := ro.Spec.Gates
 	for id, ds := range ro.Devices {
-		rd := RolloutDevice{ID: id, Stage: ds.Stage + 1, Baseline: ds.Baseline, JobID: ds.JobID, JobState: ds.JobState, Reason: ds.Reason,
-			RollbackState: ds.RollbackState, Failed: []DeviceGate{}}
-		if dev, err := s.reg.Device(r.Context(), id); err == nil {
+		rd := apitype.RolloutDevice{ID: id, Stage: ds.Stage + 1, Baseline: ds.Baseline, JobID: ds.JobID, JobState: ds.JobState, Reason: ds.Reason,
+			RollbackState: ds.RollbackState, Failed: []apitype.DeviceGate{}}
+		if dev, err := s.reg.Devices.Get(r.Context(), id); err == nil {
 			rd.Presence, rd.Active = dev.Presence, dev.ActiveVersion(ro.Spec.ModelID)
 		}
 		q := telemetry.Query{ModelID: ro.Spec.ModelID, Version: ro.Spec.Version, Devices: map[string]bool{id: true}, Since: ro.Created, Until: until.Add(time.Nanosecond)}
@@ -183,7 +136,7 @@ func (s *Server) rolloutDevices(w http.ResponseWriter, r *http.Request) (any, er
 		h.Crashes, h.Rollbacks = all.Crashes, all.Rollbacks
 		rd.Health = h
 		fail := func(gate string, v, th float64, why string) {
-			rd.Failed = append(rd.Failed, DeviceGate{Gate: gate, Value: v, Threshold: th, Reason: why})
+			rd.Failed = append(rd.Failed, apitype.DeviceGate{Gate: gate, Value: v, Threshold: th, Reason: why})
 		}
 		switch ds.JobState {
 		case wire.JobFailed, wire.JobRejected, wire.JobRolledBack:

@@ -21,12 +21,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 const chromium = "/usr/bin/chromium"
@@ -797,7 +798,7 @@ func TestConsolePushAndRollout(t *testing.T) {
 	if txt := p.str(`document.getElementById("push-result").textContent`); !strings.Contains(txt, "Released m@5") || !strings.Contains(txt, "int8") {
 		t.Errorf("push result %q", txt)
 	}
-	m, err := e.srv.Registry().Model(context.Background(), "m", "5")
+	m, err := e.srv.Registry().Models.Get(context.Background(), "m", "5")
 	if err != nil || m.Notes != "from the console" {
 		t.Fatalf("registry after push: %+v %v", m, err)
 	}
@@ -945,7 +946,7 @@ func TestConsoleEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := func(id, version string, data []byte) string {
-		b, _ := json.Marshal(server.ModelUpload{ID: id, Version: version, FileName: "x.tflite", Data: data})
+		b, _ := json.Marshal(apitype.ModelUpload{ID: id, Version: version, FileName: "x.tflite", Data: data})
 		return string(b)
 	}
 	viewer := e.token("ro", auth.Viewer, "").Token

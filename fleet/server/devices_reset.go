@@ -13,7 +13,7 @@ type ResetView struct {
 // MQTT session and lets its id enroll again with a token (for a re-flashed
 // or replaced device). Admin only.
 func (s *Server) resetDevice(w http.ResponseWriter, r *http.Request) (any, error) {
-	d, err := s.reg.ResetDevice(r.Context(), r.PathValue("id"))
+	d, err := s.reg.Devices.Reset(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}

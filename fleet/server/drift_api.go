@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // driftQuery reads the drift routes' path and query (docs/monitoring.md):
@@ -79,7 +79,7 @@ func (s *Server) modelDriftSeries(w http.ResponseWriter, r *http.Request) (any, 
 // body is a wire.Monitoring (the --reference-stats file).
 func (s *Server) putReference(w http.ResponseWriter, r *http.Request) (any, error) {
 	id, version := r.PathValue("id"), r.PathValue("version")
-	if _, err := s.reg.Model(r.Context(), id, version); err != nil {
+	if _, err := s.reg.Models.Get(r.Context(), id, version); err != nil {
 		return nil, err
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxPayload+1))

@@ -21,7 +21,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // fakeDevice is an agent stand-in behind a real fleetlink.Link: its
@@ -262,13 +262,13 @@ func (e *env) release(version string) {
 	p := filepath.Join(e.repo, "targets", name)
 	os.MkdirAll(filepath.Dir(p), 0o755)
 	os.WriteFile(p, []byte("model "+version), 0o644)
-	if err := e.srv.Registry().PutModel(e.ctx, registry.Model{ID: "m", Version: version, Target: wire.Target{Name: name, Length: int64(len("model " + version))}}); err != nil {
+	if err := e.srv.Registry().Models.Put(e.ctx, registry.Model{ID: "m", Version: version, Target: wire.Target{Name: name, Length: int64(len("model " + version))}}); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
 func (e *env) online() int {
-	ds, _ := e.srv.Registry().Devices(e.ctx, registry.Selector{})
+	ds, _ := e.srv.Registry().Devices.List(e.ctx, registry.Selector{})
 	n := 0
 	for _, d := range ds {
 		if d.Presence == wire.Online {
@@ -302,7 +302,7 @@ func (e *env) runRollout(spec rollout.Spec, want rollout.Phase) *rollout.Rollout
 
 func (e *env) actives() map[string]int {
 	out := map[string]int{}
-	ds, _ := e.srv.Registry().Devices(e.ctx, registry.Selector{})
+	ds, _ := e.srv.Registry().Devices.List(e.ctx, registry.Selector{})
 	for _, d := range ds {
 		out[d.ActiveVersion("m")]++
 	}
@@ -383,7 +383,7 @@ func scenario(t *testing.T, e *env) {
 	<-d.done
 	d.cancel = nil
 	e.waitFor("device offline", 10*time.Second, func() bool {
-		dev, _ := e.srv.Registry().Device(e.ctx, d.id)
+		dev, _ := e.srv.Registry().Devices.Get(e.ctx, d.id)
 		return dev.Presence == wire.Offline
 	})
 }

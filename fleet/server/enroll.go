@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // enroll handles POST /api/v1/enroll: the token is checked by the registry
@@ -31,9 +31,9 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	var proof registry.Proof
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
-		proof, _ = s.reg.VerifyCurrentCert(r.Context(), r.TLS.PeerCertificates[0])
+		proof, _ = s.reg.Devices.VerifyCurrentCert(r.Context(), r.TLS.PeerCertificates[0])
 	}
-	e, err := s.reg.Enroll(r.Context(), req, proof)
+	e, err := s.reg.Devices.Enroll(r.Context(), req, proof)
 	switch {
 	case errors.Is(err, registry.ErrDeviceExists):
 		return nil, errf(http.StatusConflict, "device_exists", "%v", err)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestTelemetryOfRevokedDeviceRefused: the enrolled-device cache that
@@ -25,7 +25,7 @@ func TestTelemetryOfRevokedDeviceRefused(t *testing.T) {
 	}
 	defer s.Close()
 	for _, id := range []string{"gone", "kept"} {
-		if _, err := s.reg.Enroll(ctx, &wire.EnrollRequest{V: wire.Version, Token: cfg.Tokens[0], DeviceID: id}, registry.Proof{}); err != nil {
+		if _, err := s.reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: wire.Version, Token: cfg.Tokens[0], DeviceID: id}, registry.Proof{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -40,14 +40,14 @@ func TestTelemetryOfRevokedDeviceRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.handleTelemetry(ctx, tp, b, s.cfg.Clock.Now())
+		return s.h.handleTelemetry(ctx, tp, b, s.cfg.Clock.Now())
 	}
 	for _, id := range []string{"gone", "kept"} {
 		if err := send(id, 1); err != nil {
 			t.Fatalf("%s: first batch: %v", id, err)
 		}
 	}
-	if err := s.reg.DeleteDevice(ctx, "gone"); err != nil {
+	if err := s.reg.Devices.Delete(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
 	if err := send("gone", 2); !errors.Is(err, registry.ErrNotFound) {

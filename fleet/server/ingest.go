@@ -8,19 +8,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // startIngest creates the bounded queue and worker pool that handle device
 // messages apart from the MQTT client's delivery (see package ingest).
-func (s *Server) startIngest() {
+func (h *mqttHandler) startIngest(prom prometheus.Registerer) {
 	// Job updates kick the rollout controller; during a large rollout they
 	// arrive by the thousand: two fleet snapshots a second are enough.
-	s.mgr.SetMinTickGap(500 * time.Millisecond)
+	h.mgr.SetMinTickGap(500 * time.Millisecond)
 	// The queue absorbs a reconnect storm (every device's status and
 	// jobs/get at once); snapshots (telemetry, status, jobs/get) coalesce
 	// per device, so 65,536 entries hold three per device for 20,000
@@ -30,40 +32,40 @@ func (s *Server) startIngest() {
 	// device whose connection is not read cannot answer its keepalive
 	// either), and the byte bound is smaller to fit the memory budget.
 	queue, maxBytes := 65536, 256<<20
-	if s.cfg.BrokerURL == "" {
+	if h.inProcess {
 		maxBytes = 96 << 20
 	}
-	s.ingest = ingest.New(ingest.Config{Queue: queue, MaxBytes: maxBytes, OnError: func(m ingest.Message, err error) {
-		s.mqttBad.Inc()
-		s.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
+	h.ingest = ingest.New(ingest.Config{Queue: queue, MaxBytes: maxBytes, OnError: func(m ingest.Message, err error) {
+		h.bad.Inc()
+		h.log.Warn("mqtt message rejected", "topic", m.Topic, "err", err)
 	}}, func(ctx context.Context, m ingest.Message) error {
-		<-s.seen().ready // the transport is set up (deliveries may start before connectMQTT returns)
-		if s.mqtt == nil {
+		<-h.seen.ready // the transport is set up (deliveries may start before connectMQTT returns)
+		if h.mqtt == nil {
 			return errors.New("no broker transport")
 		}
 		if id, ok := strings.CutPrefix(m.Key, presenceKey); ok && m.Topic == "" {
-			return s.applyPresence(ctx, id)
+			return h.applyPresence(ctx, id)
 		}
 		t, err := wire.ParseTopic(m.Topic)
 		if err != nil {
 			return err
 		}
-		return s.handle(ctx, t, m.Payload)
+		return h.handle(ctx, t, m.Payload)
 	})
-	s.prom.MustRegister(s.ingest.Collectors()...)
-	s.reg.OnRevoke(s.forgetEnrolled)
+	prom.MustRegister(h.ingest.Collectors()...)
+	h.reg.Devices.OnRevoke(h.forgetEnrolled)
 	ctx, cancel := context.WithCancel(context.Background())
-	sn := s.seen()
+	sn := &h.seen
 	sn.mu.Lock()
 	sn.stop = cancel
 	sn.mu.Unlock()
-	go s.livenessLoop(ctx)
+	go h.livenessLoop(ctx)
 }
 
 // ingestReady lets the ingest workers start handling messages: the
 // transport they answer through is set up.
-func (s *Server) ingestReady() {
-	sn := s.seen()
+func (h *mqttHandler) ingestReady() {
+	sn := &h.seen
 	sn.readyOnce.Do(func() { close(sn.ready) })
 }
 
@@ -75,27 +77,27 @@ const presenceKey = "presence/"
 // the connection state becomes the device's presence (recorded at once in
 // memory, persisted by an ingest worker, coalesced per device). A
 // disconnect caused by the same device's newer connection is ignored.
-func (s *Server) onBrokerEvent(ev broker.ClientEvent) {
-	if s.cfg.OnBrokerEvent != nil {
-		s.cfg.OnBrokerEvent(ev)
+func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
+	if h.onEvent != nil {
+		h.onEvent(ev)
 	}
 	id := ev.Principal.DeviceID
 	if id == "" || ev.TakenOver {
 		return
 	}
-	sn := s.seen()
+	sn := &h.seen
 	sn.connected.Store(id, ev.Connected)
-	sn.last.Store(id, s.cfg.Clock.Now())
-	if err := s.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
-		s.log.Warn("presence not queued", "device", id, "err", err)
+	sn.last.Store(id, h.clock.Now())
+	if err := h.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
+		h.log.Warn("presence not queued", "device", id, "err", err)
 	}
 }
 
 // connState reports the device's connection state from the embedded
 // broker's events (known=false with an external broker or before its
 // first event).
-func (s *Server) connState(id string) (connected, known bool) {
-	sn := s.seen()
+func (h *mqttHandler) connState(id string) (connected, known bool) {
+	sn := &h.seen
 	v, known := sn.connected.Load(id)
 	if !known {
 		return false, false
@@ -105,8 +107,8 @@ func (s *Server) connState(id string) (connected, known bool) {
 
 // applyPresence persists the device's current connection state (read at
 // handling time, so out-of-order workers still store the newest state).
-func (s *Server) applyPresence(ctx context.Context, id string) error {
-	connected, known := s.connState(id)
+func (h *mqttHandler) applyPresence(ctx context.Context, id string) error {
+	connected, known := h.connState(id)
 	if !known {
 		return nil
 	}
@@ -114,7 +116,7 @@ func (s *Server) applyPresence(ctx context.Context, id string) error {
 	if connected {
 		want = wire.Online
 	}
-	if d, err := s.reg.Device(ctx, id); err != nil {
+	if d, err := h.reg.Devices.Get(ctx, id); err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil
 		}
@@ -122,8 +124,8 @@ func (s *Server) applyPresence(ctx context.Context, id string) error {
 	} else if d.Presence == want {
 		return nil
 	}
-	now := s.cfg.Clock.Now()
-	err := s.reg.UpdateDevice(ctx, id, func(d *registry.Device) error {
+	now := h.clock.Now()
+	err := h.reg.Devices.Update(ctx, id, func(d *registry.Device) error {
 		d.Presence = want
 		if connected {
 			d.LastSeen = now
@@ -133,19 +135,18 @@ func (s *Server) applyPresence(ctx context.Context, id string) error {
 	if errors.Is(err, registry.ErrNotFound) {
 		return nil
 	}
-	s.Kick()
+	h.kick()
 	return err
 }
 
 // stopIngest handles what is queued and stops the workers.
-func (s *Server) stopIngest() {
-	s.ingestReady() // a Start that failed early: let queued messages drain
-	if s.ingest != nil {
-		s.ingest.Close()
+func (h *mqttHandler) stopIngest() {
+	h.ingestReady() // a Start that failed early: let queued messages drain
+	if h.ingest != nil {
+		h.ingest.Close()
 	}
-	s.resignLeader()
-	if v, ok := seenOf.LoadAndDelete(s); ok && v.(*seen).stop != nil {
-		v.(*seen).stop()
+	if h.seen.stop != nil {
+		h.seen.stop()
 	}
 }
 
@@ -155,15 +156,15 @@ func (s *Server) stopIngest() {
 // dropped); as an MQTT client, paho acknowledges the message to the broker
 // once it is queued, so the broker's in-flight window to the server stays
 // small.
-func (s *Server) deliver(topic string, payload []byte) {
+func (h *mqttHandler) deliver(topic string, payload []byte) {
 	t, err := wire.ParseTopic(topic)
 	if err != nil {
-		s.mqttBad.Inc()
-		s.log.Warn("mqtt message on unknown topic", "topic", topic, "err", err)
+		h.bad.Inc()
+		h.log.Warn("mqtt message on unknown topic", "topic", topic, "err", err)
 		return
 	}
-	s.mqttMsgs.WithLabelValues(string(t.Kind)).Inc()
-	s.touch(t.DeviceID, s.cfg.Clock.Now())
+	h.msgs.WithLabelValues(string(t.Kind)).Inc()
+	h.touch(t.DeviceID, h.clock.Now())
 	msg := ingest.Message{Topic: topic, Payload: payload}
 	switch t.Kind {
 	// Snapshots: a newer message of the same device supersedes a queued
@@ -173,8 +174,8 @@ func (s *Server) deliver(topic string, payload []byte) {
 	case wire.KindTelemetry, wire.KindStatus, wire.KindJobsGet:
 		msg.Key = string(t.Kind) + "/" + t.DeviceID
 	}
-	if err := s.ingest.Submit(context.Background(), msg); err != nil {
-		s.log.Warn("mqtt message not queued", "topic", topic, "err", err)
+	if err := h.ingest.Submit(context.Background(), msg); err != nil {
+		h.log.Warn("mqtt message not queued", "topic", topic, "err", err)
 	}
 }
 
@@ -205,25 +206,15 @@ type seen struct {
 	readyOnce sync.Once
 }
 
-var seenOf sync.Map // *Server → *seen (kept out of Server to keep server.go edits minimal)
-
-func (s *Server) seen() *seen {
-	if v, ok := seenOf.Load(s); ok {
-		return v.(*seen)
-	}
-	v, _ := seenOf.LoadOrStore(s, &seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})})
-	return v.(*seen)
-}
-
-func (s *Server) touch(device string, now time.Time) {
-	sn := s.seen()
+func (h *mqttHandler) touch(device string, now time.Time) {
+	sn := &h.seen
 	sn.last.Store(device, now)
 }
 
 // handleTelemetry stores a batch (group-committed with other workers'
 // writes), acknowledges what is durable, and updates the registry's
 // bookkeeping at most every persistEvery.
-func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []byte, now time.Time) error {
+func (h *mqttHandler) handleTelemetry(ctx context.Context, t wire.Topic, payload []byte, now time.Time) error {
 	b, err := wire.DecodeTelemetryBatch(payload)
 	if err != nil {
 		return err
@@ -231,14 +222,14 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if b.DeviceID != t.DeviceID {
 		return fmt.Errorf("telemetry for %s on %s's topic", b.DeviceID, t.DeviceID)
 	}
-	if err := s.checkEnrolled(ctx, t.DeviceID, now); err != nil {
+	if err := h.checkEnrolled(ctx, t.DeviceID, now); err != nil {
 		return err
 	}
-	ack, _, ierr := s.tel.Ingest(ctx, b, func(r wire.TelemetryRecord) string { return s.mgr.StageTag(t.DeviceID, r) })
+	ack, _, ierr := h.tel.Ingest(ctx, b, func(r wire.TelemetryRecord) string { return h.mgr.StageTag(t.DeviceID, r) })
 	if ierr != nil && !errors.Is(ierr, telemetry.ErrSeqOutOfRange) {
 		return ierr
 	}
-	sn := s.seen()
+	sn := &h.seen
 	sn.mu.Lock()
 	due := now.Sub(sn.persisted[t.DeviceID]) >= persistEvery || sn.dropped[t.DeviceID] != b.Dropped
 	if due {
@@ -246,7 +237,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	}
 	sn.mu.Unlock()
 	if due {
-		s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
+		h.reg.Devices.Update(ctx, t.DeviceID, func(d *registry.Device) error {
 			d.LastSeen, d.TelemetrySeq, d.TelemetryDropped = now, ack, b.Dropped
 			return nil
 		})
@@ -258,7 +249,7 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 	if err != nil {
 		return err
 	}
-	s.publishAck(wire.TelemetryAckTopic(t.DeviceID), a) // cluster.go: NATS mode acks at QoS 0
+	h.publishAck(wire.TelemetryAckTopic(t.DeviceID), a) // cluster.go: NATS mode acks at QoS 0
 	return ierr
 }
 
@@ -266,14 +257,14 @@ func (s *Server) handleTelemetry(ctx context.Context, t wire.Topic, payload []by
 // successful lookup is remembered for persistEvery, so a device's steady
 // telemetry costs no registry read; revoking the device (delete, reset,
 // re-enrollment) forgets it at once.
-func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) error {
-	sn := s.seen()
+func (h *mqttHandler) checkEnrolled(ctx context.Context, id string, now time.Time) error {
+	sn := &h.seen
 	if v, ok := sn.enrolled.Load(id); ok {
 		if at := v.(time.Time); now.Sub(at) < persistEvery && !now.Before(at) {
 			return nil
 		}
 	}
-	if _, err := s.reg.Device(ctx, id); err != nil {
+	if _, err := h.reg.Devices.Get(ctx, id); err != nil {
 		return err
 	}
 	sn.enrolled.Store(id, now)
@@ -281,14 +272,14 @@ func (s *Server) checkEnrolled(ctx context.Context, id string, now time.Time) er
 }
 
 // forgetEnrolled drops a revoked device from the checkEnrolled cache.
-func (s *Server) forgetEnrolled(id string) {
-	sn := s.seen()
+func (h *mqttHandler) forgetEnrolled(id string) {
+	sn := &h.seen
 	sn.enrolled.Delete(id)
 }
 
 // livenessLoop marks devices offline whose last message is older than
 // livenessTimeout, until ctx ends.
-func (s *Server) livenessLoop(ctx context.Context) {
+func (h *mqttHandler) livenessLoop(ctx context.Context) {
 	tick := time.NewTicker(livenessTimeout / 4)
 	defer tick.Stop()
 	for {
@@ -297,12 +288,12 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		now := s.cfg.Clock.Now()
-		ds, err := s.reg.Devices(ctx, registry.Selector{})
+		now := h.clock.Now()
+		ds, err := h.reg.Devices.List(ctx, registry.Selector{})
 		if err != nil {
 			continue
 		}
-		sn := s.seen()
+		sn := &h.seen
 		for _, d := range ds {
 			if d.Presence != wire.Online {
 				continue
@@ -311,7 +302,7 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			if v, ok := sn.last.Load(d.ID); ok {
 				last = v.(time.Time)
 			}
-			if connected, _ := s.connState(d.ID); connected {
+			if connected, _ := h.connState(d.ID); connected {
 				continue // the broker's keepalive ends a dead connection (disconnect event)
 			}
 			if d.LastSeen.After(last) {
@@ -320,14 +311,14 @@ func (s *Server) livenessLoop(ctx context.Context) {
 			if now.Sub(last) < livenessTimeout {
 				continue
 			}
-			err := s.reg.UpdateDevice(ctx, d.ID, func(d *registry.Device) error {
+			err := h.reg.Devices.Update(ctx, d.ID, func(d *registry.Device) error {
 				if d.Presence == wire.Online && now.Sub(d.LastSeen) >= livenessTimeout {
 					d.Presence = wire.Offline
 				}
 				return nil
 			})
 			if err == nil {
-				s.log.Info("device offline: liveness timeout", "device", d.ID, "last_seen", last)
+				h.log.Info("device offline: liveness timeout", "device", d.ID, "last_seen", last)
 			}
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestPresenceFromBrokerEvents: with the embedded broker a device's
@@ -25,7 +25,7 @@ func TestPresenceFromBrokerEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	presence := func() wire.Presence {
-		d, err := e.srv.Registry().Device(e.ctx, "quiet")
+		d, err := e.srv.Registry().Devices.Get(e.ctx, "quiet")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestPresenceFromBrokerEvents(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 	e.waitFor("the stale status handled", 10*time.Second, func() bool {
-		d, _ := e.srv.Registry().Device(e.ctx, "quiet")
+		d, _ := e.srv.Registry().Devices.Get(e.ctx, "quiet")
 		return d.LastSeen.Equal(clk.Now())
 	})
 	if p := presence(); p != wire.Online {

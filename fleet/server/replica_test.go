@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 )
@@ -32,7 +32,7 @@ func TestSecondReplicaOnBoltDataDir(t *testing.T) {
 	}
 	defer a.Close()
 	_, err = Start(ctx, replicaConfig(t, dir, ""))
-	if !errors.Is(err, store.ErrLocked) || !strings.Contains(err.Error(), "another fleet-server") {
+	if !errors.Is(err, boltstore.ErrLocked) || !strings.Contains(err.Error(), "another fleet-server") {
 		t.Fatalf("second server on %s: %v; want ErrLocked naming another fleet-server", dir, err)
 	}
 	c, err := Start(ctx, replicaConfig(t, t.TempDir(), ""))
@@ -61,10 +61,10 @@ func TestReplicasSharePostgres(t *testing.T) {
 	closeB := sync.OnceValue(b.Close)
 	defer closeB()
 	sel, _ := registry.ParseSelector("site=lab")
-	if err := a.Registry().PutGroup(ctx, "lab", sel); err != nil {
+	if err := a.Registry().Groups.Put(ctx, "lab", sel); err != nil {
 		t.Fatal(err)
 	}
-	groups, err := b.Registry().Groups(ctx)
+	groups, err := b.Registry().Groups.List(ctx)
 	if err != nil || groups["lab"].String() != "site=lab" {
 		t.Fatalf("replica b sees groups %v, %v; want lab written through a", groups, err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestTakeoverByReEnrollmentRefused: an attacker holding a valid
@@ -38,7 +38,7 @@ func TestTakeoverByReEnrollmentRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "HTTP 409") {
 		t.Fatalf("takeover by re-enrollment: %v, want HTTP 409", err)
 	}
-	dev, _ := e.srv.Registry().Device(e.ctx, victim.id)
+	dev, _ := e.srv.Registry().Devices.Get(e.ctx, victim.id)
 	cert, _ := tls.LoadX509KeyPair(victim.dir+"/fleet/"+enroll.CertFile, victim.dir+"/fleet/"+enroll.KeyFile)
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	if dev.CertSerial != pki.SerialString(leaf) {

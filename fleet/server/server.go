@@ -1,8 +1,10 @@
-// Package server is fleet-server: it owns the store, registry, telemetry and
-// rollout manager, runs (or connects to) the MQTT broker, handles the
-// devices' status, telemetry and job updates, and serves the REST API under
-// /api/v1, the signed update repository under /repo/, Prometheus metrics on
-// /metrics and the web console on /.
+// Package server is fleet-server: Server (this file) wires the store,
+// registry, telemetry and rollout manager, runs (or connects to) the MQTT
+// broker and serves the REST API under /api/v1 (api*.go), the signed update
+// repository under /repo/, Prometheus metrics on /metrics and the web
+// console on /. The devices' messages (status, telemetry, job updates) are
+// handled by mqttHandler (mqtt.go, ingest.go); an external Mosquitto's
+// files are written by fleet/broker/mosquitto.Writer.
 package server
 
 import (
@@ -18,19 +20,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
+	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Config configures a fleet server.
@@ -99,6 +102,9 @@ type Config struct {
 
 	// RepoDir is the TUF repository served under /repo/ (default DataDir/repo).
 	RepoDir string
+	// RepoHandler serves RepoDir under /repo/; ota/release.Handler fits
+	// (wired by the command). Nil serves the directory's files as they are.
+	RepoHandler func(repoDir string) http.Handler
 	// KeysDir, if set, holds the online keys used to re-sign timestamp
 	// metadata before it expires (see ota/release.Refresh).
 	KeysDir string
@@ -138,7 +144,7 @@ type Server struct {
 	tel     *telemetry.Store
 	mgr     *rollout.Manager
 	prom    *prometheus.Registry
-	mqtt    broker.Transport // in-process with the embedded broker, else an MQTT client
+	h       *mqttHandler // device messages (mqtt.go, ingest.go)
 	emb     *broker.Embedded
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -149,10 +155,8 @@ type Server struct {
 	srvCert tls.Certificate
 
 	serverHash string
-	mosqMu     sync.Mutex
-
-	mqttMsgs *prometheus.CounterVec
-	mqttBad  prometheus.Counter
+	brokerAuth *brokerauth.Auth
+	mosq       *mosquitto.Writer // nil without Config.MosquittoDir
 
 	auth authState // auth.go
 }
@@ -225,11 +229,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.tel, err = telemetry.Open(ctx, s.store, cfg.Retention, cfg.Clock.Now, s.prom); err != nil {
 		return nil, err
 	}
-	if s.mgr, err = rollout.NewManager(ctx, s.reg, s.tel, s, cfg.Clock, s.log); err != nil {
+	s.h = newMQTTHandler(s.reg, s.tel, cfg.Clock, s.log)
+	s.h.kick, s.h.sign, s.h.publishAck = s.Kick, s.signJob, s.publishAck
+	s.h.onEvent, s.h.inProcess = cfg.OnBrokerEvent, cfg.BrokerURL == ""
+	if s.mgr, err = rollout.NewManager(ctx, s.store, s.reg, s.tel, s.h, cfg.Clock, s.log); err != nil {
 		return nil, err
 	}
+	s.h.mgr = s.mgr
 	for _, t := range cfg.Tokens {
-		if _, err := s.reg.AddToken(ctx, t, nil, 0, 0); err != nil {
+		if _, err := s.reg.Tokens.Add(ctx, t, nil, 0, 0); err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
 	}
@@ -238,33 +246,37 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("fleet server: %w", err)
 	}
 
-	s.startIngest() // device messages: bounded queue + workers (ingest.go)
+	s.h.startIngest(s.prom) // device messages: bounded queue + workers (ingest.go)
 
 	// Broker.
 	brokerURL := cfg.BrokerURL
 	password := cfg.BrokerPassword
 	if brokerURL == "" {
 		// Embedded: a fresh random server password each start, never stored.
-		if password, err = broker.NewPassword(); err != nil {
+		if password, err = mosquitto.NewPassword(); err != nil {
 			return nil, err
 		}
 	}
-	if s.serverHash, err = broker.HashPassword(password); err != nil {
+	if s.serverHash, err = mosquitto.HashPassword(password); err != nil {
 		return nil, err
 	}
+	s.brokerAuth = brokerauth.New(s.reg.Devices, s.ca, s.serverHash)
 	if brokerURL == "" {
-		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.reg.Authenticator(s.serverHash),
+		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.brokerAuth,
 			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
-			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.onBrokerEvent, Logger: s.log}) // presence from connect/disconnect (ingest.go)
+			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.h.onBrokerEvent, Logger: s.log}) // presence from connect/disconnect (ingest.go)
 		if err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
-		s.reg.OnRevoke(func(id string) { s.emb.Disconnect(id) })
+		s.reg.Devices.OnRevoke(func(id string) { s.emb.Disconnect(id) })
 		brokerURL = s.emb.URL()
 		s.log.Info("embedded MQTT broker listening", "url", brokerURL)
 	}
 	if s.cfg.PublicBrokerURL == "" {
 		s.cfg.PublicBrokerURL = brokerURL
+	}
+	if s.mosq, err = s.mosquittoWriter(); err != nil { // tls.go
+		return nil, fmt.Errorf("fleet server: %w", err)
 	}
 	if err := s.writeMosquitto(ctx); err != nil {
 		return nil, err
@@ -272,7 +284,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.connectMQTT(localDialURL(brokerURL), password); err != nil {
 		return nil, err
 	}
-	s.ingestReady()
+	s.h.ingestReady()
 	if err := s.startNATS(ctx, password); err != nil { // cluster.go: device messages from a NATS cluster
 		return nil, err
 	}
@@ -379,10 +391,13 @@ func (s *Server) Close() error {
 	} else if s.httpLn != nil {
 		s.httpLn.Close()
 	}
-	if s.mqtt != nil {
-		s.mqtt.Close()
+	if s.h != nil {
+		if s.h.mqtt != nil {
+			s.h.mqtt.Close()
+		}
+		s.h.stopIngest()
 	}
-	s.stopIngest()
+	s.resignLeader() // storeopen.go
 	if s.emb != nil {
 		s.emb.Close()
 	}
@@ -393,14 +408,12 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) registerMetrics() {
-	s.mqttMsgs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"})
-	s.mqttBad = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."})
 	devices := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices", Help: "Enrolled devices."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
+		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
 		return float64(len(ds))
 	})
 	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices_online", Help: "Devices whose status is online."}, func() float64 {
-		ds, _ := s.reg.Devices(context.Background(), registry.Selector{})
+		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
 		n := 0
 		for _, d := range ds {
 			if d.Presence == wire.Online {
@@ -418,7 +431,7 @@ func (s *Server) registerMetrics() {
 		}
 		return float64(n)
 	})
-	s.prom.MustRegister(s.mqttMsgs, s.mqttBad, devices, online, active)
+	s.prom.MustRegister(s.h.msgs, s.h.bad, devices, online, active)
 }
 
 // connectMQTT sets up the server's side of the message plane: in-process
@@ -428,7 +441,7 @@ func (s *Server) registerMetrics() {
 func (s *Server) connectMQTT(brokerURL, password string) error {
 	var err error
 	if s.emb != nil {
-		s.mqtt, err = s.emb.InProcess(wire.ServerFilters(), s.deliver)
+		s.h.mqtt, err = s.emb.InProcess(wire.ServerFilters(), s.h.deliver)
 		if err != nil {
 			return fmt.Errorf("fleet server: %w", err)
 		}
@@ -457,136 +470,19 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 			}
 		}
 	}
-	s.mqtt, err = broker.DialClient(broker.ClientConfig{URL: brokerURL, TLS: tc, ClientID: s.cfg.ClientID,
+	s.h.mqtt, err = broker.DialClient(broker.ClientConfig{URL: brokerURL, TLS: tc, ClientID: s.cfg.ClientID,
 		Username: s.cfg.BrokerUser, Password: password, SharedGroup: s.cfg.SharedGroup,
-		Filters: s.serverFilters(), Deliver: s.deliver, Logger: s.log}) // cluster.go: none in NATS mode
+		Filters: s.serverFilters(), Deliver: s.h.deliver, Logger: s.log}) // cluster.go: none in NATS mode
 	if err != nil {
 		return fmt.Errorf("fleet server: %w", err)
 	}
 	return nil
 }
 
-func (s *Server) publish(topic string, v any) error {
-	b, err := wire.Encode(v)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return s.mqtt.Publish(ctx, topic, b)
-}
-
-// NotifyJobs publishes the device's pending jobs (rollout.Notifier).
-func (s *Server) NotifyJobs(ctx context.Context, deviceID string) error {
-	pending, err := s.reg.PendingJobs(ctx, deviceID)
-	if err != nil {
-		return err
-	}
-	n := wire.JobNotify{V: wire.Version, DeviceID: deviceID, Jobs: []wire.Job{}}
-	for _, j := range pending {
-		sj, err := s.signJob(deviceID, j.Job)
-		if err != nil {
-			return err
-		}
-		n.Jobs = append(n.Jobs, sj)
-	}
-	return s.publish(wire.JobsNotifyTopic(deviceID), n)
-}
-
-func (s *Server) handle(ctx context.Context, t wire.Topic, payload []byte) error {
-	now := s.cfg.Clock.Now()
-	switch t.Kind {
-	case wire.KindStatus:
-		st, err := wire.DecodeStatus(payload)
-		if err != nil {
-			return err
-		}
-		if st.DeviceID != t.DeviceID {
-			return fmt.Errorf("status for %s on %s's topic", st.DeviceID, t.DeviceID)
-		}
-		connected, known := s.connState(t.DeviceID) // embedded broker: presence is the connection state
-		err = s.reg.UpdateDevice(ctx, t.DeviceID, func(d *registry.Device) error {
-			d.Presence = st.State
-			if known && connected {
-				d.Presence = wire.Online
-			} else if known {
-				d.Presence = wire.Offline
-			}
-			d.LastSeen = now
-			if st.State == wire.Online {
-				if st.AgentVersion != "" {
-					d.AgentVersion = st.AgentVersion
-				}
-				if st.Hardware != nil {
-					d.Hardware = *st.Hardware
-				}
-				if st.Models != nil {
-					d.Models = st.Models
-				}
-			}
-			return nil
-		})
-		if errors.Is(err, registry.ErrNotFound) {
-			return nil // deleted device's retained status
-		}
-		s.Kick()
-		return err
-	case wire.KindTelemetry:
-		return s.handleTelemetry(ctx, t, payload, now) // ingest.go
-	case wire.KindJobUpdate:
-		u, err := wire.DecodeJobUpdate(payload)
-		if err != nil {
-			return err
-		}
-		if u.DeviceID != t.DeviceID || u.JobID != t.JobID {
-			return fmt.Errorf("job update %s/%s on topic of %s/%s", u.DeviceID, u.JobID, t.DeviceID, t.JobID)
-		}
-		_, changed, err := s.reg.UpdateJob(ctx, t.DeviceID, t.JobID, u.State, u.Reason)
-		if err != nil {
-			return err
-		}
-		if changed && u.State.Terminal() {
-			s.Kick()
-			// Tell the device what is still pending (confirms the update).
-			return s.NotifyJobs(ctx, t.DeviceID)
-		}
-		return nil
-	case wire.KindJobsGet:
-		g, err := wire.DecodeJobsGet(payload)
-		if err != nil {
-			return err
-		}
-		if g.DeviceID != t.DeviceID {
-			return fmt.Errorf("jobs/get for %s on %s's topic", g.DeviceID, t.DeviceID)
-		}
-		return s.NotifyJobs(ctx, t.DeviceID)
-	}
-	return fmt.Errorf("devices do not publish %s", t.Kind)
-}
-
 // writeMosquitto regenerates the external broker's files, if configured.
 func (s *Server) writeMosquitto(ctx context.Context) error {
-	if s.cfg.MosquittoDir == "" {
+	if s.mosq == nil {
 		return nil
 	}
-	s.mosqMu.Lock()
-	defer s.mosqMu.Unlock()
-	accts, err := s.reg.MosquittoAccounts(ctx)
-	if err != nil {
-		return err
-	}
-	listen := "127.0.0.1:1883"
-	if _, rest, ok := strings.Cut(s.cfg.BrokerURL, "://"); ok {
-		listen = rest
-	}
-	tlsFiles, err := s.writeMosquittoTLS()
-	if err != nil {
-		return err
-	}
-	f, err := broker.GenerateMosquitto(broker.MosquittoOptions{Server: broker.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash},
-		Devices: accts, Dir: s.cfg.MosquittoDir, Listen: listen, TLS: tlsFiles})
-	if err != nil {
-		return err
-	}
-	return f.Write(s.cfg.MosquittoDir)
+	return s.mosq.Write(ctx)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 )
 
@@ -23,7 +24,7 @@ var leaderOf sync.Map // *Server → *postgres.Leader (kept out of Server to kee
 func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 	u := s.cfg.StoreURL
 	if u == "" {
-		b, err := store.OpenBolt(filepath.Join(s.cfg.DataDir, "fleet.db"))
+		b, err := boltstore.Open(filepath.Join(s.cfg.DataDir, "fleet.db"))
 		if err != nil {
 			return nil, err // a nil *Bolt must not become a non-nil Store
 		}

@@ -9,14 +9,14 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // PKIDir is the directory inside the data dir holding the generated fleet
@@ -80,8 +80,8 @@ func (s *Server) setupTLS() error {
 	if s.srvCert, err = s.ca.IssueServer(hosts); err != nil {
 		return err
 	}
-	s.reg.SetCA(s.ca)
-	s.reg.SetPasswordAuth(s.cfg.BrokerPasswordAuth || s.cfg.InsecurePlaintext)
+	s.reg.Devices.SetCA(s.ca)
+	s.reg.Devices.SetPasswordAuth(s.cfg.BrokerPasswordAuth || s.cfg.InsecurePlaintext)
 	if s.cfg.InsecurePlaintext {
 		s.log.Warn("INSECURE: --insecure-plaintext: HTTP API, console, update repository and MQTT are unencrypted and devices log in with passwords; use only on a trusted test network")
 	}
@@ -149,34 +149,29 @@ func localDialURL(u string) string {
 	return u
 }
 
-// writeMosquittoTLS writes the fleet CA and a broker certificate and key
-// (issued from the fleet CA for the server certificate's names) into
-// MosquittoDir for a TLS listener; nil with --insecure-plaintext.
-func (s *Server) writeMosquittoTLS() (*broker.MosquittoTLS, error) {
-	if s.cfg.InsecurePlaintext || s.ca == nil {
+// mosquittoWriter configures the writer of an external Mosquitto's files
+// (nil without Config.MosquittoDir). Its TLS listener gets the fleet CA
+// and a broker certificate and key (the server certificate's); none with
+// --insecure-plaintext.
+func (s *Server) mosquittoWriter() (*mosquitto.Writer, error) {
+	if s.cfg.MosquittoDir == "" {
 		return nil, nil
 	}
-	dir := s.cfg.MosquittoDir
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("mosquitto TLS files: %w", err)
+	listen := "127.0.0.1:1883"
+	if _, rest, ok := strings.Cut(s.cfg.BrokerURL, "://"); ok {
+		listen = rest
+	}
+	w := &mosquitto.Writer{Dir: s.cfg.MosquittoDir, Listen: listen,
+		Server: mosquitto.Account{Username: s.cfg.BrokerUser, Hash: s.serverHash}, Accounts: s.brokerAuth.Accounts}
+	if s.cfg.InsecurePlaintext || s.ca == nil {
+		return w, nil
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(s.srvCert.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("mosquitto TLS key: %w", err)
 	}
-	t := &broker.MosquittoTLS{CAFile: filepath.Join(dir, "ca.pem"), CertFile: filepath.Join(dir, "broker.pem"), KeyFile: filepath.Join(dir, "broker-key.pem")}
-	files := map[string][]byte{
-		t.CAFile:   s.ca.CertPEM,
-		t.CertFile: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srvCert.Certificate[0]}),
-		t.KeyFile:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}
-	for path, b := range files {
-		if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
-			return nil, fmt.Errorf("mosquitto TLS files: %w", err)
-		}
-		if err := os.Rename(path+".tmp", path); err != nil {
-			return nil, fmt.Errorf("mosquitto TLS files: %w", err)
-		}
-	}
-	return t, nil
+	w.TLSFiles = &mosquitto.TLSFiles{CA: s.ca.CertPEM,
+		Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srvCert.Certificate[0]}),
+		Key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})}
+	return w, nil
 }

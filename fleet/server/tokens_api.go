@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
 )
 
@@ -15,22 +16,8 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) (any, error) {
 	return principalFrom(r.Context()), nil
 }
 
-// APITokenRequest is the body of POST /api/v1/tokens.
-type APITokenRequest struct {
-	Name  string     `json:"name"`
-	Scope auth.Scope `json:"scope"`
-	// TTL is a Go duration ("720h"); empty means no expiry.
-	TTL string `json:"ttl,omitempty"`
-}
-
-// APITokenResponse carries a new token's secret (shown once).
-type APITokenResponse struct {
-	Token string     `json:"token"`
-	Info  auth.Token `json:"info"`
-}
-
 func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request) (any, error) {
-	var req APITokenRequest
+	var req apitype.APITokenRequest
 	if err := readJSON(r, &req); err != nil {
 		return nil, err
 	}
@@ -50,7 +37,7 @@ func (s *Server) createAPIToken(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	auditTarget(r.Context(), "token", tok.ID)
 	s.log.Info("API token created", "token_id", tok.ID, "name", tok.Name, "scope", tok.Scope, "by", principalFrom(r.Context()).ID)
-	return APITokenResponse{Token: secret, Info: tok}, nil
+	return apitype.APITokenResponse{Token: secret, Info: tok}, nil
 }
 
 func (s *Server) listAPITokens(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -67,13 +54,6 @@ func (s *Server) revokeAPIToken(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	s.log.Info("API token revoked", "token_id", tok.ID, "name", tok.Name, "by", principalFrom(r.Context()).ID)
 	return tok, nil
-}
-
-// AuditPage is the answer of GET /api/v1/audit: entries newest first and
-// the "before" value of the next page (0: no more).
-type AuditPage struct {
-	Entries []auth.Entry `json:"entries"`
-	Next    uint64       `json:"next,omitempty"`
 }
 
 // auditLog answers GET /api/v1/audit?actor=&method=&route=&since=15m&before=N&limit=N.
@@ -103,5 +83,5 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return AuditPage{Entries: es, Next: next}, nil
+	return apitype.AuditPage{Entries: es, Next: next}, nil
 }

@@ -17,8 +17,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgefleet/edgefleet/fleet/broker"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // counters are the fleet-wide tallies every device adds to.
@@ -77,7 +76,7 @@ func (d *device) connect(ctx context.Context, tlsCfg *tls.Config) error {
 	if d.cfg.BrokerURL != "" {
 		url = d.cfg.BrokerURL
 	}
-	addr, err := broker.ClientAddress(url)
+	addr, err := wire.BrokerAddress(url)
 	if err != nil {
 		return err
 	}

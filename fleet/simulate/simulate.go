@@ -1,7 +1,7 @@
 // Package simulate is the fleet load tool behind `fleetctl simulate`: it
 // enrolls N simulated devices through the public enrollment API, connects
 // each with its own real MQTT session (paho, persistent session, Last Will)
-// and speaks the agent's protocol (fleet/wire): telemetry batches with
+// and speaks the agent's protocol (wire): telemetry batches with
 // sequence numbers and cumulative acks resent after an ack timeout, status,
 // jobs/get, job updates, and install jobs that download the signed target
 // from the update repository over HTTP and check its length and sha256. It
@@ -23,11 +23,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Config configures a simulation run.
@@ -58,7 +58,7 @@ type Config struct {
 	ModelID, BaseVersion string
 	// Rollout, if set, is created RolloutAfter after every device connected
 	// and followed until it ends (or RolloutTimeout passes).
-	Rollout        *server.RolloutRequest
+	Rollout        *apitype.RolloutRequest
 	RolloutAfter   time.Duration
 	RolloutTimeout time.Duration
 	// DrainTimeout bounds the wait for outstanding acks after Duration.

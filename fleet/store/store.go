@@ -1,9 +1,10 @@
 // Package store is the fleet server's persistence seam: a small transactional
-// key-value interface with a bbolt implementation (the default, one file in
-// the data dir) and an in-memory one, both passing storetest.Run. A
-// server-grade implementation (PostgreSQL: one table of bucket, key, value
-// with serializable transactions) can follow behind the same interface; see
-// docs/scale-out.md.
+// key-value interface with a bbolt implementation (fleet/store/boltstore, the
+// default, one file in the data dir) and an in-memory one, both passing
+// storetest.Run. This package links no database engine, so the packages
+// whose types the API returns (registry, rollout, telemetry, auth) stay
+// light for API clients. The PostgreSQL implementation for replicas is
+// fleet/store/postgres; see docs/scale-out.md.
 package store
 
 import (

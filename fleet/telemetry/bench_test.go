@@ -8,7 +8,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // BenchmarkDrift24h is one drift query over a day of per-minute rollups

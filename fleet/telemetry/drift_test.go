@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // monitoring is a record's distributions: n predictions with their
@@ -43,7 +43,7 @@ func monRec(seq uint64, at time.Time, version string, m *wire.Monitoring) wire.T
 func TestDriftAgainstBaselineAndReference(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	db, err := store.OpenBolt(filepath.Join(t.TempDir(), "fleet.db"))
+	db, err := boltstore.Open(filepath.Join(t.TempDir(), "fleet.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/drift"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // RecordsBucket is the store bucket of the raw records; their keys start

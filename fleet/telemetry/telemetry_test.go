@@ -12,7 +12,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 func rec(seq uint64, at time.Time, version string, req, errs uint64, p95 float64) wire.TelemetryRecord {

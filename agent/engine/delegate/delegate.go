@@ -38,6 +38,12 @@ const (
 	KindPlugin Kind = "plugin"
 )
 
+// XNNPACKQuantized is the xnnpack delegate's one option: "true" lets
+// XNNPACK run 8-bit quantized operators (TFLITE_XNNPACK_DELEGATE_FLAG_QS8
+// and _QU8), which TensorFlow Lite before 2.10 leaves to its builtin
+// kernels unless asked; later versions enable them by default.
+const XNNPACKQuantized = "quantized"
+
 // Limits on --delegate-option values: they end up as C strings.
 const (
 	MaxOptions     = 64
@@ -151,10 +157,12 @@ func Resolve(name string, opts []Option, info hardware.Info) (Spec, error) {
 		}
 		return Spec{Name: string(KindNone), Kind: KindNone}, nil
 	case string(KindXNNPACK):
-		if len(opts) > 0 {
-			return Spec{}, fmt.Errorf("%w: the xnnpack delegate takes no --delegate-option (its threads follow the serving threads)", ErrBadOption)
+		for _, o := range opts {
+			if o.Key != XNNPACKQuantized || (o.Value != "true" && o.Value != "false") {
+				return Spec{}, fmt.Errorf("%w: the xnnpack delegate takes only --delegate-option %s=true|false (its threads follow the serving threads), not %q", ErrBadOption, XNNPACKQuantized, o.String())
+			}
 		}
-		return Spec{Name: name, Kind: KindXNNPACK}, nil
+		return Spec{Name: name, Kind: KindXNNPACK, Options: opts}, nil
 	case hardware.VariantEdgeTPU:
 		lib := info.EdgeTPULibrary
 		if lib == "" {

@@ -57,6 +57,8 @@ func TestResolve(t *testing.T) {
 		{"none", bare, opt, "", "", 0, ErrBadOption},
 		{"xnnpack", bare, nil, KindXNNPACK, "", 0, nil},
 		{"xnnpack", bare, opt, "", "", 0, ErrBadOption},
+		{"xnnpack", bare, []Option{{XNNPACKQuantized, "true"}}, KindXNNPACK, "", 1, nil},
+		{"xnnpack", bare, []Option{{XNNPACKQuantized, "yes"}}, "", "", 0, ErrBadOption},
 		{"edgetpu", coral, opt, KindPlugin, "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1", 1, nil},
 		{"edgetpu", bare, nil, KindPlugin, "libedgetpu.so.1", 0, nil},
 		{"gpu", coral, nil, KindPlugin, "/usr/lib/aarch64-linux-gnu/libarmnnDelegate.so", 1, nil},

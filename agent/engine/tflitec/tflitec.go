@@ -155,17 +155,63 @@ static int ef_tensor_copy_from(ef_api* a, void* t, const void* d, size_t n) { re
 static int ef_tensor_copy_to(ef_api* a, const void* t, void* d, size_t n) { return a->TensorCopyToBuffer(t, d, n); }
 
 // TfLiteXNNPackDelegateOptionsDefault returns a struct whose size grew over
-// TensorFlow Lite versions; it is always larger than 16 bytes, so every
-// supported ABI returns it through a caller-provided buffer, and a buffer
-// larger than any version's struct is safe. num_threads is its first field.
-typedef struct { int32_t num_threads; char rest[1020]; } ef_xnnpack_options;
-typedef ef_xnnpack_options (*ef_xnnpack_default_fn)(void);
+// TensorFlow Lite versions: {num_threads} (4 bytes, before 2.7),
+// {num_threads, flags} (8 bytes, 2.7-2.9), + weights_cache (16 bytes,
+// 2.10-2.11), then more fields. The C ABIs return small structs in
+// registers and larger ones through a buffer whose address the caller
+// passes (x86-64, 32-bit Arm, RISC-V: as a hidden first argument; arm64: in
+// x8), so no single C declaration is right for every version (with 2.9's
+// 8-byte struct, a 1 KiB declaration read stack garbage as flags and
+// XNNPACK refused every model). ef_xnnpack_defaults calls it once, passing
+// a sentinel-filled buffer where a large struct's address goes and keeping
+// the first return register: a register-returning version leaves the
+// buffer untouched and its num_threads and flags (the leading fields of
+// every version) are in that register; a memory-returning version fills the
+// buffer. Later fields of the register-sized versions stay zero, which is
+// their default (weights_cache NULL).
+typedef struct { int32_t num_threads; uint32_t flags; char rest[1016]; } ef_xnnpack_options;
 
-static void* ef_xnnpack_create(ef_api* a, int32_t threads) {
+static uint64_t ef_call_with_result_buffer(void* fn, void* buf) {
+#if defined(__aarch64__)
+	register void* x8 __asm__("x8") = buf;
+	register uint64_t x0 __asm__("x0");
+	__asm__ volatile("blr %[fn]"
+		: "=r"(x0), "+r"(x8)
+		: [fn] "r"(fn)
+		: "x1", "x2", "x3", "x4", "x5", "x6", "x7", "x9", "x10", "x11", "x12", "x13", "x14", "x15",
+		  "x16", "x17", "x18", "x30", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17",
+		  "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30",
+		  "v31", "cc", "memory");
+	return x0;
+#else
+	return ((uint64_t (*)(void*))fn)(buf);
+#endif
+}
+
+// ef_xnnpack_defaults fills o; it returns 1 when the options came back in
+// registers, 0 when through memory.
+static int ef_xnnpack_defaults(ef_api* a, ef_xnnpack_options* o) {
+	memset(o, 0xA5, sizeof *o);
+	uint64_t r = ef_call_with_result_buffer(a->XNNPackOptionsDefault, o);
+	static const unsigned char sentinel[16] = {0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5,0xA5};
+	if (memcmp(o, sentinel, sizeof sentinel) != 0) return 0;
+	memset(o, 0, sizeof *o);
+	memcpy(o, &r, sizeof r);
+	return 1;
+}
+
+// ef_xnnpack_create creates the delegate with the library's defaults,
+// num_threads = threads and, when extra_flags != 0, those flag bits added
+// (TFLITE_XNNPACK_DELEGATE_FLAG_QS8 = 1, _QU8 = 2: quantized operators,
+// opt-in before TensorFlow Lite 2.10).
+static void* ef_xnnpack_create(ef_api* a, int32_t threads, uint32_t extra_flags, uint32_t* flags_out) {
 	if (a->XNNPackCreate == NULL || a->XNNPackDelete == NULL) return NULL;
 	if (a->XNNPackOptionsDefault == NULL) return a->XNNPackCreate(NULL);
-	ef_xnnpack_options o = ((ef_xnnpack_default_fn)a->XNNPackOptionsDefault)();
-	o.num_threads = threads;
+	ef_xnnpack_options o;
+	ef_xnnpack_defaults(a, &o);
+	o.num_threads = threads > 1 ? threads : 0; // as TensorFlow Lite does: no thread pool for one thread
+	o.flags |= extra_flags;
+	*flags_out = o.flags;
 	return a->XNNPackCreate(&o);
 }
 static void ef_xnnpack_delete(ef_api* a, void* d) { a->XNNPackDelete(d); }
@@ -175,6 +221,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"unsafe"
@@ -190,7 +237,41 @@ var (
 	ErrBadLibrary = errors.New("incompatible libtensorflowlite_c")
 	// ErrNoXNNPACK: the library does not export the XNNPACK delegate.
 	ErrNoXNNPACK = errors.New("libtensorflowlite_c has no XNNPACK delegate")
+	// ErrDelegateRejected: an interpreter could not be created because a
+	// delegate failed to take the graph (TensorFlow Lite reported a
+	// delegate error); without the delegate the model may still run.
+	ErrDelegateRejected = errors.New("delegate could not be applied")
 )
+
+// dedupe shortens TensorFlow Lite's "; "-joined error log: messages that
+// differ only in their numbers (one per tensor or node) are kept once, the
+// first of them, with how many there were, in order of first appearance.
+func dedupe(log string) string {
+	if log == "" {
+		return ""
+	}
+	var order []string
+	first := map[string]string{}
+	count := map[string]int{}
+	for _, m := range strings.Split(log, "; ") {
+		k := digits.ReplaceAllString(m, "#")
+		if count[k] == 0 {
+			order = append(order, k)
+			first[k] = m
+		}
+		count[k]++
+	}
+	out := make([]string, len(order))
+	for i, k := range order {
+		out[i] = first[k]
+		if n := count[k]; n > 1 {
+			out[i] += fmt.Sprintf(" (%d such messages)", n)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 // Lib is a loaded libtensorflowlite_c. It stays loaded for the life of the
 // process.
@@ -305,12 +386,16 @@ func (m *Model) NewInterpreter(threads int, delegates []unsafe.Pointer) (*Interp
 	}
 	ip := C.ef_interpreter_create(m.lib.api, m.m, C.int32_t(max(1, threads)), arr, C.int(len(delegates)), log)
 	if ip == nil {
-		msg := C.GoString(&log.buf[0])
+		msg := dedupe(C.GoString(&log.buf[0]))
 		C.free(unsafe.Pointer(log))
 		if msg == "" {
 			msg = "no message"
 		}
-		return nil, fmt.Errorf("tflite: cannot create an interpreter: %s", msg)
+		err := fmt.Errorf("tflite: cannot create an interpreter: %s", msg)
+		if len(delegates) > 0 && strings.Contains(msg, "delegate") {
+			err = fmt.Errorf("%w: %w", ErrDelegateRejected, err)
+		}
+		return nil, err
 	}
 	return &Interpreter{lib: m.lib, ip: ip, log: log}, nil
 }
@@ -434,19 +519,38 @@ func (t Tensor) CopyTo(b []byte) error {
 type XNNPACK struct {
 	lib *Lib
 	d   unsafe.Pointer
+	// Flags are the delegate flags it was created with (the library's
+	// defaults plus those asked for).
+	Flags uint32
 }
 
 // NewXNNPACK creates an XNNPACK delegate with threads threads. Errors wrap
 // ErrNoXNNPACK when the library does not export it.
 func (l *Lib) NewXNNPACK(threads int) (*XNNPACK, error) {
-	d := C.ef_xnnpack_create(l.api, C.int32_t(max(1, threads)))
+	return l.NewXNNPACKFlags(threads, 0)
+}
+
+// XNNPACK delegate flags (TFLITE_XNNPACK_DELEGATE_FLAG_*).
+const (
+	// XNNPACKQS8 lets XNNPACK run signed 8-bit quantized operators.
+	XNNPACKQS8 = 1
+	// XNNPACKQU8 lets XNNPACK run unsigned 8-bit quantized operators.
+	XNNPACKQU8 = 2
+)
+
+// NewXNNPACKFlags is NewXNNPACK with flag bits added to the library's
+// default flags (e.g. XNNPACKQS8|XNNPACKQU8: quantized operators, which
+// TensorFlow Lite before 2.10 leaves to its builtin kernels unless asked).
+func (l *Lib) NewXNNPACKFlags(threads int, flags uint32) (*XNNPACK, error) {
+	var got C.uint32_t
+	d := C.ef_xnnpack_create(l.api, C.int32_t(max(1, threads)), C.uint32_t(flags), &got)
 	if d == nil && l.api.XNNPackCreate != nil && l.api.XNNPackDelete != nil {
 		return nil, fmt.Errorf("tflite: %s: TfLiteXNNPackDelegateCreate returned no delegate", l.Path)
 	}
 	if d == nil {
 		return nil, fmt.Errorf("%w: %s does not export TfLiteXNNPackDelegateCreate/Delete (TensorFlow Lite builds with XNNPACK apply it to float models by themselves: use --delegate none)", ErrNoXNNPACK, l.Path)
 	}
-	return &XNNPACK{lib: l, d: d}, nil
+	return &XNNPACK{lib: l, d: d, Flags: uint32(got)}, nil
 }
 
 // Ptr is the TfLiteDelegate pointer.

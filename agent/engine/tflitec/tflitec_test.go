@@ -75,10 +75,43 @@ func TestRealLibrary(t *testing.T) {
 	if err := ip.Output(0).CopyTo(out); err != nil || len(out) != 12 {
 		t.Errorf("output: %d bytes, %v", len(out), err)
 	}
+	// The XNNPACK defaults are read per the version's return convention:
+	// only known flag bits (a wrong convention reads stack garbage), and
+	// the requested ones added.
+	x, err := l.NewXNNPACK(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Flags >= 1<<8 {
+		t.Errorf("XNNPACK default flags %#x: not flags, garbage", x.Flags)
+	}
+	x.Close()
+	x, err = l.NewXNNPACKFlags(2, XNNPACKQS8|XNNPACKQU8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Flags&3 != 3 || x.Flags >= 1<<8 {
+		t.Errorf("XNNPACK flags %#x, want QS8|QU8 added to the defaults", x.Flags)
+	}
+	x.Close()
 	if err := ip.ResizeInput(0, []int{3, 4}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ip.AllocateTensors(); err != nil || ip.Input(0).ByteSize() != 48 {
 		t.Errorf("batch 3: %d bytes, %v", ip.Input(0).ByteSize(), err)
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"", ""},
+		{"one", "one"},
+		{"a; b; a", "a (2 such messages); b"},
+		{"quantized_dimension must be in range [0, 1). Was 3.; Tensor 33 has invalid quantization parameters.; quantized_dimension must be in range [0, 1). Was 3.; Tensor 36 has invalid quantization parameters.",
+			"quantized_dimension must be in range [0, 1). Was 3. (2 such messages); Tensor 33 has invalid quantization parameters. (2 such messages)"},
+	} {
+		if got := dedupe(c.in); got != c.want {
+			t.Errorf("dedupe(%q) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

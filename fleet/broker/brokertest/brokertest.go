@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 )
 
 // MosquittoPath is the Debian package's broker binary.
@@ -35,7 +36,7 @@ func NewAccounts(t testing.TB, serverUser, serverPassword string) *Accounts {
 
 // Add registers a user (a device unless it is the server user).
 func (a *Accounts) Add(t testing.TB, user, password string) {
-	h, err := broker.HashPassword(password)
+	h, err := mosquitto.HashPassword(password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func (a *Accounts) Authenticate(user, password string) (broker.Principal, bool) 
 	a.mu.Lock()
 	h, ok := a.hashes[user]
 	a.mu.Unlock()
-	if !ok || !broker.VerifyPassword(h, password) {
+	if !ok || !mosquitto.VerifyPassword(h, password) {
 		return broker.Principal{}, false
 	}
 	if user == a.server {
@@ -59,16 +60,16 @@ func (a *Accounts) Authenticate(user, password string) (broker.Principal, bool) 
 }
 
 // Files renders Mosquitto files for the accounts.
-func (a *Accounts) Files(t testing.TB, dir, listen string) broker.MosquittoFiles {
+func (a *Accounts) Files(t testing.TB, dir, listen string) mosquitto.Files {
 	a.mu.Lock()
-	o := broker.MosquittoOptions{Dir: dir, Listen: listen, Server: broker.Account{Username: a.server, Hash: a.hashes[a.server]}}
+	o := mosquitto.Options{Dir: dir, Listen: listen, Server: mosquitto.Account{Username: a.server, Hash: a.hashes[a.server]}}
 	for u, h := range a.hashes {
 		if u != a.server {
-			o.Devices = append(o.Devices, broker.Account{Username: u, Hash: h})
+			o.Devices = append(o.Devices, mosquitto.Account{Username: u, Hash: h})
 		}
 	}
 	a.mu.Unlock()
-	f, err := broker.GenerateMosquitto(o)
+	f, err := mosquitto.Generate(o)
 	if err != nil {
 		t.Fatal(err)
 	}

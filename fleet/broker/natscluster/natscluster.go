@@ -31,7 +31,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // NodeConfig configures one node.

@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/wire"
+	"github.com/edgefleet/edgefleet/wire"
 )
 
 // placement maps each telemetry record (device id) to the physical table

@@ -9,6 +9,9 @@
  *   fail=MSG              report MSG and return NULL
  *   null_prepare=1        return a delegate without Prepare (unusable)
  *   destroy_marker=PATH   write "destroyed" to PATH when destroyed
+ *   prepare_error=1       Prepare fails (a delegate that cannot take the
+ *                         graph: TensorFlow Lite's interpreter creation
+ *                         fails with a delegate error)
  * Every option is echoed as "key=value;" into the string at data_.
  * Built with -DNO_DESTROY it lacks tflite_plugin_destroy_delegate. */
 #include <stdint.h>
@@ -28,6 +31,7 @@ typedef struct TestDelegate {
 } TestDelegate;
 
 static int prepare(void* context, TestDelegate* delegate) { return 0; /* kTfLiteOk */ }
+static int prepare_error(void* context, TestDelegate* delegate) { return 1; /* kTfLiteError */ }
 
 TestDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n, void (*report_error)(const char*)) {
 	TestDelegate* d = calloc(1, sizeof *d);
@@ -47,6 +51,7 @@ TestDelegate* tflite_plugin_create_delegate(char** keys, char** values, size_t n
 			return NULL;
 		}
 		if (strcmp(keys[i], "null_prepare") == 0) d->Prepare = NULL;
+		if (strcmp(keys[i], "prepare_error") == 0) d->Prepare = prepare_error;
 		if (strcmp(keys[i], "destroy_marker") == 0) d->marker = strdup(values[i]);
 	}
 	d->data_ = echo;

@@ -1,4 +1,4 @@
-package broker
+package mosquitto
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,6 @@
-package store
+// Package boltstore is the default fleet store: one bbolt file in the data
+// dir, passing storetest.Run like every store.Store.
+package boltstore
 
 import (
 	"bytes"
@@ -8,18 +10,20 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/edgefleet/edgefleet/fleet/store"
 )
 
-// Bolt is a Store in one bbolt file. Update transactions from concurrent
+// Store is a store.Store in one bbolt file. Update transactions from concurrent
 // callers are group-committed: bbolt's Batch runs many of them in one
 // write transaction with one fsync (see Update).
-type Bolt struct{ db *bolt.DB }
+type Store struct{ db *bolt.DB }
 
-// ErrLocked is returned by OpenBolt when another process holds the file.
+// ErrLocked is returned by Open when another process holds the file.
 var ErrLocked = errors.New("store file is locked by another process")
 
-// BoltOptions tunes OpenBoltWith.
-type BoltOptions struct {
+// Options tunes OpenWith.
+type Options struct {
 	// LockTimeout is how long to wait for another process's lock on the
 	// file (default 5 s).
 	LockTimeout time.Duration
@@ -29,13 +33,13 @@ type BoltOptions struct {
 	MaxBatchDelay time.Duration
 }
 
-// OpenBolt opens (creating if needed) the bbolt file at path.
-func OpenBolt(path string) (*Bolt, error) { return OpenBoltWith(path, BoltOptions{}) }
+// Open opens (creating if needed) the bbolt file at path.
+func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
 
-// OpenBoltWith opens the bbolt file at path with options. A file held by
+// OpenWith opens the bbolt file at path with options. A file held by
 // another process (a second fleet-server on the same data dir) gives
 // ErrLocked after LockTimeout.
-func OpenBoltWith(path string, o BoltOptions) (*Bolt, error) {
+func OpenWith(path string, o Options) (*Store, error) {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = 5 * time.Second
 	}
@@ -55,30 +59,30 @@ func OpenBoltWith(path string, o BoltOptions) (*Bolt, error) {
 	if o.MaxBatchDelay > 0 {
 		db.MaxBatchDelay = o.MaxBatchDelay
 	}
-	return &Bolt{db: db}, nil
+	return &Store{db: db}, nil
 }
 
-// View implements Store.
-func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
+// View implements store.Store.
+func (b *Store) View(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-// Update implements Store. Concurrent updates are group-committed through
+// Update implements store.Store. Concurrent updates are group-committed through
 // bbolt's Batch: they share one write transaction and one fsync, each is
 // still atomic (an fn that fails is rolled back and retried alone), and fn
 // may run more than once, so it must only depend on what it reads in tx.
-func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
+func (b *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return b.db.Batch(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
-// Close implements Store; closing a nil or closed store is a no-op.
-func (b *Bolt) Close() error {
+// Close implements store.Store; closing a nil or closed store is a no-op.
+func (b *Store) Close() error {
 	if b == nil || b.db == nil {
 		return nil
 	}
@@ -90,11 +94,11 @@ type boltTx struct{ tx *bolt.Tx }
 func (t boltTx) Get(bucket, key string) ([]byte, error) {
 	bk := t.tx.Bucket([]byte(bucket))
 	if bk == nil {
-		return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		return nil, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
 	}
 	v := bk.Get([]byte(key))
 	if v == nil {
-		return nil, fmt.Errorf("%s/%s: %w", bucket, key, ErrNotFound)
+		return nil, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
 	}
 	return bytes.Clone(v), nil
 }

@@ -4,8 +4,9 @@
 // (every payload has "v":1), the enrollment request and response, and the
 // jobs state machine.
 //
-// It is the only fleet package the agent imports, so it depends on the
-// standard library alone. Every decoder is strict: unknown fields, a wrong
+// It sits beside agent/ and fleet/ (neither side owns the contract): the
+// agent imports nothing under fleet/, and wire depends on the standard
+// library alone. Every decoder is strict: unknown fields, a wrong
 // version, trailing data, oversized payloads and invalid values are rejected
 // with an error naming the payload, the field and what was expected.
 package wire

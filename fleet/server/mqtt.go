@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgefleet/edgefleet/fleet/broker"
+	"github.com/edgefleet/edgefleet/fleet/ingest"
+	"github.com/edgefleet/edgefleet/fleet/registry"
+	"github.com/edgefleet/edgefleet/fleet/rollout"
+	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/wire"
+)
+
+// mqttHandler is the server's side of the device message plane: it queues
+// the devices' messages from the transport or the NATS consumer (ingest.go),
+// handles status, telemetry, job updates and jobs/get, keeps presence and
+// liveness, and sends devices their jobs (rollout.Notifier). The Server
+// wires it: it owns the broker, the transports and the rollout controller.
+type mqttHandler struct {
+	reg   *registry.Registry
+	tel   *telemetry.Store
+	mgr   *rollout.Manager // set once the manager exists (it notifies through the handler)
+	clock rollout.Clock
+	log   *slog.Logger
+	// kick brings the rollout controller's next tick forward; sign signs
+	// a job for a device; publishAck sends a telemetry ack (cluster.go).
+	kick       func()
+	sign       func(deviceID string, j wire.Job) (wire.Job, error)
+	publishAck func(topic string, payload []byte)
+	// onEvent is Config.OnBrokerEvent; inProcess is set with the embedded
+	// broker (its publishing devices wait while the queue is full).
+	onEvent   func(broker.ClientEvent)
+	inProcess bool
+
+	mqtt   broker.Transport // in-process with the embedded broker, else an MQTT client
+	ingest *ingest.Pipeline
+	msgs   *prometheus.CounterVec
+	bad    prometheus.Counter
+	seen   seen
+}
+
+func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clock rollout.Clock, log *slog.Logger) *mqttHandler {
+	return &mqttHandler{reg: reg, tel: tel, clock: clock, log: log,
+		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"}),
+		bad:  prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."}),
+		seen: seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})}}
+}
+
+func (h *mqttHandler) publish(topic string, v any) error {
+	b, err := wire.Encode(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return h.mqtt.Publish(ctx, topic, b)
+}
+
+// NotifyJobs publishes the device's pending jobs (rollout.Notifier).
+func (h *mqttHandler) NotifyJobs(ctx context.Context, deviceID string) error {
+	pending, err := h.reg.Jobs.Pending(ctx, deviceID)
+	if err != nil {
+		return err
+	}
+	n := wire.JobNotify{V: wire.Version, DeviceID: deviceID, Jobs: []wire.Job{}}
+	for _, j := range pending {
+		sj, err := h.sign(deviceID, j.Job)
+		if err != nil {
+			return err
+		}
+		n.Jobs = append(n.Jobs, sj)
+	}
+	return h.publish(wire.JobsNotifyTopic(deviceID), n)
+}
+
+func (h *mqttHandler) handle(ctx context.Context, t wire.Topic, payload []byte) error {
+	now := h.clock.Now()
+	switch t.Kind {
+	case wire.KindStatus:
+		st, err := wire.DecodeStatus(payload)
+		if err != nil {
+			return err
+		}
+		if st.DeviceID != t.DeviceID {
+			return fmt.Errorf("status for %s on %s's topic", st.DeviceID, t.DeviceID)
+		}
+		connected, known := h.connState(t.DeviceID) // embedded broker: presence is the connection state
+		err = h.reg.Devices.Update(ctx, t.DeviceID, func(d *registry.Device) error {
+			d.Presence = st.State
+			if known && connected {
+				d.Presence = wire.Online
+			} else if known {
+				d.Presence = wire.Offline
+			}
+			d.LastSeen = now
+			if st.State == wire.Online {
+				if st.AgentVersion != "" {
+					d.AgentVersion = st.AgentVersion
+				}
+				if st.Hardware != nil {
+					d.Hardware = *st.Hardware
+				}
+				if st.Models != nil {
+					d.Models = st.Models
+				}
+			}
+			return nil
+		})
+		if errors.Is(err, registry.ErrNotFound) {
+			return nil // deleted device's retained status
+		}
+		h.kick()
+		return err
+	case wire.KindTelemetry:
+		return h.handleTelemetry(ctx, t, payload, now) // ingest.go
+	case wire.KindJobUpdate:
+		u, err := wire.DecodeJobUpdate(payload)
+		if err != nil {
+			return err
+		}
+		if u.DeviceID != t.DeviceID || u.JobID != t.JobID {
+			return fmt.Errorf("job update %s/%s on topic of %s/%s", u.DeviceID, u.JobID, t.DeviceID, t.JobID)
+		}
+		_, changed, err := h.reg.Jobs.Update(ctx, t.DeviceID, t.JobID, u.State, u.Reason)
+		if err != nil {
+			return err
+		}
+		if changed && u.State.Terminal() {
+			h.kick()
+			// Tell the device what is still pending (confirms the update).
+			return h.NotifyJobs(ctx, t.DeviceID)
+		}
+		return nil
+	case wire.KindJobsGet:
+		g, err := wire.DecodeJobsGet(payload)
+		if err != nil {
+			return err
+		}
+		if g.DeviceID != t.DeviceID {
+			return fmt.Errorf("jobs/get for %s on %s's topic", g.DeviceID, t.DeviceID)
+		}
+		return h.NotifyJobs(ctx, t.DeviceID)
+	}
+	return fmt.Errorf("devices do not publish %s", t.Kind)
+}
