@@ -140,6 +140,10 @@ func NewContext(r quant.Rounding, threads int) *Context {
 // without parking.
 func (c *Context) SetActive(on bool) { c.pool.SetActive(on) }
 
+// ChunksRun returns how many chunks of split nodes worker w (0 is the
+// goroutine calling Invoke) has run so far, for profiles.
+func (c *Context) ChunksRun(w int) int64 { return c.pool.ChunksRun(w) }
+
 // Close stops the context's worker pool; kernels then run on the calling
 // goroutine only. It is idempotent.
 func (c *Context) Close() {

@@ -6,14 +6,31 @@ import (
 	"time"
 )
 
-// MinParallelMACs is the work (multiply-accumulates, or comparable element
-// operations) below which a node runs on the calling goroutine alone:
-// waking a parked worker costs microseconds, a good part of what a node of
-// this size takes on one core with the SIMD kernels. Chosen with
-// BenchmarkParallel and BenchmarkModelThreads (package inference) on the
-// small conformance models (person_detect, mobilenet_v1_0.25_128_quant,
-// micro_speech), which must not get slower with two threads.
+// MinParallelMACs is the work (multiply-accumulates of the SIMD GEMM, or
+// the same time of other kernels, see TapCost and ElementCost) below which
+// a node runs on the calling goroutine alone: handing chunks to a worker
+// costs a few microseconds when it is parked, about one when it is
+// polling, a good part of what a node of this size takes on one core.
+// Chosen with BenchmarkParallel and BenchmarkModelThreads (package
+// inference) on the small conformance models (person_detect,
+// mobilenet_v1_0.25_128_quant, micro_speech), which must not get slower
+// with two threads.
 const MinParallelMACs = 1_000_000
+
+// Costs of one unit of other kernels' work in GEMM multiply-accumulates
+// (measured single-threaded with BenchmarkNodeProfile on MobileNet v2,
+// amd64 AVX-512: about 0.01 ns per GEMM MAC), so that Parallel compares
+// like with like: a depthwise layer does a tenth of a pointwise layer's
+// multiply-accumulates in the same time.
+const (
+	// TapCost is one multiply-accumulate of a depthwise convolution
+	// (about 0.08 ns).
+	TapCost = 8
+	// ElementCost is one element of an elementwise op, a pooling window
+	// tap or a quantization (table look-ups, requantization: about
+	// 0.3-0.5 ns).
+	ElementCost = 40
+)
 
 // An idle worker polls for the next job, yielding to other goroutines,
 // for up to activeSpin while the interpreter is inside an Invoke
@@ -70,38 +87,91 @@ func Parallel[D any](ctx *Context, threads int, work int64, total, minChunk int,
 
 // Pool is a set of persistent worker goroutines that run the chunks of
 // one node at a time for an interpreter (intra-op parallelism). Run does
-// not allocate: workers spin briefly, then park on a channel between
+// not allocate: workers poll briefly, then park on a channel between
 // jobs. A Pool is used by one goroutine at a time; Close stops it.
+//
+// A job's range is cut into chunks, and the chunks into one contiguous
+// part per worker: worker w runs its own part from the front, then takes
+// chunks from the back of the others' parts. So with every worker on time
+// each one handles the same share of every node (the rows it wrote in one
+// node are the rows it reads in the next: they stay in its core's cache),
+// and a worker that is late (parked, or descheduled by a busy machine)
+// costs nothing: the others run its chunks. The caller never waits for a
+// worker that has not started: workers join a job when they see it
+// (inside counts them) and Run waits only for chunks to finish, plus, at
+// the start of the next job, for workers still leaving the previous one.
 type Pool struct {
 	helpers []*poolWorker
-	// The job, written by Run before it publishes a new sequence number.
+	// The job, written by Run while seq is odd (no worker inside).
 	fn, data any
 	call     ChunkCaller
 	total    int
-	step     int
+	unit     int // minChunk
+	units    int // ceil(total / unit)
+	threads  int
 	nChunks  int64
+	parts    []part
 	_        [64]byte
-	next     atomic.Int64 // next chunk to take
+	seq      atomic.Uint64 // even: job published; odd: Run is writing one
+	closed   atomic.Bool   // Close may run on a cleanup goroutine
+	active   atomic.Bool   // inside an Invoke: workers poll longer
+	_        [48]byte
+	inside   atomic.Int32 // workers that joined the current job
+	_        [60]byte
+	finished atomic.Int64 // chunks done
 	_        [56]byte
-	pending  atomic.Int32 // helpers still working on the job
-	waiting  atomic.Bool  // the caller is parked on done
-	active   atomic.Bool  // inside an Invoke: workers poll longer
-	closed   atomic.Bool  // Close may run on a cleanup goroutine
+	waiting  atomic.Bool // the caller is parked on done
 	done     chan struct{}
 	timer    *time.Timer // bounds each park of the caller (see park)
-	seq      uint32
+}
+
+// part is one worker's share of a job's chunks, [lo, hi) packed in one
+// word (lo in the high half) so that the owner (from the front) and the
+// others (from the back) take chunks with one compare-and-swap.
+type part struct {
+	v atomic.Uint64
+	// ran counts the chunks the part's worker ran (any part's), for
+	// profiles (Context.ChunksRun).
+	ran atomic.Int64
+	_   [48]byte
+}
+
+func (q *part) set(lo, hi int64) { q.v.Store(uint64(lo)<<32 | uint64(hi)) }
+
+// front takes the first chunk left, if any.
+func (q *part) front() (int64, bool) {
+	for {
+		v := q.v.Load()
+		lo, hi := int64(v>>32), int64(v&0xffffffff)
+		if lo >= hi {
+			return 0, false
+		}
+		if q.v.CompareAndSwap(v, uint64(lo+1)<<32|uint64(hi)) {
+			return lo, true
+		}
+	}
+}
+
+// back takes the last chunk left, if any.
+func (q *part) back() (int64, bool) {
+	for {
+		v := q.v.Load()
+		lo, hi := int64(v>>32), int64(v&0xffffffff)
+		if lo >= hi {
+			return 0, false
+		}
+		if q.v.CompareAndSwap(v, uint64(lo)<<32|uint64(hi-1)) {
+			return hi - 1, true
+		}
+	}
 }
 
 type poolWorker struct {
-	seq      atomic.Uint32 // job sequence to run; stopSeq stops the worker
 	sleeping atomic.Bool
 	wake     chan struct{}
 	timer    *time.Timer // bounds each park (see poolWorker.park)
-	_        [40]byte
+	_        [48]byte
 }
-
-// stopSeq tells a worker to exit.
-const stopSeq = ^uint32(0)
 
 // NewPool starts threads-1 worker goroutines (the caller of Run is the
 // first worker). It returns nil for threads <= 1.
@@ -109,7 +179,7 @@ func NewPool(threads int) *Pool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer()}
+	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads)}
 	for i := 1; i < threads; i++ {
 		h := &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()}
 		p.helpers = append(p.helpers, h)
@@ -142,55 +212,80 @@ func (p *Pool) Close() {
 		return
 	}
 	for _, h := range p.helpers {
-		h.seq.Store(stopSeq)
-		if h.sleeping.CompareAndSwap(true, false) {
-			h.wake <- struct{}{}
-		}
+		h.wakeUp()
 	}
 }
 
+// ChunksRun returns how many chunks worker w (0 is the caller of Run)
+// has run in split jobs so far, for profiles.
+func (p *Pool) ChunksRun(w int) int64 {
+	if p == nil || w < 0 || w >= len(p.parts) {
+		return 0
+	}
+	return p.parts[w].ran.Load()
+}
+
+// wakeUp wakes the worker if it is parked (or about to park).
+func (h *poolWorker) wakeUp() {
+	if h.sleeping.Load() && h.sleeping.CompareAndSwap(true, false) {
+		h.wake <- struct{}{}
+	}
+}
+
+// chunksPerThread is how many chunks each thread's part of a job has (at
+// most): enough for the others to even out a thread that is late or slowed
+// down, few enough that each chunk is a long run of a kernel's inner loop.
+const chunksPerThread = 4
+
 // Run calls call.CallChunk(fn, data, worker, lo, hi) over [0, total) in
-// chunks of at least minChunk, on up to threads goroutines including the
-// caller (worker 0), and returns when all chunks are done. The range is
-// cut into a few chunks per thread, taken in turn, so that a thread slowed
-// down by other processes does not hold the others up.
+// chunks of at least minChunk (whole multiples of it but the last), on up
+// to threads goroutines including the caller (worker 0), and returns when
+// all chunks are done.
 func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller) {
 	threads = min(threads, len(p.helpers)+1)
 	if threads <= 1 || p.closed.Load() {
 		call.CallChunk(fn, data, 0, 0, total)
 		return
 	}
+	// Units of minChunk (kernels tile by it: no chunk but the last ends
+	// in a partial tile), dealt out as evenly as whole units allow.
 	minChunk = max(minChunk, 1)
-	nChunks := min(4*threads, max(1, total/minChunk))
-	// Whole multiples of minChunk (kernels tile by it), so no chunk but
-	// the last ends in a partial tile.
-	step := ((total+nChunks-1)/nChunks + minChunk - 1) / minChunk * minChunk
-	p.fn, p.data, p.call = fn, data, call
-	p.total, p.step, p.nChunks = total, step, int64((total+step-1)/step)
-	p.next.Store(0)
-	helpers := threads - 1
-	p.pending.Store(int32(helpers))
-	p.seq++
-	if p.seq == stopSeq {
-		p.seq = 1
+	units := (total + minChunk - 1) / minChunk
+	nChunks := min(chunksPerThread*threads, units)
+	threads = min(threads, nChunks)
+	if threads <= 1 {
+		call.CallChunk(fn, data, 0, 0, total)
+		return
 	}
-	for _, h := range p.helpers[:helpers] {
-		h.seq.Store(p.seq)
-		if h.sleeping.Load() && h.sleeping.CompareAndSwap(true, false) {
-			h.wake <- struct{}{}
-		}
+	// Close the previous job to late workers, wait for the ones inside to
+	// leave (they found its chunks all taken), then write the new one.
+	seq := p.seq.Load() + 1
+	p.seq.Store(seq)
+	var start time.Time
+	for i := 0; p.inside.Load() != 0; i++ {
+		spinning(&start, i, time.Hour)
+	}
+	p.fn, p.data, p.call = fn, data, call
+	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
+	for w := range threads {
+		p.parts[w].set(int64(w*nChunks/threads), int64((w+1)*nChunks/threads))
+	}
+	p.finished.Store(0)
+	p.seq.Store(seq + 1)
+	for _, h := range p.helpers[:threads-1] {
+		h.wakeUp()
 	}
 	p.chunks(0)
-	// Wait for the helpers: spin, then park.
-	var start time.Time
-	for i := 0; p.pending.Load() != 0; i++ {
+	// Wait for chunks other workers are running: poll, then park.
+	start = time.Time{}
+	for i := 0; p.finished.Load() != p.nChunks; i++ {
 		if spinning(&start, i, waitTime) {
 			continue
 		}
 		p.waiting.Store(true)
-		if p.pending.Load() == 0 {
+		if p.finished.Load() == p.nChunks {
 			if !p.waiting.CompareAndSwap(true, false) {
-				<-p.done // the last helper is sending
+				<-p.done // the last worker is sending
 			}
 			break
 		}
@@ -198,14 +293,13 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 			break
 		}
 	}
-	p.fn, p.data, p.call = nil, nil, nil
 }
 
 // spinning is called on each iteration i of a polling loop: it yields to
 // other goroutines now and then and reports whether the loop should keep
 // polling (false after limit: park).
 func spinning(start *time.Time, i int, limit time.Duration) bool {
-	if i%32 != 31 {
+	if i < spinFirst || i%32 != 31 {
 		return true
 	}
 	runtime.Gosched()
@@ -216,52 +310,90 @@ func spinning(start *time.Time, i int, limit time.Duration) bool {
 	return time.Since(*start) < limit
 }
 
-// chunks takes chunks until none are left.
+// spinFirst is the number of polls (a few hundred nanoseconds) made
+// before the first yield: a job that follows at once is taken without a
+// trip through the scheduler.
+const spinFirst = 256
+
+// chunks runs the chunks of the worker's own part, then takes the other
+// parts' chunks from their ends until none are left.
 func (p *Pool) chunks(worker int) {
 	for {
-		i := p.next.Add(1) - 1
-		if i >= p.nChunks {
-			return
+		i, ok := p.parts[worker].front()
+		if !ok {
+			break
 		}
-		lo := int(i) * p.step
-		p.call.CallChunk(p.fn, p.data, worker, lo, min(lo+p.step, p.total))
+		p.runChunk(worker, i)
+	}
+	for k := 1; k < p.threads; k++ {
+		q := &p.parts[(worker+k)%p.threads]
+		for {
+			i, ok := q.back()
+			if !ok {
+				break
+			}
+			p.runChunk(worker, i)
+		}
+	}
+}
+
+// runChunk runs chunk i and counts it; the worker that finishes the last
+// chunk wakes the caller if it parked.
+func (p *Pool) runChunk(worker int, i int64) {
+	n := int(p.nChunks)
+	lo := int(i) * p.units / n * p.unit
+	hi := min(p.total, (int(i)+1)*p.units/n*p.unit)
+	p.parts[worker].ran.Add(1)
+	p.call.CallChunk(p.fn, p.data, worker, lo, hi)
+	if p.finished.Add(1) == p.nChunks && worker != 0 && p.waiting.CompareAndSwap(true, false) {
+		p.done <- struct{}{}
 	}
 }
 
 // work is a helper goroutine's loop.
 func (p *Pool) work(h *poolWorker, worker int) {
-	var last uint32
+	var last uint64
 	for {
-		seq := h.seq.Load()
-		var start time.Time
-		for i := 0; seq == last; i++ {
-			limit := spinTime
-			if p.active.Load() {
-				limit = activeSpin
-			}
-			if spinning(&start, i, limit) {
-				seq = h.seq.Load()
-				continue
-			}
-			h.sleeping.Store(true)
-			if seq = h.seq.Load(); seq != last {
-				if !h.sleeping.CompareAndSwap(true, false) {
-					<-h.wake // Run or Close is sending
-				}
-				break
-			}
-			h.park()
-			seq = h.seq.Load()
-			start = time.Time{}
-		}
-		if seq == stopSeq {
-			return
+		seq := p.next(h, last)
+		if seq == 0 {
+			return // closed
 		}
 		last = seq
-		p.chunks(worker)
-		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
-			p.done <- struct{}{}
+		p.inside.Add(1)
+		if p.seq.Load() == seq && worker < p.threads {
+			p.chunks(worker)
 		}
+		p.inside.Add(-1)
+	}
+}
+
+// next waits for a published job newer than last (polling, then parked)
+// and returns its sequence number, or 0 once the pool is closed.
+func (p *Pool) next(h *poolWorker, last uint64) uint64 {
+	var start time.Time
+	for i := 0; ; i++ {
+		if p.closed.Load() {
+			return 0
+		}
+		if seq := p.seq.Load(); seq != last && seq%2 == 0 {
+			return seq
+		}
+		limit := spinTime
+		if p.active.Load() {
+			limit = activeSpin
+		}
+		if spinning(&start, i, limit) {
+			continue
+		}
+		h.sleeping.Store(true)
+		if seq := p.seq.Load(); (seq != last && seq%2 == 0) || p.closed.Load() {
+			if !h.sleeping.CompareAndSwap(true, false) {
+				<-h.wake // Run or Close is sending
+			}
+			continue
+		}
+		h.park()
+		start, i = time.Time{}, 0
 	}
 }
 
@@ -294,9 +426,9 @@ func (h *poolWorker) park() {
 	h.timer.Stop()
 }
 
-// park waits for the last helper's signal (the waiting flag set), at most
-// parkRecheck. It reports whether the helpers are done; false means the
-// caller took the flag back and must look at pending again.
+// park waits for the last worker's signal (the waiting flag set), at most
+// parkRecheck. It reports whether the chunks are done; false means the
+// caller took the flag back and must look again.
 func (p *Pool) park() bool {
 	p.timer.Reset(parkRecheck)
 	defer p.timer.Stop()
@@ -305,9 +437,9 @@ func (p *Pool) park() bool {
 		return true
 	case <-p.timer.C:
 		if !p.waiting.CompareAndSwap(true, false) {
-			<-p.done // the last helper is sending
+			<-p.done // the last worker is sending
 			return true
 		}
-		return p.pending.Load() == 0
+		return p.finished.Load() == p.nChunks
 	}
 }

@@ -209,15 +209,21 @@ func tconvNode(tb testing.TB, dt tensor.DType) *prepared {
 // gives the same bytes as one thread, on sizes large enough to split.
 func TestThreadsMatchSingle(t *testing.T) {
 	build := map[string]func(threads int) *prepared{
-		"conv int8":       func(th int) *prepared { return convBench(t, th, false, tensor.Int8, 17, 15, 6, 20, 3, 1) },
-		"conv uint8 1x1":  func(th int) *prepared { return convBench(t, th, false, tensor.Uint8, 17, 15, 16, 12, 1, 1) },
-		"conv float":      func(th int) *prepared { return convBench(t, th, false, tensor.Float32, 17, 15, 6, 20, 3, 2) },
-		"depthwise int8":  func(th int) *prepared { return convBench(t, th, true, tensor.Int8, 17, 15, 12, 12, 3, 1) },
-		"depthwise float": func(th int) *prepared { return convBench(t, th, true, tensor.Float32, 17, 15, 12, 24, 3, 1) },
-		"fc int8":         func(th int) *prepared { return fcBench(t, th, tensor.Int8, 3, 40, 70) },
-		"fc float":        func(th int) *prepared { return fcBench(t, th, tensor.Float32, 3, 40, 70) },
-		"tconv int8":      func(th int) *prepared { return tconvWide(t, th, tensor.Int8) },
-		"tconv float":     func(th int) *prepared { return tconvWide(t, th, tensor.Float32) },
+		"conv int8":      func(th int) *prepared { return convBench(t, th, false, tensor.Int8, 17, 15, 6, 20, 3, 1) },
+		"conv uint8 1x1": func(th int) *prepared { return convBench(t, th, false, tensor.Uint8, 17, 15, 16, 12, 1, 1) },
+		// Few rows: split along output channels (qbChanSplit).
+		"conv int8 7x7 1x1":    func(th int) *prepared { return convBench(t, th, false, tensor.Int8, 7, 7, 40, 150, 1, 1) },
+		"conv uint8 7x7 1x1":   func(th int) *prepared { return convBench(t, th, false, tensor.Uint8, 7, 7, 40, 150, 1, 1) },
+		"conv int8 one pixel":  func(th int) *prepared { return convBench(t, th, false, tensor.Int8, 1, 1, 72, 101, 1, 1) },
+		"conv uint8 5x5 3x3":   func(th int) *prepared { return convBench(t, th, false, tensor.Uint8, 5, 5, 7, 90, 3, 1) },
+		"conv int8 9x9 3x3 s2": func(th int) *prepared { return convBench(t, th, false, tensor.Int8, 9, 9, 5, 66, 3, 2) },
+		"conv float":           func(th int) *prepared { return convBench(t, th, false, tensor.Float32, 17, 15, 6, 20, 3, 2) },
+		"depthwise int8":       func(th int) *prepared { return convBench(t, th, true, tensor.Int8, 17, 15, 12, 12, 3, 1) },
+		"depthwise float":      func(th int) *prepared { return convBench(t, th, true, tensor.Float32, 17, 15, 12, 24, 3, 1) },
+		"fc int8":              func(th int) *prepared { return fcBench(t, th, tensor.Int8, 3, 40, 70) },
+		"fc float":             func(th int) *prepared { return fcBench(t, th, tensor.Float32, 3, 40, 70) },
+		"tconv int8":           func(th int) *prepared { return tconvWide(t, th, tensor.Int8) },
+		"tconv float":          func(th int) *prepared { return tconvWide(t, th, tensor.Float32) },
 	}
 	for name, mk := range build {
 		one, three := mk(1), mk(3)

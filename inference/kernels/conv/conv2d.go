@@ -58,6 +58,10 @@ type convData struct {
 	zeroRows []int32 // rowadd of int8 models
 	qbRowMul int32   // uint8 models: rowadd = qbRowMul * sum(row)
 	rv       *rqVec  // SIMD requantization parameters (nil: scalar)
+	// prepared[w] == evalSeq when worker w's scratch holds this Eval's
+	// prepared rows (split along channels, see qbChanSplit).
+	prepared []uint32
+	evalSeq  uint32
 	// fp holds float filters packed for the SIMD GEMM (see packF32).
 	fp []float32
 	// hybrid (float input, int8 filter): inputs are quantized per batch
@@ -232,6 +236,9 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	g.workers = ctx.Threads
 	g.workerBytes = g.im2colBytes + g.accBytesPW + g.a16Bytes
 	d.geom = g
+	if d.qb != nil {
+		d.prepared = make([]uint32, g.workers)
+	}
 	if g.workerBytes+d.hybridBytes > 0 {
 		ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
 	}
@@ -333,12 +340,8 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, convHybridWorker)
 	case d.dtype == tensor.Float32:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
-	case d.qb != nil && d.dtype == tensor.Int8:
-		// Chunks of whole microkernel calls (not tiles), so layers with
-		// few pixels still split evenly.
-		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[int8])
-	case d.qb != nil && d.dtype == tensor.Uint8:
-		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[uint8])
+	case d.qb != nil:
+		d.runQB(ctx, threads, work)
 	case d.q16 != nil && d.dtype == tensor.Int8:
 		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[int8])
 	case d.q16 != nil && d.dtype == tensor.Uint8:
@@ -351,6 +354,23 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		parallel(ctx, threads, work, d.rows, d.tile, d, convInt16Worker)
 	}
 	return nil
+}
+
+// runQB runs the byte GEMM convolution, split along rows in chunks of
+// whole microkernel calls (not tiles, so that layers with few pixels
+// still split evenly) or along channel blocks (see qbChanSplit).
+func (d *convData) runQB(ctx *kernels.Context, threads int, work int64) {
+	d.evalSeq++
+	switch chans := d.qbChanSplit(threads); {
+	case chans && d.dtype == tensor.Int8:
+		parallel(ctx, threads, work, d.np/qbNR, 2, d, convQBChanWorker[int8])
+	case chans:
+		parallel(ctx, threads, work, d.np/qbNR, 2, d, convQBChanWorker[uint8])
+	case d.dtype == tensor.Int8:
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[int8])
+	default:
+		parallel(ctx, threads, work, d.rows, qbMR, d, convQBWorker[uint8])
+	}
 }
 
 func convFloatWorker(d *convData, wk, lo, hi int) {

@@ -277,15 +277,13 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	threads := min(ctx.Threads, d.workers)
 	work := int64(d.rows) * int64(d.outC) * int64(d.kh*d.kw)
 	if c := d.conv; c != nil {
+		// On the byte GEMM: GEMM multiply-accumulates.
 		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
 		c.x, c.y = in.Data, out.Data
-		if d.dtype == tensor.Int8 {
-			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[int8])
-		} else {
-			parallel(ctx, threads, work, d.rows, qbMR, c, convQBWorker[uint8])
-		}
+		c.runQB(ctx, threads, work)
 		return nil
 	}
+	work *= kernels.TapCost
 	if d.hybrid {
 		q, sf, off := d.hybridViews()
 		x := tensor.View[float32](d.x)

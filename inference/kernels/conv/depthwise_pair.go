@@ -353,6 +353,7 @@ func (d *dwData) oneChannelGemm(ctx *kernels.Context, filter *tensor.Tensor) *co
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW + g.a16Bytes
 	c.geom = g
+	c.prepared = make([]uint32, g.workers)
 	// Filter rows per output channel: w[c][t] = wq[t*outC+c] (the
 	// filter minus its zero point for uint8).
 	k := g.k

@@ -43,6 +43,9 @@ type fcData struct {
 	a16Bytes int
 	rv       *rqVec
 	fp       []float32 // float weights packed for the SIMD GEMM (packF32)
+	// conv runs an 8-bit layer as a 1x1 convolution on the byte GEMM
+	// (batch rows, units channels) when the CPU has it.
+	conv *convData
 	// per-Eval views
 	x, w, y, scratch []byte
 }
@@ -159,6 +162,11 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 	default:
 		return n.Errorf("input type %s is not supported (expected float32, int8, uint8 or int16)", in.Type)
 	}
+	if useSIMD && qbKernel32 != nil && !d.dynamic && d.depth > 0 && d.rows > 0 &&
+		(in.Type == tensor.Uint8 || (in.Type == tensor.Int8 && !d.useW16)) {
+		d.conv = d.qbConv(ctx)
+		d.q16 = nil
+	}
 	d.tile = max(1, min(16, d.rows))
 	d.workers = ctx.Threads
 	if d.q16 != nil {
@@ -207,12 +215,39 @@ func (d *fcData) pack(filter, bias *tensor.Tensor) {
 		if d.q16 != nil {
 			packQ16(d.q16, d.w16, d.units, d.depth)
 		}
+		if c := d.conv; c != nil {
+			// uint8 (an int8 layer with a filter zero point has no conv)
+			copy(c.biasQB, d.bias32)
+			c.qbRowMul = qbPackUint8(c.qb, c.biasQB, d.w16, filter.ZeroPoint(), d.units, d.depth)
+		}
 		return
 	}
 	foldZP(filter.Int8s(), d.bias32, d.depth, d.inZP)
 	if d.q16 != nil {
 		packQ16(d.q16, filter.Int8s(), d.units, d.depth)
 	}
+	if c := d.conv; c != nil {
+		copy(c.biasQB, d.bias32)
+		qbPackInt8(c.qb, c.biasQB, filter.Int8s(), d.units, d.depth)
+	}
+}
+
+// qbConv returns the layer as a 1x1 convolution over rows x 1 x 1 x depth
+// on the byte GEMM, with the layer's requantization; pack fills its
+// weights and bias.
+func (d *fcData) qbConv(ctx *kernels.Context) *convData {
+	g := geom{batch: d.rows, inH: 1, inW: 1, inC: d.depth, outH: 1, outW: 1, outC: d.units,
+		kh: 1, kw: 1, fc: d.depth, groups: 1, sh: 1, sw: 1, dh: 1, dw: 1,
+		k: d.depth, rows: d.rows, direct: true}
+	c := &convData{geom: g, dtype: d.dtype, inZP: d.inZP, rq: d.rq, rv: d.rv}
+	c.qbPrepare()
+	g = c.geom
+	g.workers = ctx.Threads
+	g.workerBytes = g.accBytesPW + g.a16Bytes
+	c.geom = g
+	c.prepared = make([]uint32, g.workers)
+	ctx.RequestScratch(g.workers * g.workerBytes)
+	return c
 }
 
 // useQ16 selects the SIMD GEMM when this build and CPU have one.
@@ -242,6 +277,12 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 	// Split output units across workers (batch is often 1).
 	const minChunk = 16
 	blocks := (d.units + q16NR - 1) / q16NR
+	if c := d.conv; c != nil {
+		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
+		c.x, c.y = in.Data, out.Data
+		c.runQB(ctx, threads, work)
+		return nil
+	}
 	switch {
 	case d.hybrid && d.q16 != nil:
 		d.quantizeRows()

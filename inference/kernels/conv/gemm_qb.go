@@ -37,6 +37,12 @@ const (
 // with the packed weights.
 var qbKernel32, qbKernel16 func(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
 
+// qbGemv64 and qbGemv16, when non-nil, are the architecture's one-row
+// byte GEMM kernels (a layer with one output pixel would otherwise compute
+// qbMR rows to keep one): out = bias + add + the dot products of the row
+// a with 64 channels (four blocks: w, w+kq*64, ...) or 16 (one block).
+var qbGemv64, qbGemv16 func(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+
 // qbFlip, qbRowSums: SIMD helpers of the byte GEMM, set with the kernels.
 var (
 	qbFlip    func(b []uint8)                             // b[i] ^= 0x80
@@ -70,29 +76,54 @@ func packQB[T int8 | int16](dst []int8, w []T, n, k int, off int16) {
 }
 
 // qbGemm computes acc[i*ldc+j] = bias[j] + rowadd[i] + sum a[i,:]*w[j,:]
-// for rows [0, mp) (a multiple of qbMR) and channels [0, np) (a multiple
-// of qbNR) of weights packed by packQB with row length k4.
-func qbGemm(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, mp, np, ldc int) {
+// for rows [0, m) and channels [0, np) (a multiple of qbNR) of weights
+// packed by packQB with row length k4. a, rowadd and acc hold qbRows(m)
+// rows: the kernels compute qbMR rows at a time (one row alone has its
+// own kernel where the architecture has one).
+func qbGemm(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, m, np, ldc int) {
+	qbGemmCols(a, k4, wp, bias, rowadd, acc, m, 0, np, ldc)
+}
+
+// qbGemmCols is qbGemm for channels [j0, j1) only (multiples of qbNR).
+func qbGemmCols(a []uint8, k4 int, wp []int8, bias, rowadd, acc []int32, m, j0, j1, ldc int) {
+	mp := qbRows(m)
+	if j0 >= j1 || m == 0 {
+		return
+	}
 	if k4 == 0 {
 		for i := 0; i < mp; i++ {
-			for j, b := range bias[:np] {
-				acc[i*ldc+j] = b + rowadd[i]
+			for j, b := range bias[j0:j1] {
+				acc[i*ldc+j0+j] = b + rowadd[i]
 			}
+		}
+		return
+	}
+	if m == 1 && qbGemv64 != nil {
+		kq := k4 / 4
+		_ = a[k4-1]
+		_ = acc[j1-1]
+		_ = wp[j1*k4-1]
+		j := j0
+		for ; j+4*qbNR <= j1; j += 4 * qbNR {
+			qbGemv64(&a[0], &wp[j*k4], kq, &acc[j], &bias[j], rowadd[0])
+		}
+		for ; j < j1; j += qbNR {
+			qbGemv16(&a[0], &wp[j*k4], kq, &acc[j], &bias[j], rowadd[0])
 		}
 		return
 	}
 	kq := k4 / 4
 	_ = a[(mp-1)*k4+k4-1]
-	_ = acc[(mp-1)*ldc+np-1]
+	_ = acc[(mp-1)*ldc+j1-1]
 	_ = rowadd[mp-1]
-	_ = wp[np*k4-1]
-	j := 0
-	for ; j+2*qbNR <= np; j += 2 * qbNR {
+	_ = wp[j1*k4-1]
+	j := j0
+	for ; j+2*qbNR <= j1; j += 2 * qbNR {
 		for i := 0; i < mp; i += qbMR {
 			qbKernel32(&a[i*k4], k4, &wp[j*k4], kq, &acc[i*ldc+j], ldc, &bias[j], &rowadd[i])
 		}
 	}
-	if j < np {
+	if j < j1 {
 		for i := 0; i < mp; i += qbMR {
 			qbKernel16(&a[i*k4], k4, &wp[j*k4], kq, &acc[i*ldc+j], ldc, &bias[j], &rowadd[i])
 		}
@@ -202,32 +233,86 @@ func qbPrepRows(a []uint8, k4, k, m int, int8In bool, rowMul int32, rowadd []int
 func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	g := &d.geom
 	y := tensor.View[TA](d.y)
-	padVal := uint8(TA(d.inZP))
-	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
-	acc := tensor.View[int32](base[:g.accBytesPW])
-	a8 := base[g.accBytesPW : g.accBytesPW+align64(g.tile*d.kq4)]
-	rowadd := tensor.View[int32](base[g.accBytesPW+align64(g.tile*d.kq4):])[:g.tile]
-	xb := tensor.View[uint8](d.x)
+	acc, a8, rowadd := d.qbScratch(wk)
 	for r0 := lo; r0 < hi; r0 += g.tile {
 		r1 := min(r0+g.tile, hi)
 		m := r1 - r0
-		if g.direct {
-			for i := 0; i < m; i++ {
-				row := a8[i*d.kq4 : (i+1)*d.kq4]
-				copy(row, xb[(r0+i)*g.k:(r0+i+1)*g.k])
-				clear(row[g.k:])
-			}
-		} else {
-			im2colRows(g, xb, a8, r0, r1, padVal, d.kq4)
-		}
-		qbPrepRows(a8, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
-		ra := d.zeroRows
-		if d.qbRowMul != 0 {
-			ra = rowadd
-		}
-		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, qbRows(m), d.np, d.np)
+		ra := d.qbRowsPrep(a8, rowadd, r0, r1)
+		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, m, d.np, d.np)
 		requantRowsV(d.rq, d.rv, 0, acc, d.np, y[r0*g.outC:], g.outC, g.outC, m)
 	}
+}
+
+// qbChanSplit reports whether a byte GEMM convolution is split along
+// output channels rather than rows: when its rows fit one tile and are too
+// few for even row chunks (the 7x7 and 1x1 layers at the end of a
+// network), each worker prepares all of them once and runs a share of
+// the channel blocks.
+func (d *convData) qbChanSplit(threads int) bool {
+	return threads > 1 && d.rows <= d.tile && qbRows(d.rows)/qbMR < 4*threads && d.np >= 4*qbNR
+}
+
+// convQBChanWorker is convQBWorker over channel blocks [lo, hi) (of qbNR
+// channels) for every row (see qbChanSplit).
+func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
+	g := &d.geom
+	y := tensor.View[TA](d.y)
+	acc, a8, rowadd := d.qbScratch(wk)
+	// The worker's scratch keeps the prepared rows for its next chunks.
+	ra := d.zeroRows
+	if d.qbRowMul != 0 {
+		ra = rowadd
+	}
+	if d.prepared[wk] != d.evalSeq {
+		d.prepared[wk] = d.evalSeq
+		ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
+	}
+	j0, j1 := lo*qbNR, min(hi*qbNR, d.np)
+	qbGemmCols(a8, d.kq4, d.qb, d.biasQB, ra, acc, g.rows, j0, j1, d.np)
+	if j1 = min(j1, g.outC); j1 > j0 {
+		requantRowsV(d.rq, d.rv, j0, acc[j0:], d.np, y[j0:], g.outC, j1-j0, g.rows)
+	}
+}
+
+// qbScratch returns worker wk's accumulators, byte rows and row sums.
+func (d *convData) qbScratch(wk int) (acc []int32, a8 []uint8, rowadd []int32) {
+	g := &d.geom
+	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
+	acc = tensor.View[int32](base[:g.accBytesPW])
+	a8 = base[g.accBytesPW : g.accBytesPW+align64(g.tile*d.kq4)]
+	rowadd = tensor.View[int32](base[g.accBytesPW+align64(g.tile*d.kq4):])[:g.tile]
+	return acc, a8, rowadd
+}
+
+// qbRowsPrep writes rows [r0, r1) as byte rows into a8 (a copy for 1x1
+// convolutions, im2col otherwise) and readies them for the GEMM; it
+// returns the rows' rowadd (zeros for int8 models).
+func (d *convData) qbRowsPrep(a8 []uint8, rowadd []int32, r0, r1 int) []int32 {
+	g := &d.geom
+	xb := tensor.View[uint8](d.x)
+	m := r1 - r0
+	if g.direct {
+		for i := 0; i < m; i++ {
+			row := a8[i*d.kq4 : (i+1)*d.kq4]
+			copy(row, xb[(r0+i)*g.k:(r0+i+1)*g.k])
+			clear(row[g.k:])
+		}
+	} else {
+		im2colRows(g, xb, a8, r0, r1, uint8(d.padByte()), d.kq4)
+	}
+	qbPrepRows(a8, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
+	if d.qbRowMul != 0 {
+		return rowadd
+	}
+	return d.zeroRows
+}
+
+// padByte is the input zero point as a raw byte (the im2col padding).
+func (d *convData) padByte() byte {
+	if d.dtype == tensor.Int8 {
+		return byte(int8(d.inZP))
+	}
+	return byte(uint8(d.inZP))
 }
 
 // im2colRows is im2col (groups == 1) into rows of ld bytes, the tail of

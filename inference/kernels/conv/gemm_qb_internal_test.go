@@ -15,7 +15,10 @@ func TestQBGemmMatchesPlain(t *testing.T) {
 		t.Skip("this CPU has no byte GEMM (AVX-512 VNNI or arm64 dot product)")
 	}
 	r := rand.New(rand.NewPCG(11, 12))
-	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {8, 16, 4}, {9, 17, 27}, {13, 33, 131}, {1, 1000, 64}, {17, 48, 1000}, {7, 3, 0}, {24, 64, 960}, {5, 20, 17}}
+	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {8, 16, 4}, {9, 17, 27}, {13, 33, 131}, {1, 1000, 64}, {17, 48, 1000}, {7, 3, 0}, {24, 64, 960}, {5, 20, 17},
+		// One row: the one-row kernels (four blocks, single blocks, odd and
+		// even group counts).
+		{1, 1001, 1280}, {1, 80, 4}, {1, 33, 12}, {1, 100, 131}, {1, 16, 0}}
 	for _, sz := range sizes {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, extreme := range []bool{false, true} {
@@ -70,7 +73,7 @@ func TestQBGemmMatchesPlain(t *testing.T) {
 				copy(bq, bias)
 				qbPackInt8(wp, bq, w8, n, k)
 				qbPrepRows(a, k4, k, m, true, 0, rowadd)
-				qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
+				qbGemm(a, k4, wp, bq, rowadd, acc, m, np, np)
 				compareQB(t, "int8", sz, acc, np, want, n)
 
 				gemmInt(u8, w16, bias, want, m, n, k, n)
@@ -85,7 +88,7 @@ func TestQBGemmMatchesPlain(t *testing.T) {
 				}
 				clear(rowadd)
 				qbPrepRows(a, k4, k, m, false, rowMul, rowadd)
-				qbGemm(a, k4, wp, bq, rowadd, acc, mp, np, np)
+				qbGemm(a, k4, wp, bq, rowadd, acc, m, np, np)
 				compareQB(t, "uint8", sz, acc, np, want, n)
 			}
 		}

@@ -16,9 +16,18 @@ func vnni8x32(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int
 //go:noescape
 func vnni8x16(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
 
+// vnni1x64 and vnni1x16 are the one-row kernels; see qbGemv64.
+//
+//go:noescape
+func vnni1x64(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+
+//go:noescape
+func vnni1x16(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+
 func init() {
 	if archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI() {
 		qbKernel32, qbKernel16 = vnni8x32, vnni8x16
+		qbGemv64, qbGemv16 = vnni1x64, vnni1x16
 		qbFlip, qbRowSums = flipAVX512, rowSumsAVX512
 	}
 }

@@ -172,3 +172,134 @@ done16:
 	STORE1(7, Z7)
 	VZEROUPPER
 	RET
+
+// One-row kernels (the byte GEMV of layers with a single output pixel):
+// out[j] = bias[j] + add + sum_q dot4(a[4q:4q+4], block j/16 group q).
+
+// func vnni1x64(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+// Four blocks: w, w+kq*64, w+2*kq*64, w+3*kq*64.
+TEXT ·vnni1x64(SB), NOSPLIT, $0-44
+	MOVQ a+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ kq+16(FP), CX
+	MOVQ CX, DX
+	SHLQ $6, DX
+	LEAQ (DI)(DX*1), R8
+	LEAQ (R8)(DX*1), R9
+	LEAQ (R9)(DX*1), R10
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ CX, R11
+	SHRQ $1, R11
+	JEQ  tail64
+
+loop64:
+	VPBROADCASTD (SI), Z16
+	VPBROADCASTD 4(SI), Z17
+	VPDPBUSD     (DI), Z16, Z0
+	VPDPBUSD     (R8), Z16, Z1
+	VPDPBUSD     (R9), Z16, Z2
+	VPDPBUSD     (R10), Z16, Z3
+	VPDPBUSD     64(DI), Z17, Z4
+	VPDPBUSD     64(R8), Z17, Z5
+	VPDPBUSD     64(R9), Z17, Z6
+	VPDPBUSD     64(R10), Z17, Z7
+	ADDQ         $8, SI
+	ADDQ         $128, DI
+	ADDQ         $128, R8
+	ADDQ         $128, R9
+	ADDQ         $128, R10
+	DECQ         R11
+	JNE          loop64
+
+tail64:
+	TESTQ $1, CX
+	JEQ   done64
+	VPBROADCASTD (SI), Z16
+	VPDPBUSD     (DI), Z16, Z0
+	VPDPBUSD     (R8), Z16, Z1
+	VPDPBUSD     (R9), Z16, Z2
+	VPDPBUSD     (R10), Z16, Z3
+
+done64:
+	MOVQ         out+24(FP), DI
+	MOVQ         bias+32(FP), AX
+	MOVL         add+40(FP), DX
+	VPBROADCASTD DX, Z18
+	VPADDD       Z4, Z0, Z0
+	VPADDD       Z5, Z1, Z1
+	VPADDD       Z6, Z2, Z2
+	VPADDD       Z7, Z3, Z3
+	VPADDD       (AX), Z0, Z0
+	VPADDD       64(AX), Z1, Z1
+	VPADDD       128(AX), Z2, Z2
+	VPADDD       192(AX), Z3, Z3
+	VPADDD       Z18, Z0, Z0
+	VPADDD       Z18, Z1, Z1
+	VPADDD       Z18, Z2, Z2
+	VPADDD       Z18, Z3, Z3
+	VMOVDQU32    Z0, (DI)
+	VMOVDQU32    Z1, 64(DI)
+	VMOVDQU32    Z2, 128(DI)
+	VMOVDQU32    Z3, 192(DI)
+	VZEROUPPER
+	RET
+
+// func vnni1x16(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
+TEXT ·vnni1x16(SB), NOSPLIT, $0-44
+	MOVQ a+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ kq+16(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ CX, R11
+	SHRQ $2, R11
+	JEQ  tail16
+
+loop1x16:
+	VPBROADCASTD (SI), Z16
+	VPBROADCASTD 4(SI), Z17
+	VPBROADCASTD 8(SI), Z18
+	VPBROADCASTD 12(SI), Z19
+	VPDPBUSD     (DI), Z16, Z0
+	VPDPBUSD     64(DI), Z17, Z1
+	VPDPBUSD     128(DI), Z18, Z2
+	VPDPBUSD     192(DI), Z19, Z3
+	ADDQ         $16, SI
+	ADDQ         $256, DI
+	DECQ         R11
+	JNE          loop1x16
+
+tail16:
+	ANDQ $3, CX
+	JEQ  done1x16
+
+tailloop16:
+	VPBROADCASTD (SI), Z16
+	VPDPBUSD     (DI), Z16, Z0
+	ADDQ         $4, SI
+	ADDQ         $64, DI
+	DECQ         CX
+	JNE          tailloop16
+
+done1x16:
+	MOVQ         out+24(FP), DI
+	MOVQ         bias+32(FP), AX
+	MOVL         add+40(FP), DX
+	VPBROADCASTD DX, Z18
+	VPADDD       Z1, Z0, Z0
+	VPADDD       Z3, Z2, Z2
+	VPADDD       Z2, Z0, Z0
+	VPADDD       (AX), Z0, Z0
+	VPADDD       Z18, Z0, Z0
+	VMOVDQU32    Z0, (DI)
+	VZEROUPPER
+	RET

@@ -2,6 +2,7 @@ package elementwise
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -61,6 +62,9 @@ type arithData struct {
 	// 8-bit add/sub: the result for every pair of raw input bytes
 	// (index a<<8 | b), so the inner loop is a single load.
 	pair []uint8
+	// fa, fb, fo view a flat 8-bit Eval's inputs and output for the
+	// workers (pairFlatChunk).
+	fa, fb, fo []byte
 }
 
 func init() {
@@ -272,15 +276,15 @@ func evalArith(ctx *kernels.Context, n *kernels.Node) error {
 			mul16To8(d, elems[int16](in1), elems[int16](in2), elems[int8](out))
 			return nil
 		}
-		return evalArithQuant(n, d, elems[int8](in1), elems[int8](in2), elems[int8](out))
+		return evalArithQuant(ctx, n, d, elems[int8](in1), elems[int8](in2), elems[int8](out))
 	case tensor.Uint8:
 		if d.q == qMul16To8 {
 			mul16To8(d, elems[int16](in1), elems[int16](in2), elems[uint8](out))
 			return nil
 		}
-		return evalArithQuant(n, d, elems[uint8](in1), elems[uint8](in2), elems[uint8](out))
+		return evalArithQuant(ctx, n, d, elems[uint8](in1), elems[uint8](in2), elems[uint8](out))
 	case tensor.Int16:
-		return evalArithQuant(n, d, elems[int16](in1), elems[int16](in2), elems[int16](out))
+		return evalArithQuant(ctx, n, d, elems[int16](in1), elems[int16](in2), elems[int16](out))
 	}
 	return n.Errorf("unsupported output type %s", out.Type)
 }
@@ -437,7 +441,7 @@ func intPow[T int32 | int64](x, e T) T {
 }
 
 // evalArithQuant handles quantized int8, uint8 and int16 tensors.
-func evalArithQuant[T int8 | uint8 | int16](n *kernels.Node, d *arithData, a, b, o []T) error {
+func evalArithQuant[T int8 | uint8 | int16](ctx *kernels.Context, n *kernels.Node, d *arithData, a, b, o []T) error {
 	switch d.q {
 	case qRaw:
 		switch d.op {
@@ -458,6 +462,14 @@ func evalArithQuant[T int8 | uint8 | int16](n *kernels.Node, d *arithData, a, b,
 				return n.Errorf("quantized division by zero (input 1 holds its zero point %d)", d.zp2)
 			}
 		}
+	}
+	if d.pair != nil && d.bc.flat && len(o) > 0 {
+		// Same shapes (residual connections): chunks of the flat range
+		// on the pool's workers.
+		d.fa, d.fb, d.fo = bytesOf(a[:len(o)]), bytesOf(b[:len(o)]), bytesOf(o)
+		kernels.Parallel(ctx, ctx.Threads, int64(len(o))*kernels.ElementCost, len(o), 64, d, pairFlatChunk)
+		d.fa, d.fb, d.fo = nil, nil, nil
+		return nil
 	}
 	if d.pair != nil {
 		switch a := any(a).(type) {
@@ -568,6 +580,24 @@ func pair8[T int8 | uint8](d *arithData, a, b, o []T) {
 			}
 		}
 	})
+}
+
+// pairFlatChunk is pair8 on elements [lo, hi) of same-shape 8-bit inputs
+// (the table's bytes are the same for int8 and uint8).
+func pairFlatChunk(d *arithData, _, lo, hi int) {
+	lut := d.pair[:1<<16]
+	x, y, o := d.fa[lo:hi], d.fb[lo:hi], d.fo[lo:hi]
+	for i := range o {
+		o[i] = lut[int(x[i])<<8|int(y[i])]
+	}
+}
+
+// bytesOf views values as bytes.
+func bytesOf[T int8 | uint8 | int16](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))
 }
 
 // mul16To8 multiplies Q0.15 int16 values (gemmlowp's 16-bit saturating

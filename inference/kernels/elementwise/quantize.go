@@ -27,6 +27,9 @@ type quantizeData struct {
 	scaleOut     float64
 	// lut8 holds the requantized value of every 8-bit input byte.
 	lut8 *[256]int32
+	// per-Eval types and data, for the workers
+	inT, outT tensor.DType
+	x, y      []byte
 }
 
 func init() {
@@ -132,29 +135,39 @@ func prepareQuantize(ctx *kernels.Context, n *kernels.Node) error {
 func evalQuantize(ctx *kernels.Context, n *kernels.Node) error {
 	d := n.Data.(*quantizeData)
 	in, out := n.Inputs[0], n.Outputs[0]
-	if !d.requantize {
-		x := elems[float32](in)
-		switch out.Type {
-		case tensor.Int8:
-			quantizeFloat(d, x, elems[int8](out))
-		case tensor.Uint8:
-			quantizeFloat(d, x, elems[uint8](out))
-		case tensor.Int16:
-			quantizeFloat(d, x, elems[int16](out))
-		}
-		return nil
-	}
-	switch in.Type {
-	case tensor.Int8:
-		requantizeTo(d, elems[int8](in), out)
-	case tensor.Uint8:
-		requantizeTo(d, elems[uint8](in), out)
-	case tensor.Int16:
-		requantizeTo(d, elems[int16](in), out)
-	case tensor.Int32:
-		requantizeTo(d, elems[int32](in), out)
-	}
+	total := in.NumElements()
+	d.inT, d.outT, d.x, d.y = in.Type, out.Type, in.Data, out.Data
+	// Chunks of elements, 64 at a time (whole cache lines of 8-bit
+	// outputs).
+	kernels.Parallel(ctx, ctx.Threads, int64(total)*kernels.ElementCost, total, 64, d, quantizeChunk)
+	d.x, d.y = nil, nil
 	return nil
+}
+
+// quantizeChunk quantizes or requantizes elements [lo, hi).
+func quantizeChunk(d *quantizeData, _, lo, hi int) {
+	if !d.requantize {
+		x := tensor.View[float32](d.x)[lo:hi]
+		switch d.outT {
+		case tensor.Int8:
+			quantizeFloat(d, x, tensor.View[int8](d.y)[lo:hi], lo)
+		case tensor.Uint8:
+			quantizeFloat(d, x, tensor.View[uint8](d.y)[lo:hi], lo)
+		case tensor.Int16:
+			quantizeFloat(d, x, tensor.View[int16](d.y)[lo:hi], lo)
+		}
+		return
+	}
+	switch d.inT {
+	case tensor.Int8:
+		requantizeTo(d, tensor.View[int8](d.x)[lo:hi], lo)
+	case tensor.Uint8:
+		requantizeTo(d, tensor.View[uint8](d.x)[lo:hi], lo)
+	case tensor.Int16:
+		requantizeTo(d, tensor.View[int16](d.x)[lo:hi], lo)
+	case tensor.Int32:
+		requantizeTo(d, tensor.View[int32](d.x)[lo:hi], lo)
+	}
 }
 
 // quantizeOne maps a float to the quantized domain as TFLite's
@@ -176,7 +189,8 @@ func toInt32(f float64) int32 {
 	return int32(f)
 }
 
-func quantizeFloat[T int8 | uint8 | int16](d *quantizeData, x []float32, o []T) {
+// quantizeFloat quantizes x, the elements from index base on, into o.
+func quantizeFloat[T int8 | uint8 | int16](d *quantizeData, x []float32, o []T, base int) {
 	lo, hi := d.outLo, d.outHi
 	if !d.perChannel {
 		s, zp := d.scaleOut, d.zpOut
@@ -186,21 +200,24 @@ func quantizeFloat[T int8 | uint8 | int16](d *quantizeData, x []float32, o []T) 
 		return
 	}
 	for i, v := range x {
-		c := (i / d.inner) % d.channels
+		c := ((base + i) / d.inner) % d.channels
 		o[i] = T(quantizeOne(v, d.scales[c], d.zeroPoints[c], lo, hi))
 	}
 }
 
-func requantizeTo[T int8 | uint8 | int16 | int32](d *quantizeData, x []T, out *tensor.Tensor) {
-	switch out.Type {
+// requantizeTo requantizes x, the elements from index base on, into the
+// output.
+func requantizeTo[T int8 | uint8 | int16 | int32](d *quantizeData, x []T, base int) {
+	n := len(x)
+	switch d.outT {
 	case tensor.Int8:
-		requantize(d, x, elems[int8](out))
+		requantize(d, x, tensor.View[int8](d.y)[base:base+n])
 	case tensor.Uint8:
-		requantize(d, x, elems[uint8](out))
+		requantize(d, x, tensor.View[uint8](d.y)[base:base+n])
 	case tensor.Int16:
-		requantize(d, x, elems[int16](out))
+		requantize(d, x, tensor.View[int16](d.y)[base:base+n])
 	case tensor.Int32:
-		requantize(d, x, elems[int32](out))
+		requantize(d, x, tensor.View[int32](d.y)[base:base+n])
 	}
 }
 

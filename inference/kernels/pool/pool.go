@@ -26,9 +26,16 @@ type poolData struct {
 	// domain for integer types).
 	actMin, actMax   int32
 	factMin, factMax float32
-	// acc is the per-channel accumulator of one output position.
+	// acc is the per-channel accumulator of one output position (chunks
+	// of channels use disjoint parts).
 	acc  []int32
 	facc []float32
+	// empty: some output position's window lies entirely in the padding
+	// (an average of nothing: Eval fails).
+	empty bool
+	// per-Eval views, for the workers
+	dtype tensor.DType
+	x, y  []byte
 }
 
 func prepareAvg(ctx *kernels.Context, n *kernels.Node) error { return preparePool(ctx, n, true) }
@@ -83,6 +90,7 @@ func preparePool(ctx *kernels.Context, n *kernels.Node, avg bool) error {
 	}
 	d.padH = padBefore(d.strideH, d.inH, d.filterH, d.outH)
 	d.padW = padBefore(d.strideW, d.inW, d.filterW, d.outW)
+	d.empty = avg && d.emptyWindow()
 	if in.Type == tensor.Float32 {
 		d.factMin, d.factMax = quant.ActivationRangeFloat(opts.Activation)
 		if cap(d.facc) < d.depth {
@@ -143,26 +151,49 @@ func evalPool(ctx *kernels.Context, n *kernels.Node) error {
 	if out.NumElements() == 0 {
 		return nil
 	}
-	var ok bool
-	switch in.Type {
-	case tensor.Float32:
-		if d.avg {
-			ok = avgFloat(d, in.Float32s(), out.Float32s())
-		} else {
-			maxPool(d, in.Float32s(), out.Float32s(), -math.MaxFloat32, d.factMin, d.factMax)
-			ok = true
-		}
-	case tensor.Int8:
-		ok = poolInt(d, in.Int8s(), out.Int8s())
-	case tensor.Uint8:
-		ok = poolInt(d, in.Uint8s(), out.Uint8s())
-	case tensor.Int16:
-		ok = poolInt(d, in.Int16s(), out.Int16s())
-	}
-	if !ok {
+	if d.empty {
 		return n.Errorf("a pooling window lies entirely in the padding")
 	}
+	d.dtype, d.x, d.y = in.Type, in.Data, out.Data
+	// Chunks of channels: every output position's window for a share of
+	// the channels (the global average pools at the end of a network
+	// have one position and a thousand channels).
+	work := int64(out.NumElements()) * int64(d.filterH*d.filterW) * kernels.ElementCost
+	kernels.Parallel(ctx, ctx.Threads, work, d.depth, 16, d, poolChunk)
+	d.x, d.y = nil, nil
 	return nil
+}
+
+// emptyWindow reports whether an output position's window lies entirely
+// in the padding (no average).
+func (d *poolData) emptyWindow() bool {
+	for oy := 0; oy < d.outH; oy++ {
+		for ox := 0; ox < d.outW; ox++ {
+			if y0, y1, x0, x1, _, _ := d.window(oy, ox); y1 <= y0 || x1 <= x0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// poolChunk pools channels [c0, c1) of every output position.
+func poolChunk(d *poolData, _, c0, c1 int) {
+	switch d.dtype {
+	case tensor.Float32:
+		in, out := tensor.View[float32](d.x), tensor.View[float32](d.y)
+		if d.avg {
+			avgFloat(d, in, out, c0, c1)
+		} else {
+			maxPool(d, in, out, c0, c1, -math.MaxFloat32, d.factMin, d.factMax)
+		}
+	case tensor.Int8:
+		poolInt(d, tensor.View[int8](d.x), tensor.View[int8](d.y), c0, c1)
+	case tensor.Uint8:
+		poolInt(d, tensor.View[uint8](d.x), tensor.View[uint8](d.y), c0, c1)
+	case tensor.Int16:
+		poolInt(d, tensor.View[int16](d.x), tensor.View[int16](d.y), c0, c1)
+	}
 }
 
 func clampF(v, lo, hi float32) float32 {
@@ -187,28 +218,25 @@ func (d *poolData) window(oy, ox int) (y0, y1, x0, x1, iy, ix int) {
 	return
 }
 
-func avgFloat(d *poolData, in, out []float32) bool {
-	acc := d.facc
-	o := 0
+func avgFloat(d *poolData, in, out []float32, c0, c1 int) {
+	acc := d.facc[c0:c1]
+	o := c0
 	for b := 0; b < d.batch; b++ {
 		for oy := 0; oy < d.outH; oy++ {
 			for ox := 0; ox < d.outW; ox++ {
 				y0, y1, x0, x1, iy, ix := d.window(oy, ox)
 				count := (y1 - y0) * (x1 - x0)
-				if y1 <= y0 || x1 <= x0 {
-					return false
-				}
 				clear(acc)
 				for fy := y0; fy < y1; fy++ {
 					for fx := x0; fx < x1; fx++ {
-						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth:][:d.depth]
+						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth+c0:][:len(acc)]
 						for c, v := range row {
 							acc[c] += v
 						}
 					}
 				}
 				fc := float32(count)
-				dst := out[o : o+d.depth]
+				dst := out[o : o+len(acc)]
 				for c, v := range acc {
 					dst[c] = clampF(v/fc, d.factMin, d.factMax)
 				}
@@ -216,23 +244,24 @@ func avgFloat(d *poolData, in, out []float32) bool {
 			}
 		}
 	}
-	return true
 }
 
-// maxPool takes the window maximum, then clamps it to [lo, hi].
-func maxPool[T float32 | int8 | uint8 | int16](d *poolData, in, out []T, lowest, lo, hi T) {
-	o := 0
+// maxPool takes the window maximum of channels [c0, c1), then clamps it
+// to [lo, hi].
+func maxPool[T float32 | int8 | uint8 | int16](d *poolData, in, out []T, c0, c1 int, lowest, lo, hi T) {
+	o := c0
+	nc := c1 - c0
 	for b := 0; b < d.batch; b++ {
 		for oy := 0; oy < d.outH; oy++ {
 			for ox := 0; ox < d.outW; ox++ {
 				y0, y1, x0, x1, iy, ix := d.window(oy, ox)
-				dst := out[o : o+d.depth]
+				dst := out[o : o+nc]
 				for c := range dst {
 					dst[c] = lowest
 				}
 				for fy := y0; fy < y1; fy++ {
 					for fx := x0; fx < x1; fx++ {
-						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth:][:d.depth]
+						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth+c0:][:nc]
 						for c, v := range row {
 							if v > dst[c] {
 								dst[c] = v
@@ -252,31 +281,28 @@ func maxPool[T float32 | int8 | uint8 | int16](d *poolData, in, out []T, lowest,
 // poolInt runs average or max pooling on an integer type. The average is
 // TensorFlow Lite's: the window sum divided by the number of input
 // elements in the window, rounding half away from zero.
-func poolInt[T int8 | uint8 | int16](d *poolData, in, out []T) bool {
+func poolInt[T int8 | uint8 | int16](d *poolData, in, out []T, c0, c1 int) {
 	if !d.avg {
-		maxPool(d, in, out, T(lowestOf[T]()), T(d.actMin), T(d.actMax))
-		return true
+		maxPool(d, in, out, c0, c1, T(lowestOf[T]()), T(d.actMin), T(d.actMax))
+		return
 	}
-	acc := d.acc
-	o := 0
+	acc := d.acc[c0:c1]
+	o := c0
 	for b := 0; b < d.batch; b++ {
 		for oy := 0; oy < d.outH; oy++ {
 			for ox := 0; ox < d.outW; ox++ {
 				y0, y1, x0, x1, iy, ix := d.window(oy, ox)
-				if y1 <= y0 || x1 <= x0 {
-					return false
-				}
 				count := int32((y1 - y0) * (x1 - x0))
 				clear(acc)
 				for fy := y0; fy < y1; fy++ {
 					for fx := x0; fx < x1; fx++ {
-						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth:][:d.depth]
+						row := in[((b*d.inH+iy+fy)*d.inW+ix+fx)*d.depth+c0:][:len(acc)]
 						for c, v := range row {
 							acc[c] += int32(v)
 						}
 					}
 				}
-				dst := out[o : o+d.depth]
+				dst := out[o : o+len(acc)]
 				for c, s := range acc {
 					var a int32
 					if s > 0 {
@@ -290,7 +316,6 @@ func poolInt[T int8 | uint8 | int16](d *poolData, in, out []T) bool {
 			}
 		}
 	}
-	return true
 }
 
 // lowestOf returns the smallest value of T (the initial maximum).

@@ -1,6 +1,7 @@
 package pool_test
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -101,6 +102,12 @@ func TestPool(t *testing.T) {
 }
 
 func preparePool(tb testing.TB, op schema.BuiltinOperator, dt tensor.DType, shape []int, opts *schema.Pool2DOptions) (kernels.Kernel, *kernels.Context, *kernels.Node) {
+	return preparePoolThreads(tb, 1, op, dt, shape, opts)
+}
+
+// preparePoolThreads prepares a pooling node on a context with threads
+// goroutines that splits every node (SplitThreshold 0).
+func preparePoolThreads(tb testing.TB, threads int, op schema.BuiltinOperator, dt tensor.DType, shape []int, opts *schema.Pool2DOptions) (kernels.Kernel, *kernels.Context, *kernels.Node) {
 	tb.Helper()
 	var q *tensor.Quantization
 	if dt != tensor.Float32 {
@@ -110,7 +117,8 @@ func preparePool(tb testing.TB, op schema.BuiltinOperator, dt tensor.DType, shap
 	out := kerneltest.New(dt, nil, nil, q)
 	k, _ := kernels.Lookup(schema.OperatorCode{Builtin: op, Version: 1})
 	n := &kernels.Node{Op: op, Options: opts, Inputs: []*tensor.Tensor{in}, Outputs: []*tensor.Tensor{out}}
-	ctx := kernels.NewContext(quant.RoundingTFLite, 1)
+	ctx := kernels.NewContext(quant.RoundingTFLite, threads)
+	ctx.SplitThreshold = 0
 	ctx.Preparing = true
 	if err := k.Prepare(ctx, n); err != nil {
 		tb.Fatal(err)
@@ -118,6 +126,50 @@ func preparePool(tb testing.TB, op schema.BuiltinOperator, dt tensor.DType, shap
 	ctx.Preparing = false
 	out.Data = kernels.AlignedBytes(out.ByteSize())
 	return k, ctx, n
+}
+
+// TestPoolThreadsMatchSingle: pooling split along channels on 3 threads
+// gives the bytes of one thread, for every dtype, the global average pool
+// of a network's end and a strided SAME window with cut edges.
+func TestPoolThreadsMatchSingle(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	geoms := []struct {
+		shape []int
+		opts  *schema.Pool2DOptions
+	}{
+		{[]int{1, 7, 7, 100}, popts(schema.PaddingValid, 1, 1, 7, 7, quant.ActNone)},
+		{[]int{2, 9, 9, 70}, popts(schema.PaddingSame, 2, 2, 3, 3, quant.ActRelu6)},
+	}
+	for _, op := range []schema.BuiltinOperator{schema.OpAveragePool2D, schema.OpMaxPool2D} {
+		for _, dt := range []tensor.DType{tensor.Float32, tensor.Int8, tensor.Uint8, tensor.Int16} {
+			for _, g := range geoms {
+				seed := r.Uint64()
+				var outs [2][]byte
+				for i, threads := range []int{1, 3} {
+					k, ctx, n := preparePoolThreads(t, threads, op, dt, g.shape, g.opts)
+					in := n.Inputs[0].Data
+					rr := rand.New(rand.NewPCG(seed, 8)) // the same data on both
+					for j := range in {
+						in[j] = byte(rr.IntN(256))
+					}
+					if dt == tensor.Float32 {
+						f := tensor.View[float32](in)
+						for j := range f {
+							f[j] = rr.Float32()*4 - 2
+						}
+					}
+					if err := k.Eval(ctx, n); err != nil {
+						t.Fatal(err)
+					}
+					outs[i] = n.Outputs[0].Data
+					ctx.Close()
+				}
+				if string(outs[0]) != string(outs[1]) {
+					t.Errorf("%s %s %v: 3 threads differ from 1", op, dt, g.shape)
+				}
+			}
+		}
+	}
 }
 
 func TestPoolEvalAllocs(t *testing.T) {

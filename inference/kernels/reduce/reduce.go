@@ -66,8 +66,11 @@ type reduceData struct {
 	bias        int32
 	inZP        int32
 	outZP       int32
-	scale       float32
-	fbias       float32
+	// per-Eval views, for the workers (channelsSplit)
+	inT   tensor.DType
+	x, y  []byte
+	scale float32
+	fbias float32
 	// accumulators, one per output element.
 	f32 []float32
 	i32 []int32
@@ -251,6 +254,16 @@ func evalReduce(ctx *kernels.Context, n *kernels.Node) error {
 		reduceWide(d, in.Int32s()[:total], out.Int32s()[:d.outCount], total)
 	case tensor.Int64:
 		reduceWide(d, in.Int64s()[:total], out.Int64s()[:d.outCount], total)
+	case tensor.Int8, tensor.Uint8, tensor.Int16:
+		if d.channelsSplit(total) {
+			// Sums over rows into each channel: chunks of channels.
+			d.inT, d.x, d.y = in.Type, in.Data, out.Data
+			kernels.Parallel(ctx, ctx.Threads, int64(total)*kernels.ElementCost, d.runLen, 16, d, meanChannels)
+			d.x, d.y = nil, nil
+			return nil
+		}
+	}
+	switch in.Type {
 	case tensor.Int8:
 		reduceQuant(d, in.Int8s()[:total], out.Int8s()[:d.outCount], total)
 	case tensor.Uint8:
@@ -445,8 +458,41 @@ func qRange[T int8 | uint8 | int16]() (int32, int32) {
 	return math.MinInt16, math.MaxInt16
 }
 
+// channelsSplit reports whether a quantized MEAN or SUM reduces leading
+// dimensions into the last ones (a global average over height and width):
+// then each channel's sum is independent and chunks of channels run on
+// the pool's workers (meanChannels).
+func (d *reduceData) channelsSplit(total int) bool {
+	return d.op != opMax && d.mode != qRaw && total > 0 && d.count > 0 &&
+		len(d.dims) == 2 && d.outStride[0] == 0 && !d.lastReduced
+}
+
+// meanChannels is reduceQuant for channels [c0, c1) (see channelsSplit).
+func meanChannels(d *reduceData, _, c0, c1 int) {
+	switch d.inT {
+	case tensor.Int8:
+		meanChannelsT(d, tensor.View[int8](d.x), tensor.View[int8](d.y), c0, c1)
+	case tensor.Uint8:
+		meanChannelsT(d, tensor.View[uint8](d.x), tensor.View[uint8](d.y), c0, c1)
+	case tensor.Int16:
+		meanChannelsT(d, tensor.View[int16](d.x), tensor.View[int16](d.y), c0, c1)
+	}
+}
+
+func meanChannelsT[T int8 | uint8 | int16](d *reduceData, in, out []T, c0, c1 int) {
+	acc := d.i32[c0:c1]
+	clear(acc)
+	c := d.runLen
+	for r := range d.dims[0] {
+		for j, v := range in[r*c+c0 : r*c+c1] {
+			acc[j] += int32(v)
+		}
+	}
+	requantSums(d, acc, out[c0:c1])
+}
+
 func reduceQuant[T int8 | uint8 | int16](d *reduceData, in, out []T, total int) {
-	lo, hi := qRange[T]()
+	lo, _ := qRange[T]()
 	if d.op == opMax {
 		clear(d.i32)
 		for i := range d.i32 {
@@ -472,6 +518,12 @@ func reduceQuant[T int8 | uint8 | int16](d *reduceData, in, out []T, total int) 
 		clear(out)
 		return
 	}
+	requantSums(d, acc, out)
+}
+
+// requantSums turns a quantized MEAN's or SUM's int32 sums into outputs.
+func requantSums[T int8 | uint8 | int16](d *reduceData, acc []int32, out []T) {
+	lo, hi := qRange[T]()
 	switch d.mode {
 	case qMean4D:
 		for i, s := range acc {

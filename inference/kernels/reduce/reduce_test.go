@@ -162,10 +162,17 @@ func TestArgMinMax(t *testing.T) {
 }
 
 func prepareNode(tb testing.TB, op schema.BuiltinOperator, opts any, ins []*tensor.Tensor, out *tensor.Tensor) (kernels.Kernel, *kernels.Context, *kernels.Node) {
+	return prepareThreads(tb, 1, op, opts, ins, out)
+}
+
+// prepareThreads prepares a node on a context with threads goroutines
+// that splits every node (SplitThreshold 0).
+func prepareThreads(tb testing.TB, threads int, op schema.BuiltinOperator, opts any, ins []*tensor.Tensor, out *tensor.Tensor) (kernels.Kernel, *kernels.Context, *kernels.Node) {
 	tb.Helper()
 	k, _ := kernels.Lookup(schema.OperatorCode{Builtin: op, Version: 1})
 	n := &kernels.Node{Op: op, Options: opts, Inputs: ins, Outputs: []*tensor.Tensor{out}}
-	ctx := kernels.NewContext(quant.RoundingTFLite, 1)
+	ctx := kernels.NewContext(quant.RoundingTFLite, threads)
+	ctx.SplitThreshold = 0
 	ctx.Preparing = true
 	if err := k.Prepare(ctx, n); err != nil {
 		tb.Fatal(err)
@@ -173,6 +180,47 @@ func prepareNode(tb testing.TB, op schema.BuiltinOperator, opts any, ins []*tens
 	ctx.Preparing = false
 	out.Data = kernels.AlignedBytes(out.ByteSize())
 	return k, ctx, n
+}
+
+// TestReduceThreadsMatchSingle: quantized MEAN and SUM over height and
+// width, split into chunks of channels on 3 threads, give the bytes of one
+// thread, in each requantization mode (4-D mean, truncating mean, float
+// mean, float sum).
+func TestReduceThreadsMatchSingle(t *testing.T) {
+	shape := []int{1, 7, 5, 70}
+	vals := make([]float64, tensor.NumElements(shape))
+	for i := range vals {
+		vals[i] = float64(i*37%256 - 128)
+	}
+	cases := []struct {
+		name     string
+		op       schema.BuiltinOperator
+		dt       tensor.DType
+		keep     bool
+		inQ, out *tensor.Quantization
+	}{
+		{"mean 4-D", schema.OpMean, tensor.Int8, true, kerneltest.Q(0.1, 3), kerneltest.Q(0.05, -2)},
+		{"mean same quantization", schema.OpMean, tensor.Int8, false, kerneltest.Q(0.1, 3), kerneltest.Q(0.1, 3)},
+		{"mean float rescale", schema.OpMean, tensor.Int8, false, kerneltest.Q(0.1, 3), kerneltest.Q(0.07, 1)},
+		{"sum float rescale", schema.OpSum, tensor.Int8, false, kerneltest.Q(0.1, 3), kerneltest.Q(2, 1)},
+		{"mean int16", schema.OpMean, tensor.Int16, true, kerneltest.Q(0.1, 0), kerneltest.Q(0.05, 0)},
+	}
+	for _, c := range cases {
+		var outs [2][]byte
+		for i, threads := range []int{1, 3} {
+			in := kerneltest.New(c.dt, shape, vals, c.inQ)
+			axis := kerneltest.New(tensor.Int32, []int{2}, []float64{1, 2}, nil)
+			k, ctx, n := prepareThreads(t, threads, c.op, &schema.ReducerOptions{KeepDims: c.keep}, []*tensor.Tensor{in, axis}, kerneltest.New(c.dt, nil, nil, c.out))
+			if err := k.Eval(ctx, n); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			ctx.Close()
+			outs[i] = n.Outputs[0].Data
+		}
+		if string(outs[0]) != string(outs[1]) {
+			t.Errorf("%s: 3 threads differ from 1", c.name)
+		}
+	}
 }
 
 func TestReduceEvalAllocs(t *testing.T) {
