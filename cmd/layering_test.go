@@ -111,7 +111,8 @@ func TestDependencyDirection(t *testing.T) {
 	}
 }
 
-// TestBinaryDependencies: what each binary must not link. fleet-server and
+// TestBinaryDependencies: what each binary must not link. No binary links
+// test-support packages. fleet-server and
 // fleetctl publish releases but never apply one, so they must not link the
 // agent's self-update (minio/selfupdate); the control is edge-agent, which
 // must.
@@ -121,6 +122,14 @@ func TestBinaryDependencies(t *testing.T) {
 		links[rel(p.ImportPath)] = map[string]bool{}
 		for _, d := range p.Deps {
 			links[rel(p.ImportPath)][rel(d)] = true
+		}
+	}
+	// Test support is never linked into a binary.
+	for bin, deps := range links {
+		for _, d := range []string{"internal/kerneltest", "internal/kerneltest/singleop", "inference/internal/zoo", "inference/internal/opfuzz"} {
+			if deps[d] {
+				t.Errorf("%s links the test-support package %s", bin, d)
+			}
 		}
 	}
 	selfupdate := []string{"github.com/minio/selfupdate", "ota/selfupdate"}
