@@ -15,7 +15,7 @@ CROSS    := linux/amd64 linux/arm64 linux/arm/v7 linux/riscv64
 PKGS     := ./...
 FUZZTIME ?= 10m
 
-.PHONY: all build build-tflite cross-tflite tflite-lib test-tflite-arm64 setup tflite-reference test test-unit test-tflite test-cross test-package cross bench bench-api lint fuzz fuzz-short demo package clean
+.PHONY: all build build-tflite cross-tflite tflite-lib test-tflite-arm64 setup tflite-reference test test-unit test-tflite test-cross test-package cross bench bench-api bench-fleet bench-fleet-nats lint fuzz fuzz-short demo package clean
 
 all: build
 
@@ -124,6 +124,10 @@ bench-api:
 # the agent's protocol), 1 record/10 s each, a canary rollout of a 4 MB model.
 bench-fleet: build
 	$(BIN)/fleetctl simulate --spawn-server $(BIN)/fleet-server --server-env GOMEMLIMIT=$${SERVER_GOMEMLIMIT:-900MiB} --devices $${DEVICES:-1000} --rate 0.1 --duration $${DURATION:-2m}
+
+# The multi-node path: a throwaway PostgreSQL, one fleet-server nats-node, 2 replicas.
+bench-fleet-nats: build
+	$(BIN)/fleetctl simulate --spawn-server $(BIN)/fleet-server --spawn-nats --replicas $${REPLICAS:-2} --server-env GOMEMLIMIT=$${SERVER_GOMEMLIMIT:-900MiB} --devices $${DEVICES:-1000} --rate 0.1 --duration $${DURATION:-2m}
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

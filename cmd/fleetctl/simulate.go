@@ -23,6 +23,9 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		noRollout, jsonOut, debug bool
 		keepDir                   string
 		serverArgs, serverEnv     []string
+		spawnNATS                 bool
+		replicas                  int
+		storeURL                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "simulate --devices N --rate R --duration D",
@@ -42,7 +45,12 @@ Each device holds one connection (one file descriptor) in this process and
 one in the server: for 10,000 devices both need a limit above 10,500 open
 files (the Go runtime raises the soft limit to the hard one; raise the hard
 limit with ulimit -Hn as root or LimitNOFILE= in systemd). simulate checks
-and says so before connecting.`,
+and says so before connecting.
+
+With --spawn-nats it starts the multi-node path instead: a throwaway
+PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
+
+  fleetctl simulate --spawn-server bin/fleet-server --spawn-nats --replicas 2 --devices 1000 --rate 0.1 --duration 2m`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -60,7 +68,27 @@ and says so before connecting.`,
 				}
 				cfg.TLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 			}
-			if spawnBin != "" {
+			if spawnNATS {
+				if spawnBin == "" {
+					return fmt.Errorf("simulate: --spawn-nats needs --spawn-server (the fleet-server binary)")
+				}
+				fmt.Fprintf(os.Stderr, "starting a NATS node and %d replica(s) of %s with model %s as %s@%s ...\n", replicas, spawnBin, model, cfg.ModelID, version)
+				cl, err := simulate.SpawnCluster(ctx, simulate.ClusterConfig{Replicas: replicas, StoreURL: storeURL,
+					SpawnConfig: simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs, Env: serverEnv}})
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				cfg.ServerURL, cfg.AdminToken, cfg.EnrollToken, cfg.TLS = cl.URL, cl.AdminToken, cl.EnrollToken, cl.TLS
+				cfg.PeerURLs, cfg.ServerPID = cl.PeerURLs, cl.PIDs["replica-1"]
+				cfg.OtherPIDs = map[string]int{}
+				for name, pid := range cl.PIDs {
+					if name != "replica-1" {
+						cfg.OtherPIDs[name] = pid
+					}
+				}
+				fmt.Fprintf(os.Stderr, "replicas %s %v, processes %v (logs in %s)\n", cl.URL, cl.PeerURLs, cl.PIDs, cl.Dir)
+			} else if spawnBin != "" {
 				fmt.Fprintf(os.Stderr, "starting %s with model %s as %s@%s ...\n", spawnBin, model, cfg.ModelID, version)
 				sp, err := simulate.Spawn(ctx, simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs, Env: serverEnv})
 				if err != nil {
@@ -115,6 +143,9 @@ and says so before connecting.`,
 	f.StringVar(&keepDir, "spawn-dir", "", "directory for the spawned server's keys/data/log (default: a temp dir, removed)")
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra flag for the spawned fleet-server (repeatable)")
 	f.StringArrayVar(&serverEnv, "server-env", nil, "KEY=VALUE environment variable for the spawned fleet-server only, e.g. GOMEMLIMIT=900MiB (repeatable)")
+	f.BoolVar(&spawnNATS, "spawn-nats", false, "with --spawn-server: run the multi-node path instead (PostgreSQL, one fleet-server nats-node, --replicas replicas consuming from it)")
+	f.IntVar(&replicas, "replicas", 1, "fleet-server replicas with --spawn-nats")
+	f.StringVar(&storeURL, "store", "", "PostgreSQL database for --spawn-nats (default: a throwaway server from Debian's postgresql package in the spawn dir)")
 	f.BoolVar(&jsonOut, "json-result", false, "print the result as JSON")
 	f.BoolVar(&debug, "debug", false, "debug logging")
 	return cmd

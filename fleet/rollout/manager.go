@@ -48,6 +48,8 @@ type Manager struct {
 	lastTick time.Time
 	mu       sync.Mutex
 	rollouts map[string]*Rollout
+	// unsaved: rollouts whose last save failed (guarded by opMu).
+	unsaved map[string]bool
 }
 
 // dispatchParallel bounds concurrent job writes and notifications; many
@@ -61,23 +63,43 @@ func NewManager(ctx context.Context, st store.Store, reg *registry.Registry, tel
 		log = slog.Default()
 	}
 	m := &Manager{st: st, reg: reg, tel: tel, notify: n, clock: clock, log: log, rollouts: map[string]*Rollout{}}
-	err := st.View(ctx, func(tx store.Tx) error {
-		return tx.List(bucketRollouts, "", func(k string, v []byte) error {
-			var r Rollout
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode rollout %s: %w", k, err)
-			}
-			if r.Devices == nil {
-				r.Devices = map[string]*DeviceState{}
-			}
-			m.rollouts[k] = &r
-			return nil
-		})
+	rs, err := m.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.rollouts = rs
+	return m, nil
+}
+
+// load reads every rollout from the store, rewriting rollouts stored in
+// the old one-row format as a header and device rows.
+func (m *Manager) load(ctx context.Context) (map[string]*Rollout, error) {
+	var (
+		rs     map[string]*Rollout
+		legacy []string
+	)
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		rs, legacy, err = loadRolloutsTx(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load rollouts: %w", err)
 	}
-	return m, nil
+	if len(legacy) > 0 {
+		err := m.st.Update(ctx, func(tx store.Tx) error {
+			for _, id := range legacy {
+				if _, err := persistTx(tx, nil, rs[id]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("load rollouts: rewrite as device rows: %w", err)
+		}
+	}
+	return rs, nil
 }
 
 // Reload replaces the in-memory rollouts with the stored ones (replicas
@@ -86,22 +108,9 @@ func NewManager(ctx context.Context, st store.Store, reg *registry.Registry, tel
 func (m *Manager) Reload(ctx context.Context) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	fresh := map[string]*Rollout{}
-	err := m.st.View(ctx, func(tx store.Tx) error {
-		return tx.List(bucketRollouts, "", func(k string, v []byte) error {
-			var r Rollout
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("decode rollout %s: %w", k, err)
-			}
-			if r.Devices == nil {
-				r.Devices = map[string]*DeviceState{}
-			}
-			fresh[k] = &r
-			return nil
-		})
-	})
+	fresh, err := m.load(ctx)
 	if err != nil {
-		return fmt.Errorf("reload rollouts: %w", err)
+		return fmt.Errorf("reload: %w", err)
 	}
 	m.mu.Lock()
 	m.rollouts = fresh
@@ -109,12 +118,27 @@ func (m *Manager) Reload(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) save(ctx context.Context, r *Rollout) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode rollout %s: %w", r.Spec.ID, err)
+// save writes what changed between old (as stored; nil for a new
+// rollout) and cur: the header and the changed device rows (persist.go).
+// A rollout whose save failed is written whole next time (the store may
+// lag the memory by more than one diff). Callers hold opMu.
+func (m *Manager) save(ctx context.Context, old, cur *Rollout) error {
+	if m.unsaved[cur.Spec.ID] {
+		old = nil
 	}
-	return m.st.Update(ctx, func(tx store.Tx) error { return tx.Put(bucketRollouts, r.Spec.ID, b) })
+	err := m.st.Update(ctx, func(tx store.Tx) error {
+		_, err := persistTx(tx, old, cur)
+		return err
+	})
+	if err != nil {
+		if m.unsaved == nil {
+			m.unsaved = map[string]bool{}
+		}
+		m.unsaved[cur.Spec.ID] = true
+		return err
+	}
+	delete(m.unsaved, cur.Spec.ID)
+	return nil
 }
 
 // Create starts a rollout.
@@ -146,9 +170,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (*Rollout, error) {
 			return nil, fmt.Errorf("create rollout %s: %w for model %s (%s is %s)", r.Spec.ID, ErrConflict, r.Spec.ModelID, o.Spec.ID, o.Phase)
 		}
 	}
-	snap := clone(r)
+	snap := copyRollout(r)
 	m.mu.Unlock()
-	if err := m.save(ctx, snap); err != nil {
+	if err := m.save(ctx, nil, snap); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -192,6 +216,20 @@ func (m *Manager) List() []*Rollout {
 	return out
 }
 
+// ActiveCount is the number of rollouts not yet finished (no copies: for
+// /metrics).
+func (m *Manager) ActiveCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, r := range m.rollouts {
+		if !r.Phase.Final() {
+			n++
+		}
+	}
+	return n
+}
+
 // Command applies an operator command to a rollout.
 func (m *Manager) Command(ctx context.Context, id string, c Command) (*Rollout, error) {
 	m.opMu.Lock()
@@ -210,22 +248,22 @@ func (m *Manager) Command(ctx context.Context, id string, c Command) (*Rollout, 
 	if err != nil {
 		return nil, err
 	}
-	work := clone(r)
+	work := copyRollout(r)
 	acts, err := work.Apply(m.clock.Now(), c, v)
 	if err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	m.rollouts[id] = work
-	snap := clone(work)
 	m.mu.Unlock()
 	if err := m.dispatch(ctx, acts); err != nil {
 		return nil, err
 	}
-	if err := m.save(ctx, snap); err != nil {
+	// Only holders of opMu change rollouts: r and work are stable here.
+	if err := m.save(ctx, r, work); err != nil {
 		return nil, err
 	}
-	return snap, nil
+	return clone(work), nil
 }
 
 // view reads the fleet snapshot a rollout decides on (store reads only;
@@ -322,23 +360,9 @@ func (m *Manager) step(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	before, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode rollout %s: %w", id, err)
-	}
-	work := &Rollout{}
-	if err := json.Unmarshal(before, work); err != nil {
-		return fmt.Errorf("copy rollout %s: %w", id, err)
-	}
-	if work.Devices == nil {
-		work.Devices = map[string]*DeviceState{}
-	}
+	work := copyRollout(r)
 	acts := work.Tick(m.clock.Now(), v)
-	after, err := json.Marshal(work)
-	if err != nil {
-		return fmt.Errorf("encode rollout %s: %w", id, err)
-	}
-	changed := len(acts) > 0 || !bytes.Equal(before, after)
+	changed := len(acts) > 0 || !sameRollout(r, work)
 	if changed {
 		m.mu.Lock()
 		m.rollouts[id] = work
@@ -351,9 +375,24 @@ func (m *Manager) step(ctx context.Context, id string) error {
 		if work.Phase != r.Phase || work.Stage != r.Stage {
 			m.log.Info("rollout", "id", id, "phase", work.Phase, "stage", work.Stage+1, "reason", work.Reason)
 		}
-		return m.save(ctx, work)
+		return m.save(ctx, r, work)
 	}
 	return nil
+}
+
+// sameRollout reports whether a and b would be stored identically.
+func sameRollout(a, b *Rollout) bool {
+	if len(a.Devices) != len(b.Devices) {
+		return false
+	}
+	for id, d := range a.Devices {
+		if o, ok := b.Devices[id]; !ok || *o != *d {
+			return false
+		}
+	}
+	ha, err1 := encodeHeader(a)
+	hb, err2 := encodeHeader(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ha, hb)
 }
 
 // SetMinTickGap makes Tick skip calls that come less than d after the

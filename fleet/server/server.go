@@ -159,6 +159,9 @@ type Server struct {
 	mosq       *mosquitto.Writer // nil without Config.MosquittoDir
 
 	auth authState // auth.go
+
+	gauges    fleetGauges        // metrics_fleet.go
+	stopGauge context.CancelFunc // ends gaugeLoop
 }
 
 // Refresher re-signs expiring repository metadata; ota/release.Refresh
@@ -247,6 +250,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 
 	s.h.startIngest(s.prom) // device messages: bounded queue + workers (ingest.go)
+	gctx, stopGauge := context.WithCancel(context.Background())
+	s.stopGauge = stopGauge
+	s.refreshGauges(gctx) // metrics_fleet.go: first counts before the first scrape
+	go s.gaugeLoop(gctx)
 
 	// Broker.
 	brokerURL := cfg.BrokerURL
@@ -383,6 +390,9 @@ func (s *Server) Kick() {
 
 // Close stops HTTP, MQTT, the broker and the store.
 func (s *Server) Close() error {
+	if s.stopGauge != nil {
+		s.stopGauge()
+	}
 	s.stopNATS() // cluster.go
 	if s.httpSrv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -408,30 +418,8 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) registerMetrics() {
-	devices := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices", Help: "Enrolled devices."}, func() float64 {
-		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
-		return float64(len(ds))
-	})
-	online := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_devices_online", Help: "Devices whose status is online."}, func() float64 {
-		ds, _ := s.reg.Devices.List(context.Background(), registry.Selector{})
-		n := 0
-		for _, d := range ds {
-			if d.Presence == wire.Online {
-				n++
-			}
-		}
-		return float64(n)
-	})
-	active := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "edgefleet_rollouts_active", Help: "Rollouts not yet finished."}, func() float64 {
-		n := 0
-		for _, r := range s.mgr.List() {
-			if !r.Phase.Final() {
-				n++
-			}
-		}
-		return float64(n)
-	})
-	s.prom.MustRegister(s.h.msgs, s.h.bad, devices, online, active)
+	s.prom.MustRegister(s.h.msgs, s.h.bad)
+	s.prom.MustRegister(s.fleetCollectors()...) // metrics_fleet.go: counts kept, not recomputed per scrape
 }
 
 // connectMQTT sets up the server's side of the message plane: in-process

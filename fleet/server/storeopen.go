@@ -56,6 +56,7 @@ func (s *Server) tickRollouts(ctx context.Context) error {
 	if err != nil || !leading {
 		return err
 	}
+	s.syncSharedTelemetry(ctx) // shared_telemetry.go: gates see every replica's telemetry
 	return s.mgr.Tick(ctx)
 }
 

@@ -35,6 +35,7 @@ type counters struct {
 	jobsSucceeded   atomic.Uint64
 	jobsFailed      atomic.Uint64
 	downloadedBytes atomic.Uint64
+	subRefused      atomic.Uint64 // subscriptions the broker refused (SUBACK 0x80) or never answered
 }
 
 // device is one simulated edge-agent: an MQTT session with the agent's
@@ -92,7 +93,16 @@ func (d *device) connect(ctx context.Context, tlsCfg *tls.Config) error {
 		SetWriteTimeout(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
 			subs := map[string]byte{wire.JobsNotifyTopic(d.id): 1, wire.TelemetryAckTopic(d.id): 1}
-			c.SubscribeMultiple(subs, d.onMessage).WaitTimeout(30 * time.Second)
+			tok := c.SubscribeMultiple(subs, d.onMessage)
+			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+				d.sum.subRefused.Add(uint64(len(subs)))
+			} else if st, ok := tok.(*paho.SubscribeToken); ok {
+				for _, code := range st.Result() {
+					if code == 0x80 {
+						d.sum.subRefused.Add(1)
+					}
+				}
+			}
 			select {
 			case up <- struct{}{}:
 			default:

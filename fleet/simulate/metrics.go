@@ -48,6 +48,27 @@ func scrape(ctx context.Context, api *client.Client) (serverMetrics, error) {
 	return parseMetrics(body), nil
 }
 
+// scrapeAll sums the counters of several replicas (the first one's RSS).
+func scrapeAll(ctx context.Context, apis []*client.Client) (serverMetrics, error) {
+	var sum serverMetrics
+	for i, api := range apis {
+		m, err := scrape(ctx, api)
+		if err != nil {
+			return sum, err
+		}
+		if i == 0 {
+			sum.rss = m.rss
+		}
+		sum.stored += m.stored
+		sum.duplicates += m.duplicates
+		sum.received += m.received
+		sum.jobUpdates += m.jobUpdates
+		sum.deliveryDropped += m.deliveryDropped
+		sum.rateLimited += m.rateLimited
+	}
+	return sum, nil
+}
+
 func parseMetrics(body []byte) serverMetrics {
 	var m serverMetrics
 	sc := bufio.NewScanner(bytes.NewReader(body))

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,12 @@ type Config struct {
 	DrainTimeout time.Duration
 	// ServerPID, if non-zero, is read from /proc for RSS.
 	ServerPID int
+	// PeerURLs are the other replicas' HTTP base URLs (same admin token):
+	// their counters are added to the server's.
+	PeerURLs []string
+	// OtherPIDs are further processes (name → pid: NATS node, replicas,
+	// PostgreSQL) whose peak RSS is reported.
+	OtherPIDs map[string]int
 	Log       *slog.Logger
 	// Progress, if set, receives a one-line status every ProgressEvery.
 	Progress      io.Writer
@@ -141,6 +148,9 @@ type Result struct {
 	// DeliveryDropped is messages to devices the embedded broker dropped;
 	// RateLimited device publishes it refused over the device's rate.
 	DeliveryDropped, RateLimited uint64
+	// SubscriptionsRefused counts device subscriptions the broker refused
+	// (the device then gets no acks or jobs on that topic).
+	SubscriptionsRefused uint64
 
 	// JobUpdates is job updates the broker acknowledged to the devices;
 	// JobUpdatesReceived those the server handled; JobUpdatesLost =
@@ -155,6 +165,8 @@ type Result struct {
 	RolloutJobsAcked                               int           `json:"rollout_jobs_acked,omitempty"`
 
 	ServerRSS, ServerPeakRSS uint64
+	// OtherPeakRSS is the peak RSS of Config.OtherPIDs by name.
+	OtherPeakRSS map[string]uint64 `json:",omitempty"`
 	// LoadBefore and LoadAfter are the machine's load averages (1, 5, 15
 	// minutes) when the run started and ended.
 	LoadBefore, LoadAfter string `json:",omitempty"`
@@ -175,7 +187,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tr.MaxIdleConnsPerHost = cfg.DownloadParallel + cfg.ConnectParallel
 	hc := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
 	api.HTTP = hc
-	before, err := scrape(ctx, api)
+	apis := []*client.Client{api}
+	for _, u := range cfg.PeerURLs {
+		p := client.New(u, cfg.AdminToken)
+		p.HTTP = hc
+		apis = append(apis, p)
+	}
+	before, err := scrapeAll(ctx, apis)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +264,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			res.ServerRSS = rss
 			peak = max(peak, rss, hwm)
 		}
+		for name, pid := range cfg.OtherPIDs {
+			if rss, hwm, err := serverRSS(ctx, pid, nil); err == nil {
+				if res.OtherPeakRSS == nil {
+					res.OtherPeakRSS = map[string]uint64{}
+				}
+				res.OtherPeakRSS[name] = max(res.OtherPeakRSS[name], rss, hwm)
+			}
+		}
 	}
 	progress := time.NewTicker(cfg.ProgressEvery)
 	defer progress.Stop()
@@ -303,9 +329,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cancel()
 	jw.Wait()
 	// Let the last job updates and status reach the server before counting.
-	waitQuiet(ctx, api, sum)
+	waitQuiet(ctx, apis, sum)
 	sample()
-	after, err := scrape(ctx, api)
+	after, err := scrapeAll(ctx, apis)
 	if err != nil {
 		return res, err
 	}
@@ -335,6 +361,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.DeliveryDropped = after.deliveryDropped - before.deliveryDropped
 	res.RateLimited = after.rateLimited - before.rateLimited
 	res.DownloadedBytes = sum.downloadedBytes.Load()
+	res.SubscriptionsRefused = sum.subRefused.Load()
 	res.ServerPeakRSS = peak
 	res.LoadAfter = loadAverage()
 	return res, nil
@@ -342,14 +369,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // waitQuiet waits (up to 30 s) until the server has handled as many
 // messages as the broker acknowledged to the devices.
-func waitQuiet(ctx context.Context, api *client.Client, sum *counters) {
+func waitQuiet(ctx context.Context, apis []*client.Client, sum *counters) {
 	deadline := time.Now().Add(30 * time.Second)
-	base, _ := scrape(ctx, api)
+	base, _ := scrapeAll(ctx, apis)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		m, err := scrape(ctx, api)
+		m, err := scrapeAll(ctx, apis)
 		if err == nil && m.received-base.received >= 0 {
 			time.Sleep(2 * time.Second)
-			m2, err := scrape(ctx, api)
+			m2, err := scrapeAll(ctx, apis)
 			if err == nil && m2.received == m.received {
 				return
 			}
@@ -475,10 +502,22 @@ func (r *Result) Table() string {
 		r.Devices, r.ServerRSS>>20, r.ServerPeakRSS>>20, r.OfferedRate, r.StoredRate, r.Lost, r.Duplicates, r.DuplicatesStored, r.BrokerDrops,
 		r.JobUpdatesLost, r.JobUpdates, ro)
 	lines := []string{
-		fmt.Sprintf("connected %d/%d in %s; load average %s at start, %s at end", r.Connected, r.Devices, r.ConnectTime.Round(time.Millisecond), r.LoadBefore, r.LoadAfter),
+		fmt.Sprintf("connected %d/%d in %s (subscriptions refused %d); load average %s at start, %s at end", r.Connected, r.Devices, r.ConnectTime.Round(time.Millisecond), r.SubscriptionsRefused, r.LoadBefore, r.LoadAfter),
 		fmt.Sprintf("telemetry: offered %d, acked %d, stored %d, lost %d, resent %d, ack timeouts %d, forged acks %d, device overflow %d", r.Offered, r.Acked, r.Stored, r.Lost, r.Resent, r.AckTimeouts, r.BadAcks, r.Overflow),
 		fmt.Sprintf("mqtt to server: published %d, received %d, dropped %d, publish failures %d, rate limited %d; to devices: dropped %d", r.Published, r.Received, r.BrokerDrops, r.PublishFailed, r.RateLimited, r.DeliveryDropped),
 		fmt.Sprintf("jobs: succeeded %d, failed %d, job updates published %d, received %d, lost %d, downloaded %d MB", r.JobsSucceeded, r.JobsFailed, r.JobUpdates, r.JobUpdatesReceived, r.JobUpdatesLost, r.DownloadedBytes>>20),
+	}
+	if len(r.OtherPeakRSS) > 0 {
+		names := make([]string, 0, len(r.OtherPeakRSS))
+		for n := range r.OtherPeakRSS {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, n := range names {
+			parts = append(parts, fmt.Sprintf("%s %d MB", n, r.OtherPeakRSS[n]>>20))
+		}
+		lines = append(lines, "peak RSS of the other processes: "+strings.Join(parts, ", "))
 	}
 	if r.RolloutID != "" {
 		lines = append(lines, fmt.Sprintf("rollout %s: %s after %s, %d device jobs acknowledged", r.RolloutID, r.RolloutPhase, r.RolloutTime.Round(time.Second), r.RolloutJobsAcked))

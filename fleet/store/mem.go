@@ -103,6 +103,14 @@ func (t *memTx) Put(bucket, key string, value []byte) error {
 func (t *memTx) Delete(bucket, key string) error { return t.set(bucket, key, nil) }
 
 func (t *memTx) List(bucket, prefix string, fn func(string, []byte) error) error {
+	return t.list(bucket, func(k string) bool { return strings.HasPrefix(k, prefix) }, fn)
+}
+
+func (t *memTx) ListFrom(bucket, from string, fn func(string, []byte) error) error {
+	return t.list(bucket, func(k string) bool { return k >= from }, fn)
+}
+
+func (t *memTx) list(bucket string, want func(string) bool, fn func(string, []byte) error) error {
 	keys := map[string]bool{}
 	for k := range t.m.data[bucket] {
 		keys[k] = true
@@ -112,7 +120,7 @@ func (t *memTx) List(bucket, prefix string, fn func(string, []byte) error) error
 	}
 	var sorted []string
 	for k := range keys {
-		if strings.HasPrefix(k, prefix) {
+		if want(k) {
 			sorted = append(sorted, k)
 		}
 	}

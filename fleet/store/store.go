@@ -31,4 +31,7 @@ type Tx interface {
 	Delete(bucket, key string) error
 	// List calls fn for every key with the prefix, in byte order.
 	List(bucket, prefix string, fn func(key string, value []byte) error) error
+	// ListFrom calls fn for every key ≥ from, in byte order, to the end
+	// of the bucket (in a time-keyed bucket: everything since a time).
+	ListFrom(bucket, from string, fn func(key string, value []byte) error) error
 }

@@ -173,6 +173,10 @@ type Store struct {
 	// DistWindow): drift queries scan only them.
 	dcells map[cellKey]*cell
 	intern map[string]string
+	// known holds the records in memory within the sync lookback, once
+	// SyncShared is used (nil before): records other replicas wrote are
+	// merged once.
+	known map[recID]struct{}
 
 	ingested   *prometheus.CounterVec
 	duplicates prometheus.Counter
@@ -421,31 +425,12 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		t.requests.WithLabelValues(r.ModelID, r.Version, role).Add(float64(r.Requests))
 		t.errors.WithLabelValues(r.ModelID, r.Version, role).Add(float64(r.Errors))
 		t.p95.WithLabelValues(r.ModelID, r.Version, role).Set(r.LatencyP95Ms)
-		k := t.internKey(keyOf(r))
-		c := t.rollups[k]
-		if c == nil {
-			c = &cell{}
-			t.rollups[k] = c
+		if t.known != nil {
+			if _, merged := t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}]; merged {
+				continue // SyncShared read it from the store first
+			}
 		}
-		c.add(r)
-		if c.D != nil && k.Minute < t.now().Add(-t.opt.DistWindow).Unix()/60 {
-			c.D = nil // a late record: its distribution is on disk only
-		} else if c.D != nil {
-			t.dcells[k] = c
-		}
-		r.Monitoring = nil // the hot window keeps counters only
-		if r.Time.Before(t.hotFrom) {
-			continue // late record: on disk and in the rollups only
-		}
-		n := len(t.hot)
-		if n == 0 || !r.Time.Before(t.hot[n-1].Time) {
-			t.hot = append(t.hot, *r)
-			continue
-		}
-		j := sort.Search(n, func(i int) bool { return t.hot[i].Time.After(r.Time) })
-		t.hot = append(t.hot, Record{})
-		copy(t.hot[j+1:], t.hot[j:])
-		t.hot[j] = *r
+		t.addLocked(r)
 	}
 	t.trimHotLocked()
 	t.mu.Unlock()
@@ -453,6 +438,39 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 		return ack, len(fresh), fmt.Errorf("ingest telemetry from %s: %w: %d records more than %d above the high-water mark %d", b.DeviceID, ErrSeqOutOfRange, rejected, t.opt.MaxSeqAdvance, ack)
 	}
 	return ack, len(fresh), nil
+}
+
+// addLocked merges one stored record into the rollups and the hot window
+// (its monitoring distributions go into the rollup only); t.mu held.
+func (t *Store) addLocked(r *Record) {
+	if t.known != nil {
+		t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}] = struct{}{}
+	}
+	k := t.internKey(keyOf(r))
+	c := t.rollups[k]
+	if c == nil {
+		c = &cell{}
+		t.rollups[k] = c
+	}
+	c.add(r)
+	if c.D != nil && k.Minute < t.now().Add(-t.opt.DistWindow).Unix()/60 {
+		c.D = nil // a late record: its distribution is on disk only
+	} else if c.D != nil {
+		t.dcells[k] = c
+	}
+	r.Monitoring = nil // the hot window keeps counters only
+	if r.Time.Before(t.hotFrom) {
+		return // late record: on disk and in the rollups only
+	}
+	n := len(t.hot)
+	if n == 0 || !r.Time.Before(t.hot[n-1].Time) {
+		t.hot = append(t.hot, *r)
+		return
+	}
+	j := sort.Search(n, func(i int) bool { return t.hot[i].Time.After(r.Time) })
+	t.hot = append(t.hot, Record{})
+	copy(t.hot[j+1:], t.hot[j:])
+	t.hot[j] = *r
 }
 
 // ErrSeqOutOfRange is wrapped by Ingest when records were rejected for a

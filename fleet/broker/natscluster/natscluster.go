@@ -114,6 +114,12 @@ func Start(cfg NodeConfig) (*Node, error) {
 		CustomClientAuthentication: &authHook{auth: cfg.Auth},
 		// Device payloads (telemetry batches, job lists) stay far below this.
 		MaxPayload: 1 << 20}
+	// Every QoS 1 MQTT subscription is a JetStream consumer on the MQTT
+	// listener's message stream: two per device. The server's default cap
+	// of 1,000 consumers per stream made the subscriptions of every device
+	// past the 500th fail (no telemetry acks, no job notifications for
+	// half of a 1,000-device fleet); the fleet needs one per subscription.
+	o.JetStreamLimits.DefaultMaxConsumers = -1
 	var err error
 	if o.Host, o.Port, err = hostPort("client address", cfg.ClientAddr); err != nil {
 		return nil, fmt.Errorf("nats node %s: %w", cfg.Name, err)

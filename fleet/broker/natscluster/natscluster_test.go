@@ -222,3 +222,59 @@ func TestClusterNodeKill(t *testing.T) {
 		t.Fatalf("replicas split %v: both must get traffic", byReplica)
 	}
 }
+
+// TestManySubscriptions: every QoS 1 MQTT subscription is a JetStream
+// consumer on the MQTT message stream; well over 1,000 of them (two per
+// device) must all be granted and receive messages. NATS's default cap of
+// 1,000 consumers per stream refused every subscription past it (half of a
+// 1,000-device fleet got no acks and no jobs).
+func TestManySubscriptions(t *testing.T) {
+	const clients, perClient = 21, 60 // 1,260 subscriptions; ≤ 65,535/1,024 per MQTT session
+	accts := brokertest.NewAccounts(t, "fleet-server", "server-secret")
+	cl := natstest.Start(t, 1, accts)
+	url := cl.Nodes[0].MQTTURL()
+	var mu sync.Mutex
+	got := map[string]bool{}
+	var last paho.Client
+	for c := range clients {
+		mc := mqttClient(t, fmt.Sprintf("many-%d", c), "fleet-server", "server-secret", url)
+		subs := map[string]byte{}
+		for k := range perClient {
+			subs[wire.JobsNotifyTopic(fmt.Sprintf("d%d-%d", c, k))] = 1
+		}
+		tok := mc.SubscribeMultiple(subs, func(_ paho.Client, m paho.Message) {
+			mu.Lock()
+			got[m.Topic()] = true
+			mu.Unlock()
+		})
+		if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+			t.Fatalf("client %d subscribe: %v", c, tok.Error())
+		}
+		for topic, code := range tok.(*paho.SubscribeToken).Result() {
+			if code != 1 {
+				t.Fatalf("client %d: subscription %s (number %d+ on the stream) granted %#x, want QoS 1", c, topic, c*perClient, code)
+			}
+		}
+		last = mc
+	}
+	// The last subscriptions receive QoS 1 messages.
+	for k := range perClient {
+		topic := wire.JobsNotifyTopic(fmt.Sprintf("d%d-%d", clients-1, k))
+		if tok := last.Publish(topic, 1, false, "x"); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n == perClient {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages to the last client's subscriptions arrived", n, perClient)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -139,3 +139,17 @@ func (t boltTx) List(bucket, prefix string, fn func(string, []byte) error) error
 	}
 	return nil
 }
+
+func (t boltTx) ListFrom(bucket, from string, fn func(string, []byte) error) error {
+	bk := t.tx.Bucket([]byte(bucket))
+	if bk == nil {
+		return nil
+	}
+	c := bk.Cursor()
+	for k, v := c.Seek([]byte(from)); k != nil; k, v = c.Next() {
+		if err := fn(string(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

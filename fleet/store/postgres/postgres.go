@@ -233,6 +233,20 @@ func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error 
 	if bucket == TelemetryBucket {
 		q, args = telListQuery(prefix)
 	}
+	return t.list(bucket, prefix, q, args, func(k string) bool { return strings.HasPrefix(k, prefix) }, fn)
+}
+
+// ListFrom lists the keys ≥ from (in the telemetry table, a key starting
+// with 20 time digits prunes the partitions before it).
+func (t *pgTx) ListFrom(bucket, from string, fn func(string, []byte) error) error {
+	q, args := `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, []any{bucket, from}
+	if bucket == TelemetryBucket {
+		q, args = telListQuery(from)
+	}
+	return t.list(bucket, from, q, args, func(string) bool { return true }, fn)
+}
+
+func (t *pgTx) list(bucket, prefix, q string, args []any, want func(string) bool, fn func(string, []byte) error) error {
 	rows, err := t.tx.Query(t.ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
@@ -249,7 +263,7 @@ func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error 
 			rows.Close()
 			return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
 		}
-		if !strings.HasPrefix(k, prefix) {
+		if !want(k) {
 			break
 		}
 		out = append(out, kv{k, v})

@@ -66,6 +66,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		if fmt.Sprint(got) != "[a/1 a/3]" {
 			t.Fatalf("list = %v, want [a/1 a/3]", got)
 		}
+		got = nil
+		must(t, s.View(ctx, func(tx store.Tx) error {
+			return tx.ListFrom("b", "a/2", func(k string, _ []byte) error { got = append(got, k); return nil })
+		}))
+		if fmt.Sprint(got) != "[a/3 ab b/1]" {
+			t.Fatalf("list from a/2 = %v, want [a/3 ab b/1]", got)
+		}
 	})
 	t.Run("UpdateAtomic", func(t *testing.T) {
 		s := open(t)
@@ -130,6 +137,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		}))
 		if fmt.Sprint(got) != fmt.Sprint([]string{keys[2]}) {
 			t.Fatalf("list by time prefix = %v, want [%s]", got, keys[2])
+		}
+		got = nil
+		must(t, s.View(ctx, func(tx store.Tx) error {
+			return tx.ListFrom(bucket, keys[2][:20], func(k string, _ []byte) error { got = append(got, k); return nil })
+		}))
+		if want := fmt.Sprint([]string{keys[2], keys[0]}); fmt.Sprint(got) != want {
+			t.Fatalf("list from a time = %v, want %v", got, want)
 		}
 	})
 	t.Run("CanceledContext", func(t *testing.T) {

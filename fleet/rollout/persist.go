@@ -1,0 +1,144 @@
+package rollout
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/edgefleet/edgefleet/fleet/store"
+)
+
+// A rollout is stored as one header row (bucketRollouts, key = rollout id:
+// everything but Devices) and one row per device (bucketRolloutDevices,
+// key = rollout id + "/" + device id), so a tick that changes a few
+// devices writes those rows only, not the whole 10,000-device rollout.
+// Rollout ids never contain "/" (wire.ValidateID).
+const bucketRolloutDevices = "rollout-devices"
+
+func deviceRowKey(rolloutID, deviceID string) string { return rolloutID + "/" + deviceID }
+
+// encodeHeader encodes r without its devices.
+func encodeHeader(r *Rollout) ([]byte, error) {
+	h := *r
+	h.Devices = nil
+	b, err := json.Marshal(&h)
+	if err != nil {
+		return nil, fmt.Errorf("encode rollout %s: %w", r.Spec.ID, err)
+	}
+	return b, nil
+}
+
+// copyRollout is a deep copy of r (the controller decides on a private
+// copy; readers keep the old one). Cheaper than a JSON round trip: device
+// states are plain values.
+func copyRollout(r *Rollout) *Rollout {
+	c := *r
+	c.Spec.Stages = slices.Clone(r.Spec.Stages)
+	c.Gates = slices.Clone(r.Gates)
+	c.Events = slices.Clone(r.Events)
+	c.Devices = make(map[string]*DeviceState, len(r.Devices))
+	for id, d := range r.Devices {
+		dc := *d
+		c.Devices[id] = &dc
+	}
+	return &c
+}
+
+// writeStats counts what one persist wrote (tests bound it per tick).
+type writeStats struct{ Rows, Bytes int }
+
+// persistTx writes the difference between old (the stored state; nil for
+// a rollout not stored yet) and cur: the header row if it changed, the
+// device rows that changed or appeared, deletions of devices that went.
+func persistTx(tx store.Tx, old, cur *Rollout) (writeStats, error) {
+	var st writeStats
+	id := cur.Spec.ID
+	h, err := encodeHeader(cur)
+	if err != nil {
+		return st, err
+	}
+	var oldH []byte
+	if old != nil {
+		if oldH, err = encodeHeader(old); err != nil {
+			return st, err
+		}
+	}
+	if old == nil || !bytes.Equal(h, oldH) {
+		if err := tx.Put(bucketRollouts, id, h); err != nil {
+			return st, fmt.Errorf("save rollout %s: %w", id, err)
+		}
+		st.Rows++
+		st.Bytes += len(h)
+	}
+	for dev, d := range cur.Devices {
+		if old != nil {
+			if od, ok := old.Devices[dev]; ok && *od == *d {
+				continue
+			}
+		}
+		b, err := json.Marshal(d)
+		if err != nil {
+			return st, fmt.Errorf("encode rollout %s device %s: %w", id, dev, err)
+		}
+		if err := tx.Put(bucketRolloutDevices, deviceRowKey(id, dev), b); err != nil {
+			return st, fmt.Errorf("save rollout %s device %s: %w", id, dev, err)
+		}
+		st.Rows++
+		st.Bytes += len(b)
+	}
+	if old != nil {
+		for dev := range old.Devices {
+			if _, ok := cur.Devices[dev]; !ok {
+				if err := tx.Delete(bucketRolloutDevices, deviceRowKey(id, dev)); err != nil {
+					return st, fmt.Errorf("save rollout %s: drop device %s: %w", id, dev, err)
+				}
+				st.Rows++
+			}
+		}
+	}
+	return st, nil
+}
+
+// loadRolloutsTx reads every rollout. A header that still holds its
+// devices (the format before per-device rows) is returned in legacy, to
+// be rewritten as rows.
+func loadRolloutsTx(tx store.Tx) (out map[string]*Rollout, legacy []string, err error) {
+	out = map[string]*Rollout{}
+	err = tx.List(bucketRollouts, "", func(k string, v []byte) error {
+		var r Rollout
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode rollout %s: %w", k, err)
+		}
+		if r.Devices != nil {
+			legacy = append(legacy, k)
+		} else {
+			r.Devices = map[string]*DeviceState{}
+		}
+		out[k] = &r
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	err = tx.List(bucketRolloutDevices, "", func(k string, v []byte) error {
+		rid, dev, ok := strings.Cut(k, "/")
+		r := out[rid]
+		if !ok || r == nil {
+			return nil // a row whose header is gone: ignored
+		}
+		var d DeviceState
+		if err := json.Unmarshal(v, &d); err != nil {
+			return fmt.Errorf("decode rollout %s device %s: %w", rid, dev, err)
+		}
+		if _, had := r.Devices[dev]; !had || !slices.Contains(legacy, rid) {
+			r.Devices[dev] = &d
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, legacy, nil
+}

@@ -1,0 +1,171 @@
+package rollout_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgefleet/edgefleet/fleet/registry"
+	"github.com/edgefleet/edgefleet/fleet/rollout"
+	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/wire"
+)
+
+// countingStore wraps a real store and counts the rows and bytes written
+// to the rollout buckets.
+type countingStore struct {
+	store.Store
+	mu          sync.Mutex
+	rows, bytes int
+}
+
+type countingTx struct {
+	store.Tx
+	s *countingStore
+}
+
+func (c *countingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return c.Store.Update(ctx, func(tx store.Tx) error { return fn(&countingTx{Tx: tx, s: c}) })
+}
+
+func (t *countingTx) Put(bucket, key string, value []byte) error {
+	if bucket == "rollouts" || bucket == "rollout-devices" {
+		t.s.mu.Lock()
+		t.s.rows++
+		t.s.bytes += len(key) + len(value)
+		t.s.mu.Unlock()
+	}
+	return t.Tx.Put(bucket, key, value)
+}
+
+func (c *countingStore) take() (rows, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rows, bytes, c.rows, c.bytes = c.rows, c.bytes, 0, 0
+	return rows, bytes
+}
+
+// TestTickWritesOnlyChanges: once a 1,000-device stage is dispatched, a
+// tick after one device's job update writes that device's row (and at
+// most the header), not the whole rollout; the stored rollout reloads
+// equal to the one in memory. The control: the dispatching tick wrote a
+// row per device.
+func TestTickWritesOnlyChanges(t *testing.T) {
+	const devices = 1000
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	cs := &countingStore{Store: store.NewMem()}
+	reg := registry.New(cs, clock.Now)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
+	for i := range devices {
+		id := fmt.Sprintf("d%04d", i)
+		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+			t.Fatal(err)
+		}
+		reg.Devices.Update(ctx, id, func(d *registry.Device) error { d.Presence = wire.Online; return nil })
+	}
+	target := wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}
+	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	cs.take()
+	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fullRows, fullBytes := cs.take()
+	if fullRows < devices {
+		t.Fatalf("dispatching %d devices wrote %d rows, want one per device (control)", devices, fullRows)
+	}
+	// One device installs the version.
+	jobs, err := reg.Jobs.List(ctx, "d0007")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs of d0007: %v %v", jobs, err)
+	}
+	reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobInProgress, "")
+	reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobSucceeded, "")
+	reg.Devices.Update(ctx, "d0007", func(d *registry.Device) error {
+		d.Models = []wire.ModelStatus{{ID: "m", Active: "2", Installed: []string{"1", "2"}}}
+		return nil
+	})
+	clock.Add(time.Second)
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, bytes := cs.take()
+	r, _ := m.Get("r1")
+	if r.Devices["d0007"].JobState != wire.JobSucceeded {
+		t.Fatalf("d0007's state %q after its update, want succeeded", r.Devices["d0007"].JobState)
+	}
+	t.Logf("dispatching tick: %d rows, %d bytes; tick after one job update: %d rows, %d bytes", fullRows, fullBytes, rows, bytes)
+	if rows == 0 || rows > 2 || bytes > fullBytes/50 {
+		t.Fatalf("a tick after one device's update wrote %d rows, %d bytes (whole rollout: %d rows, %d bytes): want that device's row and at most the header", rows, bytes, fullRows, fullBytes)
+	}
+	// A tick with nothing new writes nothing.
+	clock.Add(time.Second)
+	if err := m.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, bytes := cs.take(); rows != 0 {
+		t.Fatalf("an idle tick wrote %d rows, %d bytes", rows, bytes)
+	}
+	// What is stored is what is in memory.
+	m2, err := rollout.NewManager(ctx, cs, reg, tel, nil, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := m2.Get("r1")
+	if !ok || !reflect.DeepEqual(got, r) {
+		t.Fatalf("reloaded rollout differs from memory:\n got %+v\nwant %+v", got, r)
+	}
+}
+
+// TestLoadOneRowFormat: a rollout stored by an older server as one row
+// with its devices loads with them and is rewritten as header + rows.
+func TestLoadOneRowFormat(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock.Now)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := `{"spec":{"id":"r0","model_id":"m","version":"2","strategy":"canary","stages":[100]},"phase":"running","stage":0,` +
+		`"created":"2026-11-25T08:00:00Z","stage_started":"2026-11-25T08:00:00Z","next_job":2,` +
+		`"devices":{"a":{"stage":0,"baseline":"1","job_id":"r0-0000","job_state":"succeeded"},"b":{"stage":0,"job_id":"r0-0001","job_state":"pending"}}}`
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put("rollouts", "r0", []byte(old)) }); err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 { // the second load reads the rewritten rows
+		m, err := rollout.NewManager(ctx, s, reg, tel, nil, clock, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := m.Get("r0")
+		if !ok || len(r.Devices) != 2 || r.Devices["a"].JobState != wire.JobSucceeded || r.Devices["b"].JobID != "r0-0001" || r.NextJob != 2 {
+			t.Fatalf("load %d: %+v", round, r)
+		}
+	}
+	var header []byte
+	s.View(ctx, func(tx store.Tx) error { header, err = tx.Get("rollouts", "r0"); return err })
+	if strings.Contains(string(header), `"a":`) {
+		t.Fatalf("header still holds the devices after the rewrite: %s", header)
+	}
+}
