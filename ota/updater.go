@@ -38,7 +38,7 @@ type UpdaterConfig struct {
 	// DataDir holds the TUF metadata cache (DataDir/tuf) and staged
 	// downloads (DataDir/staging).
 	DataDir string
-	// RepoURL is the base URL of the repository served by release.Handler
+	// RepoURL is the base URL of the repository served by release.Repo.Handler
 	// (metadata under RepoURL/metadata, targets under RepoURL/targets).
 	RepoURL string
 	// TrustedRoot is the root.json enrolled with the device. It is used only
