@@ -52,12 +52,28 @@ func under(path, prefix string) bool {
 	return r == prefix || strings.HasPrefix(r, prefix+"/")
 }
 
+// forbidden are dependencies between packages of the same layer that
+// would tie a job to another's: the package under from (or its
+// subpackages) must not depend on the one under to, directly or not.
+var forbidden = []struct{ from, to, why string }{
+	{"agent/batch", "agent/api", "batch files predict through agent/predict, not the HTTP API"},
+	{"agent/predict", "agent/api", "the prediction service is below the HTTP API"},
+	{"agent/serving", "agent/api", "serving is below the HTTP API (HTTP statuses are agent/api's)"},
+	{"agent/serving", "agent/predict", "serving is below the prediction service"},
+	{"agent/update", "agent/fleetlink", "enrollment is agent/enroll; updates by hand do not need the fleet link"},
+	{"agent/enroll", "agent/fleetlink", "the link uses the enrollment, not the other way round"},
+	{"inference", "ptq", "the post-training quantizer drives the runtime, it is above it"},
+	{"quant", "ptq", "quant is the runtime's fixed-point math, below the quantizer"},
+	{"ota/release", "ota/selfupdate", "publishing releases (fleet-server) must not link the agent's self-update"},
+}
+
 // TestDependencyDirection: cmd → agent/fleet → ota, inference, hardware,
-// quant → standard library; the agent imports nothing under fleet/ (the
-// shared agent↔fleet contract is the top-level wire package).
+// quant, ptq, internal → standard library; the agent imports nothing under
+// fleet/ (the shared agent↔fleet contract is the top-level wire package);
+// and the pairs in forbidden.
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listDeps(t, nil, "./...")
-	lower := []string{"inference", "ota", "hardware", "quant"}
+	lower := []string{"inference", "ota", "hardware", "quant", "ptq", "internal"}
 	for _, p := range pkgs {
 		if !strings.HasPrefix(p.ImportPath, module) {
 			continue
@@ -72,12 +88,9 @@ func TestDependencyDirection(t *testing.T) {
 				}
 			}
 			// The quantization math sits below the runtime; the post-training
-			// quantizer (quant/ptq) drives the runtime and sits beside it.
+			// quantizer (ptq) drives the runtime and sits above it.
 			if rel(p.ImportPath) == "quant" {
 				t.Errorf("quant must depend only on the standard library, imports %s", rel(d))
-			}
-			if under(p.ImportPath, "inference") && under(d, "quant/ptq") {
-				t.Errorf("%s depends on the quantizer %s", rel(p.ImportPath), rel(d))
 			}
 			if under(p.ImportPath, "agent") && under(d, "fleet") {
 				t.Errorf("%s depends on the fleet's %s (the shared contract is wire/)", rel(p.ImportPath), rel(d))
@@ -89,6 +102,45 @@ func TestDependencyDirection(t *testing.T) {
 			if !under(p.ImportPath, "cmd") && under(d, "cmd") {
 				t.Errorf("%s depends on a command %s", rel(p.ImportPath), rel(d))
 			}
+			for _, f := range forbidden {
+				if under(p.ImportPath, f.from) && under(d, f.to) {
+					t.Errorf("%s depends on %s: %s", rel(p.ImportPath), rel(d), f.why)
+				}
+			}
+		}
+	}
+}
+
+// TestBinaryDependencies: what each binary must not link. No binary links
+// test-support packages. fleet-server and
+// fleetctl publish releases but never apply one, so they must not link the
+// agent's self-update (minio/selfupdate); the control is edge-agent, which
+// must.
+func TestBinaryDependencies(t *testing.T) {
+	links := map[string]map[string]bool{}
+	for _, p := range listDeps(t, nil, "./cmd/fleet-server", "./cmd/fleetctl", "./cmd/edge-agent") {
+		links[rel(p.ImportPath)] = map[string]bool{}
+		for _, d := range p.Deps {
+			links[rel(p.ImportPath)][rel(d)] = true
+		}
+	}
+	// Test support is never linked into a binary.
+	for bin, deps := range links {
+		for _, d := range []string{"internal/kerneltest", "internal/kerneltest/singleop", "inference/internal/zoo", "inference/internal/opfuzz"} {
+			if deps[d] {
+				t.Errorf("%s links the test-support package %s", bin, d)
+			}
+		}
+	}
+	selfupdate := []string{"github.com/minio/selfupdate", "ota/selfupdate"}
+	for _, d := range selfupdate {
+		for _, bin := range []string{"cmd/fleet-server", "cmd/fleetctl"} {
+			if links[bin][d] {
+				t.Errorf("%s links %s (only the agent applies updates)", bin, d)
+			}
+		}
+		if !links["cmd/edge-agent"][d] {
+			t.Errorf("control: edge-agent does not link %s: the check above sees nothing", d)
 		}
 	}
 }

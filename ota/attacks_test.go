@@ -22,6 +22,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
@@ -195,7 +196,7 @@ func TestAttackArbitraryArtifact(t *testing.T) {
 
 // replay serves recorded bytes for one metadata file name.
 func replay(f *fixture, name string, raw []byte) {
-	honest := release.Handler(f.repo)
+	honest := release.NewRepo("", f.repo).Handler()
 	f.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metadata/"+name {
 			w.Write(raw)
@@ -266,20 +267,20 @@ func TestAttackFreeze(t *testing.T) {
 	f := newFixture(t, release.KeyOptions{TimestampExpiry: time.Hour, SnapshotExpiry: 48 * time.Hour})
 	f.releaseModel("cam", "1.0", modelBytes(1, 1000), true, "", nil)
 	later := time.Now().Add(3 * time.Hour)
-	clock := func() time.Time { return later }
+	clk := clock.NewFake(later)
 	data := t.TempDir()
 	if err := f.device(data, nil).Refresh(ctx); err != nil {
 		t.Fatalf("fresh metadata: %v", err)
 	}
-	err := f.device(data, clock).Refresh(ctx)
+	err := f.device(data, clk).Refresh(ctx)
 	wantTUF[*metadata.ErrExpiredMetadata](t, err)
 	if !strings.Contains(err.Error(), "timestamp") {
 		t.Errorf("error should name the timestamp role: %v", err)
 	}
-	if err := release.Refresh(f.keys, f.repo, later); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Refresh(later); err != nil {
 		t.Fatalf("release.Refresh: %v", err)
 	}
-	if err := f.device(data, clock).Refresh(ctx); err != nil {
+	if err := f.device(data, clk).Refresh(ctx); err != nil {
 		t.Fatalf("after re-signing: %v", err)
 	}
 	// snapshot expiry is enforced too: a thief holding only the timestamp
@@ -299,7 +300,7 @@ func TestAttackFreeze(t *testing.T) {
 	if err := tm.ToFile(filepath.Join(f.repo, "metadata", "timestamp.json"), true); err != nil {
 		t.Fatal(err)
 	}
-	err = f.device(t.TempDir(), func() time.Time { return muchLater }).Refresh(ctx)
+	err = f.device(t.TempDir(), clock.NewFake(muchLater)).Refresh(ctx)
 	wantTUF[*metadata.ErrExpiredMetadata](t, err)
 	if !strings.Contains(err.Error(), "snapshot") {
 		t.Errorf("error should name the snapshot role: %v", err)
@@ -366,7 +367,7 @@ func TestAttackEndlessData(t *testing.T) {
 			}
 		}
 	}
-	honest := release.Handler(f.repo)
+	honest := release.NewRepo("", f.repo).Handler()
 	t.Run("artifact", func(t *testing.T) {
 		f.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/targets/") {
@@ -478,7 +479,7 @@ func TestRotateOnlineKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldSnap, oldTS := onlineSigners(t, f)
-	if err := release.RotateOnlineKeys(f.keys, f.repo); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).RotateOnlineKeys(); err != nil {
 		t.Fatalf("RotateOnlineKeys: %v", err)
 	}
 	f.releaseModel("cam", "2.0", modelBytes(2, 1000), true, "", nil)
@@ -500,7 +501,7 @@ func TestRotateOnlineKeys(t *testing.T) {
 func TestCorruptCachedRoot(t *testing.T) {
 	f := newFixture(t, release.KeyOptions{})
 	f.releaseModel("cam", "1.0", modelBytes(1, 1000), true, "", nil)
-	if err := release.RotateOnlineKeys(f.keys, f.repo); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).RotateOnlineKeys(); err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()

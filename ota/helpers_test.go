@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
@@ -34,7 +35,7 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{t: t, keys: filepath.Join(dir, "keys"), repo: filepath.Join(dir, "repo"), modelsDir: filepath.Join(dir, "models")}
-	if err := release.InitKeys(f.keys, f.repo, opts); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Init(opts); err != nil {
 		t.Fatalf("InitKeys: %v", err)
 	}
 	root, err := os.ReadFile(filepath.Join(f.repo, "metadata", "1.root.json"))
@@ -42,7 +43,7 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 		t.Fatal(err)
 	}
 	f.enrolled = root
-	f.serve(release.Handler(f.repo))
+	f.serve(release.NewRepo("", f.repo).Handler())
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		(*f.handler.Load()).ServeHTTP(w, r)
 	}))
@@ -55,13 +56,13 @@ func newFixture(t *testing.T, opts release.KeyOptions) *fixture {
 func (f *fixture) serve(h http.Handler) { f.handler.Store(&h) }
 
 // honest restores the honest repository handler.
-func (f *fixture) honest() { f.serve(release.Handler(f.repo)) }
+func (f *fixture) honest() { f.serve(release.NewRepo("", f.repo).Handler()) }
 
 // device returns an Updater with its own data dir and the given clock.
-func (f *fixture) device(dataDir string, clock func() time.Time) *ota.Updater {
+func (f *fixture) device(dataDir string, clk clock.Clock) *ota.Updater {
 	f.t.Helper()
 	u, err := ota.NewUpdater(ota.UpdaterConfig{
-		DataDir: dataDir, RepoURL: f.srv.URL, TrustedRoot: f.enrolled, Clock: clock,
+		DataDir: dataDir, RepoURL: f.srv.URL, TrustedRoot: f.enrolled, Clock: clk,
 		Download: download.Options{Attempts: 2, BaseDelay: time.Millisecond},
 	})
 	if err != nil {
@@ -134,7 +135,7 @@ func (f *fixture) releaseModel(id, version string, data []byte, goodGolden bool,
 		}
 		m.DeltaBaseVersion, m.DeltaBasePath = deltaFrom, bp
 	}
-	info, err := release.AddModel(context.Background(), f.keys, f.repo, p, m)
+	info, err := release.NewRepo(f.keys, f.repo).AddModel(context.Background(), p, m)
 	if err != nil {
 		f.t.Fatalf("AddModel %s@%s: %v", id, version, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota/download"
 )
 
@@ -109,8 +110,8 @@ type InstallerOptions struct {
 	// MaxAttempts is how many times one release may be (re)started,
 	// including resumes after crashes, before it fails (default 3).
 	MaxAttempts int
-	// Clock stamps records (time.Now if nil).
-	Clock func() time.Time
+	// Clock stamps records (nil: the system clock).
+	Clock clock.Clock
 }
 
 // Installer drives the install state machine, persisting each transition in
@@ -130,9 +131,7 @@ func OpenInstaller(dbPath string, store ModelStore, check GoldenCheck, opts Inst
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 3
 	}
-	if opts.Clock == nil {
-		opts.Clock = time.Now
-	}
+	opts.Clock = clock.Or(opts.Clock)
 	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open installer db %s: %w", dbPath, err)
@@ -167,7 +166,7 @@ func (in *Installer) Status(id string) (Record, error) {
 }
 
 func (in *Installer) save(rec *Record) error {
-	rec.UpdatedAt = in.opts.Clock().UTC()
+	rec.UpdatedAt = in.opts.Clock.Now().UTC()
 	raw, err := json.Marshal(rec)
 	if err != nil {
 		return fmt.Errorf("encode install record: %w", err)

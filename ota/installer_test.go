@@ -260,7 +260,7 @@ func TestFetchModelResumesAfterCut(t *testing.T) {
 	f := newFixture(t, release.KeyOptions{})
 	data := modelBytes(7, 256<<10)
 	f.releaseModel("cam", "1.0", data, true, "", nil)
-	honest := release.Handler(f.repo)
+	honest := release.NewRepo("", f.repo).Handler()
 	var (
 		mu     sync.Mutex
 		ranges []string

@@ -15,11 +15,12 @@ import (
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // agentPkg is the agent main package the self-update test builds. It must
 // print its version with --version, take -X main.version and -X main.mode
-// (mode "crash" exits at start) and call ota.ReportHealthy once started.
+// (mode "crash" exits at start) and call selfupdate.ReportHealthy once started.
 // Point it at ../cmd/edge-agent once that binary supports these.
 const agentPkg = "./testdata/fakeagent"
 
@@ -84,12 +85,12 @@ func TestSelfUpdate(t *testing.T) {
 		goarm = "7"
 	}
 	for v, p := range map[string]string{"2.0": v2, "3.0": v3} {
-		if _, err := release.AddAgentBinary(context.Background(), f.keys, f.repo, p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
+		if _, err := release.NewRepo(f.keys, f.repo).AddAgentBinary(context.Background(), p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
 			t.Fatalf("AddAgentBinary %s: %v", v, err)
 		}
 	}
 	orig, _ := os.ReadFile(v1)
-	setup := func(t *testing.T, version string) (*ota.SelfUpdater, string, ota.Artifact) {
+	setup := func(t *testing.T, version string) (*selfupdate.Updater, string, ota.Artifact) {
 		dev := t.TempDir()
 		agent := filepath.Join(dev, "edge-agent")
 		copyFile(t, v1, agent)
@@ -102,7 +103,7 @@ func TestSelfUpdate(t *testing.T) {
 		if err := u.Fetch(context.Background(), tgt, staged); err != nil {
 			t.Fatalf("Fetch: %v", err)
 		}
-		return &ota.SelfUpdater{TargetPath: agent, StateDir: filepath.Join(dev, "data"), HealthTimeout: 10 * time.Second}, agent, ota.Artifact{Target: tgt, Path: staged}
+		return &selfupdate.Updater{TargetPath: agent, StateDir: filepath.Join(dev, "data"), HealthTimeout: 10 * time.Second}, agent, ota.Artifact{Target: tgt, Path: staged}
 	}
 	t.Run("healthy update", func(t *testing.T) {
 		su, agent, a := setup(t, "2.0")
@@ -128,7 +129,7 @@ func TestSelfUpdate(t *testing.T) {
 			t.Fatalf("Apply: %v", err)
 		}
 		err := su.Probe(context.Background())
-		if !errors.Is(err, ota.ErrUnhealthy) || !strings.Contains(err.Error(), "simulated start-up failure") {
+		if !errors.Is(err, selfupdate.ErrUnhealthy) || !strings.Contains(err.Error(), "simulated start-up failure") {
 			t.Fatalf("Probe: %v, want ErrUnhealthy with the child's stderr", err)
 		}
 		if b, _ := os.ReadFile(agent); string(b) != string(orig) {

@@ -18,6 +18,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota/delta"
 	"github.com/edgefleet/edgefleet/ota/download"
 )
@@ -37,7 +38,7 @@ type UpdaterConfig struct {
 	// DataDir holds the TUF metadata cache (DataDir/tuf) and staged
 	// downloads (DataDir/staging).
 	DataDir string
-	// RepoURL is the base URL of the repository served by release.Handler
+	// RepoURL is the base URL of the repository served by release.Repo.Handler
 	// (metadata under RepoURL/metadata, targets under RepoURL/targets).
 	RepoURL string
 	// TrustedRoot is the root.json enrolled with the device. It is used only
@@ -45,9 +46,9 @@ type UpdaterConfig struct {
 	TrustedRoot []byte
 	// HTTPClient is used for metadata and targets (http.DefaultClient if nil).
 	HTTPClient *http.Client
-	// Clock, if set, is the reference time for expiry checks (time.Now
-	// otherwise). Tests use it to drive freeze attacks deterministically.
-	Clock func() time.Time
+	// Clock, if set, is the reference time for expiry checks (the system
+	// clock otherwise). Tests use it to drive freeze attacks deterministically.
+	Clock clock.Clock
 	// Download tunes artifact downloads (retries, backoff, progress).
 	Download download.Options
 }
@@ -173,7 +174,7 @@ func (u *Updater) newTUF(ctx context.Context, root []byte) (*updater.Updater, er
 		return nil, fmt.Errorf("refresh: %w: load trusted root: %w", ErrUntrusted, err)
 	}
 	if u.cfg.Clock != nil {
-		t.UnsafeSetRefTime(u.cfg.Clock())
+		t.UnsafeSetRefTime(u.cfg.Clock.Now())
 	}
 	return t, nil
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/ota"
@@ -94,7 +95,7 @@ func start(t testing.TB, o opts) *env {
 	coll := telemetry.NewCollector(nil)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mgr := serving.NewManager(engine.Native{}, store, coll, serving.Config{Limits: o.limits, CacheEntries: o.cache, CacheTTL: time.Minute}, quiet)
-	acfg := api.Config{Token: o.token, MaxBodyBytes: o.maxBody, Version: "test"}
+	acfg := api.Config{Token: o.token, MaxBodyBytes: o.maxBody, Version: "test", Metrics: coll}
 	if o.api != nil {
 		o.api(&acfg)
 	}
@@ -160,19 +161,19 @@ func (r response) json(t testing.TB, v any) {
 }
 
 func (r response) errCode(t testing.TB) string {
-	var eb api.ErrorBody
+	var eb predict.ErrorBody
 	if err := json.Unmarshal(r.body, &eb); err != nil || eb.Error == nil || eb.Error.Message == "" {
 		t.Fatalf("status %d body %s is not an error body", r.status, r.body)
 	}
 	return eb.Error.Code
 }
 
-func predictions(t testing.TB, r response) ([][]float64, api.PredictResponse) {
+func predictions(t testing.TB, r response) ([][]float64, predict.Response) {
 	t.Helper()
 	if r.status != 200 {
 		t.Fatalf("status %d: %s", r.status, r.body)
 	}
-	var pr api.PredictResponse
+	var pr predict.Response
 	r.json(t, &pr)
 	var out [][]float64
 	for _, p := range pr.Predictions {
@@ -249,7 +250,7 @@ func TestPredict(t *testing.T) {
 	})
 	t.Run("batch-predict partial errors", func(t *testing.T) {
 		r := e.do(t, "POST", "/api/v1/models/iris/batch-predict", `{"instances":[[5.1,3.5,1.4,0.2],[1,2],[6.7,3.0,5.2,2.3]]}`)
-		var pr api.PredictResponse
+		var pr predict.Response
 		r.json(t, &pr)
 		if r.status != 200 || pr.Predictions[0] == nil || pr.Predictions[1] != nil || pr.Predictions[2] == nil ||
 			len(pr.Errors) != 3 || pr.Errors[1] == nil || pr.Errors[1].Code != "invalid_input" {
@@ -532,7 +533,7 @@ func TestJobsEndpoint(t *testing.T) {
 		var j jobs.Job
 		e.do(t, "GET", "/api/v1/jobs/"+acc.JobID, nil).json(t, &j)
 		if j.Status == jobs.Succeeded {
-			var pr api.PredictResponse
+			var pr predict.Response
 			json.Unmarshal(j.Result, &pr)
 			if len(pr.Predictions) != 2 || pr.Predictions[0] == nil || pr.Errors[1] == nil {
 				t.Fatalf("job result %s", j.Result)

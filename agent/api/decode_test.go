@@ -3,6 +3,8 @@ package api
 import (
 	"encoding/json"
 	"testing"
+
+	"github.com/edgefleet/edgefleet/agent/predict"
 )
 
 // FuzzDecodePredict: the zero-copy instance splitter agrees with
@@ -14,7 +16,7 @@ func FuzzDecodePredict(f *testing.F) {
 	}
 	s := &Server{cfg: Config{MaxBatchInstances: 4}}
 	f.Fuzz(func(t *testing.T, doc string) {
-		var got PredictRequest
+		var got predict.Request
 		err := s.decodeJSON([]byte(doc), &got)
 		var want struct {
 			Instances []json.RawMessage `json:"instances"`

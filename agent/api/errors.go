@@ -6,7 +6,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -14,8 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/jobs"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 )
 
@@ -38,41 +37,68 @@ func errf(status int, code, msg string) *Error {
 	return &Error{Status: status, Code: code, Message: msg}
 }
 
-// toError maps an error from serving or the engine to an API error.
+// codeStatus is the HTTP status of each prediction error code
+// (serving.ErrorCode's and the prediction service's own); string keys, so
+// that TestOpenAPIErrorCodes sees them.
+var codeStatus = map[string]int{
+	"invalid_input":      http.StatusUnprocessableEntity,
+	"model_not_found":    http.StatusNotFound,
+	"version_not_found":  http.StatusNotFound,
+	"batch_too_large":    http.StatusRequestEntityTooLarge,
+	"model_unavailable":  http.StatusServiceUnavailable,
+	"overloaded":         http.StatusTooManyRequests,
+	"unavailable":        http.StatusServiceUnavailable,
+	"timeout":            http.StatusGatewayTimeout,
+	"canceled":           499,
+	"unsupported_model":  http.StatusInternalServerError,
+	"internal":           http.StatusInternalServerError,
+	"bad_request":        http.StatusBadRequest,            // predict.CodeBadRequest
+	"too_many_instances": http.StatusRequestEntityTooLarge, // predict.CodeTooManyInstances
+	"response_too_large": http.StatusRequestEntityTooLarge, // predict.CodeResponseTooLarge
+}
+
+// toError maps an error from the prediction service, serving or the
+// engine to an API error with its HTTP status.
 func toError(err error) *Error {
 	var ae *Error
 	var mbe *http.MaxBytesError
-	var ie *serving.InputError
+	var pe *predict.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &mbe):
 		return errf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
-	case errors.As(err, &ie), errors.Is(err, engine.ErrBadInput):
-		return errf(http.StatusUnprocessableEntity, "invalid_input", err.Error())
 	case errors.Is(err, jobs.ErrBadWebhook):
 		return errf(http.StatusBadRequest, "invalid_webhook", err.Error())
-	case errors.Is(err, serving.ErrModelNotFound):
-		return errf(http.StatusNotFound, "model_not_found", err.Error())
-	case errors.Is(err, serving.ErrVersionNotFound):
-		return errf(http.StatusNotFound, "version_not_found", err.Error())
-	case errors.Is(err, serving.ErrBatchTooLarge):
-		return errf(http.StatusRequestEntityTooLarge, "batch_too_large", err.Error())
-	case errors.Is(err, serving.ErrModelUnavailable):
-		return errf(http.StatusServiceUnavailable, "model_unavailable", err.Error())
-	case errors.Is(err, serving.ErrQueueFull), errors.Is(err, jobs.ErrFull):
+	case errors.Is(err, jobs.ErrFull):
 		return errf(http.StatusTooManyRequests, "overloaded", err.Error()+": retry later")
-	case errors.Is(err, serving.ErrStopped):
-		return errf(http.StatusServiceUnavailable, "unavailable", err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return errf(http.StatusGatewayTimeout, "timeout", err.Error())
-	case errors.Is(err, context.Canceled):
-		return errf(499, "canceled", err.Error())
-	case errors.Is(err, engine.ErrUnsupportedModel):
-		return errf(http.StatusInternalServerError, "unsupported_model", err.Error())
+	case errors.As(err, &pe):
+		code := pe.Code
+		return errf(statusOf(code), code, pe.Message)
 	}
-	return errf(http.StatusInternalServerError, "internal", err.Error())
+	code := serving.ErrorCode(err)
+	msg := err.Error()
+	if code == "overloaded" {
+		msg += ": retry later"
+	}
+	return errf(statusOf(code), code, msg)
 }
+
+func statusOf(code string) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// HTTPStatus is the status of the answer that carries e.
+func (e *Error) HTTPStatus() int { return e.Status }
+
+// ErrorCode is e's code (jobs.Coder).
+func (e *Error) ErrorCode() string { return e.Code }
+
+// ErrorMessage is e's message without its code.
+func (e *Error) ErrorMessage() string { return e.Message }
 
 // writeJSON encodes v before writing anything, so an encoding failure is a
 // 500 with an error body, never a 200 with an empty one.

@@ -21,8 +21,10 @@ import (
 	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/serving/servingtest"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -134,7 +136,7 @@ func TestBigBodyHeap(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("status %d: %.300s", code, resp)
 	}
-	var pr api.PredictResponse
+	var pr predict.Response
 	json.Unmarshal(resp, &pr)
 	t.Logf("16 MiB body (%d instances of 1960 values): heap grew %.1f MiB (%.2f× the body)", len(pr.Predictions), float64(growth)/(1<<20), float64(growth)/float64(len(body)))
 	if limit := uint64(api.BodyMemoryFactor * len(body)); growth > limit {
@@ -258,7 +260,7 @@ func TestRateLimit(t *testing.T) {
 	now.Store(time.Unix(1000, 0).UnixNano())
 	e := start(t, opts{api: func(c *api.Config) {
 		c.RateLimit = api.RateLimit{PerSecond: 2, Burst: 3}
-		c.Now = func() time.Time { return time.Unix(0, now.Load()) }
+		c.Clock = clock.Func(func() time.Time { return time.Unix(0, now.Load()) })
 	}})
 	h := e.srv.Handler()
 	get := func(addr string) *httptest.ResponseRecorder {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"golang.org/x/time/rate"
 )
 
@@ -91,15 +92,13 @@ type limiter struct {
 	clients map[string]*rate.Limiter
 }
 
-func newLimiter(cfg RateLimit, now func() time.Time) *limiter {
+func newLimiter(cfg RateLimit, c clock.Clock) *limiter {
+	now := clock.Or(c).Now
 	if cfg.Burst <= 0 {
 		cfg.Burst = max(1, int(math.Ceil(2*cfg.PerSecond)))
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = 10000
-	}
-	if now == nil {
-		now = time.Now
 	}
 	return &limiter{cfg: cfg, now: now, clients: map[string]*rate.Limiter{}}
 }
@@ -157,7 +156,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 	if s.cfg.RateLimit.PerSecond <= 0 {
 		return next
 	}
-	lim := newLimiter(s.cfg.RateLimit, s.cfg.Now)
+	lim := newLimiter(s.cfg.RateLimit, s.cfg.Clock)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/v2/health/") {
 			next.ServeHTTP(w, r)

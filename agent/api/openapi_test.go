@@ -31,7 +31,8 @@ func statusByName(name string) (int, bool) {
 }
 
 // emittedCodes parses the package's non-test sources and returns every
-// error code passed to errf with its HTTP status.
+// error code passed to errf, or in toError's codeStatus table, with its
+// HTTP status.
 func emittedCodes(t *testing.T) map[string]int {
 	t.Helper()
 	files, err := filepath.Glob("*.go")
@@ -49,6 +50,36 @@ func emittedCodes(t *testing.T) map[string]int {
 			t.Fatal(err)
 		}
 		ast.Inspect(af, func(n ast.Node) bool {
+			if vs, ok := n.(*ast.ValueSpec); ok && len(vs.Names) == 1 && vs.Names[0].Name == "codeStatus" {
+				// toError's table: "code": http.StatusXxx (or a number).
+				for _, e := range vs.Values[0].(*ast.CompositeLit).Elts {
+					kv := e.(*ast.KeyValueExpr)
+					lit, ok := kv.Key.(*ast.BasicLit)
+					if !ok || lit.Kind != token.STRING {
+						t.Errorf("%s: codeStatus key is not a string literal: the test cannot see it", fset.Position(kv.Pos()))
+						continue
+					}
+					code, _ := strconv.Unquote(lit.Value)
+					status := 0
+					switch a := kv.Value.(type) {
+					case *ast.BasicLit:
+						status, _ = strconv.Atoi(a.Value)
+					case *ast.SelectorExpr:
+						status, _ = statusByName(a.Sel.Name)
+					}
+					if status == 0 {
+						t.Errorf("%s: status of code %q not resolved", fset.Position(kv.Pos()), code)
+						continue
+					}
+					if old, ok := out[code]; ok && old != status && code != "bad_request" {
+						t.Errorf("code %q is emitted with statuses %d and %d", code, old, status)
+					}
+					if _, ok := out[code]; !ok {
+						out[code] = status
+					}
+				}
+				return false
+			}
 			call, ok := n.(*ast.CallExpr)
 			if !ok {
 				return true

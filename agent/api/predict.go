@@ -8,129 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"time"
 
-	"github.com/edgefleet/edgefleet/agent/serving"
-	"github.com/edgefleet/edgefleet/inference/tensor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/agent/predict"
 )
 
-// PredictRequest is the body of predict, batch-predict and jobs.
-type PredictRequest struct {
-	Instances  []json.RawMessage `json:"instances"`
-	Parameters Parameters        `json:"parameters,omitempty"`
-}
-
-// Parameters tune a prediction.
-type Parameters struct {
-	// TopK is the number of labeled classes to return (default 5) when the
-	// model has labels.
-	TopK *int `json:"top_k,omitempty"`
-	// Key makes the A/B assignment sticky (also header X-Request-Key).
-	Key string `json:"key,omitempty"`
-	// Webhook is the URL called when an async job finishes.
-	Webhook string `json:"webhook,omitempty"`
-}
-
-// PredictResponse is the body of a successful prediction.
-type PredictResponse struct {
-	Predictions     []any            `json:"predictions"`
-	TopK            [][]serving.TopK `json:"top_k,omitempty"`
-	Errors          []*Error         `json:"errors,omitempty"`
-	Model           string           `json:"model"`
-	ModelVersion    string           `json:"model_version"`
-	Role            wire.Role        `json:"role,omitempty"`
-	InferenceTimeMs float64          `json:"inference_time_ms"`
-}
-
-// splitModel splits "id@version".
-func splitModel(s string) (id, version string) {
-	if i := strings.IndexByte(s, '@'); i >= 0 {
-		return s[:i], s[i+1:]
-	}
-	return s, ""
-}
-
-// Predict runs a predict request for model ("id" or "id@version"). With
-// partial set (batch-predict, jobs), instances that fail to decode get a
-// null prediction and an entry in Errors instead of failing the request;
-// they are decoded, run and formatted chunk by chunk so that memory stays
-// proportional to the request, not to its decoded form.
-func (s *Server) Predict(ctx context.Context, model string, req PredictRequest, partial bool) (*PredictResponse, error) {
-	n := len(req.Instances)
-	if n == 0 {
-		return nil, errf(http.StatusBadRequest, "bad_request", `"instances" must be a non-empty array`)
-	}
-	if !partial && n > s.cfg.MaxInstances {
-		return nil, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, predict takes at most %d: use batch-predict or a job", n, s.cfg.MaxInstances))
-	}
-	if partial && n > s.cfg.MaxBatchInstances {
-		return nil, errf(http.StatusRequestEntityTooLarge, "too_many_instances", fmt.Sprintf("%d instances, batch-predict and jobs take at most %d (max_batch_instances): split the batch", n, s.cfg.MaxBatchInstances))
-	}
-	id, version := splitModel(model)
-	l, role, err := s.mgr.Resolve(ctx, id, version, req.Parameters.Key)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.checkResponseSize(l, n); err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	resp := &PredictResponse{Model: id, ModelVersion: l.Version, Predictions: make([]any, n)}
-	if role != wire.RolePrimary {
-		resp.Role = role
-	}
-	k := 5
-	if req.Parameters.TopK != nil {
-		k = *req.Parameters.TopK
-	}
-	if !partial {
-		ins, err := serving.DecodeInstances(l, req.Instances)
-		if err != nil {
-			s.mgr.Observe(l, role, time.Since(start), n, "invalid_input")
-			return nil, err
-		}
-		idx := make([]int, len(ins))
-		for i := range idx {
-			idx[i] = i
-		}
-		if err := s.runChunk(ctx, l, role, ins, idx, k, resp); err != nil {
-			return nil, err
-		}
-		resp.InferenceTimeMs = float64(time.Since(start).Microseconds()) / 1000
-		return resp, nil
-	}
-	// Chunks keep a large batch-predict within the queue bound.
-	chunk := max(1, min(n, l.QueueBound()/2))
-	resp.Errors = make([]*Error, n)
-	hasErr := false
-	for off := 0; off < n; off += chunk {
-		end := min(n, off+chunk)
-		var ins []serving.Instance
-		var idx []int
-		for i := off; i < end; i++ {
-			in, err := serving.DecodeInstance(l, req.Instances[i])
-			if err != nil {
-				resp.Errors[i] = toError(&serving.InputError{Instance: i, Msg: err.Error()})
-				hasErr = true
-				continue
-			}
-			ins = append(ins, in)
-			idx = append(idx, i)
-		}
-		if len(ins) == 0 {
-			continue
-		}
-		if err := s.runChunk(ctx, l, role, ins, idx, k, resp); err != nil {
-			return nil, err
-		}
-	}
-	if !hasErr {
-		resp.Errors = nil
-	}
-	resp.InferenceTimeMs = float64(time.Since(start).Microseconds()) / 1000
-	return resp, nil
+// Predict runs a predict request through the prediction service (see
+// predict.Service.Predict); the daemon's batch runs use it in process.
+func (s *Server) Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error) {
+	return s.svc.Predict(ctx, model, req, partial)
 }
 
 // PredictJSON runs a predict request body (from a transport other than
@@ -141,7 +26,7 @@ func (s *Server) PredictJSON(ctx context.Context, model string, body []byte) ([]
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(body), s.cfg.MaxBodyBytes))
 	}
-	var req PredictRequest
+	var req predict.Request
 	if err := s.decodeJSON(body, &req); err != nil {
 		return nil, toError(err)
 	}
@@ -156,43 +41,6 @@ func (s *Server) PredictJSON(ctx context.Context, model string, body []byte) ([]
 		return nil, errf(http.StatusInternalServerError, "internal", "encode response: "+err.Error())
 	}
 	return b, nil
-}
-
-// runChunk predicts ins (instances idx of the request) and stores their
-// formatted predictions in resp.
-func (s *Server) runChunk(ctx context.Context, l *serving.Loaded, role wire.Role, ins []serving.Instance, idx []int, k int, resp *PredictResponse) error {
-	res, err := s.mgr.Predict(ctx, l, role, ins)
-	if err != nil {
-		return err
-	}
-	for j, r := range res {
-		p, err := serving.Format(l, r, k)
-		if err != nil {
-			return err
-		}
-		i := idx[j]
-		resp.Predictions[i] = p.Value
-		if p.TopK != nil {
-			if resp.TopK == nil {
-				resp.TopK = make([][]serving.TopK, len(resp.Predictions))
-			}
-			resp.TopK[i] = p.TopK
-		}
-	}
-	return nil
-}
-
-// checkResponseSize refuses (413) a request whose response would exceed
-// the request memory: about 24 bytes per output value.
-func (s *Server) checkResponseSize(l *serving.Loaded, instances int) error {
-	per := int64(0)
-	for _, o := range l.InstanceOutputs() {
-		per += int64(tensor.NumElements(o.Shape))
-	}
-	if est := int64(instances) * per * 24; est > s.cfg.RequestMemory {
-		return errf(http.StatusRequestEntityTooLarge, "response_too_large", fmt.Sprintf("%d instances × %d output values would make a response of about %d bytes, over the limit of %d (request_memory): send fewer instances", instances, per, est, s.cfg.RequestMemory))
-	}
-	return nil
 }
 
 // withTimeout bounds a synchronous request by RequestTimeout.
@@ -229,15 +77,15 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return b, nil
 }
 
-// decodeJSON decodes body into v; *PredictRequest and *V2InferRequest keep
+// decodeJSON decodes body into v; *predict.Request and *V2InferRequest keep
 // their instances and tensor data as slices of body instead of copies.
 func (s *Server) decodeJSON(body []byte, v any) error {
 	var err error
 	switch x := v.(type) {
-	case *PredictRequest:
+	case *predict.Request:
 		var in struct {
-			Instances  rawList    `json:"instances"`
-			Parameters Parameters `json:"parameters,omitempty"`
+			Instances  rawList            `json:"instances"`
+			Parameters predict.Parameters `json:"parameters,omitempty"`
 		}
 		in.Instances.max = s.cfg.MaxBatchInstances
 		if err = json.Unmarshal(body, &in); err == nil {
@@ -388,7 +236,7 @@ func skipValue(b []byte, i int) int {
 
 func (s *Server) handlePredict(partial bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req PredictRequest
+		var req predict.Request
 		if err := s.decodeBody(w, r, &req); err != nil {
 			writeError(w, err)
 			return

@@ -15,9 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgefleet/edgefleet/agent/jobs"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/wire"
 )
@@ -53,10 +55,12 @@ type Config struct {
 	StreamIdle time.Duration
 	// RateLimit limits requests per client address (off when PerSecond is 0).
 	RateLimit RateLimit
-	// Now is the clock of the rate limiter (nil: time.Now).
-	Now func() time.Time
+	// Clock is the clock of the rate limiter (nil: the system clock).
+	Clock clock.Clock
 	// Version is the agent version reported by /api/v1/status.
 	Version string
+	// Metrics, when set, is served at /metrics (Prometheus text format).
+	Metrics *telemetry.Collector
 }
 
 // Server serves the API.
@@ -64,6 +68,7 @@ type Server struct {
 	cfg  Config
 	mem  *budget
 	mgr  *serving.Manager
+	svc  *predict.Service
 	jobs *jobs.Queue
 	ring *telemetry.Ring
 	log  *slog.Logger
@@ -99,7 +104,8 @@ func New(cfg Config, mgr *serving.Manager, q *jobs.Queue, ring *telemetry.Ring, 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, mem: &budget{limit: cfg.RequestMemory}, mgr: mgr, jobs: q, ring: ring, log: log}
+	svc := predict.New(mgr, predict.Limits{MaxInstances: cfg.MaxInstances, MaxBatchInstances: cfg.MaxBatchInstances, ResponseMemory: cfg.RequestMemory})
+	return &Server{cfg: cfg, mem: &budget{limit: cfg.RequestMemory}, mgr: mgr, svc: svc, jobs: q, ring: ring, log: log}
 }
 
 // Handler returns the HTTP handler of every endpoint.
@@ -127,7 +133,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
 	})
-	if coll := s.mgr.Collector(); coll != nil {
+	if coll := s.cfg.Metrics; coll != nil {
 		h := promhttp.HandlerFor(coll.Registry(), promhttp.HandlerOpts{})
 		mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 			coll.Describe()
@@ -188,7 +194,7 @@ type StreamLine struct {
 // prediction per line, in order, flushed per line. A bad line gets an error
 // line; the stream goes on.
 func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
-	id, version := splitModel(r.PathValue("model_id"))
+	id, version := predict.SplitModel(r.PathValue("model_id"))
 	ctx := r.Context()
 	l, role, err := s.mgr.Resolve(ctx, id, version, r.Header.Get("X-Request-Key"))
 	if err != nil {
@@ -273,7 +279,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	var req PredictRequest
+	var req predict.Request
 	if err := s.decodeJSON(body, &req); err != nil {
 		writeError(w, err)
 		return
@@ -287,7 +293,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	model := r.PathValue("model_id")
-	id, version := splitModel(model)
+	id, version := predict.SplitModel(model)
 	if _, err := s.mgr.Get(r.Context(), id, version); err != nil {
 		writeError(w, err)
 		return
@@ -305,7 +311,7 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 // RunJob is the jobs.RunFunc of the daemon: it runs a job's request like
 // batch-predict.
 func (s *Server) RunJob(ctx context.Context, model string, request json.RawMessage) (json.RawMessage, error) {
-	var req PredictRequest
+	var req predict.Request
 	if err := s.decodeJSON(request, &req); err != nil {
 		return nil, codedError{toError(err)}
 	}
@@ -357,7 +363,7 @@ type ModelHealth struct {
 }
 
 func (s *Server) handleModelHealth(w http.ResponseWriter, r *http.Request) {
-	id, version := splitModel(r.PathValue("model_id"))
+	id, version := predict.SplitModel(r.PathValue("model_id"))
 	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
 	defer cancel()
 	l, err := s.mgr.Get(ctx, id, version)
@@ -367,10 +373,10 @@ func (s *Server) handleModelHealth(w http.ResponseWriter, r *http.Request) {
 			writeError(w, e)
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, ModelHealth{Model: id, Version: version, Status: "unavailable", Backend: s.mgr.Backend().Name(), Error: err.Error()})
+		writeJSON(w, http.StatusServiceUnavailable, ModelHealth{Model: id, Version: version, Status: "unavailable", Backend: s.mgr.BackendName(), Error: err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, ModelHealth{Model: id, Version: l.Version, Status: "ready", Backend: s.mgr.Backend().Name(), Batchable: l.Batchable, Queue: l.QueueLen()})
+	writeJSON(w, http.StatusOK, ModelHealth{Model: id, Version: l.Version, Status: "ready", Backend: s.mgr.BackendName(), Batchable: l.Batchable, Queue: l.QueueLen()})
 }
 
 // TensorDesc describes a tensor in metadata responses.
@@ -413,13 +419,13 @@ type ModelMetadata struct {
 }
 
 func (s *Server) handleModelMetadata(w http.ResponseWriter, r *http.Request) {
-	id, version := splitModel(r.PathValue("model_id"))
+	id, version := predict.SplitModel(r.PathValue("model_id"))
 	l, err := s.mgr.Get(r.Context(), id, version)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	rec, err := s.mgr.Store().Get(r.Context(), id)
+	rec, err := s.mgr.Model(r.Context(), id)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -449,7 +455,7 @@ func (s *Server) handleSetRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("model_id")
-	if _, err := s.mgr.Store().Get(r.Context(), id); err != nil {
+	if _, err := s.mgr.Model(r.Context(), id); err != nil {
 		writeError(w, fmt.Errorf("%w: %q", serving.ErrModelNotFound, id))
 		return
 	}
@@ -496,7 +502,7 @@ type Status struct {
 
 // Snapshot returns the agent's status.
 func (s *Server) Snapshot(ctx context.Context) (Status, error) {
-	st := Status{Version: s.cfg.Version, Backend: s.mgr.Backend().Name(), Time: time.Now().UTC(), ShadowDropped: s.mgr.ShadowDropped()}
+	st := Status{Version: s.cfg.Version, Backend: s.mgr.BackendName(), Time: time.Now().UTC(), ShadowDropped: s.mgr.ShadowDropped()}
 	models, err := s.mgr.Status(ctx)
 	if err != nil {
 		return st, err

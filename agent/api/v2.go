@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/jsonnum"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -83,7 +84,7 @@ func (s *Server) handleV2Metadata(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	rec, err := s.mgr.Store().Get(r.Context(), name)
+	rec, err := s.mgr.Model(r.Context(), name)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -129,7 +130,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), healthWait)
 	defer cancel()
 	r = r.WithContext(ctx)
-	models, err := s.mgr.Store().List(r.Context())
+	models, err := s.mgr.Models(r.Context())
 	if err != nil {
 		writeError(w, err)
 		return
@@ -244,7 +245,7 @@ func (s *Server) v2Infer(ctx context.Context, l *serving.Loaded, role wire.Role,
 		}
 		batch, perInput[i] = n, b
 	}
-	if err := s.checkResponseSize(l, batch); err != nil {
+	if err := s.svc.CheckResponseSize(l, batch); err != nil {
 		return nil, err
 	}
 	instances := make([]serving.Instance, batch)
@@ -276,7 +277,7 @@ func (s *Server) v2Infer(ctx context.Context, l *serving.Loaded, role wire.Role,
 					data = append(data, ',')
 				}
 				first = false
-				data = serving.AppendFloat(data, v)
+				data = jsonnum.AppendFloat(data, v)
 			}
 		}
 		data = append(data, ']')
@@ -360,7 +361,7 @@ func v2Input(info tensor.Info, batched bool, shape []int, datatype string, raw j
 		block = block[:0]
 		return nil
 	}
-	_, err := serving.ParseNumbersFunc(raw, n, func(v float64) error {
+	_, err := jsonnum.ParseFunc(raw, n, func(v float64) error {
 		block = append(block, v)
 		count++
 		if len(block) == cap(block) {

@@ -23,13 +23,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgefleet/edgefleet/agent/api"
+	"github.com/edgefleet/edgefleet/agent/predict"
 )
 
-// Predictor runs a batch-predict request: the daemon's API server in
-// process, or a running agent over HTTP (HTTPPredictor).
+// Predictor runs a batch-predict request: the prediction service in
+// process (through the daemon's API server), or a running agent over HTTP
+// (HTTPPredictor, whose refusals are *StatusError).
 type Predictor interface {
-	Predict(ctx context.Context, model string, req api.PredictRequest, partial bool) (*api.PredictResponse, error)
+	Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error)
 }
 
 // HTTPPredictor calls a running agent's batch-predict endpoint.
@@ -40,7 +41,7 @@ type HTTPPredictor struct {
 }
 
 // Predict implements Predictor.
-func (h HTTPPredictor) Predict(ctx context.Context, model string, req api.PredictRequest, partial bool) (*api.PredictResponse, error) {
+func (h HTTPPredictor) Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -68,18 +69,47 @@ func (h HTTPPredictor) Predict(ctx context.Context, model string, req api.Predic
 		return nil, fmt.Errorf("batch-predict %s: %w", u, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var eb api.ErrorBody
+		var eb predict.ErrorBody
 		if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
-			eb.Error.Status = resp.StatusCode
-			return nil, eb.Error
+			return nil, &StatusError{Status: resp.StatusCode, Err: eb.Error}
 		}
 		return nil, fmt.Errorf("batch-predict %s: %s", u, resp.Status)
 	}
-	var out api.PredictResponse
+	var out predict.Response
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, fmt.Errorf("batch-predict %s: decode response: %w", u, err)
 	}
 	return &out, nil
+}
+
+// StatusError is a batch-predict request a running agent refused: the
+// HTTP status and the API error.
+type StatusError struct {
+	Status int
+	Err    *predict.Error
+}
+
+// Error implements error.
+func (e *StatusError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the API error.
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// requestError says whether a failed request stops the run (the agent is
+// overloaded, lacks the model or failed: a refusal with status 429, 404 or
+// 5xx, or any error other than a request error of the prediction service)
+// or is the error of every record in it (a request the service refused
+// for its input, returned as its error).
+func requestError(err error) (*predict.Error, bool) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.Err, se.Status == http.StatusTooManyRequests || se.Status >= 500 || se.Status == http.StatusNotFound
+	}
+	var pe *predict.Error
+	if errors.As(err, &pe) {
+		return pe, false
+	}
+	return nil, true
 }
 
 // Spec describes one batch run.
@@ -95,12 +125,12 @@ type Spec struct {
 
 // Line is one output line.
 type Line struct {
-	Index        int        `json:"index"`
-	Input        string     `json:"input"`
-	Prediction   any        `json:"prediction,omitempty"`
-	TopK         any        `json:"top_k,omitempty"`
-	ModelVersion string     `json:"model_version,omitempty"`
-	Error        *api.Error `json:"error,omitempty"`
+	Index        int            `json:"index"`
+	Input        string         `json:"input"`
+	Prediction   any            `json:"prediction,omitempty"`
+	TopK         any            `json:"top_k,omitempty"`
+	ModelVersion string         `json:"model_version,omitempty"`
+	Error        *predict.Error `json:"error,omitempty"`
 }
 
 // Checkpoint is the persisted progress of a run.
@@ -284,13 +314,13 @@ func Run(ctx context.Context, p Predictor, spec Spec) (Checkpoint, error) {
 		}
 		end := min(len(recs), cp.Done+spec.Chunk)
 		chunk := recs[cp.Done:end]
-		req := api.PredictRequest{}
+		req := predict.Request{}
 		lines := make([]Line, len(chunk))
 		var idx []int
 		for i := range chunk {
 			lines[i] = Line{Index: cp.Done + i, Input: chunk[i].key}
 			if err := chunk[i].load(dir); err != nil {
-				lines[i].Error = &api.Error{Code: "bad_input_file", Message: err.Error()}
+				lines[i].Error = &predict.Error{Code: "bad_input_file", Message: err.Error()}
 				continue
 			}
 			req.Instances = append(req.Instances, chunk[i].instance)
@@ -299,8 +329,8 @@ func Run(ctx context.Context, p Predictor, spec Spec) (Checkpoint, error) {
 		if len(req.Instances) > 0 {
 			resp, err := p.Predict(ctx, spec.Model, req, true)
 			if err != nil {
-				var ae *api.Error
-				if !errors.As(err, &ae) || ae.Status == http.StatusTooManyRequests || ae.Status >= 500 || ae.Status == http.StatusNotFound {
+				ae, stop := requestError(err)
+				if stop {
 					return cp, fmt.Errorf("batch %s: records %d..%d: %w", spec.Model, cp.Done, end-1, err)
 				}
 				for _, i := range idx { // request-level input error: every record gets it

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/agent/api"
+	"github.com/edgefleet/edgefleet/agent/predict"
 )
 
 // echo is a Predictor that returns each instance as its prediction (the
@@ -24,14 +24,14 @@ type echo struct {
 	failAfter int32
 }
 
-func (e *echo) Predict(ctx context.Context, model string, req api.PredictRequest, partial bool) (*api.PredictResponse, error) {
+func (e *echo) Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error) {
 	if e.failAfter > 0 && e.calls.Add(1) > e.failAfter {
 		return nil, errors.New("crash")
 	}
-	resp := &api.PredictResponse{ModelVersion: "1", Predictions: make([]any, len(req.Instances)), Errors: make([]*api.Error, len(req.Instances))}
+	resp := &predict.Response{ModelVersion: "1", Predictions: make([]any, len(req.Instances)), Errors: make([]*predict.Error, len(req.Instances))}
 	for i, in := range req.Instances {
 		if string(in) == `"bad"` {
-			resp.Errors[i] = &api.Error{Code: "invalid_input", Message: "bad"}
+			resp.Errors[i] = &predict.Error{Code: "invalid_input", Message: "bad"}
 			continue
 		}
 		var v any

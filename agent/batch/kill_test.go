@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/agent/api"
+	"github.com/edgefleet/edgefleet/agent/predict"
 )
 
 const killEnv = "BATCH_KILL_CHILD"
@@ -19,7 +19,7 @@ const killEnv = "BATCH_KILL_CHILD"
 // slowEcho is echo with a delay per request, so kills land mid-run.
 type slowEcho struct{ echo }
 
-func (s *slowEcho) Predict(ctx context.Context, model string, req api.PredictRequest, partial bool) (*api.PredictResponse, error) {
+func (s *slowEcho) Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error) {
 	time.Sleep(5 * time.Millisecond)
 	return s.echo.Predict(ctx, model, req, partial)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/ota"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 	"github.com/edgefleet/edgefleet/wire"
 	"golang.org/x/net/netutil"
 )
@@ -46,7 +47,7 @@ type FleetDeps struct {
 	WireModels func(ctx context.Context) []wire.ModelStatus
 	// Predict runs a REST predict request body for model ("id" or
 	// "id@version") and returns the response body (for the MQTT stream
-	// topic pair); errors are *api.Error.
+	// topic pair); errors are *api.Error (a fleetlink.RefusedError).
 	Predict func(ctx context.Context, model string, body []byte) ([]byte, error)
 	// GoldenCheck loads a model file in the agent's backend and checks the
 	// release's golden vector (for ota's installer).
@@ -122,7 +123,7 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	defer mgr.Close()
 	srv := api.New(api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version,
 		MaxBatchInstances: cfg.HTTP.MaxBatchInstances, RequestMemory: cfg.HTTP.RequestMemory, RequestTimeout: cfg.HTTP.RequestTimeout,
-		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}}, mgr, nil, ring, log)
+		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}, Metrics: coll}, mgr, nil, ring, log)
 	q, err := jobs.Open(cfg.DataDir, srv.RunJob, JobsOptions(cfg.Jobs, log))
 	if err != nil {
 		return err
@@ -235,9 +236,9 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	if opt.Ready != nil && cfg.Listen != "" {
 		opt.Ready(listeners[0].Addr().String())
 	}
-	// Serving: tell a self-update health probe (ota.SelfUpdater.Probe) that
-	// this binary works. A no-op unless ota.HealthMarkerEnv is set.
-	if err := ota.ReportHealthy(opt.Version); err != nil {
+	// Serving: tell a self-update health probe (selfupdate.Updater.Probe) that
+	// this binary works. A no-op unless selfupdate.HealthMarkerEnv is set.
+	if err := selfupdate.ReportHealthy(opt.Version); err != nil {
 		log.Warn("self-update health report failed", "err", err)
 	}
 	var serveErr error
@@ -281,7 +282,7 @@ func WireModels(ctx context.Context, mgr *serving.Manager) []wire.ModelStatus {
 }
 
 // PredictJSON runs a REST predict body for model and returns the response
-// body; errors are *api.Error. It has the bounds of an HTTP request (body
+// body; errors are *api.Error (a fleetlink.RefusedError). It has the bounds of an HTTP request (body
 // size, instance count, request timeout).
 func PredictJSON(ctx context.Context, srv *api.Server, model string, body []byte) ([]byte, error) {
 	return srv.PredictJSON(ctx, model, body)

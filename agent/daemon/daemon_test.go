@@ -18,8 +18,9 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/agent/jobs"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/ota"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 const models = "../../testdata/models"
@@ -111,7 +112,7 @@ func TestJobsFinishAfterRestart(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&got)
 		resp.Body.Close()
 		if got.Status == jobs.Succeeded {
-			var pr api.PredictResponse
+			var pr predict.Response
 			json.Unmarshal(got.Result, &pr)
 			if pr.ModelVersion != "1" || len(pr.Predictions) != 1 {
 				t.Fatalf("result %s", got.Result)
@@ -126,11 +127,11 @@ func TestJobsFinishAfterRestart(t *testing.T) {
 // TestServeTCPAndUnixSocket runs the daemon with both listeners and a token,
 // predicts on each, and checks that telemetry records reach the ring.
 // TestReportsHealthyToUpdateProbe: started as a self-update health probe
-// (ota.HealthMarkerEnv set), the daemon writes its version to the marker
+// (selfupdate.HealthMarkerEnv set), the daemon writes its version to the marker
 // once it serves.
 func TestReportsHealthyToUpdateProbe(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "health")
-	t.Setenv(ota.HealthMarkerEnv, marker)
+	t.Setenv(selfupdate.HealthMarkerEnv, marker)
 	url, stop := runDaemon(t, testConfig(t), Options{Version: "9.9"})
 	defer stop()
 	deadline := time.Now().Add(10 * time.Second)

@@ -10,15 +10,19 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
+	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Fleet-driven agent updates (wire.JobAgent). The job handler downloads
 // the edge-agent binary released for this device's platform through TUF,
-// installs it over the running binary with ota.SelfUpdater (the previous
+// installs it over the running binary with selfupdate.Updater (the previous
 // one kept at <binary>.old), starts it as a health probe on a scratch data
 // dir, and, once it reports healthy, re-executes this process as the new
 // binary. The job is finished by the restarted agent: at start-up it finds
@@ -98,7 +102,7 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	}
 	defer os.Remove(staged)
 	progress(50)
-	su := &ota.SelfUpdater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
+	su := &selfupdate.Updater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
 	if err := su.Apply(ctx, ota.Artifact{Target: t, Path: staged}); err != nil {
 		return &wire.JobError{State: wire.JobFailed, Reason: fmt.Sprintf("install edge-agent %s (%s): %v", j.Version, plat, err)}
 	}
@@ -110,9 +114,9 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	}
 	defer os.RemoveAll(probeDir)
 	h.logf("agent update: health probe of the new binary", "version", j.Version, "binary", exe, "timeout", self.probeTimeout)
-	err = su.Probe(ctx, "run", "--data-dir", probeDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker=")
+	err = su.Probe(ctx, update.ProbeArgs(probeDir)...)
 	if err != nil {
-		if errors.Is(err, ota.ErrUnhealthy) {
+		if errors.Is(err, selfupdate.ErrUnhealthy) {
 			h.logf("agent update rolled back: the new binary failed its health check", "version", j.Version, "err", err)
 			return &wire.JobError{State: wire.JobRolledBack, Reason: err.Error()}
 		}
@@ -121,12 +125,12 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	progress(90)
 	// <binary>.old now holds the binary this process runs.
 	if sum, _, err := download.HashFile(exe + ".old"); err == nil && cur != "" {
-		if err := writeJSONFile(filepath.Join(h.deps.DataDir, Dir, agentPreviousFile), agentPrevious{Version: cur, SHA256: sum}); err != nil {
+		if err := writeJSONFile(filepath.Join(h.deps.DataDir, enroll.Dir, agentPreviousFile), agentPrevious{Version: cur, SHA256: sum}); err != nil {
 			h.logf("agent update: record the previous version", "err", err)
 		}
 	}
 	rec := agentRestart{JobID: j.JobID, Version: j.Version, From: cur, Time: time.Now().UTC()}
-	restartPath := filepath.Join(h.deps.DataDir, Dir, agentRestartFile)
+	restartPath := filepath.Join(h.deps.DataDir, enroll.Dir, agentRestartFile)
 	if err := writeJSONFile(restartPath, rec); err != nil {
 		return fmt.Errorf("agent update: %w", err)
 	}
@@ -148,12 +152,12 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 // TUF-signed release (downloaded with progress in the log).
 func (h *otaJobs) agentBinary(ctx context.Context, version, exe, goos, goarch, goarm string) (string, ota.Target, error) {
 	plat := selfexec.PlatformName(goos, goarch, goarm)
-	dir := filepath.Join(h.deps.DataDir, "ota", "staging")
+	dir := filepath.Join(h.deps.DataDir, ota.StagingDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", ota.Target{}, fmt.Errorf("stage edge-agent %s: %w", version, err)
 	}
 	var prev agentPrevious
-	if err := readJSONFile(filepath.Join(h.deps.DataDir, Dir, agentPreviousFile), &prev); err == nil && prev.Version == version {
+	if err := readJSONFile(filepath.Join(h.deps.DataDir, enroll.Dir, agentPreviousFile), &prev); err == nil && prev.Version == version {
 		if sum, n, err := download.HashFile(exe + ".old"); err == nil && sum == prev.SHA256 {
 			staged := filepath.Join(dir, sum+"-edge-agent")
 			if err := copyFile(exe+".old", staged); err == nil {
@@ -189,7 +193,7 @@ func (h *otaJobs) agentBinary(ctx context.Context, version, exe, goos, goarch, g
 // (restarted) agent runs: succeeded when it runs the version the job asked
 // for; otherwise (the update was undone at start-up) rolled back.
 func confirmAgentRestart(l *Link, dataDir, running string) {
-	p := filepath.Join(dataDir, Dir, agentRestartFile)
+	p := filepath.Join(dataDir, enroll.Dir, agentRestartFile)
 	var rec agentRestart
 	if err := readJSONFile(p, &rec); err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -223,7 +227,7 @@ func writeJSONFile(path string, v any) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return writeAtomic(path, b)
+	return atomicfile.Write(path, b, 0o600)
 }
 
 func readJSONFile(path string, v any) error {

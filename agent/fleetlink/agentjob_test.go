@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -32,11 +33,11 @@ func TestConfirmAgentRestart(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			l, err := New(Config{Enrollment: Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
+			l, err := New(Config{Enrollment: enroll.Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := filepath.Join(dir, Dir, agentRestartFile)
+			p := filepath.Join(dir, enroll.Dir, agentRestartFile)
 			if err := writeJSONFile(p, agentRestart{JobID: "a1-0001", Version: "2", From: "1"}); err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +50,7 @@ func TestConfirmAgentRestart(t *testing.T) {
 				t.Fatalf("restart record kept: %v", err)
 			}
 			// The journal survives a restart of the link.
-			l2, err := New(Config{Enrollment: Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
+			l2, err := New(Config{Enrollment: enroll.Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
 			if err != nil || l2.journal["a1-0001"].State != c.state {
 				t.Fatalf("journal after restart: %+v %v", l2.journal, err)
 			}
@@ -57,7 +58,7 @@ func TestConfirmAgentRestart(t *testing.T) {
 	}
 	// Control: no record, no job touched.
 	dir := t.TempDir()
-	l, _ := New(Config{Enrollment: Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
+	l, _ := New(Config{Enrollment: enroll.Enrollment{DeviceID: "d", BrokerURL: "mqtt://127.0.0.1:1"}, DataDir: dir})
 	confirmAgentRestart(l, dir, "2")
 	if len(l.journal) != 0 {
 		t.Fatalf("journal %+v without a restart record", l.journal)
@@ -155,7 +156,7 @@ func TestAgentJobRollbackToKeptBinary(t *testing.T) {
 	os.WriteFile(exe, b2, 0o755)
 	os.WriteFile(exe+".old", b1, 0o755)
 	sum := sha256.Sum256(b1)
-	if err := writeJSONFile(filepath.Join(data, Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])}); err != nil {
+	if err := writeJSONFile(filepath.Join(data, enroll.Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])}); err != nil {
 		t.Fatal(err)
 	}
 	var restartedInto string
@@ -176,11 +177,11 @@ func TestAgentJobRollbackToKeptBinary(t *testing.T) {
 		t.Fatal("version 2 is not kept as .old")
 	}
 	var rec agentRestart
-	if err := readJSONFile(filepath.Join(data, Dir, agentRestartFile), &rec); err != nil || rec.Version != "1" || rec.From != "2" || rec.JobID != "a1-0002" {
+	if err := readJSONFile(filepath.Join(data, enroll.Dir, agentRestartFile), &rec); err != nil || rec.Version != "1" || rec.From != "2" || rec.JobID != "a1-0002" {
 		t.Fatalf("restart record %+v %v", rec, err)
 	}
 	var prev agentPrevious
-	if err := readJSONFile(filepath.Join(data, Dir, agentPreviousFile), &prev); err != nil || prev.Version != "2" {
+	if err := readJSONFile(filepath.Join(data, enroll.Dir, agentPreviousFile), &prev); err != nil || prev.Version != "2" {
 		t.Fatalf("previous record %+v %v", prev, err)
 	}
 	if len(steps) == 0 || steps[len(steps)-1] != 90 {
@@ -213,7 +214,7 @@ func TestAgentJobProbeFails(t *testing.T) {
 	os.WriteFile(exe, bg, 0o755)
 	os.WriteFile(exe+".old", bb, 0o755)
 	sum := sha256.Sum256(bb)
-	writeJSONFile(filepath.Join(data, Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])})
+	writeJSONFile(filepath.Join(data, enroll.Dir, agentPreviousFile), agentPrevious{Version: "1", SHA256: hex.EncodeToString(sum[:])})
 	restarted := false
 	h := &otaJobs{deps: daemon.FleetDeps{DataDir: data, AgentVersion: "2"},
 		self: agentSelf{exe: func() (string, error) { return exe, nil }, probeTimeout: time.Minute,
@@ -226,7 +227,7 @@ func TestAgentJobProbeFails(t *testing.T) {
 	if got, _ := os.ReadFile(exe); !bytes.Equal(got, bg) {
 		t.Fatal("the running binary was not put back")
 	}
-	if _, err := os.Stat(filepath.Join(data, Dir, agentRestartFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(data, enroll.Dir, agentRestartFile)); !os.IsNotExist(err) {
 		t.Fatalf("restart record written for a failed update: %v", err)
 	}
 }

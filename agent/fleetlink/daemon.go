@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
 	"github.com/edgefleet/edgefleet/agent/engine"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
@@ -24,9 +25,9 @@ import (
 // the daemon's model store, telemetry ring, serving manager and golden
 // check. It reads the enrollment from the data dir (Config.Broker, if set,
 // overrides the enrolled broker URL), installs releases with ota's TUF
-// updater and crash-safe installer, and runs until ctx ends.
+// updater and install pipeline, and runs until ctx ends.
 func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
-	enr, err := LoadEnrollment(deps.DataDir)
+	enr, err := enroll.LoadEnrollment(deps.DataDir)
 	if err != nil {
 		return err
 	}
@@ -36,25 +37,25 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 	h := &otaJobs{deps: deps, downloads: newDownloadLog(deps.Log)}
 	var httpClient *http.Client
 	if !enr.Insecure {
-		tc, err := TLSConfig(deps.DataDir)
+		tc, err := enroll.TLSConfig(deps.DataDir)
 		if err != nil {
 			return fmt.Errorf("fleet link: %w (re-enroll)", err)
 		}
 		httpClient = &http.Client{Transport: &http.Transport{TLSClientConfig: tc, Proxy: http.ProxyFromEnvironment}}
 	}
 	if enr.RepoURL != "" {
-		h.up, err = ota.NewUpdater(ota.UpdaterConfig{DataDir: filepath.Join(deps.DataDir, "ota"), RepoURL: enr.RepoURL, TrustedRoot: enr.TUFRoot,
+		h.up, err = ota.NewUpdater(ota.UpdaterConfig{DataDir: filepath.Join(deps.DataDir, ota.UpdaterDir), RepoURL: enr.RepoURL, TrustedRoot: enr.TUFRoot,
 			HTTPClient: httpClient, Download: download.Options{Progress: h.downloads.progress}})
 		if err != nil {
 			return fmt.Errorf("fleet link: %w", err)
 		}
 	}
-	h.in, err = ota.OpenInstaller(filepath.Join(deps.DataDir, "ota-install.db"), deps.Store, deps.GoldenCheck, ota.InstallerOptions{})
+	h.pipe, err = ota.OpenPipeline(deps.DataDir, deps.Store, deps.GoldenCheck)
 	if err != nil {
 		return fmt.Errorf("fleet link: %w", err)
 	}
-	defer h.in.Close()
-	if recs, err := h.in.Resume(ctx); err != nil {
+	defer h.pipe.Close()
+	if recs, err := h.pipe.Resume(ctx); err != nil {
 		deps.Log.Warn("resume interrupted installs", "err", err)
 	} else if len(recs) > 0 {
 		deps.Log.Info("resumed interrupted installs", "count", len(recs))
@@ -100,7 +101,7 @@ func hardwareReport(hw hardware.Info, variants, backends []string) wire.Hardware
 type otaJobs struct {
 	deps daemon.FleetDeps
 	up   *ota.Updater
-	in   *ota.Installer
+	pipe *ota.Pipeline
 	link *Link
 	// self reaches the running binary for agent jobs (agentjob.go).
 	self agentSelf
@@ -161,7 +162,7 @@ func (h *otaJobs) fetch(ctx context.Context, j wire.Job) (ota.Artifact, error) {
 		}
 		return a, err
 	}
-	dir := filepath.Join(h.deps.DataDir, "ota", "staging")
+	dir := filepath.Join(h.deps.DataDir, ota.StagingDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return ota.Artifact{}, fmt.Errorf("stage %s: %w", t.Path, err)
 	}
@@ -191,16 +192,12 @@ func (h *otaJobs) HandleJob(ctx context.Context, j wire.Job, progress func(int))
 			return err
 		}
 		progress(50)
-		rec, err := h.in.Install(ctx, a)
-		if err != nil {
+		if _, err := h.pipe.Install(ctx, a); err != nil {
 			var ie *ota.InstallError
 			if errors.As(err, &ie) {
 				return &wire.JobError{State: wire.JobRolledBack, Reason: ie.Error()}
 			}
 			return err
-		}
-		if rec.State != ota.StateCommitted {
-			return fmt.Errorf("install ended in state %s: %s", rec.State, rec.Reason)
 		}
 		// The new version serves everything: stop any shadow or A/B split.
 		mgr.SetShadow(ctx, j.ModelID, "")

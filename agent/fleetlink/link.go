@@ -1,3 +1,16 @@
+// Package fleetlink is the device side of the fleet link: one mutual-TLS
+// MQTT session (paho) with the fleet's broker (credentials from
+// agent/enroll) that publishes presence (retained status, Last Will "offline"), uploads the
+// agent's buffered telemetry with acknowledgements (store-and-forward:
+// records leave the agent's ring only after the server acknowledged their
+// sequence number, so nothing is lost or duplicated across reconnects), and
+// runs the jobs the server assigns (install, shadow, A/B, rollback) through a
+// JobHandler the agent supplies, reporting each job's progress. Jobs run
+// only when their server signature (wire.Command) verifies with the
+// command key received at enrollment, and telemetry acks beyond what was
+// sent are ignored, so a rogue broker can delay the device but not steer it.
+//
+// It imports nothing of the fleet side but the shared wire package.
 package fleetlink
 
 import (
@@ -18,6 +31,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/internal/atomicfile"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -63,16 +79,16 @@ func (f StatusFunc) Status(ctx context.Context) wire.Status { return f(ctx) }
 // Config configures a Link.
 type Config struct {
 	// Enrollment holds the device id, MQTT credentials and broker URL
-	// (LoadEnrollment reads them from the data dir).
-	Enrollment Enrollment
+	// (enroll.LoadEnrollment reads them from the data dir).
+	Enrollment enroll.Enrollment
 	// DataDir is the agent's data dir; the link keeps its job journal in
 	// DataDir/fleet.
 	DataDir string
-	// TLS is used for mqtts:// and ssl:// brokers (nil: TLSConfig(DataDir),
+	// TLS is used for mqtts:// and ssl:// brokers (nil: enroll.TLSConfig(DataDir),
 	// the pinned fleet CA and the device certificate).
 	TLS *tls.Config
-	// Now is the clock for command expiry (time.Now if nil).
-	Now func() time.Time
+	// Clock is the clock for command expiry (nil: the system clock).
+	Clock clock.Clock
 	// Telemetry, Jobs and Status may be nil (nothing uploaded, every job
 	// rejected, minimal status).
 	Telemetry TelemetrySource
@@ -81,7 +97,7 @@ type Config struct {
 	Logger    *slog.Logger
 	// Predict serves the MQTT predict topic pair: it runs a REST predict
 	// request body for model ("id" or "id@version") and returns the REST
-	// response body; errors are *api.Error. Nil: requests are answered 503.
+	// response body; errors are RefusedError (agent/api's *Error). Nil: requests are answered 503.
 	Predict PredictFunc
 	// PredictConcurrency bounds predictions running at once (default 4).
 	PredictConcurrency int
@@ -162,14 +178,12 @@ func New(cfg Config) (*Link, error) {
 	if cfg.PredictTimeout <= 0 {
 		cfg.PredictTimeout = 30 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	l := &Link{cfg: cfg, id: e.DeviceID, log: cfg.Logger.With("component", "fleetlink", "device", e.DeviceID),
 		acks: make(chan uint64, 16), notify: make(chan *wire.JobNotify, 4), statusNudge: make(chan struct{}, 1),
 		connected: make(chan struct{}, 1), journal: map[string]wire.JobUpdate{},
 		predictSem: make(chan struct{}, cfg.PredictConcurrency), runCtx: context.Background()}
-	if err := os.MkdirAll(filepath.Join(cfg.DataDir, Dir), 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, enroll.Dir), 0o700); err != nil {
 		return nil, fmt.Errorf("fleet link: %w", err)
 	}
 	if err := l.loadJournal(); err != nil {
@@ -229,7 +243,7 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 	tlsConf := l.cfg.TLS
 	if strings.HasPrefix(addr, "ssl://") && tlsConf == nil {
-		if tlsConf, err = TLSConfig(l.cfg.DataDir); err != nil {
+		if tlsConf, err = enroll.TLSConfig(l.cfg.DataDir); err != nil {
 			return fmt.Errorf("fleet link: %w (re-enroll)", err)
 		}
 	}
@@ -493,7 +507,7 @@ func (l *Link) sendUpdate(u wire.JobUpdate) {
 // verify returns the signed job, or an error when the job is unsigned,
 // forged, expired or meant for another device.
 func (l *Link) verify(j wire.Job) (wire.Job, error) {
-	c, err := wire.VerifyCommand(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), j.Signed, l.id, l.cfg.Now())
+	c, err := wire.VerifyCommand(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), j.Signed, l.id, l.cfg.Clock.Now())
 	if err != nil {
 		return wire.Job{}, err
 	}
@@ -585,7 +599,7 @@ func (l *Link) finish(u wire.JobUpdate) {
 const journalFile = "jobs.json"
 
 func (l *Link) loadJournal() error {
-	b, err := os.ReadFile(filepath.Join(l.cfg.DataDir, Dir, journalFile))
+	b, err := os.ReadFile(filepath.Join(l.cfg.DataDir, enroll.Dir, journalFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -602,5 +616,5 @@ func (l *Link) loadJournal() error {
 
 func (l *Link) saveJournalLocked() error {
 	b, _ := json.Marshal(l.journal)
-	return writeAtomic(filepath.Join(l.cfg.DataDir, Dir, journalFile), b)
+	return atomicfile.Write(filepath.Join(l.cfg.DataDir, enroll.Dir, journalFile), b, 0o600)
 }

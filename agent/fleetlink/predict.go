@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -67,7 +66,7 @@ func (l *Link) handlePredict(payload []byte) {
 	body, err := func() (b []byte, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				b, err = nil, &api.Error{Status: http.StatusInternalServerError, Code: "internal", Message: "prediction panicked"}
+				b, err = nil, refused{status: http.StatusInternalServerError, code: "internal", msg: "prediction panicked"}
 			}
 		}()
 		return l.cfg.Predict(pctx, req.Model, req.Body)
@@ -84,11 +83,32 @@ func (l *Link) handlePredict(payload []byte) {
 	l.sendPredict(resp)
 }
 
+// RefusedError is implemented by the errors a PredictFunc returns for a
+// request it refused (agent/api's *Error): the status of the answer, the
+// API error code and the message without the code.
+type RefusedError interface {
+	error
+	HTTPStatus() int
+	ErrorCode() string
+	ErrorMessage() string
+}
+
+// refused is a RefusedError of the link itself.
+type refused struct {
+	status    int
+	code, msg string
+}
+
+func (r refused) Error() string        { return r.code + ": " + r.msg }
+func (r refused) HTTPStatus() int      { return r.status }
+func (r refused) ErrorCode() string    { return r.code }
+func (r refused) ErrorMessage() string { return r.msg }
+
 // errorStatus maps a Predict error to a status and a wire error.
 func errorStatus(err error) (int, *wire.PredictError) {
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status <= 599 && ae.Code != "" {
-		return ae.Status, &wire.PredictError{Code: truncate(ae.Code, wire.MaxIDLen), Message: truncate(ae.Message, wire.MaxPredictErrorMessage)}
+	var ae RefusedError
+	if errors.As(err, &ae) && ae.HTTPStatus() >= 400 && ae.HTTPStatus() <= 599 && ae.ErrorCode() != "" {
+		return ae.HTTPStatus(), &wire.PredictError{Code: truncate(ae.ErrorCode(), wire.MaxIDLen), Message: truncate(ae.ErrorMessage(), wire.MaxPredictErrorMessage)}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout, &wire.PredictError{Code: "timeout", Message: truncate(err.Error(), wire.MaxPredictErrorMessage)}

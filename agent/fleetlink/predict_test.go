@@ -17,8 +17,9 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/wire"
 )
@@ -141,7 +142,7 @@ func TestPredictTopicPair(t *testing.T) {
 		File: filepath.Join("../../testdata/models", "hello_world_int8.tflite"), ID: "sine", Version: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveEnrollment(cfg.DataDir, &Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true, Enrolled: time.Now()}); err != nil {
+	if err := enroll.SaveEnrollment(cfg.DataDir, &enroll.Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true, Enrolled: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	srv := mqttClient(t, url, "fleet-server", "server-pw")
@@ -179,7 +180,7 @@ func TestPredictTopicPair(t *testing.T) {
 	if r.Status != 200 || r.Error != nil || r.Model != "sine" {
 		t.Fatalf("r-ok: %+v", r)
 	}
-	var mq api.PredictResponse
+	var mq predict.Response
 	if err := json.Unmarshal(r.Body, &mq); err != nil {
 		t.Fatalf("r-ok body %s: %v", r.Body, err)
 	}
@@ -187,7 +188,7 @@ func TestPredictTopicPair(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rest api.PredictResponse
+	var rest predict.Response
 	json.NewDecoder(hresp.Body).Decode(&rest)
 	hresp.Body.Close()
 	mqP, _ := json.Marshal(mq.Predictions)
@@ -297,7 +298,7 @@ func TestPredictConcurrencyBound(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return []byte(`{"predictions":[[1]],"model_version":"1"}`), nil
 	}
-	l, err := New(Config{Enrollment: Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true},
+	l, err := New(Config{Enrollment: enroll.Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true},
 		DataDir: t.TempDir(), Logger: quietLog(), Predict: predict, PredictConcurrency: 2})
 	if err != nil {
 		t.Fatal(err)

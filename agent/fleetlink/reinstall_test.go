@@ -31,18 +31,17 @@ func TestReinstallAfterFleetRollback(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	root, err := os.ReadFile(filepath.Join(repo, "metadata", "1.root.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(release.Handler(repo))
+	srv := httptest.NewServer(release.NewRepo("", repo).Handler())
 	defer srv.Close()
 	for v, file := range map[string]string{"1": "hello_world_int8.tflite", "2": "hello_world_float.tflite"} {
-		if _, err := release.AddModel(ctx, keys, repo, filepath.Join("..", "..", "testdata", "models", file),
-			release.ModelRelease{ID: "sine", Version: v, Hardware: "cpu"}); err != nil {
+		if _, err := release.NewRepo(keys, repo).AddModel(ctx, filepath.Join("..", "..", "testdata", "models", file), release.ModelRelease{ID: "sine", Version: v, Hardware: "cpu"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,11 +59,11 @@ func TestReinstallAfterFleetRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.in, err = ota.OpenInstaller(filepath.Join(data, "ota-install.db"), store, nil, ota.InstallerOptions{})
+	h.pipe, err = ota.OpenPipeline(data, store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.in.Close()
+	defer h.pipe.Close()
 	l := &Link{cfg: Config{Status: StatusFunc(func(ctx context.Context) wire.Status {
 		return wire.Status{Models: daemon.WireModels(ctx, mgr)}
 	})}}

@@ -9,6 +9,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/wire"
 )
@@ -95,7 +96,7 @@ func TestRogueBrokerCannotSteer(t *testing.T) {
 	for i := uint64(1); i <= 3; i++ {
 		dev.recs = append(dev.recs, wire.TelemetryRecord{Seq: i, Time: time.Now().UTC(), ModelID: "m", Version: "1", Role: wire.RolePrimary, Requests: 1})
 	}
-	l, err := New(Config{Enrollment: Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true, CommandKey: pub},
+	l, err := New(Config{Enrollment: enroll.Enrollment{DeviceID: "dev-a", Username: "dev-a", Password: "pw-a", BrokerURL: url, Insecure: true, CommandKey: pub},
 		DataDir: t.TempDir(), Jobs: dev, Telemetry: dev, Logger: quietLog(), UploadInterval: 50 * time.Millisecond, AckTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
@@ -55,14 +54,14 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	root, err := os.ReadFile(filepath.Join(repo, "metadata", "1.root.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(release.Handler(repo))
+	srv := httptest.NewServer(release.NewRepo("", repo).Handler())
 	defer srv.Close()
 
 	cpuFile := filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite")
@@ -76,16 +75,16 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden := strings.Repeat("ab", 32)
-	if _, err := release.AddModel(ctx, keys, repo, cpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu",
+	if _, err := release.NewRepo(keys, repo).AddModel(ctx, cpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu",
 		GoldenInputs: [][]byte{{1, 2, 3, 4}}, GoldenOutputSHA256: golden}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := release.AddModelVariant(ctx, keys, repo, tpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu",
+	if _, err := release.NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, release.ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu",
 		RequiredOps: []string{inference.EdgeTPUCustomOp}}); err != nil {
 		t.Fatal(err)
 	}
 	// tpu@1 exists only as an Edge TPU file.
-	if _, err := release.AddModel(ctx, keys, repo, tpuFile, release.ModelRelease{ID: "tpu", Version: "1", Hardware: "edgetpu"}); err != nil {
+	if _, err := release.NewRepo(keys, repo).AddModel(ctx, tpuFile, release.ModelRelease{ID: "tpu", Version: "1", Hardware: "edgetpu"}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -119,11 +118,11 @@ func TestJobsInstallTheDeviceVariant(t *testing.T) {
 				checked = append(checked, g)
 				return nil
 			}
-			h.in, err = ota.OpenInstaller(filepath.Join(data, "ota-install.db"), store, check, ota.InstallerOptions{})
+			h.pipe, err = ota.OpenPipeline(data, store, check)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer h.in.Close()
+			defer h.pipe.Close()
 			job := func(id, version string) error {
 				return h.HandleJob(ctx, wire.Job{JobID: "j-" + id, Kind: wire.JobInstall, ModelID: id, Version: version, State: wire.JobQueued,
 					Created: time.Now(), Deadline: time.Now().Add(time.Hour)}, func(int) {})
@@ -176,24 +175,5 @@ func TestDeviceHardware(t *testing.T) {
 	r := hardwareReport(info, rv, rb)
 	if !slices.Contains(r.Accelerators, "edgetpu/usb") || !reflect.DeepEqual(r.ModelVariants, rv) || !reflect.DeepEqual(r.Backends, rb) {
 		t.Errorf("coral report %+v", r)
-	}
-}
-
-// TestEnrollSendsCapabilities: the enrollment request edge-agent enroll
-// sends (DeviceHardware) reaches the fleet with the model variants and
-// backends, through the strict wire decoder.
-func TestEnrollSendsCapabilities(t *testing.T) {
-	ca, _ := pki.NewCA("fleet", time.Now())
-	seen := make(chan wire.EnrollRequest, 1)
-	srv := fakeFleet(t, ca, "", seen)
-	hw := DeviceHardware()
-	if _, err := Enroll(context.Background(), srv.URL, t.TempDir(), wire.EnrollRequest{Token: "good-token", DeviceID: "d1", Hardware: hw},
-		EnrollOptions{CAFingerprint: ca.Fingerprint()}); err != nil {
-		t.Fatal(err)
-	}
-	got := <-seen
-	if len(got.Hardware.ModelVariants) == 0 || !reflect.DeepEqual(got.Hardware.ModelVariants, hw.ModelVariants) ||
-		!reflect.DeepEqual(got.Hardware.Backends, hw.Backends) {
-		t.Errorf("fleet received hardware %+v, device sent %+v", got.Hardware, hw)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -110,8 +111,9 @@ type Options struct {
 	// Client sends webhooks (default: a client that refuses link-local
 	// and metadata addresses at connect time, after DNS resolution).
 	Client *http.Client
-	Now    func() time.Time
-	Log    *slog.Logger
+	// Clock stamps jobs and drives retention (nil: the system clock).
+	Clock clock.Clock
+	Log   *slog.Logger
 }
 
 // Queue is the persistent job queue.
@@ -189,9 +191,7 @@ func Open(dataDir string, run RunFunc, opt Options) (*Queue, error) {
 	if opt.Client == nil {
 		opt.Client = webhookClient(opt.WebhookAllowHosts)
 	}
-	if opt.Now == nil {
-		opt.Now = time.Now
-	}
+	opt.Clock = clock.Or(opt.Clock)
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
@@ -232,7 +232,7 @@ func Open(dataDir string, run RunFunc, opt Options) (*Queue, error) {
 			}
 		}
 		q.pending = tx.Bucket(bucketQueued).Stats().KeyN
-		_, err := purgeTx(tx, opt.Now().Add(-opt.Retention))
+		_, err := purgeTx(tx, opt.Clock.Now().Add(-opt.Retention))
 		return err
 	})
 	if err != nil {
@@ -344,7 +344,7 @@ func (q *Queue) Purge() (int, error) {
 	var n int
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		n, err = purgeTx(tx, q.opt.Now().Add(-q.opt.Retention))
+		n, err = purgeTx(tx, q.opt.Clock.Now().Add(-q.opt.Retention))
 		return err
 	})
 	if err != nil {
@@ -386,7 +386,7 @@ func (q *Queue) signal(c chan struct{}) {
 func (q *Queue) newID() string {
 	var b [6]byte
 	rand.Read(b[:])
-	return fmt.Sprintf("%016x-%s", q.opt.Now().UnixNano(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%016x-%s", q.opt.Clock.Now().UnixNano(), hex.EncodeToString(b[:]))
 }
 
 // Submit persists a new queued job and returns it. A webhook must pass
@@ -404,7 +404,7 @@ func (q *Queue) Submit(model string, request json.RawMessage, webhook string) (J
 	}
 	q.pending++
 	q.mu.Unlock()
-	j := Job{ID: q.newID(), Model: model, Status: Queued, Request: request, Webhook: webhook, Created: q.opt.Now().UTC()}
+	j := Job{ID: q.newID(), Model: model, Status: Queued, Request: request, Webhook: webhook, Created: q.opt.Clock.Now().UTC()}
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		return errors.Join(storeTx(tx, j), tx.Bucket(bucketPayloads).Put([]byte(j.ID), request), indexTx(tx, j))
 	})
@@ -459,7 +459,7 @@ func (q *Queue) claim() (j Job, found bool, err error) {
 			return err
 		}
 		x.Status = Running
-		x.Started = q.opt.Now().UTC()
+		x.Started = q.opt.Clock.Now().UTC()
 		x.Attempts++
 		if err := errors.Join(storeTx(tx, x), tx.Bucket(bucketQueued).Delete(k), tx.Bucket(bucketRunning).Put(k, nil)); err != nil {
 			return err
@@ -556,7 +556,7 @@ func (q *Queue) worker(ctx context.Context) {
 			return // stays running; queued again at the next Open
 		}
 		j.Request = nil
-		j.Finished = q.opt.Now().UTC()
+		j.Finished = q.opt.Clock.Now().UTC()
 		if err != nil {
 			code := "internal"
 			var c Coder
@@ -632,7 +632,7 @@ func (q *Queue) webhooks(ctx context.Context) {
 		}
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(0, next.Sub(q.opt.Now()))
+			wait = max(0, next.Sub(q.opt.Clock.Now()))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -674,7 +674,7 @@ type dueHook struct {
 func (q *Queue) dueHooks(inflight map[string]bool, limit int) ([]dueHook, time.Time) {
 	var due []dueHook
 	var next time.Time
-	now := q.opt.Now()
+	now := q.opt.Clock.Now()
 	q.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketHooks).Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
@@ -724,7 +724,7 @@ func (q *Queue) deliver(ctx context.Context, d dueHook) bool {
 		j.WebhookState, j.WebhookError = "failed", err.Error()
 	default:
 		j.WebhookError = err.Error()
-		j.WebhookNext = q.opt.Now().Add(q.opt.WebhookBackoff << (j.WebhookAttempts - 1))
+		j.WebhookNext = q.opt.Clock.Now().Add(q.opt.WebhookBackoff << (j.WebhookAttempts - 1))
 	}
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		if err := errors.Join(storeTx(tx, j), tx.Bucket(bucketHooks).Delete(d.key)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -184,10 +185,10 @@ func TestWebhookTimeout(t *testing.T) {
 func TestPurgeContinuous(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	clk := clock.Func(func() time.Time { return time.Unix(0, now.Load()) })
 	q, err := Open(t.TempDir(), func(ctx context.Context, model string, req json.RawMessage) (json.RawMessage, error) {
 		return req, nil
-	}, Options{Now: clock, Retention: time.Hour, PurgeInterval: time.Millisecond, WebhookBackoff: 24 * time.Hour, WebhookAttempts: 100})
+	}, Options{Clock: clk, Retention: time.Hour, PurgeInterval: time.Millisecond, WebhookBackoff: 24 * time.Hour, WebhookAttempts: 100})
 	if err != nil {
 		t.Fatal(err)
 	}

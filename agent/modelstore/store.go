@@ -31,6 +31,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -82,7 +83,7 @@ type Store struct {
 type Option func(*Store)
 
 // WithClock sets the clock used for installed_at (tests).
-func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+func WithClock(c clock.Clock) Option { return func(s *Store) { s.now = clock.Or(c).Now } }
 
 // DefaultKeep is how many versions of a model the store keeps by default.
 const DefaultKeep = 3

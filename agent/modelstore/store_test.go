@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/otatest"
 )
@@ -53,7 +54,7 @@ func TestInstallRefusesHashMismatchAndKeepsNothing(t *testing.T) {
 func TestInstallComputesHashAndRecordsMetadata(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	s, err := Open(t.TempDir(), WithClock(func() time.Time { return now }))
+	s, err := Open(t.TempDir(), WithClock(clock.NewFake(now)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +294,8 @@ func dirBytes(t *testing.T, dir string) (int64, int) {
 func TestRetentionBoundsDisk(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(dir, WithClock(func() time.Time { clock = clock.Add(time.Second); return clock }))
+	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(dir, WithClock(clock.Func(func() time.Time { clk = clk.Add(time.Second); return clk })))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,8 +351,8 @@ func TestRetentionBoundsDisk(t *testing.T) {
 func TestRetentionKeepsActiveAndPrevious(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s, err := Open(dir, WithKeep(1), WithClock(func() time.Time { clock = clock.Add(time.Second); return clock }))
+	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s, err := Open(dir, WithKeep(1), WithClock(clock.Func(func() time.Time { clk = clk.Add(time.Second); return clk })))
 	if err != nil {
 		t.Fatal(err)
 	}

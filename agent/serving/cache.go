@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"sync"
 	"time"
+
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // CacheKey identifies a prediction: the model version's content hash and
@@ -50,11 +52,8 @@ type cacheEntry struct {
 
 // NewCache returns a cache holding at most maxEntries results for ttl
 // (ttl <= 0: no expiry). now may be nil (time.Now).
-func NewCache(maxEntries int, ttl time.Duration, now func() time.Time) *Cache {
-	if now == nil {
-		now = time.Now
-	}
-	return &Cache{max: max(1, maxEntries), ttl: ttl, now: now, ll: list.New(), items: map[CacheKey]*list.Element{}}
+func NewCache(maxEntries int, ttl time.Duration, c clock.Clock) *Cache {
+	return &Cache{max: max(1, maxEntries), ttl: ttl, now: clock.Or(c).Now, ll: list.New(), items: map[CacheKey]*list.Element{}}
 }
 
 // Get returns the cached result for k.

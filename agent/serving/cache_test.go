@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 func TestCacheLRUAndTTL(t *testing.T) {
-	now := time.Unix(0, 0)
-	c := NewCache(2, time.Minute, func() time.Time { return now })
+	clk := clock.NewFake(time.Unix(0, 0))
+	c := NewCache(2, time.Minute, clk)
 	k := func(s string) CacheKey { return MakeCacheKey("sha", Instance{[]byte(s)}) }
 	r := func(s string) Result { return Result{engine.Tensor{Data: []byte(s)}} }
 	c.Put(k("a"), r("A"))
@@ -24,7 +25,7 @@ func TestCacheLRUAndTTL(t *testing.T) {
 	if v, ok := c.Get(k("c")); !ok || string(v[0].Data) != "C" {
 		t.Error("c missing")
 	}
-	now = now.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	if _, ok := c.Get(k("a")); ok {
 		t.Error("expired entry returned")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/imageprep"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/jsonnum"
 )
 
 // InputError reports an instance that does not fit the model (HTTP 422):
@@ -176,7 +177,7 @@ func decodeValue(raw json.RawMessage, info tensor.Info, meta *inference.TensorMe
 	}
 	want := tensor.NumElements(info.Shape)
 	buf := getFloats(min(want, len(raw)/2+1)) // a value takes 2 bytes at least
-	vals, shape, err := ParseNumbersInto(buf, raw, want)
+	vals, shape, err := jsonnum.ParseInto(buf, raw, want)
 	defer putFloats(buf)
 	if err != nil {
 		return nil, fmt.Errorf("input %q: expected nested numeric arrays of shape %s: %v", info.Name, tensor.ShapeString(info.Shape), err)
@@ -242,7 +243,7 @@ type Prediction struct {
 	// Value is the JSON of the prediction (a json.RawMessage): nested
 	// arrays of real values (one output) or an object keyed by output name
 	// (several outputs). Non-finite values are the strings "NaN",
-	// "Infinity" and "-Infinity" (see AppendFloat).
+	// "Infinity" and "-Infinity" (see jsonnum.AppendFloat).
 	Value any
 	// TopK lists the best classes when the first output has labels.
 	TopK []TopK
@@ -253,7 +254,7 @@ type Prediction struct {
 }
 
 // MarshalJSON encodes a TopK entry; a non-finite score is written as a
-// string (see AppendFloat) instead of failing the whole response.
+// string (see jsonnum.AppendFloat) instead of failing the whole response.
 func (t TopK) MarshalJSON() ([]byte, error) {
 	b := append([]byte(`{"index":`), strconv.Itoa(t.Index)...)
 	if t.Label != "" {
@@ -261,7 +262,7 @@ func (t TopK) MarshalJSON() ([]byte, error) {
 		b = append(append(b, `,"label":`...), l...)
 	}
 	b = append(b, `,"score":`...)
-	b = AppendFloat(b, t.Score)
+	b = jsonnum.AppendFloat(b, t.Score)
 	return append(b, '}'), nil
 }
 
@@ -296,7 +297,7 @@ func Format(l *Loaded, r Result, k int) (Prediction, error) {
 				}
 			}
 		}
-		nested := AppendNested(make([]byte, 0, 8+12*len(vals)), vals, o.Info.Shape)
+		nested := jsonnum.AppendNested(make([]byte, 0, 8+12*len(vals)), vals, o.Info.Shape)
 		if len(r) == 1 {
 			p.Value = json.RawMessage(nested)
 		} else {

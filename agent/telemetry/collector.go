@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -127,10 +128,8 @@ type Collector struct {
 
 // NewCollector creates a collector with its own Prometheus registry (which
 // also holds the Go and process collectors: CPU seconds and RSS).
-func NewCollector(now func() time.Time) *Collector {
-	if now == nil {
-		now = time.Now
-	}
+func NewCollector(clk clock.Clock) *Collector {
+	now := clock.Or(clk).Now
 	reg := prometheus.NewRegistry()
 	lbl := []string{"model", "version", "role"}
 	c := &Collector{

@@ -5,12 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
 func TestCollectorFlush(t *testing.T) {
 	now := time.Unix(1000, 0)
-	c := NewCollector(func() time.Time { return now })
+	c := NewCollector(clock.Func(func() time.Time { return now }))
 	k := Key{Model: "m", Version: "1", Role: wire.RolePrimary}
 	for i := 1; i <= 100; i++ {
 		c.Request(k, time.Duration(i)*time.Millisecond, 2, "")
@@ -77,7 +78,7 @@ func TestSnapshotKeepsWindow(t *testing.T) {
 // TestClassMetricBounded: a 1000-class model adds at most MetricClasses + 1
 // series to edge_agent_predicted_class_total; the tail counts as "other".
 func TestClassMetricBounded(t *testing.T) {
-	c := NewCollector(time.Now)
+	c := NewCollector(clock.Real{})
 	k := Key{Model: "m", Version: "1", Role: wire.RolePrimary}
 	for class := -1; class < 1000; class++ {
 		c.Prediction(k, class, 0.5)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -38,7 +39,7 @@ func TestNonFiniteRecordEncodes(t *testing.T) {
 // TestCollectorNonFinite: a NaN score or Inf feature reaches a record that
 // stores.
 func TestCollectorNonFinite(t *testing.T) {
-	c := NewCollector(func() time.Time { return time.Unix(100, 0) })
+	c := NewCollector(clock.NewFake(time.Unix(100, 0)))
 	k := Key{Model: "m", Version: "1", Role: wire.RolePrimary}
 	c.Request(k, time.Millisecond, 1, "")
 	c.Prediction(k, 0, math.NaN())

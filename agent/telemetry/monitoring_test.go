@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -78,7 +79,7 @@ func TestProcSample(t *testing.T) {
 func TestCollectorMonitoring(t *testing.T) {
 	dir := t.TempDir()
 	fakeProc(t, dir, 100, 100, 300)
-	c := NewCollector(func() time.Time { return time.Unix(100, 0) })
+	c := NewCollector(clock.NewFake(time.Unix(100, 0)))
 	c.SetProcRoot(dir)
 	k := Key{Model: "m", Version: "1", Role: wire.RolePrimary}
 	c.Request(k, time.Millisecond, 1, "")

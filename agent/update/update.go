@@ -3,10 +3,10 @@
 //
 // Agent updates the edge-agent binary itself: it resolves the release for
 // this GOOS/GOARCH/GOARM with ota.Updater, downloads it with a progress bar,
-// installs it with ota.SelfUpdater (old binary kept at <agent>.old) and
+// installs it with selfupdate.Updater (old binary kept at <agent>.old) and
 // starts the new binary as a health probe (`edge-agent run` against the
 // device's data dir on a loopback port). Unless the new binary reports
-// healthy (ota.ReportHealthy) before the deadline, the old binary is put back.
+// healthy (selfupdate.ReportHealthy) before the deadline, the old binary is put back.
 //
 // Model installs a model release with ota.Installer into the agent's model
 // store (agent/modelstore), checked by the same golden check as the daemon
@@ -34,12 +34,13 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/engine"
-	"github.com/edgefleet/edgefleet/agent/fleetlink"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // Source says where the update repository is and which root.json to trust.
@@ -82,7 +83,7 @@ func (c Common) updater(label string) (*ota.Updater, error) {
 		root = b
 	}
 	if src.RepoURL == "" || root == nil {
-		enr, err := fleetlink.LoadEnrollment(c.DataDir)
+		enr, err := enroll.LoadEnrollment(c.DataDir)
 		switch {
 		case err == nil:
 			if src.RepoURL == "" {
@@ -91,14 +92,14 @@ func (c Common) updater(label string) (*ota.Updater, error) {
 			if root == nil {
 				root = enr.TUFRoot
 			}
-		case !errors.Is(err, fleetlink.ErrNotEnrolled):
+		case !errors.Is(err, enroll.ErrNotEnrolled):
 			return nil, fmt.Errorf("update: %w", err)
 		}
 	}
 	if src.RepoURL == "" {
 		return nil, fmt.Errorf("update: no repository: pass --repo URL (the device is not enrolled with one)")
 	}
-	cfg := ota.UpdaterConfig{DataDir: filepath.Join(c.DataDir, "ota"), RepoURL: src.RepoURL, TrustedRoot: root, HTTPClient: src.HTTPClient}
+	cfg := ota.UpdaterConfig{DataDir: filepath.Join(c.DataDir, ota.UpdaterDir), RepoURL: src.RepoURL, TrustedRoot: root, HTTPClient: src.HTTPClient}
 	if c.Progress != nil {
 		cfg.Download.Progress = download.NewProgressBar(c.Progress, label)
 	}
@@ -167,7 +168,7 @@ func Executable() (string, error) { return selfexec.Executable() }
 
 // Agent replaces the agent binary with a released version and checks that
 // it starts: see the package doc. On a failed probe the error wraps
-// ota.ErrUnhealthy, says why (exit status, tail of stderr, or deadline), and
+// selfupdate.ErrUnhealthy, says why (exit status, tail of stderr, or deadline), and
 // the previous binary is back in place byte for byte.
 func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	if o.GOOS == "" {
@@ -241,19 +242,19 @@ func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	if err != nil {
 		return fail(err)
 	}
-	staged := filepath.Join(o.DataDir, "ota", "staging", t.SHA256+"-edge-agent")
+	staged := filepath.Join(o.DataDir, ota.StagingDir, t.SHA256+"-edge-agent")
 	if err := u.Fetch(ctx, t, staged); err != nil {
 		return fail(err)
 	}
 	defer os.Remove(staged)
 
-	su := &ota.SelfUpdater{TargetPath: o.TargetPath, StateDir: o.DataDir, HealthTimeout: o.HealthTimeout}
+	su := &selfupdate.Updater{TargetPath: o.TargetPath, StateDir: o.DataDir, HealthTimeout: o.HealthTimeout}
 	if err := su.Apply(ctx, ota.Artifact{Target: t, Path: staged}); err != nil {
 		return fail(err)
 	}
 	args := o.ProbeArgs
 	if args == nil {
-		args = []string{"run", "--data-dir", o.DataDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker="}
+		args = ProbeArgs(o.DataDir)
 	}
 	if err := su.Probe(ctx, args...); err != nil {
 		return fail(err)
@@ -265,6 +266,14 @@ func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	o.printf("edge-agent updated %s -> %s: %s reported healthy; previous binary kept at %s\nrestart the edge-agent service to run %s\n",
 		from, version, version, res.OldPath, version)
 	return res, nil
+}
+
+// ProbeArgs are the arguments a new agent binary is started with for its
+// health probe on dataDir: `run` on a loopback port with no Unix socket and
+// no fleet broker, so it collides with nothing the running daemon owns.
+// Updates by hand and fleet agent jobs probe the same way.
+func ProbeArgs(dataDir string) []string {
+	return []string{"run", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--unix-socket=", "--fleet-broker="}
 }
 
 func platformName(goos, goarch, goarm string) string {
@@ -363,12 +372,12 @@ func Model(ctx context.Context, o ModelOptions) (ota.Record, error) {
 		return fail(err)
 	}
 	defer store.Close()
-	in, err := ota.OpenInstaller(filepath.Join(o.DataDir, "ota-install.db"), store, serving.GoldenCheck(backend), ota.InstallerOptions{})
+	pipe, err := ota.OpenPipeline(o.DataDir, store, serving.GoldenCheck(backend))
 	if err != nil {
 		return fail(err)
 	}
-	defer in.Close()
-	if recs, err := in.Resume(ctx); err != nil {
+	defer pipe.Close()
+	if recs, err := pipe.Resume(ctx); err != nil {
 		o.printf("finishing an interrupted install failed: %v\n", err)
 	} else {
 		for _, r := range recs {
@@ -382,16 +391,13 @@ func Model(ctx context.Context, o ModelOptions) (ota.Record, error) {
 	if err != nil {
 		return fail(err)
 	}
-	rec, err := in.Install(ctx, a)
+	rec, err := pipe.Install(ctx, a)
 	if err != nil {
 		var ie *ota.InstallError
 		if errors.As(err, &ie) {
 			return rec, err // already names the release, the reason and the rollback
 		}
 		return rec, fmt.Errorf("update model %s@%s: %w", o.ID, o.Version, err)
-	}
-	if rec.State != ota.StateCommitted {
-		return rec, fmt.Errorf("update model %s@%s: install ended in state %s: %s", o.ID, o.Version, rec.State, rec.Reason)
 	}
 	how := ""
 	if a.ViaDelta {

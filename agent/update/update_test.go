@@ -27,6 +27,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 // buildDir caches the edge-agent builds of one test run.
@@ -59,7 +60,7 @@ var (
 
 // build returns a real edge-agent binary built from ./cmd/edge-agent
 // (CGO-free, as shipped) with -X main.version=version and, for mode
-// "crash", the test-only -X main.mode=crash. Each build is made once per
+// "crash", the test-only crash switch (-tags edgeagent_crashswitch). Each build is made once per
 // test run and cached in buildDir.
 func build(k buildKey) (string, error) {
 	buildMu.Lock()
@@ -70,11 +71,11 @@ func build(k buildKey) (string, error) {
 	}
 	buildMu.Unlock()
 	r.once.Do(func() {
-		ldflags := "-X main.version=" + k.version
-		if k.mode != "" {
-			ldflags += " -X main.mode=" + k.mode
+		args := []string{"build", "-o", r.path, "-ldflags", "-X main.version=" + k.version}
+		if k.mode == "crash" {
+			args = append(args, "-tags", "edgeagent_crashswitch")
 		}
-		cmd := exec.Command(goTool(), "build", "-o", r.path, "-ldflags", ldflags, "../../cmd/edge-agent")
+		cmd := exec.Command(goTool(), append(args, "../../cmd/edge-agent")...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("build edge-agent %s %s: %v\n%s", k.version, k.mode, err, b)
@@ -122,11 +123,11 @@ func newRepo(t *testing.T) *repoFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &repoFixture{keys: filepath.Join(dir, "keys"), repo: filepath.Join(dir, "repo")}
-	if err := release.InitKeys(f.keys, f.repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(f.keys, f.repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatalf("InitKeys: %v", err)
 	}
 	f.root = filepath.Join(f.repo, "metadata", "1.root.json") // as enrolled on devices
-	srv := httptest.NewServer(release.Handler(f.repo))
+	srv := httptest.NewServer(release.NewRepo("", f.repo).Handler())
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
 	return f
@@ -135,7 +136,7 @@ func newRepo(t *testing.T) *repoFixture {
 func (f *repoFixture) releaseAgent(t *testing.T, bin, version string) {
 	t.Helper()
 	goos, goarch, goarm := update.Platform()
-	if _, err := release.AddAgentBinary(context.Background(), f.keys, f.repo, bin, release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm}); err != nil {
+	if _, err := release.NewRepo(f.keys, f.repo).AddAgentBinary(context.Background(), bin, release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm}); err != nil {
 		t.Fatalf("release agent %s: %v", version, err)
 	}
 }
@@ -178,7 +179,7 @@ func (d device) run(t *testing.T, args ...string) (string, string, error) {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, ota.HealthMarkerEnv+"=") {
+		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, selfupdate.HealthMarkerEnv+"=") {
 			continue
 		}
 		env = append(env, kv)
@@ -272,7 +273,7 @@ func TestUpdateAgent(t *testing.T) {
 			t.Fatalf("update agent to a crashing build: %v, want exit status 1\nstdout: %s\nstderr: %s", err, stdout, stderr)
 		}
 		for _, want := range []string{
-			"self-update 1.2", ota.ErrUnhealthy.Error(), "exited before reporting healthy: exit status 3",
+			"self-update 1.2", selfupdate.ErrUnhealthy.Error(), "exited before reporting healthy: exit status 3",
 			"simulated start-up failure", "previous binary restored",
 		} {
 			if !strings.Contains(stderr, want) {
@@ -327,7 +328,7 @@ func TestUpdateAgent(t *testing.T) {
 		if err := u.Fetch(context.Background(), tgt, staged); err != nil {
 			t.Fatal(err)
 		}
-		su := &ota.SelfUpdater{TargetPath: d.bin, StateDir: d.data}
+		su := &selfupdate.Updater{TargetPath: d.bin, StateDir: d.data}
 		if err := su.Apply(context.Background(), ota.Artifact{Target: tgt, Path: staged}); err != nil {
 			t.Fatal(err)
 		}
@@ -461,7 +462,7 @@ func TestUpdateModel(t *testing.T) {
 	f := newRepo(t)
 	rel := func(file, version string, in [][]byte, sum string) {
 		t.Helper()
-		if _, err := release.AddModel(context.Background(), f.keys, f.repo, file, release.ModelRelease{
+		if _, err := release.NewRepo(f.keys, f.repo).AddModel(context.Background(), file, release.ModelRelease{
 			ID: "hello", Version: version, Hardware: "cpu", GoldenInputs: in, GoldenOutputSHA256: sum,
 		}); err != nil {
 			t.Fatalf("release hello@%s: %v", version, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/wire"
 )
@@ -22,7 +23,7 @@ func init() {
 func newEnrollCmd() *cobra.Command {
 	var server, token, dataDir, deviceID string
 	var labels map[string]string
-	var opt fleetlink.EnrollOptions
+	var opt enroll.EnrollOptions
 	cmd := &cobra.Command{
 		Use:   "enroll --server https://HOST:PORT --token T --ca-fingerprint sha256:... [--data-dir D] [--device-id ID] [--label k=v]",
 		Short: "Enroll this device with a fleet server: generate its key, get its certificate, pin the fleet CA",
@@ -44,11 +45,11 @@ certificate (the current one proves the device; no token needed).`,
 			if opt.InsecurePlaintext {
 				fmt.Fprintln(os.Stderr, "edge-agent: WARNING: --insecure-plaintext: the server is not authenticated and the update root is trusted on first use")
 			}
-			e, err := fleetlink.Enroll(cmd.Context(), server, dataDir, req, opt)
+			e, err := enroll.Enroll(cmd.Context(), server, dataDir, req, opt)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("enrolled %s with %s; broker %s; CA %s; credentials in %s/%s\n", e.DeviceID, server, e.BrokerURL, e.CAFingerprint, dataDir, fleetlink.Dir)
+			fmt.Printf("enrolled %s with %s; broker %s; CA %s; credentials in %s/%s\n", e.DeviceID, server, e.BrokerURL, e.CAFingerprint, dataDir, enroll.Dir)
 			return nil
 		},
 	}

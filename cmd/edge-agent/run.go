@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/inference/imageprep"
@@ -21,11 +22,9 @@ func init() {
 // fleet.broker set (or fleet.enabled with an enrollment in the data dir).
 var fleetLink daemon.FleetLink = fleetlink.Daemon
 
-// mode is a TEST-ONLY switch, set with -ldflags "-X main.mode=crash": such a
-// build exits with status 3 at the start of `edge-agent run`, like a broken
-// release, so the self-update tests (agent/update) can show it is rolled
-// back. Release builds never set it; any other value is ignored.
-var mode = ""
+// beforeRun, when set, runs first in `edge-agent run`. Release builds leave
+// it nil; only the test build of crashswitch.go sets it.
+var beforeRun func()
 
 func newRunCmd() *cobra.Command {
 	var configFile, backend string
@@ -39,9 +38,8 @@ EDGE_CONFIG), then EDGE_* environment variables, then flags (flags win).
 Without any, it serves the models in ./edge-data on 127.0.0.1:8080.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if mode == "crash" {
-				fmt.Fprintln(os.Stderr, "edge-agent: simulated start-up failure (test build: -X main.mode=crash)")
-				os.Exit(3)
+			if beforeRun != nil {
+				beforeRun()
 			}
 			final := daemon.Defaults()
 			if configFile == "" {
@@ -58,7 +56,7 @@ Without any, it serves the models in ./edge-data on 127.0.0.1:8080.`,
 			daemon.ApplyFlags(&final, &cfg, cmd.Flags().Changed)
 			// An enrolled device joins its fleet with no other setting: the
 			// broker address, CA and certificate come from the enrollment.
-			if _, err := fleetlink.LoadEnrollment(final.DataDir); err == nil {
+			if _, err := enroll.LoadEnrollment(final.DataDir); err == nil {
 				final.Fleet.Enabled = true
 			}
 			if backend == "" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -110,13 +111,15 @@ func run(ctx context.Context, cfg server.Config) error {
 	if err := checkPorts(cfg); err != nil {
 		return err
 	}
-	cfg.RepoHandler = release.Handler
+	cfg.RepoHandler = func(repoDir string) http.Handler { return release.NewRepo("", repoDir).Handler() }
 	s, err := server.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	return s.Run(ctx, release.Refresh)
+	return s.Run(ctx, func(keysDir, repoDir string, now time.Time) error {
+		return release.NewRepo(keysDir, repoDir).Refresh(now)
+	})
 }
 
 // envOr returns the environment variable name, or def when it is empty.

@@ -22,19 +22,23 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
 // buildBin builds ./cmd/<pkg> into dir/name with ldflags, CGO-free as shipped.
-func buildBin(dir, pkg, name, ldflags string) (string, error) {
+func buildBin(dir, pkg, name, ldflags, tags string) (string, error) {
 	out := filepath.Join(dir, name)
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if p, err := exec.LookPath("go"); err == nil {
 		gobin = p
 	}
-	cmd := exec.Command(gobin, "build", "-o", out, "-ldflags", ldflags, "../../"+pkg)
+	args := []string{"build", "-o", out, "-ldflags", ldflags}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command(gobin, append(args, "../../"+pkg)...)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build %s %s: %v\n%s", pkg, ldflags, err, b)
@@ -132,7 +136,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() (bool, 
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, "EDGEFLEET_") || strings.HasPrefix(kv, ota.HealthMarkerEnv+"=") {
+		if strings.HasPrefix(kv, "EDGE_") || strings.HasPrefix(kv, "EDGEFLEET_") || strings.HasPrefix(kv, selfupdate.HealthMarkerEnv+"=") {
 			continue
 		}
 		env = append(env, kv)
@@ -160,17 +164,17 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 	var agent1, agent2, agent3, fleetServer string
 	errs := make([]error, 4)
 	for i, b := range []struct {
-		out          *string
-		pkg, name, l string
+		out                *string
+		pkg, name, l, tags string
 	}{
-		{&agent1, "cmd/edge-agent", "edge-agent-1", "-X main.version=1"},
-		{&agent2, "cmd/edge-agent", "edge-agent-2", "-X main.version=2"},
-		{&agent3, "cmd/edge-agent", "edge-agent-3", "-X main.version=3 -X main.mode=crash"},
-		{&fleetServer, "cmd/fleet-server", "fleet-server", ""},
+		{&agent1, "cmd/edge-agent", "edge-agent-1", "-X main.version=1", ""},
+		{&agent2, "cmd/edge-agent", "edge-agent-2", "-X main.version=2", ""},
+		{&agent3, "cmd/edge-agent", "edge-agent-3", "-X main.version=3", "edgeagent_crashswitch"},
+		{&fleetServer, "cmd/fleet-server", "fleet-server", "", ""},
 	} {
 		i := i
 		wg.Add(1)
-		go func() { defer wg.Done(); *b.out, errs[i] = buildBin(bins, b.pkg, b.name, b.l) }()
+		go func() { defer wg.Done(); *b.out, errs[i] = buildBin(bins, b.pkg, b.name, b.l, b.tags) }()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
@@ -179,7 +183,7 @@ func TestAgentUpdateEndToEnd(t *testing.T) {
 
 	// fleet-server with signing keys, its embedded broker over TLS.
 	keys, data := filepath.Join(dir, "fleet-keys"), filepath.Join(dir, "fleet-data")
-	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, filepath.Join(data, "repo")).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	httpAddr, mqttAddr := freeAddr(t), freeAddr(t)

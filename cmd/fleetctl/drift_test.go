@@ -30,7 +30,7 @@ func TestModelsPushReferenceStats(t *testing.T) {
 	}
 	t.Setenv("FLEET_CA_FILE", filepath.Join(dir, server.PKIDir, pki.CACertFile))
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	model := filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite")

@@ -17,7 +17,7 @@ func newKeysCmd() *cobra.Command {
 		Short: "Create root, targets and online keys and an empty signed repository",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := release.InitKeys(keysDir, repoDir, opts); err != nil {
+			if err := release.NewRepo(keysDir, repoDir).Init(opts); err != nil {
 				return err
 			}
 			fmt.Printf("keys in %s (keep root/ and targets/ offline), repository in %s\n", keysDir, repoDir)
@@ -34,7 +34,9 @@ func newKeysCmd() *cobra.Command {
 		Use:   "rotate-online",
 		Short: "Rotate the snapshot and timestamp keys (devices follow without re-flashing)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return release.RotateOnlineKeys(keysDir, repoDir) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return release.NewRepo(keysDir, repoDir).RotateOnlineKeys()
+		},
 	}
 	rotate.Flags().StringVar(&keysDir, "keys-dir", "./fleet-keys", "keys dir")
 	rotate.Flags().StringVar(&repoDir, "repo-dir", "./fleet-data/repo", "repository dir")

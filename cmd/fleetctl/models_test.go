@@ -21,7 +21,7 @@ import (
 func TestModelsPushVariant(t *testing.T) {
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	b := modelbuilder.New()
@@ -41,8 +41,7 @@ func TestModelsPushVariant(t *testing.T) {
 	if out, err := fleetctl(t, args...); err == nil || !strings.Contains(err.Error(), "push the primary file of cam@2 first") {
 		t.Fatalf("variant before its primary: %v\n%s", err, out)
 	}
-	if _, err := release.AddModel(context.Background(), keys, repo, filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite"),
-		release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu"}); err != nil {
+	if _, err := release.NewRepo(keys, repo).AddModel(context.Background(), filepath.Join("..", "..", "testdata", "models", "hello_world_int8.tflite"), release.ModelRelease{ID: "cam", Version: "2", Hardware: "cpu"}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := fleetctl(t, args...)

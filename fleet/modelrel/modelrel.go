@@ -202,7 +202,7 @@ func Push(ctx context.Context, path string, o Options) (registry.Model, Inspecti
 		o.Hardware = "cpu"
 	}
 	o.step("signing %s@%s into the TUF repository %s", o.ID, o.Version, o.RepoDir)
-	ti, err := release.AddModel(ctx, o.KeysDir, o.RepoDir, path, release.ModelRelease{ID: o.ID, Version: o.Version,
+	ti, err := release.NewRepo(o.KeysDir, o.RepoDir).AddModel(ctx, path, release.ModelRelease{ID: o.ID, Version: o.Version,
 		RequiredOps: ins.Ops, Hardware: o.Hardware, GoldenInputs: inputs, GoldenOutputSHA256: sum})
 	if err != nil {
 		return registry.Model{}, ins, err
@@ -247,7 +247,7 @@ func PushVariant(ctx context.Context, path string, o Options) (registry.Model, I
 		return registry.Model{}, ins, fmt.Errorf("push %s: --hardware %s needs a model compiled with edgetpu_compiler (no %s node found)",
 			path, hardware.VariantEdgeTPU, inference.EdgeTPUCustomOp)
 	}
-	ti, err := release.AddModelVariant(ctx, o.KeysDir, o.RepoDir, path, release.ModelRelease{ID: o.ID, Version: o.Version,
+	ti, err := release.NewRepo(o.KeysDir, o.RepoDir).AddModelVariant(ctx, path, release.ModelRelease{ID: o.ID, Version: o.Version,
 		RequiredOps: ins.Ops, Hardware: o.Hardware})
 	if err != nil && strings.Contains(err.Error(), "is not released") {
 		return registry.Model{}, ins, fmt.Errorf("%w (a variant is added to a released version: push the primary file of %s@%s first, without --hardware)", err, o.ID, o.Version)

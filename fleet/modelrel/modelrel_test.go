@@ -42,7 +42,7 @@ func TestPushSignsIntoRepo(t *testing.T) {
 	}
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var steps []string
@@ -96,7 +96,7 @@ func TestPushVariant(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	tpu, cpu := edgeTPUModel(t), model(t)

@@ -17,17 +17,15 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
-// Clock supplies the current time.
-type Clock interface{ Now() time.Time }
+// Clock supplies the current time (the project's one clock interface).
+type Clock = clock.Clock
 
 // SystemClock is the wall clock.
-type SystemClock struct{}
-
-// Now implements Clock.
-func (SystemClock) Now() time.Time { return time.Now() }
+type SystemClock = clock.Real
 
 // Strategy is how the new version reaches devices.
 type Strategy string

@@ -107,9 +107,8 @@ func (s *Server) pushAgent(w http.ResponseWriter, r *http.Request) (any, error) 
 		return nil, errf(http.StatusBadRequest, "sha256_mismatch", "agent upload: received bytes have sha256 %s, the client sent %s (corrupted in transit?)", got, want)
 	}
 	repoMu.Lock()
-	before, _ := release.Agents(s.cfg.RepoDir)
-	info, err := release.AddAgentBinary(r.Context(), s.cfg.KeysDir, s.cfg.RepoDir, f.Name(),
-		release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm})
+	before, _ := release.NewRepo("", s.cfg.RepoDir).Agents()
+	info, err := release.NewRepo(s.cfg.KeysDir, s.cfg.RepoDir).AddAgentBinary(r.Context(), f.Name(), release.AgentRelease{Version: version, GOOS: goos, GOARCH: goarch, GOARM: goarm})
 	repoMu.Unlock()
 	if err != nil {
 		if errors.Is(err, release.ErrVersionExists) {
@@ -139,7 +138,7 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) (any, error)
 }
 
 func (s *Server) agentReleases(ctx context.Context) ([]apitype.AgentRelease, error) {
-	infos, err := release.Agents(s.cfg.RepoDir)
+	infos, err := release.NewRepo("", s.cfg.RepoDir).Agents()
 	if errors.Is(err, release.ErrNotInitialized) {
 		return nil, nil // no repository yet: nothing released
 	}

@@ -21,7 +21,7 @@ import (
 func startSigningAPI(t *testing.T) *apiEnv {
 	t.Helper()
 	data, keys := t.TempDir(), filepath.Join(t.TempDir(), "keys")
-	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, filepath.Join(data, "repo")).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return startAPI(t, server.Config{DataDir: data, KeysDir: keys})
@@ -73,7 +73,7 @@ func TestAgentPushScopes(t *testing.T) {
 		t.Fatalf("list %+v, want the pushed release", rs)
 	}
 	// The release is TUF-signed into the repository devices read.
-	as, err := release.Agents(filepath.Join(e.data, "repo"))
+	as, err := release.NewRepo("", filepath.Join(e.data, "repo")).Agents()
 	if err != nil || len(as) != 1 || as[0].Custom.Version != "2" || as[0].Custom.GOARCH != "arm64" {
 		t.Fatalf("signed targets %+v %v", as, err)
 	}
@@ -115,7 +115,7 @@ func TestAgentPushRefusals(t *testing.T) {
 			}
 		})
 	}
-	as, _ := release.Agents(filepath.Join(e.data, "repo"))
+	as, _ := release.NewRepo("", filepath.Join(e.data, "repo")).Agents()
 	if len(as) != 1 {
 		t.Fatalf("refused pushes changed the repository: %+v", as)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
@@ -114,12 +115,12 @@ func TestClusterFaults(t *testing.T) {
 		via := []*replica{a, b}[i%2]
 		dir := t.TempDir()
 		d := &fakeDevice{id: fmt.Sprintf("dev-%d", i), dir: dir, active: "1", wake: make(chan struct{})}
-		if _, err := fleetlink.Enroll(ctx, via.srv.URL(), dir, wire.EnrollRequest{Token: testToken, DeviceID: d.id,
+		if _, err := enroll.Enroll(ctx, via.srv.URL(), dir, wire.EnrollRequest{Token: testToken, DeviceID: d.id,
 			Hardware: wire.Hardware{Arch: "amd64"}, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}},
-			fleetlink.EnrollOptions{InsecurePlaintext: true}); err != nil {
+			enroll.EnrollOptions{InsecurePlaintext: true}); err != nil {
 			t.Fatalf("enroll %s via %s: %v", d.id, via.name, err)
 		}
-		enr, err := fleetlink.LoadEnrollment(dir)
+		enr, err := enroll.LoadEnrollment(dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -767,7 +767,7 @@ func containsStr(xs []string, s string) bool {
 func TestConsolePushAndRollout(t *testing.T) {
 	data := t.TempDir()
 	keys := filepath.Join(data, "keys")
-	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, filepath.Join(data, "repo")).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e := startServer(t, server.Config{DataDir: data, KeysDir: keys})
@@ -926,7 +926,7 @@ func TestConsoleEndpoints(t *testing.T) {
 	want := map[string]auth.Scope{"POST /api/v1/models/upload": auth.Operator, "GET /api/v1/rollouts/{id}/devices": auth.Viewer}
 	data := t.TempDir()
 	keys := filepath.Join(data, "keys")
-	if err := release.InitKeys(keys, filepath.Join(data, "repo"), release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, filepath.Join(data, "repo")).Init(release.KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e := startAPI(t, server.Config{DataDir: data, KeysDir: keys})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/fleet/registry"
@@ -146,11 +147,11 @@ const testToken = "enroll-secret-0123456789abcdef-0123456789"
 
 // pin is how devices trust the test server: its CA fingerprint (or
 // nothing over plaintext).
-func (e *env) pin() fleetlink.EnrollOptions {
+func (e *env) pin() enroll.EnrollOptions {
 	if e.insecure {
-		return fleetlink.EnrollOptions{InsecurePlaintext: true}
+		return enroll.EnrollOptions{InsecurePlaintext: true}
 	}
-	return fleetlink.EnrollOptions{CAFingerprint: e.srv.CAFingerprint()}
+	return enroll.EnrollOptions{CAFingerprint: e.srv.CAFingerprint()}
 }
 
 // client is an HTTPS client trusting the fleet CA.
@@ -206,12 +207,12 @@ func (e *env) enroll(n int) {
 	for i := 0; i < n; i++ {
 		dir := e.t.TempDir()
 		d := &fakeDevice{id: fmt.Sprintf("dev-%d", i), dir: dir, active: "1", wake: make(chan struct{})}
-		enr, err := fleetlink.Enroll(e.ctx, e.srv.URL(), dir, wire.EnrollRequest{Token: e.token, DeviceID: d.id,
+		enr, err := enroll.Enroll(e.ctx, e.srv.URL(), dir, wire.EnrollRequest{Token: e.token, DeviceID: d.id,
 			Hardware: wire.Hardware{Arch: "amd64"}, Labels: map[string]string{"ring": fmt.Sprint(i % 2)}, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, e.pin())
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		loaded, err := fleetlink.LoadEnrollment(dir)
+		loaded, err := enroll.LoadEnrollment(dir)
 		if err != nil || loaded.Password != enr.Password || loaded.BrokerURL != enr.BrokerURL || len(loaded.CommandKey) == 0 {
 			e.t.Fatalf("enrollment not persisted: %v", err)
 		}

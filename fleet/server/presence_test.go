@@ -7,7 +7,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/edgefleet/edgefleet/agent/fleetlink"
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/wire"
 )
@@ -20,7 +20,7 @@ import (
 func TestPresenceFromBrokerEvents(t *testing.T) {
 	clk := &testClock{t: time.Now()}
 	e := startServer(t, server.Config{InsecurePlaintext: true, Clock: clk})
-	enr, err := fleetlink.Enroll(e.ctx, e.srv.URL(), t.TempDir(), wire.EnrollRequest{Token: e.token, DeviceID: "quiet"}, e.pin())
+	enr, err := enroll.Enroll(e.ctx, e.srv.URL(), t.TempDir(), wire.EnrollRequest{Token: e.token, DeviceID: "quiet"}, e.pin())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/pki"
@@ -29,16 +30,16 @@ func TestTakeoverByReEnrollmentRefused(t *testing.T) {
 	e := startServer(t, server.Config{})
 	e.enroll(1)
 	victim := e.devs[0]
-	before, _ := fleetlink.LoadEnrollment(victim.dir)
+	before, _ := enroll.LoadEnrollment(victim.dir)
 
 	attackerDir := t.TempDir()
-	_, err := fleetlink.Enroll(e.ctx, e.srv.URL(), attackerDir, wire.EnrollRequest{Token: e.token, DeviceID: victim.id,
+	_, err := enroll.Enroll(e.ctx, e.srv.URL(), attackerDir, wire.EnrollRequest{Token: e.token, DeviceID: victim.id,
 		Labels: map[string]string{"ring": "0"}}, e.pin())
 	if err == nil || !strings.Contains(err.Error(), "HTTP 409") {
 		t.Fatalf("takeover by re-enrollment: %v, want HTTP 409", err)
 	}
 	dev, _ := e.srv.Registry().Devices.Get(e.ctx, victim.id)
-	cert, _ := tls.LoadX509KeyPair(victim.dir+"/fleet/"+fleetlink.CertFile, victim.dir+"/fleet/"+fleetlink.KeyFile)
+	cert, _ := tls.LoadX509KeyPair(victim.dir+"/fleet/"+enroll.CertFile, victim.dir+"/fleet/"+enroll.KeyFile)
 	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	if dev.CertSerial != pki.SerialString(leaf) {
 		t.Fatal("the refused takeover replaced the device's certificate")
@@ -46,7 +47,7 @@ func TestTakeoverByReEnrollmentRefused(t *testing.T) {
 
 	// Control 1: the device renews with its current certificate, no token
 	// (and no pin flag: the CA pinned at the first enrollment is used).
-	renewed, err := fleetlink.Enroll(e.ctx, e.srv.URL(), victim.dir, wire.EnrollRequest{DeviceID: victim.id}, fleetlink.EnrollOptions{})
+	renewed, err := enroll.Enroll(e.ctx, e.srv.URL(), victim.dir, wire.EnrollRequest{DeviceID: victim.id}, enroll.EnrollOptions{})
 	if err != nil {
 		t.Fatalf("renewal with the current certificate: %v", err)
 	}
@@ -59,7 +60,7 @@ func TestTakeoverByReEnrollmentRefused(t *testing.T) {
 		t.Fatalf("reset: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	if _, err := fleetlink.Enroll(e.ctx, e.srv.URL(), attackerDir, wire.EnrollRequest{Token: e.token, DeviceID: victim.id}, e.pin()); err != nil {
+	if _, err := enroll.Enroll(e.ctx, e.srv.URL(), attackerDir, wire.EnrollRequest{Token: e.token, DeviceID: victim.id}, e.pin()); err != nil {
 		t.Fatalf("enrollment after reset: %v", err)
 	}
 }
@@ -143,7 +144,7 @@ func TestPlaintextRefusedByDefault(t *testing.T) {
 		plain.Disconnect(10)
 		t.Fatal("plain MQTT connect accepted")
 	}
-	tc, err := fleetlink.TLSConfig(e.devs[0].dir)
+	tc, err := enroll.TLSConfig(e.devs[0].dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestImpostorBrokerCannotConnect(t *testing.T) {
 			}()
 		}
 	}()
-	enr, _ := fleetlink.LoadEnrollment(d.dir)
+	enr, _ := enroll.LoadEnrollment(d.dir)
 	enr.BrokerURL = "mqtts://" + ln.Addr().String()
 	l, err := fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: d.dir, Jobs: d, Status: d, MaxReconnectInterval: time.Second})
 	if err != nil {
@@ -256,8 +257,8 @@ func TestInsecurePlaintextIsExplicit(t *testing.T) {
 	if !strings.HasPrefix(e.srv.URL(), "http://") || !strings.HasPrefix(e.srv.BrokerURL(), "mqtt://") {
 		t.Fatalf("insecure mode URLs %s %s", e.srv.URL(), e.srv.BrokerURL())
 	}
-	if _, err := fleetlink.Enroll(e.ctx, e.srv.URL(), t.TempDir(), wire.EnrollRequest{Token: e.token, DeviceID: "careful"},
-		fleetlink.EnrollOptions{}); err == nil || !strings.Contains(err.Error(), "plaintext") {
+	if _, err := enroll.Enroll(e.ctx, e.srv.URL(), t.TempDir(), wire.EnrollRequest{Token: e.token, DeviceID: "careful"},
+		enroll.EnrollOptions{}); err == nil || !strings.Contains(err.Error(), "plaintext") {
 		t.Fatalf("agent without --insecure-plaintext: %v", err)
 	}
 	e.enroll(1) // with the flag (env.pin)

@@ -94,7 +94,7 @@ func Spawn(ctx context.Context, sc SpawnConfig) (*Spawned, error) {
 	}()
 	keys, data := filepath.Join(s.Dir, "keys"), filepath.Join(s.Dir, "data")
 	repo := filepath.Join(data, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		return nil, fmt.Errorf("spawn fleet-server: %w", err)
 	}
 	m, _, err := modelrel.Push(ctx, sc.ModelPath, modelrel.Options{ID: sc.ModelID, Version: sc.Version, KeysDir: keys, RepoDir: repo})

@@ -121,7 +121,7 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 		c.PIDs["postgres"] = pg.PID
 	}
 	keys, repo := filepath.Join(c.Dir, "keys"), filepath.Join(c.Dir, "repo")
-	if err := release.InitKeys(keys, repo, release.KeyOptions{}); err != nil {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
 		return nil, fmt.Errorf("spawn cluster: %w", err)
 	}
 	m, _, err := modelrel.Push(ctx, cc.ModelPath, modelrel.Options{ID: cc.ModelID, Version: cc.Version, KeysDir: keys, RepoDir: repo})

@@ -11,11 +11,12 @@ import (
 	"github.com/edgefleet/edgefleet/ota"
 )
 
-// Agents lists the edge-agent binaries released in repoDir (the signed
+// Agents lists the edge-agent binaries released in the repository (the signed
 // targets metadata, as a device would see it), sorted by platform then
 // target path. A target whose custom metadata does not parse is an error:
 // the repository would be refused by devices too.
-func Agents(repoDir string) ([]TargetInfo, error) {
+func (rp *Repo) Agents() ([]TargetInfo, error) {
+	repoDir := rp.dir
 	t, err := metadata.Targets().FromFile(filepath.Join(metaDir(repoDir), "targets.json"))
 	if err != nil {
 		return nil, fmt.Errorf("list agent releases: %w: load targets: %v", ErrNotInitialized, err)

@@ -49,28 +49,28 @@ func TestParsePlatform(t *testing.T) {
 func TestAgentsListsReleasedBinaries(t *testing.T) {
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if _, err := Agents(repo); err == nil {
+	if _, err := NewRepo("", repo).Agents(); err == nil {
 		t.Fatal("Agents of a missing repository: no error")
 	}
-	if err := InitKeys(keys, repo, KeyOptions{}); err != nil {
+	if err := NewRepo(keys, repo).Init(KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if as, err := Agents(repo); err != nil || len(as) != 0 {
+	if as, err := NewRepo("", repo).Agents(); err != nil || len(as) != 0 {
 		t.Fatalf("empty repository: %v %v", as, err)
 	}
 	bin := filepath.Join(dir, "bin")
 	os.WriteFile(bin, []byte("ELF agent"), 0o755)
 	for _, a := range []AgentRelease{{Version: "2", GOOS: "linux", GOARCH: "arm64"}, {Version: "2", GOOS: "linux", GOARCH: "arm", GOARM: "7"}, {Version: "1", GOOS: "linux", GOARCH: "amd64"}} {
-		if _, err := AddAgentBinary(context.Background(), keys, repo, bin, a); err != nil {
+		if _, err := NewRepo(keys, repo).AddAgentBinary(context.Background(), bin, a); err != nil {
 			t.Fatal(err)
 		}
 	}
 	model := filepath.Join(dir, "m.tflite")
 	os.WriteFile(model, []byte("model"), 0o644)
-	if _, err := AddModel(context.Background(), keys, repo, model, ModelRelease{ID: "m", Version: "1"}); err != nil {
+	if _, err := NewRepo(keys, repo).AddModel(context.Background(), model, ModelRelease{ID: "m", Version: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	as, err := Agents(repo)
+	as, err := NewRepo("", repo).Agents()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func customOf(goos, goarch, goarm string) ota.TargetCustom {
 func TestConcurrentWritersKeepEveryRelease(t *testing.T) {
 	dir := t.TempDir()
 	keys, repo := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := InitKeys(keys, repo, KeyOptions{}); err != nil {
+	if err := NewRepo(keys, repo).Init(KeyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 8
@@ -111,15 +111,15 @@ func TestConcurrentWritersKeepEveryRelease(t *testing.T) {
 		wg.Add(3)
 		go func() {
 			defer wg.Done()
-			_, err := AddAgentBinary(context.Background(), keys, repo, bin, AgentRelease{Version: fmt.Sprint(i), GOOS: "linux", GOARCH: "arm64"})
+			_, err := NewRepo(keys, repo).AddAgentBinary(context.Background(), bin, AgentRelease{Version: fmt.Sprint(i), GOOS: "linux", GOARCH: "arm64"})
 			errs <- err
 		}()
 		go func() {
 			defer wg.Done()
-			_, err := AddModel(context.Background(), keys, repo, model, ModelRelease{ID: "m", Version: fmt.Sprint(i)})
+			_, err := NewRepo(keys, repo).AddModel(context.Background(), model, ModelRelease{ID: "m", Version: fmt.Sprint(i)})
 			errs <- err
 		}()
-		go func() { defer wg.Done(); errs <- Refresh(keys, repo, time.Now()) }()
+		go func() { defer wg.Done(); errs <- NewRepo(keys, repo).Refresh(time.Now()) }()
 	}
 	wg.Wait()
 	close(errs)
@@ -128,7 +128,7 @@ func TestConcurrentWritersKeepEveryRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	as, err := Agents(repo)
+	as, err := NewRepo("", repo).Agents()
 	if err != nil || len(as) != n {
 		t.Fatalf("%d agent releases after %d concurrent pushes: %v", len(as), n, err)
 	}

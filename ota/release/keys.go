@@ -36,7 +36,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// KeyOptions configures InitKeys. Zero fields take the defaults noted.
+// KeyOptions configures Repo.Init. Zero fields take the defaults noted.
 type KeyOptions struct {
 	// RootKeys is the number of root keys (default 1); RootThreshold how many
 	// must sign (default RootKeys).
@@ -60,10 +60,10 @@ type Policy struct {
 	TimestampExpiry  time.Duration `json:"timestamp_expiry"`
 }
 
-// ErrAlreadyInitialized is returned by InitKeys when keys or a repository exist.
+// ErrAlreadyInitialized is returned by Repo.Init when keys or a repository exist.
 var ErrAlreadyInitialized = errors.New("release: keys or repository already initialized")
 
-// ErrNotInitialized is returned when keysDir or repoDir lacks what InitKeys creates.
+// ErrNotInitialized is returned when keysDir or repoDir lacks what Repo.Init creates.
 var ErrNotInitialized = errors.New("release: keys or repository not initialized (run fleetctl keys init)")
 
 func (o *KeyOptions) defaults() {
@@ -127,7 +127,7 @@ func signerFor(priv ed25519.PrivateKey, path string) (signature.Signer, *metadat
 	return s, k, nil
 }
 
-// LoadSigner reads an ed25519 PKCS#8 PEM key file written by InitKeys or
+// LoadSigner reads an ed25519 PKCS#8 PEM key file written by Repo.Init or
 // RotateOnlineKeys and returns a signer and the matching TUF public key.
 func LoadSigner(path string) (signature.Signer, *metadata.Key, error) {
 	raw, err := os.ReadFile(path)

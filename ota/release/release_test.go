@@ -21,7 +21,7 @@ func initRepo(t *testing.T, opts KeyOptions) (keys, repo string) {
 	t.Helper()
 	dir := t.TempDir()
 	keys, repo = filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
-	if err := InitKeys(keys, repo, opts); err != nil {
+	if err := NewRepo(keys, repo).Init(opts); err != nil {
 		t.Fatalf("InitKeys: %v", err)
 	}
 	return keys, repo
@@ -68,10 +68,10 @@ func TestInitKeysLayout(t *testing.T) {
 			t.Errorf("missing %s", n)
 		}
 	}
-	if err := InitKeys(keys, repo, KeyOptions{}); !errors.Is(err, ErrAlreadyInitialized) {
+	if err := NewRepo(keys, repo).Init(KeyOptions{}); !errors.Is(err, ErrAlreadyInitialized) {
 		t.Fatalf("second InitKeys: %v", err)
 	}
-	if err := InitKeys(filepath.Join(t.TempDir(), "k"), filepath.Join(t.TempDir(), "r"), KeyOptions{RootKeys: 1, RootThreshold: 2}); err == nil {
+	if err := NewRepo(filepath.Join(t.TempDir(), "k"), filepath.Join(t.TempDir(), "r")).Init(KeyOptions{RootKeys: 1, RootThreshold: 2}); err == nil {
 		t.Fatal("threshold above key count accepted")
 	}
 }
@@ -82,31 +82,31 @@ func TestReleasesAreImmutable(t *testing.T) {
 	keys, repo := initRepo(t, KeyOptions{})
 	ctx := context.Background()
 	m := ModelRelease{ID: "cam", Version: "1.0", Hardware: "cpu"}
-	info, err := AddModel(ctx, keys, repo, writeFile(t, "model v1"), m)
+	info, err := NewRepo(keys, repo).AddModel(ctx, writeFile(t, "model v1"), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Path != ota.ModelTargetPath("cam", "1.0") || info.Length != 8 {
 		t.Fatalf("info = %+v", info)
 	}
-	if _, err := AddModel(ctx, keys, repo, writeFile(t, "model v1"), m); err != nil {
+	if _, err := NewRepo(keys, repo).AddModel(ctx, writeFile(t, "model v1"), m); err != nil {
 		t.Fatalf("same bytes again: %v", err)
 	}
-	if _, err := AddModel(ctx, keys, repo, writeFile(t, "model v1 EVIL"), m); !errors.Is(err, ErrVersionExists) {
+	if _, err := NewRepo(keys, repo).AddModel(ctx, writeFile(t, "model v1 EVIL"), m); !errors.Is(err, ErrVersionExists) {
 		t.Fatalf("different bytes: %v", err)
 	}
-	if _, err := AddModel(ctx, keys, repo, writeFile(t, "x"), ModelRelease{ID: "../x", Version: "1"}); !errors.Is(err, ota.ErrBadMetadata) {
+	if _, err := NewRepo(keys, repo).AddModel(ctx, writeFile(t, "x"), ModelRelease{ID: "../x", Version: "1"}); !errors.Is(err, ota.ErrBadMetadata) {
 		t.Fatalf("bad id: %v", err)
 	}
-	if _, err := AddModel(ctx, keys, repo, writeFile(t, "x"), ModelRelease{ID: "cam", Version: "2", DeltaBaseVersion: "1.0", DeltaBasePath: writeFile(t, "not v1")}); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := NewRepo(keys, repo).AddModel(ctx, writeFile(t, "x"), ModelRelease{ID: "cam", Version: "2", DeltaBaseVersion: "1.0", DeltaBasePath: writeFile(t, "not v1")}); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Fatalf("delta from wrong base file: %v", err)
 	}
 	a := AgentRelease{Version: "1.2.3", GOOS: "linux", GOARCH: "arm", GOARM: "7"}
-	ai, err := AddAgentBinary(ctx, keys, repo, writeFile(t, "ELF..."), a)
+	ai, err := NewRepo(keys, repo).AddAgentBinary(ctx, writeFile(t, "ELF..."), a)
 	if err != nil || ai.Path != "agent/linux-arm-v7/1.2.3/edge-agent" {
 		t.Fatalf("AddAgentBinary: %+v %v", ai, err)
 	}
-	if _, err := AddModel(ctx, filepath.Join(t.TempDir(), "none"), repo, writeFile(t, "x"), ModelRelease{ID: "a", Version: "1"}); !errors.Is(err, ErrNotInitialized) {
+	if _, err := NewRepo(filepath.Join(t.TempDir(), "none"), repo).AddModel(ctx, writeFile(t, "x"), ModelRelease{ID: "a", Version: "1"}); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("missing keys: %v", err)
 	}
 }
@@ -114,12 +114,12 @@ func TestReleasesAreImmutable(t *testing.T) {
 // TestHandler serves metadata and targets with Range support and nothing else.
 func TestHandler(t *testing.T) {
 	keys, repo := initRepo(t, KeyOptions{})
-	info, err := AddModel(context.Background(), keys, repo, writeFile(t, "0123456789"), ModelRelease{ID: "cam", Version: "1"})
+	info, err := NewRepo(keys, repo).AddModel(context.Background(), writeFile(t, "0123456789"), ModelRelease{ID: "cam", Version: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(repo, "secret"), []byte("x"), 0o644)
-	ts := httptest.NewServer(Handler(repo))
+	ts := httptest.NewServer(NewRepo("", repo).Handler())
 	defer ts.Close()
 	get := func(path, rng string) (int, string) {
 		req, _ := http.NewRequest("GET", ts.URL+path, nil)
@@ -174,7 +174,7 @@ func TestRefreshBumpsTimestamp(t *testing.T) {
 	}
 	ts0, sn0 := load()
 	now := time.Now().Add(2 * time.Hour)
-	if err := Refresh(keys, repo, now); err != nil {
+	if err := NewRepo(keys, repo).Refresh(now); err != nil {
 		t.Fatal(err)
 	}
 	ts1, sn1 := load()
@@ -184,7 +184,7 @@ func TestRefreshBumpsTimestamp(t *testing.T) {
 	if sn1.Signed.Version != sn0.Signed.Version {
 		t.Errorf("snapshot re-signed too early")
 	}
-	if err := Refresh(keys, repo, time.Now().Add(6*time.Hour)); err != nil {
+	if err := NewRepo(keys, repo).Refresh(time.Now().Add(6 * time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	if _, sn2 := load(); sn2.Signed.Version != sn0.Signed.Version+1 {

@@ -28,6 +28,28 @@ import (
 // version+platform) with different bytes; released versions are immutable.
 var ErrVersionExists = errors.New("release: version already released with different content")
 
+// Repo is a TUF repository of releases on disk, in the manner of go-tuf's
+// repository: signed metadata and target files in its directory (what
+// Handler serves), signed with the keys in its keys directory (offline root
+// and targets keys, online snapshot and timestamp keys; see keys.go for both
+// layouts). Changes take the repository's file lock, so several processes
+// may release into one repository. A Repo whose keys dir is "" can only be
+// read: Handler and Agents.
+type Repo struct {
+	keysDir, dir string
+}
+
+// NewRepo returns the repository in repoDir signed with the keys in
+// keysDir. Nothing is read or created until a method needs it (Init
+// creates both).
+func NewRepo(keysDir, repoDir string) *Repo { return &Repo{keysDir: keysDir, dir: repoDir} }
+
+// Dir is the repository's directory.
+func (rp *Repo) Dir() string { return rp.dir }
+
+// KeysDir is the directory of the repository's signing keys.
+func (rp *Repo) KeysDir() string { return rp.keysDir }
+
 // ModelRelease describes a model to add with AddModel.
 type ModelRelease struct {
 	// ID and Version name the model release.
@@ -68,7 +90,9 @@ type TargetInfo struct {
 	Deltas []TargetInfo
 }
 
-type repo struct {
+// tufMeta is the loaded metadata of a repository (one change at a time,
+// under the repository lock).
+type tufMeta struct {
 	dir       string
 	root      *metadata.Metadata[metadata.RootType]
 	targets   *metadata.Metadata[metadata.TargetsType]
@@ -78,10 +102,11 @@ type repo struct {
 
 func metaDir(repoDir string) string { return filepath.Join(repoDir, "metadata") }
 
-// InitKeys creates all keys under keysDir and a signed, empty repository under
-// repoDir (root, targets, snapshot, timestamp, version 1). It refuses to
+// Init creates all keys under the keys dir and a signed, empty repository in
+// the repository dir (root, targets, snapshot, timestamp, version 1). It refuses to
 // overwrite existing keys or metadata.
-func InitKeys(keysDir, repoDir string, opts KeyOptions) error {
+func (rp *Repo) Init(opts KeyOptions) error {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	opts.defaults()
 	if opts.RootThreshold > opts.RootKeys || opts.TargetsThreshold > opts.TargetsKeys {
 		return fmt.Errorf("init keys: threshold above key count (root %d/%d, targets %d/%d)",
@@ -130,7 +155,7 @@ func InitKeys(keysDir, repoDir string, opts KeyOptions) error {
 	if err := writeFileAtomic(filepath.Join(keysDir, "policy.json"), polRaw, 0o600); err != nil {
 		return fmt.Errorf("init keys: write policy: %w", err)
 	}
-	r := &repo{dir: repoDir, root: root, targets: metadata.Targets(now), snapshot: metadata.Snapshot(now), timestamp: metadata.Timestamp(now)}
+	r := &tufMeta{dir: repoDir, root: root, targets: metadata.Targets(now), snapshot: metadata.Snapshot(now), timestamp: metadata.Timestamp(now)}
 	r.targets.Signed.Version = 0
 	r.snapshot.Signed.Version = 0
 	r.timestamp.Signed.Version = 0
@@ -144,8 +169,8 @@ func InitKeys(keysDir, repoDir string, opts KeyOptions) error {
 }
 
 // openRepo loads the latest metadata of repoDir.
-func openRepo(repoDir string) (*repo, error) {
-	r := &repo{dir: repoDir}
+func openRepo(repoDir string) (*tufMeta, error) {
+	r := &tufMeta{dir: repoDir}
 	var err error
 	md := metaDir(repoDir)
 	if r.root, err = metadata.Root().FromFile(filepath.Join(md, "root.json")); err != nil {
@@ -173,7 +198,7 @@ func signAll[T metadata.Roles](m *metadata.Metadata[T], signers []signature.Sign
 	return nil
 }
 
-func (r *repo) writeRoot(signers []signature.Signer) error {
+func (r *tufMeta) writeRoot(signers []signature.Signer) error {
 	if err := signAll(r.root, signers); err != nil {
 		return fmt.Errorf("sign root: %w", err)
 	}
@@ -193,7 +218,7 @@ func (r *repo) writeRoot(signers []signature.Signer) error {
 
 // publish re-signs (optionally) targets, then snapshot and timestamp, writing
 // them in that order so a client never sees a timestamp pointing at missing files.
-func (r *repo) publish(keysDir string, pol Policy, now time.Time, targetSigners []signature.Signer, withTargets bool) error {
+func (r *tufMeta) publish(keysDir string, pol Policy, now time.Time, targetSigners []signature.Signer, withTargets bool) error {
 	md := metaDir(r.dir)
 	write := func(name string, version int64, raw []byte) error {
 		if err := writeFileAtomic(filepath.Join(md, strconv.FormatInt(version, 10)+"."+name), raw, 0o644); err != nil {
@@ -221,7 +246,7 @@ func (r *repo) publish(keysDir string, pol Policy, now time.Time, targetSigners 
 	return r.publishSnapshotTimestamp(keysDir, pol, now, true)
 }
 
-func (r *repo) publishSnapshotTimestamp(keysDir string, pol Policy, now time.Time, withSnapshot bool) error {
+func (r *tufMeta) publishSnapshotTimestamp(keysDir string, pol Policy, now time.Time, withSnapshot bool) error {
 	md := metaDir(r.dir)
 	if withSnapshot {
 		snapSigners, err := loadRole(keysDir, "online", metadata.SNAPSHOT)
@@ -327,7 +352,7 @@ func sha256Of(tf *metadata.TargetFiles) string { return hex.EncodeToString(tf.Ha
 // addTarget stores src as targetPath; it returns (info, true) when the same
 // bytes are already released under targetPath, and ErrVersionExists when
 // different bytes are.
-func (r *repo) addTarget(targetPath, src string, custom ota.TargetCustom) (TargetInfo, bool, error) {
+func (r *tufMeta) addTarget(targetPath, src string, custom ota.TargetCustom) (TargetInfo, bool, error) {
 	n, sum, err := storeTarget(r.dir, targetPath, src)
 	if err != nil {
 		return TargetInfo{}, false, err
@@ -352,7 +377,8 @@ func (r *repo) addTarget(targetPath, src string, custom ota.TargetCustom) (Targe
 // repository, adds a signed target with m as custom metadata (optionally with
 // a delta from m.DeltaBaseVersion), and re-signs targets, snapshot and
 // timestamp.
-func AddModel(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRelease) (TargetInfo, error) {
+func (rp *Repo) AddModel(ctx context.Context, modelPath string, m ModelRelease) (TargetInfo, error) {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	custom := m.targetCustom()
 	fail := func(err error) (TargetInfo, error) {
 		return TargetInfo{}, fmt.Errorf("release model %s@%s: %w", m.ID, m.Version, err)
@@ -397,7 +423,7 @@ func AddModel(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRe
 	return info, nil
 }
 
-func (r *repo) addDelta(m ModelRelease, modelPath string) (TargetInfo, error) {
+func (r *tufMeta) addDelta(m ModelRelease, modelPath string) (TargetInfo, error) {
 	baseTarget, ok := r.targets.Signed.Targets[ota.ModelTargetPath(m.ID, m.DeltaBaseVersion)]
 	if !ok {
 		return TargetInfo{}, fmt.Errorf("delta base %s@%s is not released", m.ID, m.DeltaBaseVersion)
@@ -435,7 +461,8 @@ func (r *repo) addDelta(m ModelRelease, modelPath string) (TargetInfo, error) {
 }
 
 // AddAgentBinary releases an edge-agent binary for one platform.
-func AddAgentBinary(ctx context.Context, keysDir, repoDir, binPath string, a AgentRelease) (TargetInfo, error) {
+func (rp *Repo) AddAgentBinary(ctx context.Context, binPath string, a AgentRelease) (TargetInfo, error) {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	custom := ota.TargetCustom{Kind: ota.KindAgent, Version: a.Version, GOOS: a.GOOS, GOARCH: a.GOARCH, GOARM: a.GOARM}
 	fail := func(err error) (TargetInfo, error) {
 		return TargetInfo{}, fmt.Errorf("release agent %s (%s/%s%s): %w", a.Version, a.GOOS, a.GOARCH, a.GOARM, err)
@@ -470,10 +497,11 @@ func AddAgentBinary(ctx context.Context, keysDir, repoDir, binPath string, a Age
 
 // RotateOnlineKeys replaces the snapshot and timestamp keys: it generates new
 // keys, writes root version N+1 (signed with the offline root keys in
-// keysDir/root) that revokes the old ones, moves the old key files to
-// keysDir/online/retired, and re-signs snapshot and timestamp. Devices follow
+// keys dir's root/) that revokes the old ones, moves the old key files to
+// online/retired in the keys dir, and re-signs snapshot and timestamp. Devices follow
 // the root chain on their next refresh; nothing is re-flashed.
-func RotateOnlineKeys(keysDir, repoDir string) error {
+func (rp *Repo) RotateOnlineKeys() error {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	unlock, err := lockRepo(repoDir)
 	if err != nil {
 		return fmt.Errorf("rotate online keys: %w", err)
@@ -537,7 +565,8 @@ func RotateOnlineKeys(keysDir, repoDir string) error {
 // within half its lifetime) with the online keys, as of now. The server runs
 // it periodically so devices never see expired metadata from an honest
 // server; a frozen server's metadata expires and devices refuse it.
-func Refresh(keysDir, repoDir string, now time.Time) error {
+func (rp *Repo) Refresh(now time.Time) error {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	unlock, err := lockRepo(repoDir)
 	if err != nil {
 		return fmt.Errorf("refresh metadata: %w", err)
@@ -559,10 +588,11 @@ func Refresh(keysDir, repoDir string, now time.Time) error {
 	return nil
 }
 
-// Handler serves repoDir's metadata/ and targets/ trees over HTTP with Range
-// support (http.ServeContent). Nothing else under repoDir is reachable; it
+// Handler serves the repository's metadata/ and targets/ trees over HTTP with Range
+// support (http.ServeContent). Nothing else in the repository dir is reachable; it
 // never reads keys.
-func Handler(repoDir string) http.Handler {
+func (rp *Repo) Handler() http.Handler {
+	repoDir := rp.dir
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Method != http.MethodGet && req.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -598,7 +628,7 @@ func Handler(repoDir string) http.Handler {
 
 // openForTargets opens the repository for a change of the targets role:
 // the policy, the offline targets signers and the current metadata.
-func openForTargets(keysDir, repoDir string) (*repo, Policy, []signature.Signer, error) {
+func openForTargets(keysDir, repoDir string) (*tufMeta, Policy, []signature.Signer, error) {
 	pol, err := loadPolicy(keysDir)
 	if err != nil {
 		return nil, Policy{}, nil, err

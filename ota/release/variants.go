@@ -35,7 +35,8 @@ func VariantTargetPath(id, version, hw string) string {
 // m.Version, whose primary file must already be released with AddModel. The
 // same bytes again are a no-op; different bytes are ErrVersionExists.
 // Deltas are published for primary files only.
-func AddModelVariant(ctx context.Context, keysDir, repoDir, modelPath string, m ModelRelease) (TargetInfo, error) {
+func (rp *Repo) AddModelVariant(ctx context.Context, modelPath string, m ModelRelease) (TargetInfo, error) {
+	keysDir, repoDir := rp.keysDir, rp.dir
 	fail := func(err error) (TargetInfo, error) {
 		return TargetInfo{}, fmt.Errorf("release model %s@%s variant %q: %w", m.ID, m.Version, m.Hardware, err)
 	}

@@ -31,13 +31,13 @@ func TestModelVariantsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	keys, repo := initRepo(t, KeyOptions{})
 	cpuFile, tpuFile := writeFile(t, "cpu model bytes"), writeFile(t, "edge tpu model bytes")
-	if _, err := AddModelVariant(ctx, keys, repo, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); err == nil {
+	if _, err := NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); err == nil {
 		t.Fatal("variant of an unreleased version accepted")
 	}
-	if _, err := AddModel(ctx, keys, repo, cpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "cpu"}); err != nil {
+	if _, err := NewRepo(keys, repo).AddModel(ctx, cpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "cpu"}); err != nil {
 		t.Fatal(err)
 	}
-	info, err := AddModelVariant(ctx, keys, repo, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu", RequiredOps: []string{"edgetpu-custom-op"}})
+	info, err := NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu", RequiredOps: []string{"edgetpu-custom-op"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,19 +45,19 @@ func TestModelVariantsRoundTrip(t *testing.T) {
 		t.Errorf("variant target = %+v", info)
 	}
 	// Same bytes again: no-op; other bytes: refused (versions are immutable).
-	if _, err := AddModelVariant(ctx, keys, repo, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); err != nil {
+	if _, err := NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); err != nil {
 		t.Errorf("re-release of the same variant: %v", err)
 	}
-	if _, err := AddModelVariant(ctx, keys, repo, cpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); !errors.Is(err, ErrVersionExists) {
+	if _, err := NewRepo(keys, repo).AddModelVariant(ctx, cpuFile, ModelRelease{ID: "cam", Version: "2", Hardware: "edgetpu"}); !errors.Is(err, ErrVersionExists) {
 		t.Errorf("different bytes for a released variant: %v", err)
 	}
 	for _, bad := range []ModelRelease{{ID: "cam", Version: "2", Hardware: "cpu"}, {ID: "cam", Version: "2", Hardware: "edgetpu", DeltaBaseVersion: "1"}} {
-		if _, err := AddModelVariant(ctx, keys, repo, tpuFile, bad); err == nil {
+		if _, err := NewRepo(keys, repo).AddModelVariant(ctx, tpuFile, bad); err == nil {
 			t.Errorf("AddModelVariant(%+v) accepted", bad)
 		}
 	}
 
-	ts := httptest.NewServer(Handler(repo))
+	ts := httptest.NewServer(NewRepo("", repo).Handler())
 	defer ts.Close()
 	root, err := os.ReadFile(filepath.Join(repo, "metadata", "1.root.json"))
 	if err != nil {

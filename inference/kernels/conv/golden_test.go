@@ -9,10 +9,10 @@ import (
 
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/kernels/conv"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
+	"github.com/edgefleet/edgefleet/internal/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/quant"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 // ssdSpec is shaped like SSD MobileNet's postprocess: 1917 anchors, 90

@@ -7,11 +7,11 @@ import (
 
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/flexbuf"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
+	"github.com/edgefleet/edgefleet/internal/kerneltest/singleop"
 )
 
 type spec struct {

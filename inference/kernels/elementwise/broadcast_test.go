@@ -5,9 +5,9 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 	"github.com/edgefleet/edgefleet/quant"
 )
 

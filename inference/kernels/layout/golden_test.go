@@ -3,9 +3,9 @@ package layout_test
 import (
 	"testing"
 
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 // gt keeps the case tables below readable.

@@ -1,7 +1,7 @@
 package layout_test
 
 import (
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"

@@ -3,10 +3,10 @@ package pool_test
 import (
 	"testing"
 
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
+	"github.com/edgefleet/edgefleet/internal/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/quant"
 )
 

@@ -4,10 +4,10 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest/singleop"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
+	"github.com/edgefleet/edgefleet/internal/kerneltest/singleop"
 )
 
 func axisBytes(axes ...int32) []byte {

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 // TestGolden compares both resize ops with the real TensorFlow Lite on

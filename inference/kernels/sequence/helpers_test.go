@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 // runModel loads model bytes with the runtime and invokes it once per

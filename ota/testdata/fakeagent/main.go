@@ -1,6 +1,6 @@
 // Command fakeagent stands in for edge-agent in the self-update tests: it
 // prints its version with --version and otherwise reports healthy through
-// ota.ReportHealthy and idles. Built with -ldflags "-X main.mode=crash" it
+// selfupdate.ReportHealthy and idles. Built with -ldflags "-X main.mode=crash" it
 // exits with status 3 at start, like a broken release.
 package main
 
@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/edgefleet/edgefleet/ota"
+	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
 var (
@@ -26,7 +26,7 @@ func main() {
 		fmt.Println(version)
 		return
 	}
-	if err := ota.ReportHealthy(version); err != nil {
+	if err := selfupdate.ReportHealthy(version); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

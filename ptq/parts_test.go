@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 func TestActivationParams(t *testing.T) {
@@ -164,7 +164,9 @@ func TestParseNDJSON(t *testing.T) {
 		{"nested", "[[[1,2],[3,4]]]\n\n[5,6,7,8]\n", one, []Sample{{{1, 2, 3, 4}}, {{5, 6, 7, 8}}}, ""},
 		{"two inputs", "[[1,2],[3]]\n[[4,5],[[6]]]", two, []Sample{{{1, 2}, {3}}, {{4, 5}, {6}}}, ""},
 		{"too few", "[1,2,3]", one, nil, "line 1 input 0 (\"x\"): got 3 values, expected 4"},
-		{"too many", "[1,2,3,4,5]", one, nil, "more than 4 values"},
+		{"too many", "[1,2,3,4,5]", one, nil, "more than the 4 values expected"},
+		{"ragged", "[[1],[2,3],[4]]", one, []Sample{{{1, 2, 3, 4}}}, ""},
+		{"boolean", "[1,2,true,4]", one, nil, "expected numbers"},
 		{"string", "[1,2,\"a\",4]", one, nil, "expected numbers"},
 		{"wrong arity", "[[1,2]]", two, nil, "one per model input"},
 		{"bad json", "[1,2,\n", one, nil, "line 1"},
@@ -274,7 +276,7 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(cal, []byte(nd.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	model := filepath.Join("..", "..", "testdata", "conformance", "iris", "model.tflite")
+	model := filepath.Join("..", "testdata", "conformance", "iris", "model.tflite")
 	for _, tc := range []struct {
 		cfg  Config
 		want tensor.DType

@@ -18,6 +18,7 @@ import (
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/jsonnum"
 )
 
 // Sample is one representative input: one flattened row-major float32
@@ -227,16 +228,13 @@ func ParseNDJSON(r io.Reader, inputs []tensor.Info) ([]Sample, error) {
 		if len(text) == 0 {
 			continue
 		}
-		var v any
-		if err := json.Unmarshal(text, &v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		var parts []any
-		if len(inputs) == 1 {
-			parts = []any{v}
-		} else {
-			arr, ok := v.([]any)
-			if !ok || len(arr) != len(inputs) {
+		parts := []json.RawMessage{text}
+		if len(inputs) > 1 {
+			var arr []json.RawMessage
+			if err := json.Unmarshal(text, &arr); err != nil || len(arr) != len(inputs) {
+				if err != nil && !json.Valid(text) {
+					return nil, fmt.Errorf("line %d: %w", line, err)
+				}
 				return nil, fmt.Errorf("line %d: expected a JSON array of %d arrays (one per model input)", line, len(inputs))
 			}
 			parts = arr
@@ -245,9 +243,7 @@ func ParseNDJSON(r io.Reader, inputs []tensor.Info) ([]Sample, error) {
 		for i, p := range parts {
 			n := tensor.NumElements(inputs[i].Shape)
 			flat := make([]float32, 0, n)
-			var err error
-			flat, err = flatten(p, flat, n)
-			if err != nil {
+			if _, err := jsonnum.Flatten(p, n, func(v float64) error { flat = append(flat, float32(v)); return nil }); err != nil {
 				return nil, fmt.Errorf("line %d input %d (%q): %w", line, i, inputs[i].Name, err)
 			}
 			if len(flat) != n {
@@ -264,26 +260,6 @@ func ParseNDJSON(r io.Reader, inputs []tensor.Info) ([]Sample, error) {
 		return nil, errors.New("no samples")
 	}
 	return samples, nil
-}
-
-func flatten(v any, out []float32, limit int) ([]float32, error) {
-	switch x := v.(type) {
-	case float64:
-		if len(out) >= limit {
-			return nil, fmt.Errorf("more than %d values", limit)
-		}
-		return append(out, float32(x)), nil
-	case []any:
-		var err error
-		for _, e := range x {
-			if out, err = flatten(e, out, limit); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("found %T, expected numbers in nested arrays", v)
-	}
 }
 
 // RandomSamples makes n samples with values drawn uniformly from each

@@ -1,19 +1,12 @@
-// Package fleetlink is the device side of the fleet link: enrollment over
-// HTTPS pinned to the fleet CA (key generated on the device, CSR sent,
-// client certificate received), then one mutual-TLS MQTT session (paho)
-// with the fleet's broker that
-// publishes presence (retained status, Last Will "offline"), uploads the
-// agent's buffered telemetry with acknowledgements (store-and-forward:
-// records leave the agent's ring only after the server acknowledged their
-// sequence number, so nothing is lost or duplicated across reconnects), and
-// runs the jobs the server assigns (install, shadow, A/B, rollback) through a
-// JobHandler the agent supplies, reporting each job's progress. Jobs run
-// only when their server signature (wire.Command) verifies with the
-// command key received at enrollment, and telemetry acks beyond what was
-// sent are ignored, so a rogue broker can delay the device but not steer it.
+// Package enroll is a device's enrollment with its fleet: over HTTPS pinned
+// to the fleet CA, the device generates its key and CSR, sends them with an
+// enrollment token (or its current certificate, to renew), and receives its
+// client certificate, MQTT credentials, broker URL, command key and TUF root.
+// It keeps them in DATA/fleet (Dir) and gives the link and updates what they
+// need from there: LoadEnrollment and TLSConfig.
 //
 // It imports nothing of the fleet side but the shared wire package.
-package fleetlink
+package enroll
 
 import (
 	"bytes"
@@ -40,10 +33,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
-// Dir is the link's state directory inside the agent's data dir.
+// Dir is the fleet state directory (enrollment, credentials, the link's journal) inside the agent's data dir.
 const Dir = "fleet"
 
 // Files inside Dir.
@@ -267,7 +261,7 @@ func saveCredentials(dataDir string, ca *x509.Certificate, certPEM []byte, key *
 		return fmt.Errorf("save credentials: %w", err)
 	}
 	if ca != nil {
-		if err := writeAtomic(filepath.Join(dir, CAFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, CAFile), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o600); err != nil {
 			return err
 		}
 	}
@@ -280,10 +274,10 @@ func saveCredentials(dataDir string, ca *x509.Certificate, certPEM []byte, key *
 	}
 	// Key first: a crash between the two leaves the old certificate with
 	// a key that does not match, which the next enroll replaces.
-	if err := writeAtomic(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, CertFile), certPEM)
+	return atomicfile.Write(filepath.Join(dir, CertFile), certPEM, 0o600)
 }
 
 func loadKeyPair(dataDir string) (tls.Certificate, error) {
@@ -415,7 +409,7 @@ func SaveEnrollment(dataDir string, e *Enrollment) error {
 		return fmt.Errorf("save enrollment: %w", err)
 	}
 	b, _ := json.MarshalIndent(e, "", "  ")
-	return writeAtomic(filepath.Join(dir, EnrollmentFile), b)
+	return atomicfile.Write(filepath.Join(dir, EnrollmentFile), b, 0o600)
 }
 
 // LoadEnrollment reads dataDir/fleet/enrollment.json (ErrNotEnrolled if absent).
@@ -436,27 +430,4 @@ func LoadEnrollment(dataDir string) (*Enrollment, error) {
 		return nil, fmt.Errorf("load enrollment %s: incomplete (device_id %q, broker_url %q)", p, e.DeviceID, e.BrokerURL)
 	}
 	return &e, nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	return nil
 }

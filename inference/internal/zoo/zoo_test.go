@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 )
 
 // The zoo tests run every zoo model through the runtime and compare its

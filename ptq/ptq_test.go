@@ -11,10 +11,10 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/inference"
-	"github.com/edgefleet/edgefleet/inference/kernels/kerneltest"
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/kerneltest"
 	"github.com/edgefleet/edgefleet/quant"
 )
 
@@ -34,7 +34,7 @@ type testModel struct {
 
 func conformanceModel(name string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "conformance", name, "model.tflite"))
+		b, err := os.ReadFile(filepath.Join("..", "testdata", "conformance", name, "model.tflite"))
 		if err != nil {
 			t.Fatal(err)
 		}

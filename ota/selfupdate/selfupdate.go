@@ -1,4 +1,9 @@
-package ota
+// Package selfupdate replaces the running agent's own binary with a
+// TUF-verified release (github.com/minio/selfupdate), keeps the previous
+// binary, probes the new one and puts the old one back unless it reports
+// healthy. Only the agent, which applies its own updates, links it; the
+// fleet server, which publishes releases (ota/release), does not.
+package selfupdate
 
 import (
 	"bytes"
@@ -13,12 +18,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minio/selfupdate"
+	minio "github.com/minio/selfupdate"
 
+	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 )
 
-// HealthMarkerEnv names the environment variable through which SelfUpdater
+// HealthMarkerEnv names the environment variable through which Updater
 // tells a freshly installed agent binary where to report health.
 const HealthMarkerEnv = "EDGEFLEET_HEALTH_MARKER"
 
@@ -27,7 +33,7 @@ const HealthMarkerEnv = "EDGEFLEET_HEALTH_MARKER"
 var ErrUnhealthy = errors.New("ota: new agent binary unhealthy")
 
 // ReportHealthy is called by an agent binary once it has started correctly.
-// When the process was launched by SelfUpdater.Probe it writes version to the
+// When the process was launched by Updater.Probe it writes version to the
 // marker file named by HealthMarkerEnv; otherwise it does nothing.
 func ReportHealthy(version string) error {
 	p := os.Getenv(HealthMarkerEnv)
@@ -44,14 +50,14 @@ func ReportHealthy(version string) error {
 	return nil
 }
 
-// SelfUpdater replaces the agent's own binary with a TUF-verified one using
+// Updater replaces the agent's own binary with a TUF-verified one using
 // github.com/minio/selfupdate, keeps the old binary, and restores it unless
 // the new binary reports healthy within HealthTimeout.
 //
 // Typical agent flow: Recover at start-up; when a new version is released,
-// Updater.ResolveAgent + Updater.Fetch, then Apply, then Probe; on success
+// ota.Updater.ResolveAgent + ota.Updater.Fetch, then Apply, then Probe; on success
 // exit so the service manager restarts into the new binary.
-type SelfUpdater struct {
+type Updater struct {
 	// TargetPath is the agent executable to replace (os.Executable() if empty).
 	TargetPath string
 	// StateDir holds selfupdate.json (the pending update) and health markers.
@@ -66,7 +72,7 @@ type pendingUpdate struct {
 	OldPath string `json:"old_path"`
 }
 
-func (s *SelfUpdater) paths() (target, old, state string, err error) {
+func (s *Updater) paths() (target, old, state string, err error) {
 	target = s.TargetPath
 	if target == "" {
 		if target, err = os.Executable(); err != nil {
@@ -81,8 +87,8 @@ func (s *SelfUpdater) paths() (target, old, state string, err error) {
 // Options.Checksum, so a file swapped after verification is refused. The old
 // binary is kept at TargetPath+".old" and a pending record is written so
 // that Recover can restore it after a crash.
-func (s *SelfUpdater) Apply(ctx context.Context, a Artifact) error {
-	if a.Target.Custom.Kind != KindAgent {
+func (s *Updater) Apply(ctx context.Context, a ota.Artifact) error {
+	if a.Target.Custom.Kind != ota.KindAgent {
 		return fmt.Errorf("self-update %s: kind %q is not an agent binary", a.Target.Path, a.Target.Custom.Kind)
 	}
 	target, old, state, err := s.paths()
@@ -117,10 +123,10 @@ func (s *SelfUpdater) Apply(ctx context.Context, a Artifact) error {
 		os.Remove(state)
 		return fmt.Errorf("self-update: %w", err)
 	}
-	err = selfupdate.Apply(f, selfupdate.Options{TargetPath: target, Checksum: checksum, OldSavePath: old})
+	err = minio.Apply(f, minio.Options{TargetPath: target, Checksum: checksum, OldSavePath: old})
 	if err != nil {
 		os.Remove(state)
-		if rerr := selfupdate.RollbackError(err); rerr != nil {
+		if rerr := minio.RollbackError(err); rerr != nil {
 			return fmt.Errorf("self-update %s: apply failed (%v) and restoring the old binary failed: %w", a.Target.Version(), err, rerr)
 		}
 		return fmt.Errorf("self-update %s: apply: %w", a.Target.Version(), err)
@@ -134,7 +140,7 @@ func (s *SelfUpdater) Apply(ctx context.Context, a Artifact) error {
 // On success the update is committed (the old binary stays at .old for
 // manual rollback); otherwise the old binary is restored and an error
 // wrapping ErrUnhealthy says why.
-func (s *SelfUpdater) Probe(ctx context.Context, args ...string) error {
+func (s *Updater) Probe(ctx context.Context, args ...string) error {
 	target, _, state, err := s.paths()
 	if err != nil {
 		return err
@@ -209,7 +215,7 @@ func (s *SelfUpdater) Probe(ctx context.Context, args ...string) error {
 // Recover restores the previous binary if an update was applied but never
 // confirmed healthy (the process died between Apply and the end of Probe).
 // It reports whether it restored anything.
-func (s *SelfUpdater) Recover() (bool, error) {
+func (s *Updater) Recover() (bool, error) {
 	target, _, state, err := s.paths()
 	if err != nil {
 		return false, err
@@ -227,7 +233,7 @@ func (s *SelfUpdater) Recover() (bool, error) {
 	return true, nil
 }
 
-func (s *SelfUpdater) pending(state string) (pendingUpdate, error) {
+func (s *Updater) pending(state string) (pendingUpdate, error) {
 	var p pendingUpdate
 	raw, err := os.ReadFile(state)
 	if err != nil {
@@ -241,7 +247,7 @@ func (s *SelfUpdater) pending(state string) (pendingUpdate, error) {
 
 // restore puts the old binary back with an atomic rename (old → target) and
 // drops the pending record.
-func (s *SelfUpdater) restore(p pendingUpdate, target, state string) error {
+func (s *Updater) restore(p pendingUpdate, target, state string) error {
 	if _, err := os.Stat(p.OldPath); err != nil {
 		return fmt.Errorf("old binary missing: %w", err)
 	}

@@ -112,7 +112,7 @@ func run(c Case) (r result, failure, where string) {
 func topFrame(stack []byte) string {
 	const mod = "github.com/edgefleet/edgefleet/"
 	for _, line := range strings.Split(string(stack), "\n") {
-		if !strings.HasPrefix(line, mod+"inference/") || strings.HasPrefix(line, mod+"inference/opfuzz") {
+		if !strings.HasPrefix(line, mod+"inference/") || strings.HasPrefix(line, mod+"inference/internal/opfuzz") {
 			continue
 		}
 		f := strings.TrimPrefix(line, mod)
