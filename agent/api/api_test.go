@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,8 @@ type opts struct {
 	// api adjusts the API configuration; extra installs more models.
 	api   func(*api.Config)
 	extra func(*modelstore.Store)
+	// backend replaces the pure-Go runtime (e.g. a gatedBackend).
+	backend engine.Backend
 }
 
 // install puts file into the store as id@version and activates it when
@@ -94,7 +97,11 @@ func start(t testing.TB, o opts) *env {
 	}
 	coll := telemetry.NewCollector(nil)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	mgr := serving.NewManager(engine.Native{}, store, coll, serving.Config{Limits: o.limits, CacheEntries: o.cache, CacheTTL: time.Minute}, quiet)
+	var backend engine.Backend = engine.Native{}
+	if o.backend != nil {
+		backend = o.backend
+	}
+	mgr := serving.NewManager(backend, store, coll, serving.Config{Limits: o.limits, CacheEntries: o.cache, CacheTTL: time.Minute}, quiet)
 	acfg := api.Config{Token: o.token, MaxBodyBytes: o.maxBody, Version: "test", Metrics: coll}
 	if o.api != nil {
 		o.api(&acfg)
@@ -618,7 +625,8 @@ func grep(s, sub string) string {
 // batched invocations, and every caller gets its own row (checked against
 // an unbatched run of the same input).
 func TestMicroBatching(t *testing.T) {
-	e := start(t, opts{speech: true, limits: serving.Limits{Pool: 1, MaxBatch: 8, MaxDelay: 20 * time.Millisecond, Queue: 256}})
+	gate := newGate()
+	e := start(t, opts{speech: true, backend: gatedBackend{engine.Native{}, gate}, limits: serving.Limits{Pool: 1, MaxBatch: 8, MaxDelay: 20 * time.Millisecond, Queue: 256}})
 	bodies := make([]string, 4)
 	want := make([]string, 4)
 	for k := range bodies {
@@ -635,25 +643,110 @@ func TestMicroBatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	inv0, n0 := l.BatchStats()
+	// The one worker is held inside a run while 48 requests queue up
+	// (whatever the machine's speed), then released: it must take them
+	// in batches of up to 8, not one by one.
+	gate.arm()
 	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	for i := 0; i < 48; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-gate
-			p, _ := predictions(t, e.do(t, "POST", "/api/v1/models/speech/predict", bodies[i%4]))
-			if got := fmt.Sprint(p[0]); got != want[i%4] {
-				t.Errorf("request %d: batched result %s differs from single %s", i, got, want[i%4])
-			}
-		}()
+	check := func(i int) {
+		defer wg.Done()
+		p, _ := predictions(t, e.do(t, "POST", "/api/v1/models/speech/predict", bodies[i%4]))
+		if got := fmt.Sprint(p[0]); got != want[i%4] {
+			t.Errorf("request %d: batched result %s differs from single %s", i, got, want[i%4])
+		}
 	}
-	close(gate)
+	wg.Add(1)
+	go check(0)
+	<-gate.entered
+	for i := 1; i <= 48; i++ {
+		wg.Add(1)
+		go check(i)
+	}
+	waitFor(t, "48 queued requests", func() bool { return l.QueueLen() == 48 })
+	gate.release()
 	wg.Wait()
 	inv, n := l.BatchStats()
 	inv, n = inv-inv0, n-n0
-	if n != 48 || inv >= n {
-		t.Fatalf("%d invocations for %d rows: no micro-batching", inv, n)
+	if n != 49 || inv > 1+48/8 {
+		t.Fatalf("%d invocations for %d rows, want 49 rows in at most %d (batches of 8)", inv, n, 1+48/8)
 	}
 	t.Logf("%d rows in %d invocations", n, inv)
+}
+
+// gate holds the first Run after arm until release; entered is closed
+// when that run has started.
+type gate struct {
+	armed    atomic.Bool
+	entered  chan struct{}
+	released chan struct{}
+	once     sync.Once
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), released: make(chan struct{})} }
+
+func (g *gate) arm()     { g.armed.Store(true) }
+func (g *gate) release() { close(g.released) }
+
+// wait blocks the calling run if the gate is armed and this is its first run.
+func (g *gate) wait() {
+	if !g.armed.Load() {
+		return
+	}
+	first := false
+	g.once.Do(func() { first = true; close(g.entered) })
+	if first {
+		<-g.released
+	}
+}
+
+// gatedBackend is a real backend whose sessions stop at a gate: tests use
+// it to hold a serving worker busy for as long as they need, instead of
+// racing a timer.
+type gatedBackend struct {
+	engine.Backend
+	g *gate
+}
+
+func (b gatedBackend) Load(ctx context.Context, data []byte) (engine.Model, error) {
+	m, err := b.Backend.Load(ctx, data)
+	if err != nil {
+		return nil, err
+	}
+	return gatedModel{m, b.g}, nil
+}
+
+type gatedModel struct {
+	engine.Model
+	g *gate
+}
+
+func (m gatedModel) NewSession(ctx context.Context, threads int) (engine.Session, error) {
+	s, err := m.Model.NewSession(ctx, threads)
+	if err != nil {
+		return nil, err
+	}
+	return gatedSession{s, m.g}, nil
+}
+
+type gatedSession struct {
+	engine.Session
+	g *gate
+}
+
+func (s gatedSession) Run(ctx context.Context, batch int, inputs [][]byte) ([]engine.Tensor, error) {
+	s.g.wait()
+	return s.Session.Run(ctx, batch, inputs)
+}
+
+// waitFor polls cond (a state, not a duration) until it holds; the bound
+// only turns a hang into a failure.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

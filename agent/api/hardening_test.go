@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/api"
+	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/predict"
@@ -399,26 +400,26 @@ func TestV2BadRequests(t *testing.T) {
 // (they used to wait in a 1024-deep queue), the queued one is served, and
 // a request's deadline cancels its never-ending invocation (504).
 func TestLoadShedding(t *testing.T) {
+	gate := newGate()
 	e := start(t, opts{
-		limits: serving.Limits{Pool: 1, MaxBatch: 1, Queue: 1024, LatencyBudget: time.Nanosecond},
+		backend: gatedBackend{engine.Native{}, gate},
+		limits:  serving.Limits{Pool: 1, MaxBatch: 1, Queue: 1024, LatencyBudget: time.Nanosecond},
 		extra: func(s *modelstore.Store) {
 			installGenerated(t, s, "loop", func() ([]byte, error) { return servingtest.WhileModel(5) })
 		},
 		api: func(c *api.Config) { c.RequestTimeout = 2 * time.Second },
 	})
-	hung := make(chan response, 1)
-	go func() { hung <- e.do(t, "POST", "/api/v1/models/loop/predict", `{"instances":[[6]]}`) }()
 	l, err := e.mgr.Get(context.Background(), "loop", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !(l.QueueLen() == 0 && runningOne(e, l)) {
-		if time.Now().After(deadline) {
-			t.Fatal("the never-ending request did not start")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// The one worker is held inside a run (the gate) for as long as the
+	// test needs, whatever the machine's speed: of 64 more requests, one
+	// may queue within the 1 ns latency budget, 63 are shed at once.
+	gate.arm()
+	held := make(chan response, 1)
+	go func() { held <- e.do(t, "POST", "/api/v1/models/loop/predict", `{"instances":[[0]]}`) }()
+	<-gate.entered
 	var wg sync.WaitGroup
 	codes := make(chan response, 64)
 	for range 64 {
@@ -428,28 +429,37 @@ func TestLoadShedding(t *testing.T) {
 			codes <- e.do(t, "POST", "/api/v1/models/loop/predict", `{"instances":[[0]]}`)
 		}()
 	}
+	n := map[int]int{}
+	for range 63 {
+		r := <-codes
+		n[r.status]++
+		if r.status != 429 || r.header.Get("Retry-After") == "" || r.errCode(t) != "overloaded" {
+			t.Fatalf("want 429 overloaded with Retry-After while the worker is busy, got %d %v %s", r.status, r.header, r.body)
+		}
+	}
+	if q := l.QueueLen(); q != 1 {
+		t.Fatalf("%d requests queued, want the one within the budget", q)
+	}
+	gate.release()
 	wg.Wait()
 	close(codes)
-	n := map[int]int{}
 	for r := range codes {
 		n[r.status]++
-		if r.status == 429 && (r.header.Get("Retry-After") == "" || r.errCode(t) != "overloaded") {
-			t.Fatalf("429 without Retry-After: %v %s", r.header, r.body)
-		}
+	}
+	if r := <-held; r.status != 200 {
+		t.Fatalf("held request: %d %s", r.status, r.body)
 	}
 	if n[429] != 63 || n[200] != 1 {
 		t.Fatalf("statuses %v, want 63×429 and the one queued request served", n)
 	}
-	if r := <-hung; r.status != 504 || r.errCode(t) != "timeout" {
+	// A run that never ends is cut at the request deadline: 504.
+	if r := e.do(t, "POST", "/api/v1/models/loop/predict", `{"instances":[[6]]}`); r.status != 504 || r.errCode(t) != "timeout" {
 		t.Fatalf("never-ending request: %d %s", r.status, r.body)
 	}
 	if r := e.do(t, "POST", "/api/v1/models/loop/predict", `{"instances":[[0],[1]]}`); r.status != 413 || !strings.Contains(string(r.body), "at most 1") {
 		t.Fatalf("batch beyond the bound: %d %s", r.status, r.body)
 	}
 }
-
-// runningOne reports that one instance of l is being run, none waiting.
-func runningOne(_ *env, l *serving.Loaded) bool { return l.QueueLen() == 0 && l.InFlight() == 1 }
 
 // TestModelUnavailable: a model that fails to load answers 503 with the
 // reason, every time, without re-parsing the file.
