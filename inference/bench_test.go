@@ -141,7 +141,7 @@ func (p *invokePair) close() { close(p.start) }
 // every conformance model.
 func TestInvokeDoesNotAllocate(t *testing.T) {
 	for _, cm := range conformanceModels(t) {
-		// Two threads with every splittable node split: the worker pool
+		// Two threads with every splittable node split (small models too): the worker pool
 		// must not allocate either (no goroutine or closure per node).
 		for _, threads := range []int{1, 2} {
 			t.Run(fmt.Sprintf("%s/threads=%d", cm.meta.Name, threads), func(t *testing.T) {
@@ -149,7 +149,7 @@ func TestInvokeDoesNotAllocate(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0))
+				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0), inference.WithModelSplitThreshold(0))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -209,7 +209,7 @@ func TestConformanceThreads(t *testing.T) {
 		c := cm.meta.Cases[0]
 		for _, threads := range []int{3} {
 			t.Run(fmt.Sprintf("%s/threads=%d", cm.meta.Name, threads), func(t *testing.T) {
-				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0))
+				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0), inference.WithModelSplitThreshold(0))
 				if err != nil {
 					t.Fatal(err)
 				}

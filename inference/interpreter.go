@@ -18,12 +18,13 @@ const DefaultMaxMemory = 1 << 30
 type options struct {
 	// planOnly validates and plans without allocating activation memory
 	// (Load uses it to check a model without trusting its sizes).
-	planOnly  bool
-	threads   int
-	split     int64
-	rounding  quant.Rounding
-	maxMemory int64
-	portable  bool
+	planOnly   bool
+	threads    int
+	split      int64
+	modelSplit int64
+	rounding   quant.Rounding
+	maxMemory  int64
+	portable   bool
 }
 
 // Option configures an Interpreter.
@@ -42,6 +43,17 @@ func WithThreads(n int) Option { return func(o *options) { o.threads = max(1, n)
 // can be split (tests use it to exercise the split paths on small models).
 func WithSplitThreshold(macs int64) Option {
 	return func(o *options) { o.split = max(0, macs) }
+}
+
+// WithModelSplitThreshold sets the work per Invoke (multiply-accumulates
+// of the nodes that can be split, as counted on the previous Invoke) below
+// which an interpreter with several threads splits no node at all: small
+// models run on the goroutine calling Invoke alone, so WithThreads never
+// makes them slower. The default is kernels.MinParallelModelWork
+// (measured on amd64); 0 turns the bound off (tests use it with
+// WithSplitThreshold(0) to exercise the split paths on small models).
+func WithModelSplitThreshold(work int64) Option {
+	return func(o *options) { o.modelSplit = max(0, work) }
 }
 
 // WithReferenceRounding makes every kernel round as TensorFlow Lite Micro
@@ -104,7 +116,7 @@ type subgraph struct {
 // NewInterpreter creates an interpreter and prepares it: every node is
 // validated and memory is planned, so Invoke can run at once.
 func NewInterpreter(m *Model, opts ...Option) (*Interpreter, error) {
-	o := options{threads: 1, split: kernels.MinParallelMACs, rounding: quant.RoundingTFLite, maxMemory: DefaultMaxMemory}
+	o := options{threads: 1, split: kernels.MinParallelMACs, modelSplit: kernels.MinParallelModelWork, rounding: quant.RoundingTFLite, maxMemory: DefaultMaxMemory}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -115,6 +127,7 @@ func NewInterpreter(m *Model, opts ...Option) (*Interpreter, error) {
 	ip.ctx = kernels.NewContext(o.rounding, o.threads)
 	ip.ctx.SetMaxTensorBytes(o.maxMemory)
 	ip.ctx.SplitThreshold = o.split
+	ip.ctx.ModelSplitThreshold = o.modelSplit
 	ip.ctx.PortableFloat = o.portable
 	for si := range m.schema.Subgraphs {
 		sg, err := ip.buildSubgraph(si)

@@ -104,6 +104,13 @@ type Context struct {
 	// Parallel splits a node across threads; NewContext sets
 	// MinParallelMACs, 0 splits every node that can be split (tests).
 	SplitThreshold int64
+	// ModelSplitThreshold is the work per Invoke (the sum of the work
+	// every node hands Parallel, as counted on the previous Invoke) below
+	// which no node is split: a model that small gains nothing from a
+	// second thread (each split node pays a hand-off) and runs on the
+	// goroutine calling Invoke alone. NewContext sets MinParallelModelWork;
+	// 0 turns the bound off.
+	ModelSplitThreshold int64
 	// PortableFloat makes float32 kernels sum in the portable kernels'
 	// order instead of the SIMD (FMA, multi-accumulator) order, so float
 	// results are the same on every CPU (the quantizer calibrates with it).
@@ -119,6 +126,11 @@ type Context struct {
 	scratch     []byte
 	maxBytes    int64
 	pool        *Pool
+	// work sums the work handed to Parallel in the current Invoke,
+	// lastWork the previous Invoke's sum (-1 before the first); solo makes
+	// Parallel run every node on the caller (see ModelSplitThreshold).
+	work, lastWork int64
+	solo           bool
 }
 
 // NewContext returns a context whose kernels may use up to threads
@@ -128,17 +140,35 @@ func NewContext(r quant.Rounding, threads int) *Context {
 	if threads < 1 {
 		threads = 1
 	}
-	c := &Context{Rounding: r, Threads: threads, SplitThreshold: MinParallelMACs, maxBytes: 1 << 40}
+	c := &Context{Rounding: r, Threads: threads, SplitThreshold: MinParallelMACs, ModelSplitThreshold: MinParallelModelWork, maxBytes: 1 << 40, lastWork: -1}
 	if c.pool = NewPool(threads); c.pool != nil {
 		runtime.AddCleanup(c, (*Pool).Close, c.pool)
 	}
 	return c
 }
 
-// SetActive marks the start (true) and end (false) of an Invoke for the
-// worker pool: between the two, idle workers wait for the next node
-// without parking.
-func (c *Context) SetActive(on bool) { c.pool.SetActive(on) }
+// SetActive marks the start (true) and end (false) of an Invoke: between
+// the two, idle workers wait for the next node without parking. At the
+// start it decides whether this Invoke splits nodes at all (see
+// ModelSplitThreshold): when it does not, the workers are not told an
+// Invoke is running, so they park at once and take no CPU time.
+func (c *Context) SetActive(on bool) {
+	if on {
+		c.solo = c.ModelSplitThreshold > 0 && c.lastWork >= 0 && c.lastWork < c.ModelSplitThreshold
+		c.work = 0
+		if c.solo {
+			return
+		}
+	} else {
+		c.lastWork = c.work
+	}
+	c.pool.SetActive(on)
+}
+
+// InvokeWork returns the work (multiply-accumulate units, see
+// MinParallelMACs) the last complete Invoke handed to Parallel: what
+// ModelSplitThreshold is compared with.
+func (c *Context) InvokeWork() int64 { return c.lastWork }
 
 // ChunksRun returns how many chunks of split nodes worker w (0 is the
 // goroutine calling Invoke) has run so far, for profiles.

@@ -17,6 +17,17 @@ import (
 // with two threads.
 const MinParallelMACs = 1_000_000
 
+// MinParallelModelWork is the default Context.ModelSplitThreshold: the
+// work per Invoke (same units as MinParallelMACs, summed over the nodes
+// that can be split) below which an interpreter with several threads
+// splits no node. Measured with BenchmarkModelThreads (package inference)
+// on the shared 2-core amd64 machine: the small conformance models
+// (person_detect 12.8M, mobilenet_v1_0.25_128_quant 23.7M) were 1-10 %
+// slower on two threads even with both cores free, MobileNet v2 (457M)
+// 1.3x faster; the bound sits between them (no conformance model lies
+// in between to place it closer).
+const MinParallelModelWork = 50_000_000
+
 // Costs of one unit of other kernels' work in GEMM multiply-accumulates
 // (measured single-threaded with BenchmarkNodeProfile on MobileNet v2,
 // amd64 AVX-512: about 0.01 ns per GEMM MAC), so that Parallel compares
@@ -75,7 +86,10 @@ func (chunkCall[D]) CallChunk(fn, data any, worker, lo, hi int) {
 func Parallel[D any](ctx *Context, threads int, work int64, total, minChunk int, d *D, fn func(d *D, worker, lo, hi int)) {
 	chunks := 1
 	minChunk = max(minChunk, 1)
-	if threads > 1 && ctx != nil && work >= ctx.SplitThreshold && total >= 2*minChunk {
+	if ctx != nil {
+		ctx.work += work
+	}
+	if threads > 1 && ctx != nil && !ctx.solo && work >= ctx.SplitThreshold && total >= 2*minChunk {
 		chunks = min(threads, total/minChunk)
 	}
 	if chunks <= 1 || ctx == nil || ctx.pool == nil {
