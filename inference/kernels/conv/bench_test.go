@@ -255,3 +255,21 @@ func tconvWide(tb testing.TB, threads int, dt tensor.DType) *prepared {
 	out := &tensor.Tensor{Name: "out", Type: dt, Shape: []int{1, 8, 8, oc}, Quant: qo}
 	return prepare(tb, threads, schema.OpTransposeConv, &schema.TransposeConvOptions{Padding: schema.PaddingSame, StrideW: 2, StrideH: 2}, []*tensor.Tensor{shape, w, in, bias}, out)
 }
+
+// MobileNet v2's expansion layer at 56x56 (1x1, 24 -> 144 channels,
+// uint8) and its first layer (3x3 stride 2 on RGB), on one and two
+// threads: what splitting them gains alone.
+func BenchmarkConv2DUint8_Expand56(b *testing.B) {
+	for _, threads := range []int{1, 2} {
+		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
+			runBench(b, convBench(b, threads, false, tensor.Uint8, 56, 56, 24, 144, 1, 1))
+		})
+	}
+}
+func BenchmarkConv2DUint8_Stem224(b *testing.B) {
+	for _, threads := range []int{1, 2} {
+		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
+			runBench(b, convBench(b, threads, false, tensor.Uint8, 224, 224, 3, 32, 3, 2))
+		})
+	}
+}
