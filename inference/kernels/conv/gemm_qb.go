@@ -1,6 +1,10 @@
 package conv
 
-import "github.com/edgefleet/edgefleet/inference/tensor"
+import (
+	"encoding/binary"
+
+	"github.com/edgefleet/edgefleet/inference/tensor"
+)
 
 // The byte GEMM ("qb") multiplies unsigned 8-bit activations with signed
 // 8-bit weights four reduction steps at a time (x86 VPDPBUSD), without
@@ -316,36 +320,43 @@ func (d *convData) padByte() byte {
 }
 
 // im2colRows is im2col (groups == 1) into rows of ld bytes, the tail of
-// each row (from k on) zero.
+// each row (from k on) zero. The output position advances row by row (no
+// division per row), and a filter row that lies wholly inside the input
+// is one copy of kw*inC contiguous bytes, two overlapping 8-byte moves
+// when it is 8 to 16 bytes (a 3x3 filter on RGB: 9 bytes): the first
+// layer of a network has few channels, so its rows are mostly this
+// overhead.
 func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld int) {
 	perImage := g.outH * g.outW
+	b := r0 / perImage
+	rem := r0 - b*perImage
+	oy := rem / g.outW
+	ox := rem - oy*g.outW
+	span := g.kw * g.fc
+	inside := g.dw == 1 // filter rows are contiguous when inside
 	for r := r0; r < r1; r++ {
 		row := dst[(r-r0)*ld : (r-r0+1)*ld]
 		clear(row[g.k:])
 		pos := 0
-		b := r / perImage
-		rem := r - b*perImage
-		oy := rem / g.outW
-		ox := rem - oy*g.outW
 		iy0 := oy*g.sh - g.padT
 		ix0 := ox*g.sw - g.padL
+		whole := inside && ix0 >= 0 && ix0+g.kw <= g.inW
 		for ky := 0; ky < g.kh; ky++ {
 			iy := iy0 + ky*g.dh
 			if iy < 0 || iy >= g.inH {
-				seg := row[pos : pos+g.kw*g.fc]
+				seg := row[pos : pos+span]
 				for i := range seg {
 					seg[i] = padVal
 				}
-				pos += len(seg)
+				pos += span
 				continue
 			}
 			rowBase := ((b*g.inH + iy) * g.inW) * g.inC
-			if g.dw == 1 && ix0 >= 0 && ix0+g.kw <= g.inW {
+			if whole {
 				// The whole filter row is inside: kw*inC contiguous bytes
 				// (groups == 1, so fc == inC).
-				n := g.kw * g.fc
-				copy(row[pos:pos+n], x[rowBase+ix0*g.inC:])
-				pos += n
+				copyShort(row[pos:pos+span], x[rowBase+ix0*g.inC:rowBase+ix0*g.inC+span])
+				pos += span
 				continue
 			}
 			for kx := 0; kx < g.kw; kx++ {
@@ -361,5 +372,24 @@ func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld in
 				copy(seg, x[rowBase+ix*g.inC:rowBase+ix*g.inC+g.fc])
 			}
 		}
+		if ox++; ox == g.outW {
+			ox = 0
+			if oy++; oy == g.outH {
+				oy = 0
+				b++
+			}
+		}
 	}
+}
+
+// copyShort is copy(dst, src) for len(dst) == len(src), with 8 to 16
+// bytes moved as two overlapping 8-byte words (no call).
+func copyShort(dst, src []uint8) {
+	n := len(src)
+	if n < 8 || n > 16 || len(dst) != n {
+		copy(dst, src)
+		return
+	}
+	binary.LittleEndian.PutUint64(dst[:8], binary.LittleEndian.Uint64(src[:8]))
+	binary.LittleEndian.PutUint64(dst[n-8:n], binary.LittleEndian.Uint64(src[n-8:n]))
 }

@@ -1,6 +1,7 @@
 package conv
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"testing"
 )
@@ -129,6 +130,65 @@ func TestQBRowSums(t *testing.T) {
 			}
 			if got[i] != want {
 				t.Fatalf("k %d row %d: sum %d, want %d", k, i, got[i], want)
+			}
+		}
+	}
+}
+
+// TestIm2colRows compares im2colRows (running output position, whole
+// filter rows copied at once, short copies as two words) with a plain
+// element-by-element im2col for every block [r0, r1) of geometries with
+// padding, strides, dilation, several images and filter rows of 3 to 24
+// bytes.
+func TestIm2colRows(t *testing.T) {
+	for _, c := range []struct{ batch, inH, inW, inC, kh, kw, s, d, pad int }{
+		{1, 9, 9, 3, 3, 3, 2, 1, 1},  // MobileNet's first layer: 9-byte filter rows
+		{2, 7, 6, 3, 3, 3, 1, 1, 1},  // two images
+		{1, 8, 8, 4, 3, 3, 2, 1, 0},  // 12-byte rows, no padding
+		{1, 6, 7, 8, 2, 2, 1, 1, 1},  // 16-byte rows
+		{1, 5, 5, 2, 3, 3, 1, 1, 1},  // 6-byte rows (plain copy)
+		{2, 9, 8, 3, 3, 3, 1, 2, 2},  // dilation: per-tap copies
+		{1, 6, 6, 8, 3, 3, 1, 1, 1},  // 24-byte rows
+		{1, 4, 10, 5, 1, 3, 3, 1, 1}, // 1x3 filter, stride 3
+	} {
+		g := &geom{batch: c.batch, inH: c.inH, inW: c.inW, inC: c.inC, kh: c.kh, kw: c.kw, fc: c.inC, groups: 1,
+			sh: c.s, sw: c.s, dh: c.d, dw: c.d, padT: c.pad, padL: c.pad}
+		g.outH = (c.inH+2*c.pad-c.d*(c.kh-1)-1)/c.s + 1
+		g.outW = (c.inW+2*c.pad-c.d*(c.kw-1)-1)/c.s + 1
+		g.k = c.kh * c.kw * c.inC
+		g.rows = c.batch * g.outH * g.outW
+		ld := (g.k + 7) / 4 * 4
+		x := make([]uint8, c.batch*c.inH*c.inW*c.inC)
+		for i := range x {
+			x[i] = uint8(i*7 + 1)
+		}
+		const pad = 0xEE
+		want := make([]uint8, g.rows*ld)
+		for r := range g.rows {
+			b, oy, ox := r/(g.outH*g.outW), r/g.outW%g.outH, r%g.outW
+			for ky := range c.kh {
+				for kx := range c.kw {
+					for ch := range c.inC {
+						iy, ix := oy*c.s-c.pad+ky*c.d, ox*c.s-c.pad+kx*c.d
+						v := uint8(pad)
+						if iy >= 0 && iy < c.inH && ix >= 0 && ix < c.inW {
+							v = x[((b*c.inH+iy)*c.inW+ix)*c.inC+ch]
+						}
+						want[r*ld+(ky*c.kw+kx)*c.inC+ch] = v
+					}
+				}
+			}
+		}
+		for r0 := 0; r0 < g.rows; r0++ {
+			for _, r1 := range []int{r0 + 1, min(g.rows, r0+5), g.rows} {
+				got := make([]uint8, (r1-r0)*ld)
+				for i := range got {
+					got[i] = 0x55 // the tails must be cleared
+				}
+				im2colRows(g, x, got, r0, r1, pad, ld)
+				if !bytes.Equal(got, want[r0*ld:r1*ld]) {
+					t.Fatalf("%+v rows [%d, %d): im2colRows differs from the plain im2col", c, r0, r1)
+				}
 			}
 		}
 	}
