@@ -131,6 +131,7 @@ type Context struct {
 	// Parallel run every node on the caller (see ModelSplitThreshold).
 	work, lastWork int64
 	solo           bool
+	threads        int // Threads as configured (Threads is 1 in a solo Invoke)
 }
 
 // NewContext returns a context whose kernels may use up to threads
@@ -140,7 +141,7 @@ func NewContext(r quant.Rounding, threads int) *Context {
 	if threads < 1 {
 		threads = 1
 	}
-	c := &Context{Rounding: r, Threads: threads, SplitThreshold: MinParallelMACs, ModelSplitThreshold: MinParallelModelWork, maxBytes: 1 << 40, lastWork: -1}
+	c := &Context{Rounding: r, Threads: threads, SplitThreshold: MinParallelMACs, ModelSplitThreshold: MinParallelModelWork, maxBytes: 1 << 40, lastWork: -1, threads: threads}
 	if c.pool = NewPool(threads); c.pool != nil {
 		runtime.AddCleanup(c, (*Pool).Close, c.pool)
 	}
@@ -150,17 +151,24 @@ func NewContext(r quant.Rounding, threads int) *Context {
 // SetActive marks the start (true) and end (false) of an Invoke: between
 // the two, idle workers wait for the next node without parking. At the
 // start it decides whether this Invoke splits nodes at all (see
-// ModelSplitThreshold): when it does not, the workers are not told an
-// Invoke is running, so they park at once and take no CPU time.
+// ModelSplitThreshold): when it does not, kernels see Threads 1 (they
+// take the one-thread paths) and the workers are not told an Invoke is
+// running, so they park at once and take no CPU time.
 func (c *Context) SetActive(on bool) {
 	if on {
-		c.solo = c.ModelSplitThreshold > 0 && c.lastWork >= 0 && c.lastWork < c.ModelSplitThreshold
+		c.solo = c.threads > 1 && c.ModelSplitThreshold > 0 && c.lastWork >= 0 && c.lastWork < c.ModelSplitThreshold
 		c.work = 0
+		if c.solo {
+			c.Threads = 1
+			return
+		}
+		c.Threads = c.threads
+	} else {
+		c.lastWork = c.work
+		c.Threads = c.threads // a Prepare between Invokes sizes for all
 		if c.solo {
 			return
 		}
-	} else {
-		c.lastWork = c.work
 	}
 	c.pool.SetActive(on)
 }
