@@ -1,8 +1,11 @@
 package conv_test
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -271,5 +274,42 @@ func BenchmarkConv2DUint8_Stem224(b *testing.B) {
 		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
 			runBench(b, convBench(b, threads, false, tensor.Uint8, 224, 224, 3, 32, 3, 2))
 		})
+	}
+}
+
+// BenchmarkThreadShare runs MobileNet v2-like layers (uint8) repeatedly
+// on one and two threads and reports the fastest Eval (min-us) and the
+// share of the chunks the second thread ran (worker-share): a layer the
+// second thread cannot help with shows a share well under 0.5 even when
+// it polls for the job (back-to-back Evals).
+func BenchmarkThreadShare(b *testing.B) {
+	layers := []struct {
+		name                string
+		depthwise           bool
+		h, w, ic, oc, k, st int
+	}{
+		{"expand56", false, 56, 56, 24, 144, 1, 1},
+		{"project56", false, 56, 56, 144, 24, 1, 1},
+		{"depthwise56", true, 56, 56, 144, 144, 3, 1},
+		{"expand28", false, 28, 28, 32, 192, 1, 1},
+	}
+	for _, l := range layers {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/threads=%d", l.name, threads), func(b *testing.B) {
+				p := convBench(b, threads, l.depthwise, tensor.Uint8, l.h, l.w, l.ic, l.oc, l.k, l.st)
+				p.eval(b)
+				c0, c1 := p.ctx.ChunksRun(0), p.ctx.ChunksRun(1)
+				best := time.Duration(math.MaxInt64)
+				for b.Loop() {
+					start := time.Now()
+					p.eval(b)
+					best = min(best, time.Since(start))
+				}
+				b.ReportMetric(float64(best.Nanoseconds())/1e3, "min-us")
+				if n := p.ctx.ChunksRun(0) - c0 + p.ctx.ChunksRun(1) - c1; n > 0 {
+					b.ReportMetric(float64(p.ctx.ChunksRun(1)-c1)/float64(n), "worker-share")
+				}
+			})
+		}
 	}
 }
