@@ -251,8 +251,9 @@ func (h *poolWorker) wakeUp() {
 // down, few enough that each chunk is a long run of a kernel's inner loop.
 // 8 rather than 4: the thread that finishes first waits for at most one
 // chunk of the other; MobileNet v2 on two threads went 1.25-1.32x ->
-// 1.33-1.36x (BenchmarkModelThreads, rounds with ceiling >= 1.88,
-// alternating the two builds).
+// 1.33-1.36x in two A/B sessions (BenchmarkModelThreads, rounds with
+// ceiling >= 1.88, alternating the two builds), with no measurable
+// difference in a third.
 const chunksPerThread = 8
 
 // Run calls call.CallChunk(fn, data, worker, lo, hi) over [0, total) in
