@@ -54,7 +54,8 @@ func toError(err error) *Error {
 	// The prediction service's and serving's errors: their code and its
 	// status (predict's table).
 	pe := predict.AsError(err)
-	return errf(predict.HTTPStatusOf(pe.Code), pe.Code, pe.Message)
+	code := pe.Code
+	return errf(predict.HTTPStatusOf(code), code, pe.Message)
 }
 
 // HTTPStatus is the status of the answer that carries e.
