@@ -56,9 +56,8 @@ func mqttClient(t *testing.T, id, user, pw string, urls ...string) paho.Client {
 // TestClusterNodeKill: a 3-node cluster, devices speaking MQTT 3.1.1 to
 // different nodes, two consumers (two fleet-server replicas) sharing the
 // durable consumer. One node is shut down while devices publish: every
-// device message reaches exactly one replica at least once (duplicates
-// only from QoS 1 resends of the publish in flight at the kill, at most
-// one per device on that node), both replicas get traffic, and QoS 1
+// device message reaches a replica at least once (duplicates only from
+// the windows open at the kill, bounded below), both replicas get traffic, and QoS 1
 // messages from the server reach every device, also those that were on
 // the dead node.
 func TestClusterNodeKill(t *testing.T) {
@@ -80,7 +79,7 @@ func TestClusterNodeKill(t *testing.T) {
 	var consumers []*natscluster.Consumer
 	for r := range 2 {
 		c, err := natscluster.Consume(ctx, natscluster.ConsumerConfig{URLs: cl.ClientURLs(), User: "fleet-server", Password: "server-secret",
-			AckWait: 2 * time.Second, Workers: 4,
+			AckWait: 10 * time.Second, Workers: 4, // long enough that a busy machine does not redeliver
 			Handle: func(_ context.Context, topic string, payload []byte) error {
 				if _, err := wire.ParseTopic(topic); err != nil {
 					return err
@@ -209,14 +208,21 @@ func TestClusterNodeKill(t *testing.T) {
 	if got["forged"] != 0 {
 		t.Fatal("a device's publish on another device's topic reached the server")
 	}
+	// Delivery is at least once (the store deduplicates by sequence
+	// number: TestClusterFaults). Duplicates come from two windows open at
+	// the kill: the QoS 1 publish in flight of each device on the dead
+	// node (resent after reconnecting), and the messages each replica had
+	// pulled but whose acknowledgement the dead node lost (redelivered
+	// after AckWait): at most PullMaxMessages = 2×Workers per replica.
 	onKilled := devices / 3
-	t.Logf("3-node cluster, node n2 shut down after %d of %d messages of d0: %d messages, lost %d, duplicated %d (QoS 1 resends; bound %d), replica split %v",
-		perDevice/2, perDevice, devices*perDevice, lost, dups, onKilled, byReplica)
+	bound := onKilled + 2*2*4
+	t.Logf("3-node cluster, node n2 shut down after %d of %d messages of d0: %d messages, lost %d, duplicated %d (at-least-once resends; bound %d), replica split %v",
+		perDevice/2, perDevice, devices*perDevice, lost, dups, bound, byReplica)
 	if lost != 0 {
 		t.Fatalf("%d device messages lost", lost)
 	}
-	if dups > onKilled {
-		t.Fatalf("%d duplicates, want at most %d (one in-flight publish per device on the killed node)", dups, onKilled)
+	if dups > bound {
+		t.Fatalf("%d duplicates, want at most %d (one in-flight publish per device on the killed node + the replicas' unacknowledged pulls)", dups, bound)
 	}
 	if byReplica[0] == 0 || byReplica[1] == 0 {
 		t.Fatalf("replicas split %v: both must get traffic", byReplica)
