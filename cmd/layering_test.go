@@ -57,6 +57,7 @@ func under(path, prefix string) bool {
 // subpackages) must not depend on the one under to, directly or not.
 var forbidden = []struct{ from, to, why string }{
 	{"agent/batch", "agent/api", "batch files predict through agent/predict, not the HTTP API"},
+	{"agent/jobs", "agent/api", "jobs predict through agent/predict (jobs.Predictor), not the HTTP API"},
 	{"agent/predict", "agent/api", "the prediction service is below the HTTP API"},
 	{"agent/serving", "agent/api", "serving is below the HTTP API (HTTP statuses are agent/api's)"},
 	{"agent/serving", "agent/predict", "serving is below the prediction service"},
@@ -67,16 +68,39 @@ var forbidden = []struct{ from, to, why string }{
 	{"ota/release", "ota/selfupdate", "publishing releases (fleet-server) must not link the agent's self-update"},
 }
 
+// forbiddenImports are direct imports that would tie a job to another's
+// where a dependency through the wiring remains: agent/fleetlink reaches
+// agent/api only through agent/daemon's FleetDeps (the daemon wires both).
+var forbiddenImports = []struct{ from, to, why string }{
+	{"agent/fleetlink", "agent/api", "the MQTT predict topic predicts through agent/predict, not the HTTP API"},
+}
+
+// predictClients are the packages that predict through the prediction
+// service (agent/predict) itself, none through another's adapter.
+var predictClients = []string{"agent/api", "agent/batch", "agent/jobs", "agent/fleetlink"}
+
 // TestDependencyDirection: cmd → agent/fleet → ota, inference, hardware,
 // quant, ptq, internal → standard library; the agent imports nothing under
 // fleet/ (the shared agent↔fleet contract is the top-level wire package);
-// and the pairs in forbidden.
+// the pairs in forbidden and forbiddenImports; and the prediction service's
+// clients import it.
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listDeps(t, nil, "./...")
 	lower := []string{"inference", "ota", "hardware", "quant", "ptq", "internal"}
+	clients := map[string]bool{}
 	for _, p := range pkgs {
 		if !strings.HasPrefix(p.ImportPath, module) {
 			continue
+		}
+		for _, d := range p.Imports {
+			for _, f := range forbiddenImports {
+				if under(p.ImportPath, f.from) && under(d, f.to) {
+					t.Errorf("%s imports %s: %s", rel(p.ImportPath), rel(d), f.why)
+				}
+			}
+			if rel(d) == "agent/predict" {
+				clients[rel(p.ImportPath)] = true
+			}
 		}
 		for _, d := range p.Deps {
 			if !strings.HasPrefix(d, module) {
@@ -107,6 +131,11 @@ func TestDependencyDirection(t *testing.T) {
 					t.Errorf("%s depends on %s: %s", rel(p.ImportPath), rel(d), f.why)
 				}
 			}
+		}
+	}
+	for _, c := range predictClients {
+		if !clients[c] {
+			t.Errorf("%s does not import agent/predict: it should predict through the prediction service", c)
 		}
 	}
 }

@@ -106,8 +106,10 @@ func start(t testing.TB, o opts) *env {
 	if o.api != nil {
 		o.api(&acfg)
 	}
+	svc := predict.New(mgr, acfg.PredictLimits())
+	acfg.Service = svc
 	srv := api.New(acfg, mgr, nil, nil, quiet)
-	q, err := jobs.Open(dir, srv.RunJob, jobs.Options{})
+	q, err := jobs.Open(dir, jobs.Predictor(svc, 0), jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

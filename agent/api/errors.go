@@ -15,7 +15,6 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/predict"
-	"github.com/edgefleet/edgefleet/agent/serving"
 )
 
 // Error is an API error with its HTTP status.
@@ -37,32 +36,11 @@ func errf(status int, code, msg string) *Error {
 	return &Error{Status: status, Code: code, Message: msg}
 }
 
-// codeStatus is the HTTP status of each prediction error code
-// (serving.ErrorCode's and the prediction service's own); string keys, so
-// that TestOpenAPIErrorCodes sees them.
-var codeStatus = map[string]int{
-	"invalid_input":      http.StatusUnprocessableEntity,
-	"model_not_found":    http.StatusNotFound,
-	"version_not_found":  http.StatusNotFound,
-	"batch_too_large":    http.StatusRequestEntityTooLarge,
-	"model_unavailable":  http.StatusServiceUnavailable,
-	"overloaded":         http.StatusTooManyRequests,
-	"unavailable":        http.StatusServiceUnavailable,
-	"timeout":            http.StatusGatewayTimeout,
-	"canceled":           499,
-	"unsupported_model":  http.StatusInternalServerError,
-	"internal":           http.StatusInternalServerError,
-	"bad_request":        http.StatusBadRequest,            // predict.CodeBadRequest
-	"too_many_instances": http.StatusRequestEntityTooLarge, // predict.CodeTooManyInstances
-	"response_too_large": http.StatusRequestEntityTooLarge, // predict.CodeResponseTooLarge
-}
-
 // toError maps an error from the prediction service, serving or the
 // engine to an API error with its HTTP status.
 func toError(err error) *Error {
 	var ae *Error
 	var mbe *http.MaxBytesError
-	var pe *predict.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -72,23 +50,12 @@ func toError(err error) *Error {
 		return errf(http.StatusBadRequest, "invalid_webhook", err.Error())
 	case errors.Is(err, jobs.ErrFull):
 		return errf(http.StatusTooManyRequests, "overloaded", err.Error()+": retry later")
-	case errors.As(err, &pe):
-		code := pe.Code
-		return errf(statusOf(code), code, pe.Message)
 	}
-	code := serving.ErrorCode(err)
-	msg := err.Error()
-	if code == "overloaded" {
-		msg += ": retry later"
-	}
-	return errf(statusOf(code), code, msg)
-}
-
-func statusOf(code string) int {
-	if s, ok := codeStatus[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
+	// The prediction service's and serving's errors: their code and its
+	// status (predict's table).
+	pe := predict.AsError(err)
+	code := pe.Code
+	return errf(predict.HTTPStatusOf(code), code, pe.Message)
 }
 
 // HTTPStatus is the status of the answer that carries e.

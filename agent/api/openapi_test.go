@@ -31,7 +31,7 @@ func statusByName(name string) (int, bool) {
 }
 
 // emittedCodes parses the package's non-test sources and returns every
-// error code passed to errf, or in toError's codeStatus table, with its
+// error code passed to errf, or in agent/predict's codeStatus table, with its
 // HTTP status.
 func emittedCodes(t *testing.T) map[string]int {
 	t.Helper()
@@ -39,6 +39,13 @@ func emittedCodes(t *testing.T) map[string]int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The prediction service's codes and their statuses (codeStatus) are
+	// the API's too.
+	svcFiles, err := filepath.Glob("../predict/*.go")
+	if err != nil || len(svcFiles) == 0 {
+		t.Fatalf("agent/predict sources: %v %v", svcFiles, err)
+	}
+	files = append(files, svcFiles...)
 	fset := token.NewFileSet()
 	out := map[string]int{}
 	for _, f := range files {

@@ -1,11 +1,8 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net/http"
 
@@ -16,31 +13,6 @@ import (
 // predict.Service.Predict); the daemon's batch runs use it in process.
 func (s *Server) Predict(ctx context.Context, model string, req predict.Request, partial bool) (*predict.Response, error) {
 	return s.svc.Predict(ctx, model, req, partial)
-}
-
-// PredictJSON runs a predict request body (from a transport other than
-// HTTP: the fleet's MQTT predict topic) for model and returns the response
-// body, with the bounds of an HTTP request: body size, instance count and
-// request timeout. Errors are *Error.
-func (s *Server) PredictJSON(ctx context.Context, model string, body []byte) ([]byte, error) {
-	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("request body of %d bytes exceeds the limit of %d bytes", len(body), s.cfg.MaxBodyBytes))
-	}
-	var req predict.Request
-	if err := s.decodeJSON(body, &req); err != nil {
-		return nil, toError(err)
-	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	resp, err := s.Predict(ctx, model, req, false)
-	if err != nil {
-		return nil, toError(err)
-	}
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, errf(http.StatusInternalServerError, "internal", "encode response: "+err.Error())
-	}
-	return b, nil
 }
 
 // withTimeout bounds a synchronous request by RequestTimeout.
@@ -83,14 +55,9 @@ func (s *Server) decodeJSON(body []byte, v any) error {
 	var err error
 	switch x := v.(type) {
 	case *predict.Request:
-		var in struct {
-			Instances  rawList            `json:"instances"`
-			Parameters predict.Parameters `json:"parameters,omitempty"`
-		}
-		in.Instances.max = s.cfg.MaxBatchInstances
-		if err = json.Unmarshal(body, &in); err == nil {
-			x.Instances, x.Parameters = in.Instances.items, in.Parameters
-		}
+		// Errors are *predict.Error (bad_request, too_many_instances).
+		*x, err = predict.DecodeRequest(body, s.cfg.MaxBatchInstances)
+		return err
 	case *V2InferRequest:
 		var in struct {
 			ID         string         `json:"id,omitempty"`
@@ -116,10 +83,6 @@ func (s *Server) decodeJSON(body []byte, v any) error {
 	default:
 		err = json.Unmarshal(body, v)
 	}
-	var tm *tooManyError
-	if errors.As(err, &tm) {
-		return errf(http.StatusRequestEntityTooLarge, "too_many_instances", tm.Error())
-	}
 	if err != nil {
 		return errf(http.StatusBadRequest, "bad_request", "malformed JSON body: "+err.Error())
 	}
@@ -135,103 +98,6 @@ type rawRef []byte
 func (r *rawRef) UnmarshalJSON(b []byte) error {
 	*r = b
 	return nil
-}
-
-// rawList is a JSON array whose elements are kept as slices of the
-// document (see rawRef); null is an empty list. More than max elements is
-// a *tooManyError, found before any element is stored.
-type rawList struct {
-	max   int
-	items []json.RawMessage
-}
-
-type tooManyError struct{ n, max int }
-
-func (e *tooManyError) Error() string {
-	return fmt.Sprintf("%d instances, at most %d (max_batch_instances): split the request", e.n, e.max)
-}
-
-// UnmarshalJSON splits the (already validated) array into its elements.
-func (l *rawList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		l.items = nil
-		return nil
-	}
-	if len(b) < 2 || b[0] != '[' {
-		return fmt.Errorf("instances: expected an array")
-	}
-	each := func(fn func(v []byte)) int {
-		n := 0
-		for i := 1; i < len(b)-1; {
-			i = skipSpace(b, i)
-			if i >= len(b)-1 {
-				break
-			}
-			end := skipValue(b, i)
-			if fn != nil {
-				fn(b[i:end])
-			}
-			n++
-			i = skipSpace(b, end)
-			if i < len(b) && b[i] == ',' {
-				i++
-			}
-		}
-		return n
-	}
-	n := each(nil)
-	if l.max > 0 && n > l.max {
-		return &tooManyError{n: n, max: l.max}
-	}
-	l.items = make([]json.RawMessage, 0, n)
-	each(func(v []byte) { l.items = append(l.items, json.RawMessage(v)) })
-	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the JSON value starting at b[i]; b is valid
-// JSON (json.Unmarshal checked it), so only nesting and strings matter.
-func skipValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-			if depth == 0 {
-				return i + 1
-			}
-		case '[', '{':
-			depth++
-		case ']', '}':
-			if depth == 0 { // the end of the enclosing array
-				return i
-			}
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		case ',':
-			if depth == 0 {
-				return i
-			}
-		default:
-			if depth == 0 && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-				return i
-			}
-		}
-	}
-	return i
 }
 
 func (s *Server) handlePredict(partial bool) http.HandlerFunc {

@@ -47,8 +47,6 @@ type Config struct {
 	// batch-predict, v2 infer, each stream line; default 30 s): its
 	// inference is canceled then and the answer is 504.
 	RequestTimeout time.Duration
-	// JobTimeout is the deadline of one asynchronous job (default 10 min).
-	JobTimeout time.Duration
 	// StreamIdle is how long a stream waits for its next line and for its
 	// answer to be written (default 60 s); it replaces the HTTP server's
 	// read and write timeouts for streams.
@@ -61,6 +59,17 @@ type Config struct {
 	Version string
 	// Metrics, when set, is served at /metrics (Prometheus text format).
 	Metrics *telemetry.Collector
+	// Service is the prediction service, shared with the agent's other
+	// clients of it (nil: one over the manager with PredictLimits).
+	Service *predict.Service
+}
+
+// PredictLimits are the prediction service's limits of an API with c:
+// MaxInstances, MaxBatchInstances and RequestMemory (as the response
+// bound), defaults applied.
+func (c Config) PredictLimits() predict.Limits {
+	c = c.withDefaults()
+	return predict.Limits{MaxInstances: c.MaxInstances, MaxBatchInstances: c.MaxBatchInstances, ResponseMemory: c.RequestMemory}
 }
 
 // Server serves the API.
@@ -80,6 +89,27 @@ type Server struct {
 // New creates the API server. jobs and ring may be nil (endpoints answer
 // 503).
 func New(cfg Config, mgr *serving.Manager, q *jobs.Queue, ring *telemetry.Ring, log *slog.Logger) *Server {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	svc := cfg.Service
+	if svc == nil {
+		svc = predict.New(mgr, cfg.PredictLimits())
+	}
+	return &Server{cfg: cfg, mem: &budget{limit: cfg.RequestMemory}, mgr: mgr, svc: svc, jobs: q, ring: ring, log: log}
+}
+
+// BodyLimits are the bounds of a request to an API with c (body size and
+// request timeout, defaults applied), for predict bodies that arrive by
+// other transports (predict.Service.PredictBody).
+func (c Config) BodyLimits() predict.BodyLimits {
+	c = c.withDefaults()
+	return predict.BodyLimits{MaxBytes: c.MaxBodyBytes, Timeout: c.RequestTimeout}
+}
+
+// withDefaults is c with the defaults of unset limits.
+func (cfg Config) withDefaults() Config {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 16 << 20
 	}
@@ -95,17 +125,10 @@ func New(cfg Config, mgr *serving.Manager, q *jobs.Queue, ring *telemetry.Ring, 
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	if cfg.JobTimeout <= 0 {
-		cfg.JobTimeout = 10 * time.Minute
-	}
 	if cfg.StreamIdle <= 0 {
 		cfg.StreamIdle = time.Minute
 	}
-	if log == nil {
-		log = slog.Default()
-	}
-	svc := predict.New(mgr, predict.Limits{MaxInstances: cfg.MaxInstances, MaxBatchInstances: cfg.MaxBatchInstances, ResponseMemory: cfg.RequestMemory})
-	return &Server{cfg: cfg, mem: &budget{limit: cfg.RequestMemory}, mgr: mgr, svc: svc, jobs: q, ring: ring, log: log}
+	return cfg
 }
 
 // Handler returns the HTTP handler of every endpoint.
@@ -308,31 +331,6 @@ func (s *Server) handleSubmitJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, JobAccepted{JobID: j.ID, Status: j.Status, URL: "/api/v1/jobs/" + j.ID})
 }
 
-// RunJob is the jobs.RunFunc of the daemon: it runs a job's request like
-// batch-predict.
-func (s *Server) RunJob(ctx context.Context, model string, request json.RawMessage) (json.RawMessage, error) {
-	var req predict.Request
-	if err := s.decodeJSON(request, &req); err != nil {
-		return nil, codedError{toError(err)}
-	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.JobTimeout)
-	defer cancel()
-	resp, err := s.Predict(ctx, model, req, true)
-	if err != nil {
-		return nil, codedError{toError(err)}
-	}
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return nil, codedError{errf(http.StatusInternalServerError, "internal", "encode result: "+err.Error())}
-	}
-	return b, nil
-}
-
-type codedError struct{ e *Error }
-
-func (c codedError) Error() string     { return c.e.Message }
-func (c codedError) ErrorCode() string { return c.e.Code }
-
 func (s *Server) handleGetJob(w http.ResponseWriter, r *http.Request) {
 	if s.jobs == nil {
 		writeError(w, errf(http.StatusServiceUnavailable, "unavailable", "jobs are not enabled"))
@@ -530,6 +528,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// SetJobs attaches the job queue (created after the server because the
-// queue runs jobs with s.RunJob).
+// SetJobs attaches the job queue (the daemon creates it after the server;
+// it runs jobs through the prediction service, jobs.Predictor).
 func (s *Server) SetJobs(q *jobs.Queue) { s.jobs = q }

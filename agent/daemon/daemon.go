@@ -19,6 +19,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/ota"
@@ -45,10 +46,11 @@ type FleetDeps struct {
 	// in the fleet's wire form.
 	Status     func(ctx context.Context) (api.Status, error)
 	WireModels func(ctx context.Context) []wire.ModelStatus
-	// Predict runs a REST predict request body for model ("id" or
-	// "id@version") and returns the response body (for the MQTT stream
-	// topic pair); errors are *api.Error (a fleetlink.RefusedError).
-	Predict func(ctx context.Context, model string, body []byte) ([]byte, error)
+	// Predict is the prediction service that answers the MQTT predict
+	// topic pair (Predict.PredictBody within PredictLimits, the bounds of
+	// an HTTP request: body size and request timeout); nil: not served.
+	Predict       *predict.Service
+	PredictLimits predict.BodyLimits
 	// GoldenCheck loads a model file in the agent's backend and checks the
 	// release's golden vector (for ota's installer).
 	GoldenCheck ota.GoldenCheck
@@ -121,10 +123,15 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 		MemoryBudget: cfg.Serving.MemoryBudget, IdleUnload: cfg.Serving.IdleUnload,
 	}, log)
 	defer mgr.Close()
-	srv := api.New(api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version,
+	// One prediction service for the HTTP API, jobs and the fleet's MQTT
+	// predict topic, with the API's limits.
+	acfg := api.Config{Token: cfg.AuthToken, MaxBodyBytes: cfg.MaxBodyBytes, MaxInstances: cfg.MaxInstances, Version: opt.Version,
 		MaxBatchInstances: cfg.HTTP.MaxBatchInstances, RequestMemory: cfg.HTTP.RequestMemory, RequestTimeout: cfg.HTTP.RequestTimeout,
-		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}, Metrics: coll}, mgr, nil, ring, log)
-	q, err := jobs.Open(cfg.DataDir, srv.RunJob, JobsOptions(cfg.Jobs, log))
+		RateLimit: api.RateLimit{PerSecond: cfg.HTTP.RateLimit, Burst: cfg.HTTP.RateBurst}, Metrics: coll}
+	svc := predict.New(mgr, acfg.PredictLimits())
+	acfg.Service = svc
+	srv := api.New(acfg, mgr, nil, ring, log)
+	q, err := jobs.Open(cfg.DataDir, jobs.Predictor(svc, 0), JobsOptions(cfg.Jobs, log))
 	if err != nil {
 		return err
 	}
@@ -193,13 +200,12 @@ func Run(ctx context.Context, cfg Config, opt Options) error {
 	if opt.FleetLink != nil && (cfg.Fleet.Broker != "" || cfg.Fleet.Enabled) {
 		deps := FleetDeps{
 			Config: cfg.Fleet, DataDir: cfg.DataDir, Store: store, Ring: ring, Manager: mgr,
-			Status:     srv.Snapshot,
-			WireModels: func(ctx context.Context) []wire.ModelStatus { return WireModels(ctx, mgr) },
-			Predict: func(ctx context.Context, model string, body []byte) ([]byte, error) {
-				return PredictJSON(ctx, srv, model, body)
-			},
-			GoldenCheck:  serving.GoldenCheck(backend),
-			AgentVersion: opt.Version, Log: log.With("component", "fleetlink"),
+			Status:        srv.Snapshot,
+			WireModels:    func(ctx context.Context) []wire.ModelStatus { return WireModels(ctx, mgr) },
+			Predict:       svc,
+			PredictLimits: acfg.BodyLimits(),
+			GoldenCheck:   serving.GoldenCheck(backend),
+			AgentVersion:  opt.Version, Log: log.With("component", "fleetlink"),
 		}
 		wg.Add(1)
 		go func() {
@@ -279,13 +285,6 @@ func WireModels(ctx context.Context, mgr *serving.Manager) []wire.ModelStatus {
 		}
 	}
 	return out
-}
-
-// PredictJSON runs a REST predict body for model and returns the response
-// body; errors are *api.Error (a fleetlink.RefusedError). It has the bounds of an HTTP request (body
-// size, instance count, request timeout).
-func PredictJSON(ctx context.Context, srv *api.Server, model string, body []byte) ([]byte, error) {
-	return srv.PredictJSON(ctx, model, body)
 }
 
 // ParseListen normalizes a listen address from a flag, EDGE_LISTEN or the

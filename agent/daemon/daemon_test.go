@@ -16,7 +16,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/edgefleet/edgefleet/agent/api"
 	"github.com/edgefleet/edgefleet/agent/jobs"
 	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
@@ -194,11 +193,16 @@ func TestServeTCPAndUnixSocket(t *testing.T) {
 
 	// The fleet hook got working dependencies.
 	<-started
-	out, err := deps.Predict(context.Background(), "sine", []byte(body))
+	out, err := deps.Predict.PredictBody(context.Background(), "sine", []byte(body), deps.PredictLimits)
 	if err != nil || !bytes.Contains(out, []byte(`"model_version":"1"`)) {
 		t.Fatalf("fleet Predict: %s %v", out, err)
 	}
-	if _, err := deps.Predict(context.Background(), "nope", []byte(body)); err == nil || err.(*api.Error).Code != "model_not_found" {
+	// The error is refused like the HTTP API would (fleetlink.RefusedError).
+	type refused interface {
+		ErrorCode() string
+		HTTPStatus() int
+	}
+	if _, err := deps.Predict.PredictBody(context.Background(), "nope", []byte(body), deps.PredictLimits); err == nil || err.(refused).ErrorCode() != "model_not_found" || err.(refused).HTTPStatus() != http.StatusNotFound {
 		t.Fatalf("fleet Predict unknown model: %v", err)
 	}
 	wm := deps.WireModels(context.Background())

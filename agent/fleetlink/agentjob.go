@@ -102,24 +102,23 @@ func (h *otaJobs) runAgent(ctx context.Context, j wire.Job, progress func(int)) 
 	}
 	defer os.Remove(staged)
 	progress(50)
-	su := &selfupdate.Updater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
-	if err := su.Apply(ctx, ota.Artifact{Target: t, Path: staged}); err != nil {
-		return &wire.JobError{State: wire.JobFailed, Reason: fmt.Sprintf("install edge-agent %s (%s): %v", j.Version, plat, err)}
-	}
+	// The new binary's health probe runs on a data dir of its own.
 	probeDir := filepath.Join(h.deps.DataDir, "ota", "probe")
 	os.RemoveAll(probeDir)
 	if err := os.MkdirAll(probeDir, 0o700); err != nil {
-		su.Recover()
 		return fmt.Errorf("agent health probe: %w", err)
 	}
 	defer os.RemoveAll(probeDir)
-	h.logf("agent update: health probe of the new binary", "version", j.Version, "binary", exe, "timeout", self.probeTimeout)
-	err = su.Probe(ctx, update.ProbeArgs(probeDir)...)
-	if err != nil {
-		if errors.Is(err, selfupdate.ErrUnhealthy) {
-			h.logf("agent update rolled back: the new binary failed its health check", "version", j.Version, "err", err)
-			return &wire.JobError{State: wire.JobRolledBack, Reason: err.Error()}
-		}
+	h.logf("agent update: install and health probe of the new binary", "version", j.Version, "binary", exe, "timeout", self.probeTimeout)
+	su := &selfupdate.Updater{TargetPath: exe, StateDir: h.deps.DataDir, HealthTimeout: self.probeTimeout}
+	switch applied, err := su.Install(ctx, ota.Artifact{Target: t, Path: staged}, update.ProbeArgs(probeDir)...); {
+	case err == nil:
+	case !applied:
+		return &wire.JobError{State: wire.JobFailed, Reason: fmt.Sprintf("install edge-agent %s (%s): %v", j.Version, plat, err)}
+	case errors.Is(err, selfupdate.ErrUnhealthy):
+		h.logf("agent update rolled back: the new binary failed its health check", "version", j.Version, "err", err)
+		return &wire.JobError{State: wire.JobRolledBack, Reason: err.Error()}
+	default:
 		return fmt.Errorf("agent health probe: %w", err)
 	}
 	progress(90)

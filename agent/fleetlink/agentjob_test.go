@@ -118,7 +118,7 @@ func TestDownloadLog(t *testing.T) {
 	}
 }
 
-// buildFakeAgent builds ota/testdata/fakeagent (reports healthy with its
+// buildFakeAgent builds ota/selfupdate/testdata/fakeagent (reports healthy with its
 // version, or exits at start with mode crash).
 func buildFakeAgent(t *testing.T, dir, version, mode string) string {
 	t.Helper()
@@ -133,7 +133,7 @@ func buildFakeAgent(t *testing.T, dir, version, mode string) string {
 	} else {
 		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(gobin, "build", "-o", out, "-ldflags", ld, "../../ota/testdata/fakeagent")
+	cmd := exec.Command(gobin, "build", "-o", out, "-ldflags", ld, "../../ota/selfupdate/testdata/fakeagent")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build fakeagent: %v\n%s", err, b)

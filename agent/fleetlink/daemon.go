@@ -70,7 +70,7 @@ func Daemon(ctx context.Context, deps daemon.FleetDeps) error {
 		return s
 	})
 	l, err := New(Config{Enrollment: *enr, DataDir: deps.DataDir, Telemetry: RingSource(deps.Ring), Jobs: h, Status: status, Logger: deps.Log,
-		Predict: deps.Predict})
+		Predict: predictFunc(deps.Predict, deps.PredictLimits)})
 	if err != nil {
 		return err
 	}

@@ -97,7 +97,8 @@ type Config struct {
 	Logger    *slog.Logger
 	// Predict serves the MQTT predict topic pair: it runs a REST predict
 	// request body for model ("id" or "id@version") and returns the REST
-	// response body; errors are RefusedError (agent/api's *Error). Nil: requests are answered 503.
+	// response body; errors are RefusedError (agent/predict's *Error:
+	// Daemon binds it to predict.Service.PredictBody). Nil: requests are answered 503.
 	Predict PredictFunc
 	// PredictConcurrency bounds predictions running at once (default 4).
 	PredictConcurrency int

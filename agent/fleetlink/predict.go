@@ -7,12 +7,25 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
 // PredictFunc runs a REST predict request body for model and returns the
-// REST response body (daemon.FleetDeps.Predict).
+// REST response body (Daemon binds it to the prediction service's
+// PredictBody, bounded like an HTTP request).
 type PredictFunc func(ctx context.Context, model string, body []byte) ([]byte, error)
+
+// predictFunc answers the predict topic with svc within lim (nil: no
+// service, requests are answered 503).
+func predictFunc(svc *predict.Service, lim predict.BodyLimits) PredictFunc {
+	if svc == nil {
+		return nil
+	}
+	return func(ctx context.Context, model string, body []byte) ([]byte, error) {
+		return svc.PredictBody(ctx, model, body, lim)
+	}
+}
 
 // predictQueueWait is how long a request waits for a free prediction slot
 // before it is answered 503.
@@ -84,8 +97,8 @@ func (l *Link) handlePredict(payload []byte) {
 }
 
 // RefusedError is implemented by the errors a PredictFunc returns for a
-// request it refused (agent/api's *Error): the status of the answer, the
-// API error code and the message without the code.
+// request it refused (agent/predict's *Error): the status of the answer,
+// the error code and the message without the code.
 type RefusedError interface {
 	error
 	HTTPStatus() int

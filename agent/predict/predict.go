@@ -3,10 +3,10 @@
 // resolves the version that serves it (serving's router: pinned, A/B
 // candidate or active), decodes the instances, runs them chunk by chunk
 // and formats the predictions. The HTTP API (agent/api), batch files
-// (agent/batch), async jobs (agent/jobs, through the API's RunJob) and the
-// fleet's MQTT predict topic (agent/fleetlink, through the API's
-// PredictJSON) all predict through it; mapping its errors to HTTP statuses
-// is agent/api's job.
+// (agent/batch), async jobs (agent/jobs) and the fleet's MQTT predict
+// topic (agent/fleetlink, through PredictBody) all predict through it. Its
+// errors carry a stable code and the HTTP status of that code
+// (HTTPStatusOf), which every transport answers with.
 package predict
 
 import (
@@ -73,13 +73,17 @@ const (
 )
 
 // AsError returns err as an *Error: itself if it is one, else its
-// serving.ErrorCode and message.
+// serving.ErrorCode and message (an overloaded one says to retry later).
 func AsError(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return &Error{Code: serving.ErrorCode(err), Message: err.Error()}
+	code, msg := serving.ErrorCode(err), err.Error()
+	if code == "overloaded" {
+		msg += ": retry later"
+	}
+	return &Error{Code: code, Message: msg}
 }
 
 // Limits bound one request.

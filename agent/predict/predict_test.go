@@ -71,3 +71,39 @@ func TestPredictRefusesBySize(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictBodyRefuses: a JSON body is refused for its size, its JSON and
+// its instance count before any model is resolved (no manager here), with
+// the code and HTTP status the HTTP API would answer; the controls (a body
+// of exactly the limit, instances decoded as slices of the body) pass the
+// checks they are next to.
+func TestPredictBodyRefuses(t *testing.T) {
+	s := New(nil, Limits{MaxInstances: 2, MaxBatchInstances: 3})
+	for _, c := range []struct {
+		name   string
+		body   string
+		max    int64
+		code   string
+		status int
+	}{
+		{"over the size limit", `{"instances":[[1]]}`, 10, CodeBodyTooLarge, 413},
+		{"at the size limit, malformed (control)", `{"instances":[1`, 15, CodeBadRequest, 400},
+		{"malformed", `{"instances":`, 0, CodeBadRequest, 400},
+		{"no instances", `{"instances":[]}`, 0, CodeBadRequest, 400},
+		{"over MaxBatchInstances while decoding", `{"instances":[[1],[2],[3],[4]]}`, 0, CodeTooManyInstances, 413},
+		{"over MaxInstances", `{"instances":[[1],[2],[3]]}`, 0, CodeTooManyInstances, 413},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := s.PredictBody(context.Background(), "m", []byte(c.body), BodyLimits{MaxBytes: c.max})
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Code != c.code || pe.HTTPStatus() != c.status {
+				t.Fatalf("%s: %v, want %s (%d)", c.body, err, c.code, c.status)
+			}
+		})
+	}
+	body := []byte(`{"instances":[ [1, 2], {"a":"x,]"} ,3 ],"parameters":{"key":"k"}}`)
+	req, err := s.Decode(body)
+	if err != nil || len(req.Instances) != 3 || string(req.Instances[1]) != `{"a":"x,]"}` || req.Parameters.Key != "k" {
+		t.Fatalf("Decode: %+v %v", req, err)
+	}
+}

@@ -248,16 +248,13 @@ func Agent(ctx context.Context, o AgentOptions) (AgentResult, error) {
 	}
 	defer os.Remove(staged)
 
-	su := &selfupdate.Updater{TargetPath: o.TargetPath, StateDir: o.DataDir, HealthTimeout: o.HealthTimeout}
-	if err := su.Apply(ctx, ota.Artifact{Target: t, Path: staged}); err != nil {
-		return fail(err)
-	}
 	args := o.ProbeArgs
 	if args == nil {
 		args = ProbeArgs(o.DataDir)
 	}
-	if err := su.Probe(ctx, args...); err != nil {
-		return fail(err)
+	su := &selfupdate.Updater{TargetPath: o.TargetPath, StateDir: o.DataDir, HealthTimeout: o.HealthTimeout}
+	if _, err := su.Install(ctx, ota.Artifact{Target: t, Path: staged}, args...); err != nil {
+		return fail(err) // apply or probe: the previous binary is in place either way
 	}
 	from := o.CurrentVersion
 	if from == "" {

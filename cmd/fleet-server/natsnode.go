@@ -62,7 +62,7 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 			if err != nil {
 				return err
 			}
-			reg := registry.New(st, time.Now)
+			reg := registry.New(st, nil)
 			cfg := natscluster.NodeConfig{Name: name, StoreDir: filepath.Join(dataDir, "jetstream"), ClientAddr: listen, MQTTAddr: mqtt,
 				RouteAddr: clusterListen, RouteUser: "route", RoutePassword: routePW, InsecurePlaintext: insecure,
 				Logger: log}

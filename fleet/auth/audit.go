@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // Entry is one audited call.
@@ -60,15 +61,13 @@ type auditMeta struct {
 }
 
 // NewAudit returns the audit log over s keeping at most max entries
-// (DefaultAuditMax if max <= 0).
-func NewAudit(s store.Store, max int, now func() time.Time) *Audit {
+// (DefaultAuditMax if max <= 0); c supplies entry times (the system clock if
+// nil).
+func NewAudit(s store.Store, max int, c clock.Clock) *Audit {
 	if max <= 0 {
 		max = DefaultAuditMax
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Audit{s: s, max: uint64(max), now: now}
+	return &Audit{s: s, max: uint64(max), now: clock.Or(c).Now}
 }
 
 func auditKey(seq uint64) string { return fmt.Sprintf("%020d", seq) }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // Scope is what a token may do. Scopes are ordered: admin includes
@@ -129,13 +130,10 @@ type Tokens struct {
 	now func() time.Time
 }
 
-// NewTokens returns the token store over s; now supplies the time
-// (time.Now if nil).
-func NewTokens(s store.Store, now func() time.Time) *Tokens {
-	if now == nil {
-		now = time.Now
-	}
-	return &Tokens{s: s, now: now}
+// NewTokens returns the token store over s; c supplies the time (the system
+// clock if nil).
+func NewTokens(s store.Store, c clock.Clock) *Tokens {
+	return &Tokens{s: s, now: clock.Or(c).Now}
 }
 
 func hashSecret(secret string) string {

@@ -14,9 +14,9 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 )
 
-type clock struct{ t time.Time }
+type testClock struct{ t time.Time }
 
-func (c *clock) now() time.Time { return c.t }
+func (c *testClock) Now() time.Time { return c.t }
 
 func stores(t *testing.T) map[string]store.Store {
 	b, err := boltstore.Open(filepath.Join(t.TempDir(), "a.db"))
@@ -31,8 +31,8 @@ func TestTokens(t *testing.T) {
 	ctx := context.Background()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			ts := auth.NewTokens(s, c.now)
+			c := &testClock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			ts := auth.NewTokens(s, c)
 			secret, tok, err := ts.Create(ctx, "ci", auth.Operator, time.Hour)
 			if err != nil {
 				t.Fatal(err)
@@ -118,8 +118,8 @@ func TestAuditRetentionAndPaging(t *testing.T) {
 	ctx := context.Background()
 	for name, s := range stores(t) {
 		t.Run(name, func(t *testing.T) {
-			c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-			a := auth.NewAudit(s, 10, c.now)
+			c := &testClock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			a := auth.NewAudit(s, 10, c)
 			for i := 0; i < 25; i++ {
 				c.t = c.t.Add(time.Second)
 				actor := "a"

@@ -16,6 +16,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -78,8 +79,9 @@ type EmbeddedConfig struct {
 	// OnEvent, if set, is called (synchronously, keep it short) when a
 	// client connects or disconnects.
 	OnEvent func(ClientEvent)
-	// Now is the clock of the rate limiter (time.Now if nil).
-	Now    func() time.Time
+	// Clock is the clock of the rate limiter and of client events (the
+	// system clock if nil).
+	Clock  clock.Clock
 	Logger *slog.Logger
 }
 
@@ -147,9 +149,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.MaxStatusBytes <= 0 {
 		cfg.MaxStatusBytes = DefaultMaxStatusBytes
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.ClientQueue <= 0 {
 		cfg.ClientQueue = DefaultClientQueue
 	}
@@ -224,7 +224,7 @@ func (e *Embedded) Disconnect(deviceID string) bool {
 	cl.Stop(packets.ErrNotAuthorized)
 	if live && known && e.hook.cfg.OnEvent != nil {
 		// mochi's OnDisconnect no longer knows the principal: report here.
-		e.hook.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: deviceID, Remote: cl.Net.Remote, Err: ErrRevoked, Time: time.Now()})
+		e.hook.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: deviceID, Remote: cl.Net.Remote, Err: ErrRevoked, Time: e.hook.cfg.Clock.Now()})
 	}
 	return true
 }
@@ -339,7 +339,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		h.log.Warn("mqtt auth rejected: will topic not allowed", "client_id", cl.ID, "topic", pk.Connect.WillTopic)
 		return false
 	}
-	now := h.cfg.Now()
+	now := h.cfg.Clock.Now()
 	h.known.Store(cl.ID, &session{p: p, tokens: float64(h.cfg.DeviceBurst), last: now,
 		predictTokens: float64(h.cfg.DeviceBurst) * h.cfg.PredictFactor, predictLast: now})
 	return true
@@ -358,7 +358,7 @@ func (h *authHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 		return
 	}
 	if s, ok := h.principal(cl); ok {
-		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, Connected: true, Time: time.Now()})
+		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, Connected: true, Time: h.cfg.Clock.Now()})
 	}
 }
 
@@ -373,7 +373,7 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		}
 	}
 	if h.cfg.OnEvent != nil && ok {
-		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, TakenOver: cl.IsTakenOver(), Err: err, Time: time.Now()})
+		h.cfg.OnEvent(ClientEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, TakenOver: cl.IsTakenOver(), Err: err, Time: h.cfg.Clock.Now()})
 	}
 }
 
@@ -402,7 +402,7 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	if topicErr == nil && t.Kind == wire.KindPredictResponse {
 		factor, tokens, last = h.cfg.PredictFactor, &s.predictTokens, &s.predictLast
 	}
-	now := h.cfg.Now()
+	now := h.cfg.Clock.Now()
 	s.mu.Lock()
 	*tokens += now.Sub(*last).Seconds() * h.cfg.DeviceRate * factor
 	if max := float64(h.cfg.DeviceBurst) * factor; *tokens > max {

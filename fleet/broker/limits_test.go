@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -201,8 +202,8 @@ func TestOversizedPacketRefusedWithoutMemoryGrowth(t *testing.T) {
 func TestDeviceRateLimit(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1_700_000_000, 0)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	e, _ := startLimited(t, broker.EmbeddedConfig{DeviceRate: 1, DeviceBurst: 5, Now: clock}, "a", "b")
+	clk := clock.Func(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	e, _ := startLimited(t, broker.EmbeddedConfig{DeviceRate: 1, DeviceBurst: 5, Clock: clk}, "a", "b")
 	srv, err := connect(t, e.URL(), connOpts{id: "fleet-server", user: "fleet-server", pass: "server-pw"})
 	if err != nil {
 		t.Fatal(err)

@@ -29,6 +29,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // Files in a CA directory.
@@ -61,19 +63,14 @@ type CA struct {
 	Key  crypto.Signer
 	// CertPEM is Cert in PEM form, as devices store it.
 	CertPEM []byte
-	// now supplies the clock (time.Now if nil).
-	now func() time.Time
+	// clk supplies the time (the system clock if nil).
+	clk clock.Clock
 }
 
 // SetClock replaces the CA's clock (tests).
-func (ca *CA) SetClock(now func() time.Time) { ca.now = now }
+func (ca *CA) SetClock(c clock.Clock) { ca.clk = c }
 
-func (ca *CA) clock() time.Time {
-	if ca.now != nil {
-		return ca.now()
-	}
-	return time.Now()
-}
+func (ca *CA) now() time.Time { return clock.Or(ca.clk).Now() }
 
 // LoadOrCreateCA loads dir/ca.pem and dir/ca-key.pem, generating a new
 // ECDSA P-256 CA named after commonName when neither exists. created
@@ -218,7 +215,7 @@ func (ca *CA) IssueServer(hosts []string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	now := ca.clock()
+	now := ca.now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: hosts[0], Organization: []string{"edgefleet"}},
@@ -311,7 +308,7 @@ func (ca *CA) SignDevice(csr *x509.CertificateRequest, deviceID string) (*x509.C
 	if err != nil {
 		return nil, nil, err
 	}
-	now := ca.clock()
+	now := ca.now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: deviceID, Organization: []string{"edgefleet device"}},
@@ -335,7 +332,7 @@ func (ca *CA) SignDevice(csr *x509.CertificateRequest, deviceID string) (*x509.C
 // VerifyDevice checks that cert chains to the CA for client auth and
 // returns the device id it names (its common name).
 func (ca *CA) VerifyDevice(cert *x509.Certificate) (string, error) {
-	_, err := cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), CurrentTime: ca.clock(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	_, err := cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), CurrentTime: ca.now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	if err != nil {
 		return "", fmt.Errorf("device certificate: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // Buckets used in the store.
@@ -54,12 +55,10 @@ type base struct {
 	now func() time.Time
 }
 
-// New returns the registry over s; now supplies timestamps (time.Now if nil).
-func New(s store.Store, now func() time.Time) *Registry {
-	if now == nil {
-		now = time.Now
-	}
-	b := base{s: s, now: now}
+// New returns the registry over s; c supplies timestamps (the system clock
+// if nil).
+func New(s store.Store, c clock.Clock) *Registry {
+	b := base{s: s, now: clock.Or(c).Now}
 	return &Registry{Tokens: &Tokens{b}, Devices: &Devices{base: b}, Groups: &Groups{b}, Models: &Models{b}, Jobs: &Jobs{b}}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -29,7 +30,7 @@ func TestEnrollAndAuth(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			r := registry.New(s, func() time.Time { return now })
+			r := registry.New(s, clock.Func(func() time.Time { return now }))
 			r.Devices.SetPasswordAuth(true)
 			tok, _, err := r.Tokens.Create(ctx, map[string]string{"site": "lab"}, 3, time.Hour)
 			if err != nil {

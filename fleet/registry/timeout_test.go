@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -32,7 +33,7 @@ func TestTimeOutJobsWritesOnlyWhenDue(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	now.Store(&t0)
 	cs := &countingStore{Store: store.NewMem()}
-	r := registry.New(cs, func() time.Time { return *now.Load() })
+	r := registry.New(cs, clock.Func(func() time.Time { return *now.Load() }))
 	for _, id := range []string{"j1", "j2"} {
 		if _, err := r.Jobs.Add(ctx, "d1", wire.Job{JobID: id, Kind: wire.JobInstall, ModelID: "m", Version: "1", Deadline: t0.Add(time.Minute)}); err != nil {
 			t.Fatal(err)

@@ -50,9 +50,9 @@ func TestManagerLockNotHeldAcrossIO(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
-	reg := registry.New(s, clock.Now)
+	reg := registry.New(s, clock)
 	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +120,9 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg := registry.New(s, clock.Now)
+		reg := registry.New(s, clock)
 		reg.Devices.SetPasswordAuth(true) // device credentials are not what this test is about
-		tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
+		tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

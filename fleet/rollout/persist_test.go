@@ -60,9 +60,9 @@ func TestTickWritesOnlyChanges(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	cs := &countingStore{Store: store.NewMem()}
-	reg := registry.New(cs, clock.Now)
+	reg := registry.New(cs, clock)
 	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock.Now, nil)
+	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,8 +142,8 @@ func TestLoadOneRowFormat(t *testing.T) {
 	ctx := context.Background()
 	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
-	reg := registry.New(s, clock.Now)
-	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock.Now, nil)
+	reg := registry.New(s, clock)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

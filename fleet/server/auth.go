@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/auth"
+	"github.com/edgefleet/edgefleet/internal/clock"
 )
 
 // AdminTokenFileName is the file in the data dir that receives the admin
@@ -64,8 +65,8 @@ type authState struct {
 // initAuth opens the token store and audit log, refuses open mode off
 // loopback, and generates the admin token at first start.
 func (s *Server) initAuth(ctx context.Context) error {
-	s.auth.tokens = auth.NewTokens(s.store, s.cfg.Clock.Now)
-	s.auth.audit = auth.NewAudit(s.store, s.cfg.AuditMax, s.cfg.Clock.Now)
+	s.auth.tokens = auth.NewTokens(s.store, s.cfg.Clock)
+	s.auth.audit = auth.NewAudit(s.store, s.cfg.AuditMax, s.cfg.Clock)
 	s.auth.cop = http.NewCrossOriginProtection()
 	r, b := s.cfg.EnrollRate, s.cfg.EnrollBurst
 	if r <= 0 {
@@ -74,8 +75,8 @@ func (s *Server) initAuth(ctx context.Context) error {
 	if b <= 0 {
 		b = 20
 	}
-	s.auth.enroll = newLimiter(rate.Limit(r), b, 10_000, s.cfg.Clock.Now)
-	s.auth.anonAudit = newLimiter(1, 20, 10_000, s.cfg.Clock.Now)
+	s.auth.enroll = newLimiter(rate.Limit(r), b, 10_000, s.cfg.Clock)
+	s.auth.anonAudit = newLimiter(1, 20, 10_000, s.cfg.Clock)
 	s.auth.suppressed = prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_audit_suppressed_total",
 		Help: "Unauthenticated mutating calls refused but not written to the audit log (over 1/s per client address)."})
 	s.prom.MustRegister(s.auth.suppressed)
@@ -368,8 +369,8 @@ type limiter struct {
 	m     map[string]*rate.Limiter
 }
 
-func newLimiter(r rate.Limit, burst, max int, now func() time.Time) *limiter {
-	return &limiter{r: r, burst: burst, max: max, now: now, m: map[string]*rate.Limiter{}}
+func newLimiter(r rate.Limit, burst, max int, c clock.Clock) *limiter {
+	return &limiter{r: r, burst: burst, max: max, now: clock.Or(c).Now, m: map[string]*rate.Limiter{}}
 }
 
 // allow takes one token for key, or says how long to wait.

@@ -69,7 +69,7 @@ func TestClusterFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, time.Now).Devices, nil, hash))
+	cl := natstest.Start(t, 3, brokerauth.New(registry.New(nodeStore, nil).Devices, nil, hash))
 	// The replicas' MQTT clients (publishing to devices) reach the nodes
 	// through a failover address, as devices do.
 	serverMQTT := natstest.Proxy(t, cl.MQTTAddrs(0)...)

@@ -15,6 +15,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -36,13 +37,13 @@ func gaugeServer(tb testing.TB, n int) (*Server, *viewCounter) {
 	ctx := context.Background()
 	vc := &viewCounter{Store: store.NewMem()}
 	s := &Server{prom: prometheus.NewRegistry(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	s.reg = registry.New(vc, time.Now)
+	s.reg = registry.New(vc, nil)
 	s.reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, vc, time.Hour, time.Now, nil)
+	tel, err := telemetry.Open(ctx, vc, time.Hour, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if s.mgr, err = rollout.NewManager(ctx, vc, s.reg, tel, nil, rollout.SystemClock{}, nil); err != nil {
+	if s.mgr, err = rollout.NewManager(ctx, vc, s.reg, tel, nil, clock.Real{}, nil); err != nil {
 		tb.Fatal(err)
 	}
 	tok, _, err := s.reg.Tokens.Create(ctx, nil, 0, 0)

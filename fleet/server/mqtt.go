@@ -14,6 +14,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -26,7 +27,7 @@ type mqttHandler struct {
 	reg   *registry.Registry
 	tel   *telemetry.Store
 	mgr   *rollout.Manager // set once the manager exists (it notifies through the handler)
-	clock rollout.Clock
+	clock clock.Clock
 	log   *slog.Logger
 	// kick brings the rollout controller's next tick forward; sign signs
 	// a job for a device; publishAck sends a telemetry ack (cluster.go).
@@ -45,8 +46,8 @@ type mqttHandler struct {
 	seen   seen
 }
 
-func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clock rollout.Clock, log *slog.Logger) *mqttHandler {
-	return &mqttHandler{reg: reg, tel: tel, clock: clock, log: log,
+func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clk clock.Clock, log *slog.Logger) *mqttHandler {
+	return &mqttHandler{reg: reg, tel: tel, clock: clk, log: log,
 		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"}),
 		bad:  prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."}),
 		seen: seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})}}

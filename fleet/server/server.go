@@ -33,6 +33,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -130,8 +131,11 @@ type Config struct {
 	Retention time.Duration
 	// TickInterval is how often rollouts advance (default 1s).
 	TickInterval time.Duration
-	Clock        rollout.Clock
-	Logger       *slog.Logger
+	// Clock is the time of the fleet's records, tokens, audit, rate limits,
+	// telemetry and rollouts (default the system clock). Tickers and
+	// signed-command times stay on the system clock.
+	Clock  clock.Clock
+	Logger *slog.Logger
 }
 
 // Server is a running fleet server.
@@ -196,9 +200,7 @@ func (c *Config) defaults() error {
 	if c.TickInterval == 0 {
 		c.TickInterval = time.Second
 	}
-	if c.Clock == nil {
-		c.Clock = rollout.SystemClock{}
-	}
+	c.Clock = clock.Or(c.Clock)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -225,11 +227,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.store, err = s.openStore(ctx); err != nil { // storeopen.go: bbolt, or PostgreSQL with Config.StoreURL
 		return nil, err
 	}
-	s.reg = registry.New(s.store, cfg.Clock.Now)
+	s.reg = registry.New(s.store, cfg.Clock)
 	if err := s.initAuth(ctx); err != nil {
 		return nil, fmt.Errorf("fleet server: %w", err)
 	}
-	if s.tel, err = telemetry.Open(ctx, s.store, cfg.Retention, cfg.Clock.Now, s.prom); err != nil {
+	if s.tel, err = telemetry.Open(ctx, s.store, cfg.Retention, cfg.Clock, s.prom); err != nil {
 		return nil, err
 	}
 	s.h = newMQTTHandler(s.reg, s.tel, cfg.Clock, s.log)

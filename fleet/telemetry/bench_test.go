@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -16,7 +17,7 @@ import (
 func BenchmarkDrift24h(b *testing.B) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	tel, err := telemetry.OpenWith(ctx, store.NewMem(), telemetry.Options{Now: func() time.Time { return now }})
+	tel, err := telemetry.OpenWith(ctx, store.NewMem(), telemetry.Options{Clock: clock.Func(func() time.Time { return now })})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func BenchmarkIngestPlain(b *testing.B) { benchIngest(b, false) }
 func benchIngest(b *testing.B, withMon bool) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	tel, err := telemetry.OpenWith(ctx, store.NewMem(), telemetry.Options{Now: func() time.Time { return now }})
+	tel, err := telemetry.OpenWith(ctx, store.NewMem(), telemetry.Options{Clock: clock.Func(func() time.Time { return now })})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -49,8 +50,8 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 	}
 	defer db.Close()
 	reg := prometheus.NewRegistry()
-	clock := func() time.Time { return now }
-	tel, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: clock, Registry: reg})
+	clk := clock.Func(func() time.Time { return now })
+	tel, err := telemetry.OpenWith(ctx, db, telemetry.Options{Clock: clk, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 
 	// Restart: rollup distributions and reference stats come back.
 	cur := now
-	tel2, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: func() time.Time { return cur }})
+	tel2, err := telemetry.OpenWith(ctx, db, telemetry.Options{Clock: clock.Func(func() time.Time { return cur })})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +149,7 @@ func TestDriftAgainstBaselineAndReference(t *testing.T) {
 		t.Fatalf("counters lost: %+v", h)
 	}
 	later := now.Add(25 * time.Hour)
-	tel3, err := telemetry.OpenWith(ctx, db, telemetry.Options{Now: func() time.Time { return later }})
+	tel3, err := telemetry.OpenWith(ctx, db, telemetry.Options{Clock: clock.Func(func() time.Time { return later })})
 	if err != nil {
 		t.Fatal(err)
 	}

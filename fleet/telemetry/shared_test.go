@@ -7,6 +7,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -16,13 +17,13 @@ import (
 func TestSyncShared(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clk := clock.Func(func() time.Time { return now })
 	s := store.NewMem()
-	a, err := telemetry.Open(ctx, s, 0, clock, nil)
+	a, err := telemetry.Open(ctx, s, 0, clk, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := telemetry.Open(ctx, s, 0, clock, nil)
+	b, err := telemetry.Open(ctx, s, 0, clk, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

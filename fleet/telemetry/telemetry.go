@@ -28,6 +28,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/drift"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -132,8 +133,10 @@ type Options struct {
 	// distributions in memory (default 24 h; on disk they are kept for the
 	// retention). Drift queries see the distributions of this window.
 	DistWindow time.Duration
-	Now        func() time.Time
-	Registry   prometheus.Registerer
+	// Clock supplies the time (the system clock if nil).
+	Clock clock.Clock
+	// Registry receives the metrics (nil: not registered).
+	Registry prometheus.Registerer
 }
 
 func (o *Options) defaults() {
@@ -152,9 +155,7 @@ func (o *Options) defaults() {
 	if o.DistWindow <= 0 {
 		o.DistWindow = 24 * time.Hour
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 }
 
 // Store ingests and aggregates telemetry. Records are kept in the store
@@ -188,15 +189,15 @@ type Store struct {
 }
 
 // Open is OpenWith with the given retention, clock and registry.
-func Open(ctx context.Context, s store.Store, retention time.Duration, now func() time.Time, reg prometheus.Registerer) (*Store, error) {
-	return OpenWith(ctx, s, Options{Retention: retention, Now: now, Registry: reg})
+func Open(ctx context.Context, s store.Store, retention time.Duration, c clock.Clock, reg prometheus.Registerer) (*Store, error) {
+	return OpenWith(ctx, s, Options{Retention: retention, Clock: c, Registry: reg})
 }
 
 // OpenWith loads the rollups and the hot window from the store and
 // registers metrics on o.Registry (nil: not registered).
 func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	o.defaults()
-	t := &Store{s: s, opt: o, now: o.Now, rollups: map[cellKey]*cell{}, dcells: map[cellKey]*cell{}, intern: map[string]string{},
+	t := &Store{s: s, opt: o, now: o.Clock.Now, rollups: map[cellKey]*cell{}, dcells: map[cellKey]*cell{}, intern: map[string]string{},
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
 		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),

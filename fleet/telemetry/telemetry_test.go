@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -25,7 +26,7 @@ func TestIngestExactlyOnce(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	reg := prometheus.NewRegistry()
-	tel, err := telemetry.Open(ctx, store.NewMem(), time.Hour, func() time.Time { return now }, reg)
+	tel, err := telemetry.Open(ctx, store.NewMem(), time.Hour, clock.Func(func() time.Time { return now }), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func openTel(t *testing.T, s store.Store, now *time.Time, o telemetry.Options) *telemetry.Store {
 	t.Helper()
-	o.Now = func() time.Time { return *now }
+	o.Clock = clock.Func(func() time.Time { return *now })
 	tel, err := telemetry.OpenWith(context.Background(), s, o)
 	if err != nil {
 		t.Fatal(err)
@@ -220,8 +221,8 @@ func TestRollupShards(t *testing.T) {
 	ctx := context.Background()
 	st := store.NewMem()
 	now := time.Date(2026, 3, 1, 12, 0, 30, 0, time.UTC)
-	clock := func() time.Time { return now }
-	tel, err := telemetry.OpenWith(ctx, st, telemetry.Options{Now: clock})
+	clk := clock.Func(func() time.Time { return now })
+	tel, err := telemetry.OpenWith(ctx, st, telemetry.Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestRollupShards(t *testing.T) {
 	// Reopened later (the raw records out of the hot window): the rollups
 	// answer, every shard counted once.
 	now = now.Add(time.Hour)
-	tel2, err := telemetry.OpenWith(ctx, st, telemetry.Options{Now: clock})
+	tel2, err := telemetry.OpenWith(ctx, st, telemetry.Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ type KeyOptions struct {
 	TargetsKeys, TargetsThreshold int
 	// Expiry durations per role (defaults: root 365d, targets 90d, snapshot 7d, timestamp 1d).
 	RootExpiry, TargetsExpiry, SnapshotExpiry, TimestampExpiry time.Duration
-	// Now is the signing time (time.Now if zero).
+	// Now is the signing time (the repository's clock if zero).
 	Now time.Time
 }
 
@@ -90,9 +90,6 @@ func (o *KeyOptions) defaults() {
 	}
 	if o.TimestampExpiry <= 0 {
 		o.TimestampExpiry = 24 * time.Hour
-	}
-	if o.Now.IsZero() {
-		o.Now = time.Now()
 	}
 }
 

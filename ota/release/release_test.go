@@ -14,6 +14,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -189,5 +190,74 @@ func TestRefreshBumpsTimestamp(t *testing.T) {
 	}
 	if _, sn2 := load(); sn2.Signed.Version != sn0.Signed.Version+1 {
 		t.Errorf("snapshot not re-signed near expiry: v%d", sn2.Signed.Version)
+	}
+}
+
+// TestRepoClock: metadata signed by Init, AddModel and RotateOnlineKeys
+// expires relative to the repository's clock (WithClock), not the system
+// clock; the control is a repository on the system clock.
+func TestRepoClock(t *testing.T) {
+	t0 := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	opts := KeyOptions{TimestampExpiry: time.Hour, SnapshotExpiry: 10 * time.Hour, TargetsExpiry: 100 * time.Hour}
+	expiries := func(t *testing.T, repo string) (ts, sn, tg time.Time) {
+		t.Helper()
+		tsm, err := metadata.Timestamp().FromFile(filepath.Join(repo, "metadata", "timestamp.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		snm, err := metadata.Snapshot().FromFile(filepath.Join(repo, "metadata", "snapshot.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tgm, err := metadata.Targets().FromFile(filepath.Join(repo, "metadata", "targets.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tsm.Signed.Expires, snm.Signed.Expires, tgm.Signed.Expires
+	}
+	for _, tc := range []struct {
+		name string
+		fake bool
+	}{{"fake clock", true}, {"system clock (control)", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			keys, repoDir := filepath.Join(dir, "keys"), filepath.Join(dir, "repo")
+			fc := clock.NewFake(t0)
+			var ropts []Option
+			if tc.fake {
+				ropts = append(ropts, WithClock(fc))
+			}
+			rp := NewRepo(keys, repoDir, ropts...)
+			before := time.Now()
+			if err := rp.Init(opts); err != nil {
+				t.Fatal(err)
+			}
+			fc.Advance(time.Minute)
+			if _, err := rp.AddModel(context.Background(), writeFile(t, "model bytes"), ModelRelease{ID: "m", Version: "1.0.0"}); err != nil {
+				t.Fatal(err)
+			}
+			after := time.Now()
+			ts, sn, tg := expiries(t, repoDir)
+			want := t0.Add(time.Minute)
+			if !tc.fake {
+				if lo, hi := before.Add(time.Hour).Truncate(time.Second), after.Add(time.Hour); ts.Before(lo) || ts.After(hi) {
+					t.Fatalf("timestamp expiry %v, want within [%v, %v]", ts, lo, hi)
+				}
+				return
+			}
+			if !ts.Equal(want.Add(time.Hour)) || !sn.Equal(want.Add(10*time.Hour)) || !tg.Equal(want.Add(100*time.Hour)) {
+				t.Fatalf("expiries timestamp %v snapshot %v targets %v; want %v + 1h, 10h, 100h", ts, sn, tg, want)
+			}
+			fc.Advance(time.Minute)
+			if err := rp.RotateOnlineKeys(); err != nil {
+				t.Fatal(err)
+			}
+			if ts, _, _ := expiries(t, repoDir); !ts.Equal(t0.Add(2*time.Minute + time.Hour)) {
+				t.Fatalf("after rotation: timestamp expiry %v, want %v", ts, t0.Add(2*time.Minute+time.Hour))
+			}
+			if _, err := os.Stat(filepath.Join(keys, "online", "retired", t0.Add(2*time.Minute).Format("20060102T150405.000000000"))); err != nil {
+				t.Fatalf("retired keys not named after the repository clock: %v", err)
+			}
+		})
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/delta"
 )
@@ -37,12 +38,29 @@ var ErrVersionExists = errors.New("release: version already released with differ
 // read: Handler and Agents.
 type Repo struct {
 	keysDir, dir string
+	clock        clock.Clock
 }
+
+// Option configures a Repo.
+type Option func(*Repo)
+
+// WithClock sets the clock whose time signs metadata and names retired keys
+// (the system clock if nil or not given).
+func WithClock(c clock.Clock) Option { return func(rp *Repo) { rp.clock = c } }
 
 // NewRepo returns the repository in repoDir signed with the keys in
 // keysDir. Nothing is read or created until a method needs it (Init
 // creates both).
-func NewRepo(keysDir, repoDir string) *Repo { return &Repo{keysDir: keysDir, dir: repoDir} }
+func NewRepo(keysDir, repoDir string, opts ...Option) *Repo {
+	rp := &Repo{keysDir: keysDir, dir: repoDir}
+	for _, o := range opts {
+		o(rp)
+	}
+	return rp
+}
+
+// now is the repository clock's time in UTC.
+func (rp *Repo) now() time.Time { return clock.Or(rp.clock).Now().UTC() }
 
 // Dir is the repository's directory.
 func (rp *Repo) Dir() string { return rp.dir }
@@ -107,6 +125,9 @@ func metaDir(repoDir string) string { return filepath.Join(repoDir, "metadata") 
 // overwrite existing keys or metadata.
 func (rp *Repo) Init(opts KeyOptions) error {
 	keysDir, repoDir := rp.keysDir, rp.dir
+	if opts.Now.IsZero() {
+		opts.Now = rp.now()
+	}
 	opts.defaults()
 	if opts.RootThreshold > opts.RootKeys || opts.TargetsThreshold > opts.TargetsKeys {
 		return fmt.Errorf("init keys: threshold above key count (root %d/%d, targets %d/%d)",
@@ -417,7 +438,7 @@ func (rp *Repo) AddModel(ctx context.Context, modelPath string, m ModelRelease) 
 	if existed && len(deltas) == 0 {
 		return info, nil
 	}
-	if err := r.publish(keysDir, pol, time.Now().UTC(), signers, true); err != nil {
+	if err := r.publish(keysDir, pol, rp.now(), signers, true); err != nil {
 		return fail(err)
 	}
 	return info, nil
@@ -489,7 +510,7 @@ func (rp *Repo) AddAgentBinary(ctx context.Context, binPath string, a AgentRelea
 	if existed {
 		return info, nil
 	}
-	if err := r.publish(keysDir, pol, time.Now().UTC(), signers, true); err != nil {
+	if err := r.publish(keysDir, pol, rp.now(), signers, true); err != nil {
 		return fail(err)
 	}
 	return info, nil
@@ -519,7 +540,7 @@ func (rp *Repo) RotateOnlineKeys() error {
 	if err != nil {
 		return fmt.Errorf("rotate online keys: %w", err)
 	}
-	now := time.Now().UTC()
+	now := rp.now()
 	online := filepath.Join(keysDir, "online")
 	retired := filepath.Join(online, "retired", now.Format("20060102T150405.000000000"))
 	if err := os.MkdirAll(retired, 0o700); err != nil {

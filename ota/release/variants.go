@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/ota"
@@ -72,7 +71,7 @@ func (rp *Repo) AddModelVariant(ctx context.Context, modelPath string, m ModelRe
 	if existed {
 		return info, nil
 	}
-	if err := r.publish(keysDir, pol, time.Now().UTC(), signers, true); err != nil {
+	if err := r.publish(keysDir, pol, rp.now(), signers, true); err != nil {
 		return fail(err)
 	}
 	return info, nil

@@ -134,6 +134,21 @@ func (s *Updater) Apply(ctx context.Context, a ota.Artifact) error {
 	return nil
 }
 
+// Install is the self-update sequence of updates by hand (agent/update) and
+// fleet agent jobs (agent/fleetlink): it applies a over the agent binary
+// (Apply), then probes the new binary started with args (Probe). applied
+// reports whether the binary was replaced: an error with applied false is
+// Apply's (the previous binary is in place, nothing is pending); with
+// applied true it is Probe's, and wraps ErrUnhealthy when the new binary
+// failed its health check and the previous one is back. On success the new
+// binary is installed and healthy.
+func (s *Updater) Install(ctx context.Context, a ota.Artifact, args ...string) (applied bool, err error) {
+	if err := s.Apply(ctx, a); err != nil {
+		return false, err
+	}
+	return true, s.Probe(ctx, args...)
+}
+
 // Probe starts the newly applied binary with args and HealthMarkerEnv set,
 // and waits until it reports the pending version healthy (ReportHealthy),
 // exits, or HealthTimeout passes. The probe process is stopped afterwards.

@@ -12,6 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -93,10 +94,10 @@ func TestTelemetryPartitions(t *testing.T) {
 	}
 	// The telemetry store's clock: 40 days of retention, so nothing is
 	// pruned until the test moves it.
-	clock := real
+	fakeNow := real
 	var clockMu sync.Mutex
-	now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
-	tel, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 40 * 24 * time.Hour, HotWindow: 60 * 24 * time.Hour, Now: now})
+	now := clock.Func(func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return fakeNow })
+	tel, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 40 * 24 * time.Hour, HotWindow: 60 * 24 * time.Hour, Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestTelemetryPartitions(t *testing.T) {
 
 	// Queries across partitions: a fresh telemetry store (another replica)
 	// reads every record back, in time order.
-	tel2, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 40 * 24 * time.Hour, HotWindow: 60 * 24 * time.Hour, Now: now})
+	tel2, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 40 * 24 * time.Hour, HotWindow: 60 * 24 * time.Hour, Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,9 +168,9 @@ func TestTelemetryPartitions(t *testing.T) {
 	// it and is DROPPED; the DEFAULT row older than the cut-off is deleted;
 	// today's partition contains the cut-off and stays whole.
 	clockMu.Lock()
-	clock = today.AddDate(0, 0, 2)
+	fakeNow = today.AddDate(0, 0, 2)
 	clockMu.Unlock()
-	tel3, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 36 * time.Hour, Now: now})
+	tel3, err := telemetry.OpenWith(ctx, s, telemetry.Options{Retention: 36 * time.Hour, Clock: now})
 	if err != nil {
 		t.Fatal(err)
 	}

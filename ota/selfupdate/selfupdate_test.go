@@ -1,8 +1,9 @@
-package ota_test
+package selfupdate_test
 
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,10 +19,44 @@ import (
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
 )
 
+// repoFixture is a real TUF repository served over HTTP, which devices
+// (ota.Updater) trust from its first root.
+type repoFixture struct {
+	repo *release.Repo
+	url  string
+	root []byte
+}
+
+func newRepoFixture(t *testing.T) *repoFixture {
+	t.Helper()
+	dir := t.TempDir()
+	rp := release.NewRepo(filepath.Join(dir, "keys"), filepath.Join(dir, "repo"))
+	if err := rp.Init(release.KeyOptions{}); err != nil {
+		t.Fatalf("Init: %v", err)
+	}
+	root, err := os.ReadFile(filepath.Join(rp.Dir(), "metadata", "1.root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(release.NewRepo("", rp.Dir()).Handler())
+	t.Cleanup(srv.Close)
+	return &repoFixture{repo: rp, url: srv.URL, root: root}
+}
+
+// device returns a device's updater with its own data dir.
+func (f *repoFixture) device(t *testing.T, dataDir string) *ota.Updater {
+	t.Helper()
+	u, err := ota.NewUpdater(ota.UpdaterConfig{DataDir: dataDir, RepoURL: f.url, TrustedRoot: f.root,
+		Download: download.Options{Attempts: 2, BaseDelay: time.Millisecond}})
+	if err != nil {
+		t.Fatalf("NewUpdater: %v", err)
+	}
+	return u
+}
+
 // agentPkg is the agent main package the self-update test builds. It must
 // print its version with --version, take -X main.version and -X main.mode
 // (mode "crash" exits at start) and call selfupdate.ReportHealthy once started.
-// Point it at ../cmd/edge-agent once that binary supports these.
 const agentPkg = "./testdata/fakeagent"
 
 // buildFakeAgent builds agentPkg with the given version and
@@ -64,9 +99,10 @@ func copyFile(t *testing.T, src, dst string) {
 }
 
 // TestSelfUpdate builds real agent binaries: 1.0 (installed), 2.0 (differs
-// only in its version string) and 3.0 (exits at start). 2.0 is applied via
-// TUF + selfupdate and reports healthy; 3.0 is applied, never reports, and the
-// 1.0 binary is restored byte for byte.
+// only in its version string) and 3.0 (exits at start). 2.0 is installed via
+// TUF + Install (apply, probe) and reports healthy; 3.0 is applied, never
+// reports, and the 1.0 binary is restored byte for byte; a swapped file is
+// refused before anything is applied.
 func TestSelfUpdate(t *testing.T) {
 	bins := t.TempDir()
 	var v1, v2, v3 string
@@ -79,13 +115,13 @@ func TestSelfUpdate(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	f := newFixture(t, release.KeyOptions{})
+	f := newRepoFixture(t)
 	goarm := ""
 	if runtime.GOARCH == "arm" {
 		goarm = "7"
 	}
 	for v, p := range map[string]string{"2.0": v2, "3.0": v3} {
-		if _, err := release.NewRepo(f.keys, f.repo).AddAgentBinary(context.Background(), p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
+		if _, err := f.repo.AddAgentBinary(context.Background(), p, release.AgentRelease{Version: v, GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, GOARM: goarm}); err != nil {
 			t.Fatalf("AddAgentBinary %s: %v", v, err)
 		}
 	}
@@ -94,7 +130,7 @@ func TestSelfUpdate(t *testing.T) {
 		dev := t.TempDir()
 		agent := filepath.Join(dev, "edge-agent")
 		copyFile(t, v1, agent)
-		u := f.device(filepath.Join(dev, "data"), nil)
+		u := f.device(t, filepath.Join(dev, "data"))
 		tgt, err := u.ResolveAgent(context.Background(), version, runtime.GOOS, runtime.GOARCH, goarm)
 		if err != nil {
 			t.Fatalf("ResolveAgent: %v", err)
@@ -107,11 +143,8 @@ func TestSelfUpdate(t *testing.T) {
 	}
 	t.Run("healthy update", func(t *testing.T) {
 		su, agent, a := setup(t, "2.0")
-		if err := su.Apply(context.Background(), a); err != nil {
-			t.Fatalf("Apply: %v", err)
-		}
-		if err := su.Probe(context.Background()); err != nil {
-			t.Fatalf("Probe: %v", err)
+		if applied, err := su.Install(context.Background(), a); err != nil || !applied {
+			t.Fatalf("Install: applied %v, %v", applied, err)
 		}
 		if v := agentVersion(t, agent); v != "2.0" {
 			t.Fatalf("agent reports %q, want 2.0", v)
@@ -125,12 +158,9 @@ func TestSelfUpdate(t *testing.T) {
 	})
 	t.Run("crashing update is rolled back", func(t *testing.T) {
 		su, agent, a := setup(t, "3.0")
-		if err := su.Apply(context.Background(), a); err != nil {
-			t.Fatalf("Apply: %v", err)
-		}
-		err := su.Probe(context.Background())
-		if !errors.Is(err, selfupdate.ErrUnhealthy) || !strings.Contains(err.Error(), "simulated start-up failure") {
-			t.Fatalf("Probe: %v, want ErrUnhealthy with the child's stderr", err)
+		applied, err := su.Install(context.Background(), a)
+		if !applied || !errors.Is(err, selfupdate.ErrUnhealthy) || !strings.Contains(err.Error(), "simulated start-up failure") {
+			t.Fatalf("Install: applied %v, %v; want applied and ErrUnhealthy with the child's stderr", applied, err)
 		}
 		if b, _ := os.ReadFile(agent); string(b) != string(orig) {
 			t.Fatal("old binary not restored byte for byte")
@@ -155,8 +185,8 @@ func TestSelfUpdate(t *testing.T) {
 	t.Run("file swapped after verification", func(t *testing.T) {
 		su, agent, a := setup(t, "2.0")
 		copyFile(t, v3, a.Path)
-		if err := su.Apply(context.Background(), a); !errors.Is(err, download.ErrHashMismatch) {
-			t.Fatalf("Apply of swapped file: %v", err)
+		if applied, err := su.Install(context.Background(), a); applied || !errors.Is(err, download.ErrHashMismatch) {
+			t.Fatalf("Install of swapped file: applied %v, %v; want not applied, ErrHashMismatch", applied, err)
 		}
 		if v := agentVersion(t, agent); v != "1.0" {
 			t.Fatalf("agent changed to %q", v)
