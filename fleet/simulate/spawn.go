@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/modelrel"
+	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/ota/release"
 )
 
@@ -94,10 +95,7 @@ func Spawn(ctx context.Context, sc SpawnConfig) (*Spawned, error) {
 	}()
 	keys, data := filepath.Join(s.Dir, "keys"), filepath.Join(s.Dir, "data")
 	repo := filepath.Join(data, "repo")
-	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
-		return nil, fmt.Errorf("spawn fleet-server: %w", err)
-	}
-	m, _, err := modelrel.Push(ctx, sc.ModelPath, modelrel.Options{ID: sc.ModelID, Version: sc.Version, KeysDir: keys, RepoDir: repo})
+	m, err := pushModel(ctx, keys, repo, sc.ModelPath, sc.ModelID, sc.Version)
 	if err != nil {
 		return nil, fmt.Errorf("spawn fleet-server: %w", err)
 	}
@@ -204,4 +202,15 @@ func (s *Spawned) Close() error {
 		return nil // terminated by our signal
 	}
 	return err
+}
+
+// pushModel creates a fresh signed repository (keys in keys, metadata and
+// targets in repo) and releases the model file at modelPath into it as
+// id@version, as a spawned server or cluster starts with.
+func pushModel(ctx context.Context, keys, repo, modelPath, id, version string) (registry.Model, error) {
+	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
+		return registry.Model{}, err
+	}
+	m, _, err := modelrel.Push(ctx, modelPath, modelrel.Options{ID: id, Version: version, KeysDir: keys, RepoDir: repo})
+	return m, err
 }

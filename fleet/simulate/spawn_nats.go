@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/client"
-	"github.com/edgefleet/edgefleet/fleet/modelrel"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgserver"
-	"github.com/edgefleet/edgefleet/ota/release"
 )
 
 // ClusterConfig describes the multi-node path for a self-contained
@@ -121,10 +119,7 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 		c.PIDs["postgres"] = pg.PID
 	}
 	keys, repo := filepath.Join(c.Dir, "keys"), filepath.Join(c.Dir, "repo")
-	if err := release.NewRepo(keys, repo).Init(release.KeyOptions{}); err != nil {
-		return nil, fmt.Errorf("spawn cluster: %w", err)
-	}
-	m, _, err := modelrel.Push(ctx, cc.ModelPath, modelrel.Options{ID: cc.ModelID, Version: cc.Version, KeysDir: keys, RepoDir: repo})
+	m, err := pushModel(ctx, keys, repo, cc.ModelPath, cc.ModelID, cc.Version)
 	if err != nil {
 		return nil, fmt.Errorf("spawn cluster: %w", err)
 	}
