@@ -31,6 +31,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
+	"github.com/edgefleet/edgefleet/internal/waitfor"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -664,7 +665,7 @@ func TestMicroBatching(t *testing.T) {
 		wg.Add(1)
 		go check(i)
 	}
-	waitFor(t, "48 queued requests", func() bool { return l.QueueLen() == 48 })
+	waitfor.Until(t, "48 queued requests", func() bool { return l.QueueLen() == 48 })
 	gate.release()
 	wg.Wait()
 	inv, n := l.BatchStats()
@@ -738,17 +739,4 @@ type gatedSession struct {
 func (s gatedSession) Run(ctx context.Context, batch int, inputs [][]byte) ([]engine.Tensor, error) {
 	s.g.wait()
 	return s.Session.Run(ctx, batch, inputs)
-}
-
-// waitFor polls cond (a state, not a duration) until it holds; the bound
-// only turns a hang into a failure.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
+	"github.com/edgefleet/edgefleet/internal/waitfor"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -67,17 +68,6 @@ func (d *recordingDevice) ackedUpTo() uint64 {
 	return d.acked
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestRogueBrokerCannotSteer runs a real Link against a broker the
 // attacker controls (here: the attacker holds the broker's privileged
 // account, so it can publish anything on the device's topics). Unsigned,
@@ -113,7 +103,7 @@ func TestRogueBrokerCannotSteer(t *testing.T) {
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitUntil(t, "link online", l.Online)
+	waitfor.Until(t, "link online", l.Online)
 
 	// Ack poisoning: answer the batch (seq 1..3) with an ack for 2^40.
 	var last uint64
@@ -124,14 +114,14 @@ func TestRogueBrokerCannotSteer(t *testing.T) {
 	}
 	poison, _ := wire.Encode(wire.TelemetryAck{V: wire.Version, DeviceID: "dev-a", Seq: 1 << 40})
 	rogue.Publish(wire.TelemetryAckTopic("dev-a"), 1, false, poison).WaitTimeout(5 * time.Second)
-	waitUntil(t, "poisoned ack refused", func() bool { _, acks := l.Refused(); return acks == 1 })
+	waitfor.Until(t, "poisoned ack refused", func() bool { _, acks := l.Refused(); return acks == 1 })
 	if got := dev.ackedUpTo(); got != 0 {
 		t.Fatalf("device acked %d after a poisoned ack", got)
 	}
 	// Control: the genuine ack for what was sent.
 	good, _ := wire.Encode(wire.TelemetryAck{V: wire.Version, DeviceID: "dev-a", Seq: last})
 	rogue.Publish(wire.TelemetryAckTopic("dev-a"), 1, false, good).WaitTimeout(5 * time.Second)
-	waitUntil(t, "genuine ack applied", func() bool { return dev.ackedUpTo() == 3 })
+	waitfor.Until(t, "genuine ack applied", func() bool { return dev.ackedUpTo() == 3 })
 
 	now := time.Now()
 	target := &wire.Target{Name: "models/m/2/model.tflite", Length: 10, SHA256: "00"}
@@ -149,7 +139,7 @@ func TestRogueBrokerCannotSteer(t *testing.T) {
 		before, _ := l.Refused()
 		b, _ := wire.Encode(wire.JobNotify{V: wire.Version, DeviceID: "dev-a", Jobs: []wire.Job{j}})
 		rogue.Publish(wire.JobsNotifyTopic("dev-a"), 1, false, b).WaitTimeout(5 * time.Second)
-		waitUntil(t, desc+" refused", func() bool { n, _ := l.Refused(); return n == before+1 })
+		waitfor.Until(t, desc+" refused", func() bool { n, _ := l.Refused(); return n == before+1 })
 	}
 	forged("unsigned rollback", rollback)
 	j := rollback

@@ -16,6 +16,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/serving/servingtest"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/waitfor"
 	"github.com/edgefleet/edgefleet/ota"
 )
 
@@ -32,18 +33,6 @@ func loadWhile(t *testing.T, stop int32, limits Limits, mem *memBudget) *Loaded 
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
-}
-
-// eventually polls cond with a generous deadline (no timing assumption).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // hang starts a Run that never ends until its context is canceled.
@@ -85,7 +74,7 @@ func TestShedsWithRetryAfter(t *testing.T) {
 	l := loadWhile(t, 5, Limits{Pool: 1, MaxBatch: 1, Queue: 1024, LatencyBudget: time.Second}, nil)
 	l.rowNanos.Store(int64(250 * time.Millisecond)) // bound 4
 	cancel, hung := hang(t, l)
-	eventually(t, "the hanging run to start", func() bool { return l.inflight.Load() == 1 && l.QueueLen() == 0 })
+	waitfor.Until(t, "the hanging run to start", func() bool { return l.inflight.Load() == 1 && l.QueueLen() == 0 })
 	var wg sync.WaitGroup
 	results := make([]error, 4)
 	for i := range results {
@@ -99,7 +88,7 @@ func TestShedsWithRetryAfter(t *testing.T) {
 			results[i] = err
 		}()
 	}
-	eventually(t, "4 queued", func() bool { return l.QueueLen() == 4 })
+	waitfor.Until(t, "4 queued", func() bool { return l.QueueLen() == 4 })
 	_, err := l.Run(context.Background(), []Instance{{servingtest.I32(0)}})
 	var oe *OverloadError
 	if !errors.As(err, &oe) || !errors.Is(err, ErrQueueFull) || oe.Bound != 4 || oe.RetryAfter() < time.Second {
@@ -130,7 +119,7 @@ func TestDeadlineCancelsInvoke(t *testing.T) {
 	if _, err := l.Run(ctx, []Instance{{servingtest.I32(6)}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("never-ending run: %v", err)
 	}
-	eventually(t, "the interpreter to be free", func() bool { return l.idle.Load() == 1 })
+	waitfor.Until(t, "the interpreter to be free", func() bool { return l.idle.Load() == 1 })
 	if out, err := l.Run(context.Background(), []Instance{{servingtest.I32(3)}}); err != nil || tensor.View[int32](out[0][0].Data)[0] != 5 {
 		t.Fatalf("next run: %v", err)
 	}
@@ -170,12 +159,12 @@ func TestPoolAutoScaling(t *testing.T) {
 		c, d := hang(t, l)
 		cancels, hung = append(cancels, c), append(hung, d)
 	}
-	eventually(t, "3 interpreters", func() bool { n, _ := l.Interpreters(); return n == 3 && l.inflight.Load() == 3 && l.QueueLen() == 0 })
+	waitfor.Until(t, "3 interpreters", func() bool { n, _ := l.Interpreters(); return n == 3 && l.inflight.Load() == 3 && l.QueueLen() == 0 })
 	for i, c := range cancels {
 		c()
 		<-hung[i]
 	}
-	eventually(t, "shrink to 1", func() bool { n, _ := l.Interpreters(); return n == 1 })
+	waitfor.Until(t, "shrink to 1", func() bool { n, _ := l.Interpreters(); return n == 1 })
 
 	// Memory budget: room for two interpreters only.
 	per := l.sessionBytes
@@ -186,7 +175,7 @@ func TestPoolAutoScaling(t *testing.T) {
 		c, d := hang(t, l2)
 		cancels, hung = append(cancels, c), append(hung, d)
 	}
-	eventually(t, "2 running, 1 queued", func() bool { return l2.inflight.Load() == 3 && l2.QueueLen() == 1 && !l2.growing.Load() })
+	waitfor.Until(t, "2 running, 1 queued", func() bool { return l2.inflight.Load() == 3 && l2.QueueLen() == 1 && !l2.growing.Load() })
 	if n, _ := l2.Interpreters(); n != 2 || mem.used.Load() != 2*per {
 		t.Fatalf("%d interpreters, %d bytes used, budget %d", n, mem.used.Load(), mem.limit)
 	}
@@ -261,7 +250,7 @@ func TestIdleUnload(t *testing.T) {
 		st, _ := m.Status(context.Background())
 		return len(st[0].Loaded)
 	}
-	eventually(t, "idle unload", func() bool { return loaded() == 0 })
+	waitfor.Until(t, "idle unload", func() bool { return loaded() == 0 })
 	if v := metric(t, coll, "edge_agent_model_unloads_total", "reason", "idle"); v != 1 {
 		t.Fatalf("edge_agent_model_unloads_total{reason=idle} = %v", v)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/internal/waitfor"
 	"github.com/edgefleet/edgefleet/wire"
 )
 
@@ -217,8 +218,8 @@ func TestDeviceRateLimit(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		a.Publish(wire.TelemetryTopic("a"), 0, false, []byte(fmt.Sprint(i))).WaitTimeout(5 * time.Second)
 	}
-	waitFor(t, "15 publishes dropped", func() bool { return e.Stats.RateLimited.Load() == 15 })
-	waitFor(t, "5 publishes delivered", func() bool { return rec.count(wire.TelemetryTopic("a")) == 5 })
+	waitfor.Until(t, "15 publishes dropped", func() bool { return e.Stats.RateLimited.Load() == 15 })
+	waitfor.Until(t, "5 publishes delivered", func() bool { return rec.count(wire.TelemetryTopic("a")) == 5 })
 	// Three seconds later three more tokens are there.
 	mu.Lock()
 	now = now.Add(3 * time.Second)
@@ -226,7 +227,7 @@ func TestDeviceRateLimit(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		a.Publish(wire.TelemetryTopic("a"), 0, false, []byte("later")).WaitTimeout(5 * time.Second)
 	}
-	waitFor(t, "refilled budget used", func() bool { return e.Stats.RateLimited.Load() == 17 && rec.count(wire.TelemetryTopic("a")) == 8 })
+	waitfor.Until(t, "refilled budget used", func() bool { return e.Stats.RateLimited.Load() == 17 && rec.count(wire.TelemetryTopic("a")) == 8 })
 	// Control: device b has its own budget.
 	b, err := connect(t, e.URL(), connOpts{id: "b", user: "b", pass: "pw-b"})
 	if err != nil {
@@ -235,7 +236,7 @@ func TestDeviceRateLimit(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		b.Publish(wire.TelemetryTopic("b"), 1, false, []byte("b")).WaitTimeout(5 * time.Second)
 	}
-	waitFor(t, "device b's messages", func() bool { return rec.count(wire.TelemetryTopic("b")) == 5 })
+	waitfor.Until(t, "device b's messages", func() bool { return rec.count(wire.TelemetryTopic("b")) == 5 })
 	if n := e.Stats.RateLimited.Load(); n != 17 {
 		t.Fatalf("rate limited %d, want 17", n)
 	}
@@ -245,7 +246,7 @@ func TestDeviceRateLimit(t *testing.T) {
 	for i := 0; i < 60; i++ {
 		a.Publish(wire.PredictResponseTopic("a"), 0, false, []byte("r")).WaitTimeout(5 * time.Second)
 	}
-	waitFor(t, "predict responses", func() bool {
+	waitfor.Until(t, "predict responses", func() bool {
 		return rec.count(wire.PredictResponseTopic("a")) == 50 && e.Stats.RateLimited.Load() == 27
 	})
 }
@@ -301,7 +302,7 @@ func TestQoS1DeliveredToOfflineSession(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 	a.Disconnect(100)
-	waitFor(t, "device a offline", func() bool {
+	waitfor.Until(t, "device a offline", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(events) > 0 && events[len(events)-1] == "a connected=false"
@@ -322,21 +323,10 @@ func TestQoS1DeliveredToOfflineSession(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("QoS 1 message for the offline session was not delivered on reconnect")
 	}
-	waitFor(t, "connect event of the reconnect", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 3 })
+	waitfor.Until(t, "connect event of the reconnect", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 3 })
 	mu.Lock()
 	defer mu.Unlock()
 	if events[0] != "a connected=true" || events[1] != "a connected=false" || events[2] != "a connected=true" {
 		t.Fatalf("events %v", events)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
