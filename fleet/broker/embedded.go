@@ -13,7 +13,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgefleet/edgefleet/internal/clock"
@@ -38,12 +37,18 @@ const (
 	// device's resend or jobs/get recovers it).
 	DefaultClientQueue = 128
 	// DefaultClientBuffer is the size of each connection's read buffer
-	// (mochi's default is 2 KB; device packets are mostly smaller).
-	DefaultClientBuffer = 1024
+	// (mochi's default is 2 KB). Packets larger than the buffer are read
+	// straight into the packet, so a small buffer costs only more reads
+	// of the TLS layer's already decrypted record.
+	DefaultClientBuffer = 256
 	// DefaultMaxInflight bounds the QoS 1 messages stored per session
 	// (also for an offline persistent session) — mochi's default is 8,192.
 	DefaultMaxInflight = 1024
 )
+
+// writeCoalesce is how many bytes of queued packets mochi gathers into one
+// write to a connection (a buffer that exists only while packets queue).
+const writeCoalesce = 1024
 
 // EmbeddedConfig configures the embedded broker.
 type EmbeddedConfig struct {
@@ -76,6 +81,9 @@ type EmbeddedConfig struct {
 	// queue, read buffer and QoS 1 store (defaults DefaultClientQueue,
 	// DefaultClientBuffer, DefaultMaxInflight).
 	ClientQueue, ClientBuffer, MaxInflight int
+	// ConnectTimeout bounds how long a new connection may take to finish
+	// its TLS handshake and send CONNECT (default DefaultConnectTimeout).
+	ConnectTimeout time.Duration
 	// OnEvent, if set, is called (synchronously, keep it short) when a
 	// client connects or disconnects.
 	OnEvent func(ClientEvent)
@@ -159,13 +167,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.MaxInflight <= 0 || cfg.MaxInflight > 65535 {
 		cfg.MaxInflight = DefaultMaxInflight
 	}
-	// Reserve the port ourselves so ":0" works and the address is known.
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded broker: listen %s: %w", cfg.Addr, err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
 
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumSessionExpiryInterval = 7 * 24 * 3600
@@ -176,17 +185,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	// The inline client is the fleet server's in-process transport
 	// (InProcess): no loopback MQTT session, no in-flight window to it.
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, InlineClient: true,
-		ClientNetReadBufferSize: cfg.ClientBuffer, ClientNetWriteBufferSize: cfg.ClientBuffer,
+		ClientNetReadBufferSize: cfg.ClientBuffer, ClientNetWriteBufferSize: writeCoalesce,
 		Logger: log.With("component", "mqtt-broker")})
 	stats := &Stats{}
 	hook := &authHook{cfg: cfg, log: log, srv: srv, stats: stats}
 	if err := srv.AddHook(hook, nil); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("start embedded broker: add auth hook: %w", err)
 	}
-	if err := srv.AddListener(listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: cfg.TLS})); err != nil {
+	l := &listener{id: "tcp", ln: ln, tls: cfg.TLS, timeout: cfg.ConnectTimeout, log: log}
+	if err := srv.AddListener(l); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("start embedded broker: listener %s: %w", addr, err)
 	}
 	if err := srv.Serve(); err != nil {
+		srv.Close()
 		return nil, fmt.Errorf("start embedded broker: serve: %w", err)
 	}
 	return &Embedded{srv: srv, addr: addr, tls: cfg.TLS != nil, hook: hook, Stats: stats}, nil
@@ -267,13 +280,23 @@ type authHook struct {
 	// devices looks up its session; one global lock made them queue behind
 	// each other (a lock convoy on a busy machine).
 	known sync.Map
+
+	// live counts the in-process transports subscribed to the device
+	// topics (InProcess). While there is one, device messages are not
+	// kept retained: the server, their only subscriber, runs in this
+	// process and gets each one as it is published, and mochi copies
+	// every retained message once a second to check expiry (10,000
+	// retained statuses: ≈ 15 MB kept and 10 MB/s of garbage). Before the
+	// transport subscribes they are retained, so a device that connected
+	// first is not missed.
+	live atomic.Int32
 }
 
 func (h *authHook) ID() string { return "edgefleet-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnSessionEstablished,
-		mqtt.OnPublishDropped, mqtt.OnQosDropped}, []byte{b})
+		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnWill}, []byte{b})
 }
 
 func peerCert(cl *mqtt.Client) *x509.Certificate {
@@ -292,6 +315,15 @@ func (h *authHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if n := h.stats.DeliveryDropped.Add(1); n&(n-1) == 0 { // log at powers of two
 		h.log.Warn("mqtt delivery dropped: client write queue full", "client_id", cl.ID, "topic", pk.TopicName, "dropped_total", n)
 	}
+}
+
+// OnWill does not retain a device's Last Will while the in-process
+// transport delivers it (see live).
+func (h *authHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	if h.live.Load() > 0 {
+		will.Retain = false
+	}
+	return will, nil
 }
 
 func (h *authHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
@@ -426,6 +458,9 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 			h.log.Warn("mqtt status dropped: too large", "client_id", cl.ID, "bytes", len(pk.Payload), "max", h.cfg.MaxStatusBytes)
 			return pk, packets.ErrRejectPacket
 		}
+	}
+	if pk.FixedHeader.Retain && h.live.Load() > 0 {
+		pk.FixedHeader.Retain = false // see live
 	}
 	return pk, nil
 }

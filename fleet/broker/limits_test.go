@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,5 +329,91 @@ func TestQoS1DeliveredToOfflineSession(t *testing.T) {
 	defer mu.Unlock()
 	if events[0] != "a connected=true" || events[1] != "a connected=false" || events[2] != "a connected=true" {
 		t.Fatalf("events %v", events)
+	}
+}
+
+// TestNoRetainedCopiesWhileServerSubscribed: while the server's
+// in-process transport is subscribed, device statuses and Last Wills
+// reach it live and the broker keeps no retained copy (10,000 of them cost
+// ≈ 15 MB and mochi copied them all once a second). Control: a status
+// published before the transport subscribed is retained and delivered at
+// subscription, so a device that connected first is not missed.
+func TestNoRetainedCopiesWhileServerSubscribed(t *testing.T) {
+	e, _ := startLimited(t, broker.EmbeddedConfig{}, "dev-1")
+	c, err := net.Dial("tcp", e.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var vh bytes.Buffer // CONNECT like the agent: persistent session, retained QoS 1 Last Will
+	mqttString(&vh, "MQTT")
+	vh.Write([]byte{4, 0x80 | 0x40 | 0x20 | 0x08 | 0x04, 0, 60})
+	mqttString(&vh, "dev-1")
+	mqttString(&vh, wire.StatusTopic("dev-1"))
+	mqttString(&vh, "will")
+	mqttString(&vh, "dev-1")
+	mqttString(&vh, "pw-dev-1")
+	if err := writePacket(c, 0x10, vh.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := expect(bufio.NewReaderSize(c, 16), 0x20, 2); err != nil {
+		t.Fatal(err)
+	}
+	publishRetained := func(payload string, id byte) {
+		var p bytes.Buffer
+		mqttString(&p, wire.StatusTopic("dev-1"))
+		p.Write([]byte{0, id})
+		p.WriteString(payload)
+		if err := writePacket(c, 0x33, p.Bytes()); err != nil { // PUBLISH, QoS 1, retain
+			t.Fatal(err)
+		}
+		if err := expect(bufio.NewReaderSize(c, 16), 0x40, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type inbox struct {
+		mu  sync.Mutex
+		got []string
+	}
+	subscribe := func() (*inbox, broker.Transport) {
+		in := &inbox{}
+		tr, err := e.InProcess(wire.ServerFilters(), func(topic string, payload []byte) {
+			in.mu.Lock()
+			in.got = append(in.got, string(payload))
+			in.mu.Unlock()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		return in, tr
+	}
+	// snapshot lists the distinct payloads delivered, in order (a publish
+	// racing with a subscription may arrive both live and retained).
+	snapshot := func(in *inbox) string {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		var distinct []string
+		for _, p := range in.got {
+			if !slices.Contains(distinct, p) {
+				distinct = append(distinct, p)
+			}
+		}
+		return strings.Join(distinct, ",")
+	}
+
+	publishRetained("early", 1)
+	server, _ := subscribe() // retained messages are handed over inside Subscribe
+	if got := snapshot(server); got != "early" {
+		t.Fatalf("server transport got %q at subscription, want the retained early status", got)
+	}
+	publishRetained("late", 2)
+	waitfor.Until(t, "late status delivered", func() bool { return snapshot(server) == "early,late" })
+	c.Close() // abrupt: the Last Will (retained, says the device's CONNECT) is published
+	waitfor.Until(t, "Last Will delivered", func() bool { return snapshot(server) == "early,late,will" })
+
+	later, _ := subscribe()
+	if got := snapshot(later); got != "early" {
+		t.Fatalf("a later subscription got %q, want only the status retained before the server subscribed", got)
 	}
 }

@@ -63,7 +63,7 @@ func (e *Embedded) InProcess(filters []string, deliver Deliver) (Transport, erro
 	if deliver == nil {
 		return nil, errors.New("in-process transport: no deliver function")
 	}
-	t := &inProcess{srv: e.srv, base: int(inlineSubBase.Add(int64(len(filters)))) - len(filters) + 1, filters: filters}
+	t := &inProcess{srv: e.srv, hook: e.hook, base: int(inlineSubBase.Add(int64(len(filters)))) - len(filters) + 1, filters: filters}
 	for i, f := range filters {
 		err := e.srv.Subscribe(f, t.base+i, func(_ *mqtt.Client, _ packets.Subscription, pk packets.Packet) {
 			if t.closed.Load() {
@@ -77,11 +77,15 @@ func (e *Embedded) InProcess(filters []string, deliver Deliver) (Transport, erro
 		}
 		t.subscribed = i + 1
 	}
+	// From now on every device message reaches the server as it is
+	// published: the broker need not keep retained copies (authHook.live).
+	e.hook.live.Add(1)
 	return t, nil
 }
 
 type inProcess struct {
 	srv        *mqtt.Server
+	hook       *authHook
 	base       int
 	filters    []string
 	subscribed int
@@ -111,6 +115,9 @@ func (t *inProcess) Send(topic string, payload []byte) error {
 func (t *inProcess) Close() error {
 	if t.closed.Swap(true) {
 		return nil
+	}
+	if t.subscribed == len(t.filters) {
+		t.hook.live.Add(-1)
 	}
 	for i := 0; i < t.subscribed; i++ {
 		t.srv.Unsubscribe(t.filters[i], t.base+i)

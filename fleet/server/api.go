@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,10 +146,23 @@ func (s *Server) apiRoutes() []Route {
 	}
 }
 
+// pprofRoutes are the Go runtime profiles, admin only (Config.Pprof).
+func pprofRoutes() []Route {
+	return []Route{
+		{Pattern: "GET /debug/pprof/", Scope: auth.Admin, raw: http.HandlerFunc(pprof.Index)},
+		{Pattern: "GET /debug/pprof/profile", Scope: auth.Admin, raw: http.HandlerFunc(pprof.Profile)},
+	}
+}
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range s.apiRoutes() {
 		mux.Handle(rt.Pattern, s.guard(rt))
+	}
+	if s.cfg.Pprof {
+		for _, rt := range pprofRoutes() {
+			mux.Handle(rt.Pattern, s.guard(rt))
+		}
 	}
 	// Unknown /api/ paths and methods: 404/405 from the mux, never a handler.
 	repo := s.cfg.RepoHandler

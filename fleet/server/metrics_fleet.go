@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // gaugeRefresh is how often the fleet-wide device gauges are recounted.
@@ -37,23 +34,18 @@ func (s *Server) fleetCollectors() []prometheus.Collector {
 	return []prometheus.Collector{devices, online, active}
 }
 
-// refreshGauges recounts the devices once.
+// refreshGauges recounts the devices once (Devices.Counts: only each
+// record's presence is decoded, not the whole record).
 func (s *Server) refreshGauges(ctx context.Context) error {
 	g := &s.gauges
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ds, err := s.reg.Devices.List(ctx, registry.Selector{})
+	c, err := s.reg.Devices.Counts(ctx)
 	if err != nil {
 		return err
 	}
-	online := 0
-	for i := range ds {
-		if ds[i].Presence == wire.Online {
-			online++
-		}
-	}
-	g.devices.Store(int64(len(ds)))
-	g.online.Store(int64(online))
+	g.devices.Store(int64(c.Enrolled))
+	g.online.Store(int64(c.Online))
 	return nil
 }
 

@@ -121,6 +121,10 @@ type Config struct {
 	// InsecureNoAuth serves the API without authentication; refused unless
 	// HTTPAddr is a loopback address.
 	InsecureNoAuth bool
+	// Pprof serves the Go runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on the API listener, to admin tokens only. Off by
+	// default: profiles reveal internals and a CPU profile costs CPU.
+	Pprof bool
 	// AuditMax bounds the audit log in entries (default auth.DefaultAuditMax).
 	AuditMax int
 	// EnrollRate and EnrollBurst limit enrollment calls per client address
