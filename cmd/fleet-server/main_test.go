@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -69,5 +70,27 @@ func TestPortTakenFailsFast(t *testing.T) {
 func TestDefaultPorts(t *testing.T) {
 	if got := newRootCmd().Flags().Lookup("listen").DefValue; got != "127.0.0.1:8070" {
 		t.Errorf("default --listen %s, want 127.0.0.1:8070", got)
+	}
+}
+
+// TestGCPercentDefault: without GOGC in the environment fleet-server sets
+// its garbage collector target to defaultGCPercent; an operator's GOGC
+// (control) is left alone.
+func TestGCPercentDefault(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	for _, tc := range []struct {
+		env  string
+		want int
+	}{{"", defaultGCPercent}, {"150", 100}} {
+		debug.SetGCPercent(100)
+		pct, set := tuneGC(func(k string) string {
+			if k == "GOGC" {
+				return tc.env
+			}
+			return ""
+		})
+		if got := debug.SetGCPercent(100); got != tc.want || set != (tc.env == "") || (set && pct != tc.want) {
+			t.Errorf("GOGC=%q: percent in effect %d (reported %d, set %v), want %d", tc.env, got, pct, set, tc.want)
+		}
 	}
 }
