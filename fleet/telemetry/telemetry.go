@@ -763,7 +763,18 @@ func (t *Store) Health(q Query) Health {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.fromHot(q) {
-		return Aggregate(t.hotLocked(q))
+		// Aggregated in place: materialising the matches (208 B each) cost
+		// a copy of up to the whole hot window per query, several per
+		// rollout tick.
+		var c cell
+		devs := map[string]struct{}{}
+		t.eachHotLocked(q, func(r *Record) {
+			c.add(r)
+			devs[r.DeviceID] = struct{}{}
+		})
+		h := c.health()
+		h.Devices = len(devs)
+		return h
 	}
 	var c cell
 	perMinute := map[int64]uint64{}
@@ -790,16 +801,22 @@ func (t *Store) Records(q Query) []Record {
 
 func (t *Store) hotLocked(q Query) []Record {
 	var out []Record
+	t.eachHotLocked(q, func(r *Record) { out = append(out, *r) })
+	return out
+}
+
+// eachHotLocked calls fn with every hot record matching q, oldest first
+// (fn must not keep r); t.mu held.
+func (t *Store) eachHotLocked(q Query, fn func(r *Record)) {
 	start := 0
 	if !q.Since.IsZero() {
 		start = sort.Search(len(t.hot), func(i int) bool { return !t.hot[i].Time.Before(q.Since) })
 	}
 	for i := start; i < len(t.hot); i++ {
 		if q.match(&t.hot[i]) {
-			out = append(out, t.hot[i])
+			fn(&t.hot[i])
 		}
 	}
-	return out
 }
 
 // Series buckets the telemetry matching q by step (from the rollups,
@@ -812,13 +829,13 @@ func (t *Store) Series(q Query, step time.Duration) []Point {
 	t.mu.RLock()
 	groups := map[int64]*cell{}
 	if t.fromHot(q) {
-		for _, r := range t.hotLocked(q) {
+		t.eachHotLocked(q, func(r *Record) {
 			k := r.Time.Truncate(step).Unix()
 			if groups[k] == nil {
 				groups[k] = &cell{}
 			}
-			groups[k].add(&r)
-		}
+			groups[k].add(r)
+		})
 	} else {
 		if step < time.Minute {
 			step = time.Minute
@@ -850,9 +867,7 @@ func (t *Store) Versions(q Query) []string {
 	seen := map[string]bool{}
 	t.mu.RLock()
 	if t.fromHot(q) {
-		for _, r := range t.hotLocked(q) {
-			seen[r.ModelID+"@"+r.Version] = true
-		}
+		t.eachHotLocked(q, func(r *Record) { seen[r.ModelID+"@"+r.Version] = true })
 	} else {
 		for k := range t.rollups {
 			if q.matchCell(k) {
