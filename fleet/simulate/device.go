@@ -92,7 +92,13 @@ func (d *device) connect(ctx context.Context, tlsCfg *tls.Config) error {
 		SetMaxReconnectInterval(10 * time.Second).SetConnectTimeout(30 * time.Second).
 		SetWriteTimeout(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
-			subs := map[string]byte{wire.JobsNotifyTopic(d.id): 1, wire.TelemetryAckTopic(d.id): 1}
+			// QoS 1 unless the fleet asked for 0 at enrollment (a NATS
+			// cluster), like the agent (agent/fleetlink).
+			qos := byte(1)
+			if q := d.enr.SubscribeQoS; q != nil && *q == 0 {
+				qos = 0
+			}
+			subs := map[string]byte{wire.JobsNotifyTopic(d.id): qos, wire.TelemetryAckTopic(d.id): qos}
 			tok := c.SubscribeMultiple(subs, d.onMessage)
 			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 				d.sum.subRefused.Add(uint64(len(subs)))

@@ -29,6 +29,9 @@ type ClusterConfig struct {
 	// StoreURL is an existing PostgreSQL database (postgres://...); empty
 	// starts a throwaway PostgreSQL server in Dir (Debian's package).
 	StoreURL string
+	// NodeArgs are extra `fleet-server nats-node` flags (e.g.
+	// --pprof-listen 127.0.0.1:6060).
+	NodeArgs []string
 }
 
 // Cluster is a running NATS node, its replicas and (maybe) PostgreSQL.
@@ -159,8 +162,8 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 			}
 		}
 	}
-	node, err := startChild("nats-node", cc.ServerBin, []string{"nats-node", "--store", store, "--name", "n1",
-		"--data-dir", filepath.Join(c.Dir, "nats"), "--listen", natsAddr, "--mqtt-listen", mqttAddr}, env, filepath.Join(c.Dir, "nats-node.log"))
+	node, err := startChild("nats-node", cc.ServerBin, append([]string{"nats-node", "--store", store, "--name", "n1",
+		"--data-dir", filepath.Join(c.Dir, "nats"), "--listen", natsAddr, "--mqtt-listen", mqttAddr}, cc.NodeArgs...), env, filepath.Join(c.Dir, "nats-node.log"))
 	if err != nil {
 		return nil, err
 	}
