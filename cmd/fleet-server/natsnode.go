@@ -107,7 +107,7 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 			}
 			cfg.Auth = brokerauth.New(reg.Devices, ca, hash)
 			if pprofAddr != "" {
-				if err := servePprof(ctx, pprofAddr, log); err != nil {
+				if _, err := servePprof(ctx, pprofAddr, log); err != nil {
 					return err
 				}
 			}

@@ -12,18 +12,19 @@ import (
 )
 
 // servePprof serves Go's profiling endpoints (/debug/pprof/) on addr until
-// ctx ends. They are unauthenticated, so addr must be a loopback address.
-func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
+// ctx ends and returns the address it listens on. They are
+// unauthenticated, so addr must be a loopback address.
+func servePprof(ctx context.Context, addr string, log *slog.Logger) (string, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-listen %q: want host:port: %w", addr, err)
+		return "", fmt.Errorf("--pprof-listen %q: want host:port: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("--pprof-listen %q: profiling is unauthenticated: only a loopback address (127.0.0.1, ::1, localhost) is allowed", addr)
+		return "", fmt.Errorf("--pprof-listen %q: profiling is unauthenticated: only a loopback address (127.0.0.1, ::1, localhost) is allowed", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--pprof-listen: %w", err)
+		return "", fmt.Errorf("--pprof-listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -42,5 +43,5 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 		}
 	}()
 	log.Info("profiling endpoints on loopback", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
-	return nil
+	return ln.Addr().String(), nil
 }
