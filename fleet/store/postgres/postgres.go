@@ -276,12 +276,36 @@ func (s *Store) runBatch(batch []*call) {
 	}
 }
 
+// writerLockKey is the session advisory lock a batch holds across
+// replicas: one batch transaction at a time in the whole database.
+const writerLockKey = 0x65646777726974
+
 // updateBatch runs the fns in order in one SERIALIZABLE transaction. It
 // returns the index of a fn that failed (-1 if none did) and the error
 // that ended the transaction.
+//
+// The transaction runs under a session advisory lock taken before BEGIN
+// (so its snapshot follows the previous holder's commit): without it two
+// replicas' batches, each writing hundreds of rows in no particular order
+// (telemetry rollup shards, high-water marks), blocked each other on row
+// locks until PostgreSQL's deadlock detector aborted one, every second.
 func (s *Store) updateBatch(batch []*call) (int, error) {
 	ctx := context.Background() // the batch's calls have their own contexts
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("postgres store: acquire: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(writerLockKey)); err != nil {
+		conn.Conn().Close(ctx) // the lock state is unknown: do not reuse the session
+		return -1, fmt.Errorf("postgres store: writer lock: %w", err)
+	}
+	defer func() {
+		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, int64(writerLockKey)); err != nil {
+			conn.Conn().Close(ctx) // closing the session releases the lock
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return -1, fmt.Errorf("postgres store: begin: %w", err)
 	}
