@@ -112,6 +112,11 @@ type Config struct {
 	BatchSize int
 	// AckTimeout is how long to wait for an ack before resending (default 10s).
 	AckTimeout time.Duration
+	// MaxAckTimeout caps the ack wait, which doubles after every
+	// consecutive timeout and returns to AckTimeout with the next ack
+	// (default 2 min): a fleet whose acks run late is not flooded with
+	// resends of every device every AckTimeout (congestion collapse).
+	MaxAckTimeout time.Duration
 	// StatusInterval is how often status is republished (default 30s).
 	StatusInterval time.Duration
 	// MaxReconnectInterval caps the reconnect backoff (default 30s).
@@ -171,6 +176,9 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 10 * time.Second
+	}
+	if cfg.MaxAckTimeout < cfg.AckTimeout {
+		cfg.MaxAckTimeout = max(2*time.Minute, cfg.AckTimeout)
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 30 * time.Second
@@ -522,6 +530,7 @@ func (l *Link) uploadLoop(ctx context.Context) {
 		return
 	}
 	var acked uint64
+	ackWait := l.cfg.AckTimeout
 	tick := time.NewTicker(l.cfg.UploadInterval)
 	defer tick.Stop()
 	for {
@@ -559,11 +568,13 @@ func (l *Link) uploadLoop(ctx context.Context) {
 				l.log.Debug("telemetry upload", "err", err)
 				break
 			}
-			got, ok := l.waitAck(ctx, last)
+			got, ok := l.waitAck(ctx, last, ackWait)
 			if !ok {
-				l.log.Warn("telemetry not acknowledged, will resend", "up_to", last)
+				ackWait = NextAckWait(ackWait, l.cfg.MaxAckTimeout)
+				l.log.Warn("telemetry not acknowledged, will resend", "up_to", last, "next_wait", ackWait)
 				break
 			}
+			ackWait = l.cfg.AckTimeout
 			if got > acked {
 				if err := src.Ack(got); err != nil {
 					l.log.Error("ack telemetry buffer", "err", err)
@@ -575,8 +586,14 @@ func (l *Link) uploadLoop(ctx context.Context) {
 	}
 }
 
-func (l *Link) waitAck(ctx context.Context, want uint64) (uint64, bool) {
-	timeout := time.NewTimer(l.cfg.AckTimeout)
+// NextAckWait is the ack wait after a timeout of wait: doubled, at most
+// maxWait.
+func NextAckWait(wait, maxWait time.Duration) time.Duration {
+	return min(2*wait, maxWait)
+}
+
+func (l *Link) waitAck(ctx context.Context, want uint64, wait time.Duration) (uint64, bool) {
+	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
 		select {

@@ -126,6 +126,7 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 	f.StringVar(&cfg.BrokerURL, "broker", "", "broker URL override (default: from the enrollment answer)")
 	f.StringVar(&cfg.IDPrefix, "id-prefix", "sim", "device id prefix")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "telemetry ack timeout before a resend (agent default)")
+	f.DurationVar(&cfg.MaxAckTimeout, "max-ack-timeout", 2*time.Minute, "the ack timeout doubles after each consecutive timeout up to this (agent default)")
 	f.IntVar(&cfg.ConnectParallel, "connect-parallel", 64, "concurrent enrollments/connects")
 	f.IntVar(&cfg.DownloadParallel, "download-parallel", 32, "concurrent model downloads")
 	f.StringVar(&cfg.ModelID, "model", "bench", "model id the devices run")

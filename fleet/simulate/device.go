@@ -217,6 +217,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 	var inflight uint64 // last seq of the batch awaiting its ack (0: none)
 	ackTimer := time.NewTimer(time.Hour)
 	ackTimer.Stop()
+	ackWait := d.cfg.AckTimeout
 	retry := time.NewTicker(2 * time.Second) // the agent's upload interval
 	defer retry.Stop()
 	stopped := false
@@ -242,7 +243,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 		b, _ := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: d.id, Records: recs, Epoch: d.epoch})
 		inflight = recs[n-1].Seq
 		d.publish(wire.TelemetryTopic(d.id), false, b, false)
-		ackTimer.Reset(d.cfg.AckTimeout)
+		ackTimer.Reset(ackWait)
 	}
 	for {
 		var genC <-chan time.Time
@@ -285,6 +286,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 			if inflight != 0 && seq >= inflight {
 				ackTimer.Stop()
 				inflight = 0
+				ackWait = d.cfg.AckTimeout
 				if !empty && d.c.IsConnectionOpen() {
 					send(false)
 				}
@@ -295,6 +297,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 		case <-ackTimer.C:
 			d.sum.ackTimeouts.Add(1)
 			inflight = 0
+			ackWait = min(2*ackWait, d.cfg.MaxAckTimeout) // like the agent (fleetlink.NextAckWait)
 			if d.c.IsConnectionOpen() {
 				send(true)
 			}

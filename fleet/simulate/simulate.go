@@ -51,6 +51,9 @@ type Config struct {
 	// AckTimeout is how long a device waits for a telemetry ack before
 	// resending (the agent's default, 10 s).
 	AckTimeout time.Duration
+	// MaxAckTimeout caps the ack wait, doubled after each consecutive
+	// timeout like the agent's (fleetlink.Config.MaxAckTimeout; default 2 min).
+	MaxAckTimeout time.Duration
 	// ConnectParallel bounds concurrent enrollments and connects.
 	ConnectParallel int
 	// DownloadParallel bounds concurrent target downloads across devices.
@@ -96,6 +99,9 @@ func (c *Config) defaults() error {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
+	}
+	if c.MaxAckTimeout < c.AckTimeout {
+		c.MaxAckTimeout = max(2*time.Minute, c.AckTimeout)
 	}
 	if c.ConnectParallel <= 0 {
 		c.ConnectParallel = 64
