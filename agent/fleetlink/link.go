@@ -342,6 +342,7 @@ type SubscribeError struct {
 	Err error
 }
 
+// Error names the refused topics and their return codes.
 func (e *SubscribeError) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("fleet subscribe: %v", e.Err)
@@ -355,6 +356,7 @@ func (e *SubscribeError) Error() string {
 		" (the device would miss its jobs or telemetry acks; check the broker's ACL and limits)"
 }
 
+// Unwrap returns the SUBSCRIBE's own failure, if any.
 func (e *SubscribeError) Unwrap() error { return e.Err }
 
 // SubscribeErr is the last subscription failure of the current connection
