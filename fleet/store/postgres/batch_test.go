@@ -118,3 +118,63 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBufferedWrites: a batch transaction's writes wait for the next List
+// or the commit, but the transaction sees them: Get returns a buffered
+// Put, a buffered Delete hides the row, List includes both effects; a bad
+// telemetry key is refused at the Put, not at the flush.
+func TestBufferedWrites(t *testing.T) {
+	dsn := pgtest.Start(t)
+	ctx := context.Background()
+	s, err := Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(ctx, func(tx store.Tx) error { return tx.Put("w", "gone", []byte("x")) }); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(ctx, func(tx store.Tx) error {
+		if err := tx.Put("w", "new", []byte("1")); err != nil {
+			return err
+		}
+		if err := tx.Put("w", "new", []byte("2")); err != nil { // the last write wins
+			return err
+		}
+		if err := tx.Delete("w", "gone"); err != nil {
+			return err
+		}
+		if v, err := tx.Get("w", "new"); err != nil || string(v) != "2" {
+			return fmt.Errorf("get buffered put: %q %v", v, err)
+		}
+		if _, err := tx.Get("w", "gone"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("get buffered delete: %v", err)
+		}
+		var keys []string
+		if err := tx.List("w", "", func(k string, v []byte) error { keys = append(keys, k+"="+string(v)); return nil }); err != nil {
+			return err
+		}
+		if fmt.Sprint(keys) != "[new=2]" {
+			return fmt.Errorf("list: %v, want [new=2]", keys)
+		}
+		if err := tx.Put(TelemetryBucket, "not-a-time-key", []byte("v")); err == nil {
+			return errors.New("bad telemetry key accepted")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(tx store.Tx) error {
+		if v, err := tx.Get("w", "new"); err != nil || string(v) != "2" {
+			return fmt.Errorf("committed: %q %v", v, err)
+		}
+		if _, err := tx.Get("w", "gone"); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("committed delete: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -267,10 +267,15 @@ func (s *Store) runBatch(batch []*call) {
 			case <-time.After(backoff(attempt - 1)):
 			case <-s.closing:
 			}
-		default:
+		case len(batch) > 1:
+			// A buffered write failed at the flush: no fn to blame, so
+			// each runs alone and gets its own result.
 			for _, c := range batch {
-				c.done <- err
+				c.done <- s.updateAlone(c.ctx, c.fn)
 			}
+			return
+		default:
+			batch[0].done <- err
 			return
 		}
 	}
@@ -310,7 +315,7 @@ func (s *Store) updateBatch(batch []*call) (int, error) {
 		return -1, fmt.Errorf("postgres store: begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	t := &pgTx{ctx: ctx, tx: tx}
+	t := &pgTx{ctx: ctx, tx: tx, buf: map[bkey]bufOp{}}
 	for i, c := range batch {
 		if err := c.fn(t); err != nil {
 			if retryable(err) {
@@ -318,6 +323,9 @@ func (s *Store) updateBatch(batch []*call) (int, error) {
 			}
 			return i, err
 		}
+	}
+	if err := t.flush(); err != nil {
+		return -1, fmt.Errorf("postgres store: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return -1, fmt.Errorf("postgres store: commit: %w", err)
@@ -385,9 +393,68 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 type pgTx struct {
 	ctx context.Context
 	tx  pgx.Tx
+	// buf holds the writes of a batch transaction until the next List or
+	// the commit, which send them in one round trip (pgx.Batch); Get sees
+	// them. nil: writes go to the database at once.
+	buf   map[bkey]bufOp
+	order []bkey
+}
+
+type bkey struct{ bucket, key string }
+
+type bufOp struct {
+	value []byte
+	del   bool
+}
+
+// buffer records a write for the next flush.
+func (t *pgTx) buffer(bucket, key string, value []byte, del bool) {
+	k := bkey{bucket, key}
+	if _, ok := t.buf[k]; !ok {
+		t.order = append(t.order, k)
+	}
+	t.buf[k] = bufOp{value: value, del: del}
+}
+
+// flush sends the buffered writes in one batch.
+func (t *pgTx) flush() error {
+	if len(t.order) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, k := range t.order {
+		op := t.buf[k]
+		switch {
+		case k.bucket == TelemetryBucket && op.del:
+			ts, _ := keyTime(k.key) // checked when buffered
+			b.Queue(`DELETE FROM `+telTable+` WHERE key = $1 AND ts = $2`, k.key, ts)
+		case k.bucket == TelemetryBucket:
+			ts, _ := keyTime(k.key)
+			b.Queue(`INSERT INTO `+telTable+` (ts, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (key, ts) DO UPDATE SET value = excluded.value`, ts, k.key, op.value)
+		case op.del:
+			b.Queue(`DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, k.bucket, k.key)
+		default:
+			b.Queue(`INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, k.bucket, k.key, op.value)
+		}
+	}
+	n := len(t.order)
+	clear(t.buf)
+	t.order = t.order[:0]
+	if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
+		return fmt.Errorf("write %d buffered rows: %w", n, err)
+	}
+	return nil
 }
 
 func (t *pgTx) Get(bucket, key string) ([]byte, error) {
+	if op, ok := t.buf[bkey{bucket, key}]; ok {
+		if op.del {
+			return nil, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
+		}
+		return append([]byte{}, op.value...), nil
+	}
 	if bucket == TelemetryBucket {
 		return t.telGet(key)
 	}
@@ -406,6 +473,15 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
+	if t.buf != nil {
+		if bucket == TelemetryBucket {
+			if _, err := keyTime(key); err != nil {
+				return err
+			}
+		}
+		t.buffer(bucket, key, append([]byte{}, value...), false)
+		return nil
+	}
 	if bucket == TelemetryBucket {
 		return t.telPut(key, value)
 	}
@@ -418,6 +494,15 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 }
 
 func (t *pgTx) Delete(bucket, key string) error {
+	if t.buf != nil {
+		if bucket == TelemetryBucket {
+			if _, err := keyTime(key); err != nil {
+				return err
+			}
+		}
+		t.buffer(bucket, key, nil, true)
+		return nil
+	}
 	if bucket == TelemetryBucket {
 		return t.telDelete(key)
 	}
@@ -448,6 +533,9 @@ func (t *pgTx) ListFrom(bucket, from string, fn func(string, []byte) error) erro
 }
 
 func (t *pgTx) list(bucket, prefix, q string, args []any, want func(string) bool, fn func(string, []byte) error) error {
+	if err := t.flush(); err != nil {
+		return err
+	}
 	rows, err := t.tx.Query(t.ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("list %s/%s: %w", bucket, prefix, err)
