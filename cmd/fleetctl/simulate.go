@@ -23,7 +23,7 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		noRollout, jsonOut, debug bool
 		keepDir                   string
 		serverArgs, serverEnv     []string
-		nodeArgs                  []string
+		nodeArgs, nodeEnv         []string
 		spawnNATS                 bool
 		replicas                  int
 		storeURL                  string
@@ -74,7 +74,7 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 					return fmt.Errorf("simulate: --spawn-nats needs --spawn-server (the fleet-server binary)")
 				}
 				fmt.Fprintf(os.Stderr, "starting a NATS node and %d replica(s) of %s with model %s as %s@%s ...\n", replicas, spawnBin, model, cfg.ModelID, version)
-				cl, err := simulate.SpawnCluster(ctx, simulate.ClusterConfig{Replicas: replicas, StoreURL: storeURL, NodeArgs: nodeArgs,
+				cl, err := simulate.SpawnCluster(ctx, simulate.ClusterConfig{Replicas: replicas, StoreURL: storeURL, NodeArgs: nodeArgs, NodeEnv: nodeEnv,
 					SpawnConfig: simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs, Env: serverEnv}})
 				if err != nil {
 					return err
@@ -147,6 +147,7 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 	f.StringArrayVar(&serverEnv, "server-env", nil, "KEY=VALUE environment variable for the spawned fleet-server only, e.g. GOMEMLIMIT=900MiB (repeatable)")
 	f.BoolVar(&spawnNATS, "spawn-nats", false, "with --spawn-server: run the multi-node path instead (PostgreSQL, one fleet-server nats-node, --replicas replicas consuming from it)")
 	f.StringSliceVar(&nodeArgs, "nats-arg", nil, "extra flag for the spawned nats-node, e.g. --nats-arg=--pprof-listen=127.0.0.1:6060 (repeatable)")
+	f.StringArrayVar(&nodeEnv, "nats-env", nil, "KEY=VALUE environment variable for the spawned nats-node only (--server-env is the replicas'; repeatable)")
 	f.IntVar(&replicas, "replicas", 1, "fleet-server replicas with --spawn-nats")
 	f.StringVar(&storeURL, "store", "", "PostgreSQL database for --spawn-nats (default: a throwaway server from Debian's postgresql package in the spawn dir)")
 	f.BoolVar(&jsonOut, "json-result", false, "print the result as JSON")
