@@ -1,7 +1,9 @@
 package kernels
 
 import (
+	"os"
 	"runtime"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -144,10 +146,20 @@ type Pool struct {
 // others (from the back) take chunks with one compare-and-swap.
 type part struct {
 	v atomic.Uint64
+	// claimed is the sequence number of the last job whose part a
+	// thread took as its own (see Pool.chunks).
+	claimed atomic.Uint64
 	// ran counts the chunks the part's worker ran (any part's), for
 	// profiles (Context.ChunksRun).
 	ran atomic.Int64
-	_   [48]byte
+	_   [40]byte
+}
+
+// claim makes the caller the owner of the part in job seq, unless another
+// thread already is.
+func (q *part) claim(seq uint64) bool {
+	v := q.claimed.Load()
+	return v != seq && q.claimed.CompareAndSwap(v, seq)
 }
 
 func (q *part) set(lo, hi int64) { q.v.Store(uint64(lo)<<32 | uint64(hi)) }
@@ -166,12 +178,12 @@ func (q *part) front() (int64, bool) {
 	}
 }
 
-// back takes the last chunk left, if any.
-func (q *part) back() (int64, bool) {
+// back takes the last chunk left, if more than keep are left.
+func (q *part) back(keep int64) (int64, bool) {
 	for {
 		v := q.v.Load()
 		lo, hi := int64(v>>32), int64(v&0xffffffff)
-		if lo >= hi {
+		if hi-lo <= keep {
 			return 0, false
 		}
 		if q.v.CompareAndSwap(v, uint64(lo)<<32|uint64(hi-1)) {
@@ -256,6 +268,17 @@ func (h *poolWorker) wakeUp() {
 // difference in a third.
 const chunksPerThread = 8
 
+// stealKeep is how many chunks a thread leaves at the end of another
+// thread's part when it helps with it (EXPERIMENT).
+var stealKeep = int64(envInt("EDGE_STEAL_KEEP", 0))
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
 // Run calls call.CallChunk(fn, data, worker, lo, hi) over [0, total) in
 // chunks of at least minChunk (whole multiples of it but the last), on up
 // to threads goroutines including the caller (worker 0), and returns when
@@ -289,12 +312,13 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	for w := range threads {
 		p.parts[w].set(int64(w*nChunks/threads), int64((w+1)*nChunks/threads))
 	}
+	p.parts[0].claimed.Store(seq + 1)
 	p.finished.Store(0)
 	p.seq.Store(seq + 1)
 	for _, h := range p.helpers[:threads-1] {
 		h.wakeUp()
 	}
-	p.chunks(0)
+	p.chunks(0, seq+1)
 	// Wait for chunks other workers are running: poll, then park.
 	start = time.Time{}
 	for i := 0; p.finished.Load() != p.nChunks; i++ {
@@ -334,25 +358,38 @@ func spinning(start *time.Time, i int, limit time.Duration) bool {
 // trip through the scheduler.
 const spinFirst = 256
 
-// chunks runs the chunks of the worker's own part, then takes the other
-// parts' chunks from their ends until none are left.
-func (p *Pool) chunks(worker int) {
-	for {
-		i, ok := p.parts[worker].front()
-		if !ok {
-			break
-		}
-		p.runChunk(worker, i)
+// chunks runs the worker's own part of job seq (unless another thread
+// claimed it first, see below), then helps with the others: a part no
+// thread claimed yet (its worker has not joined) it claims and runs from
+// the front, of a part being run it takes chunks from the end while more
+// than stealKeep are left.
+func (p *Pool) chunks(worker int, seq uint64) {
+	if own := &p.parts[worker]; worker == 0 || own.claim(seq) {
+		p.front(worker, own)
 	}
-	for k := 1; k < p.threads; k++ {
+	for k := range p.threads {
 		q := &p.parts[(worker+k)%p.threads]
+		if q.claim(seq) {
+			p.front(worker, q)
+		}
 		for {
-			i, ok := q.back()
+			i, ok := q.back(stealKeep)
 			if !ok {
 				break
 			}
 			p.runChunk(worker, i)
 		}
+	}
+}
+
+// front runs a part's chunks from the front until none are left.
+func (p *Pool) front(worker int, q *part) {
+	for {
+		i, ok := q.front()
+		if !ok {
+			return
+		}
+		p.runChunk(worker, i)
 	}
 }
 
@@ -380,7 +417,7 @@ func (p *Pool) work(h *poolWorker, worker int) {
 		last = seq
 		p.inside.Add(1)
 		if p.seq.Load() == seq && worker < p.threads {
-			p.chunks(worker)
+			p.chunks(worker, seq)
 		}
 		p.inside.Add(-1)
 	}

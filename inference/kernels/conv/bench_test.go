@@ -311,5 +311,32 @@ func BenchmarkThreadShare(b *testing.B) {
 				}
 			})
 		}
+		// The layer's ceiling: two one-thread copies on two goroutines,
+		// each Eval once per round; min-us is the fastest round, so
+		// twice the one-thread min-us over it is what two cores gain
+		// on this layer with no data shared between them.
+		b.Run(l.name+"/pair", func(b *testing.B) {
+			p := convBench(b, 1, l.depthwise, tensor.Uint8, l.h, l.w, l.ic, l.oc, l.k, l.st)
+			q := convBench(b, 1, l.depthwise, tensor.Uint8, l.h, l.w, l.ic, l.oc, l.k, l.st)
+			p.eval(b)
+			q.eval(b)
+			start, done := make(chan bool), make(chan struct{})
+			go func() {
+				for range start {
+					q.eval(b)
+					done <- struct{}{}
+				}
+			}()
+			defer close(start)
+			best := time.Duration(math.MaxInt64)
+			for b.Loop() {
+				t := time.Now()
+				start <- true
+				p.eval(b)
+				<-done
+				best = min(best, time.Since(t))
+			}
+			b.ReportMetric(float64(best.Nanoseconds())/1e3, "min-us")
+		})
 	}
 }
