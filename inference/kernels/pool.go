@@ -202,14 +202,25 @@ type poolWorker struct {
 // NewPool starts threads-1 worker goroutines (the caller of Run is the
 // first worker). It returns nil for threads <= 1.
 func NewPool(threads int) *Pool {
+	p := newPool(threads)
+	if p == nil {
+		return nil
+	}
+	for i, h := range p.helpers {
+		go p.work(h, i+1)
+	}
+	return p
+}
+
+// newPool returns a pool whose workers are not started yet (tests start
+// them late, or never).
+func newPool(threads int) *Pool {
 	if threads <= 1 {
 		return nil
 	}
 	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads)}
-	for i := 1; i < threads; i++ {
-		h := &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()}
-		p.helpers = append(p.helpers, h)
-		go p.work(h, i)
+	for range threads - 1 {
+		p.helpers = append(p.helpers, &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()})
 	}
 	return p
 }
@@ -310,7 +321,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	p.fn, p.data, p.call = fn, data, call
 	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
 	for w := range threads {
-		p.parts[w].set(int64(w*nChunks/threads), int64((w+1)*nChunks/threads))
+		p.parts[w].set(partChunks(w, threads, nChunks))
 	}
 	p.parts[0].claimed.Store(seq + 1)
 	p.finished.Store(0)
@@ -336,6 +347,20 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 			break
 		}
 	}
+}
+
+// partChunks returns thread w's part of a job of n chunks: [lo, hi), the
+// same fraction of every job (w/threads to (w+1)/threads).
+func partChunks(w, threads, n int) (lo, hi int64) {
+	return int64(w * n / threads), int64((w + 1) * n / threads)
+}
+
+// chunkBounds returns the range [lo, hi) of chunk i of n over total
+// indexes in units of unit (units of them, the last one partial): whole
+// units, as evenly spread as they allow, so a thread's chunks cover the
+// same fraction of every node's range within a unit.
+func chunkBounds(i, n, units, unit, total int) (lo, hi int) {
+	return i * units / n * unit, min(total, (i+1)*units/n*unit)
 }
 
 // spinning is called on each iteration i of a polling loop: it yields to
@@ -396,9 +421,7 @@ func (p *Pool) front(worker int, q *part) {
 // runChunk runs chunk i and counts it; the worker that finishes the last
 // chunk wakes the caller if it parked.
 func (p *Pool) runChunk(worker int, i int64) {
-	n := int(p.nChunks)
-	lo := int(i) * p.units / n * p.unit
-	hi := min(p.total, (int(i)+1)*p.units/n*p.unit)
+	lo, hi := chunkBounds(int(i), int(p.nChunks), p.units, p.unit, p.total)
 	p.parts[worker].ran.Add(1)
 	p.call.CallChunk(p.fn, p.data, worker, lo, hi)
 	if p.finished.Add(1) == p.nChunks && worker != 0 && p.waiting.CompareAndSwap(true, false) {
