@@ -137,11 +137,8 @@ type Pool struct {
 	finished atomic.Int64 // chunks done
 	_        [56]byte
 	waiting  atomic.Bool // the caller is parked on done
-	// homes maps a CPU (number mod len) to the part (plus one) a thread
-	// running there took last: see chunks.
-	homes [64]atomic.Int32
-	done  chan struct{}
-	timer *time.Timer // bounds each park of the caller (see park)
+	done     chan struct{}
+	timer    *time.Timer // bounds each park of the caller (see park)
 }
 
 // part is one worker's share of a job's chunks, [lo, hi) packed in one
@@ -152,12 +149,10 @@ type part struct {
 	// claimed is the sequence number of the last job whose part a
 	// thread took as its own (see Pool.chunks).
 	claimed atomic.Uint64
-	// cpu is where getcpu writes the CPU of the part's worker.
-	cpu uint32
 	// ran counts the chunks the part's worker ran (any part's), for
 	// profiles (Context.ChunksRun).
 	ran atomic.Int64
-	_   [36]byte
+	_   [40]byte
 }
 
 // claim makes the caller the owner of the part in job seq, unless another
@@ -328,6 +323,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	for w := range threads {
 		p.parts[w].set(partChunks(w, threads, nChunks))
 	}
+	p.parts[0].claimed.Store(seq + 1)
 	p.finished.Store(0)
 	p.seq.Store(seq + 1)
 	for _, h := range p.helpers[:threads-1] {
@@ -387,33 +383,18 @@ func spinning(start *time.Time, i int, limit time.Duration) bool {
 // trip through the scheduler.
 const spinFirst = 256
 
-// chunks runs a part of job seq as its own, then helps with the others:
-// a part no thread claimed yet (its worker has not joined) it claims and
-// runs from the front, of a part being run it takes chunks from the end
-// while more than stealKeep are left. The part a thread starts with is
-// the one a thread on the same CPU took in the previous job (its home),
-// else the worker's own: goroutines move between CPUs (a goroutine that
-// yields or parks resumes on whichever thread is free), so worker w
-// would write rows another core wrote in the last node; the rows of
-// each part stay with a CPU instead (they are in its cache: a line the
-// other core wrote costs about four times as much to write again, on a
-// machine whose cores share no cache level).
+// chunks runs the worker's own part of job seq (unless another thread
+// claimed it first, see below), then helps with the others: a part no
+// thread claimed yet (its worker has not joined) it claims and runs from
+// the front, of a part being run it takes chunks from the end while more
+// than stealKeep are left.
 func (p *Pool) chunks(worker int, seq uint64) {
-	home, cpu := worker, currentCPU(&p.parts[worker].cpu)
-	if cpu >= 0 {
-		if k := int(p.homes[cpu%len(p.homes)].Load()) - 1; k >= 0 && k < p.threads {
-			home = k
-		}
+	if own := &p.parts[worker]; worker == 0 || own.claim(seq) {
+		p.front(worker, own)
 	}
-	first := true
 	for k := range p.threads {
-		i := (home + k) % p.threads
-		q := &p.parts[i]
+		q := &p.parts[(worker+k)%p.threads]
 		if q.claim(seq) {
-			if h := &p.homes[max(cpu, 0)%len(p.homes)]; first && cpu >= 0 && h.Load() != int32(i+1) {
-				h.Store(int32(i + 1))
-			}
-			first = false
 			p.front(worker, q)
 		}
 		for {
@@ -442,16 +423,7 @@ func (p *Pool) front(worker int, q *part) {
 func (p *Pool) runChunk(worker int, i int64) {
 	lo, hi := chunkBounds(int(i), int(p.nChunks), p.units, p.unit, p.total)
 	p.parts[worker].ran.Add(1)
-	var t0 time.Time
-	if TraceOn {
-		t0 = time.Now()
-	}
 	p.call.CallChunk(p.fn, p.data, worker, lo, hi)
-	if TraceOn {
-		if n := TraceN.Add(1) - 1; n < int64(len(Trace)) {
-			Trace[n] = TraceEv{worker, int(i), t0, time.Now()}
-		}
-	}
 	if p.finished.Add(1) == p.nChunks && worker != 0 && p.waiting.CompareAndSwap(true, false) {
 		p.done <- struct{}{}
 	}
@@ -549,14 +521,4 @@ func (p *Pool) park() bool {
 		}
 		return p.finished.Load() == p.nChunks
 	}
-}
-
-// TEMPORARY trace
-var TraceOn bool
-var TraceN atomic.Int64
-var Trace [4096]TraceEv
-
-type TraceEv struct {
-	W, I   int
-	T0, T1 time.Time
 }
