@@ -32,8 +32,8 @@ func runRecorded(p *Pool, threads, total, minChunk int) *record {
 
 // TestLateWorkerPartRunsOnCaller: a worker that has not started (here:
 // never started) holds nothing up; the caller claims its whole part and
-// runs it front to back after its own, so the job is done in index order
-// by the caller alone. Once the worker runs, jobs still cover every index
+// runs it front to back after its own (not chunk by chunk from the end,
+// which would leave the part's rows to whichever thread comes first). Once the worker runs, jobs still cover every index
 // once.
 func TestLateWorkerPartRunsOnCaller(t *testing.T) {
 	for _, threads := range []int{2, 3, 4} {
@@ -45,10 +45,16 @@ func TestLateWorkerPartRunsOnCaller(t *testing.T) {
 					t.Fatalf("threads %d total %d: index %d run %d times, last by worker %d; expected once by the caller", threads, tc.total, i, r.hits[i], r.worker[i])
 				}
 			}
+			// Each part front to back: the chunk starts go down only
+			// where the caller moves on to another part.
+			downs := 0
 			for k := 1; k < len(r.starts); k++ {
-				if r.starts[k] <= r.starts[k-1] {
-					t.Fatalf("threads %d total %d: chunks started at %v, expected the parts in order, each from the front", threads, tc.total, r.starts)
+				if r.starts[k] < r.starts[k-1] {
+					downs++
 				}
+			}
+			if downs > threads-1 {
+				t.Fatalf("threads %d total %d: chunks started at %v, expected whole parts, each from the front", threads, tc.total, r.starts)
 			}
 		}
 		// Start the workers late: every index still runs exactly once.
@@ -103,32 +109,6 @@ func TestPartsAreAffine(t *testing.T) {
 				if next != total {
 					t.Fatalf("threads %d total %d unit %d: parts end at %d", threads, total, unit, next)
 				}
-			}
-		}
-	}
-}
-
-// TestStealKeepsTail: another thread takes a part's chunks from the end
-// only while more than keep are left.
-func TestStealKeepsTail(t *testing.T) {
-	for _, keep := range []int64{0, 1, 2, 100} {
-		var q part
-		q.set(3, 10)
-		var got []int64
-		for {
-			i, ok := q.back(keep)
-			if !ok {
-				break
-			}
-			got = append(got, i)
-		}
-		want := max(0, 7-keep)
-		if int64(len(got)) != want || (len(got) > 0 && got[0] != 9) {
-			t.Fatalf("keep %d: took %v, expected %d chunks from 9 down", keep, got, want)
-		}
-		for i := int64(3); i < 10-want; i++ {
-			if c, ok := q.front(); !ok || c != i {
-				t.Fatalf("keep %d: owner got %d %v, expected chunk %d", keep, c, ok, i)
 			}
 		}
 	}
