@@ -50,6 +50,10 @@ type Manager struct {
 	rollouts map[string]*Rollout
 	// unsaved: rollouts whose last save failed (guarded by opMu).
 	unsaved map[string]bool
+	// version is the stored rollouts' version the in-memory ones are at
+	// (persist.go), loaded whether they were ever loaded (guarded by opMu).
+	version uint64
+	loaded  bool
 }
 
 // dispatchParallel bounds concurrent job writes and notifications; many
@@ -63,43 +67,54 @@ func NewManager(ctx context.Context, st store.Store, reg *registry.Registry, tel
 		log = slog.Default()
 	}
 	m := &Manager{st: st, reg: reg, tel: tel, notify: n, clock: clock, log: log, rollouts: map[string]*Rollout{}}
-	rs, err := m.load(ctx)
-	if err != nil {
+	if err := m.reloadLocked(ctx); err != nil {
 		return nil, err
 	}
-	m.rollouts = rs
 	return m, nil
 }
 
-// load reads every rollout from the store, rewriting rollouts stored in
-// the old one-row format as a header and device rows.
-func (m *Manager) load(ctx context.Context) (map[string]*Rollout, error) {
+// load reads every rollout from the store and the rollouts' version they
+// are at, rewriting rollouts stored in the old one-row format as a header
+// and device rows.
+func (m *Manager) load(ctx context.Context) (map[string]*Rollout, uint64, error) {
 	var (
-		rs     map[string]*Rollout
-		legacy []string
+		rs      map[string]*Rollout
+		legacy  []string
+		version uint64
 	)
 	err := m.st.View(ctx, func(tx store.Tx) error {
 		var err error
+		if version, err = readVersionTx(tx); err != nil {
+			return err
+		}
 		rs, legacy, err = loadRolloutsTx(tx)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load rollouts: %w", err)
+		return nil, 0, fmt.Errorf("load rollouts: %w", err)
 	}
 	if len(legacy) > 0 {
+		var before, after uint64
 		err := m.st.Update(ctx, func(tx store.Tx) error {
 			for _, id := range legacy {
 				if _, err := persistTx(tx, nil, rs[id]); err != nil {
 					return err
 				}
 			}
-			return nil
+			var err error
+			before, after, err = bumpVersionTx(tx)
+			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("load rollouts: rewrite as device rows: %w", err)
+			return nil, 0, fmt.Errorf("load rollouts: rewrite as device rows: %w", err)
+		}
+		if before == version {
+			version = after
+		} else {
+			version = 0 // changed meanwhile: the next ReloadIfChanged reads again
 		}
 	}
-	return rs, nil
+	return rs, version, nil
 }
 
 // Reload replaces the in-memory rollouts with the stored ones (replicas
@@ -108,13 +123,41 @@ func (m *Manager) load(ctx context.Context) (map[string]*Rollout, error) {
 func (m *Manager) Reload(ctx context.Context) error {
 	m.opMu.Lock()
 	defer m.opMu.Unlock()
-	fresh, err := m.load(ctx)
+	return m.reloadLocked(ctx)
+}
+
+// ReloadIfChanged reloads the rollouts only when the stored version
+// differs from the one this manager last loaded or wrote itself, i.e.
+// when another replica sharing the store changed a rollout; otherwise it
+// reads one row. It reports whether it reloaded.
+func (m *Manager) ReloadIfChanged(ctx context.Context) (bool, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	var stored uint64
+	err := m.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		stored, err = readVersionTx(tx)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("reload: %w", err)
+	}
+	if m.loaded && stored == m.version {
+		return false, nil
+	}
+	return true, m.reloadLocked(ctx)
+}
+
+// reloadLocked is Reload with opMu held.
+func (m *Manager) reloadLocked(ctx context.Context) error {
+	fresh, version, err := m.load(ctx)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	m.mu.Lock()
 	m.rollouts = fresh
 	m.mu.Unlock()
+	m.version, m.loaded = version, true
 	return nil
 }
 
@@ -126,10 +169,19 @@ func (m *Manager) save(ctx context.Context, old, cur *Rollout) error {
 	if m.unsaved[cur.Spec.ID] {
 		old = nil
 	}
+	var before, after uint64
 	err := m.st.Update(ctx, func(tx store.Tx) error {
-		_, err := persistTx(tx, old, cur)
+		st, err := persistTx(tx, old, cur)
+		if err != nil || st.Rows == 0 {
+			before, after = m.version, m.version // nothing written
+			return err
+		}
+		before, after, err = bumpVersionTx(tx)
 		return err
 	})
+	if err == nil && before == m.version {
+		m.version = after // only this save since the last load: nothing to reload
+	} // else another replica wrote in between: the next ReloadIfChanged reads it
 	if err != nil {
 		if m.unsaved == nil {
 			m.unsaved = map[string]bool{}

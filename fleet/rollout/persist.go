@@ -3,8 +3,10 @@ package rollout
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
@@ -18,6 +20,46 @@ import (
 const bucketRolloutDevices = "rollout-devices"
 
 func deviceRowKey(rolloutID, deviceID string) string { return rolloutID + "/" + deviceID }
+
+// The rollouts' version (bucketRolloutMeta, key versionKey, a decimal
+// counter) goes up in every transaction that writes rollout rows, so a
+// replica sharing the store reads one row per tick to learn whether any
+// other replica changed a rollout, instead of decoding every rollout and
+// device row (10,000 rows at 10,000 devices) each tick.
+const (
+	bucketRolloutMeta = "rollout-meta"
+	versionKey        = "version"
+)
+
+// readVersionTx returns the stored rollouts' version (0 before the first write).
+func readVersionTx(tx store.Tx) (uint64, error) {
+	b, err := tx.Get(bucketRolloutMeta, versionKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read rollouts version: %w", err)
+	}
+	v, err := strconv.ParseUint(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read rollouts version: stored value %q is not a decimal counter: %w", b, err)
+	}
+	return v, nil
+}
+
+// bumpVersionTx adds one to the stored version and returns the version
+// before and after.
+func bumpVersionTx(tx store.Tx) (before, after uint64, err error) {
+	before, err = readVersionTx(tx)
+	if err != nil {
+		return 0, 0, err
+	}
+	after = before + 1
+	if err := tx.Put(bucketRolloutMeta, versionKey, []byte(strconv.FormatUint(after, 10))); err != nil {
+		return 0, 0, fmt.Errorf("write rollouts version: %w", err)
+	}
+	return before, after, nil
+}
 
 // encodeHeader encodes r without its devices.
 func encodeHeader(r *Rollout) ([]byte, error) {

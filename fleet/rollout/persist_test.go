@@ -17,11 +17,35 @@ import (
 )
 
 // countingStore wraps a real store and counts the rows and bytes written
-// to the rollout buckets.
+// to the rollout buckets, and the rows read from them.
 type countingStore struct {
 	store.Store
 	mu          sync.Mutex
 	rows, bytes int
+	read        int
+}
+
+func (c *countingStore) View(ctx context.Context, fn func(store.Tx) error) error {
+	return c.Store.View(ctx, func(tx store.Tx) error { return fn(&countingTx{Tx: tx, s: c}) })
+}
+
+func (t *countingTx) List(bucket, prefix string, fn func(key string, value []byte) error) error {
+	return t.Tx.List(bucket, prefix, func(k string, v []byte) error {
+		if bucket == "rollouts" || bucket == "rollout-devices" {
+			t.s.mu.Lock()
+			t.s.read++
+			t.s.mu.Unlock()
+		}
+		return fn(k, v)
+	})
+}
+
+func (c *countingStore) takeRead() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.read
+	c.read = 0
+	return n
 }
 
 type countingTx struct {
@@ -167,5 +191,89 @@ func TestLoadOneRowFormat(t *testing.T) {
 	s.View(ctx, func(tx store.Tx) error { header, err = tx.Get("rollouts", "r0"); return err })
 	if strings.Contains(string(header), `"a":`) {
 		t.Fatalf("header still holds the devices after the rewrite: %s", header)
+	}
+}
+
+// TestReloadIfChanged: two managers on one store, as two replicas on one
+// PostgreSQL database. A manager whose rollouts nobody else changed reads
+// no rollout row to learn it (not even after its own writes); a change by
+// the other one is seen on its next ReloadIfChanged. The control: a full
+// Reload reads every row.
+func TestReloadIfChanged(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	cs := &countingStore{Store: store.NewMem()}
+	reg := registry.New(cs, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
+	for i := range 50 {
+		id := fmt.Sprintf("d%02d", i)
+		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+			t.Fatal(err)
+		}
+		reg.Devices.Update(ctx, id, func(d *registry.Device) error { d.Presence = wire.Online; return nil })
+	}
+	target := wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}
+	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := func(m *rollout.Manager, name string, want bool) {
+		t.Helper()
+		cs.takeRead()
+		got, err := m.ReloadIfChanged(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := cs.takeRead()
+		if got != want {
+			t.Fatalf("%s: ReloadIfChanged reloaded=%v, want %v", name, got, want)
+		}
+		if !got && read != 0 {
+			t.Fatalf("%s: an unchanged store cost %d rollout rows read, want 0", name, read)
+		}
+	}
+	reload(a, "a, nothing stored", false)
+	if _, err := a.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Tick(ctx); err != nil { // dispatches: a writes 50 device rows
+		t.Fatal(err)
+	}
+	reload(a, "a after its own writes", false)
+	if _, ok := b.Get("r1"); ok {
+		t.Fatal("b sees r1 before reloading")
+	}
+	reload(b, "b after a's writes", true)
+	if r, ok := b.Get("r1"); !ok || len(r.Devices) != 50 {
+		t.Fatalf("b after reload: %+v, %v; want r1 with 50 devices", r, ok)
+	}
+	reload(b, "b again", false)
+	if _, err := b.Command(ctx, "r1", rollout.Pause); err != nil {
+		t.Fatal(err)
+	}
+	reload(b, "b after its own command", false)
+	reload(a, "a after b's command", true)
+	if r, _ := a.Get("r1"); r.Phase != rollout.Paused {
+		t.Fatalf("a sees phase %q after b paused r1", r.Phase)
+	}
+	// Control: a full reload reads the header and every device row.
+	cs.takeRead()
+	if err := a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if read := cs.takeRead(); read < 51 {
+		t.Fatalf("a full reload read %d rollout rows, want ≥ 51 (control)", read)
 	}
 }

@@ -6,13 +6,11 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
-	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 )
 
 // HoldsLeadership reports whether s holds the rollout controller's lock.
 func HoldsLeadership(s *Server) bool {
-	v, ok := leaderOf.Load(s)
-	return ok && v.(*postgres.Leader).BackendPID() != 0
+	return s.leader != nil && s.leader.BackendPID() != 0
 }
 
 // CrashForTest is the in-process equivalent of kill -9 of replica s:

@@ -24,7 +24,7 @@ const pkiBucket = "cluster-pki"
 // files it loaded or generated in dir; every later one writes the stored
 // files into its own dir before loading them. A no-op on bbolt.
 func (s *Server) sharePKI(dir string) error {
-	if _, shared := leaderOf.Load(s); !shared {
+	if s.leader == nil { // bbolt: nothing shared
 		return nil
 	}
 	files := []string{CommandKeyFile}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
-	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 )
 
@@ -74,11 +73,10 @@ func TestReplicasSharePostgres(t *testing.T) {
 		}
 	}
 	leading := func(s *Server) bool {
-		v, ok := leaderOf.Load(s)
-		if !ok {
+		if s.leader == nil {
 			t.Fatal("no leader elector on a PostgreSQL store")
 		}
-		ok, err := v.(*postgres.Leader).Leading(ctx)
+		ok, err := s.leader.Leading(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

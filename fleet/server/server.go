@@ -32,6 +32,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store"
+	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/wire"
@@ -166,6 +167,10 @@ type Server struct {
 
 	gauges    fleetGauges        // metrics_fleet.go
 	stopGauge context.CancelFunc // ends gaugeLoop
+
+	// leader elects the rollout controller among replicas sharing a
+	// PostgreSQL store (storeopen.go); nil on bbolt (one node, always leads).
+	leader *postgres.Leader
 }
 
 // Refresher re-signs expiring repository metadata; ota/release.Refresh

@@ -9,7 +9,6 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/wire"
@@ -43,8 +42,8 @@ func TestGatesSeeOtherReplicasTelemetry(t *testing.T) {
 		}
 	}
 	leader, other := a, b
-	if v, _ := leaderOf.Load(b); v != nil {
-		if ok, _ := v.(*postgres.Leader).Leading(ctx); ok {
+	if b.leader != nil {
+		if ok, _ := b.leader.Leading(ctx); ok {
 			leader, other = b, a
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
@@ -15,8 +14,6 @@ import (
 // rolloutLeaderKey is the PostgreSQL advisory lock key of the rollout
 // controller ("edgeflt" in ASCII).
 const rolloutLeaderKey = 0x65646765666c74
-
-var leaderOf sync.Map // *Server → *postgres.Leader (kept out of Server to keep server.go edits minimal)
 
 // openStore opens the bbolt file in the data dir, or the PostgreSQL
 // database of Config.StoreURL (with a leader elector for the rollout
@@ -37,22 +34,23 @@ func (s *Server) openStore(ctx context.Context) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	leaderOf.Store(s, postgres.NewLeader(pg, rolloutLeaderKey))
+	s.leader = postgres.NewLeader(pg, rolloutLeaderKey)
 	return pg, nil
 }
 
 // tickRollouts runs the rollout controller when this replica leads (always
-// on bbolt). On a shared store every replica first reloads the rollouts, so
-// API reads on standbys and a new leader see the current state.
+// on bbolt). On a shared store every replica first reloads the rollouts
+// if another replica changed them since this one last read or wrote them
+// (one version row read per tick otherwise), so API reads on standbys and
+// a new leader see the current state.
 func (s *Server) tickRollouts(ctx context.Context) error {
-	v, ok := leaderOf.Load(s)
-	if !ok {
+	if s.leader == nil {
 		return s.mgr.Tick(ctx)
 	}
-	if err := s.mgr.Reload(ctx); err != nil {
+	if _, err := s.mgr.ReloadIfChanged(ctx); err != nil {
 		return err
 	}
-	leading, err := v.(*postgres.Leader).Leading(ctx)
+	leading, err := s.leader.Leading(ctx)
 	if err != nil || !leading {
 		return err
 	}
@@ -62,7 +60,7 @@ func (s *Server) tickRollouts(ctx context.Context) error {
 
 // resignLeader releases the rollout leadership before the store closes.
 func (s *Server) resignLeader() {
-	if v, ok := leaderOf.LoadAndDelete(s); ok {
-		v.(*postgres.Leader).Resign(context.Background())
+	if s.leader != nil {
+		s.leader.Resign(context.Background())
 	}
 }
