@@ -283,7 +283,8 @@ func BenchmarkConv2DUint8_Stem224(b *testing.B) {
 // on one and two threads and reports the fastest Eval (min-us) and the
 // share of the chunks the second thread ran (worker-share): a layer the
 // second thread cannot help with shows a share well under 0.5 even when
-// it polls for the job (back-to-back Evals).
+// it polls for the job (back-to-back Evals). The pair variant is the
+// layer's ceiling: two independent one-thread copies on two goroutines.
 func BenchmarkThreadShare(b *testing.B) {
 	layers := []struct {
 		name                string
