@@ -74,6 +74,19 @@ func (ip *Interpreter) plan(sg *subgraph) error {
 	})
 	var placed []*live
 	var total int64
+	if ip.opts.threads == 2 {
+		// Thread-affine placement (see placeCentred).
+		spans := make([]span, len(order))
+		for i, l := range order {
+			spans[i] = span{first: l.first, last: l.last, size: l.size, name: l.t.Name}
+		}
+		offs, sum := placeCentred(spans)
+		for i, l := range order {
+			l.off = offs[i]
+		}
+		placed, total = order, sum
+		order = nil
+	}
 	for _, l := range order {
 		// Find the lowest offset where l fits between already placed
 		// tensors whose lifetimes overlap l's.
@@ -117,3 +130,75 @@ func (ip *Interpreter) plan(sg *subgraph) error {
 
 // ArenaBytes returns the size of the primary subgraph's activation arena.
 func (ip *Interpreter) ArenaBytes() int { return len(ip.subgraphs[0].arena) }
+
+// span is a tensor's lifetime (first and last node using it) and size.
+type span struct {
+	first, last int
+	size        int64
+	name        string
+}
+
+// placeCentred places tensors for two threads so that every tensor's
+// first half lies below one address and its second half above it, the
+// same address for all tensors of a lane: nodes split along rows (or
+// elements) give thread 0 the first half of their output and thread 1
+// the second half, so a thread writes its half of a tensor on lines that
+// only it wrote before, in the tensors that lived there earlier (a line
+// last written by the other core costs about four times as much to
+// write again on a machine whose cores share no cache level). Tensors go
+// into lanes (intervals of the arena) such that tensors of one lane do
+// not live at the same time: first fit by first use, the fewest lanes
+// there can be (the most tensors alive at once). A lane is as wide as
+// twice the largest half of its tensors, so the arena is larger than the
+// greedy plan's (MobileNet v2: see docs/runtime.md). It returns each
+// span's offset (64-byte aligned) and the arena size.
+func placeCentred(spans []span) ([]int64, int64) {
+	idx := make([]int, len(spans))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		sa, sb := spans[idx[a]], spans[idx[b]]
+		if sa.first != sb.first {
+			return sa.first < sb.first
+		}
+		if sa.last != sb.last {
+			return sa.last < sb.last
+		}
+		return sa.name < sb.name
+	})
+	type lane struct {
+		end  int   // last node of the lane's latest tensor
+		half int64 // the largest half-width of its tensors
+	}
+	var lanes []lane
+	laneOf := make([]int, len(spans))
+	below := func(size int64) int64 { return size / 2 &^ (arenaAlign - 1) }
+	for _, i := range idx {
+		s := spans[i]
+		k := len(lanes)
+		for j := range lanes {
+			if lanes[j].end < s.first {
+				k = j
+				break
+			}
+		}
+		if k == len(lanes) {
+			lanes = append(lanes, lane{})
+		}
+		lanes[k].end = s.last
+		lanes[k].half = max(lanes[k].half, below(s.size), s.size-below(s.size))
+		laneOf[i] = k
+	}
+	centre := make([]int64, len(lanes))
+	var total int64
+	for k, l := range lanes {
+		centre[k] = total + l.half
+		total += 2 * l.half
+	}
+	offs := make([]int64, len(spans))
+	for i, s := range spans {
+		offs[i] = centre[laneOf[i]] - below(s.size)
+	}
+	return offs, total
+}

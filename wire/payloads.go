@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -420,6 +421,34 @@ type EnrollResponse struct {
 	RepoURL string `json:"repo_url,omitempty"`
 	// TUFRoot is the repository's trusted root.json, pinned at enrollment.
 	TUFRoot json.RawMessage `json:"tuf_root,omitempty"`
+	// SubscribeQoS, when present, is the QoS (0 or 1) at which the device
+	// subscribes to its server → device topics (telemetry/ack,
+	// jobs/notify, predict/request); absent means 1. A NATS cluster's MQTT
+	// listener makes every QoS 1 subscription a JetStream consumer, whose
+	// cost grows with the number of devices, so a fleet on NATS asks for
+	// 0 (docs/mqtt.md, "Subscriptions"). The server sends it only to
+	// agents that list FeatureSubscribeQoS in FeaturesHeader.
+	SubscribeQoS *int `json:"subscribe_qos,omitempty"`
+}
+
+// FeaturesHeader is the HTTP request header of POST /api/v1/enroll in
+// which an agent lists the optional EnrollResponse fields it understands
+// (comma-separated names). Decoders are strict (an unknown field is an
+// error), so the server adds an optional field only when the agent named
+// it: older agents keep enrolling, newer agents work with older servers.
+const FeaturesHeader = "Edgefleet-Features"
+
+// FeatureSubscribeQoS names EnrollResponse.SubscribeQoS in FeaturesHeader.
+const FeatureSubscribeQoS = "subscribe_qos"
+
+// HasFeature reports whether a FeaturesHeader value lists feature.
+func HasFeature(header, feature string) bool {
+	for _, f := range strings.Split(header, ",") {
+		if strings.TrimSpace(f) == feature {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate checks a decoded EnrollResponse.
@@ -432,6 +461,9 @@ func (r *EnrollResponse) Validate() error {
 	}
 	if r.Password == "" && r.Certificate == "" {
 		return fmt.Errorf("a certificate or a password is required")
+	}
+	if r.SubscribeQoS != nil && *r.SubscribeQoS != 0 && *r.SubscribeQoS != 1 {
+		return fmt.Errorf("subscribe_qos is %d, want 0 or 1", *r.SubscribeQoS)
 	}
 	return nil
 }

@@ -181,3 +181,56 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// TestEnrollResponseSubscribeQoS: subscribe_qos is optional (absent: the
+// devices subscribe at QoS 1), 0 and 1 decode, anything else is refused.
+func TestEnrollResponseSubscribeQoS(t *testing.T) {
+	base := `{"v":1,"device_id":"d1","username":"d1","password":"p","broker_url":"mqtts://b:8883"`
+	for _, tc := range []struct {
+		extra   string
+		want    int // -1: absent
+		wantErr string
+	}{
+		{"", -1, ""},
+		{`,"subscribe_qos":0`, 0, ""},
+		{`,"subscribe_qos":1`, 1, ""},
+		{`,"subscribe_qos":2`, 0, "subscribe_qos is 2, want 0 or 1"},
+		{`,"subscribe_qos":-1`, 0, "subscribe_qos is -1, want 0 or 1"},
+		{`,"subscribe_qos":"0"`, 0, "subscribe_qos"},
+	} {
+		r, err := DecodeEnrollResponse([]byte(base + tc.extra + "}"))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want containing %q", tc.extra, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.extra, err)
+		}
+		switch {
+		case tc.want < 0 && r.SubscribeQoS != nil:
+			t.Errorf("%s: subscribe_qos %d, want absent", tc.extra, *r.SubscribeQoS)
+		case tc.want >= 0 && (r.SubscribeQoS == nil || *r.SubscribeQoS != tc.want):
+			t.Errorf("%s: subscribe_qos %v, want %d", tc.extra, r.SubscribeQoS, tc.want)
+		}
+	}
+}
+
+func TestHasFeature(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{FeatureSubscribeQoS, true},
+		{"other, " + FeatureSubscribeQoS, true},
+		{" " + FeatureSubscribeQoS + " ,x", true},
+		{"subscribe_qos_v2", false},
+		{"x,y", false},
+	} {
+		if got := HasFeature(tc.header, FeatureSubscribeQoS); got != tc.want {
+			t.Errorf("HasFeature(%q) = %v, want %v", tc.header, got, tc.want)
+		}
+	}
+}

@@ -79,6 +79,10 @@ type Enrollment struct {
 	// (--insecure-plaintext): nothing was pinned.
 	Insecure bool      `json:"insecure,omitempty"`
 	Enrolled time.Time `json:"enrolled"`
+	// SubscribeQoS is the QoS at which the fleet link subscribes to the
+	// server → device topics, as the fleet said at enrollment
+	// (wire.EnrollResponse.SubscribeQoS); nil means 1.
+	SubscribeQoS *int `json:"subscribe_qos,omitempty"`
 }
 
 // EnrollOptions says how the agent trusts the fleet server at enrollment.
@@ -164,6 +168,7 @@ func Enroll(ctx context.Context, serverURL, dataDir string, req wire.EnrollReque
 		return nil, fmt.Errorf("enroll: %w", err)
 	}
 	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set(wire.FeaturesHeader, wire.FeatureSubscribeQoS)
 	resp, err := client.Do(hr)
 	if err != nil {
 		return nil, fmt.Errorf("enroll at %s: %w", endpoint, err)
@@ -184,7 +189,8 @@ func Enroll(ctx context.Context, serverURL, dataDir string, req wire.EnrollReque
 		return nil, fmt.Errorf("enroll at %s: answer for device %q, asked for %q", endpoint, raw.DeviceID, req.DeviceID)
 	}
 	e := &Enrollment{DeviceID: raw.DeviceID, Username: raw.Username, Password: raw.Password, BrokerURL: raw.BrokerURL,
-		ServerURL: serverURL, RepoURL: raw.RepoURL, TUFRoot: []byte(raw.TUFRoot), Insecure: pin == nil, Enrolled: time.Now().UTC()}
+		ServerURL: serverURL, RepoURL: raw.RepoURL, TUFRoot: []byte(raw.TUFRoot), Insecure: pin == nil, Enrolled: time.Now().UTC(),
+		SubscribeQoS: raw.SubscribeQoS}
 	if raw.CommandKey != "" {
 		k, err := base64.StdEncoding.DecodeString(raw.CommandKey)
 		if err != nil || len(k) != ed25519.PublicKeySize {

@@ -46,3 +46,17 @@ func TestEncodeBatchFitsPayload(t *testing.T) {
 		t.Fatalf("small batch: %d records, %v", len(sent), err)
 	}
 }
+
+// TestNextAckWait: the ack wait doubles after each timeout up to the cap.
+func TestNextAckWait(t *testing.T) {
+	for _, tc := range []struct{ wait, max, want time.Duration }{
+		{10 * time.Second, 2 * time.Minute, 20 * time.Second},
+		{40 * time.Second, 2 * time.Minute, 80 * time.Second},
+		{80 * time.Second, 2 * time.Minute, 2 * time.Minute},
+		{2 * time.Minute, 2 * time.Minute, 2 * time.Minute},
+	} {
+		if got := NextAckWait(tc.wait, tc.max); got != tc.want {
+			t.Errorf("NextAckWait(%s, %s) = %s, want %s", tc.wait, tc.max, got, tc.want)
+		}
+	}
+}

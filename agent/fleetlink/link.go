@@ -24,6 +24,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,11 @@ type Config struct {
 	BatchSize int
 	// AckTimeout is how long to wait for an ack before resending (default 10s).
 	AckTimeout time.Duration
+	// MaxAckTimeout caps the ack wait, which doubles after every
+	// consecutive timeout and returns to AckTimeout with the next ack
+	// (default 2 min): a fleet whose acks run late is not flooded with
+	// resends of every device every AckTimeout (congestion collapse).
+	MaxAckTimeout time.Duration
 	// StatusInterval is how often status is republished (default 30s).
 	StatusInterval time.Duration
 	// MaxReconnectInterval caps the reconnect backoff (default 30s).
@@ -136,6 +142,10 @@ type Link struct {
 
 	predictSem chan struct{}   // bounds concurrent MQTT predictions
 	runCtx     context.Context // Run's context, for predictions
+
+	connGen     atomic.Uint64 // connections so far (a subscribe loop serves one)
+	subAttempts atomic.Int64
+	subErr      error // guarded by mu
 
 	lastSent atomic.Uint64 // highest telemetry seq published
 	refused  atomic.Int64  // commands refused (bad/missing signature...)
@@ -166,6 +176,9 @@ func New(cfg Config) (*Link, error) {
 	}
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 10 * time.Second
+	}
+	if cfg.MaxAckTimeout < cfg.AckTimeout {
+		cfg.MaxAckTimeout = max(2*time.Minute, cfg.AckTimeout)
 	}
 	if cfg.StatusInterval <= 0 {
 		cfg.StatusInterval = 30 * time.Second
@@ -301,23 +314,136 @@ func (l *Link) Run(ctx context.Context) error {
 	}
 }
 
+// onConnect runs after every (re)connect: subscribe, then publish status
+// and jobs/get. Until the broker granted every subscription the link
+// stays offline for uploads (an ack could never arrive).
 func (l *Link) onConnect(c paho.Client) {
-	l.setOnline(true)
 	l.log.Info("fleet connected", "broker", l.cfg.Enrollment.BrokerURL)
-	subs := map[string]byte{wire.JobsNotifyTopic(l.id): 1, wire.TelemetryAckTopic(l.id): 1, wire.PredictRequestTopic(l.id): 1}
-	tok := c.SubscribeMultiple(subs, l.onMessage)
-	if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		l.log.Warn("fleet subscribe failed", "err", tok.Error())
+	gen := l.connGen.Add(1)
+	go l.subscribeLoop(c, gen)
+}
+
+// subscribeQoS is the QoS of the server → device subscriptions: 0 when
+// the fleet said so at enrollment (a NATS cluster), else 1.
+func (l *Link) subscribeQoS() byte {
+	if q := l.cfg.Enrollment.SubscribeQoS; q != nil && *q == 0 {
+		return 0
 	}
-	go func() {
-		l.publishStatus(context.Background())
-		get, _ := wire.Encode(wire.JobsGet{V: wire.Version, DeviceID: l.id})
-		l.publish(wire.JobsGetTopic(l.id), false, get, 10*time.Second)
-		select {
-		case l.connected <- struct{}{}:
-		default:
+	return 1
+}
+
+// SubscribeError reports subscriptions the broker refused (SUBACK return
+// code 0x80) or did not answer.
+type SubscribeError struct {
+	// Refused maps each refused topic to its SUBACK return code (0x80; 0
+	// with Err set when there was no SUBACK).
+	Refused map[string]byte
+	// Err is set when the SUBSCRIBE itself failed or timed out.
+	Err error
+}
+
+// Error names the refused topics and their return codes.
+func (e *SubscribeError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("fleet subscribe: %v", e.Err)
+	}
+	var parts []string
+	for t, code := range e.Refused {
+		parts = append(parts, fmt.Sprintf("%s (SUBACK %#02x)", t, code))
+	}
+	sort.Strings(parts)
+	return "fleet subscribe: the broker refused " + strings.Join(parts, ", ") +
+		" (the device would miss its jobs or telemetry acks; check the broker's ACL and limits)"
+}
+
+// Unwrap returns the SUBSCRIBE's own failure, if any.
+func (e *SubscribeError) Unwrap() error { return e.Err }
+
+// SubscribeErr is the last subscription failure of the current connection
+// (a *SubscribeError), nil once the broker granted every subscription.
+func (l *Link) SubscribeErr() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.subErr
+}
+
+// SubscribeAttempts counts SUBSCRIBE packets sent (one per connect, more
+// while the broker refuses).
+func (l *Link) SubscribeAttempts() int64 { return l.subAttempts.Load() }
+
+// subscribe subscribes the device's server → device topics once and
+// checks every SUBACK return code.
+func (l *Link) subscribe(c paho.Client) error {
+	qos := l.subscribeQoS()
+	subs := map[string]byte{}
+	for _, t := range wire.DeviceSubscribeTopics(l.id) {
+		subs[t] = qos
+	}
+	l.subAttempts.Add(1)
+	tok := c.SubscribeMultiple(subs, l.onMessage)
+	if !tok.WaitTimeout(10 * time.Second) {
+		return &SubscribeError{Err: errors.New("no SUBACK within 10s")}
+	}
+	if err := tok.Error(); err != nil {
+		return &SubscribeError{Err: err}
+	}
+	st, ok := tok.(*paho.SubscribeToken)
+	if !ok {
+		return &SubscribeError{Err: fmt.Errorf("unexpected token %T", tok)}
+	}
+	res := st.Result()
+	refused := map[string]byte{}
+	for t := range subs {
+		code, ok := res[t]
+		if !ok || code > 2 { // 0x80: failure (MQTT 3.1.1 §3.9.3)
+			refused[t] = code
 		}
-	}()
+	}
+	if len(refused) > 0 {
+		return &SubscribeError{Refused: refused}
+	}
+	return nil
+}
+
+// subscribeLoop subscribes until the broker grants every subscription
+// (retrying with exponential backoff up to MaxReconnectInterval while the
+// connection of generation gen lasts), then marks the link online and
+// publishes status and jobs/get.
+func (l *Link) subscribeLoop(c paho.Client, gen uint64) {
+	l.mu.Lock()
+	ctx := l.runCtx
+	l.mu.Unlock()
+	backoff := min(time.Second, l.cfg.MaxReconnectInterval)
+	for {
+		if l.connGen.Load() != gen || !c.IsConnectionOpen() {
+			return // a newer connection subscribes for itself
+		}
+		err := l.subscribe(c)
+		l.mu.Lock()
+		l.subErr = err
+		l.mu.Unlock()
+		if err == nil {
+			break
+		}
+		l.log.Error("fleet subscription failed: not serving jobs or uploads on this connection until it succeeds", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, l.cfg.MaxReconnectInterval)
+	}
+	if l.connGen.Load() != gen {
+		return
+	}
+	l.setOnline(true)
+	l.publishStatus(context.Background())
+	get, _ := wire.Encode(wire.JobsGet{V: wire.Version, DeviceID: l.id})
+	l.publish(wire.JobsGetTopic(l.id), false, get, 10*time.Second)
+	select {
+	case l.connected <- struct{}{}:
+	default:
+	}
 }
 
 func (l *Link) onMessage(_ paho.Client, m paho.Message) {
@@ -406,6 +532,7 @@ func (l *Link) uploadLoop(ctx context.Context) {
 		return
 	}
 	var acked uint64
+	ackWait := l.cfg.AckTimeout
 	tick := time.NewTicker(l.cfg.UploadInterval)
 	defer tick.Stop()
 	for {
@@ -443,11 +570,13 @@ func (l *Link) uploadLoop(ctx context.Context) {
 				l.log.Debug("telemetry upload", "err", err)
 				break
 			}
-			got, ok := l.waitAck(ctx, last)
+			got, ok := l.waitAck(ctx, last, ackWait)
 			if !ok {
-				l.log.Warn("telemetry not acknowledged, will resend", "up_to", last)
+				ackWait = NextAckWait(ackWait, l.cfg.MaxAckTimeout)
+				l.log.Warn("telemetry not acknowledged, will resend", "up_to", last, "next_wait", ackWait)
 				break
 			}
+			ackWait = l.cfg.AckTimeout
 			if got > acked {
 				if err := src.Ack(got); err != nil {
 					l.log.Error("ack telemetry buffer", "err", err)
@@ -459,8 +588,14 @@ func (l *Link) uploadLoop(ctx context.Context) {
 	}
 }
 
-func (l *Link) waitAck(ctx context.Context, want uint64) (uint64, bool) {
-	timeout := time.NewTimer(l.cfg.AckTimeout)
+// NextAckWait is the ack wait after a timeout of wait: doubled, at most
+// maxWait.
+func NextAckWait(wait, maxWait time.Duration) time.Duration {
+	return min(2*wait, maxWait)
+}
+
+func (l *Link) waitAck(ctx context.Context, want uint64, wait time.Duration) (uint64, bool) {
+	timeout := time.NewTimer(wait)
 	defer timeout.Stop()
 	for {
 		select {

@@ -26,7 +26,7 @@ import (
 // nodes and an MQTT listener, authenticating devices and replicas against
 // the registry in the shared PostgreSQL store.
 func newNATSNodeCmd() *cobra.Command {
-	var name, dataDir, storeURL, listen, mqtt, clusterListen, routes string
+	var name, dataDir, storeURL, listen, mqtt, clusterListen, routes, pprofAddr string
 	var insecure bool
 	var hosts []string
 	cmd := &cobra.Command{
@@ -106,6 +106,11 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 					ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}
 			}
 			cfg.Auth = brokerauth.New(reg.Devices, ca, hash)
+			if pprofAddr != "" {
+				if _, err := servePprof(ctx, pprofAddr, log); err != nil {
+					return err
+				}
+			}
 			node, err := natscluster.Start(cfg)
 			if err != nil {
 				return err
@@ -125,6 +130,7 @@ route password from EDGEFLEET_ROUTE_PASSWORD.`,
 	f.StringVar(&clusterListen, "cluster-listen", "", "route listener for the other nodes (empty: a single node)")
 	f.StringVar(&routes, "routes", "", "the other nodes' --cluster-listen addresses, comma-separated")
 	f.StringSliceVar(&hosts, "tls-host", nil, "DNS name or IP in the node's certificate (repeatable; default localhost, 127.0.0.1, ::1 and the listen hosts)")
+	f.StringVar(&pprofAddr, "pprof-listen", "", "serve Go's /debug/pprof/ on this loopback address (e.g. 127.0.0.1:6060) to profile the node; unauthenticated, so loopback only")
 	f.BoolVar(&insecure, "insecure-plaintext", false, "listen without TLS (INSECURE: trusted test networks only)")
 	return cmd
 }

@@ -23,6 +23,7 @@ func newSimulateCmd(g *globals) *cobra.Command {
 		noRollout, jsonOut, debug bool
 		keepDir                   string
 		serverArgs, serverEnv     []string
+		nodeArgs, nodeEnv         []string
 		spawnNATS                 bool
 		replicas                  int
 		storeURL                  string
@@ -73,7 +74,7 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 					return fmt.Errorf("simulate: --spawn-nats needs --spawn-server (the fleet-server binary)")
 				}
 				fmt.Fprintf(os.Stderr, "starting a NATS node and %d replica(s) of %s with model %s as %s@%s ...\n", replicas, spawnBin, model, cfg.ModelID, version)
-				cl, err := simulate.SpawnCluster(ctx, simulate.ClusterConfig{Replicas: replicas, StoreURL: storeURL,
+				cl, err := simulate.SpawnCluster(ctx, simulate.ClusterConfig{Replicas: replicas, StoreURL: storeURL, NodeArgs: nodeArgs, NodeEnv: nodeEnv,
 					SpawnConfig: simulate.SpawnConfig{ServerBin: spawnBin, Dir: keepDir, ModelPath: model, ModelID: cfg.ModelID, Version: version, Args: serverArgs, Env: serverEnv}})
 				if err != nil {
 					return err
@@ -125,6 +126,7 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 	f.StringVar(&cfg.BrokerURL, "broker", "", "broker URL override (default: from the enrollment answer)")
 	f.StringVar(&cfg.IDPrefix, "id-prefix", "sim", "device id prefix")
 	f.DurationVar(&cfg.AckTimeout, "ack-timeout", 10*time.Second, "telemetry ack timeout before a resend (agent default)")
+	f.DurationVar(&cfg.MaxAckTimeout, "max-ack-timeout", 2*time.Minute, "the ack timeout doubles after each consecutive timeout up to this (agent default)")
 	f.IntVar(&cfg.ConnectParallel, "connect-parallel", 64, "concurrent enrollments/connects")
 	f.IntVar(&cfg.DownloadParallel, "download-parallel", 32, "concurrent model downloads")
 	f.StringVar(&cfg.ModelID, "model", "bench", "model id the devices run")
@@ -144,6 +146,8 @@ PostgreSQL (or --store), one fleet-server nats-node and --replicas replicas:
 	f.StringSliceVar(&serverArgs, "server-arg", nil, "extra flag for the spawned fleet-server (repeatable)")
 	f.StringArrayVar(&serverEnv, "server-env", nil, "KEY=VALUE environment variable for the spawned fleet-server only, e.g. GOMEMLIMIT=900MiB (repeatable)")
 	f.BoolVar(&spawnNATS, "spawn-nats", false, "with --spawn-server: run the multi-node path instead (PostgreSQL, one fleet-server nats-node, --replicas replicas consuming from it)")
+	f.StringSliceVar(&nodeArgs, "nats-arg", nil, "extra flag for the spawned nats-node, e.g. --nats-arg=--pprof-listen=127.0.0.1:6060 (repeatable)")
+	f.StringArrayVar(&nodeEnv, "nats-env", nil, "KEY=VALUE environment variable for the spawned nats-node only (--server-env is the replicas'; repeatable)")
 	f.IntVar(&replicas, "replicas", 1, "fleet-server replicas with --spawn-nats")
 	f.StringVar(&storeURL, "store", "", "PostgreSQL database for --spawn-nats (default: a throwaway server from Debian's postgresql package in the spawn dir)")
 	f.BoolVar(&jsonOut, "json-result", false, "print the result as JSON")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +124,10 @@ func TestClusterFaults(t *testing.T) {
 		enr, err := enroll.LoadEnrollment(dir)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if enr.SubscribeQoS == nil || *enr.SubscribeQoS != 0 {
+			// QoS 1 subscriptions would each be a JetStream consumer.
+			t.Fatalf("%s: enrollment through a NATS replica: subscribe QoS %v, want 0", d.id, enr.SubscribeQoS)
 		}
 		enr.BrokerURL = "mqtt://" + natstest.Proxy(t, cl.MQTTAddrs(i%3)...)
 		d.link, err = fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: dir, Telemetry: d, Jobs: d, Status: d,
@@ -290,7 +295,32 @@ func TestClusterFaults(t *testing.T) {
 	if telemetry.RecordsBucket != postgres.TelemetryBucket {
 		t.Fatal("telemetry is not in the partitioned table")
 	}
+	oldAgentEnrollment(t, standby.srv.URL())
 	t.Logf("faults: NATS node n2 shut down and leader %s crashed (%d PostgreSQL sessions terminated) with %d of %d jobs done; "+
 		"%s took over; rollout %s; jobs %d (installs run %d) for %d devices; telemetry recorded %d, stored %d",
 		leader.name, terminated, doneAtKill, n, standby.name, r.Phase, jobsTotal, installs, n, recorded, stored)
+}
+
+// oldAgentEnrollment: an agent that does not list wire.FeatureSubscribeQoS
+// (every agent before it existed) gets no subscribe_qos field, so its
+// strict decoder accepts the answer; it keeps subscribing at QoS 1.
+func oldAgentEnrollment(t *testing.T, url string) {
+	t.Helper()
+	body := `{"v":1,"token":"` + testToken + `","device_id":"old-agent","hardware":{"arch":"amd64"},"csr":""}`
+	resp, err := http.Post(url+"/api/v1/enroll", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("old agent's enrollment: HTTP %d %s", resp.StatusCode, b)
+	}
+	r, err := wire.DecodeEnrollResponse(b)
+	if err != nil {
+		t.Fatalf("old agent's strict decoder: %v", err)
+	}
+	if r.SubscribeQoS != nil || strings.Contains(string(b), "subscribe_qos") {
+		t.Fatalf("old agent got subscribe_qos: %s", b)
+	}
 }

@@ -216,6 +216,10 @@ func (e *env) enroll(n int) {
 		if err != nil || loaded.Password != enr.Password || loaded.BrokerURL != enr.BrokerURL || len(loaded.CommandKey) == 0 {
 			e.t.Fatalf("enrollment not persisted: %v", err)
 		}
+		if loaded.SubscribeQoS != nil {
+			// Only a NATS cluster asks for QoS 0 (TestClusterFaults).
+			e.t.Fatalf("enrollment with one node asks for subscribe QoS %d, want none (QoS 1)", *loaded.SubscribeQoS)
+		}
 		d.link, err = fleetlink.New(fleetlink.Config{Enrollment: *loaded, DataDir: dir, Telemetry: d, Jobs: d, Status: d,
 			UploadInterval: 100 * time.Millisecond, AckTimeout: 2 * time.Second, StatusInterval: time.Second, MaxReconnectInterval: time.Second})
 		if err != nil {

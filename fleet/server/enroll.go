@@ -53,6 +53,15 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.cmdKey != nil {
 		resp.CommandKey = base64.StdEncoding.EncodeToString(s.cmdKey.Public().(ed25519.PublicKey))
 	}
+	if s.natsMode() && wire.HasFeature(r.Header.Get(wire.FeaturesHeader), wire.FeatureSubscribeQoS) {
+		// A NATS MQTT listener turns every QoS 1 subscription into a
+		// JetStream consumer whose cost grows with the fleet: the device
+		// subscribes at QoS 0 and recovers what it misses while offline by
+		// jobs/get at every connect and telemetry resends (docs/mqtt.md).
+		// Only agents that understand the field get it (strict decoders).
+		qos := 0
+		resp.SubscribeQoS = &qos
+	}
 	if root, err := os.ReadFile(filepath.Join(s.cfg.RepoDir, "metadata", "root.json")); err == nil && json.Valid(root) {
 		resp.TUFRoot = root
 	}

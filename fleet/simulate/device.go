@@ -92,7 +92,13 @@ func (d *device) connect(ctx context.Context, tlsCfg *tls.Config) error {
 		SetMaxReconnectInterval(10 * time.Second).SetConnectTimeout(30 * time.Second).
 		SetWriteTimeout(30 * time.Second).
 		SetOnConnectHandler(func(c paho.Client) {
-			subs := map[string]byte{wire.JobsNotifyTopic(d.id): 1, wire.TelemetryAckTopic(d.id): 1}
+			// QoS 1 unless the fleet asked for 0 at enrollment (a NATS
+			// cluster), like the agent (agent/fleetlink).
+			qos := byte(1)
+			if q := d.enr.SubscribeQoS; q != nil && *q == 0 {
+				qos = 0
+			}
+			subs := map[string]byte{wire.JobsNotifyTopic(d.id): qos, wire.TelemetryAckTopic(d.id): qos}
 			tok := c.SubscribeMultiple(subs, d.onMessage)
 			if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
 				d.sum.subRefused.Add(uint64(len(subs)))
@@ -211,6 +217,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 	var inflight uint64 // last seq of the batch awaiting its ack (0: none)
 	ackTimer := time.NewTimer(time.Hour)
 	ackTimer.Stop()
+	ackWait := d.cfg.AckTimeout
 	retry := time.NewTicker(2 * time.Second) // the agent's upload interval
 	defer retry.Stop()
 	stopped := false
@@ -236,7 +243,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 		b, _ := wire.Encode(wire.TelemetryBatch{V: wire.Version, DeviceID: d.id, Records: recs, Epoch: d.epoch})
 		inflight = recs[n-1].Seq
 		d.publish(wire.TelemetryTopic(d.id), false, b, false)
-		ackTimer.Reset(d.cfg.AckTimeout)
+		ackTimer.Reset(ackWait)
 	}
 	for {
 		var genC <-chan time.Time
@@ -279,6 +286,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 			if inflight != 0 && seq >= inflight {
 				ackTimer.Stop()
 				inflight = 0
+				ackWait = d.cfg.AckTimeout
 				if !empty && d.c.IsConnectionOpen() {
 					send(false)
 				}
@@ -289,6 +297,7 @@ func (d *device) telemetryLoop(ctx context.Context, stop <-chan struct{}) {
 		case <-ackTimer.C:
 			d.sum.ackTimeouts.Add(1)
 			inflight = 0
+			ackWait = min(2*ackWait, d.cfg.MaxAckTimeout) // like the agent (fleetlink.NextAckWait)
 			if d.c.IsConnectionOpen() {
 				send(true)
 			}

@@ -51,6 +51,9 @@ type Config struct {
 	// AckTimeout is how long a device waits for a telemetry ack before
 	// resending (the agent's default, 10 s).
 	AckTimeout time.Duration
+	// MaxAckTimeout caps the ack wait, doubled after each consecutive
+	// timeout like the agent's (fleetlink.Config.MaxAckTimeout; default 2 min).
+	MaxAckTimeout time.Duration
 	// ConnectParallel bounds concurrent enrollments and connects.
 	ConnectParallel int
 	// DownloadParallel bounds concurrent target downloads across devices.
@@ -96,6 +99,9 @@ func (c *Config) defaults() error {
 	}
 	if c.AckTimeout <= 0 {
 		c.AckTimeout = 10 * time.Second
+	}
+	if c.MaxAckTimeout < c.AckTimeout {
+		c.MaxAckTimeout = max(2*time.Minute, c.AckTimeout)
 	}
 	if c.ConnectParallel <= 0 {
 		c.ConnectParallel = 64
@@ -185,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLS
 	tr.MaxIdleConnsPerHost = cfg.DownloadParallel + cfg.ConnectParallel
-	hc := &http.Client{Transport: tr, Timeout: 5 * time.Minute}
+	hc := &http.Client{Transport: agentFeatures{tr}, Timeout: 5 * time.Minute}
 	api.HTTP = hc
 	apis := []*client.Client{api}
 	for _, u := range cfg.PeerURLs {
@@ -384,6 +390,18 @@ func waitQuiet(ctx context.Context, apis []*client.Client, sum *counters) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// agentFeatures lists, like the agent, the optional enrollment answer
+// fields the simulated devices understand (wire.FeaturesHeader).
+type agentFeatures struct{ next http.RoundTripper }
+
+func (a agentFeatures) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/api/v1/enroll" {
+		r = r.Clone(r.Context())
+		r.Header.Set(wire.FeaturesHeader, wire.FeatureSubscribeQoS)
+	}
+	return a.next.RoundTrip(r)
 }
 
 func enrollAndConnect(ctx context.Context, cfg *Config, api *client.Client, hc *http.Client, id string, sum *counters, dl chan struct{}) (*device, error) {

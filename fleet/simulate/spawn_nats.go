@@ -29,6 +29,12 @@ type ClusterConfig struct {
 	// StoreURL is an existing PostgreSQL database (postgres://...); empty
 	// starts a throwaway PostgreSQL server in Dir (Debian's package).
 	StoreURL string
+	// NodeArgs are extra `fleet-server nats-node` flags (e.g.
+	// --pprof-listen 127.0.0.1:6060); NodeEnv its KEY=VALUE environment
+	// (SpawnConfig.Env is the replicas' only: a GOMEMLIMIT sized for a
+	// replica made the node, which needs about 1 GB at 10,000 devices,
+	// spend its time in garbage collection).
+	NodeArgs, NodeEnv []string
 }
 
 // Cluster is a running NATS node, its replicas and (maybe) PostgreSQL.
@@ -90,7 +96,7 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 	if cc.Replicas <= 0 {
 		cc.Replicas = 1
 	}
-	for _, kv := range cc.Env {
+	for _, kv := range append(append([]string{}, cc.Env...), cc.NodeEnv...) {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("spawn cluster: environment %q: want KEY=VALUE", kv)
 		}
@@ -131,7 +137,9 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spawn cluster: %w", err)
 	}
-	env := append([]string{"EDGEFLEET_BROKER_PASSWORD=" + randomHex(24)}, cc.Env...)
+	password := "EDGEFLEET_BROKER_PASSWORD=" + randomHex(24)
+	env := append([]string{password}, cc.Env...)
+	nodeEnv := append([]string{password}, cc.NodeEnv...)
 	var urls []string
 	for i := 1; i <= cc.Replicas; i++ {
 		httpAddr, err := freePort()
@@ -159,8 +167,8 @@ func SpawnCluster(ctx context.Context, cc ClusterConfig) (*Cluster, error) {
 			}
 		}
 	}
-	node, err := startChild("nats-node", cc.ServerBin, []string{"nats-node", "--store", store, "--name", "n1",
-		"--data-dir", filepath.Join(c.Dir, "nats"), "--listen", natsAddr, "--mqtt-listen", mqttAddr}, env, filepath.Join(c.Dir, "nats-node.log"))
+	node, err := startChild("nats-node", cc.ServerBin, append([]string{"nats-node", "--store", store, "--name", "n1",
+		"--data-dir", filepath.Join(c.Dir, "nats"), "--listen", natsAddr, "--mqtt-listen", mqttAddr}, cc.NodeArgs...), nodeEnv, filepath.Join(c.Dir, "nats-node.log"))
 	if err != nil {
 		return nil, err
 	}

@@ -30,3 +30,17 @@ func TestCheckFileLimit(t *testing.T) {
 		t.Fatalf("2^30 devices: %v, want advice to raise the limit", err)
 	}
 }
+
+// TestSpawnClusterRejectsBadEnv: the replicas' and the node's environment
+// are both checked before anything starts.
+func TestSpawnClusterRejectsBadEnv(t *testing.T) {
+	for _, cc := range []ClusterConfig{
+		{SpawnConfig: SpawnConfig{Env: []string{"GOMEMLIMIT"}}},
+		{NodeEnv: []string{"=1GiB"}},
+	} {
+		cc.ServerBin, cc.ModelPath, cc.Dir = "fleet-server", "m.tflite", t.TempDir()
+		if _, err := SpawnCluster(context.Background(), cc); err == nil || !strings.Contains(err.Error(), "want KEY=VALUE") {
+			t.Errorf("%v / %v: %v, want a KEY=VALUE error", cc.Env, cc.NodeEnv, err)
+		}
+	}
+}

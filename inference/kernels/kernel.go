@@ -124,8 +124,11 @@ type Context struct {
 
 	scratchNeed int
 	scratch     []byte
-	maxBytes    int64
-	pool        *Pool
+	// stride is the distance between workers' scratch regions (see
+	// WorkerScratch), maxWorkers and maxShared the largest requests.
+	stride, maxWorkers, maxShared int
+	maxBytes                      int64
+	pool                          *Pool
 	// work sums the work handed to Parallel in the current Invoke,
 	// lastWork the previous Invoke's sum (-1 before the first); solo makes
 	// Parallel run every node on the caller (see ModelSplitThreshold).
@@ -214,6 +217,33 @@ func (c *Context) Scratch(n int) []byte {
 	}
 	return c.scratch[:n]
 }
+
+// RequestWorkerScratch records, during Prepare, that Eval will need a
+// region of perWorker bytes for each of workers threads and shared bytes
+// after them (see WorkerScratch).
+func (c *Context) RequestWorkerScratch(workers, perWorker, shared int) {
+	c.stride = max(c.stride, align64(perWorker))
+	c.maxWorkers = max(c.maxWorkers, workers)
+	c.maxShared = max(c.maxShared, shared)
+	c.RequestScratch(c.maxWorkers*c.stride + c.maxShared)
+}
+
+// WorkerScratch returns scratch memory for workers regions of at least
+// perWorker bytes followed by shared bytes, and the distance between the
+// regions: worker w's region is buf[w*stride:][:perWorker], its shared
+// part buf[workers*stride:]. The stride is the largest perWorker any node
+// requested, the same for every node, so each worker's region starts at
+// the same place in every node: the lines a thread writes there stay in
+// its core's cache instead of moving to the other core at the next node
+// (with a stride per node, worker 1's region of one node is worker 0's
+// of the next).
+func (c *Context) WorkerScratch(workers, perWorker, shared int) (buf []byte, stride int) {
+	c.stride = max(c.stride, align64(perWorker)) // a node prepared during Invoke
+	return c.Scratch(workers*c.stride + shared), c.stride
+}
+
+// align64 rounds n up to a multiple of 64 bytes.
+func align64(n int) int { return (n + 63) &^ 63 }
 
 // ScratchNeed is the largest scratch request so far.
 func (c *Context) ScratchNeed() int { return c.scratchNeed }

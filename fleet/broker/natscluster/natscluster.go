@@ -66,6 +66,11 @@ type NodeConfig struct {
 	TLS *tls.Config
 	// InsecurePlaintext allows listeners without TLS (tests, throwaway setups).
 	InsecurePlaintext bool
+	// MaxConsumers caps the JetStream consumers per stream; every QoS 1
+	// MQTT subscription is one on MQTTStream, and a subscription past the
+	// cap is refused (SUBACK 0x80). 0: no cap (the fleet needs one per
+	// QoS 1 subscription; NATS's own default is 1,000).
+	MaxConsumers int
 	// Auth checks every client login; a broker.CertAuthenticator is also
 	// asked for TLS client certificates.
 	Auth broker.Authenticator
@@ -120,6 +125,9 @@ func Start(cfg NodeConfig) (*Node, error) {
 	// past the 500th fail (no telemetry acks, no job notifications for
 	// half of a 1,000-device fleet); the fleet needs one per subscription.
 	o.JetStreamLimits.DefaultMaxConsumers = -1
+	if cfg.MaxConsumers > 0 {
+		o.JetStreamLimits.DefaultMaxConsumers = cfg.MaxConsumers
+	}
 	var err error
 	if o.Host, o.Port, err = hostPort("client address", cfg.ClientAddr); err != nil {
 		return nil, fmt.Errorf("nats node %s: %w", cfg.Name, err)

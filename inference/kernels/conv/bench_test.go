@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,7 +283,8 @@ func BenchmarkConv2DUint8_Stem224(b *testing.B) {
 // on one and two threads and reports the fastest Eval (min-us) and the
 // share of the chunks the second thread ran (worker-share): a layer the
 // second thread cannot help with shows a share well under 0.5 even when
-// it polls for the job (back-to-back Evals).
+// it polls for the job (back-to-back Evals). The pair variant is the
+// layer's ceiling: two independent one-thread copies on two goroutines.
 func BenchmarkThreadShare(b *testing.B) {
 	layers := []struct {
 		name                string
@@ -311,5 +314,42 @@ func BenchmarkThreadShare(b *testing.B) {
 				}
 			})
 		}
+		// The layer's ceiling: two one-thread copies on two goroutines,
+		// each Eval once per round; min-us is the fastest round, so
+		// twice the one-thread min-us over it is what two cores gain
+		// on this layer with no data shared between them. The partner
+		// polls for its turn (a parked goroutine takes tens of
+		// microseconds to wake, as long as a layer).
+		b.Run(l.name+"/pair", func(b *testing.B) {
+			p := convBench(b, 1, l.depthwise, tensor.Uint8, l.h, l.w, l.ic, l.oc, l.k, l.st)
+			q := convBench(b, 1, l.depthwise, tensor.Uint8, l.h, l.w, l.ic, l.oc, l.k, l.st)
+			p.eval(b)
+			q.eval(b)
+			var turn, done atomic.Int64
+			go func() {
+				for i := int64(1); ; i++ {
+					for t := turn.Load(); t < i; t = turn.Load() {
+						if t < 0 {
+							return
+						}
+						runtime.Gosched()
+					}
+					q.eval(b)
+					done.Store(i)
+				}
+			}()
+			defer turn.Store(-1 << 62)
+			best := time.Duration(math.MaxInt64)
+			for i := int64(1); b.Loop(); i++ {
+				t := time.Now()
+				turn.Store(i)
+				p.eval(b)
+				for done.Load() < i {
+					runtime.Gosched()
+				}
+				best = min(best, time.Since(t))
+			}
+			b.ReportMetric(float64(best.Nanoseconds())/1e3, "min-us")
+		})
 	}
 }

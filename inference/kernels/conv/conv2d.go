@@ -23,6 +23,7 @@ type geom struct {
 	direct                  bool
 	tile                    int // rows per im2col block
 	workers, workerBytes    int
+	stride                  int // between workers' scratch (Context.WorkerScratch)
 	im2colBytes, accBytesPW int
 	a16Bytes                int // widened activation rows (SIMD GEMM)
 }
@@ -240,7 +241,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		d.prepared = make([]uint32, g.workers)
 	}
 	if g.workerBytes+d.hybridBytes > 0 {
-		ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
+		ctx.RequestWorkerScratch(g.workers, g.workerBytes, d.hybridBytes)
 	}
 	if !d.dynamic {
 		d.pack(filter, bias)
@@ -328,7 +329,7 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	}
 	d.scratch = nil
 	if d.workerBytes+d.hybridBytes > 0 {
-		d.scratch = ctx.Scratch(d.workers*d.workerBytes + d.hybridBytes)
+		d.scratch, d.stride = ctx.WorkerScratch(d.workers, d.workerBytes, d.hybridBytes)
 	}
 	d.x, d.y = in.Data, out.Data
 	d.w = filter.Data
@@ -376,7 +377,7 @@ func (d *convData) runQB(ctx *kernels.Context, threads int, work int64) {
 func convFloatWorker(d *convData, wk, lo, hi int) {
 	g := &d.geom
 	x, w, y := tensor.View[float32](d.x), tensor.View[float32](d.w), tensor.View[float32](d.y)
-	col := tensor.View[float32](d.scratch[wk*g.workerBytes : wk*g.workerBytes+g.im2colBytes])
+	col := tensor.View[float32](d.scratch[wk*g.stride : wk*g.stride+g.im2colBytes])
 	cpg := g.outC / g.groups
 	for r0 := lo; r0 < hi; r0 += g.tile {
 		r1 := min(r0+g.tile, hi)
@@ -399,7 +400,7 @@ func convFloatWorker(d *convData, wk, lo, hi int) {
 func convInt16Worker(d *convData, wk, lo, hi int) {
 	g := &d.geom
 	x, w, y := tensor.View[int16](d.x), tensor.View[int8](d.w), tensor.View[int16](d.y)
-	base := d.scratch[wk*g.workerBytes:]
+	base := d.scratch[wk*g.stride:]
 	col := tensor.View[int16](base[:g.im2colBytes])
 	acc := tensor.View[int64](base[g.im2colBytes : g.im2colBytes+g.accBytesPW])
 	cpg := g.outC / g.groups
@@ -433,7 +434,7 @@ func convIntWorker[TA int8 | uint8, TB int8 | int16](d *convData, wk, lo, hi int
 		w = tensor.View[TB](d.w)
 	}
 	padVal := TA(d.inZP)
-	base := d.scratch[wk*g.workerBytes:]
+	base := d.scratch[wk*g.stride:]
 	col := tensor.View[TA](base[:g.im2colBytes])
 	acc := tensor.View[int32](base[g.im2colBytes : g.im2colBytes+g.accBytesPW])
 	cpg := g.outC / g.groups
@@ -466,7 +467,7 @@ func convQ16Worker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	g := &d.geom
 	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
 	padVal := TA(d.inZP)
-	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
+	base := d.scratch[wk*g.stride : (wk+1)*g.stride]
 	acc := tensor.View[int32](base[:g.accBytesPW])
 	a16 := int16View(base[g.accBytesPW:])
 	for r0 := lo; r0 < hi; r0 += g.tile {
@@ -535,7 +536,7 @@ func im2colQ16[T int8 | uint8](g *geom, x []T, dst []int16, r0, r1 int, padVal i
 // hybridViews returns the quantized input and the per-batch scaling
 // factors and zero points, held in scratch after the workers' blocks.
 func (d *convData) hybridViews() ([]int8, []float32, []int32) {
-	base := d.scratch[d.workers*d.workerBytes:]
+	base := d.scratch[d.workers*d.stride:]
 	qb := align64(d.batch * d.inH * d.inW * d.inC)
 	sb := align64(d.batch * 4)
 	return tensor.View[int8](base[:qb]), tensor.View[float32](base[qb : qb+sb]), tensor.View[int32](base[qb+sb : qb+2*sb])
@@ -560,7 +561,7 @@ func convHybridWorker(d *convData, wk, lo, hi int) {
 	g := &d.geom
 	q, sf, off := d.hybridViews()
 	w, y := tensor.View[int8](d.w), tensor.View[float32](d.y)
-	base := d.scratch[wk*g.workerBytes:]
+	base := d.scratch[wk*g.stride:]
 	col := tensor.View[int8](base[:g.im2colBytes])
 	acc := tensor.View[int32](base[g.im2colBytes : g.im2colBytes+g.accBytesPW])
 	perImage := g.outH * g.outW

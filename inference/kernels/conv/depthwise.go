@@ -212,7 +212,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 			}
 		}
 	}
-	ctx.RequestScratch(g.workers*g.workerBytes + d.hybridBytes)
+	ctx.RequestWorkerScratch(g.workers, g.workerBytes, d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
 		d.conv = d.oneChannelGemm(ctx, filter)
@@ -272,13 +272,13 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	if d.dynamic {
 		d.pack(filter, bias)
 	}
-	d.scratch = ctx.Scratch(d.workers*d.workerBytes + d.hybridBytes)
+	d.scratch, d.stride = ctx.WorkerScratch(d.workers, d.workerBytes, d.hybridBytes)
 	d.x, d.w, d.y = in.Data, filter.Data, out.Data
 	threads := min(ctx.Threads, d.workers)
 	work := int64(d.rows) * int64(d.outC) * int64(d.kh*d.kw)
 	if c := d.conv; c != nil {
 		// On the byte GEMM: GEMM multiply-accumulates.
-		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
+		c.scratch, c.stride = ctx.WorkerScratch(c.workers, c.workerBytes, 0)
 		c.x, c.y = in.Data, out.Data
 		c.runQB(ctx, threads, work)
 		return nil
@@ -410,7 +410,7 @@ func dwUint8VecWorker(d *dwData, wk, lo, hi int) {
 // pixel does the leading channels, the loop below the rest.
 func dwIntVec[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	acc := tensor.View[int32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])[:d.outC]
 	xo, wo := d.workerTaps(wk)
 	p := d.cursorAt(lo)
 	for r := lo; r < hi; r, p = r+1, d.nextOf(p) {
@@ -449,7 +449,7 @@ func dwFloatVecWorker(d *dwData, wk, lo, hi int) {
 
 func dwFloatWorker(d *dwData, wk, lo, hi int) {
 	x, w, y := tensor.View[float32](d.x), tensor.View[float32](d.w), tensor.View[float32](d.y)
-	acc := tensor.View[float32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	acc := tensor.View[float32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])[:d.outC]
 	perImage := d.outH * d.outW
 	for r := lo; r < hi; r++ {
 		clear(acc)
@@ -516,7 +516,7 @@ func dwFloatWorker(d *dwData, wk, lo, hi int) {
 
 func dwInt16Worker(d *dwData, wk, lo, hi int) {
 	x, y := tensor.View[int16](d.x), tensor.View[int16](d.y)
-	acc := tensor.View[int64](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	acc := tensor.View[int64](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])[:d.outC]
 	for r := lo; r < hi; r++ {
 		copy(acc, d.bias64)
 		d.forTaps(r, func(xOff, wOff int) {
@@ -535,7 +535,7 @@ func dwInt16Worker(d *dwData, wk, lo, hi int) {
 // hybridViews returns the quantized input and the per-batch scaling
 // factors and zero points, held in scratch after the workers' blocks.
 func (d *dwData) hybridViews() ([]int8, []float32, []int32) {
-	base := d.scratch[d.workers*d.workerBytes:]
+	base := d.scratch[d.workers*d.stride:]
 	qb := align64(d.batch * d.inH * d.inW * d.inC)
 	sb := align64(d.batch * 4)
 	return tensor.View[int8](base[:qb]), tensor.View[float32](base[qb : qb+sb]), tensor.View[int32](base[qb+sb : qb+2*sb])
@@ -547,7 +547,7 @@ func (d *dwData) hybridViews() ([]int8, []float32, []int32) {
 func dwHybridWorker(d *dwData, wk, lo, hi int) {
 	q, sf, off := d.hybridViews()
 	y := tensor.View[float32](d.y)
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	acc := tensor.View[int32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])[:d.outC]
 	perImage := d.outH * d.outW
 	for r := lo; r < hi; r++ {
 		b := r / perImage
@@ -602,7 +602,7 @@ func (d *dwData) forTaps(r int, fn func(xOff, wOff int)) {
 func dwIntWorker[T int8 | uint8](d *dwData, wk, lo, hi int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
 	inOff := d.inOff
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])[:d.outC]
+	acc := tensor.View[int32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])[:d.outC]
 	perImage := d.outH * d.outW
 	for r := lo; r < hi; r++ {
 		copy(acc, d.bias32)

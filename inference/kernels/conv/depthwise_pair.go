@@ -184,7 +184,7 @@ func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 // whole block go through pixel (valid taps, offset inputs).
 func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
-	accs := tensor.View[int32](d.scratch[wk*d.workerBytes : wk*d.workerBytes+d.accBytesPW])
+	accs := tensor.View[int32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])
 	xo, wo := d.workerTaps(wk)
 	rows := d.pairRows[wk]
 	p := d.cursorAt(lo)
@@ -266,7 +266,7 @@ func dwUint8PairWorker(d *dwData, wk, lo, hi int) {
 // the same arithmetic as the scalar loop.
 func dwMultWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
-	base := d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes]
+	base := d.scratch[wk*d.stride : (wk+1)*d.stride]
 	accs := tensor.View[int32](base[:d.accBytesPW])
 	exp := tensor.View[T](base[d.accBytesPW:])[:d.kh*d.kw*d.outC]
 	expb := base[d.accBytesPW:][:len(exp)]
@@ -378,6 +378,6 @@ func (d *dwData) oneChannelGemm(ctx *kernels.Context, filter *tensor.Tensor) *co
 		copy(c.biasQB, c.bias32)
 		c.qbRowMul = qbPackUint8(c.qb, c.biasQB, w, filter.ZeroPoint(), d.outC, k)
 	}
-	ctx.RequestScratch(g.workers * g.workerBytes)
+	ctx.RequestWorkerScratch(g.workers, g.workerBytes, 0)
 	return c
 }

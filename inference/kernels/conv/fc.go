@@ -23,6 +23,7 @@ type fcData struct {
 	tile               int
 	workers            int
 	workerBytes        int
+	stride             int // between workers' scratch (Context.WorkerScratch)
 	hybridBytes        int // quantized input rows + per-row scale and offset
 	lo, hi             float32
 	biasF              []float32
@@ -173,7 +174,7 @@ func prepareFC(ctx *kernels.Context, n *kernels.Node) error {
 		d.a16Bytes = align64(d.tile * d.kp * 2)
 	}
 	d.workerBytes = align64(d.tile*d.units*accElem) + d.a16Bytes
-	ctx.RequestScratch(d.workers*d.workerBytes + d.hybridBytes)
+	ctx.RequestWorkerScratch(d.workers, d.workerBytes, d.hybridBytes)
 	if !d.dynamic {
 		d.pack(filter, bias)
 	}
@@ -246,7 +247,7 @@ func (d *fcData) qbConv(ctx *kernels.Context) *convData {
 	g.workerBytes = g.accBytesPW + g.a16Bytes
 	c.geom = g
 	c.prepared = make([]uint32, g.workers)
-	ctx.RequestScratch(g.workers * g.workerBytes)
+	ctx.RequestWorkerScratch(g.workers, g.workerBytes, 0)
 	return c
 }
 
@@ -267,7 +268,7 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 	if d.dynamic {
 		d.pack(filter, bias)
 	}
-	d.scratch = ctx.Scratch(d.workers*d.workerBytes + d.hybridBytes)
+	d.scratch, d.stride = ctx.WorkerScratch(d.workers, d.workerBytes, d.hybridBytes)
 	d.x, d.w, d.y = in.Data, filter.Data, out.Data
 	if d.useW16 {
 		d.w = int16Bytes(d.w16)
@@ -278,7 +279,7 @@ func evalFC(ctx *kernels.Context, n *kernels.Node) error {
 	const minChunk = 16
 	blocks := (d.units + q16NR - 1) / q16NR
 	if c := d.conv; c != nil {
-		c.scratch = ctx.Scratch(c.workers * c.workerBytes)
+		c.scratch, c.stride = ctx.WorkerScratch(c.workers, c.workerBytes, 0)
 		c.x, c.y = in.Data, out.Data
 		c.runQB(ctx, threads, work)
 		return nil
@@ -331,7 +332,7 @@ func fcIntWorker[TA int8 | uint8, TB int8 | int16](d *fcData, wk, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes])
+	acc := tensor.View[int32](d.scratch[wk*d.stride : (wk+1)*d.stride])
 	nu := hi - lo
 	for r0 := 0; r0 < d.rows; r0 += d.tile {
 		r1 := min(r0+d.tile, d.rows)
@@ -361,7 +362,7 @@ func fcQ16Worker[TA int8 | uint8](d *fcData, wk, blo, bhi int) {
 		return
 	}
 	x, y := tensor.View[TA](d.x), tensor.View[TA](d.y)
-	base := d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes]
+	base := d.scratch[wk*d.stride : (wk+1)*d.stride]
 	acc := tensor.View[int32](base[:len(base)-d.a16Bytes])
 	a16 := int16View(base[len(base)-d.a16Bytes:])
 	nu := hi - lo
@@ -384,7 +385,7 @@ func fcInt16Worker(d *fcData, wk, lo, hi int) {
 	if hi <= lo {
 		return
 	}
-	acc := tensor.View[int64](d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes])
+	acc := tensor.View[int64](d.scratch[wk*d.stride : (wk+1)*d.stride])
 	nu := hi - lo
 	for r0 := 0; r0 < d.rows; r0 += d.tile {
 		r1 := min(r0+d.tile, d.rows)
@@ -398,7 +399,7 @@ func fcInt16Worker(d *fcData, wk, lo, hi int) {
 // hybridViews returns the quantized input rows, their scaling factors and
 // their zero points in scratch (after the workers' accumulators).
 func (d *fcData) hybridViews() ([]int8, []float32, []int32) {
-	base := d.scratch[d.workers*d.workerBytes:]
+	base := d.scratch[d.workers*d.stride:]
 	qb := align64(d.rows * d.depth)
 	sb := align64(d.rows * 4)
 	return tensor.View[int8](base[:qb]), tensor.View[float32](base[qb : qb+sb]), tensor.View[int32](base[qb+sb : qb+2*sb])
@@ -492,13 +493,13 @@ func fcHybridWorker(d *fcData, wk, lo, hi int) {
 	}
 	q, sf, off := d.hybridViews()
 	w, y := tensor.View[int8](d.w), tensor.View[float32](d.y)
-	acc := tensor.View[int32](d.scratch[wk*d.workerBytes : (wk+1)*d.workerBytes])
+	acc := tensor.View[int32](d.scratch[wk*d.stride : (wk+1)*d.stride])
 	nu := hi - lo
 	for r0 := 0; r0 < d.rows; r0 += d.tile {
 		r1 := min(r0+d.tile, d.rows)
 		switch {
 		case d.q16 != nil:
-			a16 := int16View(d.scratch[(wk+1)*d.workerBytes-d.a16Bytes : (wk+1)*d.workerBytes])
+			a16 := int16View(d.scratch[(wk+1)*d.stride-d.a16Bytes : (wk+1)*d.stride])
 			widenRows(a16, q[r0*d.depth:], r1-r0, d.depth, d.depth)
 			q16Gemm(a16, d.kp, d.q16[lo/q16NR*d.kp*q16NR:], d.zeroBias[:nu], acc, r1-r0, nu, nu)
 		case d.depth > 0:

@@ -281,7 +281,7 @@ func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 // qbScratch returns worker wk's accumulators, byte rows and row sums.
 func (d *convData) qbScratch(wk int) (acc []int32, a8 []uint8, rowadd []int32) {
 	g := &d.geom
-	base := d.scratch[wk*g.workerBytes : (wk+1)*g.workerBytes]
+	base := d.scratch[wk*g.stride : (wk+1)*g.stride]
 	acc = tensor.View[int32](base[:g.accBytesPW])
 	a8 = base[g.accBytesPW : g.accBytesPW+align64(g.tile*d.kq4)]
 	rowadd = tensor.View[int32](base[g.accBytesPW+align64(g.tile*d.kq4):])[:g.tile]

@@ -38,6 +38,13 @@ func freeAddr(t testing.TB) string {
 // test's end.
 func Start(t testing.TB, n int, auth broker.Authenticator) *Cluster {
 	t.Helper()
+	return StartConfig(t, n, auth, natscluster.NodeConfig{})
+}
+
+// StartConfig is Start with node settings from base (MaxConsumers, ...);
+// names, addresses, store dirs, auth and routes are filled in.
+func StartConfig(t testing.TB, n int, auth broker.Authenticator, base natscluster.NodeConfig) *Cluster {
+	t.Helper()
 	routes := make([]string, n)
 	for i := range routes {
 		routes[i] = freeAddr(t)
@@ -54,8 +61,9 @@ func Start(t testing.TB, n int, auth broker.Authenticator) *Cluster {
 				others = append(others, r)
 			}
 		}
-		cfg := natscluster.NodeConfig{Name: fmt.Sprintf("n%d", i+1), StoreDir: t.TempDir(), ClientAddr: freeAddr(t), MQTTAddr: freeAddr(t),
-			InsecurePlaintext: true, Auth: auth, Logger: log, RouteUser: "route", RoutePassword: "route-secret-for-tests"}
+		cfg := base
+		cfg.Name, cfg.StoreDir, cfg.ClientAddr, cfg.MQTTAddr = fmt.Sprintf("n%d", i+1), t.TempDir(), freeAddr(t), freeAddr(t)
+		cfg.InsecurePlaintext, cfg.Auth, cfg.Logger, cfg.RouteUser, cfg.RoutePassword = true, auth, log, "route", "route-secret-for-tests"
 		if n > 1 {
 			cfg.RouteAddr, cfg.Routes = routes[i], others
 		}
