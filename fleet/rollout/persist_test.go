@@ -74,6 +74,26 @@ func (c *countingStore) take() (rows, bytes int) {
 	return rows, bytes
 }
 
+// enrollFleet enrolls n online devices d0000… running model m version 1
+// and registers version 2, whose target it returns.
+func enrollFleet(t *testing.T, reg *registry.Registry, n int) wire.Target {
+	t.Helper()
+	ctx := context.Background()
+	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
+	for i := range n {
+		id := fmt.Sprintf("d%04d", i)
+		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
+			t.Fatal(err)
+		}
+		reg.Devices.Update(ctx, id, func(d *registry.Device) error { d.Presence = wire.Online; return nil })
+	}
+	target := wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}
+	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
+
 // TestTickWritesOnlyChanges: once a 1,000-device stage is dispatched, a
 // tick after one device's job update writes that device's row (and at
 // most the header), not the whole rollout; the stored rollout reloads
@@ -94,18 +114,7 @@ func TestTickWritesOnlyChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
-	for i := range devices {
-		id := fmt.Sprintf("d%04d", i)
-		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
-			t.Fatal(err)
-		}
-		reg.Devices.Update(ctx, id, func(d *registry.Device) error { d.Presence = wire.Online; return nil })
-	}
-	target := wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}
-	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: target}); err != nil {
-		t.Fatal(err)
-	}
+	target := enrollFleet(t, reg, devices)
 	cs.take()
 	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
 		t.Fatal(err)
@@ -209,18 +218,7 @@ func TestReloadIfChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
-	for i := range 50 {
-		id := fmt.Sprintf("d%02d", i)
-		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: id, Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
-			t.Fatal(err)
-		}
-		reg.Devices.Update(ctx, id, func(d *registry.Device) error { d.Presence = wire.Online; return nil })
-	}
-	target := wire.Target{Name: "models/m/2/model.tflite", Length: 1, SHA256: "00"}
-	if err := reg.Models.Put(ctx, registry.Model{ID: "m", Version: "2", Target: target}); err != nil {
-		t.Fatal(err)
-	}
+	target := enrollFleet(t, reg, 50)
 	a, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
 	if err != nil {
 		t.Fatal(err)
