@@ -252,3 +252,55 @@ func TestRollupShards(t *testing.T) {
 		t.Fatalf("health after reopen: %+v, want %d records, %d requests, %d errors", h, devices, 10*devices, devices)
 	}
 }
+
+// writeCountingStore counts the Update transactions that reach a store.
+type writeCountingStore struct {
+	store.Store
+	updates int
+}
+
+func (w *writeCountingStore) Update(ctx context.Context, fn func(store.Tx) error) error {
+	w.updates++
+	return w.Store.Update(ctx, fn)
+}
+
+// TestResendAckedWithoutWrite: a batch the server already stored whole (a
+// device resending after a lost or late ack) is acknowledged with the
+// high-water mark and counted as duplicates without a write transaction.
+// Controls: a batch with one new record, and the first batch of a new
+// epoch holding old seqs (a re-flashed device), each write.
+func TestResendAckedWithoutWrite(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	ws := &writeCountingStore{Store: store.NewMem()}
+	reg := prometheus.NewRegistry()
+	tel, err := telemetry.Open(ctx, ws, time.Hour, clock.Func(func() time.Time { return now }), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1 := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "e1", Records: []wire.TelemetryRecord{rec(1, now, "1", 10, 0, 5), rec(2, now, "1", 10, 0, 5)}}
+	if ack, n, err := tel.Ingest(ctx, b1, nil); err != nil || ack != 2 || n != 2 {
+		t.Fatalf("first: ack %d stored %d err %v", ack, n, err)
+	}
+	before := ws.updates
+	for _, b := range []*wire.TelemetryBatch{b1, {V: 1, DeviceID: "d", Epoch: "e1", Records: []wire.TelemetryRecord{rec(2, now, "1", 10, 0, 5)}}} {
+		ack, n, err := tel.Ingest(ctx, b, nil)
+		if err != nil || ack != 2 || n != 0 {
+			t.Fatalf("resend: ack %d stored %d err %v; want 2, 0", ack, n, err)
+		}
+	}
+	if ws.updates != before {
+		t.Fatalf("resends cost %d write transactions, want 0", ws.updates-before)
+	}
+	if got := gauge(t, reg, "edgefleet_telemetry_duplicates_total"); got != 3 {
+		t.Fatalf("duplicates metric = %v, want 3", got)
+	}
+	b3 := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "e1", Records: []wire.TelemetryRecord{rec(2, now, "1", 10, 0, 5), rec(3, now, "1", 10, 0, 5)}}
+	if ack, n, _ := tel.Ingest(ctx, b3, nil); ack != 3 || n != 1 || ws.updates != before+1 {
+		t.Fatalf("one new record: ack %d stored %d, %d writes; want 3, 1, 1 (control)", ack, n, ws.updates-before)
+	}
+	b4 := &wire.TelemetryBatch{V: 1, DeviceID: "d", Epoch: "e2", Records: []wire.TelemetryRecord{rec(1, now, "1", 10, 0, 5)}}
+	if ack, n, _ := tel.Ingest(ctx, b4, nil); ack != 1 || n != 1 || ws.updates != before+2 {
+		t.Fatalf("new epoch: ack %d stored %d, %d writes; want 1, 1, 2 (control)", ack, n, ws.updates-before)
+	}
+}
