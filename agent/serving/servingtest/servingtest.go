@@ -51,6 +51,44 @@ func WhileModel(stop int32) ([]byte, error) {
 	return data, nil
 }
 
+// NeverEndingModel returns a model like WhileModel(-1) whose loop also
+// carries a 64 Ki-element float32 tensor it adds to itself every
+// iteration, so that even the runtime's WHILE iteration cap (100 million)
+// takes far longer than any test (at ≥ 10 µs an iteration: hours): only
+// cancellation ends its invocation. WhileModel(-1) reaches the cap within
+// seconds on a fast machine.
+func NeverEndingModel() ([]byte, error) {
+	const width = 1 << 16
+	b := modelbuilder.New()
+	x := b.AddTensor(modelbuilder.Tensor{Name: "x", Type: tensor.Int32, Shape: []int{1}})
+	pad := b.AddTensor(modelbuilder.Tensor{Name: "pad", Type: tensor.Float32, Shape: []int{width}, Data: make([]byte, 4*width)})
+	y := b.AddTensor(modelbuilder.Tensor{Name: "y", Type: tensor.Int32, Shape: []int{1}})
+	yPad := b.AddTensor(modelbuilder.Tensor{Name: "y_pad", Type: tensor.Float32, Shape: []int{width}})
+	cond, condIdx := b.AddSubgraph("cond")
+	ci := cond.AddTensor(modelbuilder.Tensor{Name: "i", Type: tensor.Int32, Shape: []int{1}})
+	cp := cond.AddTensor(modelbuilder.Tensor{Name: "pad", Type: tensor.Float32, Shape: []int{width}})
+	cs := cond.AddTensor(modelbuilder.Tensor{Name: "stop", Type: tensor.Int32, Shape: []int{1}, Data: I32(-1)})
+	co := cond.AddTensor(modelbuilder.Tensor{Name: "ne", Type: tensor.Bool, Shape: []int{1}})
+	cond.AddOp(modelbuilder.Op{Builtin: schema.OpNotEqual, Inputs: []int{ci, cs}, Outputs: []int{co}})
+	cond.Inputs, cond.Outputs = []int{ci, cp}, []int{co}
+	body, bodyIdx := b.AddSubgraph("body")
+	bi := body.AddTensor(modelbuilder.Tensor{Name: "i", Type: tensor.Int32, Shape: []int{1}})
+	bp := body.AddTensor(modelbuilder.Tensor{Name: "pad", Type: tensor.Float32, Shape: []int{width}})
+	one := body.AddTensor(modelbuilder.Tensor{Name: "one", Type: tensor.Int32, Shape: []int{1}, Data: I32(1)})
+	bo := body.AddTensor(modelbuilder.Tensor{Name: "next", Type: tensor.Int32, Shape: []int{1}})
+	bpo := body.AddTensor(modelbuilder.Tensor{Name: "pad_next", Type: tensor.Float32, Shape: []int{width}})
+	body.AddOp(modelbuilder.Op{Builtin: schema.OpAdd, Inputs: []int{bi, one}, Outputs: []int{bo}, Options: &schema.ActivationOptions{}})
+	body.AddOp(modelbuilder.Op{Builtin: schema.OpAdd, Inputs: []int{bp, bp}, Outputs: []int{bpo}, Options: &schema.ActivationOptions{}})
+	body.Inputs, body.Outputs = []int{bi, bp}, []int{bo, bpo}
+	b.AddOp(modelbuilder.Op{Builtin: schema.OpWhile, Inputs: []int{x, pad}, Outputs: []int{y, yPad}, Options: &schema.WhileOptions{Cond: condIdx, Body: bodyIdx}})
+	b.SetIO([]int{x}, []int{y})
+	data, err := b.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("never-ending model: %w", err)
+	}
+	return data, nil
+}
+
 // ConstModel returns a model without inputs whose float32 output "y" of
 // shape [2] is the constant a + b.
 func ConstModel() ([]byte, error) {
