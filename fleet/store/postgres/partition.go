@@ -210,30 +210,6 @@ func (t *pgTx) telGet(key string) ([]byte, error) {
 	return v, nil
 }
 
-func (t *pgTx) telPut(key string, value []byte) error {
-	ts, err := keyTime(key)
-	if err != nil {
-		return err
-	}
-	_, err = t.tx.Exec(t.ctx, `INSERT INTO `+telTable+` (ts, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (key, ts) DO UPDATE SET value = excluded.value`, ts, key, value)
-	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", TelemetryBucket, key, err)
-	}
-	return nil
-}
-
-func (t *pgTx) telDelete(key string) error {
-	ts, err := keyTime(key)
-	if err != nil {
-		return err
-	}
-	if _, err := t.tx.Exec(t.ctx, `DELETE FROM `+telTable+` WHERE key = $1 AND ts = $2`, key, ts); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", TelemetryBucket, key, err)
-	}
-	return nil
-}
-
 // telListQuery selects the telemetry rows of a prefix; a prefix of 20
 // digits or more also bounds ts, so only the partitions it can touch are
 // scanned.

@@ -424,26 +424,60 @@ func (t *pgTx) flush() error {
 	b := &pgx.Batch{}
 	for _, k := range t.order {
 		op := t.buf[k]
-		switch {
-		case k.bucket == TelemetryBucket && op.del:
-			ts, _ := keyTime(k.key) // checked when buffered
-			b.Queue(`DELETE FROM `+telTable+` WHERE key = $1 AND ts = $2`, k.key, ts)
-		case k.bucket == TelemetryBucket:
-			ts, _ := keyTime(k.key)
-			b.Queue(`INSERT INTO `+telTable+` (ts, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (key, ts) DO UPDATE SET value = excluded.value`, ts, k.key, op.value)
-		case op.del:
-			b.Queue(`DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, k.bucket, k.key)
-		default:
-			b.Queue(`INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, k.bucket, k.key, op.value)
-		}
+		q, args, _ := writeStatement(k.bucket, k.key, op.value, op.del) // checked when buffered
+		b.Queue(q, args...)
 	}
 	n := len(t.order)
 	clear(t.buf)
 	t.order = t.order[:0]
 	if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
 		return fmt.Errorf("write %d buffered rows: %w", n, err)
+	}
+	return nil
+}
+
+// writeStatement is the SQL that puts value at bucket/key (or deletes
+// it): telemetry rows go to the time-partitioned table, keyed also by the
+// time their key starts with (an error if it does not).
+func writeStatement(bucket, key string, value []byte, del bool) (string, []any, error) {
+	if bucket == TelemetryBucket {
+		ts, err := keyTime(key)
+		if err != nil {
+			return "", nil, err
+		}
+		if del {
+			return `DELETE FROM ` + telTable + ` WHERE key = $1 AND ts = $2`, []any{key, ts}, nil
+		}
+		return `INSERT INTO ` + telTable + ` (ts, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (key, ts) DO UPDATE SET value = excluded.value`, []any{ts, key, value}, nil
+	}
+	if del {
+		return `DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, []any{bucket, key}, nil
+	}
+	return `INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, []any{bucket, key, value}, nil
+}
+
+// write puts (or deletes) bucket/key: buffered in a batch transaction,
+// at once otherwise.
+func (t *pgTx) write(bucket, key string, value []byte, del bool) error {
+	q, args, err := writeStatement(bucket, key, value, del)
+	if err != nil {
+		return err
+	}
+	if t.buf != nil {
+		if !del {
+			value = append([]byte{}, value...)
+		}
+		t.buffer(bucket, key, value, del)
+		return nil
+	}
+	if _, err := t.tx.Exec(t.ctx, q, args...); err != nil {
+		op := "put"
+		if del {
+			op = "delete"
+		}
+		return fmt.Errorf("%s %s/%s: %w", op, bucket, key, err)
 	}
 	return nil
 }
@@ -473,43 +507,11 @@ func (t *pgTx) Put(bucket, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	if t.buf != nil {
-		if bucket == TelemetryBucket {
-			if _, err := keyTime(key); err != nil {
-				return err
-			}
-		}
-		t.buffer(bucket, key, append([]byte{}, value...), false)
-		return nil
-	}
-	if bucket == TelemetryBucket {
-		return t.telPut(key, value)
-	}
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO edgefleet_kv (bucket, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (bucket, key) DO UPDATE SET value = excluded.value`, bucket, key, value)
-	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
-	}
-	return nil
+	return t.write(bucket, key, value, false)
 }
 
 func (t *pgTx) Delete(bucket, key string) error {
-	if t.buf != nil {
-		if bucket == TelemetryBucket {
-			if _, err := keyTime(key); err != nil {
-				return err
-			}
-		}
-		t.buffer(bucket, key, nil, true)
-		return nil
-	}
-	if bucket == TelemetryBucket {
-		return t.telDelete(key)
-	}
-	if _, err := t.tx.Exec(t.ctx, `DELETE FROM edgefleet_kv WHERE bucket = $1 AND key = $2`, bucket, key); err != nil {
-		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
-	}
-	return nil
+	return t.write(bucket, key, nil, true)
 }
 
 // List reads the matching rows first and then calls fn, so fn may use the
