@@ -3,16 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/wire"
 )
-
-// natsOf holds each server's NATS consumer (kept out of Server to keep
-// server.go edits minimal).
-var natsOf sync.Map // *Server → *natscluster.Consumer
 
 // natsMode reports whether device messages come from a NATS cluster's
 // shared durable consumer (Config.NATSURLs) instead of MQTT subscriptions.
@@ -64,7 +59,7 @@ func (s *Server) startNATS(ctx context.Context, password string) error {
 	if err != nil {
 		return fmt.Errorf("fleet server: %w", err)
 	}
-	natsOf.Store(s, c)
+	s.nats.Store(c)
 	s.log.Info("consuming device messages from the NATS cluster", "urls", s.cfg.NATSURLs, "consumer", natscluster.ConsumerName)
 	return nil
 }
@@ -72,8 +67,8 @@ func (s *Server) startNATS(ctx context.Context, password string) error {
 // stopNATS stops consuming (what is being handled finishes and is
 // acknowledged; the rest goes to other replicas).
 func (s *Server) stopNATS() {
-	if v, ok := natsOf.LoadAndDelete(s); ok {
-		v.(*natscluster.Consumer).Close()
+	if c := s.nats.Swap(nil); c != nil {
+		c.Close()
 	}
 }
 
@@ -83,8 +78,8 @@ func (s *Server) stopNATS() {
 // makes the device resend records the server recognises), else QoS 1 over
 // MQTT without waiting for the PUBACK.
 func (s *Server) publishAck(topic string, payload []byte) {
-	if v, ok := natsOf.Load(s); ok {
-		if err := v.(*natscluster.Consumer).PublishCore(topic, payload); err == nil {
+	if c := s.nats.Load(); c != nil {
+		if err := c.PublishCore(topic, payload); err == nil {
 			return
 		}
 	}

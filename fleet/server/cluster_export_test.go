@@ -5,7 +5,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 )
 
 // HoldsLeadership reports whether s holds the rollout controller's lock.
@@ -20,8 +19,8 @@ func HoldsLeadership(s *Server) bool {
 // (NATS redelivers them to another replica), and its MQTT client drops
 // without DISCONNECT; then what is left of it is stopped.
 func CrashForTest(ctx context.Context, s *Server, adminDSN, appName string) (terminated int, err error) {
-	if v, ok := natsOf.LoadAndDelete(s); ok {
-		v.(*natscluster.Consumer).Abort()
+	if c := s.nats.Swap(nil); c != nil {
+		c.Abort()
 	}
 	conn, err := pgx.Connect(ctx, adminDSN)
 	if err != nil {

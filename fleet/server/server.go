@@ -20,12 +20,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
+	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/fleet/brokerauth"
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/pki"
@@ -175,6 +177,9 @@ type Server struct {
 	// leader elects the rollout controller among replicas sharing a
 	// PostgreSQL store (storeopen.go); nil on bbolt (one node, always leads).
 	leader *postgres.Leader
+	// nats is the NATS cluster's consumer of device messages (cluster.go);
+	// nil unless Config.NATSURLs. Set once its handlers already run.
+	nats atomic.Pointer[natscluster.Consumer]
 }
 
 // Refresher re-signs expiring repository metadata; ota/release.Refresh
