@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/jackc/pgx/v5"
-
 )
 
 // HoldsLeadership reports whether s holds the rollout controller's lock.
