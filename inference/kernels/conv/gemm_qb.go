@@ -319,8 +319,8 @@ func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	if d.qbRowMul != 0 {
 		ra = rowadd
 	}
-	if d.prepared[wk] != d.evalSeq {
-		d.prepared[wk] = d.evalSeq
+	if d.prepared[wk][0] != d.evalSeq {
+		d.prepared[wk][0] = d.evalSeq
 		ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
 	}
 	j0, j1 := lo*qbNR, min(hi*qbNR, d.np)
