@@ -127,7 +127,9 @@ type Pool struct {
 	units    int // ceil(total / unit)
 	threads  int
 	nChunks  int64
+	target   int64 // finished once the job's chunks are done
 	parts    []part
+	ran      []counter // chunks each thread ran (Context.ChunksRun)
 	_        [64]byte
 	seq      atomic.Uint64 // even: job published; odd: Run is writing one
 	closed   atomic.Bool   // Close may run on a cleanup goroutine
@@ -135,62 +137,102 @@ type Pool struct {
 	_        [48]byte
 	inside   atomic.Int32 // workers that joined the current job
 	_        [60]byte
-	finished atomic.Int64 // chunks done
+	finished atomic.Int64 // chunks done, over all jobs (not reset per job)
 	_        [56]byte
 	waiting  atomic.Bool // the caller is parked on done
 	done     chan struct{}
 	timer    *time.Timer // bounds each park of the caller (see park)
 }
 
-// part is one worker's share of a job's chunks, [lo, hi) packed in one
-// word (lo in the high half) so that the owner (from the front) and the
-// others (from the back) take chunks with one compare-and-swap.
+// part is one worker's share of a job's chunks in one word, so that the
+// owner (from the front) and the others (from the back) take chunks with
+// one compare-and-swap: the job's sequence number (low 32 bits) in the
+// high half, then a claimed bit (a thread took the part as its own, see
+// Pool.chunks), lo (15 bits) and hi (16 bits) of the chunks left. A word
+// whose sequence number is not the current job's stands for the part's
+// whole range, unclaimed: Run writes no part (each write would move the
+// part's line to the caller's core, only for the worker to move it back).
+// The caller looks at every part of every job, so a used part's number is
+// never more than one job old (a stale one cannot come round to the
+// current one), and Run marks the parts a job does not use with an odd
+// number, which no job has.
 type part struct {
 	v atomic.Uint64
-	// claimed is the sequence number of the last job whose part a
-	// thread took as its own (see Pool.chunks).
-	claimed atomic.Uint64
-	// ran counts the chunks the part's worker ran (any part's), for
-	// profiles (Context.ChunksRun).
-	ran atomic.Int64
-	_   [40]byte
+	_ [56]byte
 }
 
-// claim makes the caller the owner of the part in job seq, unless another
-// thread already is.
-func (q *part) claim(seq uint64) bool {
-	v := q.claimed.Load()
-	return v != seq && q.claimed.CompareAndSwap(v, seq)
+const (
+	partClaimed = 1 << 31
+	// maxChunks bounds a job's chunks so that lo and hi fit their fields.
+	maxChunks = 1<<15 - 1
+)
+
+// partWord packs a part's state in job seq.
+func partWord(seq uint64, claimed bool, lo, hi int64) uint64 {
+	w := uint64(uint32(seq))<<32 | uint64(lo)<<16 | uint64(hi)
+	if claimed {
+		w |= partClaimed
+	}
+	return w
 }
 
-func (q *part) set(lo, hi int64) { q.v.Store(uint64(lo)<<32 | uint64(hi)) }
+// load returns part w's state in job seq (its whole range, unclaimed, if
+// no thread has touched it in this job yet) and the word it read.
+func (p *Pool) load(w int, seq uint64) (v uint64, claimed bool, lo, hi int64) {
+	v = p.parts[w].v.Load()
+	if uint32(v>>32) != uint32(seq) {
+		lo, hi = partChunks(w, p.threads, int(p.nChunks))
+		return v, false, lo, hi
+	}
+	return v, v&partClaimed != 0, int64(v>>16) & 0x7fff, int64(v & 0xffff)
+}
 
-// front takes the first chunk left, if any.
-func (q *part) front() (int64, bool) {
+// claim makes the caller the owner of part w in job seq, unless another
+// thread already is, and takes its first chunk left (ok false: claimed by
+// another thread, or none left).
+func (p *Pool) claim(w int, seq uint64) (int64, bool) {
 	for {
-		v := q.v.Load()
-		lo, hi := int64(v>>32), int64(v&0xffffffff)
+		v, claimed, lo, hi := p.load(w, seq)
+		if claimed {
+			return 0, false
+		}
+		next := min(lo+1, hi)
+		if p.parts[w].v.CompareAndSwap(v, partWord(seq, true, next, hi)) {
+			return lo, lo < hi
+		}
+	}
+}
+
+// takeFront takes the first chunk left of part w, if any.
+func (p *Pool) takeFront(w int, seq uint64) (int64, bool) {
+	for {
+		v, claimed, lo, hi := p.load(w, seq)
 		if lo >= hi {
 			return 0, false
 		}
-		if q.v.CompareAndSwap(v, uint64(lo+1)<<32|uint64(hi)) {
+		if p.parts[w].v.CompareAndSwap(v, partWord(seq, claimed, lo+1, hi)) {
 			return lo, true
 		}
 	}
 }
 
-// back takes the last chunk left, if any.
-func (q *part) back() (int64, bool) {
+// takeBack takes the last chunk left of part w, if any.
+func (p *Pool) takeBack(w int, seq uint64) (int64, bool) {
 	for {
-		v := q.v.Load()
-		lo, hi := int64(v>>32), int64(v&0xffffffff)
+		v, claimed, lo, hi := p.load(w, seq)
 		if lo >= hi {
 			return 0, false
 		}
-		if q.v.CompareAndSwap(v, uint64(lo)<<32|uint64(hi-1)) {
+		if p.parts[w].v.CompareAndSwap(v, partWord(seq, claimed, lo, hi-1)) {
 			return hi - 1, true
 		}
 	}
+}
+
+// counter is a per-thread count on its own cache line.
+type counter struct {
+	atomic.Int64
+	_ [56]byte
 }
 
 type poolWorker struct {
@@ -219,7 +261,7 @@ func newPool(threads int) *Pool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads)}
+	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads), ran: make([]counter, threads)}
 	for range threads - 1 {
 		p.helpers = append(p.helpers, &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()})
 	}
@@ -236,10 +278,19 @@ func (p *Pool) Threads() int {
 }
 
 // SetActive tells the workers whether an Invoke is running: while it is,
-// idle workers poll for the next node longer before they park.
+// idle workers poll for the next node longer before they park. Turning it
+// on also wakes parked workers, so that they are up (waking one takes tens
+// of microseconds) by the time the first split node starts, not partway
+// through it.
 func (p *Pool) SetActive(on bool) {
-	if p != nil {
-		p.active.Store(on)
+	if p == nil {
+		return
+	}
+	p.active.Store(on)
+	if on {
+		for _, h := range p.helpers {
+			h.wakeUp()
+		}
 	}
 }
 
@@ -260,7 +311,7 @@ func (p *Pool) ChunksRun(w int) int64 {
 	if p == nil || w < 0 || w >= len(p.parts) {
 		return 0
 	}
-	return p.parts[w].ran.Load()
+	return p.ran[w].Load()
 }
 
 // wakeUp wakes the worker if it is parked (or about to park).
@@ -294,7 +345,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	// in a partial tile), dealt out as evenly as whole units allow.
 	minChunk = max(minChunk, 1)
 	units := (total + minChunk - 1) / minChunk
-	nChunks := min(chunksPerThread*threads, units)
+	nChunks := min(chunksPerThread*threads, units, maxChunks)
 	threads = min(threads, nChunks)
 	if threads <= 1 {
 		call.CallChunk(fn, data, 0, 0, total)
@@ -310,11 +361,13 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	}
 	p.fn, p.data, p.call = fn, data, call
 	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
-	for w := range threads {
-		p.parts[w].set(partChunks(w, threads, nChunks))
+	p.target += int64(nChunks)
+	for w := threads; w < len(p.parts); w++ {
+		// Parts this job does not use get an odd (no job's) number, so
+		// that no later job takes them for its own, however many jobs
+		// pass before one uses them again.
+		p.parts[w].v.Store(partWord(seq, false, 0, 0))
 	}
-	p.parts[0].claimed.Store(seq + 1)
-	p.finished.Store(0)
 	p.seq.Store(seq + 1)
 	for _, h := range p.helpers[:threads-1] {
 		h.wakeUp()
@@ -322,12 +375,12 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	p.chunks(0, seq+1)
 	// Wait for chunks other workers are running: poll, then park.
 	start = time.Time{}
-	for i := 0; p.finished.Load() != p.nChunks; i++ {
+	for i := 0; p.finished.Load() != p.target; i++ {
 		if spinning(&start, i, waitTime) {
 			continue
 		}
 		p.waiting.Store(true)
-		if p.finished.Load() == p.nChunks {
+		if p.finished.Load() == p.target {
 			if !p.waiting.CompareAndSwap(true, false) {
 				<-p.done // the last worker is sending
 			}
@@ -383,16 +436,14 @@ const spinFirst = 256
 // imbalance costs more than the lines that move.)
 func (p *Pool) chunks(worker int, seq uint64) {
 	n := int64(0)
-	if own := &p.parts[worker]; worker == 0 || own.claim(seq) {
-		n += p.front(worker, own)
-	}
 	for k := range p.threads {
-		q := &p.parts[(worker+k)%p.threads]
-		if q.claim(seq) {
-			n += p.front(worker, q)
+		w := (worker + k) % p.threads
+		if i, ok := p.claim(w, seq); ok {
+			p.runChunk(worker, i)
+			n += 1 + p.front(worker, w, seq)
 		}
 		for {
-			i, ok := q.back()
+			i, ok := p.takeBack(w, seq)
 			if !ok {
 				break
 			}
@@ -403,12 +454,12 @@ func (p *Pool) chunks(worker int, seq uint64) {
 	p.report(worker, n)
 }
 
-// front runs a part's chunks from the front until none are left and
+// front runs part w's chunks from the front until none are left and
 // returns how many it ran.
-func (p *Pool) front(worker int, q *part) int64 {
+func (p *Pool) front(worker, w int, seq uint64) int64 {
 	n := int64(0)
 	for {
-		i, ok := q.front()
+		i, ok := p.takeFront(w, seq)
 		if !ok {
 			return n
 		}
@@ -431,8 +482,8 @@ func (p *Pool) report(worker int, n int64) {
 	if n == 0 {
 		return
 	}
-	p.parts[worker].ran.Add(n)
-	if p.finished.Add(n) == p.nChunks && worker != 0 && p.waiting.CompareAndSwap(true, false) {
+	p.ran[worker].Add(n)
+	if p.finished.Add(n) == p.target && worker != 0 && p.waiting.CompareAndSwap(true, false) {
 		p.done <- struct{}{}
 	}
 }
@@ -527,6 +578,6 @@ func (p *Pool) park() bool {
 			<-p.done // the last worker is sending
 			return true
 		}
-		return p.finished.Load() == p.nChunks
+		return p.finished.Load() == p.target
 	}
 }
