@@ -118,31 +118,47 @@ func Parallel[D any](ctx *Context, threads int, work int64, total, minChunk int,
 // chunks to finish, plus, at the start of the next job, for workers still
 // leaving the previous one.
 type Pool struct {
-	helpers []*poolWorker
-	// The job, written by Run while seq is odd (no worker inside).
+	// Line 0: what a polling worker reads first. state is the job's
+	// sequence number (even: published; odd: Run is writing one) times
+	// 2^16 plus the number of workers inside the job (joined with a
+	// compare-and-swap on the published number, so none joins while Run
+	// writes): one line carries the job's publication, the workers'
+	// entry and exit, and the job's function (Run writes it there, a
+	// worker reads it with the number).
+	state    atomic.Uint64
 	fn, data any
 	call     ChunkCaller
-	total    int
-	unit     int // minChunk
-	units    int // ceil(total / unit)
-	threads  int
-	nChunks  int64
-	target   int64 // finished once the job's chunks are done
-	parts    []part
-	ran      []counter // chunks each thread ran (Context.ChunksRun)
-	_        [64]byte
-	seq      atomic.Uint64 // even: job published; odd: Run is writing one
-	closed   atomic.Bool   // Close may run on a cleanup goroutine
-	active   atomic.Bool   // inside an Invoke: workers poll longer
-	_        [48]byte
-	inside   atomic.Int32 // workers that joined the current job
-	_        [60]byte
+	_        [8]byte
+	// Line 1: the rest of the job, written by Run while the number is odd
+	// and no worker is inside.
+	total   int
+	unit    int // minChunk
+	units   int // ceil(total / unit)
+	threads int32
+	nChunks int32
+	target  int64 // finished once the job's chunks are done
+	parts   []part
+	// Line 2: rarely written.
+	helpers []*poolWorker
+	ran     []counter   // chunks each thread ran (Context.ChunksRun)
+	closed  atomic.Bool // Close may run on a cleanup goroutine
+	active  atomic.Bool // inside an Invoke: workers poll longer
+	_       [8]byte
+	// Line 3.
 	finished atomic.Int64 // chunks done, over all jobs (not reset per job)
 	_        [56]byte
-	waiting  atomic.Bool // the caller is parked on done
-	done     chan struct{}
-	timer    *time.Timer // bounds each park of the caller (see park)
+	// Line 4: the caller's.
+	waiting atomic.Bool // the caller is parked on done
+	done    chan struct{}
+	timer   *time.Timer // bounds each park of the caller (see park)
+	_       [40]byte
 }
+
+// Fields of Pool.state.
+const (
+	seqShift   = 16
+	insideMask = 1<<seqShift - 1
+)
 
 // part is one worker's share of a job's chunks in one word, so that the
 // owner (from the front) and the others (from the back) take chunks with
@@ -181,7 +197,7 @@ func partWord(seq uint64, claimed bool, lo, hi int64) uint64 {
 func (p *Pool) load(w int, seq uint64) (v uint64, claimed bool, lo, hi int64) {
 	v = p.parts[w].v.Load()
 	if uint32(v>>32) != uint32(seq) {
-		lo, hi = partChunks(w, p.threads, int(p.nChunks))
+		lo, hi = partChunks(w, int(p.threads), int(p.nChunks))
 		return v, false, lo, hi
 	}
 	return v, v&partClaimed != 0, int64(v>>16) & 0x7fff, int64(v & 0xffff)
@@ -353,14 +369,15 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	}
 	// Close the previous job to late workers, wait for the ones inside to
 	// leave (they found its chunks all taken), then write the new one.
-	seq := p.seq.Load() + 1
-	p.seq.Store(seq)
+	st := p.state.Add(1 << seqShift)
+	seq := st >> seqShift
 	var start time.Time
-	for i := 0; p.inside.Load() != 0; i++ {
+	for i := 0; st&insideMask != 0; i++ {
 		spinning(&start, i, time.Hour)
+		st = p.state.Load()
 	}
 	p.fn, p.data, p.call = fn, data, call
-	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
+	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, int32(threads), int32(nChunks)
 	p.target += int64(nChunks)
 	for w := threads; w < len(p.parts); w++ {
 		// Parts this job does not use get an odd (no job's) number, so
@@ -368,7 +385,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 		// pass before one uses them again.
 		p.parts[w].v.Store(partWord(seq, false, 0, 0))
 	}
-	p.seq.Store(seq + 1)
+	p.state.Store((seq + 1) << seqShift)
 	for _, h := range p.helpers[:threads-1] {
 		h.wakeUp()
 	}
@@ -436,8 +453,9 @@ const spinFirst = 256
 // imbalance costs more than the lines that move.)
 func (p *Pool) chunks(worker int, seq uint64) {
 	n := int64(0)
-	for k := range p.threads {
-		w := (worker + k) % p.threads
+	threads := int(p.threads)
+	for k := range threads {
+		w := (worker + k) % threads
 		if i, ok := p.claim(w, seq); ok {
 			p.runChunk(worker, i)
 			n += 1 + p.front(worker, w, seq)
@@ -497,11 +515,26 @@ func (p *Pool) work(h *poolWorker, worker int) {
 			return // closed
 		}
 		last = seq
-		p.inside.Add(1)
-		if p.seq.Load() == seq && worker < p.threads {
+		if !p.join(seq) {
+			continue // Run is writing the next job
+		}
+		if worker < int(p.threads) {
 			p.chunks(worker, seq)
 		}
-		p.inside.Add(-1)
+		p.state.Add(^uint64(0)) // leave: inside - 1
+	}
+}
+
+// join counts the worker inside job seq, unless Run has closed it.
+func (p *Pool) join(seq uint64) bool {
+	for {
+		st := p.state.Load()
+		if st>>seqShift != seq {
+			return false
+		}
+		if p.state.CompareAndSwap(st, st+1) {
+			return true
+		}
 	}
 }
 
@@ -513,7 +546,7 @@ func (p *Pool) next(h *poolWorker, last uint64) uint64 {
 		if p.closed.Load() {
 			return 0
 		}
-		if seq := p.seq.Load(); seq != last && seq%2 == 0 {
+		if seq := p.state.Load() >> seqShift; seq != last && seq%2 == 0 {
 			return seq
 		}
 		limit := spinTime
@@ -524,7 +557,7 @@ func (p *Pool) next(h *poolWorker, last uint64) uint64 {
 			continue
 		}
 		h.sleeping.Store(true)
-		if seq := p.seq.Load(); (seq != last && seq%2 == 0) || p.closed.Load() {
+		if seq := p.state.Load() >> seqShift; (seq != last && seq%2 == 0) || p.closed.Load() {
 			if !h.sleeping.CompareAndSwap(true, false) {
 				<-h.wake // Run or Close is sending
 			}

@@ -3,6 +3,7 @@ package kernels
 import (
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // record notes, per index, how often and by which worker it was run, and
@@ -110,6 +111,32 @@ func TestPartsAreAffine(t *testing.T) {
 					t.Fatalf("threads %d total %d unit %d: parts end at %d", threads, total, unit, next)
 				}
 			}
+		}
+	}
+}
+
+// TestPoolLines: the pool's shared words start cache lines (Pool's size is
+// a multiple of 64 bytes, so the allocator places it on a line boundary),
+// so that the words one thread writes share no line with another's.
+func TestPoolLines(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the layout is padded for 64-bit pointers")
+	}
+	p := newPool(2)
+	for _, f := range []struct {
+		name string
+		addr uintptr
+	}{
+		{"pool", uintptr(unsafe.Pointer(p))},
+		{"total", uintptr(unsafe.Pointer(&p.total))},
+		{"helpers", uintptr(unsafe.Pointer(&p.helpers))},
+		{"finished", uintptr(unsafe.Pointer(&p.finished))},
+		{"waiting", uintptr(unsafe.Pointer(&p.waiting))},
+		{"part 1", uintptr(unsafe.Pointer(&p.parts[1]))},
+		{"ran 1", uintptr(unsafe.Pointer(&p.ran[1]))},
+	} {
+		if f.addr%64 != 0 {
+			t.Errorf("%s at %#x: not at the start of a cache line", f.name, f.addr)
 		}
 	}
 }
