@@ -34,8 +34,8 @@ func (t *Store) SyncShared(ctx context.Context, lookback time.Duration) (int, er
 		// First sync: what is in memory now was ingested here.
 		t.known = map[recID]struct{}{}
 		for i := range t.hot {
-			r := &t.hot[i]
-			t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}] = struct{}{}
+			h := &t.hot[i]
+			t.known[recID{t.strs.vals[h.dev], h.seq, h.time().UnixNano()}] = struct{}{}
 		}
 	}
 	t.mu.Unlock()
@@ -67,7 +67,6 @@ func (t *Store) SyncShared(ctx context.Context, lookback time.Duration) (int, er
 		if _, seen := t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}]; seen {
 			continue // ingested here meanwhile
 		}
-		t.internRecord(r)
 		t.addLocked(r)
 		n++
 	}
