@@ -249,7 +249,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.h = newMQTTHandler(s.reg, s.tel, cfg.Clock, s.log)
-	s.h.kick, s.h.sign, s.h.publishAck = s.Kick, s.signJob, s.publishAck
+	s.h.kick, s.h.sign, s.h.signLink, s.h.publishAck = s.Kick, s.signJob, s.signLink, s.publishAck
 	s.h.onEvent, s.h.inProcess = cfg.OnBrokerEvent, cfg.BrokerURL == ""
 	if s.mgr, err = rollout.NewManager(ctx, s.store, s.reg, s.tel, s.h, cfg.Clock, s.log); err != nil {
 		return nil, err
