@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,20 +26,34 @@ import (
 // test ends.
 func runLink(t *testing.T, dir string) *fleetlink.Link {
 	t.Helper()
+	l, _ := runLinkPredict(t, dir, nil)
+	return l
+}
+
+// runLinkPredict is runLink with a prediction hook; stop ends the link
+// (an orderly shutdown: offline status published).
+func runLinkPredict(t *testing.T, dir string, predict fleetlink.PredictFunc) (l *fleetlink.Link, stop func()) {
+	t.Helper()
 	enr, err := enroll.LoadEnrollment(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		AckTimeout: 2 * time.Second, MaxReconnectInterval: time.Second})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("FG_DEBUG") != "" {
+		log = slog.Default()
+	}
+	l, err = fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: dir, Logger: log,
+		AckTimeout: 2 * time.Second, MaxReconnectInterval: time.Second, Predict: predict})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { l.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return l
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return l, stop
 }
 
 // setEnrolledQoS rewrites the device's enrollment file as an enrollment
@@ -54,21 +70,17 @@ func setEnrolledQoS(t *testing.T, dir string, qos *int) {
 	}
 }
 
-// TestLinkSettingsNATSFleet: a device enrolled before its fleet moved to
-// a NATS cluster (no subscribe_qos in its enrollment: QoS 1, a JetStream
-// consumer per topic) connects to a fleet-server replica on NATS: the
-// signed link settings answering its jobs/get make it subscribe again at
-// QoS 0, and its enrollment file says 0 from then on.
-func TestLinkSettingsNATSFleet(t *testing.T) {
+// startNATSReplica starts a fleet-server replica in NATS mode (a real
+// NATS node and PostgreSQL) with the given remote predict timeout.
+func startNATSReplica(t *testing.T, ctx context.Context, predictTimeout time.Duration) *server.Server {
+	t.Helper()
 	dsn := pgtest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	const serverPassword = "server-secret-0123456789abcdef"
 	nodeStore, err := postgres.Open(ctx, withApp(dsn, "nats-auth"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nodeStore.Close()
+	t.Cleanup(func() { nodeStore.Close() })
 	hash, err := mosquitto.HashPassword(serverPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -76,8 +88,11 @@ func TestLinkSettingsNATSFleet(t *testing.T) {
 	cl := natstest.Start(t, 1, brokerauth.New(registry.New(nodeStore, nil).Devices, nil, hash))
 	cfg := server.Config{DataDir: t.TempDir(), RepoDir: t.TempDir(), StoreURL: withApp(dsn, "fleet-a"), HTTPAddr: "127.0.0.1:0",
 		InsecurePlaintext: true, BrokerURL: cl.Nodes[0].MQTTURL(), BrokerPassword: serverPassword, ClientID: "fleet-a",
-		NATSURLs: cl.ClientURLs(), TickInterval: 50 * time.Millisecond, Tokens: []string{testToken},
+		NATSURLs: cl.ClientURLs(), TickInterval: 50 * time.Millisecond, Tokens: []string{testToken}, PredictTimeout: predictTimeout,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if os.Getenv("FG_DEBUG") != "" {
+		cfg.Logger = slog.Default()
+	}
 	rctx, rcancel := context.WithCancel(ctx)
 	srv, err := server.Start(rctx, cfg)
 	if err != nil {
@@ -86,7 +101,19 @@ func TestLinkSettingsNATSFleet(t *testing.T) {
 	}
 	runDone := make(chan struct{})
 	go func() { srv.Run(rctx, nil); close(runDone) }()
-	defer func() { rcancel(); <-runDone; srv.Close() }()
+	t.Cleanup(func() { rcancel(); <-runDone; srv.Close() })
+	return srv
+}
+
+// TestLinkSettingsNATSFleet: a device enrolled before its fleet moved to
+// a NATS cluster (no subscribe_qos in its enrollment: QoS 1, a JetStream
+// consumer per topic) connects to a fleet-server replica on NATS: the
+// signed link settings answering its jobs/get make it subscribe again at
+// QoS 0, and its enrollment file says 0 from then on.
+func TestLinkSettingsNATSFleet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startNATSReplica(t, ctx, 0)
 
 	dir := t.TempDir()
 	if _, err := enroll.Enroll(ctx, srv.URL(), dir, wire.EnrollRequest{Token: testToken, DeviceID: "dev-early", Hardware: wire.Hardware{Arch: "amd64"}},

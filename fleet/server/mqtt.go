@@ -47,6 +47,9 @@ type mqttHandler struct {
 	msgs   *prometheus.CounterVec
 	bad    prometheus.Counter
 	seen   seen
+	// predicts routes predict responses to the API requests waiting for
+	// them (predict.go); they bypass the ingest queue.
+	predicts predictWaiters
 }
 
 func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clk clock.Clock, log *slog.Logger) *mqttHandler {
@@ -131,6 +134,9 @@ func (h *mqttHandler) handle(ctx context.Context, t wire.Topic, payload []byte) 
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil // deleted device's retained status
 		}
+		if offline := st.State == wire.Offline; (known && !connected) || (!known && offline) {
+			h.predicts.offline(t.DeviceID) // requests waiting for it get no answer
+		}
 		h.kick()
 		return err
 	case wire.KindTelemetry:
@@ -162,6 +168,10 @@ func (h *mqttHandler) handle(ctx context.Context, t wire.Topic, payload []byte) 
 			return fmt.Errorf("jobs/get for %s on %s's topic", g.DeviceID, t.DeviceID)
 		}
 		return h.notifyJobs(ctx, t.DeviceID, g.Has(wire.FeatureLinkSettings))
+	case wire.KindPredictResponse:
+		// From a consumer of every device message (NATS mode): the server's
+		// own MQTT subscription delivers it to the waiting request.
+		return nil
 	}
 	return fmt.Errorf("devices do not publish %s", t.Kind)
 }
