@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"sort"
 	"time"
 
 	"github.com/edgefleet/edgefleet/wire"
@@ -127,16 +126,7 @@ func (t *Store) recordLocked(h *hotRec) Record {
 // insertHotLocked puts r into the time-ordered window (after records of
 // the same time).
 func (t *Store) insertHotLocked(r *Record) {
-	h := t.compactLocked(r)
-	n := len(t.hot)
-	if n == 0 || !h.before(&t.hot[n-1]) {
-		t.hot = append(t.hot, h)
-		return
-	}
-	j := sort.Search(n, func(i int) bool { return h.before(&t.hot[i]) })
-	t.hot = append(t.hot, hotRec{})
-	copy(t.hot[j+1:], t.hot[j:])
-	t.hot[j] = h
+	t.hot.insert(t.compactLocked(r))
 }
 
 // matchHot is Query.match on a hot record.
@@ -176,13 +166,13 @@ func (t *Store) matchHot(q *Query, h *hotRec) bool {
 // eachHotLocked calls fn with every hot record matching q, oldest first
 // (fn must not keep h); t.mu held.
 func (t *Store) eachHotLocked(q Query, fn func(h *hotRec)) {
-	start := 0
+	ci, j := 0, 0
 	if !q.Since.IsZero() {
-		start = sort.Search(len(t.hot), func(i int) bool { return !beforeTime(&t.hot[i], q.Since) })
+		ci, j = t.hot.seek(q.Since)
 	}
-	for i := start; i < len(t.hot); i++ {
-		if t.matchHot(&q, &t.hot[i]) {
-			fn(&t.hot[i])
+	t.hot.each(ci, j, func(h *hotRec) {
+		if t.matchHot(&q, h) {
+			fn(h)
 		}
-	}
+	})
 }

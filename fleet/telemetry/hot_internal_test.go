@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
+	"sort"
 	"testing"
 	"time"
 	"unsafe"
@@ -58,7 +60,7 @@ func TestHotSymbolsFollowTheWindow(t *testing.T) {
 	sizes := func() (hot, strs, keys, slots int) {
 		tel.mu.RLock()
 		defer tel.mu.RUnlock()
-		return len(tel.hot), len(tel.strs.ids), len(tel.keys.ids), len(tel.strs.vals)
+		return tel.hot.len(), len(tel.strs.ids), len(tel.keys.ids), len(tel.strs.vals)
 	}
 	ingest(300, 0, "1")
 	if hot, strs, keys, _ := sizes(); hot != 300 || strs != 600 || keys != 1 {
@@ -81,5 +83,69 @@ func TestHotSymbolsFollowTheWindow(t *testing.T) {
 	}
 	if got := tel.Records(Query{}); len(got) != 10 || got[0].DeviceID != "dev-1000" || got[0].Stage != "r-dev-1000" || got[0].Version != "3" {
 		t.Fatalf("records after reuse: %+v", got)
+	}
+}
+
+// TestHotWindowChunks: the chunked window keeps the order of a flat
+// sorted slice (equal times in arrival order) through random inserts —
+// appends, inserts into full and partial chunks, before the first record
+// — and front drops, with no empty or oversized chunk; seek and
+// countBefore agree with the flat slice. Chunks of 4 records make every
+// path frequent.
+func TestHotWindowChunks(t *testing.T) {
+	defer func(n int) { hotChunkLen = n }(hotChunkLen)
+	hotChunkLen = 4
+	rng := rand.New(rand.NewPCG(1, 2))
+	var w hotWindow
+	var flat []hotRec
+	seq := uint64(0)
+	base := int64(1_700_000_000)
+	for step := range 5000 {
+		switch r := rng.IntN(10); {
+		case r < 8: // mostly near the end, sometimes far back
+			sec := base + int64(step/4) - int64(rng.IntN(3))
+			if r == 0 {
+				sec -= int64(rng.IntN(200))
+			}
+			seq++
+			h := hotRec{seq: seq, sec: sec, nsec: int32(rng.IntN(2))}
+			w.insert(h)
+			j := sort.Search(len(flat), func(k int) bool { return h.before(&flat[k]) })
+			flat = append(flat, hotRec{})
+			copy(flat[j+1:], flat[j:])
+			flat[j] = h
+		default:
+			k := rng.IntN(6)
+			released := 0
+			w.dropFront(k, func(*hotRec) { released++ })
+			if want := min(k, len(flat)); released != want {
+				t.Fatalf("step %d: dropFront(%d) released %d, want %d", step, k, released, want)
+			}
+			flat = flat[min(k, len(flat)):]
+		}
+		if w.len() != len(flat) {
+			t.Fatalf("step %d: len %d, want %d", step, w.len(), len(flat))
+		}
+		var got []uint64
+		for i, c := range w.chunks {
+			if len(c) == 0 || len(c) > hotChunkLen {
+				t.Fatalf("step %d: chunk %d has %d records", step, i, len(c))
+			}
+		}
+		w.each(0, 0, func(h *hotRec) { got = append(got, h.seq) })
+		for i := range flat {
+			if got[i] != flat[i].seq {
+				t.Fatalf("step %d: record %d is seq %d, want %d", step, i, got[i], flat[i].seq)
+			}
+		}
+		at := time.Unix(base+int64(step/4)-int64(rng.IntN(50)), int64(rng.IntN(2)))
+		want := sort.Search(len(flat), func(k int) bool { return !beforeTime(&flat[k], at) })
+		if n := w.countBefore(at); n != want {
+			t.Fatalf("step %d: countBefore = %d, want %d", step, n, want)
+		}
+	}
+	// Mostly in-order arrivals leave the chunks nearly full.
+	if n := len(w.chunks); n > 2*len(flat)/hotChunkLen+2 {
+		t.Fatalf("%d chunks for %d records of at most %d", n, len(flat), hotChunkLen)
 	}
 }

@@ -173,7 +173,7 @@ type Store struct {
 	// hot is the hot window, compact (hot.go), sorted by time; complete
 	// from hotFrom on. strs (device ids, stage tags) and keys (model,
 	// version, role) hold the strings its records reference.
-	hot     []hotRec
+	hot     hotWindow
 	hotFrom time.Time
 	strs    symtab[string]
 	keys    symtab[hotKey]
@@ -229,6 +229,7 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 		cut = now.Add(-o.Retention)
 	}
 	distCut := now.Add(-o.DistWindow).Unix() / 60
+	var hot []hotRec
 	err := s.View(ctx, func(tx store.Tx) error {
 		if err := tx.List(bucketRollup, "", func(k string, v []byte) error {
 			var c cell
@@ -270,14 +271,15 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode telemetry %s: %w", k, err)
 			}
-			t.hot = append(t.hot, t.compactLocked(&r)) // monitoring: on disk and in the rollups only
+			hot = append(hot, t.compactLocked(&r)) // monitoring: on disk and in the rollups only
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load telemetry: %w", err)
 	}
-	sort.SliceStable(t.hot, func(i, j int) bool { return t.hot[i].before(&t.hot[j]) })
+	sort.SliceStable(hot, func(i, j int) bool { return hot[i].before(&hot[j]) })
+	t.hot.fill(hot)
 	return t, nil
 }
 
@@ -526,10 +528,10 @@ var ErrSeqOutOfRange = errors.New("telemetry seq out of range")
 func (t *Store) trimHotLocked() {
 	cut := t.now().Add(-t.opt.HotWindow)
 	i := 0
-	if len(t.hot) > 0 && beforeTime(&t.hot[0], cut) {
-		i = sort.Search(len(t.hot), func(i int) bool { return !beforeTime(&t.hot[i], cut) })
+	if t.hot.len() > 0 && beforeTime(t.hot.first(), cut) {
+		i = t.hot.countBefore(cut)
 	}
-	if over := len(t.hot) - i - t.opt.MaxHot; over > 0 {
+	if over := t.hot.len() - i - t.opt.MaxHot; over > 0 {
 		i += over
 	}
 	if cut.After(t.hotFrom) {
@@ -538,16 +540,9 @@ func (t *Store) trimHotLocked() {
 	if i == 0 {
 		return
 	}
-	if i < len(t.hot) && t.hot[i].time().After(t.hotFrom) {
-		t.hotFrom = t.hot[i].time()
-	}
-	for j := range t.hot[:i] {
-		t.releaseLocked(&t.hot[j])
-	}
-	if cap(t.hot) > 2*(len(t.hot)-i)+1024 {
-		t.hot = append([]hotRec(nil), t.hot[i:]...) // release the old array
-	} else {
-		t.hot = t.hot[i:]
+	t.hot.dropFront(i, t.releaseLocked)
+	if t.hot.len() > 0 && t.hot.first().time().After(t.hotFrom) {
+		t.hotFrom = t.hot.first().time()
 	}
 }
 
