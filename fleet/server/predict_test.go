@@ -78,6 +78,12 @@ func checkRemotePredict(t *testing.T, call predictCall, dev *doubler, stopOnline
 		!strings.Contains(body, "device_offline") || !strings.Contains(body, "device dev-1 is offline (last seen never)") {
 		t.Fatalf("never connected: HTTP %d %s, want 409 device_offline", code, body)
 	}
+	if code, body := call("dev-0", "m", `[1.5]`); code != http.StatusBadRequest || !strings.Contains(body, "want a JSON object") {
+		t.Fatalf("body not an object: HTTP %d %s, want 400", code, body)
+	}
+	if code, body := call("dev-0", "bad%20model", `{"instances":[[1]]}`); code != http.StatusBadRequest || !strings.Contains(body, "bad_model") {
+		t.Fatalf("bad model reference: HTTP %d %s, want 400 bad_model", code, body)
+	}
 	if code, body := call("dev-nope", "m", `{"instances":[[1]]}`); code != http.StatusNotFound {
 		t.Fatalf("unknown device: HTTP %d %s, want 404", code, body)
 	}
