@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -38,11 +37,7 @@ func runLinkPredict(t *testing.T, dir string, predict fleetlink.PredictFunc) (l 
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("FG_DEBUG") != "" {
-		log = slog.Default()
-	}
-	l, err = fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: dir, Logger: log,
+	l, err = fleetlink.New(fleetlink.Config{Enrollment: *enr, DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		AckTimeout: 2 * time.Second, MaxReconnectInterval: time.Second, Predict: predict})
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +85,7 @@ func startNATSReplica(t *testing.T, ctx context.Context, predictTimeout time.Dur
 		InsecurePlaintext: true, BrokerURL: cl.Nodes[0].MQTTURL(), BrokerPassword: serverPassword, ClientID: "fleet-a",
 		NATSURLs: cl.ClientURLs(), TickInterval: 50 * time.Millisecond, Tokens: []string{testToken}, PredictTimeout: predictTimeout,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if os.Getenv("FG_DEBUG") != "" {
+	if testing.Verbose() {
 		cfg.Logger = slog.Default()
 	}
 	rctx, rcancel := context.WithCancel(ctx)
