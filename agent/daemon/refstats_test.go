@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/batch"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/ota"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestBatchWritesReferenceStats: `edge-agent batch --reference-stats`

@@ -18,7 +18,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // natsFleet is a real NATS node (JetStream, MQTT listener) with a minimal

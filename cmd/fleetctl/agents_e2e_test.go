@@ -24,7 +24,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/ota/release"
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // buildBin builds ./cmd/<pkg> into dir/name with ldflags, CGO-free as shipped.

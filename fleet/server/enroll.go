@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // subscribeQoS is the QoS at which devices should subscribe to their

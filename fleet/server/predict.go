@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // defaultPredictTimeout bounds a remote prediction when Config.PredictTimeout

@@ -3,7 +3,7 @@ package telemetry
 import (
 	"time"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // HotRecordBytes is the size of one raw record in the hot window: fixed
