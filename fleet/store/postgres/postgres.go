@@ -37,7 +37,30 @@ type Store struct {
 	stopped   chan struct{} // closed when the writer has exited
 	closeOnce sync.Once
 	writerWG  sync.WaitGroup
+	// batchTimeout bounds one group-commit transaction (BatchTimeoutParam).
+	batchTimeout time.Duration
 }
+
+// DefaultBatchTimeout bounds one group-commit transaction of Updates (from
+// taking a connection and the writer lock to the commit) unless the DSN
+// sets BatchTimeoutParam. A database that stops answering (a hung server,
+// a lock some other session holds) then fails the batch's Updates with
+// ErrBatchTimeout instead of holding them — and every Update queued
+// behind them — until the connection breaks. It is below the NATS
+// consumer's ack wait (30 s), so a replica answers a device message
+// (failure → redelivery) before JetStream gives it to another replica.
+const DefaultBatchTimeout = 20 * time.Second
+
+// BatchTimeoutParam is the DSN parameter that sets the batch timeout as a
+// Go duration (postgres://…/db?batch_timeout=5s); it is not sent to the
+// server.
+const BatchTimeoutParam = "batch_timeout"
+
+// ErrBatchTimeout is wrapped by the error of an Update whose transaction
+// did not finish within the batch timeout. The statement the timeout
+// interrupted is cancelled on the server and its connection closed (pgx),
+// so a session waiting for a lock gives up the writer lock too.
+var ErrBatchTimeout = errors.New("postgres store: update transaction timed out")
 
 // MaxBatch bounds the Update calls group-committed in one transaction.
 const MaxBatch = 256
@@ -72,6 +95,16 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(dsn), err)
 	}
+	batchTimeout := DefaultBatchTimeout
+	if v, ok := cfg.ConnConfig.RuntimeParams[BatchTimeoutParam]; ok {
+		// pgx keeps parameters it does not know as server settings.
+		delete(cfg.ConnConfig.RuntimeParams, BatchTimeoutParam)
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("postgres store: %s=%q: want a positive duration such as 20s", BatchTimeoutParam, v)
+		}
+		batchTimeout = d
+	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// pgxpool's default (4 on 2 cores) serialises a replica's ingest
 		// workers behind a few connections.
@@ -82,7 +115,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("postgres store: connect %s: %w", redact(dsn), err)
 	}
 	s := &Store{pool: pool, calls: make(chan *call, 4*MaxBatch), closing: make(chan struct{}),
-		stopped: make(chan struct{})}
+		stopped: make(chan struct{}), batchTimeout: batchTimeout}
 	if err := s.createSchema(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -246,6 +279,13 @@ func (s *Store) runBatch(batch []*call) {
 				c.done <- nil
 			}
 			return
+		case errors.Is(err, ErrBatchTimeout):
+			// The database did not answer in time: running the calls
+			// again (alone) would wait as long again for each.
+			for _, c := range batch {
+				c.done <- err
+			}
+			return
 		case failed >= 0 && len(batch) == 1:
 			batch[0].done <- err
 			return
@@ -295,7 +335,19 @@ const writerLockKey = 0x65646777726974
 // (telemetry rollup shards, high-water marks), blocked each other on row
 // locks until PostgreSQL's deadlock detector aborted one, every second.
 func (s *Store) updateBatch(batch []*call) (int, error) {
-	ctx := context.Background() // the batch's calls have their own contexts
+	// The batch's calls have their own contexts (checked before it
+	// starts); the batch has its timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), s.batchTimeout)
+	defer cancel()
+	failed, err := s.runBatchTx(ctx, batch)
+	if err != nil && ctx.Err() != nil {
+		return -1, fmt.Errorf("%w: %d updates not committed within %s (database not answering, or a lock held elsewhere): %w",
+			ErrBatchTimeout, len(batch), s.batchTimeout, err)
+	}
+	return failed, err
+}
+
+func (s *Store) runBatchTx(ctx context.Context, batch []*call) (int, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return -1, fmt.Errorf("postgres store: acquire: %w", err)
@@ -318,7 +370,7 @@ func (s *Store) updateBatch(batch []*call) (int, error) {
 	t := &pgTx{ctx: ctx, tx: tx, buf: map[bkey]bufOp{}}
 	for i, c := range batch {
 		if err := c.fn(t); err != nil {
-			if retryable(err) {
+			if retryable(err) || ctx.Err() != nil {
 				return -1, err
 			}
 			return i, err
@@ -359,6 +411,17 @@ func backoff(attempt int) time.Duration {
 }
 
 func (s *Store) update(ctx context.Context, fn func(store.Tx) error) error {
+	tctx, cancel := context.WithTimeout(ctx, s.batchTimeout)
+	defer cancel()
+	err := s.updateTx(tctx, fn)
+	if err != nil && tctx.Err() != nil && ctx.Err() == nil { // the timeout, not the caller's end
+		return fmt.Errorf("%w: update not committed within %s (database not answering, or a lock held elsewhere): %w",
+			ErrBatchTimeout, s.batchTimeout, err)
+	}
+	return err
+}
+
+func (s *Store) updateTx(ctx context.Context, fn func(store.Tx) error) error {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return fmt.Errorf("postgres store: begin: %w", err)
