@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -91,6 +92,12 @@ const schema = `CREATE TABLE IF NOT EXISTS edgefleet_kv (
 // Open connects to the database at dsn (postgres://user:pass@host:port/db)
 // and creates the table if needed.
 func Open(ctx context.Context, dsn string) (*Store, error) {
+	return open(ctx, dsn, nil)
+}
+
+// open is Open with a hook that may change the pool's configuration
+// (tests trace the statements).
+func open(ctx context.Context, dsn string, tune func(*pgxpool.Config)) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(dsn), err)
@@ -109,6 +116,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		// pgxpool's default (4 on 2 cores) serialises a replica's ingest
 		// workers behind a few connections.
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if tune != nil {
+		tune(cfg)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -578,11 +588,24 @@ func (t *pgTx) Delete(bucket, key string) error {
 }
 
 // List reads the matching rows first and then calls fn, so fn may use the
-// transaction (one connection runs one query at a time).
+// transaction (one connection runs one query at a time). The query is
+// bounded above by the prefix's successor: a scan to the end of the bucket
+// made every device's job list (sent at each jobs/get and final job
+// update) read on average half of all the fleet's jobs — at 10,000
+// devices through NATS the largest cost of PostgreSQL (2.9 million rows
+// read for 7,147 lists).
 func (t *pgTx) List(bucket, prefix string, fn func(string, []byte) error) error {
 	q, args := `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 ORDER BY key`, []any{bucket, prefix}
+	end, bounded := prefixEnd(prefix)
+	if bounded {
+		q, args = `SELECT key, value FROM edgefleet_kv WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key`, []any{bucket, prefix, end}
+	}
 	if bucket == TelemetryBucket {
 		q, args = telListQuery(prefix)
+		if bounded {
+			q = strings.Replace(q, " ORDER BY key", fmt.Sprintf(" AND key < $%d ORDER BY key", len(args)+1), 1)
+			args = append(args, end)
+		}
 	}
 	return t.list(bucket, prefix, q, args, func(k string) bool { return strings.HasPrefix(k, prefix) }, fn)
 }
@@ -632,4 +655,29 @@ func (t *pgTx) list(bucket, prefix, q string, args []any, want func(string) bool
 		}
 	}
 	return nil
+}
+
+// prefixEnd is the least string above every string with the prefix (in
+// byte order, the order of the "C" collation): the prefix with its last
+// rune incremented (runes at the maximum dropped first), so it is valid
+// UTF-8 like the keys. ok is false when there is none (an empty prefix,
+// only maximum runes, invalid UTF-8): the scan is then unbounded.
+func prefixEnd(prefix string) (end string, ok bool) {
+	if !utf8.ValidString(prefix) {
+		return "", false
+	}
+	for prefix != "" {
+		r, n := utf8.DecodeLastRuneInString(prefix)
+		prefix = prefix[:len(prefix)-n]
+		switch {
+		case r == utf8.MaxRune:
+			continue // carry: drop it, increment the rune before
+		case r == 0xD7FF:
+			r = 0xE000 // surrogates are not valid in UTF-8
+		default:
+			r++
+		}
+		return prefix + string(r), true
+	}
+	return "", false
 }
