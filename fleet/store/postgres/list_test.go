@@ -67,7 +67,9 @@ func TestListReadsOnlyThePrefix(t *testing.T) {
 	}
 	defer s.Close()
 	const devices, jobs = 200, 3
-	telKey := func(i, j int) string { return fmt.Sprintf("%020d/dev-%03d/%d", 1_700_000_000_000_000_000+int64(i*10+j), i, j) }
+	telKey := func(i, j int) string {
+		return fmt.Sprintf("%020d/dev-%03d/%d", 1_700_000_000_000_000_000+int64(i*10+j), i, j)
+	}
 	err = s.Update(ctx, func(tx store.Tx) error {
 		for i := range devices {
 			for j := range jobs {
