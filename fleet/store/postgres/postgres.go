@@ -377,14 +377,12 @@ func (s *Store) runBatchTx(ctx context.Context, batch []*call) (int, error) {
 		return -1, fmt.Errorf("postgres store: begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	t := &pgTx{ctx: ctx, tx: tx, buf: map[bkey]bufOp{}}
-	for i, c := range batch {
-		if err := c.fn(t); err != nil {
-			if retryable(err) || ctx.Err() != nil {
-				return -1, err
-			}
-			return i, err
+	t := &pgTx{ctx: ctx, tx: tx, buf: map[bkey]bufOp{}, cache: map[bkey]cached{}}
+	if i, err := t.runCalls(batch); err != nil { // speculate.go
+		if i < 0 || retryable(err) || ctx.Err() != nil {
+			return -1, err
 		}
+		return i, err
 	}
 	if err := t.flush(); err != nil {
 		return -1, fmt.Errorf("postgres store: %w", err)
@@ -471,6 +469,9 @@ type pgTx struct {
 	// them. nil: writes go to the database at once.
 	buf   map[bkey]bufOp
 	order []bkey
+	// cache holds the rows a batch transaction has read ahead
+	// (speculate.go) or written; Get sees them.
+	cache map[bkey]cached
 }
 
 type bkey struct{ bucket, key string }
@@ -489,18 +490,23 @@ func (t *pgTx) buffer(bucket, key string, value []byte, del bool) {
 	t.buf[k] = bufOp{value: value, del: del}
 }
 
-// flush sends the buffered writes in one batch.
+// flush sends the buffered writes in one round trip: one multi-row
+// statement per table and kind (a statement per row cost PostgreSQL
+// more than the rows themselves).
 func (t *pgTx) flush() error {
 	if len(t.order) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
-	for _, k := range t.order {
-		op := t.buf[k]
-		q, args, _ := writeStatement(k.bucket, k.key, op.value, op.del) // checked when buffered
-		b.Queue(q, args...)
+	b, err := flushStatements(t.buf)
+	if err != nil {
+		return err // keys are checked when buffered
 	}
 	n := len(t.order)
+	if t.cache != nil {
+		for k, op := range t.buf {
+			t.cache[k] = cached{value: op.value, absent: op.del}
+		}
+	}
 	clear(t.buf)
 	t.order = t.order[:0]
 	if err := t.tx.SendBatch(t.ctx, b).Close(); err != nil {
@@ -556,11 +562,11 @@ func (t *pgTx) write(bucket, key string, value []byte, del bool) error {
 }
 
 func (t *pgTx) Get(bucket, key string) ([]byte, error) {
-	if op, ok := t.buf[bkey{bucket, key}]; ok {
-		if op.del {
+	if v, found, known := t.lookup(bkey{bucket, key}); known {
+		if !found {
 			return nil, fmt.Errorf("%s/%s: %w", bucket, key, store.ErrNotFound)
 		}
-		return append([]byte{}, op.value...), nil
+		return append([]byte{}, v...), nil
 	}
 	if bucket == TelemetryBucket {
 		return t.telGet(key)
