@@ -168,4 +168,3 @@ func TestBatchReadsAhead(t *testing.T) {
 		t.Errorf("%d calls took %d round trips, want ≤ 30 (reads ahead, not one per Get)", n, batched)
 	}
 }
-
