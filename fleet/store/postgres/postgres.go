@@ -175,19 +175,6 @@ func redact(dsn string) string {
 	return dsn
 }
 
-// View implements store.Store.
-func (s *Store) View(ctx context.Context, fn func(store.Tx) error) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("postgres store: begin: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(&pgTx{ctx: ctx, tx: tx}); err != nil {
-		return err
-	}
-	return tx.Commit(ctx)
-}
-
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
@@ -463,7 +450,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 type pgTx struct {
 	ctx context.Context
-	tx  pgx.Tx
+	tx  querier // view.go
 	// buf holds the writes of a batch transaction until the next List or
 	// the commit, which send them in one round trip (pgx.Batch); Get sees
 	// them. nil: writes go to the database at once.
