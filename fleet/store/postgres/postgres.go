@@ -193,7 +193,10 @@ func retryable(err error) bool {
 // A call whose fn fails is taken out of the batch (the others run again
 // without it) and runs alone, so its error is its own; a serialization
 // failure retries the whole batch. A call whose ctx ended before its
-// batch started is not run.
+// batch started is not run. A batch reads ahead by running fns
+// speculatively (speculate.go), so fn may run several times even without
+// conflicts: like a retried fn, it must compute its results afresh on
+// every run (the last run is the one committed).
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

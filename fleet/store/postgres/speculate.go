@@ -54,12 +54,11 @@ func (t *pgTx) lookup(k bkey) (value []byte, found, known bool) {
 
 // specTx is one speculative run of a batch's fn.
 type specTx struct {
-	t       *pgTx
-	over    map[bkey]bufOp
-	order   []bkey
-	need    map[bkey]bool // keys to read for the next round (shared)
-	missed  bool          // the run met a key not read: thrown away
-	listing bool          // the run wanted a List: it runs first next round
+	t      *pgTx
+	over   map[bkey]bufOp
+	order  []bkey
+	need   map[bkey]bool // keys to read for the next round (shared)
+	missed bool          // the run met a key not read (or a List): thrown away
 }
 
 func (s *specTx) Get(bucket, key string) ([]byte, error) {
@@ -114,12 +113,12 @@ func (s *specTx) Delete(bucket, key string) error { return s.write(bucket, key, 
 // List and ListFrom are not run speculatively: the fn runs first in the
 // next round, against the database.
 func (s *specTx) List(string, string, func(string, []byte) error) error {
-	s.missed, s.listing = true, true
+	s.missed = true
 	return errNeedRead
 }
 
 func (s *specTx) ListFrom(string, string, func(string, []byte) error) error {
-	s.missed, s.listing = true, true
+	s.missed = true
 	return errNeedRead
 }
 
