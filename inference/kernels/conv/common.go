@@ -291,3 +291,21 @@ func int16Bytes(v []int16) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 2*len(v))
 }
+
+// perWorker returns workers slices of n values each, carved from one
+// allocation with at least 64 bytes between any two of them, so that
+// workers writing their own slice never write a cache line another
+// worker reads (two small slices allocated one after the other share a
+// line: a depthwise layer's tap rows did, which made every row a worker
+// set cost the other worker a miss).
+func perWorker[T any](workers, n int) [][]T {
+	var z T
+	pad := (64 + int(unsafe.Sizeof(z)) - 1) / int(unsafe.Sizeof(z))
+	stride := n + pad
+	buf := make([]T, pad+workers*stride)
+	out := make([][]T, workers)
+	for w := range out {
+		out[w] = buf[pad+w*stride : pad+w*stride+n : pad+w*stride+n]
+	}
+	return out
+}

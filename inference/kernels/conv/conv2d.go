@@ -59,9 +59,10 @@ type convData struct {
 	zeroRows []int32 // rowadd of int8 models
 	qbRowMul int32   // uint8 models: rowadd = qbRowMul * sum(row)
 	rv       *rqVec  // SIMD requantization parameters (nil: scalar)
-	// prepared[w] == evalSeq when worker w's scratch holds this Eval's
-	// prepared rows (split along channels, see qbChanSplit).
-	prepared []uint32
+	// prepared[w][0] == evalSeq when worker w's scratch holds this Eval's
+	// prepared rows (split along channels, see qbChanSplit); each worker's
+	// flag on its own cache line (perWorker).
+	prepared [][]uint32
 	evalSeq  uint32
 	// fp holds float filters packed for the SIMD GEMM (see packF32).
 	fp []float32
@@ -238,7 +239,7 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	g.workerBytes = g.im2colBytes + g.accBytesPW + g.a16Bytes
 	d.geom = g
 	if d.qb != nil {
-		d.prepared = make([]uint32, g.workers)
+		d.prepared = perWorker[uint32](g.workers, 1)
 	}
 	if g.workerBytes+d.hybridBytes > 0 {
 		ctx.RequestWorkerScratch(g.workers, g.workerBytes, d.hybridBytes)

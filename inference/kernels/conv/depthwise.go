@@ -29,8 +29,9 @@ type dwData struct {
 	filterScale []float32
 	hybridBytes int
 	// taps holds, per worker, the input and filter offsets of the filter
-	// taps inside the image for the pixel being computed (vector path).
-	taps []int
+	// taps inside the image for the pixel being computed (vector path);
+	// the workers' slices lie on separate cache lines (see perWorker).
+	taps [][]int
 	// relX holds the input offsets of every tap from the first one, for
 	// pixels whose taps are all inside the image.
 	relX []int
@@ -191,7 +192,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	if mult > 1 && (in.Type == tensor.Int8 || in.Type == tensor.Uint8) && (dwPixelI8 != nil || dwPixelU8 != nil) {
 		// Depth multiplier: tap offsets plus the expanded input rows.
 		d.multVec = true
-		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		d.taps = perWorker[int](g.workers, 2*g.kh*g.kw)
 		// Accumulators for a tile of pixels (requantized together), then
 		// the expanded rows.
 		g.accBytesPW = align64(g.tile * g.outC * 4)
@@ -199,7 +200,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		d.geom = g
 	}
 	if mult == 1 && !d.hybrid && in.Type != tensor.Int16 {
-		d.taps = make([]int, g.workers*2*g.kh*g.kw)
+		d.taps = perWorker[int](g.workers, 2*g.kh*g.kw)
 		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
 			d.pairPrepare()
 			g = d.geom
@@ -394,7 +395,7 @@ func (d *dwData) pixelTaps(p pixCursor, xo, wo []int) int {
 // workerTaps returns worker wk's tap offset buffers.
 func (d *dwData) workerTaps(wk int) ([]int, []int) {
 	k := d.kh * d.kw
-	t := d.taps[wk*2*k : (wk+1)*2*k]
+	t := d.taps[wk]
 	return t[:k], t[k:]
 }
 

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -218,4 +219,34 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestPerWorkerSeparate checks that perWorker's slices (the depthwise
+// tap rows and offsets, the channel-split flags) keep every two workers'
+// values at least a cache line apart, whatever the element size, and
+// that a slice cannot grow into the next worker's.
+func TestPerWorkerSeparate(t *testing.T) {
+	check := func(name string, workers, n, size int, addr func(w, i int) uintptr, capOf func(w int) int) {
+		t.Helper()
+		for w := 0; w+1 < workers; w++ {
+			end := addr(w, n-1) + uintptr(size)
+			next := addr(w+1, 0)
+			if next < end+64 {
+				t.Errorf("%s workers %d n %d: worker %d ends at %#x, worker %d starts at %#x (< 64 bytes apart)", name, workers, n, w, end, w+1, next)
+			}
+			if c := capOf(w); c != n {
+				t.Errorf("%s: worker %d capacity %d, want %d", name, w, c, n)
+			}
+		}
+	}
+	for _, workers := range []int{1, 2, 3, 8} {
+		for _, n := range []int{1, 5, 10, 18, 64} {
+			s8 := perWorker[[]byte](workers, n)
+			check("[]byte", workers, n, int(unsafe.Sizeof(s8[0][0])), func(w, i int) uintptr { return uintptr(unsafe.Pointer(&s8[w][i])) }, func(w int) int { return cap(s8[w]) })
+			si := perWorker[int](workers, n)
+			check("int", workers, n, 8, func(w, i int) uintptr { return uintptr(unsafe.Pointer(&si[w][i])) }, func(w int) int { return cap(si[w]) })
+			su := perWorker[uint32](workers, n)
+			check("uint32", workers, n, 4, func(w, i int) uintptr { return uintptr(unsafe.Pointer(&su[w][i])) }, func(w int) int { return cap(su[w]) })
+		}
+	}
 }

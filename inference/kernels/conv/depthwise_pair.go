@@ -96,10 +96,7 @@ func (d *dwData) pairPrepare() {
 	// Accumulators for a tile of pixels, requantized together.
 	d.accBytesPW = align64(d.tile * d.outC * 4)
 	d.workerBytes = d.accBytesPW
-	d.pairRows = make([][][]byte, d.workers)
-	for w := range d.pairRows {
-		d.pairRows[w] = make([][]byte, 2*np)
-	}
+	d.pairRows = perWorker[[]byte](d.workers, 2*np)
 	if (d.outC == 8 || d.outC == 16) && d.sw == 1 {
 		// Few channels, stride 1: 32/outC neighbouring pixels of a row
 		// read contiguous input, so they run as one 32-channel block
@@ -353,7 +350,7 @@ func (d *dwData) oneChannelGemm(ctx *kernels.Context, filter *tensor.Tensor) *co
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW + g.a16Bytes
 	c.geom = g
-	c.prepared = make([]uint32, g.workers)
+	c.prepared = perWorker[uint32](g.workers, 1)
 	// Filter rows per output channel: w[c][t] = wq[t*outC+c] (the
 	// filter minus its zero point for uint8).
 	k := g.k

@@ -7,3 +7,11 @@ func DisableByteGemm() (restore func()) {
 	qbKernel32, qbKernel16 = nil, nil
 	return func() { qbKernel32, qbKernel16 = k32, k16 }
 }
+
+// DisableFusedRequant makes the byte GEMM store int32 sums and requantize
+// them separately (qbGemm, then requantRowsV) until restore is called.
+func DisableFusedRequant() (restore func()) {
+	k := qbKernelRq
+	qbKernelRq = nil
+	return func() { qbKernelRq = k }
+}

@@ -246,7 +246,7 @@ func (d *fcData) qbConv(ctx *kernels.Context) *convData {
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW + g.a16Bytes
 	c.geom = g
-	c.prepared = make([]uint32, g.workers)
+	c.prepared = perWorker[uint32](g.workers, 1)
 	ctx.RequestWorkerScratch(g.workers, g.workerBytes, 0)
 	return c
 }

@@ -113,6 +113,9 @@ type rqVec struct {
 	// blk holds the parameters of whole 16-channel chunks in the layout
 	// of the AVX-512 requantization (see rqBlocks), when it runs.
 	blk []int32
+	// consts is the output zero point and clamp bounds (the fused
+	// kernel's c: in the heap, so that passing it allocates nothing).
+	consts [3]int32
 }
 
 // rqBlocks, when set, fills rqVec.blk (AVX-512).
@@ -126,7 +129,7 @@ func newRQVec(rq *requant) *rqVec {
 		return nil
 	}
 	n := len(rq.mult)
-	v := &rqVec{left: make([]uint32, n), right: make([]uint32, n), total: make([]uint32, n)}
+	v := &rqVec{left: make([]uint32, n), right: make([]uint32, n), total: make([]uint32, n), consts: [3]int32{rq.outZP, rq.actMin, rq.actMax}}
 	for c := range n {
 		if rq.single && rq.shift[c] > 0 {
 			return nil

@@ -47,6 +47,15 @@ var qbKernel32, qbKernel16 func(a *uint8, lda int, w *int8, kq int, out *int32, 
 // a with 64 channels (four blocks: w, w+kq*64, ...) or 16 (one block).
 var qbGemv64, qbGemv16 func(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
 
+// qbKernelRq, when non-nil, is the byte GEMM microkernel with the
+// requantization fused in (the int32 sums never go through memory): rows
+// [0, 8) of nb (1 or 2) blocks of 16 channels as qbKernel32/16 compute
+// them, requantized with rqVec.blk's parameters p of those blocks and the
+// output zero point and clamp bounds c (mode 1: single rounding); only
+// the first rows rows and the channels whose bit is set in mask (bit
+// 16*b+l: block b, lane l) are stored, as bytes, row stride ldo.
+var qbKernelRq func(a *uint8, lda int, w *int8, kq int, out *byte, ldo int, bias *int32, rowadd *int32, p *int32, c *int32, mode int, rows int, mask int, nb int)
+
 // qbFlip, qbRowSums: SIMD helpers of the byte GEMM, set with the kernels.
 var (
 	qbFlip    func(b []uint8)                             // b[i] ^= 0x80
@@ -233,6 +242,45 @@ func qbPrepRows(a []uint8, k4, k, m int, int8In bool, rowMul int32, rowadd []int
 	}
 }
 
+// qbGemmRq computes what qbGemmCols and requantRowsV do together, with
+// the requantization fused into the microkernel (qbKernelRq): rows [0, m)
+// and channels [j0, min(j1, n)) (j0 a multiple of qbNR, n the output
+// channels) go straight to out (row stride ldo bytes, channel j at
+// out[i*ldo+j]) as 8-bit values; a and rowadd hold qbRows(m) rows.
+func qbGemmRq(a []uint8, k4 int, wp []int8, bias, rowadd []int32, out []byte, ldo int, m, j0, j1, n int, rq *requant, v *rqVec) {
+	j1 = min(j1, n)
+	if j0 >= j1 || m == 0 || k4 == 0 {
+		return
+	}
+	mp := qbRows(m)
+	kq := k4 / 4
+	_ = a[mp*k4-1]
+	_ = rowadd[mp-1]
+	_ = bias[qbNPad(j1)-1]
+	_ = wp[qbNPad(j1)*k4-1]
+	_ = v.blk[qbNPad(j1)/qbNR*96-1]
+	_ = out[(m-1)*ldo+j1-1]
+	mode := 0
+	if rq.single {
+		mode = 1
+	}
+	for j := j0; j < j1; j += 2 * qbNR {
+		left := min(j1-j, 2*qbNR)
+		nb := (left + qbNR - 1) / qbNR
+		mask := 1<<left - 1
+		for i := 0; i < m; i += qbMR {
+			qbKernelRq(&a[i*k4], k4, &wp[j*k4], kq, &out[i*ldo+j], ldo, &bias[j], &rowadd[i], &v.blk[j/qbNR*96], &v.consts[0], mode, min(qbMR, m-i), mask, nb)
+		}
+	}
+}
+
+// qbFused reports whether the convolution's byte GEMM runs with the
+// requantization fused in (qbGemmRq) for a tile of m rows: one row alone
+// keeps its one-row kernel, an empty reduction the plain path.
+func (d *convData) qbFused(m int) bool {
+	return qbKernelRq != nil && d.rv != nil && d.rv.blk != nil && d.kq4 > 0 && (m > 1 || qbGemv64 == nil)
+}
+
 // convQBWorker is convIntWorker on the byte GEMM.
 func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	g := &d.geom
@@ -242,6 +290,10 @@ func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 		r1 := min(r0+g.tile, hi)
 		m := r1 - r0
 		ra := d.qbRowsPrep(a8, rowadd, r0, r1)
+		if d.qbFused(m) {
+			qbGemmRq(a8, d.kq4, d.qb, d.biasQB, ra, d.y[r0*g.outC:], g.outC, m, 0, d.np, g.outC, d.rq, d.rv)
+			continue
+		}
 		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, m, d.np, d.np)
 		requantRowsV(d.rq, d.rv, 0, acc, d.np, y[r0*g.outC:], g.outC, g.outC, m)
 	}
@@ -267,11 +319,15 @@ func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	if d.qbRowMul != 0 {
 		ra = rowadd
 	}
-	if d.prepared[wk] != d.evalSeq {
-		d.prepared[wk] = d.evalSeq
+	if d.prepared[wk][0] != d.evalSeq {
+		d.prepared[wk][0] = d.evalSeq
 		ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
 	}
 	j0, j1 := lo*qbNR, min(hi*qbNR, d.np)
+	if d.qbFused(g.rows) {
+		qbGemmRq(a8, d.kq4, d.qb, d.biasQB, ra, d.y, g.outC, g.rows, j0, j1, g.outC, d.rq, d.rv)
+		return
+	}
 	qbGemmCols(a8, d.kq4, d.qb, d.biasQB, ra, acc, g.rows, j0, j1, d.np)
 	if j1 = min(j1, g.outC); j1 > j0 {
 		requantRowsV(d.rq, d.rv, j0, acc[j0:], d.np, y[j0:], g.outC, j1-j0, g.rows)

@@ -193,3 +193,104 @@ func TestIm2colRows(t *testing.T) {
 		}
 	}
 }
+
+// TestQBGemmRqMatchesSeparate checks the byte GEMM with the requantization
+// fused in (qbGemmRq) against the byte GEMM followed by requantRow, byte
+// for byte: rows that are not a multiple of the kernel's 8 (the rows past
+// m must not be written), partial last blocks (masked stores of 1 to 31
+// channels), column ranges from a later block on, row sums, single and
+// double rounding with extreme multipliers and accumulators, and int8 and
+// uint8 outputs (clamp bounds within the type).
+func TestQBGemmRqMatchesSeparate(t *testing.T) {
+	if qbKernelRq == nil || rqBlocks == nil {
+		t.Skip("this CPU has no fused byte GEMM (AVX-512 VNNI)")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	sizes := [][3]int{{1, 1, 4}, {2, 16, 4}, {3, 5, 7}, {8, 16, 24}, {9, 17, 27}, {13, 33, 131}, {7, 24, 144}, {64, 144, 24}, {17, 48, 1000}, {5, 20, 17}, {11, 31, 8}, {16, 64, 96}}
+	for trial, sz := range sizes {
+		m, n, k := sz[0], sz[1], sz[2]
+		for _, single := range []bool{false, true} {
+			for _, u8 := range []bool{false, true} {
+				rq := &requant{mult: make([]int32, n), shift: make([]int, n), left: make([]uint, n), right: make([]uint, n), single: single}
+				for c := range n {
+					rq.mult[c] = int32(1<<30 + r.IntN(1<<30))
+					if c%5 == 0 {
+						rq.mult[c] = 1<<31 - 1
+					}
+					rq.shift[c] = -r.IntN(12)
+					if !single && c%3 == 0 {
+						rq.shift[c] = r.IntN(3)
+					}
+					if rq.shift[c] > 0 {
+						rq.left[c] = uint(rq.shift[c])
+					} else {
+						rq.right[c] = uint(-rq.shift[c])
+					}
+				}
+				rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)-128), -128, 127
+				if u8 {
+					rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)), 0, 255
+					if trial%2 == 0 {
+						rq.actMin, rq.actMax = rq.outZP, min(255, rq.outZP+100) // a ReLU6-like clamp
+					}
+				}
+				v := newRQVec(rq)
+				if v == nil {
+					t.Fatalf("%v: SIMD requantization refused", sz)
+				}
+				k4, np, mp := qbK4(k), qbNPad(n), qbRows(m)
+				a := make([]uint8, mp*k4)
+				for i := range a[:m*k4] {
+					if i%k4 < k {
+						a[i] = uint8(r.IntN(256))
+					}
+				}
+				w := make([]int8, n*k)
+				for i := range w {
+					w[i] = int8(r.IntN(256) - 128)
+				}
+				wp := make([]int8, qbLen(n, k))
+				packQB(wp, w, n, k, 0)
+				bias := make([]int32, np)
+				for i := range bias[:n] {
+					bias[i] = int32(r.IntN(1<<20) - 1<<19)
+				}
+				rowadd := make([]int32, mp)
+				for i := range rowadd[:m] {
+					rowadd[i] = int32(r.IntN(1<<16) - 1<<15)
+				}
+				acc := make([]int32, mp*np)
+				qbGemm(a, k4, wp, bias, rowadd, acc, m, np, np)
+				const ldo = 3 // extra bytes per row: must stay untouched
+				for _, j0 := range []int{0, 16, 32} {
+					if j0 >= n {
+						continue
+					}
+					want := make([]byte, (m+1)*(n+ldo))
+					got := make([]byte, len(want))
+					for i := range want {
+						want[i], got[i] = 0xA5, 0xA5
+					}
+					for i := range m {
+						row := want[i*(n+ldo)+j0 : i*(n+ldo)+n]
+						if u8 {
+							requantRow(rq, j0, acc[i*np+j0:i*np+n], row)
+						} else {
+							out := make([]int8, n-j0)
+							requantRow(rq, j0, acc[i*np+j0:i*np+n], out)
+							copy(row, int8Bytes(out))
+						}
+					}
+					qbGemmRq(a, k4, wp, bias, rowadd, got, n+ldo, m, j0, np, n, rq, v)
+					if !bytes.Equal(got, want) {
+						for i := range got {
+							if got[i] != want[i] {
+								t.Fatalf("%v single %v uint8 %v from channel %d: byte %d (row %d, channel %d) = %#x, want %#x", sz, single, u8, j0, i, i/(n+ldo), i%(n+ldo), got[i], want[i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -222,6 +222,20 @@ func TestConvGoldenWithoutByteGemm(t *testing.T) {
 	}
 }
 
+// TestConvGoldenWithoutFusedRequant runs the convolution goldens with the
+// byte GEMM's requantization separate from the microkernel (the path of
+// CPUs with the byte GEMM but without the fused AVX-512 kernel, and of
+// single-row tiles), so both stay covered on machines that fuse.
+func TestConvGoldenWithoutFusedRequant(t *testing.T) {
+	defer conv.DisableFusedRequant()()
+	for _, c := range convCases {
+		t.Run(c.name, func(t *testing.T) {
+			s, m := c.model(t, rng(seedOf(c.name)))
+			s.checkGolden(t, c.name, m)
+		})
+	}
+}
+
 // fcCase is one FULLY_CONNECTED model.
 type fcCase struct {
 	name       string

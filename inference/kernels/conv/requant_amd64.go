@@ -22,18 +22,32 @@ func init() {
 }
 
 // rqBlocks512 fills v.blk with requant16's parameter vectors: per chunk
-// of 16 channels, six vectors of 16 int32 lanes.
+// of 16 channels, six vectors of 16 int32 lanes. A last partial chunk is
+// included (for vnniRq8's masked stores), its lanes past the channels
+// zero (single rounding: a shift of 31 with its rounding term) so they
+// compute harmless values that are never stored; requant16 itself runs
+// on whole chunks only.
 func rqBlocks512(rq *requant, v *rqVec) {
-	chunks := len(rq.mult) / 16
+	n := len(rq.mult)
+	chunks := (n + 15) / 16
 	v.blk = make([]int32, chunks*96)
+	mult := func(c int) int32 {
+		if c < n {
+			return rq.mult[c]
+		}
+		return 0
+	}
 	for ch := 0; ch < chunks; ch++ {
 		b := v.blk[ch*96 : (ch+1)*96]
 		for l := 0; l < 16; l++ {
 			c := ch*16 + l
-			odd := rq.mult[c|1]
+			odd := mult(c | 1)
 			if rq.single {
-				t := uint64(v.total[c])
-				b[l] = rq.mult[c]
+				t := uint64(31)
+				if c < n {
+					t = uint64(v.total[c])
+				}
+				b[l] = mult(c)
 				if l%2 == 0 {
 					b[16+l] = odd
 				}
@@ -47,6 +61,9 @@ func rqBlocks512(rq *requant, v *rqVec) {
 					*(*int64)(unsafe.Pointer(&b[48+2*lane])) = rnd
 					*(*uint64)(unsafe.Pointer(&b[80+2*lane])) = t
 				}
+				continue
+			}
+			if c >= n {
 				continue
 			}
 			mask := int32(1)<<v.right[c] - 1

@@ -24,8 +24,15 @@ func vnni1x64(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
 //go:noescape
 func vnni1x16(a *uint8, w *int8, kq int, out *int32, bias *int32, add int32)
 
+// vnniRq8 is the microkernel with the requantization fused in
+// (vnnirq_amd64.s); see qbKernelRq.
+//
+//go:noescape
+func vnniRq8(a *uint8, lda int, w *int8, kq int, out *byte, ldo int, bias *int32, rowadd *int32, p *int32, c *int32, mode int, rows int, mask int, nb int)
+
 func init() {
 	if archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI() {
+		qbKernelRq = vnniRq8
 		qbKernel32, qbKernel16 = vnni8x32, vnni8x16
 		qbGemv64, qbGemv16 = vnni1x64, vnni1x16
 		qbFlip, qbRowSums = flipAVX512, rowSumsAVX512
