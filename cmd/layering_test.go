@@ -63,8 +63,8 @@ var forbidden = []struct{ from, to, why string }{
 	{"agent/serving", "agent/predict", "serving is below the prediction service"},
 	{"agent/update", "agent/fleetlink", "enrollment is agent/enroll; updates by hand do not need the fleet link"},
 	{"agent/enroll", "agent/fleetlink", "the link uses the enrollment, not the other way round"},
-	{"inference", "ptq", "the post-training quantizer drives the runtime, it is above it"},
-	{"quant", "ptq", "quant is the runtime's fixed-point math, below the quantizer"},
+	{"inference", "quant/ptq", "the post-training quantizer drives the runtime, it is above it"},
+	{"quant", "quant/ptq", "quant is the runtime's fixed-point math, below the quantizer"},
 	{"ota/release", "ota/selfupdate", "publishing releases (fleet-server) must not link the agent's self-update"},
 }
 
@@ -80,13 +80,15 @@ var forbiddenImports = []struct{ from, to, why string }{
 var predictClients = []string{"agent/api", "agent/batch", "agent/jobs", "agent/fleetlink"}
 
 // TestDependencyDirection: cmd → agent/fleet → ota, inference, hardware,
-// quant, ptq, internal → standard library; the agent imports nothing under
-// fleet/ (the shared agent↔fleet contract is the top-level wire package);
+// quant, internal → standard library (quant/ptq, the post-training
+// quantizer, drives the runtime and so sits above inference); the agent
+// imports nothing under fleet/ (the shared agent↔fleet contract is
+// internal/wire);
 // the pairs in forbidden and forbiddenImports; and the prediction service's
 // clients import it.
 func TestDependencyDirection(t *testing.T) {
 	pkgs := listDeps(t, nil, "./...")
-	lower := []string{"inference", "ota", "hardware", "quant", "ptq", "internal"}
+	lower := []string{"inference", "ota", "hardware", "quant", "internal"}
 	clients := map[string]bool{}
 	for _, p := range pkgs {
 		if !strings.HasPrefix(p.ImportPath, module) {
@@ -112,15 +114,15 @@ func TestDependencyDirection(t *testing.T) {
 				}
 			}
 			// The quantization math sits below the runtime; the post-training
-			// quantizer (ptq) drives the runtime and sits above it.
+			// quantizer (quant/ptq) drives the runtime and sits above it.
 			if rel(p.ImportPath) == "quant" {
 				t.Errorf("quant must depend only on the standard library, imports %s", rel(d))
 			}
 			if under(p.ImportPath, "agent") && under(d, "fleet") {
-				t.Errorf("%s depends on the fleet's %s (the shared contract is wire/)", rel(p.ImportPath), rel(d))
+				t.Errorf("%s depends on the fleet's %s (the shared contract is internal/wire)", rel(p.ImportPath), rel(d))
 			}
 			// The agent↔fleet contract belongs to neither side.
-			if under(p.ImportPath, "wire") {
+			if under(p.ImportPath, "internal/wire") {
 				t.Errorf("wire must depend only on the standard library, imports %s", rel(d))
 			}
 			if !under(p.ImportPath, "cmd") && under(d, "cmd") {

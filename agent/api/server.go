@@ -20,8 +20,8 @@ import (
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/internal/clock"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Config configures the API.

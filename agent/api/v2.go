@@ -13,7 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/internal/jsonnum"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Open Inference Protocol v2 (KServe / Triton) over HTTP/JSON.

@@ -15,7 +15,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // BatchOptions configures `edge-agent batch`.

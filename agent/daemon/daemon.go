@@ -22,9 +22,9 @@ import (
 	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
-	"github.com/edgefleet/edgefleet/wire"
 	"golang.org/x/net/netutil"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/batch"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestBatchWritesReferenceStats: `edge-agent batch --reference-stats`

@@ -34,7 +34,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Dir is the fleet state directory (enrollment, credentials, the link's journal) inside the agent's data dir.

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/pki"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // fakeFleet is an HTTPS enrollment endpoint with a real CA (fleet/pki)

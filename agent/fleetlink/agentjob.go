@@ -14,10 +14,10 @@ import (
 	"github.com/edgefleet/edgefleet/agent/update"
 	"github.com/edgefleet/edgefleet/agent/update/selfexec"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/download"
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Fleet-driven agent updates (wire.JobAgent). The job handler downloads

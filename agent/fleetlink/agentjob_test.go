@@ -16,7 +16,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/daemon"
 	"github.com/edgefleet/edgefleet/agent/enroll"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestConfirmAgentRestart: the restarted agent finishes the agent job it

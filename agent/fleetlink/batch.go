@@ -3,7 +3,7 @@ package fleetlink
 import (
 	"fmt"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // encodeBatch encodes a telemetry batch of recs that fits in

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestEncodeBatchFitsPayload: a full batch of records with the largest

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestLinkRefusesPlaintextBroker: a device enrolled over TLS never falls

@@ -35,7 +35,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/internal/atomicfile"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TelemetrySource is the agent's store-and-forward buffer.
@@ -146,6 +146,14 @@ type Link struct {
 	connGen     atomic.Uint64 // connections so far (a subscribe loop serves one)
 	subAttempts atomic.Int64
 	subErr      error // guarded by mu
+	// qos is the subscription QoS: the enrollment's, then what the fleet's
+	// signed link settings say (JobNotify.Link).
+	qos atomic.Int32
+	// linkGen is the connection generation on which verified link settings
+	// last arrived; resubscribes counts subscriptions redone at a new QoS.
+	linkGen      atomic.Uint64
+	linkSeen     atomic.Int64
+	resubscribes atomic.Int64
 
 	lastSent atomic.Uint64 // highest telemetry seq published
 	refused  atomic.Int64  // commands refused (bad/missing signature...)
@@ -202,6 +210,10 @@ func New(cfg Config) (*Link, error) {
 	}
 	if err := l.loadJournal(); err != nil {
 		return nil, err
+	}
+	l.qos.Store(1)
+	if q := e.SubscribeQoS; q != nil && *q == 0 {
+		l.qos.Store(0)
 	}
 	return l, nil
 }
@@ -324,13 +336,21 @@ func (l *Link) onConnect(c paho.Client) {
 }
 
 // subscribeQoS is the QoS of the server → device subscriptions: 0 when
-// the fleet said so at enrollment (a NATS cluster), else 1.
-func (l *Link) subscribeQoS() byte {
-	if q := l.cfg.Enrollment.SubscribeQoS; q != nil && *q == 0 {
-		return 0
-	}
-	return 1
-}
+// the fleet said so (a NATS cluster) at enrollment or since in signed link
+// settings, else 1.
+func (l *Link) subscribeQoS() byte { return byte(l.qos.Load()) }
+
+// SubscribeQoS is the QoS at which the link subscribes (or will at its
+// next connect) to its server → device topics.
+func (l *Link) SubscribeQoS() int { return int(l.qos.Load()) }
+
+// Resubscribes counts subscriptions redone at a QoS the fleet's signed
+// link settings changed.
+func (l *Link) Resubscribes() int64 { return l.resubscribes.Load() }
+
+// LinkSettingsVerified counts the fleet's link settings received and
+// verified (changed or not).
+func (l *Link) LinkSettingsVerified() int64 { return l.linkSeen.Load() }
 
 // SubscribeError reports subscriptions the broker refused (SUBACK return
 // code 0x80) or did not answer.
@@ -438,12 +458,100 @@ func (l *Link) subscribeLoop(c paho.Client, gen uint64) {
 	}
 	l.setOnline(true)
 	l.publishStatus(context.Background())
-	get, _ := wire.Encode(wire.JobsGet{V: wire.Version, DeviceID: l.id})
-	l.publish(wire.JobsGetTopic(l.id), false, get, 10*time.Second)
+	l.jobsGet(true)
+	go l.awaitLink(ctx, c, gen)
 	select {
 	case l.connected <- struct{}{}:
 	default:
 	}
+}
+
+// jobsGet asks the server for every pending job; with features, also for
+// the fleet's signed link settings (wire.FeatureLinkSettings).
+func (l *Link) jobsGet(features bool) {
+	g := wire.JobsGet{V: wire.Version, DeviceID: l.id}
+	if features {
+		g.Features = []string{wire.FeatureLinkSettings}
+	}
+	get, _ := wire.Encode(g)
+	if err := l.publish(wire.JobsGetTopic(l.id), false, get, 10*time.Second); err != nil {
+		l.log.Debug("jobs/get not published", "err", err)
+	}
+}
+
+// awaitLink asks again without features when no link settings answered
+// the connection's jobs/get within AckTimeout: a fleet server older than
+// the features field refuses that jobs/get (strict decoding), and the
+// device would miss the jobs notified while it was offline. (A newer
+// server whose answer was lost just answers twice.)
+func (l *Link) awaitLink(ctx context.Context, c paho.Client, gen uint64) {
+	t := time.NewTimer(l.cfg.AckTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	if l.connGen.Load() != gen || l.linkGen.Load() == gen || !c.IsConnectionOpen() {
+		return
+	}
+	l.log.Info("no link settings in answer to jobs/get (an older fleet server?): asking for jobs again without features")
+	l.jobsGet(false)
+}
+
+// applyLink acts on the link settings of a JobNotify: only when they
+// verify with the command key (else they are refused and counted, like a
+// forged job). A new QoS is kept in the enrollment file and the link
+// subscribes again at it on the current connection.
+func (l *Link) applyLink(sc *wire.SignedCommand) {
+	ls, err := wire.VerifyLinkSettings(ed25519.PublicKey(l.cfg.Enrollment.CommandKey), sc, l.id, l.cfg.Clock.Now())
+	if err != nil {
+		l.refused.Add(1)
+		l.log.Warn("link settings refused: not signed by the fleet", "err", err)
+		return
+	}
+	gen := l.connGen.Load()
+	l.linkGen.Store(gen)
+	l.linkSeen.Add(1)
+	if old := l.qos.Swap(int32(ls.SubscribeQoS)); old == int32(ls.SubscribeQoS) {
+		return
+	}
+	l.log.Info("fleet changed the subscription QoS: subscribing again", "qos", ls.SubscribeQoS)
+	if err := l.saveSubscribeQoS(ls.SubscribeQoS); err != nil {
+		l.log.Warn("subscription QoS not saved (used until restart)", "err", err)
+	}
+	go l.resubscribe(gen)
+}
+
+// saveSubscribeQoS records qos in the enrollment file, so that the link
+// subscribes at it from its first connect after a restart.
+func (l *Link) saveSubscribeQoS(qos int) error {
+	e, err := enroll.LoadEnrollment(l.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	e.SubscribeQoS = &qos
+	return enroll.SaveEnrollment(l.cfg.DataDir, e)
+}
+
+// resubscribe subscribes the device's topics again at the current QoS on
+// connection gen (MQTT replaces a subscription to the same filter), then
+// asks for its jobs again, in case one was notified in between.
+func (l *Link) resubscribe(gen uint64) {
+	c := l.client
+	if c == nil || l.connGen.Load() != gen || !c.IsConnectionOpen() {
+		return // the next connection subscribes at the new QoS
+	}
+	err := l.subscribe(c)
+	l.mu.Lock()
+	l.subErr = err
+	l.mu.Unlock()
+	if err != nil {
+		l.log.Error("subscribing again at the new QoS failed (retried at the next connect)", "err", err)
+		return
+	}
+	l.resubscribes.Add(1)
+	l.jobsGet(false)
 }
 
 func (l *Link) onMessage(_ paho.Client, m paho.Message) {
@@ -477,6 +585,9 @@ func (l *Link) onMessage(_ paho.Client, m paho.Message) {
 		if err != nil {
 			l.log.Warn("bad job notify", "err", err)
 			return
+		}
+		if n.Link != nil {
+			l.applyLink(n.Link)
 		}
 		// Keep only the newest notify: each lists every pending job.
 		for {

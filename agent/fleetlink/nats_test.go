@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // natsFleet is a real NATS node (JetStream, MQTT listener) with a minimal
@@ -42,6 +43,12 @@ type natsFleet struct {
 	stored    map[uint64]int // seq → times stored (must stay 1)
 	dropAcks  int            // acks still to drop
 	ackedSent int
+	// linkQoS, when set, is answered in signed link settings to a jobs/get
+	// that lists wire.FeatureLinkSettings; oldServer refuses such a
+	// jobs/get as a server from before the field does (strict decoding).
+	linkQoS   *int
+	oldServer bool
+	featured  int // jobs/get with features received
 }
 
 func startNATSFleet(t *testing.T, maxConsumers int) *natsFleet {
@@ -78,10 +85,31 @@ func (f *natsFleet) handle(_ context.Context, topic string, payload []byte) erro
 	}
 	switch tp.Kind {
 	case wire.KindJobsGet:
+		g, err := wire.DecodeJobsGet(payload)
+		if err != nil {
+			return nil
+		}
 		f.mu.Lock()
+		featured := g.Has(wire.FeatureLinkSettings)
+		if featured {
+			f.featured++
+		}
+		if featured && f.oldServer {
+			f.mu.Unlock()
+			return nil // "unknown field features": refused
+		}
 		f.jobsGets++
+		var link *wire.SignedCommand
+		if featured && f.linkQoS != nil {
+			now := time.Now()
+			link, err = wire.SignLinkSettings(f.key, wire.LinkSettings{V: wire.Version, DeviceID: tp.DeviceID, SubscribeQoS: *f.linkQoS,
+				IssuedAt: now, Expires: now.Add(time.Hour), Nonce: fmt.Sprint("l", f.jobsGets)})
+			if err != nil {
+				f.t.Error(err)
+			}
+		}
 		f.mu.Unlock()
-		f.notify(tp.DeviceID)
+		f.notifyWith(tp.DeviceID, link)
 	case wire.KindJobUpdate:
 		u, err := wire.DecodeJobUpdate(payload)
 		if err != nil {
@@ -131,11 +159,14 @@ func (f *natsFleet) handle(_ context.Context, topic string, payload []byte) erro
 // notify publishes the device's pending jobs, signed, as a QoS 1 MQTT
 // message like the replicas (a QoS 0 subscription gets it at QoS 0;
 // nothing is kept for it while the device is offline).
-func (f *natsFleet) notify(dev string) {
+func (f *natsFleet) notify(dev string) { f.notifyWith(dev, nil) }
+
+// notifyWith is notify with link settings.
+func (f *natsFleet) notifyWith(dev string, link *wire.SignedCommand) {
 	f.mu.Lock()
 	jobs := append([]wire.Job{}, f.pending[dev]...)
 	f.mu.Unlock()
-	n := wire.JobNotify{V: wire.Version, DeviceID: dev, Jobs: []wire.Job{}}
+	n := wire.JobNotify{V: wire.Version, DeviceID: dev, Jobs: []wire.Job{}, Link: link}
 	for _, j := range jobs {
 		sc, err := wire.SignCommand(f.key, wire.CommandFor(dev, j, time.Now(), time.Hour, "n-"+j.JobID))
 		if err != nil {
@@ -311,5 +342,185 @@ func TestSubscribeRefused(t *testing.T) {
 	waitfor.Until(t, "control link online", lc.Online)
 	if err := lc.SubscribeErr(); err != nil {
 		t.Fatalf("control: %v", err)
+	}
+}
+
+// TestNATSLinkSettingsMoveEnrolledDevice: a device enrolled when its fleet
+// was not on NATS (no subscribe_qos: QoS 1, three JetStream consumers)
+// learns from the signed link settings answering its jobs/get that the
+// fleet now wants QoS 0, subscribes again at QoS 0 on the same connection
+// (its consumers are gone), keeps it in its enrollment file and subscribes
+// at QoS 0 from the first connect after a restart. Without the change the
+// device stays at QoS 1 until it enrolls again.
+func TestNATSLinkSettingsMoveEnrolledDevice(t *testing.T) {
+	f := startNATSFleet(t, 0)
+	base := f.consumers()
+	dir := t.TempDir()
+	e := enroll.Enrollment{DeviceID: "dev-old", Username: "dev-old", BrokerURL: f.node.MQTTURL(), Insecure: true, CommandKey: f.pub}
+	if err := enroll.SaveEnrollment(dir, &e); err != nil {
+		t.Fatal(err)
+	}
+	// Before the move: the fleet says nothing, the device is at QoS 1.
+	l0, stop0 := f.link("dev-old", nil, dir, &recordingDevice{ran: make(chan string, 10)})
+	waitfor.Until(t, "link online at QoS 1", l0.Online)
+	if got, want := f.consumers(), base+len(wire.DeviceSubscribeTopics("dev-old")); got != want {
+		t.Fatalf("QoS 1 device: %d consumers, want %d", got, want)
+	}
+	stop0()
+
+	// The fleet moved to NATS: the next connect learns QoS 0.
+	f.mu.Lock()
+	f.linkQoS = qosPtr(0)
+	f.mu.Unlock()
+	dev := &recordingDevice{ran: make(chan string, 10)}
+	l, stop := f.link("dev-old", nil, dir, dev)
+	waitfor.Until(t, "link online", l.Online)
+	waitfor.Until(t, "resubscribed at QoS 0", func() bool { return l.Resubscribes() == 1 })
+	if q := l.SubscribeQoS(); q != 0 {
+		t.Fatalf("subscribe QoS %d after the fleet's link settings, want 0", q)
+	}
+	waitfor.Until(t, "the device's QoS 1 consumers removed", func() bool { return f.consumers() == base })
+	saved, err := enroll.LoadEnrollment(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.SubscribeQoS == nil || *saved.SubscribeQoS != 0 {
+		t.Fatalf("enrollment file subscribe_qos %v, want 0", saved.SubscribeQoS)
+	}
+	if cmds, _ := l.Refused(); cmds != 0 {
+		t.Fatalf("%d refused: the genuine link settings must verify", cmds)
+	}
+
+	// The QoS 0 subscriptions still deliver: a job reaches the device.
+	job := wire.Job{JobID: "j-after", Kind: wire.JobRollback, ModelID: "m", Version: "1", State: wire.JobQueued, Created: time.Now()}
+	f.mu.Lock()
+	f.pending["dev-old"] = []wire.Job{job}
+	f.mu.Unlock()
+	f.notify("dev-old")
+	select {
+	case id := <-dev.ran:
+		if id != job.JobID {
+			t.Fatalf("ran %s, want %s", id, job.JobID)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("job not delivered on the QoS 0 subscriptions")
+	}
+
+	// After a restart (settings from the enrollment file) it subscribes at
+	// QoS 0 at once: no consumer, nothing to change.
+	stop()
+	f.mu.Lock()
+	f.pending["dev-old"] = nil
+	f.mu.Unlock()
+	again, err := enroll.LoadEnrollment(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2, _ := f.link("dev-old", again.SubscribeQoS, dir, &recordingDevice{ran: make(chan string, 10)})
+	waitfor.Until(t, "link online again", l2.Online)
+	waitfor.Until(t, "link settings answered again", func() bool { return f.featuredCount() >= 2 })
+	if got := f.consumers(); got != base {
+		t.Fatalf("after restart: %d consumers, want %d", got, base)
+	}
+	if l2.Resubscribes() != 0 {
+		t.Fatalf("restarted link resubscribed %d times, want 0 (already at QoS 0)", l2.Resubscribes())
+	}
+}
+
+func (f *natsFleet) featuredCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.featured
+}
+
+// TestLinkSettingsForgedRefused: only link settings signed by the fleet
+// change a device's subscription QoS. A device-level client (another
+// enrolled device) cannot even publish on the victim's jobs/notify (the
+// node's permissions); a publisher that can (a rogue broker, stood in for
+// by the server's account) gets settings signed by another key, for
+// another device, expired or of another kind refused and counted, the QoS
+// unchanged. Control: the fleet's genuine settings are applied.
+func TestLinkSettingsForgedRefused(t *testing.T) {
+	f := startNATSFleet(t, 0)
+	dev := &recordingDevice{ran: make(chan string, 10)}
+	l, _ := f.link("dev-a", nil, t.TempDir(), dev)
+	waitfor.Until(t, "link online", l.Online)
+	_, evilKey, _ := ed25519.GenerateKey(nil)
+	now := time.Now()
+	settings := func(key ed25519.PrivateKey, dev string, qos int, issued time.Time) *wire.SignedCommand {
+		sc, err := wire.SignLinkSettings(key, wire.LinkSettings{V: wire.Version, DeviceID: dev, SubscribeQoS: qos,
+			IssuedAt: issued, Expires: issued.Add(time.Hour), Nonce: fmt.Sprint("n", issued.UnixNano())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sc
+	}
+	notify := func(c paho.Client, link *wire.SignedCommand) paho.Token {
+		b, _ := wire.Encode(wire.JobNotify{V: wire.Version, DeviceID: "dev-a", Jobs: []wire.Job{}, Link: link})
+		tok := c.Publish(wire.JobsNotifyTopic("dev-a"), 1, false, b)
+		tok.WaitTimeout(10 * time.Second)
+		return tok
+	}
+
+	// A device-level client: its publish on dev-a's jobs/notify is not
+	// delivered (checked below: nothing refused, QoS unchanged).
+	f.acc.Add(t, "dev-evil", "pw-evil")
+	evil := mqttClient(t, f.node.MQTTURL(), "dev-evil", "pw-evil")
+	notify(evil, settings(evilKey, "dev-a", 0, now))
+
+	job := wire.Job{JobID: "j1", Kind: wire.JobRollback, ModelID: "m", Version: "1", State: wire.JobQueued, Created: now}
+	jobCmd, _ := wire.SignCommand(f.key, wire.CommandFor("dev-a", job, now, time.Hour, "nj"))
+	for i, forged := range []struct {
+		name string
+		sc   *wire.SignedCommand
+	}{
+		{"signed by another key", settings(evilKey, "dev-a", 0, now)},
+		{"signed for another device", settings(f.key, "dev-b", 0, now)},
+		{"expired", settings(f.key, "dev-a", 0, now.Add(-2*time.Hour))},
+		{"a job's signed command", jobCmd},
+	} {
+		notify(f.mq, forged.sc)
+		waitfor.Until(t, forged.name+" refused", func() bool { n, _ := l.Refused(); return n == int64(i+1) })
+		if q := l.SubscribeQoS(); q != 1 || l.Resubscribes() != 0 {
+			t.Fatalf("%s: QoS %d after %d resubscribes, want 1 and none", forged.name, q, l.Resubscribes())
+		}
+	}
+
+	// Control: the fleet's own settings.
+	notify(f.mq, settings(f.key, "dev-a", 0, now))
+	waitfor.Until(t, "genuine settings applied", func() bool { return l.Resubscribes() == 1 })
+	if q := l.SubscribeQoS(); q != 0 {
+		t.Fatalf("QoS %d after the genuine settings, want 0", q)
+	}
+	if n, _ := l.Refused(); n != 4 {
+		t.Fatalf("%d refused, want the 4 forgeries (the device-level client's publish must not arrive)", n)
+	}
+}
+
+// TestLinkSettingsOldServer: a fleet server from before JobsGet.Features
+// refuses a jobs/get that lists them (strict decoding); the link then asks
+// again without features, so the jobs pending for the device still arrive
+// (control: the featured jobs/get was sent and refused).
+func TestLinkSettingsOldServer(t *testing.T) {
+	f := startNATSFleet(t, 0)
+	f.oldServer = true
+	job := wire.Job{JobID: "j-pending", Kind: wire.JobRollback, ModelID: "m", Version: "1", State: wire.JobQueued, Created: time.Now()}
+	f.pending["dev-a"] = []wire.Job{job}
+	dev := &recordingDevice{ran: make(chan string, 10)}
+	l, _ := f.link("dev-a", nil, t.TempDir(), dev)
+	waitfor.Until(t, "link online", l.Online)
+	select {
+	case id := <-dev.ran:
+		if id != job.JobID {
+			t.Fatalf("ran %s, want %s", id, job.JobID)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("pending job never arrived from a server that refuses jobs/get features")
+	}
+	if f.featuredCount() == 0 {
+		t.Fatal("no jobs/get with features was sent")
+	}
+	if q := l.SubscribeQoS(); q != 1 {
+		t.Fatalf("QoS %d, want 1 (nothing said)", q)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/predict"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // PredictFunc runs a REST predict request body for model and returns the

@@ -21,7 +21,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/predict"
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -15,9 +15,9 @@ import (
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/serving"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // TestReinstallAfterFleetRollback runs the agent's real fleet job handler

@@ -2,7 +2,7 @@ package fleetlink
 
 import (
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // RingSource adapts the agent's telemetry ring to TelemetrySource; the

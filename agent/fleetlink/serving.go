@@ -3,7 +3,7 @@ package fleetlink
 import (
 	"context"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // serving returns what the device serves of model (from the status

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestJobUpdateReportsServing: the final update of a job carries the

@@ -23,9 +23,9 @@ import (
 	"github.com/edgefleet/edgefleet/inference/modelbuilder"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // edgeTPUModel is a one-node model whose node is edgetpu-custom-op, as

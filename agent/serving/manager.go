@@ -10,7 +10,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/modelstore"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Config configures a Manager.

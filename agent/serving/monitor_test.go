@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/agent/engine"
 	"github.com/edgefleet/edgefleet/agent/telemetry"
 	"github.com/edgefleet/edgefleet/inference/tensor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func f32bytes(v ...float32) []byte {

@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // observer turns what serving does into telemetry: requests and their

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/agent/modelstore"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Route is the traffic policy of one model: a shadow version and an A/B

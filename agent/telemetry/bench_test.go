@@ -3,7 +3,7 @@ package telemetry
 import (
 	"testing"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // BenchmarkMonitorInstance is the telemetry cost of one predicted

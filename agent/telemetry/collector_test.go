@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func TestCollectorFlush(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestNonFiniteRecordEncodes: NaN and ±Inf (a shadow that diverges, huge

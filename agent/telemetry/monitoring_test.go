@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // fakeProc writes a /proc tree: RSS 300 pages, utime+stime ticks, memory,

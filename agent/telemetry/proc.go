@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat and /proc/stat:

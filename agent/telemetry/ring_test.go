@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func rec(model string) Record {

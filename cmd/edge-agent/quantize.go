@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgefleet/edgefleet/ptq"
+	"github.com/edgefleet/edgefleet/quant/ptq"
 )
 
 func init() { rootCmd.AddCommand(newQuantizeCmd()) }

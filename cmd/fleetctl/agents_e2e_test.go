@@ -22,9 +22,9 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
 	"github.com/edgefleet/edgefleet/ota/selfupdate"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // buildBin builds ./cmd/<pkg> into dir/name with ldflags, CGO-free as shipped.

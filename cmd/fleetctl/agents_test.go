@@ -13,7 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestCheckAgentBinary: a file that is not a Go binary, or a Go binary that

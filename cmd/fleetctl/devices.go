@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -66,8 +70,85 @@ func newDevicesCmd(g *globals) *cobra.Command {
 			return g.print(out, func() { fmt.Printf("%s: %v\n", args[0], out["message"]) })
 		},
 	}
-	cmd.AddCommand(list, show, del, reset)
+	cmd.AddCommand(list, show, del, reset, newDevicesPredictCmd(g))
 	return cmd
+}
+
+// maxPredictInput bounds what fleetctl reads for a remote prediction; the
+// server refuses bodies over half an MQTT payload (413) anyway.
+const maxPredictInput = 8 << 20
+
+func newDevicesPredictCmd(g *globals) *cobra.Command {
+	var data, input string
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "predict ID MODEL",
+		Short: "Run a prediction on a device through the fleet server (its REST predict body in, its answer out)",
+		Long: `Run a prediction on one device over its fleet link: the body is the agent's
+REST predict request ({"instances": ...} or {"inputs": ...}; --data or
+--input FILE, - for standard input) and MODEL a model id, optionally
+id@version. A device the server knows to be offline is answered at once
+(device_offline); one that does not answer within the server's
+--predict-timeout is a 504.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := predictBody(data, input)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			out, err := g.client().Predict(ctx, args[0], args[1], body)
+			if err != nil {
+				return err
+			}
+			var v any
+			if err := json.Unmarshal(out, &v); err != nil {
+				return fmt.Errorf("predict on %s: the answer is not JSON: %w", args[0], err)
+			}
+			return g.print(v, nil)
+		},
+	}
+	c.Flags().StringVar(&data, "data", "", `predict request body, e.g. '{"instances":[[1,2,3]]}'`)
+	c.Flags().StringVar(&input, "input", "", "file holding the predict request body (- for standard input)")
+	c.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "give up after this long (the server answers 504 after its own --predict-timeout)")
+	return c
+}
+
+// predictBody reads the predict request from --data or --input and checks
+// it is one JSON object within maxPredictInput bytes.
+func predictBody(data, input string) ([]byte, error) {
+	var b []byte
+	switch {
+	case data != "" && input != "":
+		return nil, fmt.Errorf("predict: give the body with --data or --input, not both")
+	case data != "":
+		b = []byte(data)
+	case input != "":
+		var r io.Reader = os.Stdin
+		if input != "-" {
+			f, err := os.Open(input)
+			if err != nil {
+				return nil, fmt.Errorf("predict: --input: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		var err error
+		if b, err = io.ReadAll(io.LimitReader(r, maxPredictInput+1)); err != nil {
+			return nil, fmt.Errorf("predict: read --input %s: %w", input, err)
+		}
+	default:
+		return nil, fmt.Errorf("predict: no request body: give --data '{\"instances\":[...]}' or --input FILE")
+	}
+	if len(b) > maxPredictInput {
+		return nil, fmt.Errorf("predict: request body over %d bytes", maxPredictInput)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, fmt.Errorf("predict: the request body is not a JSON object: %w", err)
+	}
+	return b, nil
 }
 
 func newEnrollTokensCmd(g *globals) *cobra.Command {

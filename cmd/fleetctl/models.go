@@ -11,7 +11,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/modelrel"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func newModelsCmd(g *globals) *cobra.Command {

@@ -14,7 +14,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func newRolloutCmd(g *globals) *cobra.Command {

@@ -15,7 +15,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestGateStatusWaitsInsteadOfFailing: min_requests below its threshold and

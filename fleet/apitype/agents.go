@@ -1,7 +1,7 @@
 package apitype
 
 import (
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // AgentBodyType is the media type of POST /api/v1/agents: the raw binary.

@@ -3,7 +3,7 @@ package apitype
 import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // RolloutRequest is the body of POST /api/v1/rollouts; durations are Go

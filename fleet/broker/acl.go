@@ -3,7 +3,7 @@ package broker
 import (
 	"strings"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Principal is who an MQTT connection authenticated as.

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // The device side of the connection-memory measurement runs in a child

@@ -22,7 +22,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/internal/clock"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // startLimited starts an embedded broker (password auth) with cfg's limits

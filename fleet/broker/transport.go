@@ -15,7 +15,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Transport is how the fleet server exchanges messages with its devices
@@ -140,7 +140,12 @@ type ClientConfig struct {
 	// messages (also those a persistent session queued while the server was
 	// away, which may arrive before the subscriptions are renewed).
 	Filters []string
-	Deliver Deliver
+	// OwnFilters are subscribed at every (re)connect at QoS 0 and never
+	// shared: every server gets their messages, while they are connected
+	// only (answers to requests this server is waiting for: on a NATS
+	// cluster a QoS 0 subscription is no JetStream consumer).
+	OwnFilters []string
+	Deliver    Deliver
 	// WaitConnected makes DialClient fail unless the first connection
 	// succeeds within ConnectTimeout (default 10 s); without it the client
 	// keeps retrying in the background (an external broker may start later).
@@ -184,6 +189,12 @@ func DialClient(cfg ClientConfig) (Transport, error) {
 					f = wire.SharedFilter(cfg.SharedGroup, f)
 				}
 				tok := c.Subscribe(f, 1, handle)
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					log.Error("mqtt subscribe", "filter", f, "err", tok.Error())
+				}
+			}
+			for _, f := range cfg.OwnFilters {
+				tok := c.Subscribe(f, 0, handle)
 				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 					log.Error("mqtt subscribe", "filter", f, "err", tok.Error())
 				}

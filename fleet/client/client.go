@@ -339,3 +339,34 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Predict runs a prediction on a device through the fleet server (POST
+// /api/v1/devices/{device}/predict/{model}, operator scope): body is the
+// agent's REST predict request ({"instances": …} or {"inputs": …}), the
+// answer the device's JSON response. It waits as long as ctx allows, not
+// the client's usual 30 s: the server gives up after its own
+// --predict-timeout (504). A device the server knows to be offline is an
+// *APIError with Status 409 and Code "device_offline" at once.
+func (c *Client) Predict(ctx context.Context, device, model string, body []byte) (json.RawMessage, error) {
+	path := "/api/v1/devices/" + url.PathEscape(device) + "/predict/" + url.PathEscape(model)
+	req, err := http.NewRequestWithContext(ctx, "POST", c.Base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("predict on %s: %w", device, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := *c.HTTP
+	hc.Timeout = 0 // bounded by ctx: the device may take the server's whole predict timeout
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("predict on %s: POST %s: %w", device, c.Base+path, err)
+	}
+	defer resp.Body.Close()
+	var out json.RawMessage
+	if err := decodeAnswer(resp, "POST "+path, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -3,7 +3,7 @@ package drift
 import (
 	"math"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // PSI is the population stability index of the current counts p against

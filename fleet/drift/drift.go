@@ -9,7 +9,7 @@ import (
 	"math"
 	"sort"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Bounds of a Dist.

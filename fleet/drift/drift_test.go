@@ -4,7 +4,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestPSIAndKSKnownValues checks PSI and KS against values computed by hand.

@@ -3,7 +3,7 @@ package drift
 import (
 	"math"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Histogram is a chartable histogram: bucket i is [Bounds[i], Bounds[i+1]).

@@ -19,8 +19,8 @@ import (
 	"github.com/edgefleet/edgefleet/hardware"
 	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/inspect"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Options configures Push.

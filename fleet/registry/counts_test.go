@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestCountsDecodeOnlyPresence: Counts and EachPresence report what List

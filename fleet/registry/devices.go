@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Devices are the enrolled devices: enrollment (which consumes a token),

@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Groups are named label selectors.

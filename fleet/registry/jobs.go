@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Jobs are the devices' jobs and their state machine.

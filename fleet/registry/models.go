@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Models are the released model versions.

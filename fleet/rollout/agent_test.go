@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // agentFleet is a deterministic fake fleet for agent rollouts: each device

@@ -18,9 +18,9 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/apitype"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota"
 	"github.com/edgefleet/edgefleet/ota/release"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 // Agent releases (fleetctl agents push/list): an operator uploads an

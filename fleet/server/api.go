@@ -23,7 +23,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // maxBody bounds JSON request bodies.
@@ -113,7 +113,8 @@ func (s *Server) apiRoutes() []Route {
 		{Pattern: "GET /api/v1/devices", Scope: v, h: s.listDevices},
 		{Pattern: "GET /api/v1/devices/{id}", Scope: v, h: s.getDevice},
 		{Pattern: "DELETE /api/v1/devices/{id}", Scope: a, h: s.deleteDevice},
-		{Pattern: "POST /api/v1/devices/{id}/reset", Scope: a, h: s.resetDevice}, // devices_reset.go
+		{Pattern: "POST /api/v1/devices/{id}/reset", Scope: a, h: s.resetDevice},       // devices_reset.go
+		{Pattern: "POST /api/v1/devices/{id}/predict/{model}", Scope: o, h: s.predict}, // predict.go
 		{Pattern: "POST /api/v1/enroll-tokens", Scope: a, h: s.createEnrollToken},
 		{Pattern: "GET /api/v1/tokens", Scope: a, h: s.listAPITokens},
 		{Pattern: "POST /api/v1/tokens", Scope: a, h: s.createAPIToken},

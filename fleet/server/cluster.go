@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // natsMode reports whether device messages come from a NATS cluster's

@@ -23,7 +23,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // replica is one fleet-server of the cluster test.

@@ -26,8 +26,8 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
+	"github.com/edgefleet/edgefleet/internal/wire"
 	"github.com/edgefleet/edgefleet/ota/release"
-	"github.com/edgefleet/edgefleet/wire"
 )
 
 const chromium = "/usr/bin/chromium"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // driftQuery reads the drift routes' path and query (docs/monitoring.md):

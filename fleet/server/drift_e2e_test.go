@@ -10,7 +10,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // monitoringFor is what fake devices report for a version: 40 confident

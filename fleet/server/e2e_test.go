@@ -21,7 +21,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // fakeDevice is an agent stand-in behind a real fleetlink.Link: its

@@ -2,17 +2,51 @@ package server
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
+
+// subscribeQoS is the QoS at which devices should subscribe to their
+// server → device topics: 0 on a NATS cluster, whose MQTT listener turns
+// every QoS 1 subscription into a JetStream consumer whose cost grows with
+// the fleet (the device recovers what it misses while offline by jobs/get
+// at every connect and telemetry resends, docs/mqtt.md); else 1.
+func (s *Server) subscribeQoS() int {
+	if s.natsMode() {
+		return 0
+	}
+	return 1
+}
+
+// signLink signs the device's link settings (wire.LinkSettings), sent in
+// the JobNotify that answers a jobs/get listing wire.FeatureLinkSettings:
+// a device enrolled before its fleet moved to NATS learns at its next
+// connect to subscribe at QoS 0, and one enrolled on NATS returns to QoS 1
+// when the fleet leaves it.
+func (s *Server) signLink(deviceID string) (*wire.SignedCommand, error) {
+	if s.cmdKey == nil {
+		return nil, nil // nothing a device could verify
+	}
+	nonce := make([]byte, 12)
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("sign link settings of %s: %w", deviceID, err)
+	}
+	now := time.Now()
+	return wire.SignLinkSettings(s.cmdKey, wire.LinkSettings{V: wire.Version, DeviceID: deviceID, SubscribeQoS: s.subscribeQoS(),
+		IssuedAt: now.UTC(), Expires: now.Add(wire.CommandTTL).UTC(), Nonce: hex.EncodeToString(nonce)})
+}
 
 // enroll handles POST /api/v1/enroll: the token is checked by the registry
 // before the CSR is parsed or signed; a client certificate on the TLS
@@ -53,13 +87,8 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) (any, error) {
 	if s.cmdKey != nil {
 		resp.CommandKey = base64.StdEncoding.EncodeToString(s.cmdKey.Public().(ed25519.PublicKey))
 	}
-	if s.natsMode() && wire.HasFeature(r.Header.Get(wire.FeaturesHeader), wire.FeatureSubscribeQoS) {
-		// A NATS MQTT listener turns every QoS 1 subscription into a
-		// JetStream consumer whose cost grows with the fleet: the device
-		// subscribes at QoS 0 and recovers what it misses while offline by
-		// jobs/get at every connect and telemetry resends (docs/mqtt.md).
+	if qos := s.subscribeQoS(); qos == 0 && wire.HasFeature(r.Header.Get(wire.FeaturesHeader), wire.FeatureSubscribeQoS) {
 		// Only agents that understand the field get it (strict decoders).
-		qos := 0
 		resp.SubscribeQoS = &qos
 	}
 	if root, err := os.ReadFile(filepath.Join(s.cfg.RepoDir, "metadata", "root.json")); err == nil && json.Valid(root) {

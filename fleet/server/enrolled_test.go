@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/registry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestTelemetryOfRevokedDeviceRefused: the enrolled-device cache that

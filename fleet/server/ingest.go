@@ -14,7 +14,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/ingest"
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // startIngest creates the bounded queue and worker pool that handle device
@@ -88,6 +88,9 @@ func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	sn := &h.seen
 	sn.connected.Store(id, ev.Connected)
 	sn.last.Store(id, h.clock.Now())
+	if !ev.Connected {
+		h.predicts.offline(id)
+	}
 	if err := h.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
 		h.log.Warn("presence not queued", "device", id, "err", err)
 	}
@@ -165,6 +168,14 @@ func (h *mqttHandler) deliver(topic string, payload []byte) {
 	}
 	h.msgs.WithLabelValues(string(t.Kind)).Inc()
 	h.touch(t.DeviceID, h.clock.Now())
+	if t.Kind == wire.KindPredictResponse {
+		// A caller is waiting: straight to it, not behind the ingest queue.
+		if err := h.predicts.deliver(t.DeviceID, payload); err != nil {
+			h.bad.Inc()
+			h.log.Warn("bad predict response", "device", t.DeviceID, "err", err)
+		}
+		return
+	}
 	msg := ingest.Message{Topic: topic, Payload: payload}
 	switch t.Kind {
 	// Snapshots: a newer message of the same device supersedes a queued
@@ -322,6 +333,7 @@ func (h *mqttHandler) livenessLoop(ctx context.Context) {
 				return nil
 			})
 			if err == nil {
+				h.predicts.offline(id)
 				h.log.Info("device offline: liveness timeout", "device", id, "last_seen", last)
 			}
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // mqttHandler is the server's side of the device message plane: it queues
@@ -30,9 +30,12 @@ type mqttHandler struct {
 	clock clock.Clock
 	log   *slog.Logger
 	// kick brings the rollout controller's next tick forward; sign signs
-	// a job for a device; publishAck sends a telemetry ack (cluster.go).
+	// a job for a device; signLink signs a device's link settings (the
+	// subscribe QoS of the fleet's broker, enroll.go); publishAck sends a
+	// telemetry ack (cluster.go).
 	kick       func()
 	sign       func(deviceID string, j wire.Job) (wire.Job, error)
+	signLink   func(deviceID string) (*wire.SignedCommand, error)
 	publishAck func(topic string, payload []byte)
 	// onEvent is Config.OnBrokerEvent; inProcess is set with the embedded
 	// broker (its publishing devices wait while the queue is full).
@@ -44,6 +47,9 @@ type mqttHandler struct {
 	msgs   *prometheus.CounterVec
 	bad    prometheus.Counter
 	seen   seen
+	// predicts routes predict responses to the API requests waiting for
+	// them (predict.go); they bypass the ingest queue.
+	predicts predictWaiters
 }
 
 func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clk clock.Clock, log *slog.Logger) *mqttHandler {
@@ -65,11 +71,23 @@ func (h *mqttHandler) publish(topic string, v any) error {
 
 // NotifyJobs publishes the device's pending jobs (rollout.Notifier).
 func (h *mqttHandler) NotifyJobs(ctx context.Context, deviceID string) error {
+	return h.notifyJobs(ctx, deviceID, false)
+}
+
+// notifyJobs publishes the device's pending jobs, with its signed link
+// settings when link is set (the device asked with
+// wire.FeatureLinkSettings: older agents refuse the field).
+func (h *mqttHandler) notifyJobs(ctx context.Context, deviceID string, link bool) error {
 	pending, err := h.reg.Jobs.Pending(ctx, deviceID)
 	if err != nil {
 		return err
 	}
 	n := wire.JobNotify{V: wire.Version, DeviceID: deviceID, Jobs: []wire.Job{}}
+	if link && h.signLink != nil {
+		if n.Link, err = h.signLink(deviceID); err != nil {
+			return fmt.Errorf("notify %s: %w", deviceID, err)
+		}
+	}
 	for _, j := range pending {
 		sj, err := h.sign(deviceID, j.Job)
 		if err != nil {
@@ -116,6 +134,9 @@ func (h *mqttHandler) handle(ctx context.Context, t wire.Topic, payload []byte) 
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil // deleted device's retained status
 		}
+		if offline := st.State == wire.Offline; (known && !connected) || (!known && offline) {
+			h.predicts.offline(t.DeviceID) // requests waiting for it get no answer
+		}
 		h.kick()
 		return err
 	case wire.KindTelemetry:
@@ -146,7 +167,11 @@ func (h *mqttHandler) handle(ctx context.Context, t wire.Topic, payload []byte) 
 		if g.DeviceID != t.DeviceID {
 			return fmt.Errorf("jobs/get for %s on %s's topic", g.DeviceID, t.DeviceID)
 		}
-		return h.NotifyJobs(ctx, t.DeviceID)
+		return h.notifyJobs(ctx, t.DeviceID, g.Has(wire.FeatureLinkSettings))
+	case wire.KindPredictResponse:
+		// From a consumer of every device message (NATS mode): the server's
+		// own MQTT subscription delivers it to the waiting request.
+		return nil
 	}
 	return fmt.Errorf("devices do not publish %s", t.Kind)
 }

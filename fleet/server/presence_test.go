@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/fleet/server"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestPresenceFromBrokerEvents: with the embedded broker a device's

@@ -37,7 +37,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Config configures a fleet server.
@@ -128,6 +128,9 @@ type Config struct {
 	// /debug/pprof/ on the API listener, to admin tokens only. Off by
 	// default: profiles reveal internals and a CPU profile costs CPU.
 	Pprof bool
+	// PredictTimeout bounds a remote prediction through the API
+	// (POST /api/v1/devices/{id}/predict/{model}; default 45 s).
+	PredictTimeout time.Duration
 	// AuditMax bounds the audit log in entries (default auth.DefaultAuditMax).
 	AuditMax int
 	// EnrollRate and EnrollBurst limit enrollment calls per client address
@@ -249,7 +252,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.h = newMQTTHandler(s.reg, s.tel, cfg.Clock, s.log)
-	s.h.kick, s.h.sign, s.h.publishAck = s.Kick, s.signJob, s.publishAck
+	s.h.kick, s.h.sign, s.h.signLink, s.h.publishAck = s.Kick, s.signJob, s.signLink, s.publishAck
 	s.h.onEvent, s.h.inProcess = cfg.OnBrokerEvent, cfg.BrokerURL == ""
 	if s.mgr, err = rollout.NewManager(ctx, s.store, s.reg, s.tel, s.h, cfg.Clock, s.log); err != nil {
 		return nil, err
@@ -445,7 +448,7 @@ func (s *Server) registerMetrics() {
 func (s *Server) connectMQTT(brokerURL, password string) error {
 	var err error
 	if s.emb != nil {
-		s.h.mqtt, err = s.emb.InProcess(wire.ServerFilters(), s.h.deliver)
+		s.h.mqtt, err = s.emb.InProcess(append(wire.ServerFilters(), wire.PredictResponseFilter), s.h.deliver)
 		if err != nil {
 			return fmt.Errorf("fleet server: %w", err)
 		}
@@ -476,7 +479,10 @@ func (s *Server) connectMQTT(brokerURL, password string) error {
 	}
 	s.h.mqtt, err = broker.DialClient(broker.ClientConfig{URL: brokerURL, TLS: tc, ClientID: s.cfg.ClientID,
 		Username: s.cfg.BrokerUser, Password: password, SharedGroup: s.cfg.SharedGroup,
-		Filters: s.serverFilters(), Deliver: s.h.deliver, Logger: s.log}) // cluster.go: none in NATS mode
+		Filters: s.serverFilters(), Deliver: s.h.deliver, Logger: s.log, // cluster.go: none in NATS mode
+		// Every replica hears every predict response (never shared): the
+		// one whose API request waits for it takes it (predict.go).
+		OwnFilters: []string{wire.PredictResponseFilter}})
 	if err != nil {
 		return fmt.Errorf("fleet server: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestGatesSeeOtherReplicasTelemetry: two replicas on a real PostgreSQL;
@@ -123,5 +123,27 @@ func TestGatesSeeOtherReplicasTelemetry(t *testing.T) {
 	h := leader.Telemetry().Health(telemetry.Query{ModelID: "m", Version: "2", Devices: map[string]bool{"d0": true, "d1": true, "d2": true, "d3": true}})
 	if h.Requests != 2*n*100 || h.Errors != n*50 {
 		t.Fatalf("leader's merged view: %d requests, %d errors; want %d, %d (each record once)", h.Requests, h.Errors, 2*n*100, n*50)
+	}
+}
+
+// TestSharedSyncInterval: the leader merges the other replicas'
+// telemetry at most every 2 s, and waits ten times as long as the last
+// merge took when that is longer (a merge decodes every record of the
+// last minute), up to 30 s.
+func TestSharedSyncInterval(t *testing.T) {
+	at := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		took, want time.Duration
+	}{
+		{0, 2 * time.Second},
+		{50 * time.Millisecond, 2 * time.Second},
+		{200 * time.Millisecond, 2 * time.Second},
+		{700 * time.Millisecond, 7 * time.Second},
+		{2 * time.Second, 20 * time.Second},
+		{time.Minute, 30 * time.Second},
+	} {
+		if got := nextSharedSync(telSync{at: at, took: tc.took}).Sub(at); got != tc.want {
+			t.Errorf("after a merge of %s: next in %s, want %s", tc.took, got, tc.want)
+		}
 	}
 }

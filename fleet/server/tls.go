@@ -16,7 +16,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/broker/mosquitto"
 	"github.com/edgefleet/edgefleet/fleet/pki"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // PKIDir is the directory inside the data dir holding the generated fleet

@@ -28,7 +28,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/client"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Config configures a simulation run.

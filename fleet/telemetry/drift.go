@@ -13,7 +13,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/drift"
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // DefaultReferenceWindow is how far back the baseline versions'

@@ -12,7 +12,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/boltstore"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // monitoring is a record's distributions: n predictions with their

@@ -9,7 +9,7 @@ import (
 
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestHotHealthAggregatesInPlace: a device-filtered Health (the rollout

@@ -33,10 +33,9 @@ func (t *Store) SyncShared(ctx context.Context, lookback time.Duration) (int, er
 	if t.known == nil {
 		// First sync: what is in memory now was ingested here.
 		t.known = map[recID]struct{}{}
-		for i := range t.hot {
-			r := &t.hot[i]
-			t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}] = struct{}{}
-		}
+		t.hot.each(0, 0, func(h *hotRec) {
+			t.known[recID{t.strs.vals[h.dev], h.seq, h.time().UnixNano()}] = struct{}{}
+		})
 	}
 	t.mu.Unlock()
 	var add []Record
@@ -67,7 +66,6 @@ func (t *Store) SyncShared(ctx context.Context, lookback time.Duration) (int, er
 		if _, seen := t.known[recID{r.DeviceID, r.Seq, r.Time.UnixNano()}]; seen {
 			continue // ingested here meanwhile
 		}
-		t.internRecord(r)
 		t.addLocked(r)
 		n++
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestSyncShared: two Stores on one store (two replicas); each record the

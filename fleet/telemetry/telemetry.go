@@ -29,7 +29,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/drift"
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // RecordsBucket is the store bucket of the raw records; their keys start
@@ -120,7 +120,10 @@ type Options struct {
 	// disk and in per-minute rollups (per model, version and role).
 	HotWindow time.Duration
 	// MaxHot bounds the raw records in memory (default 1,000,000); beyond
-	// it the oldest leave memory early.
+	// it the oldest leave memory early (queries that start before the
+	// oldest record kept are then answered from the rollups). Each takes
+	// HotRecordBytes, plus one copy of each distinct device id, stage and
+	// model/version/role string the window references.
 	MaxHot int
 	// MaxSeqAdvance is how far above a device's high-water mark a record's
 	// seq may be (default 1<<24): a device cannot poison its mark with
@@ -166,9 +169,14 @@ type Store struct {
 	opt Options
 	now func() time.Time
 
-	mu      sync.RWMutex
-	hot     []Record // sorted by Time; complete from hotFrom on
+	mu sync.RWMutex
+	// hot is the hot window, compact (hot.go), sorted by time; complete
+	// from hotFrom on. strs (device ids, stage tags) and keys (model,
+	// version, role) hold the strings its records reference.
+	hot     hotWindow
 	hotFrom time.Time
+	strs    symtab[string]
+	keys    symtab[hotKey]
 	rollups map[cellKey]*cell
 	// dcells are the rollups holding distributions in memory (the last
 	// DistWindow): drift queries scan only them.
@@ -198,6 +206,7 @@ func Open(ctx context.Context, s store.Store, retention time.Duration, c clock.C
 func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 	o.defaults()
 	t := &Store{s: s, opt: o, now: o.Clock.Now, rollups: map[cellKey]*cell{}, dcells: map[cellKey]*cell{}, intern: map[string]string{},
+		strs: newSymtab[string](), keys: newSymtab[hotKey](),
 		ingested:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_telemetry_records_total", Help: "Telemetry records stored, by model and version."}, []string{"model", "version"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_duplicates_total", Help: "Redelivered telemetry records recognised and skipped."}),
 		rejected:   prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_telemetry_rejected_total", Help: "Telemetry records rejected: seq too far above the device's high-water mark."}),
@@ -220,6 +229,7 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 		cut = now.Add(-o.Retention)
 	}
 	distCut := now.Add(-o.DistWindow).Unix() / 60
+	var hot []hotRec
 	err := s.View(ctx, func(tx store.Tx) error {
 		if err := tx.List(bucketRollup, "", func(k string, v []byte) error {
 			var c cell
@@ -261,16 +271,15 @@ func OpenWith(ctx context.Context, s store.Store, o Options) (*Store, error) {
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode telemetry %s: %w", k, err)
 			}
-			t.internRecord(&r)
-			r.Monitoring = nil // on disk and in the rollups only
-			t.hot = append(t.hot, r)
+			hot = append(hot, t.compactLocked(&r)) // monitoring: on disk and in the rollups only
 			return nil
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load telemetry: %w", err)
 	}
-	sort.SliceStable(t.hot, func(i, j int) bool { return t.hot[i].Time.Before(t.hot[j].Time) })
+	sort.SliceStable(hot, func(i, j int) bool { return hot[i].before(&hot[j]) })
+	t.hot.fill(hot)
 	return t, nil
 }
 
@@ -460,7 +469,6 @@ func (t *Store) Ingest(ctx context.Context, b *wire.TelemetryBatch, stage func(w
 	t.mu.Lock()
 	for i := range fresh {
 		r := &fresh[i]
-		t.internRecord(r)
 		role := string(r.Role)
 		if role == "" {
 			role = string(wire.RolePrimary)
@@ -502,19 +510,10 @@ func (t *Store) addLocked(r *Record) {
 	} else if c.D != nil {
 		t.dcells[k] = c
 	}
-	r.Monitoring = nil // the hot window keeps counters only
 	if r.Time.Before(t.hotFrom) {
 		return // late record: on disk and in the rollups only
 	}
-	n := len(t.hot)
-	if n == 0 || !r.Time.Before(t.hot[n-1].Time) {
-		t.hot = append(t.hot, *r)
-		return
-	}
-	j := sort.Search(n, func(i int) bool { return t.hot[i].Time.After(r.Time) })
-	t.hot = append(t.hot, Record{})
-	copy(t.hot[j+1:], t.hot[j:])
-	t.hot[j] = *r
+	t.insertHotLocked(r) // counters only: hot.go
 }
 
 // ErrSeqOutOfRange is wrapped by Ingest when records were rejected for a
@@ -523,14 +522,16 @@ func (t *Store) addLocked(r *Record) {
 var ErrSeqOutOfRange = errors.New("telemetry seq out of range")
 
 // trimHotLocked drops raw records older than the hot window or beyond
-// MaxHot from memory (they stay on disk and in the rollups).
+// MaxHot from memory (they stay on disk and in the rollups): the oldest
+// leave first, and queries that start before the oldest record kept are
+// answered from the rollups.
 func (t *Store) trimHotLocked() {
 	cut := t.now().Add(-t.opt.HotWindow)
 	i := 0
-	if len(t.hot) > 0 && t.hot[0].Time.Before(cut) {
-		i = sort.Search(len(t.hot), func(i int) bool { return !t.hot[i].Time.Before(cut) })
+	if t.hot.len() > 0 && beforeTime(t.hot.first(), cut) {
+		i = t.hot.countBefore(cut)
 	}
-	if over := len(t.hot) - i - t.opt.MaxHot; over > 0 {
+	if over := t.hot.len() - i - t.opt.MaxHot; over > 0 {
 		i += over
 	}
 	if cut.After(t.hotFrom) {
@@ -539,13 +540,9 @@ func (t *Store) trimHotLocked() {
 	if i == 0 {
 		return
 	}
-	if i < len(t.hot) && t.hot[i].Time.After(t.hotFrom) {
-		t.hotFrom = t.hot[i].Time
-	}
-	if cap(t.hot) > 2*(len(t.hot)-i)+1024 {
-		t.hot = append([]Record(nil), t.hot[i:]...) // release the old array
-	} else {
-		t.hot = t.hot[i:]
+	t.hot.dropFront(i, t.releaseLocked)
+	if t.hot.len() > 0 && t.hot.first().time().After(t.hotFrom) {
+		t.hotFrom = t.hot.first().time()
 	}
 }
 
@@ -558,11 +555,6 @@ func (t *Store) internString(s string) string {
 	}
 	t.intern[s] = s
 	return s
-}
-
-func (t *Store) internRecord(r *Record) {
-	r.DeviceID, r.ModelID, r.Version = t.internString(r.DeviceID), t.internString(r.ModelID), t.internString(r.Version)
-	r.Stage, r.Role = t.internString(r.Stage), wire.Role(t.internString(string(r.Role)))
 }
 
 func (t *Store) internKey(k cellKey) cellKey {
@@ -581,38 +573,6 @@ func (t *Store) HighWater(ctx context.Context, device string) (uint64, error) {
 		return err
 	})
 	return hw, err
-}
-
-func (q *Query) match(r *Record) bool {
-	if q.ModelID != "" && r.ModelID != q.ModelID {
-		return false
-	}
-	if q.Version != "" && (r.Version == q.Version) == q.ExcludeVersion {
-		return false
-	}
-	if len(q.Roles) > 0 {
-		role := r.Role
-		if role == "" {
-			role = wire.RolePrimary
-		}
-		ok := false
-		for _, x := range q.Roles {
-			ok = ok || x == role
-		}
-		if !ok {
-			return false
-		}
-	}
-	if q.Devices != nil && !q.Devices[r.DeviceID] {
-		return false
-	}
-	if !q.Since.IsZero() && r.Time.Before(q.Since) {
-		return false
-	}
-	if !q.Until.IsZero() && !r.Time.Before(q.Until) {
-		return false
-	}
-	return true
 }
 
 // satAdd adds without wrapping: counters from devices saturate at
@@ -708,25 +668,31 @@ type cell struct {
 }
 
 func (c *cell) add(r *Record) {
-	c.Records = satAdd(c.Records, 1)
-	c.Requests = satAdd(c.Requests, r.Requests)
-	c.Errors = satAdd(c.Errors, r.Errors)
-	c.Crashes = satAdd(c.Crashes, r.Crashes)
-	c.Rollbacks = satAdd(c.Rollbacks, r.Rollbacks)
-	c.InstallFailures = satAdd(c.InstallFailures, r.InstallFailures)
-	c.ShadowCompared = satAdd(c.ShadowCompared, r.ShadowCompared)
-	c.ShadowAgreed = satAdd(c.ShadowAgreed, r.ShadowAgreed)
-	w := float64(r.Requests)
-	c.WSum += w
-	c.W50 += w * r.LatencyP50Ms
-	c.W95 += w * r.LatencyP95Ms
-	c.W99 += w * r.LatencyP99Ms
+	k := countersOf(&r.TelemetryRecord)
+	c.addCounters(&k)
 	if r.Monitoring != nil {
 		if c.D == nil {
 			c.D = &drift.Dist{}
 		}
 		c.D.Add(r.Monitoring)
 	}
+}
+
+// addCounters adds one record's numbers.
+func (c *cell) addCounters(r *counters) {
+	c.Records = satAdd(c.Records, 1)
+	c.Requests = satAdd(c.Requests, r.requests)
+	c.Errors = satAdd(c.Errors, r.errors)
+	c.Crashes = satAdd(c.Crashes, r.crashes)
+	c.Rollbacks = satAdd(c.Rollbacks, r.rollbacks)
+	c.InstallFailures = satAdd(c.InstallFailures, r.installFailures)
+	c.ShadowCompared = satAdd(c.ShadowCompared, r.shadowCompared)
+	c.ShadowAgreed = satAdd(c.ShadowAgreed, r.shadowAgreed)
+	w := float64(r.requests)
+	c.WSum += w
+	c.W50 += w * r.p50
+	c.W95 += w * r.p95
+	c.W99 += w * r.p99
 }
 
 func (c *cell) merge(o *cell) {
@@ -810,10 +776,10 @@ func (t *Store) Health(q Query) Health {
 		// a copy of up to the whole hot window per query, several per
 		// rollout tick.
 		var c cell
-		devs := map[string]struct{}{}
-		t.eachHotLocked(q, func(r *Record) {
-			c.add(r)
-			devs[r.DeviceID] = struct{}{}
+		devs := map[uint32]struct{}{}
+		t.eachHotLocked(q, func(h *hotRec) {
+			c.addCounters(&h.counters)
+			devs[h.dev] = struct{}{}
 		})
 		h := c.health()
 		h.Devices = len(devs)
@@ -835,7 +801,8 @@ func (t *Store) Health(q Query) Health {
 }
 
 // Records returns the raw records of the hot window matching q, oldest
-// first (older records are on disk only).
+// first (older records are on disk only), with their times in UTC and
+// without monitoring (kept on disk and in the rollups).
 func (t *Store) Records(q Query) []Record {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -844,22 +811,8 @@ func (t *Store) Records(q Query) []Record {
 
 func (t *Store) hotLocked(q Query) []Record {
 	var out []Record
-	t.eachHotLocked(q, func(r *Record) { out = append(out, *r) })
+	t.eachHotLocked(q, func(h *hotRec) { out = append(out, t.recordLocked(h)) })
 	return out
-}
-
-// eachHotLocked calls fn with every hot record matching q, oldest first
-// (fn must not keep r); t.mu held.
-func (t *Store) eachHotLocked(q Query, fn func(r *Record)) {
-	start := 0
-	if !q.Since.IsZero() {
-		start = sort.Search(len(t.hot), func(i int) bool { return !t.hot[i].Time.Before(q.Since) })
-	}
-	for i := start; i < len(t.hot); i++ {
-		if q.match(&t.hot[i]) {
-			fn(&t.hot[i])
-		}
-	}
 }
 
 // Series buckets the telemetry matching q by step (from the rollups,
@@ -872,12 +825,12 @@ func (t *Store) Series(q Query, step time.Duration) []Point {
 	t.mu.RLock()
 	groups := map[int64]*cell{}
 	if t.fromHot(q) {
-		t.eachHotLocked(q, func(r *Record) {
-			k := r.Time.Truncate(step).Unix()
+		t.eachHotLocked(q, func(h *hotRec) {
+			k := h.time().Truncate(step).Unix()
 			if groups[k] == nil {
 				groups[k] = &cell{}
 			}
-			groups[k].add(r)
+			groups[k].addCounters(&h.counters)
 		})
 	} else {
 		if step < time.Minute {
@@ -910,7 +863,10 @@ func (t *Store) Versions(q Query) []string {
 	seen := map[string]bool{}
 	t.mu.RLock()
 	if t.fromHot(q) {
-		t.eachHotLocked(q, func(r *Record) { seen[r.ModelID+"@"+r.Version] = true })
+		t.eachHotLocked(q, func(h *hotRec) {
+			k := &t.keys.vals[h.key]
+			seen[k.model+"@"+k.version] = true
+		})
 	} else {
 		for k := range t.rollups {
 			if q.matchCell(k) {

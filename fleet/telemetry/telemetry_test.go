@@ -13,7 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func rec(seq uint64, at time.Time, version string, req, errs uint64, p95 float64) wire.TelemetryRecord {

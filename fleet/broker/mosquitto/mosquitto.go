@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // Account is one MQTT user of an external broker with its "$7$" hash.

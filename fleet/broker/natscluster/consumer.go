@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // MQTTStream is the JetStream stream in which the NATS MQTT listener keeps
@@ -30,8 +30,9 @@ const (
 // failing (a poison message is then acknowledged and logged).
 const maxDeliver = 10
 
-// FilterSubjects are the subjects the replicas' consumer takes from
-// MQTTStream: the device → server topics (wire.ServerFilters).
+// FilterSubjects are the subjects of MQTTStream the replicas handle: the
+// device → server topics (wire.ServerFilters). The consumer itself has no
+// filter (see setup); it acknowledges other subjects unhandled.
 func FilterSubjects() []string {
 	var out []string
 	for _, f := range wire.ServerFilters() {
@@ -170,11 +171,61 @@ func setup(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig) (jet
 	if err != nil {
 		return nil, fmt.Errorf("stream %s (created by the MQTT listener at its first connection): %w", MQTTStream, err)
 	}
-	return st.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{Durable: ConsumerName, FilterSubjects: FilterSubjects(),
+	// No FilterSubjects (see serverBound): with several filters, NATS
+	// finds each next message by intersecting the message block's subject
+	// index (one subject per device and topic) with the filters — at
+	// 10,000 devices a quarter of the node's CPU. Unfiltered, it reads the
+	// next sequence. Removing the filters of an existing consumer is an
+	// update JetStream allows.
+	return st.CreateOrUpdateConsumer(cctx, jetstream.ConsumerConfig{Durable: ConsumerName,
 		AckPolicy: jetstream.AckExplicitPolicy, AckWait: cfg.AckWait, MaxDeliver: maxDeliver, MaxAckPending: 8192})
 }
 
+// serverFilterTokens are FilterSubjects split into tokens.
+var serverFilterTokens = func() [][]string {
+	var out [][]string
+	for _, f := range FilterSubjects() {
+		out = append(out, strings.Split(f, "."))
+	}
+	return out
+}()
+
+// serverBound reports whether a subject of MQTTStream is a device →
+// server message (matches FilterSubjects). The replicas' consumer takes
+// every message of the stream, which holds what devices publish at QoS 1
+// and also the server's QoS 1 messages to devices (jobs/notify, predict
+// requests) while some device holds a QoS 1 subscription to them; those
+// are acknowledged unhandled (the interest-retention stream keeps them
+// for the device's own consumer).
+func serverBound(subject string) bool {
+	toks := strings.Split(subject, ".")
+next:
+	for _, f := range serverFilterTokens {
+		for i, ft := range f {
+			switch {
+			case ft == ">":
+				if len(toks) > i {
+					return true
+				}
+				continue next
+			case i >= len(toks):
+				continue next
+			case ft != "*" && ft != toks[i]:
+				continue next
+			}
+		}
+		if len(toks) == len(f) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Consumer) handle(ctx context.Context, h func(context.Context, string, []byte) error, m jetstream.Msg) {
+	if !serverBound(m.Subject()) {
+		m.Ack()
+		return
+	}
 	err := h(ctx, SubjectToTopic(strings.TrimPrefix(m.Subject(), mqttStreamSubPrefix)), m.Data())
 	if err == nil {
 		m.Ack()

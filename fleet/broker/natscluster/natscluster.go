@@ -31,7 +31,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/edgefleet/edgefleet/fleet/broker"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // NodeConfig configures one node.

@@ -13,7 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/brokertest"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 func TestTopicSubjectMapping(t *testing.T) {

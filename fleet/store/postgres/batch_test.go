@@ -33,7 +33,7 @@ func TestGroupCommit(t *testing.T) {
 	go func() {
 		first <- s.Update(ctx, func(tx store.Tx) error {
 			mu.Lock()
-			txOf[-1] = tx
+			txOf[-1] = txOfRun(tx)
 			mu.Unlock()
 			<-gate // holds the writer while the others queue
 			return tx.Put("g", "first", []byte("1"))
@@ -51,7 +51,7 @@ func TestGroupCommit(t *testing.T) {
 			defer wg.Done()
 			errs[i] = s.Update(ctx, func(tx store.Tx) error {
 				mu.Lock()
-				txOf[i] = tx
+				txOf[i] = txOfRun(tx)
 				mu.Unlock()
 				if err := tx.Put("g", fmt.Sprint(i), []byte("v")); err != nil {
 					return err
@@ -177,4 +177,13 @@ func TestBufferedWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// txOfRun is the transaction a run of a batch's fn is part of (a
+// speculative run has its own store.Tx).
+func txOfRun(tx store.Tx) store.Tx {
+	if s, ok := tx.(*specTx); ok {
+		return s.t
+	}
+	return tx
 }

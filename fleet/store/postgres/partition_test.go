@@ -13,7 +13,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 	"github.com/edgefleet/edgefleet/fleet/telemetry"
 	"github.com/edgefleet/edgefleet/internal/clock"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // placement maps each telemetry record (device id) to the physical table

@@ -15,12 +15,20 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // ErrNoBinaries reports that Debian's PostgreSQL binaries are not installed.
 var ErrNoBinaries = errors.New("PostgreSQL binaries not found under /usr/lib/postgresql (run build/setup-deps.sh)")
+
+// SettingsEnv names the environment variable with extra server settings,
+// space-separated name=value (each passed as postgres -c name=value), e.g.
+// EDGEFLEET_PG_SETTINGS=shared_preload_libraries=pg_stat_statements to
+// profile a load run's statements (CREATE EXTENSION pg_stat_statements,
+// then SELECT ... FROM pg_stat_statements).
+const SettingsEnv = "EDGEFLEET_PG_SETTINGS"
 
 // Server is a running throwaway PostgreSQL server.
 type Server struct {
@@ -77,8 +85,15 @@ func Run(ctx context.Context, dir string) (*Server, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	args := []string{"-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200"}
+	for _, kv := range strings.Fields(os.Getenv(SettingsEnv)) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("%s: %q: want space-separated name=value PostgreSQL settings", SettingsEnv, kv)
+		}
+		args = append(args, "-c", kv)
+	}
 	s := &Server{}
-	s.cmd = run("postgres", "-D", data, "-h", "127.0.0.1", "-p", strconv.Itoa(port), "-k", dir, "-c", "fsync=off", "-c", "max_connections=200")
+	s.cmd = run("postgres", args...)
 	s.logf, _ = os.Create(filepath.Join(dir, "postgres.log"))
 	s.cmd.Stdout, s.cmd.Stderr = s.logf, s.logf
 	if err := s.cmd.Start(); err != nil {

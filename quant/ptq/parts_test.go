@@ -276,7 +276,7 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(cal, []byte(nd.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	model := filepath.Join("..", "testdata", "conformance", "iris", "model.tflite")
+	model := filepath.Join("..", "..", "testdata", "conformance", "iris", "model.tflite")
 	for _, tc := range []struct {
 		cfg  Config
 		want tensor.DType

@@ -16,7 +16,7 @@ func FuzzQuantize(f *testing.F) {
 	// Seeds: the small conformance models (each run calibrates and
 	// quantizes three times, so the CNNs would make fuzzing crawl).
 	for _, name := range []string{"iris", "sin_model", "fizzbuzz_model", "hello_world_float"} {
-		b, err := os.ReadFile(filepath.Join("..", "testdata", "conformance", name, "model.tflite"))
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "conformance", name, "model.tflite"))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -286,6 +286,12 @@ type JobNotify struct {
 	V        int    `json:"v"`
 	DeviceID string `json:"device_id"`
 	Jobs     []Job  `json:"jobs"`
+	// Link, when present, is a signed LinkSettings (SignLinkSettings): the
+	// server sends it only in answer to a JobsGet that lists
+	// FeatureLinkSettings (decoders are strict; older agents would refuse
+	// the field), and the device acts on it only when it verifies with the
+	// command key (VerifyLinkSettings).
+	Link *SignedCommand `json:"link,omitempty"`
 }
 
 // Validate checks a decoded JobNotify.
@@ -298,6 +304,9 @@ func (n *JobNotify) Validate() error {
 			return fmt.Errorf("jobs[%d]: %w", i, err)
 		}
 	}
+	if n.Link != nil && (len(n.Link.Payload) == 0 || len(n.Link.Payload) > MaxLinkSettingsBytes) {
+		return fmt.Errorf("link: payload is %d bytes, want 1..%d", len(n.Link.Payload), MaxLinkSettingsBytes)
+	}
 	return nil
 }
 
@@ -305,10 +314,29 @@ func (n *JobNotify) Validate() error {
 type JobsGet struct {
 	V        int    `json:"v"`
 	DeviceID string `json:"device_id"`
+	// Features lists the optional JobNotify fields the agent understands
+	// (FeatureLinkSettings); at most MaxFeatureNames names of at most
+	// MaxFeatureNameLen bytes. Unknown names are ignored.
+	Features []string `json:"features,omitempty"`
 }
 
 // Validate checks a decoded JobsGet.
-func (g *JobsGet) Validate() error { return ValidateID("device_id", g.DeviceID) }
+func (g *JobsGet) Validate() error {
+	if err := ValidateID("device_id", g.DeviceID); err != nil {
+		return err
+	}
+	return validateFeatures(g.Features)
+}
+
+// Has reports whether g lists feature.
+func (g *JobsGet) Has(feature string) bool {
+	for _, f := range g.Features {
+		if f == feature {
+			return true
+		}
+	}
+	return false
+}
 
 // JobUpdate reports a job's new state from the device.
 type JobUpdate struct {

@@ -34,7 +34,7 @@ type testModel struct {
 
 func conformanceModel(name string) func(t *testing.T) []byte {
 	return func(t *testing.T) []byte {
-		b, err := os.ReadFile(filepath.Join("..", "testdata", "conformance", name, "model.tflite"))
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "conformance", name, "model.tflite"))
 		if err != nil {
 			t.Fatal(err)
 		}
