@@ -118,137 +118,79 @@ func Parallel[D any](ctx *Context, threads int, work int64, total, minChunk int,
 // chunks to finish, plus, at the start of the next job, for workers still
 // leaving the previous one.
 type Pool struct {
-	// Line 0: what a polling worker reads first. state is the job's
-	// sequence number (even: published; odd: Run is writing one) times
-	// 2^16 plus the number of workers inside the job (joined with a
-	// compare-and-swap on the published number, so none joins while Run
-	// writes): one line carries the job's publication, the workers'
-	// entry and exit, and the job's function (Run writes it there, a
-	// worker reads it with the number).
-	state    atomic.Uint64
+	helpers []*poolWorker
+	// The job, written by Run while seq is odd (no worker inside).
 	fn, data any
 	call     ChunkCaller
-	_        [8]byte
-	// Line 1: the rest of the job, written by Run while the number is odd
-	// and no worker is inside.
-	total   int
-	unit    int // minChunk
-	units   int // ceil(total / unit)
-	threads int32
-	nChunks int32
-	target  int64 // finished once the job's chunks are done
-	parts   []part
-	// Line 2: rarely written.
-	helpers []*poolWorker
-	ran     []counter   // chunks each thread ran (Context.ChunksRun)
-	closed  atomic.Bool // Close may run on a cleanup goroutine
-	active  atomic.Bool // inside an Invoke: workers poll longer
-	_       [8]byte
-	// Line 3.
-	finished atomic.Int64 // chunks done, over all jobs (not reset per job)
+	total    int
+	unit     int // minChunk
+	units    int // ceil(total / unit)
+	threads  int
+	nChunks  int64
+	parts    []part
+	_        [64]byte
+	seq      atomic.Uint64 // even: job published; odd: Run is writing one
+	closed   atomic.Bool   // Close may run on a cleanup goroutine
+	active   atomic.Bool   // inside an Invoke: workers poll longer
+	_        [48]byte
+	inside   atomic.Int32 // workers that joined the current job
+	_        [60]byte
+	finished atomic.Int64 // chunks done
 	_        [56]byte
-	// Line 4: the caller's.
-	waiting atomic.Bool // the caller is parked on done
-	done    chan struct{}
-	timer   *time.Timer // bounds each park of the caller (see park)
-	_       [40]byte
+	waiting  atomic.Bool // the caller is parked on done
+	done     chan struct{}
+	timer    *time.Timer // bounds each park of the caller (see park)
 }
 
-// Fields of Pool.state.
-const (
-	seqShift   = 16
-	insideMask = 1<<seqShift - 1
-)
-
-// part is one worker's share of a job's chunks in one word, so that the
-// owner (from the front) and the others (from the back) take chunks with
-// one compare-and-swap: the job's sequence number (low 32 bits) in the
-// high half, then a claimed bit (a thread took the part as its own, see
-// Pool.chunks), lo (15 bits) and hi (16 bits) of the chunks left. A word
-// whose sequence number is not the current job's stands for the part's
-// whole range, unclaimed: Run writes no part (each write would move the
-// part's line to the caller's core, only for the worker to move it back).
-// The caller looks at every part of every job, so a used part's number is
-// never more than one job old (a stale one cannot come round to the
-// current one), and Run marks the parts a job does not use with an odd
-// number, which no job has.
+// part is one worker's share of a job's chunks, [lo, hi) packed in one
+// word (lo in the high half) so that the owner (from the front) and the
+// others (from the back) take chunks with one compare-and-swap.
 type part struct {
 	v atomic.Uint64
-	_ [56]byte
+	// claimed is the sequence number of the last job whose part a
+	// thread took as its own (see Pool.chunks).
+	claimed atomic.Uint64
+	// ran counts the chunks the part's worker ran (any part's), for
+	// profiles (Context.ChunksRun).
+	ran atomic.Int64
+	_   [40]byte
 }
 
-const (
-	partClaimed = 1 << 31
-	// maxChunks bounds a job's chunks so that lo and hi fit their fields.
-	maxChunks = 1<<15 - 1
-)
-
-// partWord packs a part's state in job seq.
-func partWord(seq uint64, claimed bool, lo, hi int64) uint64 {
-	w := uint64(uint32(seq))<<32 | uint64(lo)<<16 | uint64(hi)
-	if claimed {
-		w |= partClaimed
-	}
-	return w
+// claim makes the caller the owner of the part in job seq, unless another
+// thread already is.
+func (q *part) claim(seq uint64) bool {
+	v := q.claimed.Load()
+	return v != seq && q.claimed.CompareAndSwap(v, seq)
 }
 
-// load returns part w's state in job seq (its whole range, unclaimed, if
-// no thread has touched it in this job yet) and the word it read.
-func (p *Pool) load(w int, seq uint64) (v uint64, claimed bool, lo, hi int64) {
-	v = p.parts[w].v.Load()
-	if uint32(v>>32) != uint32(seq) {
-		lo, hi = partChunks(w, int(p.threads), int(p.nChunks))
-		return v, false, lo, hi
-	}
-	return v, v&partClaimed != 0, int64(v>>16) & 0x7fff, int64(v & 0xffff)
-}
+func (q *part) set(lo, hi int64) { q.v.Store(uint64(lo)<<32 | uint64(hi)) }
 
-// claim makes the caller the owner of part w in job seq, unless another
-// thread already is, and takes its first chunk left (ok false: claimed by
-// another thread, or none left).
-func (p *Pool) claim(w int, seq uint64) (int64, bool) {
+// front takes the first chunk left, if any.
+func (q *part) front() (int64, bool) {
 	for {
-		v, claimed, lo, hi := p.load(w, seq)
-		if claimed {
-			return 0, false
-		}
-		next := min(lo+1, hi)
-		if p.parts[w].v.CompareAndSwap(v, partWord(seq, true, next, hi)) {
-			return lo, lo < hi
-		}
-	}
-}
-
-// takeFront takes the first chunk left of part w, if any.
-func (p *Pool) takeFront(w int, seq uint64) (int64, bool) {
-	for {
-		v, claimed, lo, hi := p.load(w, seq)
+		v := q.v.Load()
+		lo, hi := int64(v>>32), int64(v&0xffffffff)
 		if lo >= hi {
 			return 0, false
 		}
-		if p.parts[w].v.CompareAndSwap(v, partWord(seq, claimed, lo+1, hi)) {
+		if q.v.CompareAndSwap(v, uint64(lo+1)<<32|uint64(hi)) {
 			return lo, true
 		}
 	}
 }
 
-// takeBack takes the last chunk left of part w, if any.
-func (p *Pool) takeBack(w int, seq uint64) (int64, bool) {
+// back takes the last chunk left, if any.
+func (q *part) back() (int64, bool) {
 	for {
-		v, claimed, lo, hi := p.load(w, seq)
+		v := q.v.Load()
+		lo, hi := int64(v>>32), int64(v&0xffffffff)
 		if lo >= hi {
 			return 0, false
 		}
-		if p.parts[w].v.CompareAndSwap(v, partWord(seq, claimed, lo, hi-1)) {
+		if q.v.CompareAndSwap(v, uint64(lo)<<32|uint64(hi-1)) {
 			return hi - 1, true
 		}
 	}
-}
-
-// counter is a per-thread count on its own cache line.
-type counter struct {
-	atomic.Int64
-	_ [56]byte
 }
 
 type poolWorker struct {
@@ -277,7 +219,7 @@ func newPool(threads int) *Pool {
 	if threads <= 1 {
 		return nil
 	}
-	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads), ran: make([]counter, threads)}
+	p := &Pool{done: make(chan struct{}, 1), timer: stoppedTimer(), parts: make([]part, threads)}
 	for range threads - 1 {
 		p.helpers = append(p.helpers, &poolWorker{wake: make(chan struct{}, 1), timer: stoppedTimer()})
 	}
@@ -294,19 +236,10 @@ func (p *Pool) Threads() int {
 }
 
 // SetActive tells the workers whether an Invoke is running: while it is,
-// idle workers poll for the next node longer before they park. Turning it
-// on also wakes parked workers, so that they are up (waking one takes tens
-// of microseconds) by the time the first split node starts, not partway
-// through it.
+// idle workers poll for the next node longer before they park.
 func (p *Pool) SetActive(on bool) {
-	if p == nil {
-		return
-	}
-	p.active.Store(on)
-	if on {
-		for _, h := range p.helpers {
-			h.wakeUp()
-		}
+	if p != nil {
+		p.active.Store(on)
 	}
 }
 
@@ -327,7 +260,7 @@ func (p *Pool) ChunksRun(w int) int64 {
 	if p == nil || w < 0 || w >= len(p.parts) {
 		return 0
 	}
-	return p.ran[w].Load()
+	return p.parts[w].ran.Load()
 }
 
 // wakeUp wakes the worker if it is parked (or about to park).
@@ -361,7 +294,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	// in a partial tile), dealt out as evenly as whole units allow.
 	minChunk = max(minChunk, 1)
 	units := (total + minChunk - 1) / minChunk
-	nChunks := min(chunksPerThread*threads, units, maxChunks)
+	nChunks := min(chunksPerThread*threads, units)
 	threads = min(threads, nChunks)
 	if threads <= 1 {
 		call.CallChunk(fn, data, 0, 0, total)
@@ -369,35 +302,32 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	}
 	// Close the previous job to late workers, wait for the ones inside to
 	// leave (they found its chunks all taken), then write the new one.
-	st := p.state.Add(1 << seqShift)
-	seq := st >> seqShift
+	seq := p.seq.Load() + 1
+	p.seq.Store(seq)
 	var start time.Time
-	for i := 0; st&insideMask != 0; i++ {
+	for i := 0; p.inside.Load() != 0; i++ {
 		spinning(&start, i, time.Hour)
-		st = p.state.Load()
 	}
 	p.fn, p.data, p.call = fn, data, call
-	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, int32(threads), int32(nChunks)
-	p.target += int64(nChunks)
-	for w := threads; w < len(p.parts); w++ {
-		// Parts this job does not use get an odd (no job's) number, so
-		// that no later job takes them for its own, however many jobs
-		// pass before one uses them again.
-		p.parts[w].v.Store(partWord(seq, false, 0, 0))
+	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
+	for w := range threads {
+		p.parts[w].set(partChunks(w, threads, nChunks))
 	}
-	p.state.Store((seq + 1) << seqShift)
+	p.parts[0].claimed.Store(seq + 1)
+	p.finished.Store(0)
+	p.seq.Store(seq + 1)
 	for _, h := range p.helpers[:threads-1] {
 		h.wakeUp()
 	}
 	p.chunks(0, seq+1)
 	// Wait for chunks other workers are running: poll, then park.
 	start = time.Time{}
-	for i := 0; p.finished.Load() != p.target; i++ {
+	for i := 0; p.finished.Load() != p.nChunks; i++ {
 		if spinning(&start, i, waitTime) {
 			continue
 		}
 		p.waiting.Store(true)
-		if p.finished.Load() == p.target {
+		if p.finished.Load() == p.nChunks {
 			if !p.waiting.CompareAndSwap(true, false) {
 				<-p.done // the last worker is sending
 			}
@@ -453,15 +383,16 @@ const spinFirst = 256
 // imbalance costs more than the lines that move.)
 func (p *Pool) chunks(worker int, seq uint64) {
 	n := int64(0)
-	threads := int(p.threads)
-	for k := range threads {
-		w := (worker + k) % threads
-		if i, ok := p.claim(w, seq); ok {
-			p.runChunk(worker, i)
-			n += 1 + p.front(worker, w, seq)
+	if own := &p.parts[worker]; worker == 0 || own.claim(seq) {
+		n += p.front(worker, own)
+	}
+	for k := range p.threads {
+		q := &p.parts[(worker+k)%p.threads]
+		if q.claim(seq) {
+			n += p.front(worker, q)
 		}
 		for {
-			i, ok := p.takeBack(w, seq)
+			i, ok := q.back()
 			if !ok {
 				break
 			}
@@ -472,12 +403,12 @@ func (p *Pool) chunks(worker int, seq uint64) {
 	p.report(worker, n)
 }
 
-// front runs part w's chunks from the front until none are left and
+// front runs a part's chunks from the front until none are left and
 // returns how many it ran.
-func (p *Pool) front(worker, w int, seq uint64) int64 {
+func (p *Pool) front(worker int, q *part) int64 {
 	n := int64(0)
 	for {
-		i, ok := p.takeFront(w, seq)
+		i, ok := q.front()
 		if !ok {
 			return n
 		}
@@ -500,8 +431,8 @@ func (p *Pool) report(worker int, n int64) {
 	if n == 0 {
 		return
 	}
-	p.ran[worker].Add(n)
-	if p.finished.Add(n) == p.target && worker != 0 && p.waiting.CompareAndSwap(true, false) {
+	p.parts[worker].ran.Add(n)
+	if p.finished.Add(n) == p.nChunks && worker != 0 && p.waiting.CompareAndSwap(true, false) {
 		p.done <- struct{}{}
 	}
 }
@@ -515,26 +446,11 @@ func (p *Pool) work(h *poolWorker, worker int) {
 			return // closed
 		}
 		last = seq
-		if !p.join(seq) {
-			continue // Run is writing the next job
-		}
-		if worker < int(p.threads) {
+		p.inside.Add(1)
+		if p.seq.Load() == seq && worker < p.threads {
 			p.chunks(worker, seq)
 		}
-		p.state.Add(^uint64(0)) // leave: inside - 1
-	}
-}
-
-// join counts the worker inside job seq, unless Run has closed it.
-func (p *Pool) join(seq uint64) bool {
-	for {
-		st := p.state.Load()
-		if st>>seqShift != seq {
-			return false
-		}
-		if p.state.CompareAndSwap(st, st+1) {
-			return true
-		}
+		p.inside.Add(-1)
 	}
 }
 
@@ -546,7 +462,7 @@ func (p *Pool) next(h *poolWorker, last uint64) uint64 {
 		if p.closed.Load() {
 			return 0
 		}
-		if seq := p.state.Load() >> seqShift; seq != last && seq%2 == 0 {
+		if seq := p.seq.Load(); seq != last && seq%2 == 0 {
 			return seq
 		}
 		limit := spinTime
@@ -557,7 +473,7 @@ func (p *Pool) next(h *poolWorker, last uint64) uint64 {
 			continue
 		}
 		h.sleeping.Store(true)
-		if seq := p.state.Load() >> seqShift; (seq != last && seq%2 == 0) || p.closed.Load() {
+		if seq := p.seq.Load(); (seq != last && seq%2 == 0) || p.closed.Load() {
 			if !h.sleeping.CompareAndSwap(true, false) {
 				<-h.wake // Run or Close is sending
 			}
@@ -611,6 +527,6 @@ func (p *Pool) park() bool {
 			<-p.done // the last worker is sending
 			return true
 		}
-		return p.finished.Load() == p.target
+		return p.finished.Load() == p.nChunks
 	}
 }

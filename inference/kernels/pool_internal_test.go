@@ -3,8 +3,6 @@ package kernels
 import (
 	"sync"
 	"testing"
-	"time"
-	"unsafe"
 )
 
 // record notes, per index, how often and by which worker it was run, and
@@ -113,75 +111,5 @@ func TestPartsAreAffine(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-// TestPoolLines: the pool's shared words start cache lines (Pool's size is
-// a multiple of 64 bytes, so the allocator places it on a line boundary),
-// so that the words one thread writes share no line with another's.
-func TestPoolLines(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skip("the layout is padded for 64-bit pointers")
-	}
-	p := newPool(2)
-	for _, f := range []struct {
-		name string
-		addr uintptr
-	}{
-		{"pool", uintptr(unsafe.Pointer(p))},
-		{"total", uintptr(unsafe.Pointer(&p.total))},
-		{"helpers", uintptr(unsafe.Pointer(&p.helpers))},
-		{"finished", uintptr(unsafe.Pointer(&p.finished))},
-		{"waiting", uintptr(unsafe.Pointer(&p.waiting))},
-		{"part 1", uintptr(unsafe.Pointer(&p.parts[1]))},
-		{"ran 1", uintptr(unsafe.Pointer(&p.ran[1]))},
-	} {
-		if f.addr%64 != 0 {
-			t.Errorf("%s at %#x: not at the start of a cache line", f.name, f.addr)
-		}
-	}
-}
-
-// TestSetActiveWakesWorkers: the start of an Invoke wakes a parked worker
-// (so it is up when the first split node starts); the end wakes none.
-func TestSetActiveWakesWorkers(t *testing.T) {
-	for _, tc := range []struct {
-		on   bool
-		woke bool
-	}{{true, true}, {false, false}} {
-		p := newPool(2) // workers not started: the test plays the parked worker
-		h := p.helpers[0]
-		h.sleeping.Store(true)
-		p.SetActive(tc.on)
-		woke := len(h.wake) == 1
-		if woke != tc.woke || h.sleeping.Load() == tc.woke {
-			t.Errorf("SetActive(%v): woke %v (sleeping %v), expected %v", tc.on, woke, h.sleeping.Load(), tc.woke)
-		}
-	}
-}
-
-// TestUnusedPartNeverLooksCurrent: a part keeps the number of the last job
-// that used it, 32 bits of it; after a job with fewer threads, a later job
-// whose number has the same low 32 bits must still see that part whole
-// (Run marks unused parts with an odd number). Without the mark the caller
-// would find the part's chunks taken and wait forever for them.
-func TestUnusedPartNeverLooksCurrent(t *testing.T) {
-	p := newPool(3) // no workers started: the caller runs every chunk
-	runRecorded(p, 3, 300, 1)
-	first := p.state.Load() >> seqShift
-	runRecorded(p, 2, 300, 1)
-	// The next job's number: first + 2^32, the same low 32 bits.
-	p.state.Store((first + 1<<32 - 2) << seqShift)
-	done := make(chan *record)
-	go func() { done <- runRecorded(p, 3, 300, 1) }()
-	select {
-	case r := <-done:
-		for i, n := range r.hits {
-			if n != 1 {
-				t.Fatalf("index %d run %d times", i, n)
-			}
-		}
-	case <-time.After(10 * time.Second): // a failure detector, not a wait
-		t.Fatal("Run did not return: the unused part looked taken")
 	}
 }
