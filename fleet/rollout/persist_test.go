@@ -275,3 +275,60 @@ func TestReloadIfChanged(t *testing.T) {
 		t.Fatalf("a full reload read %d rollout rows, want ≥ 51 (control)", read)
 	}
 }
+
+// TestTickDecodesOnlyChanges: once a tick has read the fleet, a tick with
+// nothing changed decodes no device and no job record (it used to decode
+// every device and every job, twice for the jobs); one device's presence
+// change and one job's update are decoded (one record each) and seen: the
+// control.
+func TestTickDecodesOnlyChanges(t *testing.T) {
+	const devices = 300
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := enrollFleet(t, reg, devices)
+	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	decoded := func() (devs, jobs int64) { return reg.Devices.DecodedBriefs(), reg.Jobs.DecodedBriefs() }
+	tick := func(name string, wantDevs, wantJobs int64) {
+		t.Helper()
+		d0, j0 := decoded()
+		clock.Add(time.Second)
+		if err := m.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		d1, j1 := decoded()
+		if d1-d0 != wantDevs || j1-j0 != wantJobs {
+			t.Fatalf("%s: decoded %d device and %d job records, want %d and %d", name, d1-d0, j1-j0, wantDevs, wantJobs)
+		}
+	}
+	tick("first tick after the dispatch (the jobs are new)", 0, devices)
+	tick("nothing changed", 0, 0)
+	jobs, err := reg.Jobs.List(ctx, "d0007")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs of d0007: %v %v", jobs, err)
+	}
+	if _, _, err := reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobInProgress, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Devices.Update(ctx, "d0011", func(d *registry.Device) error { d.Presence = wire.Offline; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	tick("control: one job updated, one device went offline", 1, 1)
+	r, _ := m.Get("r1")
+	if got := r.Devices["d0007"].JobState; got != wire.JobInProgress {
+		t.Fatalf("d0007's job state %q after its update, want in_progress", got)
+	}
+	tick("nothing changed again", 0, 0)
+}
