@@ -54,6 +54,9 @@ type Manager struct {
 	// (persist.go), loaded whether they were ever loaded (guarded by opMu).
 	version uint64
 	loaded  bool
+	// rows caches the decoded rollout device rows between loads (guarded
+	// by opMu; load is called with it held, or before the Manager is shared).
+	rows rowCache
 }
 
 // dispatchParallel bounds concurrent job writes and notifications; many
@@ -87,7 +90,7 @@ func (m *Manager) load(ctx context.Context) (map[string]*Rollout, uint64, error)
 		if version, err = readVersionTx(tx); err != nil {
 			return err
 		}
-		rs, legacy, err = loadRolloutsTx(tx)
+		rs, legacy, err = loadRolloutsTx(tx, &m.rows)
 		return err
 	})
 	if err != nil {

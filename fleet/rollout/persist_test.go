@@ -332,3 +332,63 @@ func TestTickDecodesOnlyChanges(t *testing.T) {
 	}
 	tick("nothing changed again", 0, 0)
 }
+
+// TestReloadDecodesOnlyChangedRows: a replica reloading after another one
+// wrote decodes only the rollout device rows that changed (one device's
+// job update: one row), and ends with the same rollout as the writer. The
+// control: its first load decoded every row.
+func TestReloadDecodesOnlyChangedRows(t *testing.T) {
+	const devices = 200
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := enrollFleet(t, reg, devices)
+	a, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rollout.NewManager(ctx, s, reg, tel, nil, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(name string, want int64) {
+		t.Helper()
+		before := b.RowsDecoded()
+		if ok, err := b.ReloadIfChanged(ctx); err != nil || !ok {
+			t.Fatalf("%s: reloaded %v, %v; want a reload", name, ok, err)
+		}
+		if got := b.RowsDecoded() - before; got != want {
+			t.Fatalf("%s: b decoded %d rollout device rows, want %d", name, got, want)
+		}
+		ra, _ := a.Get("r1")
+		rb, _ := b.Get("r1")
+		if !reflect.DeepEqual(ra, rb) {
+			t.Fatalf("%s: b's rollout differs from a's:\n b %+v\n a %+v", name, rb, ra)
+		}
+	}
+	reload("control: b's first load of the dispatched rollout", devices)
+	jobs, err := reg.Jobs.List(ctx, "d0007")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs of d0007: %v %v", jobs, err)
+	}
+	if _, _, err := reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobInProgress, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Second)
+	if err := a.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := a.Get("r1"); r.Devices["d0007"].JobState != wire.JobInProgress {
+		t.Fatalf("a: d0007 is %q, want in_progress", r.Devices["d0007"].JobState)
+	}
+	reload("after one device's row changed", 1)
+}
