@@ -76,7 +76,7 @@ func (c *countingStore) take() (rows, bytes int) {
 
 // enrollFleet enrolls n online devices d0000… running model m version 1
 // and registers version 2, whose target it returns.
-func enrollFleet(t *testing.T, reg *registry.Registry, n int) wire.Target {
+func enrollFleet(t testing.TB, reg *registry.Registry, n int) wire.Target {
 	t.Helper()
 	ctx := context.Background()
 	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
