@@ -103,19 +103,39 @@ func (ld *loader) Get(ctx context.Context, id, version string) (*Loaded, error) 
 	c := &loadCall{done: make(chan struct{})}
 	ld.loading[k] = c
 	ld.mu.Unlock()
+	// The load runs on its own goroutine, shared by every caller and bound
+	// to the loader's life (and the probe timeout), not to this caller: a
+	// readiness probe that waits 2 s must not end up running a model's
+	// never-ending probe itself because it happened to ask first.
+	go ld.finishLoad(k, c, id, version)
+	select {
+	case <-c.done:
+		return c.l, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
-	c.l, c.err = ld.load(ctx, id, version)
+// finishLoad runs the load c of id@version and publishes its result. A
+// version that finishes loading after the loader began to close is closed
+// at once instead of being kept (Close has unloaded the others).
+func (ld *loader) finishLoad(k string, c *loadCall, id, version string) {
+	l, err := ld.load(ld.ctx, id, version)
 	ld.mu.Lock()
 	delete(ld.loading, k)
-	if c.err == nil {
-		ld.loaded[k] = c.l
-		ld.obs.loaded(c.l)
-	} else if errors.Is(c.err, ErrModelUnavailable) {
-		ld.failed[k] = c.err
+	switch {
+	case err == nil && ld.ctx.Err() != nil:
+		l.Close()
+		l, err = nil, fmt.Errorf("load %s@%s: %w", id, version, ErrStopped)
+	case err == nil:
+		ld.loaded[k] = l
+		ld.obs.loaded(l)
+	case errors.Is(err, ErrModelUnavailable):
+		ld.failed[k] = err
 	}
+	c.l, c.err = l, err
 	ld.mu.Unlock()
 	close(c.done)
-	return c.l, c.err
 }
 
 func (ld *loader) load(ctx context.Context, id, version string) (*Loaded, error) {

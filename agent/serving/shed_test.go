@@ -306,3 +306,38 @@ func TestBatchCanceledWhenAllCallersAre(t *testing.T) {
 		t.Fatal("batch not canceled after every caller left")
 	}
 }
+
+// TestFirstCallerDoesNotRunTheLoad: the first caller asking for a version
+// starts its load but waits only as long as its own context: a readiness
+// probe that asks first, for a model whose probe never ends, answers
+// within its deadline; the load goes on for later callers and ends when
+// the manager closes. Control: a model that loads is returned.
+func TestFirstCallerDoesNotRunTheLoad(t *testing.T) {
+	s, dir := newStore(t)
+	never, err := servingtest.NeverEndingModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	installBytes(t, s, dir, "loop", "1", never)
+	good, _ := servingtest.WhileModel(5)
+	installBytes(t, s, dir, "ok", "1", good)
+	m := NewManager(engine.Native{}, s, nil, Config{Limits: Limits{ProbeTimeout: time.Hour}}, slog.New(slog.DiscardHandler))
+	closed := make(chan struct{})
+	defer func() { <-closed }()
+	defer func() { go func() { m.Close(); close(closed) }() }()
+
+	for i := range 2 { // the first caller starts the load, the second joins it
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := m.Get(ctx, "loop", "")
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("caller %d of the never-ending model: %v, want its own deadline", i, err)
+		}
+	}
+	if n := m.Loads(); n != 1 {
+		t.Fatalf("the model was handed to the backend %d times, want 1 shared load", n)
+	}
+	if _, err := m.Get(context.Background(), "ok", ""); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster"
 	"github.com/edgefleet/edgefleet/fleet/broker/natscluster/natstest"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
-	"github.com/edgefleet/edgefleet/wire"
+	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
 // TestConsumerUnfiltered: the replicas' durable consumer has no subject

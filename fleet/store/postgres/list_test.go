@@ -97,7 +97,7 @@ func TestListReadsOnlyThePrefix(t *testing.T) {
 		{name: "middle device's jobs", bucket: "jobs", prefix: "dev-100/", want: jobs, maxRead: jobs},
 		{name: "multi-byte prefix", bucket: "jobs", prefix: "é100€/", want: jobs, maxRead: jobs},
 		{name: "prefix ending in a multi-byte rune", bucket: "jobs", prefix: "é100€", want: jobs, maxRead: jobs},
-		{name: "telemetry prefix", bucket: TelemetryBucket, prefix: fmt.Sprintf("%020d", 1_700_000_000_000_000_000+1000)[:19], want: jobs, maxRead: jobs},
+		{name: "telemetry prefix", bucket: TelemetryBucket, prefix: fmt.Sprintf("%020d", int64(1_700_000_000_000_000_000+1000))[:19], want: jobs, maxRead: jobs},
 		{name: "control: ListFrom reads to the end", bucket: "jobs", prefix: "dev-100/", from: true,
 			want: devices*jobs*2 - 100*jobs, maxRead: devices*jobs*2 - 100*jobs},
 	} {
