@@ -24,6 +24,7 @@ type Devices struct {
 	passwordAuth bool
 	onRevoke     []func(deviceID string)
 	listed       atomic.Int64 // devices in the last full List (its capacity hint)
+	briefs       rowCache[DeviceBrief]
 }
 
 // Device is one enrolled device.

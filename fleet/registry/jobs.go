@@ -12,7 +12,10 @@ import (
 )
 
 // Jobs are the devices' jobs and their state machine.
-type Jobs struct{ base }
+type Jobs struct {
+	base
+	briefs rowCache[JobBrief] // EachBrief and TimeOut decode only changed jobs
+}
 
 // JobRecord is a job with the server's bookkeeping.
 type JobRecord struct {
@@ -112,24 +115,21 @@ func (r *Jobs) List(ctx context.Context, deviceID string) ([]JobRecord, error) {
 // timed_out and returns them.
 func (r *Jobs) TimeOut(ctx context.Context) ([]JobRecord, error) {
 	now := r.now()
-	overdue := func(j *JobRecord) bool {
-		return !j.State.Terminal() && !j.Deadline.IsZero() && !now.Before(j.Deadline)
+	overdue := func(state wire.JobState, deadline time.Time) bool {
+		return !state.Terminal() && !deadline.IsZero() && !now.Before(deadline)
 	}
 	// Find overdue jobs in a read transaction: this runs on every rollout
 	// tick, and scanning every job inside a write transaction held the
 	// store's single writer (telemetry, job updates) for the whole scan.
+	// Only jobs that changed since the previous scan are decoded.
 	var due []string
 	err := r.s.View(ctx, func(tx store.Tx) error {
-		all, err := listJSON[JobRecord](tx, bucketJobs, "")
-		if err != nil {
-			return err
-		}
-		for i := range all {
-			if overdue(&all[i]) {
-				due = append(due, all[i].DeviceID+"/"+all[i].JobID)
+		return r.briefs.scan(tx, bucketJobs, func(k string, j *JobBrief) error {
+			if overdue(j.State, j.Deadline) {
+				due = append(due, k)
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil || len(due) == 0 {
 		if err != nil {
@@ -147,7 +147,7 @@ func (r *Jobs) TimeOut(ctx context.Context) ([]JobRecord, error) {
 			} else if err != nil {
 				return err
 			}
-			if !overdue(&j) {
+			if !overdue(j.State, j.Deadline) {
 				continue // finished meanwhile
 			}
 			j.State, j.Reason, j.Updated = wire.JobTimedOut, "deadline "+j.Deadline.UTC().Format(time.RFC3339)+" passed", now

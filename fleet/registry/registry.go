@@ -59,7 +59,7 @@ type base struct {
 // if nil).
 func New(s store.Store, c clock.Clock) *Registry {
 	b := base{s: s, now: clock.Or(c).Now}
-	return &Registry{Tokens: &Tokens{b}, Devices: &Devices{base: b}, Groups: &Groups{b}, Models: &Models{b}, Jobs: &Jobs{b}}
+	return &Registry{Tokens: &Tokens{b}, Devices: &Devices{base: b}, Groups: &Groups{b}, Models: &Models{b}, Jobs: &Jobs{base: b}}
 }
 
 func getJSON(tx store.Tx, bucket, key string, v any) error {

@@ -76,7 +76,7 @@ func (c *countingStore) take() (rows, bytes int) {
 
 // enrollFleet enrolls n online devices d0000… running model m version 1
 // and registers version 2, whose target it returns.
-func enrollFleet(t *testing.T, reg *registry.Registry, n int) wire.Target {
+func enrollFleet(t testing.TB, reg *registry.Registry, n int) wire.Target {
 	t.Helper()
 	ctx := context.Background()
 	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
@@ -274,4 +274,121 @@ func TestReloadIfChanged(t *testing.T) {
 	if read := cs.takeRead(); read < 51 {
 		t.Fatalf("a full reload read %d rollout rows, want ≥ 51 (control)", read)
 	}
+}
+
+// TestTickDecodesOnlyChanges: once a tick has read the fleet, a tick with
+// nothing changed decodes no device and no job record (it used to decode
+// every device and every job, twice for the jobs); one device's presence
+// change and one job's update are decoded (one record each) and seen: the
+// control.
+func TestTickDecodesOnlyChanges(t *testing.T) {
+	const devices = 300
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := enrollFleet(t, reg, devices)
+	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	decoded := func() (devs, jobs int64) { return reg.Devices.DecodedBriefs(), reg.Jobs.DecodedBriefs() }
+	tick := func(name string, wantDevs, wantJobs int64) {
+		t.Helper()
+		d0, j0 := decoded()
+		clock.Add(time.Second)
+		if err := m.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		d1, j1 := decoded()
+		if d1-d0 != wantDevs || j1-j0 != wantJobs {
+			t.Fatalf("%s: decoded %d device and %d job records, want %d and %d", name, d1-d0, j1-j0, wantDevs, wantJobs)
+		}
+	}
+	tick("first tick after the dispatch (the jobs are new)", 0, devices)
+	tick("nothing changed", 0, 0)
+	jobs, err := reg.Jobs.List(ctx, "d0007")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs of d0007: %v %v", jobs, err)
+	}
+	if _, _, err := reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobInProgress, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Devices.Update(ctx, "d0011", func(d *registry.Device) error { d.Presence = wire.Offline; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	tick("control: one job updated, one device went offline", 1, 1)
+	r, _ := m.Get("r1")
+	if got := r.Devices["d0007"].JobState; got != wire.JobInProgress {
+		t.Fatalf("d0007's job state %q after its update, want in_progress", got)
+	}
+	tick("nothing changed again", 0, 0)
+}
+
+// TestReloadDecodesOnlyChangedRows: a replica reloading after another one
+// wrote decodes only the rollout device rows that changed (one device's
+// job update: one row), and ends with the same rollout as the writer. The
+// control: its first load decoded every row.
+func TestReloadDecodesOnlyChangedRows(t *testing.T) {
+	const devices = 200
+	ctx := context.Background()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	s := store.NewMem()
+	reg := registry.New(s, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := enrollFleet(t, reg, devices)
+	a, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rollout.NewManager(ctx, s, reg, tel, nil, clock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
+		t.Fatal(err)
+	}
+	reload := func(name string, want int64) {
+		t.Helper()
+		before := b.RowsDecoded()
+		if ok, err := b.ReloadIfChanged(ctx); err != nil || !ok {
+			t.Fatalf("%s: reloaded %v, %v; want a reload", name, ok, err)
+		}
+		if got := b.RowsDecoded() - before; got != want {
+			t.Fatalf("%s: b decoded %d rollout device rows, want %d", name, got, want)
+		}
+		ra, _ := a.Get("r1")
+		rb, _ := b.Get("r1")
+		if !reflect.DeepEqual(ra, rb) {
+			t.Fatalf("%s: b's rollout differs from a's:\n b %+v\n a %+v", name, rb, ra)
+		}
+	}
+	reload("control: b's first load of the dispatched rollout", devices)
+	jobs, err := reg.Jobs.List(ctx, "d0007")
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("jobs of d0007: %v %v", jobs, err)
+	}
+	if _, _, err := reg.Jobs.Update(ctx, "d0007", jobs[0].JobID, wire.JobInProgress, ""); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(time.Second)
+	if err := a.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := a.Get("r1"); r.Devices["d0007"].JobState != wire.JobInProgress {
+		t.Fatalf("a: d0007 is %q, want in_progress", r.Devices["d0007"].JobState)
+	}
+	reload("after one device's row changed", 1)
 }

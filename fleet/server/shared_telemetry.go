@@ -11,9 +11,10 @@ import (
 // the last sharedLookback) before its gates evaluate, at most every
 // sharedSyncEvery — and at most every sharedSyncCost times as long as the
 // last merge took, so that gates see the whole fleet's telemetry without
-// the merge becoming the leader's main work: each merge reads and decodes
-// every record of the lookback (at 5,000 devices and 1 record / 10 s,
-// 30,000 records every 2 s, 15 times the fleet's ingest rate).
+// the merge becoming the leader's main work: each merge reads every record
+// of the lookback (at 5,000 devices and 1 record / 10 s, 30,000 records)
+// but decodes only those it has not merged yet (telemetry.SyncShared
+// recognises the others by their keys).
 const (
 	sharedSyncEvery = 2 * time.Second
 	sharedSyncCost  = 10

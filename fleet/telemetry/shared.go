@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
@@ -17,10 +20,37 @@ type recID struct {
 	ns     int64
 }
 
+// decoded counts the records SyncShared decoded (tests: a merge decodes
+// only records it has not seen).
+var decoded atomic.Int64
+
+// recIDOfKey is the record id a record key names (recKey:
+// <unix ns, 20 digits>/<device>/<epoch>/<seq, 20 digits>), so a merge
+// skips the records it knows without decoding them. ok is false for a key
+// of another shape (the record is then decoded).
+func recIDOfKey(k string) (recID, bool) {
+	ts, rest, ok := strings.Cut(k, "/")
+	if !ok || len(ts) != 20 {
+		return recID{}, false
+	}
+	dev, rest, ok := strings.Cut(rest, "/")
+	i := strings.LastIndexByte(rest, '/')
+	if !ok || dev == "" || i < 0 || len(rest)-i-1 != 20 {
+		return recID{}, false
+	}
+	ns, err1 := strconv.ParseInt(ts, 10, 64)
+	seq, err2 := strconv.ParseUint(rest[i+1:], 10, 64)
+	if err1 != nil || err2 != nil || ns == 0 {
+		return recID{}, false // 0: a time before 1970 clamped (recPrefix), not the record's
+	}
+	return recID{dev, seq, ns}, true
+}
+
 // SyncShared merges into this Store's memory (hot window and rollups) the
 // records that other replicas sharing the store wrote with a record time
 // in the last lookback, skipping those this Store ingested or merged
-// before. Replicas each hold only what they ingested; the rollout leader
+// before — recognised by their keys, so only new records are decoded
+// (each merge is incremental, however long the lookback). Replicas each hold only what they ingested; the rollout leader
 // calls this before its gates so that they judge the whole fleet's
 // telemetry. Records whose time is older than lookback when they are
 // stored (a device's backlog after being offline) are not merged: they
@@ -41,6 +71,15 @@ func (t *Store) SyncShared(ctx context.Context, lookback time.Duration) (int, er
 	var add []Record
 	err := t.s.View(ctx, func(tx store.Tx) error {
 		return tx.ListFrom(bucketRecords, recPrefix(from), func(k string, v []byte) error {
+			if id, ok := recIDOfKey(k); ok {
+				t.mu.RLock()
+				_, seen := t.known[id]
+				t.mu.RUnlock()
+				if seen {
+					return nil // merged or ingested here before: not decoded again
+				}
+			}
+			decoded.Add(1)
 			var r Record
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode telemetry %s: %w", k, err)

@@ -244,7 +244,7 @@ func TestPerWorkerSeparate(t *testing.T) {
 			s8 := perWorker[[]byte](workers, n)
 			check("[]byte", workers, n, int(unsafe.Sizeof(s8[0][0])), func(w, i int) uintptr { return uintptr(unsafe.Pointer(&s8[w][i])) }, func(w int) int { return cap(s8[w]) })
 			si := perWorker[int](workers, n)
-			check("int", workers, n, 8, func(w, i int) uintptr { return uintptr(unsafe.Pointer(&si[w][i])) }, func(w int) int { return cap(si[w]) })
+			check("int", workers, n, int(unsafe.Sizeof(si[0][0])), func(w, i int) uintptr { return uintptr(unsafe.Pointer(&si[w][i])) }, func(w int) int { return cap(si[w]) })
 			su := perWorker[uint32](workers, n)
 			check("uint32", workers, n, 4, func(w, i int) uintptr { return uintptr(unsafe.Pointer(&su[w][i])) }, func(w int) int { return cap(su[w]) })
 		}
