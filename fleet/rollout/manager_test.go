@@ -21,6 +21,32 @@ type fakeClock struct {
 	t  time.Time
 }
 
+// fixture is what every manager test starts from: a registry and a
+// telemetry store over s, with a fake clock at a fixed time; device
+// credentials are not checked (they are not what these tests are about).
+func fixture(tb testing.TB, s store.Store) (*registry.Registry, *telemetry.Store, *fakeClock) {
+	tb.Helper()
+	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
+	reg := registry.New(s, clock)
+	reg.Devices.SetPasswordAuth(true)
+	tel, err := telemetry.Open(context.Background(), s, 24*time.Hour, clock, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return reg, tel, clock
+}
+
+// newManager is rollout.NewManager over the fixture, failing the test on
+// error.
+func newManager(tb testing.TB, s store.Store, reg *registry.Registry, tel *telemetry.Store, n rollout.Notifier, clock *fakeClock) *rollout.Manager {
+	tb.Helper()
+	m, err := rollout.NewManager(context.Background(), s, reg, tel, n, clock, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
 func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
@@ -48,19 +74,10 @@ func (n *notifier) NotifyJobs(_ context.Context, id string) error {
 // completes once publishing resumes.
 func TestManagerLockNotHeldAcrossIO(t *testing.T) {
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
-	reg := registry.New(s, clock)
-	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, tel, clock := fixture(t, s)
 	n := &notifier{n: map[string]int{}, block: make(chan struct{})}
-	m, err := rollout.NewManager(ctx, s, reg, tel, n, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newManager(t, s, reg, tel, n, clock)
 	tok, _, _ := reg.Tokens.Create(ctx, nil, 0, 0)
 	for i := 0; i < 20; i++ {
 		if _, err := reg.Devices.Enroll(ctx, &wire.EnrollRequest{V: 1, Token: tok, DeviceID: fmt.Sprintf("d%d", i), Models: []wire.ModelStatus{{ID: "m", Active: "1"}}}, registry.Proof{}); err != nil {
@@ -127,10 +144,7 @@ func TestManagerPersistsAndResumes(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := &notifier{n: map[string]int{}}
-		m, err := rollout.NewManager(ctx, s, reg, tel, n, clock, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, s, reg, tel, n, clock)
 		return s, reg, tel, m, n
 	}
 	s, reg, tel, m, n := open()

@@ -102,18 +102,9 @@ func enrollFleet(t testing.TB, reg *registry.Registry, n int) wire.Target {
 func TestTickWritesOnlyChanges(t *testing.T) {
 	const devices = 1000
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	cs := &countingStore{Store: store.NewMem()}
-	reg := registry.New(cs, clock)
-	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, tel, clock := fixture(t, cs)
+	m := newManager(t, cs, reg, tel, &notifier{n: map[string]int{}}, clock)
 	target := enrollFleet(t, reg, devices)
 	cs.take()
 	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
@@ -159,10 +150,7 @@ func TestTickWritesOnlyChanges(t *testing.T) {
 		t.Fatalf("an idle tick wrote %d rows, %d bytes", rows, bytes)
 	}
 	// What is stored is what is in memory.
-	m2, err := rollout.NewManager(ctx, cs, reg, tel, nil, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m2 := newManager(t, cs, reg, tel, nil, clock)
 	got, ok := m2.Get("r1")
 	if !ok || !reflect.DeepEqual(got, r) {
 		t.Fatalf("reloaded rollout differs from memory:\n got %+v\nwant %+v", got, r)
@@ -187,10 +175,7 @@ func TestLoadOneRowFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := range 2 { // the second load reads the rewritten rows
-		m, err := rollout.NewManager(ctx, s, reg, tel, nil, clock, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newManager(t, s, reg, tel, nil, clock)
 		r, ok := m.Get("r0")
 		if !ok || len(r.Devices) != 2 || r.Devices["a"].JobState != wire.JobSucceeded || r.Devices["b"].JobID != "r0-0001" || r.NextJob != 2 {
 			t.Fatalf("load %d: %+v", round, r)
@@ -210,23 +195,11 @@ func TestLoadOneRowFormat(t *testing.T) {
 // Reload reads every row.
 func TestReloadIfChanged(t *testing.T) {
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	cs := &countingStore{Store: store.NewMem()}
-	reg := registry.New(cs, clock)
-	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, cs, 24*time.Hour, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, tel, clock := fixture(t, cs)
 	target := enrollFleet(t, reg, 50)
-	a, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := rollout.NewManager(ctx, cs, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newManager(t, cs, reg, tel, &notifier{n: map[string]int{}}, clock)
+	b := newManager(t, cs, reg, tel, &notifier{n: map[string]int{}}, clock)
 	reload := func(m *rollout.Manager, name string, want bool) {
 		t.Helper()
 		cs.takeRead()
@@ -284,18 +257,9 @@ func TestReloadIfChanged(t *testing.T) {
 func TestTickDecodesOnlyChanges(t *testing.T) {
 	const devices = 300
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
-	reg := registry.New(s, clock)
-	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, tel, clock := fixture(t, s)
+	m := newManager(t, s, reg, tel, &notifier{n: map[string]int{}}, clock)
 	target := enrollFleet(t, reg, devices)
 	if _, err := m.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
 		t.Fatal(err)
@@ -340,23 +304,11 @@ func TestTickDecodesOnlyChanges(t *testing.T) {
 func TestReloadDecodesOnlyChangedRows(t *testing.T) {
 	const devices = 200
 	ctx := context.Background()
-	clock := &fakeClock{t: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)}
 	s := store.NewMem()
-	reg := registry.New(s, clock)
-	reg.Devices.SetPasswordAuth(true)
-	tel, err := telemetry.Open(ctx, s, 24*time.Hour, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, tel, clock := fixture(t, s)
 	target := enrollFleet(t, reg, devices)
-	a, err := rollout.NewManager(ctx, s, reg, tel, &notifier{n: map[string]int{}}, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := rollout.NewManager(ctx, s, reg, tel, nil, clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newManager(t, s, reg, tel, &notifier{n: map[string]int{}}, clock)
+	b := newManager(t, s, reg, tel, nil, clock)
 	if _, err := a.Create(ctx, rollout.Spec{ID: "r1", ModelID: "m", Version: "2", Target: target, Stages: []int{100}}); err != nil {
 		t.Fatal(err)
 	}
