@@ -121,8 +121,16 @@ func TestRemotePredictEmbedded(t *testing.T) {
 	dev := newDoubler(t)
 	l, stop := runLinkPredict(t, e.devs[0].dir, dev.predict)
 	waitfor.Until(t, "dev-0 online", l.Online)
+	waitAndCheckRemotePredict(t, e.api, dev, stop)
+}
+
+// waitAndCheckRemotePredict calls the remote predict endpoint through api
+// (the server's API as admin) until the server sees dev-0 online, then
+// runs checkRemotePredict.
+func waitAndCheckRemotePredict(t *testing.T, api func(method, path, body string) (*http.Response, error), dev *doubler, stop func()) {
+	t.Helper()
 	call := func(device, model, body string) (int, string) {
-		resp, err := e.api("POST", "/api/v1/devices/"+device+"/predict/"+model, body)
+		resp, err := api("POST", "/api/v1/devices/"+device+"/predict/"+model, body)
 		if err != nil {
 			return 0, fmt.Sprintf("predict %s: %v", device, err) // no answer
 		}
@@ -162,21 +170,14 @@ func TestRemotePredictNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
-	call := func(device, model, body string) (int, string) {
-		req, _ := http.NewRequest("POST", srv.URL()+"/api/v1/devices/"+device+"/predict/"+model, strings.NewReader(body))
+	api := func(method, path, body string) (*http.Response, error) {
+		req, err := http.NewRequest(method, srv.URL()+path, strings.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, fmt.Sprintf("predict %s: %v", device, err) // no answer
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return client.Do(req)
 	}
-	waitfor.Until(t, "server sees dev-0 online", func() bool {
-		code, _ := call("dev-0", "m", `{"instances":[[1]]}`)
-		return code == http.StatusOK
-	})
-	checkRemotePredict(t, call, dev, stop)
+	waitAndCheckRemotePredict(t, api, dev, stop)
 }
