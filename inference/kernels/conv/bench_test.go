@@ -295,6 +295,9 @@ func BenchmarkThreadShare(b *testing.B) {
 		{"project56", false, 56, 56, 144, 24, 1, 1},
 		{"depthwise56", true, 56, 56, 144, 144, 3, 1},
 		{"expand28", false, 28, 28, 32, 192, 1, 1},
+		{"expand7", false, 7, 7, 160, 960, 1, 1},
+		{"project7", false, 7, 7, 960, 160, 1, 1},
+		{"head7", false, 7, 7, 320, 1280, 1, 1},
 	}
 	for _, l := range layers {
 		for _, threads := range []int{1, 2} {
