@@ -21,6 +21,7 @@ import (
 	"github.com/edgefleet/edgefleet/fleet/registry"
 	"github.com/edgefleet/edgefleet/fleet/rollout"
 	"github.com/edgefleet/edgefleet/fleet/server"
+	"github.com/edgefleet/edgefleet/internal/waitfor"
 	"github.com/edgefleet/edgefleet/internal/wire"
 )
 
@@ -249,6 +250,10 @@ func (e *env) startLinks() {
 
 func (e *env) waitFor(what string, timeout time.Duration, cond func() bool) {
 	e.t.Helper()
+	// timeout says how soon it should happen; on a loaded CI machine it
+	// may take longer, so the test fails only after waitfor.Bound (a
+	// 10-second wait for "device offline" once failed under load).
+	timeout = max(timeout, waitfor.Bound)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
