@@ -694,6 +694,10 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	p.fill("#filter-id", "")
 	p.fill("#filter-selector", "=1")
+	// A refresh lands between typing and applying: it must leave the typed,
+	// not yet applied filter alone (it used to put the applied one back
+	// when the field had no focus, and the click applied the old filter).
+	p.eval(`(async () => { while (busy !== -1) await new Promise(r => setTimeout(r, 20)); await refresh(); return true })()`, nil)
 	p.click("#filter-apply")
 	p.waitFor("bad selector error", `document.getElementById("filter-error").textContent.startsWith("Filter refused")`)
 	p.click("#filter-clear")

@@ -520,14 +520,22 @@ function hashQuery() {
   return out;
 }
 
+// filterEdited: the device filter fields hold edits not applied yet. A
+// refresh then leaves them alone (focus alone does not protect them: the
+// user may click elsewhere, or a refresh may land between typing and
+// applying); applying, clearing or navigating ends the edit.
+let filterEdited = false;
+
 // MAX_DEVICE_ROWS bounds the device table (large fleets: filter).
 const MAX_DEVICE_ROWS = 500;
 
 async function loadDeviceList(live) {
   const q = hashQuery(), sel = q.selector || "", idq = (q.id || "").toLowerCase();
   const fi = document.getElementById("filter-id"), fs = document.getElementById("filter-selector");
-  if (document.activeElement !== fi) fi.value = q.id || "";
-  if (document.activeElement !== fs) fs.value = sel;
+  if (!filterEdited) { // never overwrite what the user typed and has not applied
+    if (document.activeElement !== fi) fi.value = q.id || "";
+    if (document.activeElement !== fs) fs.value = sel;
+  }
   let devs;
   try {
     devs = live(await api("/devices" + (sel ? "?selector=" + encodeURIComponent(sel) : "")));
@@ -845,14 +853,16 @@ document.getElementById("logout").addEventListener("click", () => logout("Logged
 document.getElementById("push-form").addEventListener("submit", pushModel);
 document.getElementById("rollout-form").addEventListener("submit", createRollout);
 document.getElementById("ro-selector").addEventListener("input", previewSelector);
+for (const id of ["filter-id", "filter-selector"]) document.getElementById(id).addEventListener("input", () => { filterEdited = true; });
 document.getElementById("device-filter").addEventListener("submit", ev => {
   ev.preventDefault();
+  filterEdited = false;
   const id = document.getElementById("filter-id").value.trim(), sel = document.getElementById("filter-selector").value.trim();
   const q = [id ? "id=" + encodeURIComponent(id) : "", sel ? "selector=" + encodeURIComponent(sel) : ""].filter(x => x).join("&");
   location.hash = "#/devices" + (q ? "?" + q : "");
 });
-document.getElementById("filter-clear").addEventListener("click", () => { location.hash = "#/devices"; });
-window.addEventListener("hashchange", () => { if (me) route(); });
+document.getElementById("filter-clear").addEventListener("click", () => { filterEdited = false; location.hash = "#/devices"; });
+window.addEventListener("hashchange", () => { filterEdited = false; if (me) route(); });
 
 // A link may carry the token in the fragment (#token=...; fragments are
 // never sent to the server); it is moved to sessionStorage and removed
