@@ -274,14 +274,7 @@ func TestNATSSubscribeQoS0(t *testing.T) {
 	f.mu.Unlock()
 	l2, _ := f.link("dev-q0", qosPtr(0), dir, dev)
 	waitfor.Until(t, "link back online", l2.Online)
-	select {
-	case id := <-dev.ran:
-		if id != job.JobID {
-			t.Fatalf("ran job %s, want %s", id, job.JobID)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("the job notified while offline never ran after the reconnect")
-	}
+	waitRan(t, dev, job.JobID, "the job notified while offline never ran after the reconnect")
 	if g, _, _ := f.counts(); g <= gets {
 		t.Fatalf("jobs/get count %d, want more than %d (the reconnect's)", g, gets)
 	}
@@ -397,14 +390,7 @@ func TestNATSLinkSettingsMoveEnrolledDevice(t *testing.T) {
 	f.pending["dev-old"] = []wire.Job{job}
 	f.mu.Unlock()
 	f.notify("dev-old")
-	select {
-	case id := <-dev.ran:
-		if id != job.JobID {
-			t.Fatalf("ran %s, want %s", id, job.JobID)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("job not delivered on the QoS 0 subscriptions")
-	}
+	waitRan(t, dev, job.JobID, "job not delivered on the QoS 0 subscriptions")
 
 	// After a restart (settings from the enrollment file) it subscribes at
 	// QoS 0 at once: no consumer, nothing to change.
@@ -509,18 +495,25 @@ func TestLinkSettingsOldServer(t *testing.T) {
 	dev := &recordingDevice{ran: make(chan string, 10)}
 	l, _ := f.link("dev-a", nil, t.TempDir(), dev)
 	waitfor.Until(t, "link online", l.Online)
-	select {
-	case id := <-dev.ran:
-		if id != job.JobID {
-			t.Fatalf("ran %s, want %s", id, job.JobID)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("pending job never arrived from a server that refuses jobs/get features")
-	}
+	waitRan(t, dev, job.JobID, "pending job never arrived from a server that refuses jobs/get features")
 	if f.featuredCount() == 0 {
 		t.Fatal("no jobs/get with features was sent")
 	}
 	if q := l.SubscribeQoS(); q != 1 {
 		t.Fatalf("QoS %d, want 1 (nothing said)", q)
+	}
+}
+
+// waitRan waits (up to waitfor.Bound) for dev to run job want; failing
+// says never (never: what should have made it run) or which job ran instead.
+func waitRan(t *testing.T, dev *recordingDevice, want, never string) {
+	t.Helper()
+	select {
+	case id := <-dev.ran:
+		if id != want {
+			t.Fatalf("ran job %s, want %s", id, want)
+		}
+	case <-time.After(waitfor.Bound):
+		t.Fatal(never)
 	}
 }

@@ -8,10 +8,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 )
 
 // rowTracer records the rows each SELECT returned (its command tag).
@@ -58,14 +56,10 @@ func (r *rowTracer) reset() {
 // prefixes ending in a multi-byte rune. Control: ListFrom still reads to
 // the end.
 func TestListReadsOnlyThePrefix(t *testing.T) {
-	dsn := pgtest.Start(t)
 	ctx := context.Background()
 	tr := &rowTracer{rows: map[string]int64{}}
-	s, err := open(ctx, dsn, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tr })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTraced(t, tr)
+	var err error
 	const devices, jobs = 200, 3
 	telKey := func(i, j int) string {
 		return fmt.Sprintf("%020d/dev-%03d/%d", 1_700_000_000_000_000_000+int64(i*10+j), i, j)

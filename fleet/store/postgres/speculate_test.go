@@ -42,14 +42,10 @@ func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEnd
 // call that lists runs too. Control: the same work one Update at a time
 // takes several round trips per call.
 func TestBatchReadsAhead(t *testing.T) {
-	dsn := pgtest.Start(t)
 	ctx := context.Background()
 	rt := &roundTrips{}
-	s, err := open(ctx, dsn, func(c *pgxpool.Config) { c.ConnConfig.Tracer = rt })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, _ := openTraced(t, rt)
+	var err error
 	const n = 200
 	err = s.Update(ctx, func(tx store.Tx) error {
 		for i := 0; i < n; i += 2 { // even devices exist, each naming its cell
@@ -167,4 +163,17 @@ func TestBatchReadsAhead(t *testing.T) {
 	if batched > 30 {
 		t.Errorf("%d calls took %d round trips, want ≤ 30 (reads ahead, not one per Get)", n, batched)
 	}
+}
+
+// openTraced opens a store on a fresh PostgreSQL server (dsn) whose
+// connections report every query to tracer; it closes with the test.
+func openTraced(t *testing.T, tracer pgx.QueryTracer) (s *Store, dsn string) {
+	t.Helper()
+	dsn = pgtest.Start(t)
+	s, err := open(context.Background(), dsn, func(c *pgxpool.Config) { c.ConnConfig.Tracer = tracer })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, dsn
 }

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/edgefleet/edgefleet/fleet/store"
-	"github.com/edgefleet/edgefleet/fleet/store/postgres/pgtest"
 )
 
 // TestViewRoundTrips: a View's BEGIN goes with its first read (one round
@@ -18,14 +15,9 @@ import (
 // between two reads is not seen by the second); a View cannot write; a
 // failing fn's error is returned and the connection is reusable.
 func TestViewRoundTrips(t *testing.T) {
-	dsn := pgtest.Start(t)
 	ctx := context.Background()
 	rt := &roundTrips{}
-	s, err := open(ctx, dsn, func(c *pgxpool.Config) { c.ConnConfig.Tracer = rt })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s, dsn := openTraced(t, rt)
 	for _, k := range []string{"a", "b"} {
 		if err := s.Update(ctx, put("v", k)); err != nil {
 			t.Fatal(err)
