@@ -46,6 +46,9 @@ type dwData struct {
 	// 32-channel block: wideW and wideBias are the filter and the bias
 	// repeated wideP times.
 	wideP    int
+	// oxInHi is one past the last output column whose taps are all
+	// inside the image horizontally (pairPrepare).
+	oxInHi int
 	wideW    []int16
 	wideBias []int32
 	wideWq   []int32 // the repeated filter before packing
