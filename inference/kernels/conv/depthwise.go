@@ -79,6 +79,22 @@ var (
 	dwPixelF32 func(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []int) int
 )
 
+// dwTapsFit reports whether n channels from every tap's offsets stay
+// inside the input (xLen elements) and the filter (wLen), and the bias
+// holds n: the vector pixel kernels check this once per pixel and then
+// load through pointers without per-load bounds checks.
+func dwTapsFit(xLen, wLen, biasLen int, xo, wo []int, n int) bool {
+	if len(wo) < len(xo) || biasLen < n {
+		return false
+	}
+	for t, o := range xo {
+		if o < 0 || o+n > xLen || wo[t] < 0 || wo[t]+n > wLen {
+			return false
+		}
+	}
+	return true
+}
+
 func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	if err := n.CheckArity(2, 3, 1); err != nil {
 		return err
