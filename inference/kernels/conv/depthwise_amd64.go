@@ -181,8 +181,15 @@ func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int
 	if npix <= 0 || n == 0 {
 		return
 	}
+	if np == 0 {
+		// No taps (an empty filter window): the sums are the bias.
+		for i := range npix {
+			copy(acc[i*n:(i+1)*n], bias[:n])
+		}
+		return
+	}
 	end := shift + (npix-1)*step + n
-	if np == 0 || shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
+	if shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
 		panic("conv: dwPairRunAVX512: short buffers")
 	}
 	for _, r := range rows[:2*np] {
@@ -204,10 +211,13 @@ func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int
 func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
 	np := len(rows) / 2
 	nb := n / dwPairBlock
-	if nb > 0 {
+	if nb > 0 && np == 0 {
+		// No taps (an empty filter window): the sums are the bias.
+		copy(acc[:nb*dwPairBlock], bias[:nb*dwPairBlock])
+	} else if nb > 0 {
 		// The bounds the assembly relies on.
 		end := shift + nb*dwPairBlock
-		if np == 0 || shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
+		if shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
 			panic("conv: dwPairAVX512: short buffers")
 		}
 		for _, r := range rows[:2*np] {
