@@ -9,20 +9,21 @@ import (
 
 func init() {
 	if archsimd.X86.AVX2() {
-		dwPixelI8 = dwPixelI8AVX2
-		dwPixelU8 = dwPixelU8AVX2
+		dwPixelI8 = dwPixelAVX2[int8]
+		dwPixelU8 = dwPixelAVX2[uint8]
 		dwPixelF32 = dwPixelF32AVX
 	}
 }
 
-// dwPixelI8AVX2 is dwPixelI8 for 16 channels at a time: the input
-// bytes of a tap are sign-extended to int32 (two vectors of 8), offset by
-// the input zero point and multiplied by the int32 filter values with
-// VPMULLD, all in wrapping int32 arithmetic like the scalar loop. Loads
-// go through pointers checked once per call (dwTapsFit): slice loads
-// cost a bounds check and spills per load. The last 8 channels of a
-// count that is not a multiple of 16 take the 8-wide loop.
-func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int32) int {
+// dwPixelAVX2 is dwPixelI8/dwPixelU8 for 16 channels at a time: the
+// input bytes of a tap are extended to int32 (two vectors of 8; sign- or
+// zero-extended by T), offset by the input zero point and multiplied by
+// the int32 filter values with VPMULLD, all in wrapping int32 arithmetic
+// like the scalar loop. Loads go through pointers checked once per call
+// (dwTapsFit): slice loads cost a bounds check and spills per load. The
+// last 8 channels of a count that is not a multiple of 16 take the
+// 8-wide loop.
+func dwPixelAVX2[T int8 | uint8](acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int {
 	n := len(acc) &^ 7
 	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
 		return 0
@@ -35,7 +36,7 @@ func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int
 		a0 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
 		a1 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c+8:]))
 		for t, xoff := range xo {
-			xv := archsimd.LoadInt8x16Array((*[16]int8)(unsafe.Add(xp, xoff+c))).ExtendToInt16()
+			xv := load16[T](unsafe.Slice((*byte)(unsafe.Add(xp, xoff+c)), 16))
 			ws := unsafe.Add(wp, (wo[t]+c)*4)
 			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(ws))))
 			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ws, 32)))))
@@ -46,46 +47,7 @@ func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int
 	for ; c < n; c += 8 {
 		a := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
 		for t, xoff := range xo {
-			xv := loadPtr8(unsafe.Add(xp, xoff+c)).AsInt8x16().ExtendLo8ToInt32()
-			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(wp, (wo[t]+c)*4)))))
-		}
-		a.StoreArray((*[8]int32)(acc[c:]))
-	}
-	return c
-}
-
-// loadPtr8 loads 8 bytes at p into the low half of a vector.
-func loadPtr8(p unsafe.Pointer) archsimd.Uint64x2 {
-	var z archsimd.Uint64x2
-	return z.SetElem(0, *(*uint64)(p))
-}
-
-// dwPixelU8AVX2 is dwPixelI8AVX2 for uint8 inputs (zero-extended).
-func dwPixelU8AVX2(acc, bias []int32, x []uint8, w []int32, xo, wo []int, off int32) int {
-	n := len(acc) &^ 7
-	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
-		return 0
-	}
-	offv := archsimd.BroadcastInt32x8(off)
-	xp, wp := unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0])
-	wo = wo[:len(xo)]
-	c := 0
-	for ; c+16 <= n; c += 16 {
-		a0 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
-		a1 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c+8:]))
-		for t, xoff := range xo {
-			xv := archsimd.LoadUint8x16Array((*[16]uint8)(unsafe.Add(xp, xoff+c))).ExtendToUint16().AsInt16x16()
-			ws := unsafe.Add(wp, (wo[t]+c)*4)
-			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(ws))))
-			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ws, 32)))))
-		}
-		a0.StoreArray((*[8]int32)(acc[c:]))
-		a1.StoreArray((*[8]int32)(acc[c+8:]))
-	}
-	for ; c < n; c += 8 {
-		a := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
-		for t, xoff := range xo {
-			xv := loadPtr8(unsafe.Add(xp, xoff+c)).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
+			xv := load8x16[T](unsafe.Slice((*byte)(unsafe.Add(xp, xoff+c)), 8)).ExtendToInt32()
 			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(wp, (wo[t]+c)*4)))))
 		}
 		a.StoreArray((*[8]int32)(acc[c:]))
@@ -292,11 +254,3 @@ func load8x16[T int8 | uint8](s []byte) archsimd.Int16x8 {
 	return v.AsInt8x16().ExtendLo8ToInt16()
 }
 
-// load32 loads 32 input bytes extended to int16.
-func load32[T int8 | uint8](s []byte) archsimd.Int16x32 {
-	p := (*[32]byte)(s)
-	if k := 255; T(k) > 0 {
-		return archsimd.LoadUint8x32Array(p).ExtendToUint16().AsInt16x32()
-	}
-	return archsimd.LoadInt8x32Array((*[32]int8)(unsafe.Pointer(p))).ExtendToInt16()
-}
