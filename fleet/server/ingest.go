@@ -77,9 +77,10 @@ const presenceKey = "presence/"
 // the connection state becomes the device's presence (recorded at once in
 // memory, persisted by an ingest worker, coalesced per device). A
 // disconnect caused by the same device's newer connection is ignored.
+// Config.OnBrokerEvent sees the event once the server has taken it in.
 func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	if h.onEvent != nil {
-		h.onEvent(ev)
+		defer h.onEvent(ev)
 	}
 	id := ev.Principal.DeviceID
 	if id == "" || ev.TakenOver {
@@ -88,11 +89,23 @@ func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	sn := &h.seen
 	sn.connected.Store(id, ev.Connected)
 	sn.last.Store(id, h.clock.Now())
-	if !ev.Connected {
+	if ev.Connected {
+		h.ready.connected(id, ev.Remote, ev.Time)
+	} else {
+		h.ready.disconnected(id)
 		h.predicts.offline(id)
 	}
 	if err := h.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
 		h.log.Warn("presence not queued", "device", id, "err", err)
+	}
+}
+
+// onSubscribed receives the embedded broker's granted subscriptions: a
+// device that subscribed to its predict requests can take them
+// (predictReady).
+func (h *mqttHandler) onSubscribed(ev broker.SubscribeEvent) {
+	if id := ev.Principal.DeviceID; id != "" {
+		h.ready.subscribed(id, ev.Remote, ev.Filters)
 	}
 }
 
