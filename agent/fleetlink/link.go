@@ -155,6 +155,12 @@ type Link struct {
 	linkSeen     atomic.Int64
 	resubscribes atomic.Int64
 
+	// statusHeld counts periodic statuses not published because the
+	// connection had not subscribed yet; beforeSubscribe, if set (tests),
+	// runs before each SUBSCRIBE of subscribeLoop.
+	statusHeld      atomic.Int64
+	beforeSubscribe func()
+
 	lastSent atomic.Uint64 // highest telemetry seq published
 	refused  atomic.Int64  // commands refused (bad/missing signature...)
 	badAcks  atomic.Int64  // telemetry acks beyond what was sent
@@ -288,6 +294,14 @@ func (l *Link) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(l.cfg.MaxReconnectInterval).
 		SetConnectTimeout(10 * time.Second).
 		SetOnConnectHandler(l.onConnect).
+		// A persistent session delivers at once what it kept (QoS 1
+		// messages queued while offline; its subscriptions, restored by
+		// the broker at CONNECT) — before this process's SUBSCRIBE has
+		// registered a handler for the topics, and paho drops (and
+		// acknowledges) a message no handler takes. The default handler
+		// takes them: a predict request arriving in that window is
+		// answered, a job notify is acted on.
+		SetDefaultPublishHandler(l.onMessage).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.setOnline(false)
 			l.log.Warn("fleet connection lost", "err", err)
@@ -320,8 +334,17 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-statusTick.C:
 		case <-l.statusNudge:
 		}
+		// Status "online" says the device takes jobs and predictions: only
+		// once this connection's subscriptions are granted (subscribeLoop
+		// publishes it then), never between a connect and its SUBACK or
+		// while the broker refuses them — a fleet on an external broker
+		// counts the device online from it.
 		if ctx.Err() == nil && l.client.IsConnectionOpen() {
-			l.publishStatus(ctx)
+			if l.Online() {
+				l.publishStatus(ctx)
+			} else {
+				l.statusHeld.Add(1)
+			}
 		}
 	}
 }
@@ -437,6 +460,9 @@ func (l *Link) subscribeLoop(c paho.Client, gen uint64) {
 	for {
 		if l.connGen.Load() != gen || !c.IsConnectionOpen() {
 			return // a newer connection subscribes for itself
+		}
+		if l.beforeSubscribe != nil {
+			l.beforeSubscribe()
 		}
 		err := l.subscribe(c)
 		l.mu.Lock()
