@@ -39,7 +39,9 @@ func TestBeforeSubscribeWindow(t *testing.T) {
 		// NATS keeps a QoS 0 subscription in the session and restores it
 		// at CONNECT (a takeover by a restarted agent also removes the
 		// old connection's Last Will: the fleet still sees it online).
-		{"nats", func(t testing.TB, acc *brokertest.Accounts) string { return natstest.Start(t, 1, acc).Nodes[0].MQTTURL() }, qosPtr(0)},
+		{"nats", func(t testing.TB, acc *brokertest.Accounts) string {
+			return natstest.Start(t, 1, acc).Nodes[0].MQTTURL()
+		}, qosPtr(0)},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			acc := brokertest.NewAccounts(t, "fleet-server", "server-pw")
