@@ -90,7 +90,7 @@ func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	sn.connected.Store(id, ev.Connected)
 	sn.last.Store(id, h.clock.Now())
 	if ev.Connected {
-		h.ready.connected(id, ev.Remote, ev.Time)
+		h.ready.connected(id, ev.Remote, h.clock.Now())
 	} else {
 		h.ready.disconnected(id)
 		h.predicts.offline(id)

@@ -2,9 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/edgefleet/edgefleet/agent/enroll"
+	"github.com/edgefleet/edgefleet/agent/fleetlink"
 	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
@@ -195,4 +198,167 @@ func metric(t *testing.T, e *env, name string) string {
 		}
 	}
 	return ""
+}
+
+// TestRemotePredictNATSRestartedAgent checks what docs/mqtt.md says of
+// a NATS cluster: an agent that restarted before the broker noticed its
+// old connection die takes over its session, NATS removes the old
+// connection's Last Will (the fleet still counts the device online) and
+// restores the session's QoS 0 subscriptions at CONNECT, so a request
+// sent while the new process's SUBSCRIBE is on its way (held by a proxy
+// in front of the NATS node) reaches the agent, which answers it: the
+// SUBSCRIBE registered its handlers when it was sent. (A request that
+// arrives before the agent even sends its SUBSCRIBE is the agent's
+// TestBeforeSubscribeWindow.) Control: once subscribed it answers too.
+func TestRemotePredictNATSRestartedAgent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	srv := startNATSReplica(t, ctx, 10*time.Minute)
+	dir := t.TempDir()
+	enr, err := enroll.Enroll(ctx, srv.URL(), dir, wire.EnrollRequest{Token: testToken, DeviceID: "dev-0", Hardware: wire.Hardware{Arch: "amd64"}},
+		enroll.EnrollOptions{InsecurePlaintext: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enr.SubscribeQoS == nil || *enr.SubscribeQoS != 0 {
+		t.Fatalf("NATS enrollment subscribe QoS %v, want 0", enr.SubscribeQoS)
+	}
+	tok, err := os.ReadFile(srv.AdminTokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	call := func() (int, string) {
+		req, err := http.NewRequest("POST", srv.URL()+"/api/v1/devices/dev-0/predict/m", strings.NewReader(`{"instances":[[1.5]]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, fmt.Sprintf("no answer: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var c bytes.Buffer
+		if json.Compact(&c, b) != nil {
+			return resp.StatusCode, string(b)
+		}
+		return resp.StatusCode, c.String()
+	}
+
+	// The agent's previous process: its session subscribed, online, Last
+	// Will set — and gone without a word (it never answers).
+	addr, err := fleetlink.BrokerAddress(enr.BrokerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := wire.Encode(wire.Status{V: wire.Version, DeviceID: "dev-0", State: wire.Offline})
+	old := paho.NewClient(paho.NewClientOptions().AddBroker(addr).SetClientID("dev-0").SetUsername(enr.Username).SetPassword(enr.Password).
+		SetCleanSession(false).SetAutoReconnect(false).SetBinaryWill(wire.StatusTopic("dev-0"), off, 1, true).SetConnectTimeout(10 * time.Second))
+	if tok := old.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect the old process: %v", tok.Error())
+	}
+	t.Cleanup(func() { old.Disconnect(10) })
+	if tok := old.Subscribe(wire.PredictRequestTopic("dev-0"), 0, func(paho.Client, paho.Message) {}); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe the old process: %v", tok.Error())
+	}
+	on, _ := wire.Encode(wire.Status{V: wire.Version, DeviceID: "dev-0", State: wire.Online, Time: time.Now().UTC()})
+	if tok := old.Publish(wire.StatusTopic("dev-0"), 1, true, on); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("old process status: %v", tok.Error())
+	}
+	waitfor.Until(t, "server sees dev-0 online", func() bool {
+		d, err := srv.Registry().Devices.Get(ctx, "dev-0")
+		return err == nil && d.Presence == wire.Online
+	})
+
+	// The new process, through a proxy that holds its SUBSCRIBE.
+	hold := startSubscribeHold(t, strings.TrimPrefix(enr.BrokerURL, "mqtt://"))
+	viaProxy := *enr
+	viaProxy.BrokerURL = hold.URL()
+	dev := newDoubler(t)
+	l, err := fleetlink.New(fleetlink.Config{Enrollment: viaProxy, DataDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxReconnectInterval: time.Second, Predict: dev.predict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, lcancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { l.Run(lctx); close(done) }()
+	t.Cleanup(func() { lcancel(); <-done })
+	<-hold.held
+	if d, err := srv.Registry().Devices.Get(ctx, "dev-0"); err != nil || d.Presence != wire.Online {
+		t.Fatalf("presence after the takeover %v (%v), want still online (NATS drops the old Will)", d.Presence, err)
+	}
+	if code, body := call(); code != http.StatusOK || !strings.Contains(body, `"predictions":[[3]]`) {
+		t.Fatalf("request delivered before the new process subscribed: HTTP %d %s, want the prediction [[3]]", code, body)
+	}
+	hold.release()
+	waitfor.Until(t, "new process subscribed", l.Online)
+	if code, body := call(); code != http.StatusOK || !strings.Contains(body, `"predictions":[[3]]`) {
+		t.Fatalf("control, subscribed: HTTP %d %s", code, body)
+	}
+}
+
+// TestRemotePredictAgentFirstConnect: the real agent link on its first
+// connect to the embedded broker, its SUBSCRIBE held by a proxy: the
+// server sees it connected, but a request published now would find no
+// subscription and be lost (504 after the predict timeout, 10 minutes
+// here; the HTTP client gives up after 10 s). It is refused at once, 409
+// device_not_ready (--predict-ready-wait negative), nothing sent; once
+// the SUBSCRIBE is through the same call gets the prediction.
+func TestRemotePredictAgentFirstConnect(t *testing.T) {
+	connected := make(chan string, 16)
+	e := startServer(t, server.Config{InsecurePlaintext: true, PredictTimeout: 10 * time.Minute, PredictReadyWait: -1,
+		OnBrokerEvent: func(ev broker.ClientEvent) {
+			if ev.Connected && ev.Principal.DeviceID != "" {
+				connected <- ev.Principal.DeviceID
+			}
+		}})
+	e.enroll(1)
+	enr, err := enroll.LoadEnrollment(e.devs[0].dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := startSubscribeHold(t, strings.TrimPrefix(enr.BrokerURL, "mqtt://"))
+	viaProxy := *enr
+	viaProxy.BrokerURL = hold.URL()
+	dev := newDoubler(t)
+	l, err := fleetlink.New(fleetlink.Config{Enrollment: viaProxy, DataDir: e.devs[0].dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MaxReconnectInterval: time.Second, Predict: dev.predict})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { l.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	<-hold.held
+	for id := range connected { // the server has taken in the connection
+		if id == "dev-0" {
+			break
+		}
+	}
+	call := func() (int, string) {
+		resp, err := e.api("POST", "/api/v1/devices/dev-0/predict/m", `{"instances":[[1.5]]}`)
+		if err != nil {
+			return 0, fmt.Sprintf("no answer: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var c bytes.Buffer
+		if json.Compact(&c, b) != nil {
+			return resp.StatusCode, string(b)
+		}
+		return resp.StatusCode, c.String()
+	}
+	if code, body := call(); code != http.StatusConflict || !strings.Contains(body, `"device_not_ready"`) {
+		t.Fatalf("agent connected, SUBSCRIBE not through: HTTP %d %s, want 409 device_not_ready at once", code, body)
+	}
+	hold.release()
+	waitfor.Until(t, "agent subscribed", l.Online)
+	if code, body := call(); code != http.StatusOK || !strings.Contains(body, `"predictions":[[3]]`) {
+		t.Fatalf("control, subscribed: HTTP %d %s", code, body)
+	}
 }
