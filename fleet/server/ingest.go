@@ -87,12 +87,16 @@ func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 		return
 	}
 	sn := &h.seen
-	sn.connected.Store(id, ev.Connected)
-	sn.last.Store(id, h.clock.Now())
+	// Readiness first: a prediction that sees the device connected finds
+	// its connection (not yet subscribed).
 	if ev.Connected {
 		h.ready.connected(id, ev.Remote, h.clock.Now())
 	} else {
 		h.ready.disconnected(id)
+	}
+	sn.connected.Store(id, ev.Connected)
+	sn.last.Store(id, h.clock.Now())
+	if !ev.Connected {
 		h.predicts.offline(id)
 	}
 	if err := h.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
