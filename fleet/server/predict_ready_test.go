@@ -100,7 +100,10 @@ func TestRemotePredictBeforeSubscribe(t *testing.T) {
 			e := startServer(t, server.Config{PredictTimeout: 10 * time.Minute, PredictReadyWait: tc.readyWait,
 				OnBrokerEvent: func(ev broker.ClientEvent) {
 					if ev.Connected && ev.Principal.DeviceID != "" {
-						connected <- ev.Principal.DeviceID
+						select { // never holds the broker back
+						case connected <- ev.Principal.DeviceID:
+						default:
+						}
 					}
 				}})
 			e.enroll(1)
@@ -313,7 +316,10 @@ func TestRemotePredictAgentFirstConnect(t *testing.T) {
 	e := startServer(t, server.Config{InsecurePlaintext: true, PredictTimeout: 10 * time.Minute, PredictReadyWait: -1,
 		OnBrokerEvent: func(ev broker.ClientEvent) {
 			if ev.Connected && ev.Principal.DeviceID != "" {
-				connected <- ev.Principal.DeviceID
+				select { // never holds the broker back
+				case connected <- ev.Principal.DeviceID:
+				default:
+				}
 			}
 		}})
 	e.enroll(1)
