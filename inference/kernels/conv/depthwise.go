@@ -45,7 +45,10 @@ type dwData struct {
 	// wideP > 1 runs wideP pixels of 8 or 16 channels (stride 1) as one
 	// 32-channel block: wideW and wideBias are the filter and the bias
 	// repeated wideP times.
-	wideP    int
+	wideP int
+	// oxInHi is one past the last output column whose taps are all
+	// inside the image horizontally (pairPrepare).
+	oxInHi   int
 	wideW    []int16
 	wideBias []int32
 	wideWq   []int32 // the repeated filter before packing

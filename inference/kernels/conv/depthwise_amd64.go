@@ -121,6 +121,8 @@ func init() {
 	if archsimd.X86.AVX512() {
 		dwPairI8 = dwPairAVX512[int8]
 		dwPairU8 = dwPairAVX512[uint8]
+		dwPairRunI8 = dwPairRunAVX512[int8]
+		dwPairRunU8 = dwPairRunAVX512[uint8]
 	}
 }
 
@@ -143,27 +145,62 @@ var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
 	return
 }()
 
+// dwPair32I8 and dwPair32U8 run the whole 32-channel blocks of
+// dwPairAVX512 (dwpair_amd64.s); the caller checks every bound.
+//
+//go:noescape
+func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+
+//go:noescape
+func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+
+// dwPairRunAVX512 is dwPairRunI8/dwPairRunU8: npix pixels of n channels
+// (whole 32-channel blocks, then at most one of 16) in one assembly call.
+func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int) {
+	np := len(rows) / 2
+	nb, tail := n/dwPairBlock, n%dwPairBlock/16
+	if npix <= 0 || n == 0 {
+		return
+	}
+	end := shift + (npix-1)*step + n
+	if np == 0 || shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
+		panic("conv: dwPairRunAVX512: short buffers")
+	}
+	for _, r := range rows[:2*np] {
+		if len(r) < end {
+			panic("conv: dwPairRunAVX512: tap row shorter than its pixels")
+		}
+	}
+	if k := 255; T(k) > 0 {
+		dwPair32U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail, &dwUnpair16)
+	} else {
+		dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail, &dwUnpair16)
+	}
+}
+
 // dwPairAVX512 is dwPairI8/dwPairU8 on 32 channels at a time: inputs
 // extended to int16 (VPMOVSXBW/VPMOVZXBW), two taps interleaved
-// (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD.
+// (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD, in
+// assembly (dwPair32I8); then a block of 16 and one of 8 here.
 func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
 	np := len(rows) / 2
 	nb := n / dwPairBlock
-	i0 := archsimd.LoadUint32x16Array(&dwUnpair0)
-	i1 := archsimd.LoadUint32x16Array(&dwUnpair1)
-	for b := 0; b < nb; b++ {
-		c := b * dwPairBlock
-		w := wp[b*np*64:][:np*64]
-		var lo, hi archsimd.Int32x16
-		for p := 0; p < np; p++ {
-			x0 := load32[T](rows[2*p][shift+c:])
-			x1 := load32[T](rows[2*p+1][shift+c:])
-			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64:]))))
-			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x32Array((*[32]int16)(w[p*64+32:]))))
+	if nb > 0 {
+		// The bounds the assembly relies on.
+		end := shift + nb*dwPairBlock
+		if np == 0 || shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
+			panic("conv: dwPairAVX512: short buffers")
 		}
-		bs := bias[c:][:32]
-		lo.ConcatPermute(hi, i0).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs))).StoreArray((*[16]int32)(acc[c:]))
-		lo.ConcatPermute(hi, i1).Add(archsimd.LoadInt32x16Array((*[16]int32)(bs[16:]))).StoreArray((*[16]int32)(acc[c+16:]))
+		for _, r := range rows[:2*np] {
+			if len(r) < end {
+				panic("conv: dwPairAVX512: tap row shorter than its channels")
+			}
+		}
+		if k := 255; T(k) > 0 {
+			dwPair32U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, 1, 0, 0, &dwUnpair16)
+		} else {
+			dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, 1, 0, 0, &dwUnpair16)
+		}
 	}
 	c := nb * dwPairBlock
 	wp = wp[nb*np*64:]

@@ -118,6 +118,18 @@ func dwCases() []dwCase {
 			)
 		}
 	}
+	// Wide enough for long runs of interior pixels in one row, past a
+	// tile of accumulators, on the whole-32-channel-block assembly path.
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
+		cases = append(cases,
+			dwCase{dt: dt, batch: 1, h: 20, w: 37, c: 64, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, inZP: true, perChan: true},
+			dwCase{dt: dt, batch: 2, h: 21, w: 30, c: 128, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, wZP: true},
+			dwCase{dt: dt, batch: 1, h: 16, w: 40, c: 32, kh: 5, kw: 5, stride: 1, dil: 1, pad: schema.PaddingValid, inZP: true},
+			dwCase{dt: dt, batch: 1, h: 19, w: 22, c: 144, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame, perChan: true},
+			dwCase{dt: dt, batch: 1, h: 17, w: 26, c: 48, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, inZP: true},
+			dwCase{dt: dt, batch: 1, h: 12, w: 30, c: 16, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingValid, wZP: true},
+		)
+	}
 	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
 		for _, cm := range [][2]int{{1, 8}, {1, 3}, {2, 8}, {3, 2}, {5, 7}} {
 			cases = append(cases,

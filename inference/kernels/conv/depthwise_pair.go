@@ -31,6 +31,19 @@ var (
 	dwPairU8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int
 )
 
+// dwPairRunI8 and dwPairRunU8, when non-nil, run npix interior pixels of
+// one output row at once for channel counts made of whole 32-channel
+// blocks and at most one block of 16 (n, see dwPairRuns): pixel i reads its taps at rows[t][shift+i*step:] and writes
+// acc[i*n:(i+1)*n] (the per-pixel call costs more than the work of a
+// pixel of 32 to 64 channels).
+var (
+	dwPairRunI8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int)
+	dwPairRunU8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int)
+)
+
+// dwPairRuns reports whether dwPairRunI8/U8 take n channels.
+func dwPairRuns(n int) bool { return n > 0 && (n%dwPairBlock == 0 || n%dwPairBlock == 16) }
+
 // dwPairBlock is the number of channels of one full packed block.
 const dwPairBlock = 32
 
@@ -90,6 +103,9 @@ func (d *dwData) pairPrepare() {
 	}
 	taps := d.kh * d.kw
 	np := (taps + 1) / 2
+	if last := d.inW - 1 - (d.kw-1)*d.dw + d.padL; last >= 0 {
+		d.oxInHi = min(last/d.sw+1, d.outW)
+	}
 	d.pairW = make([]int16, dwPairLen(d.outC, taps))
 	d.pairBias = make([]int32, d.outC)
 	d.padRow = make([]byte, d.outC)
@@ -179,7 +195,7 @@ func (d *dwData) pairTaps(p pixCursor, x []byte, rows [][]byte) {
 
 // dwPairWorker is dwIntVec on the paired kernel; channels past the last
 // whole block go through pixel (valid taps, offset inputs).
-func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int, pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
+func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int, run func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int), pixel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int) {
 	x, y := tensor.View[T](d.x), tensor.View[T](d.y)
 	accs := tensor.View[int32](d.scratch[wk*d.stride : wk*d.stride+d.accBytesPW])
 	xo, wo := d.workerTaps(wk)
@@ -212,6 +228,23 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 				}
 				continue
 			}
+		}
+		if base, ok := d.interior(p); ok && run != nil && dwPairRuns(d.outC) {
+			// A run of interior pixels of this output row, in one call.
+			k := min(d.oxInHi-p.ox, hi-r, d.tile-(r-r0))
+			if runBase < 0 {
+				d.interiorTaps(base, d.x, rows)
+				runBase = base
+			}
+			run(accs[(r-r0)*d.outC:], d.pairBias, rows, base-runBase, d.pairW, d.outC, k, d.sw*d.inC)
+			r += k
+			p.ox += k - 1
+			p = d.nextOf(p)
+			if r == hi || r-r0 == d.tile {
+				requantRowsV(d.rq, d.rv, 0, accs, d.outC, y[r0*d.outC:], d.outC, d.outC, r-r0)
+				r0 = r
+			}
+			continue
 		}
 		acc := accs[(r-r0)*d.outC : (r-r0+1)*d.outC]
 		shift := 0
@@ -249,11 +282,11 @@ func dwPairWorker[T int8 | uint8](d *dwData, wk, lo, hi int, pair func(acc, bias
 }
 
 func dwInt8PairWorker(d *dwData, wk, lo, hi int) {
-	dwPairWorker(d, wk, lo, hi, dwPairI8, dwPixelI8)
+	dwPairWorker(d, wk, lo, hi, dwPairI8, dwPairRunI8, dwPixelI8)
 }
 
 func dwUint8PairWorker(d *dwData, wk, lo, hi int) {
-	dwPairWorker(d, wk, lo, hi, dwPairU8, dwPixelU8)
+	dwPairWorker(d, wk, lo, hi, dwPairU8, dwPairRunU8, dwPixelU8)
 }
 
 // dwMultWorker runs a depth multiplier above 1 on the vector pixel

@@ -289,12 +289,12 @@ func convQBWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	for r0 := lo; r0 < hi; r0 += g.tile {
 		r1 := min(r0+g.tile, hi)
 		m := r1 - r0
-		ra := d.qbRowsPrep(a8, rowadd, r0, r1)
+		a, ra := d.qbRowsPrep(a8, rowadd, r0, r1)
 		if d.qbFused(m) {
-			qbGemmRq(a8, d.kq4, d.qb, d.biasQB, ra, d.y[r0*g.outC:], g.outC, m, 0, d.np, g.outC, d.rq, d.rv)
+			qbGemmRq(a, d.kq4, d.qb, d.biasQB, ra, d.y[r0*g.outC:], g.outC, m, 0, d.np, g.outC, d.rq, d.rv)
 			continue
 		}
-		qbGemm(a8, d.kq4, d.qb, d.biasQB, ra, acc, m, d.np, d.np)
+		qbGemm(a, d.kq4, d.qb, d.biasQB, ra, acc, m, d.np, d.np)
 		requantRowsV(d.rq, d.rv, 0, acc, d.np, y[r0*g.outC:], g.outC, g.outC, m)
 	}
 }
@@ -319,16 +319,20 @@ func convQBChanWorker[TA int8 | uint8](d *convData, wk, lo, hi int) {
 	if d.qbRowMul != 0 {
 		ra = rowadd
 	}
+	a := a8
+	if x, ok := d.qbInputRows(0, g.rows); ok {
+		a = x
+	}
 	if d.prepared[wk][0] != d.evalSeq {
 		d.prepared[wk][0] = d.evalSeq
-		ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
+		a, ra = d.qbRowsPrep(a8, rowadd, 0, g.rows)
 	}
 	j0, j1 := lo*qbNR, min(hi*qbNR, d.np)
 	if d.qbFused(g.rows) {
-		qbGemmRq(a8, d.kq4, d.qb, d.biasQB, ra, d.y, g.outC, g.rows, j0, j1, g.outC, d.rq, d.rv)
+		qbGemmRq(a, d.kq4, d.qb, d.biasQB, ra, d.y, g.outC, g.rows, j0, j1, g.outC, d.rq, d.rv)
 		return
 	}
-	qbGemmCols(a8, d.kq4, d.qb, d.biasQB, ra, acc, g.rows, j0, j1, d.np)
+	qbGemmCols(a, d.kq4, d.qb, d.biasQB, ra, acc, g.rows, j0, j1, d.np)
 	if j1 = min(j1, g.outC); j1 > j0 {
 		requantRowsV(d.rq, d.rv, j0, acc[j0:], d.np, y[j0:], g.outC, j1-j0, g.rows)
 	}
@@ -344,27 +348,50 @@ func (d *convData) qbScratch(wk int) (acc []int32, a8 []uint8, rowadd []int32) {
 	return acc, a8, rowadd
 }
 
-// qbRowsPrep writes rows [r0, r1) as byte rows into a8 (a copy for 1x1
-// convolutions, im2col otherwise) and readies them for the GEMM; it
-// returns the rows' rowadd (zeros for int8 models).
-func (d *convData) qbRowsPrep(a8 []uint8, rowadd []int32, r0, r1 int) []int32 {
+// qbRowsPrep readies rows [r0, r1) for the GEMM and returns them with
+// their rowadd (zeros for int8 models): the input itself when its rows
+// already are byte rows the kernel can read (see qbInputRows), otherwise
+// written into a8 (one copy of the whole tile for 1x1 convolutions whose
+// rows need no padding, a copy per row when they do, im2col otherwise).
+func (d *convData) qbRowsPrep(a8 []uint8, rowadd []int32, r0, r1 int) ([]uint8, []int32) {
 	g := &d.geom
 	xb := tensor.View[uint8](d.x)
 	m := r1 - r0
-	if g.direct {
+	a := a8
+	switch x, ok := d.qbInputRows(r0, r1); {
+	case ok:
+		a = x
+	case g.direct && g.k == d.kq4:
+		// Contiguous rows: one copy, flipped below for int8.
+		copy(a8[:m*g.k], xb[r0*g.k:r1*g.k])
+	case g.direct:
 		for i := 0; i < m; i++ {
 			row := a8[i*d.kq4 : (i+1)*d.kq4]
 			copy(row, xb[(r0+i)*g.k:(r0+i+1)*g.k])
 			clear(row[g.k:])
 		}
-	} else {
+	default:
 		im2colRows(g, xb, a8, r0, r1, uint8(d.padByte()), d.kq4)
 	}
-	qbPrepRows(a8, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
+	qbPrepRows(a, d.kq4, g.k, m, d.dtype == tensor.Int8, d.qbRowMul, rowadd)
 	if d.qbRowMul != 0 {
-		return rowadd
+		return a, rowadd
 	}
-	return d.zeroRows
+	return a, d.zeroRows
+}
+
+// qbInputRows returns the input rows [r0, r1) of a 1x1 convolution as
+// the GEMM reads them, when it can read them in place: rows of a multiple
+// of 4 bytes (no padding), activations the kernel takes as they are (no
+// flip), and the rows the kernel reads past r1 up to a whole tile
+// (qbRows) still inside the input.
+func (d *convData) qbInputRows(r0, r1 int) ([]uint8, bool) {
+	g := &d.geom
+	if !g.direct || g.k != d.kq4 || qbFlips(d.dtype == tensor.Int8) || r0+qbRows(r1-r0) > g.rows {
+		return nil, false
+	}
+	xb := tensor.View[uint8](d.x)
+	return xb[r0*g.k : (r0+qbRows(r1-r0))*g.k], true
 }
 
 // padByte is the input zero point as a raw byte (the im2col padding).

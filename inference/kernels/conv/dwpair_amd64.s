@@ -1,0 +1,123 @@
+//go:build goexperiment.simd && amd64 && !purego
+
+#include "textflag.h"
+
+// Paired depthwise kernel for whole blocks of 32 channels of one pixel
+// (see depthwise_pair.go and dwPairAVX512): for block b and tap pair p,
+// the 32 input bytes of taps 2p and 2p+1 are extended to int16, the two
+// taps interleaved word by word (VPUNPCKLWD/VPUNPCKHWD) and multiplied
+// with the packed filter pair by VPMADDWD, so each int32 lane adds
+// x0*w0 + x1*w1 exactly; the lanes are then put back in channel order
+// (VPERMI2D with dwUnpair0/1) and the bias added. Written in assembly
+// because the same loop in simd/archsimd compiled to about seventy
+// instructions per pair (slice bounds checks and spills around eight
+// vector instructions): the Go wrapper checks every bound once per call.
+//
+// rows points at 2*np slice headers (24 bytes each); tap t of pixel i of
+// the npix pixels reads rows[t].ptr + shift + i*step + 32*b, and its nb
+// blocks of accumulators follow those of pixel i-1 in acc. wp holds np*64
+// int16 per block; with tail 1 a block of 16 channels follows the whole
+// blocks of each pixel (np*32 int16 in wp, permuted back with idx16).
+
+#define DWPAIR(NAME, EXTEND, PIXEL, BLOCK, PAIR, TAIL, TPAIR, NEXT, DONE) \
+TEXT NAME(SB), NOSPLIT, $0-104 \
+	MOVQ acc+0(FP), DI \
+	MOVQ rows+16(FP), R11 \
+	MOVQ shift+24(FP), R15 \
+	MOVQ np+40(FP), R12 \
+	MOVQ idx0+56(FP), AX \
+	MOVQ idx1+64(FP), BX \
+	VMOVDQU32 (AX), Z30 \
+	VMOVDQU32 (BX), Z31 \
+	MOVQ idx16+96(FP), AX \
+	VMOVDQU32 (AX), Y28 \
+	VMOVDQU32 32(AX), Y29 \
+	MOVQ npix+72(FP), AX \
+	MOVQ nb+48(FP), BX \
+	TESTQ AX, AX \
+	JEQ   DONE \
+PIXEL: \
+	MOVQ bias+8(FP), SI \
+	MOVQ wp+32(FP), R10 \
+	MOVQ R15, R9 \
+	MOVQ BX, R13 \
+	TESTQ R13, R13 \
+	JEQ   TAIL \
+BLOCK: \
+	VPXORD Z0, Z0, Z0 \
+	VPXORD Z1, Z1, Z1 \
+	MOVQ   R11, R14 \
+	MOVQ   R12, CX \
+PAIR: \
+	MOVQ   (R14), R8 \
+	MOVQ   24(R14), DX \
+	EXTEND (R8)(R9*1), Z2 \
+	EXTEND (DX)(R9*1), Z3 \
+	VPUNPCKLWD Z3, Z2, Z4 \
+	VPUNPCKHWD Z3, Z2, Z5 \
+	VPMADDWD (R10), Z4, Z4 \
+	VPMADDWD 64(R10), Z5, Z5 \
+	VPADDD Z4, Z0, Z0 \
+	VPADDD Z5, Z1, Z1 \
+	ADDQ   $48, R14 \
+	ADDQ   $128, R10 \
+	DECQ   CX \
+	JNZ    PAIR \
+	VMOVDQU32 Z30, Z6 \
+	VMOVDQU32 Z31, Z7 \
+	VPERMI2D Z1, Z0, Z6 \
+	VPERMI2D Z1, Z0, Z7 \
+	VPADDD (SI), Z6, Z6 \
+	VPADDD 64(SI), Z7, Z7 \
+	VMOVDQU32 Z6, (DI) \
+	VMOVDQU32 Z7, 64(DI) \
+	ADDQ   $128, DI \
+	ADDQ   $128, SI \
+	ADDQ   $32, R9 \
+	DECQ   R13 \
+	JNZ    BLOCK \
+TAIL: \
+	MOVQ   tail+88(FP), R13 \
+	TESTQ  R13, R13 \
+	JEQ    NEXT \
+	VPXORD Y0, Y0, Y0 \
+	VPXORD Y1, Y1, Y1 \
+	MOVQ   R11, R14 \
+	MOVQ   R12, CX \
+TPAIR: \
+	MOVQ   (R14), R8 \
+	MOVQ   24(R14), DX \
+	EXTEND (R8)(R9*1), Y2 \
+	EXTEND (DX)(R9*1), Y3 \
+	VPUNPCKLWD Y3, Y2, Y4 \
+	VPUNPCKHWD Y3, Y2, Y5 \
+	VPMADDWD (R10), Y4, Y4 \
+	VPMADDWD 32(R10), Y5, Y5 \
+	VPADDD Y4, Y0, Y0 \
+	VPADDD Y5, Y1, Y1 \
+	ADDQ   $48, R14 \
+	ADDQ   $64, R10 \
+	DECQ   CX \
+	JNZ    TPAIR \
+	VMOVDQU32 Y28, Y6 \
+	VMOVDQU32 Y29, Y7 \
+	VPERMI2D Y1, Y0, Y6 \
+	VPERMI2D Y1, Y0, Y7 \
+	VPADDD (SI), Y6, Y6 \
+	VPADDD 32(SI), Y7, Y7 \
+	VMOVDQU32 Y6, (DI) \
+	VMOVDQU32 Y7, 32(DI) \
+	ADDQ   $64, DI \
+NEXT: \
+	ADDQ   step+80(FP), R15 \
+	DECQ   AX \
+	JNZ    PIXEL \
+DONE: \
+	VZEROUPPER \
+	RET
+
+// func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+DWPAIR(·dwPair32I8, VPMOVSXBW, i8pixel, i8block, i8pair, i8tail, i8tpair, i8next, i8done)
+
+// func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+DWPAIR(·dwPair32U8, VPMOVZXBW, u8pixel, u8block, u8pair, u8tail, u8tpair, u8next, u8done)
