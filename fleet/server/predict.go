@@ -178,7 +178,8 @@ func predictKey(device, id string) string { return device + "/" + id }
 
 // awaitSubscribed returns once the device, connected to the embedded
 // broker, has subscribed to its predict requests on this connection,
-// waiting at most Config.PredictReadyWait; else it returns 409
+// waiting at most Config.PredictReadyWait (and no longer than ctx's
+// deadline); else it returns 409
 // device_not_ready (still not subscribed) or 409 device_offline (the
 // connection ended first). Nothing has been sent to the device then.
 func (s *Server) awaitSubscribed(ctx context.Context, id string) error {
@@ -216,7 +217,10 @@ func (s *Server) awaitSubscribed(ctx context.Context, id string) error {
 		case <-timeout:
 			expired = true
 		case <-ctx.Done():
-			return ctx.Err()
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ctx.Err() // the caller went away
+			}
+			expired = true // the predict timeout is shorter than the wait
 		}
 	}
 }
@@ -262,8 +266,16 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) (any, error) {
 		}
 		return nil, errf(http.StatusConflict, "device_offline", "device %s is offline (last seen %s): the prediction was not sent", id, last)
 	}
+	// One bound for the whole request: the wait for the device's
+	// subscription counts against the predict timeout.
+	timeout := s.cfg.PredictTimeout
+	if timeout <= 0 {
+		timeout = defaultPredictTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
 	if _, known := s.h.connState(id); known {
-		if err := s.awaitSubscribed(r.Context(), id); err != nil {
+		if err := s.awaitSubscribed(ctx, id); err != nil {
 			return nil, err
 		}
 	}
@@ -281,12 +293,6 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) (any, error) {
 	}
 	ch := s.h.predicts.add(id, req.ID)
 	defer s.h.predicts.remove(predictKey(id, req.ID))
-	timeout := s.cfg.PredictTimeout
-	if timeout <= 0 {
-		timeout = defaultPredictTimeout
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
 	if err := s.h.mqtt.Publish(ctx, wire.PredictRequestTopic(id), payload); err != nil {
 		return nil, errf(http.StatusServiceUnavailable, "broker_unavailable", "send the prediction to device %s: %v", id, err)
 	}

@@ -89,15 +89,18 @@ func (d *rawDevice) subscribe() {
 // answers.
 func TestRemotePredictBeforeSubscribe(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		readyWait time.Duration
+		name                      string
+		readyWait, predictTimeout time.Duration
 	}{
-		{"refused at once", -1},
-		{"waits for the subscription", 10 * time.Minute},
+		{"refused at once", -1, 10 * time.Minute},
+		{"waits for the subscription", 10 * time.Minute, 10 * time.Minute},
+		// The wait counts against the predict timeout: refused when that
+		// ends first, not 504 and not after the ready wait.
+		{"bounded by the predict timeout", 10 * time.Minute, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			connected := make(chan string, 16)
-			e := startServer(t, server.Config{PredictTimeout: 10 * time.Minute, PredictReadyWait: tc.readyWait,
+			e := startServer(t, server.Config{PredictTimeout: tc.predictTimeout, PredictReadyWait: tc.readyWait,
 				OnBrokerEvent: func(ev broker.ClientEvent) {
 					if ev.Connected && ev.Principal.DeviceID != "" {
 						select { // never holds the broker back
@@ -131,6 +134,11 @@ func TestRemotePredictBeforeSubscribe(t *testing.T) {
 				}
 			}
 			dev := connectRaw(t, e, connected, "dev-0", e.devs[0].dir)
+			if tc.predictTimeout < time.Second {
+				code, body := call()
+				wantRefused("predict timeout shorter than the ready wait", code, body)
+				return
+			}
 			if tc.readyWait < 0 {
 				code, body := call()
 				wantRefused("first connect, not subscribed", code, body)

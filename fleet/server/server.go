@@ -135,7 +135,8 @@ type Config struct {
 	// PredictReadyWait bounds how long a remote prediction waits for a
 	// device connected to the embedded broker to subscribe to its
 	// prediction requests before it is answered 409 device_not_ready,
-	// nothing sent (default 5 s; negative: not at all).
+	// nothing sent (default 5 s; negative: not at all). The wait counts
+	// against PredictTimeout.
 	PredictReadyWait time.Duration
 	// AuditMax bounds the audit log in entries (default auth.DefaultAuditMax).
 	AuditMax int
