@@ -2,6 +2,8 @@ package fleetlink
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,28 +117,46 @@ func TestBeforeSubscribeWindow(t *testing.T) {
 			var hold sync.Once
 			l.beforeSubscribe = func() {
 				hold.Do(func() {
-					// A QoS 1 publish acknowledged: the broker has handled
-					// this connection's CONNECT (NATS restores the session's
-					// subscriptions just after sending CONNACK).
-					get, _ := wire.Encode(wire.JobsGet{V: wire.Version, DeviceID: "dev-w"})
-					if err := l.publish(wire.JobsGetTopic("dev-w"), false, get, 10*time.Second); err != nil {
-						t.Error(err)
-					}
 					close(connected)
 					<-release
 				})
 			}
 			run(l)
 			<-connected
-			publishRequest(t, srv, "dev-w", request(t, "in-window", "m", `{"instances":[[1]]}`))
-			if r := got.wait(t, "in-window"); r.Status != 200 || r.Error != nil {
-				t.Fatalf("request delivered before the SUBSCRIBE: %+v, want 200", r)
-			}
+			// NATS restores the session's subscriptions just after sending
+			// CONNACK: a request may beat them (and be lost at the broker),
+			// so requests are sent until the link has taken one.
+			sent := 0
+			waitfor.Until(t, "a request taken before the SUBSCRIBE", func() bool {
+				if l.early.Load() > 0 {
+					return true
+				}
+				if sent < 200 { // each waits for its PUBACK
+					publishRequest(t, srv, "dev-w", request(t, fmt.Sprint("in-window-", sent), "m", `{"instances":[[1]]}`))
+					sent++
+				}
+				return false
+			})
 			waitfor.Until(t, "periodic statuses held while not subscribed", func() bool { return l.statusHeld.Load() >= 3 })
 			if s, n := lastState(); n != seenBefore {
 				t.Fatalf("status %q published before the SUBSCRIBE (%d statuses, want %d)", s, n, seenBefore)
 			}
 			close(release)
+			var answered *wire.PredictResponse
+			waitfor.Until(t, "the request taken before the SUBSCRIBE answered", func() bool {
+				got.mu.Lock()
+				defer got.mu.Unlock()
+				for id, r := range got.byID {
+					if strings.HasPrefix(id, "in-window-") {
+						answered = r
+						return true
+					}
+				}
+				return false
+			})
+			if answered.Status != 200 || answered.Error != nil {
+				t.Fatalf("request delivered before the SUBSCRIBE: %+v, want 200", answered)
+			}
 			waitfor.Until(t, "online once subscribed", func() bool { s, n := lastState(); return n > seenBefore && s == wire.Online })
 			publishRequest(t, srv, "dev-w", request(t, "after", "m", `{"instances":[[1]]}`))
 			if r := got.wait(t, "after"); r.Status != 200 {
