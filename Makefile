@@ -58,6 +58,10 @@ test-unit:
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 	# The runtime again on its pure-Go kernels (no SIMD), byte for byte.
 	$(GO) test -count=1 -timeout 20m -tags purego ./inference/...
+	# And on the AVX2 kernels, as on x86 CPUs without AVX-512 (Intel
+	# N100/Atom, AMD Zen 2/3): the Go runtime hides AVX-512 from the
+	# kernels' feature checks (a no-op on CPUs without it).
+	GODEBUG=cpu.avx512f=off $(GO) test -count=1 -timeout 20m ./inference/...
 
 # The TensorFlow Lite backend and the delegate loader (cgo, -tags tflite;
 # gcc from make setup) against the real libtensorflowlite_c: EDGE_TFLITE_LIB,

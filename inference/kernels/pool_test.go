@@ -174,3 +174,42 @@ func BenchmarkParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCoreRoundTrip measures what every split node pays at least
+// twice (the job reaching the worker, the last chunk's report reaching
+// the caller): one cache line going from one core to the other and back,
+// two goroutines taking turns incrementing a counter. On two cores
+// sharing a cache this is tens to a few hundred nanoseconds; on the
+// shared 2-core CI VM it measured 1-2.5 µs per round trip, which bounds
+// what splitting MobileNet v2's ≈ 60 nodes can gain there (see
+// docs/runtime.md).
+func BenchmarkCoreRoundTrip(b *testing.B) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		b.Skip("needs two cores")
+	}
+	var ping, pong struct {
+		v atomic.Int64
+		_ [56]byte
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); ; i++ {
+			for ping.v.Load() != i {
+				if ping.v.Load() < 0 {
+					return
+				}
+			}
+			pong.v.Store(i)
+		}
+	}()
+	i := int64(0)
+	for b.Loop() {
+		i++
+		ping.v.Store(i)
+		for pong.v.Load() != i {
+		}
+	}
+	ping.v.Store(-1)
+	<-done
+}

@@ -79,6 +79,24 @@ var (
 	dwPixelF32 func(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []int) int
 )
 
+// dwTapsFit reports whether the pixel has taps and n channels from every
+// tap's offsets stay inside the input (xLen elements) and the filter
+// (wLen), and the bias holds n: the vector pixel kernels check this once
+// per pixel and then load through pointers without per-load bounds
+// checks. A pixel without taps (all outside the image) is left to the
+// caller's scalar loop, which writes the bias.
+func dwTapsFit(xLen, wLen, biasLen int, xo, wo []int, n int) bool {
+	if len(xo) == 0 || len(wo) < len(xo) || biasLen < n {
+		return false
+	}
+	for t, o := range xo {
+		if o < 0 || o+n > xLen || wo[t] < 0 || wo[t]+n > wLen {
+			return false
+		}
+	}
+	return true
+}
+
 func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	if err := n.CheckArity(2, 3, 1); err != nil {
 		return err
@@ -273,6 +291,9 @@ func evalDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 		return n.Errorf("not prepared")
 	}
 	in, filter, bias, out := n.Inputs[0], n.Inputs[1], n.Input(2), n.Outputs[0]
+	if d.rows == 0 || d.outC == 0 {
+		return nil // an empty output (a zero dimension): nothing to compute
+	}
 	if d.dynamic {
 		d.pack(filter, bias)
 	}

@@ -15,33 +15,80 @@ func init() {
 	}
 }
 
-// dwPixelI8AVX2 is dwPixelI8 for 16 channels at a time, then 8: the input
+// dwPixelI8AVX2 is dwPixelI8 for 16 channels at a time: the input
 // bytes of a tap are sign-extended to int32 (two vectors of 8), offset by
 // the input zero point and multiplied by the int32 filter values with
-// VPMULLD, all in wrapping int32 arithmetic like the scalar loop.
+// VPMULLD, all in wrapping int32 arithmetic like the scalar loop. Loads
+// go through pointers checked once per call (dwTapsFit): slice loads
+// cost a bounds check and spills per load. The last 8 channels of a
+// count that is not a multiple of 16 take the 8-wide loop.
 func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int32) int {
-	n := len(acc)
+	n := len(acc) &^ 7
+	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
+		return 0
+	}
 	offv := archsimd.BroadcastInt32x8(off)
+	xp, wp := unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0])
+	wo = wo[:len(xo)]
 	c := 0
 	for ; c+16 <= n; c += 16 {
-		a0 := archsimd.LoadInt32x8(bias[c:])
-		a1 := archsimd.LoadInt32x8(bias[c+8:])
+		a0 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
+		a1 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c+8:]))
 		for t, xoff := range xo {
-			xv := archsimd.LoadInt8x16(x[xoff+c:]).ExtendToInt16()
-			ws := w[wo[t]+c:]
-			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8(ws)))
-			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8(ws[8:])))
+			xv := archsimd.LoadInt8x16Array((*[16]int8)(unsafe.Add(xp, xoff+c))).ExtendToInt16()
+			ws := unsafe.Add(wp, (wo[t]+c)*4)
+			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(ws))))
+			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ws, 32)))))
 		}
-		a0.Store(acc[c:])
-		a1.Store(acc[c+8:])
+		a0.StoreArray((*[8]int32)(acc[c:]))
+		a1.StoreArray((*[8]int32)(acc[c+8:]))
 	}
-	for ; c+8 <= n; c += 8 {
-		a := archsimd.LoadInt32x8(bias[c:])
+	for ; c < n; c += 8 {
+		a := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
 		for t, xoff := range xo {
-			xv := load8(x[xoff+c:]).AsInt8x16().ExtendLo8ToInt32()
-			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8(w[wo[t]+c:])))
+			xv := loadPtr8(unsafe.Add(xp, xoff+c)).AsInt8x16().ExtendLo8ToInt32()
+			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(wp, (wo[t]+c)*4)))))
 		}
-		a.Store(acc[c:])
+		a.StoreArray((*[8]int32)(acc[c:]))
+	}
+	return c
+}
+
+// loadPtr8 loads 8 bytes at p into the low half of a vector.
+func loadPtr8(p unsafe.Pointer) archsimd.Uint64x2 {
+	var z archsimd.Uint64x2
+	return z.SetElem(0, *(*uint64)(p))
+}
+
+// dwPixelU8AVX2 is dwPixelI8AVX2 for uint8 inputs (zero-extended).
+func dwPixelU8AVX2(acc, bias []int32, x []uint8, w []int32, xo, wo []int, off int32) int {
+	n := len(acc) &^ 7
+	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
+		return 0
+	}
+	offv := archsimd.BroadcastInt32x8(off)
+	xp, wp := unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0])
+	wo = wo[:len(xo)]
+	c := 0
+	for ; c+16 <= n; c += 16 {
+		a0 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
+		a1 := archsimd.LoadInt32x8Array((*[8]int32)(bias[c+8:]))
+		for t, xoff := range xo {
+			xv := archsimd.LoadUint8x16Array((*[16]uint8)(unsafe.Add(xp, xoff+c))).ExtendToUint16().AsInt16x16()
+			ws := unsafe.Add(wp, (wo[t]+c)*4)
+			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(ws))))
+			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ws, 32)))))
+		}
+		a0.StoreArray((*[8]int32)(acc[c:]))
+		a1.StoreArray((*[8]int32)(acc[c+8:]))
+	}
+	for ; c < n; c += 8 {
+		a := archsimd.LoadInt32x8Array((*[8]int32)(bias[c:]))
+		for t, xoff := range xo {
+			xv := loadPtr8(unsafe.Add(xp, xoff+c)).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
+			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(wp, (wo[t]+c)*4)))))
+		}
+		a.StoreArray((*[8]int32)(acc[c:]))
 	}
 	return c
 }
@@ -51,34 +98,6 @@ func dwPixelI8AVX2(acc, bias []int32, x []int8, w []int32, xo, wo []int, off int
 func load8[T int8 | uint8](s []T) archsimd.Uint64x2 {
 	var z archsimd.Uint64x2
 	return z.SetElem(0, *(*uint64)(unsafe.Pointer(unsafe.SliceData(s[:8]))))
-}
-
-// dwPixelU8AVX2 is dwPixelI8AVX2 for uint8 inputs (zero-extended).
-func dwPixelU8AVX2(acc, bias []int32, x []uint8, w []int32, xo, wo []int, off int32) int {
-	n := len(acc)
-	offv := archsimd.BroadcastInt32x8(off)
-	c := 0
-	for ; c+16 <= n; c += 16 {
-		a0 := archsimd.LoadInt32x8(bias[c:])
-		a1 := archsimd.LoadInt32x8(bias[c+8:])
-		for t, xoff := range xo {
-			xv := archsimd.LoadUint8x16(x[xoff+c:]).ExtendToUint16().AsInt16x16()
-			ws := w[wo[t]+c:]
-			a0 = a0.Add(xv.GetLo().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8(ws)))
-			a1 = a1.Add(xv.GetHi().ExtendToInt32().Add(offv).Mul(archsimd.LoadInt32x8(ws[8:])))
-		}
-		a0.Store(acc[c:])
-		a1.Store(acc[c+8:])
-	}
-	for ; c+8 <= n; c += 8 {
-		a := archsimd.LoadInt32x8(bias[c:])
-		for t, xoff := range xo {
-			xv := load8(x[xoff+c:]).AsUint8x16().ExtendLo8ToUint32().AsInt32x8()
-			a = a.Add(xv.Add(offv).Mul(archsimd.LoadInt32x8(w[wo[t]+c:])))
-		}
-		a.Store(acc[c:])
-	}
-	return c
 }
 
 // dwPixelF32AVX is dwPixelF32 for 16 channels at a time, then 8: separate
@@ -162,8 +181,15 @@ func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int
 	if npix <= 0 || n == 0 {
 		return
 	}
+	if np == 0 {
+		// No taps (an empty filter window): the sums are the bias.
+		for i := range npix {
+			copy(acc[i*n:(i+1)*n], bias[:n])
+		}
+		return
+	}
 	end := shift + (npix-1)*step + n
-	if np == 0 || shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
+	if shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
 		panic("conv: dwPairRunAVX512: short buffers")
 	}
 	for _, r := range rows[:2*np] {
@@ -185,10 +211,13 @@ func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int
 func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
 	np := len(rows) / 2
 	nb := n / dwPairBlock
-	if nb > 0 {
+	if nb > 0 && np == 0 {
+		// No taps (an empty filter window): the sums are the bias.
+		copy(acc[:nb*dwPairBlock], bias[:nb*dwPairBlock])
+	} else if nb > 0 {
 		// The bounds the assembly relies on.
 		end := shift + nb*dwPairBlock
-		if np == 0 || shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
+		if shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
 			panic("conv: dwPairAVX512: short buffers")
 		}
 		for _, r := range rows[:2*np] {

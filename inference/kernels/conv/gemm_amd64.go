@@ -167,7 +167,6 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 	lo := archsimd.BroadcastInt32x8(rq.actMin)
 	hi := archsimd.BroadcastInt32x8(rq.actMax)
 	low32 := archsimd.BroadcastUint64x4(0xFFFFFFFF)
-	var tmp [8]int32
 	if rq.single {
 		sign := archsimd.BroadcastUint64x4(1 << 63)
 		one := archsimd.BroadcastUint64x4(1)
@@ -186,7 +185,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 				pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
 				po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
 				x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
-				storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
+				storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi))
 			}
 			if c < n {
 				requantRow(rq, c0+c, acc[c:], out[c:])
@@ -214,7 +213,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 			th := mask.ShiftAllRight(1).Sub(x.ShiftAllRight(31))
 			rem := x.And(mask)
 			x = x.ShiftRight(rs).Sub(rem.Greater(th).ToInt32x8())
-			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi), &tmp)
+			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi))
 		}
 		if c < n {
 			requantRow(rq, c0+c, acc[c:], out[c:])
@@ -223,9 +222,9 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 }
 
 // storeBytes8 stores 8 clamped int32 lanes (within T's range) as T:
-// narrowed in one instruction with AVX-512 (VPMOVSDB/VPMOVUSDB) and one
-// 8-byte store, through tmp otherwise.
-func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8, tmp *[8]int32) {
+// narrowed in one instruction with AVX-512 (VPMOVSDB/VPMOVUSDB), in two
+// with AVX2, and one 8-byte store.
+func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8) {
 	out = out[:8]
 	if hasAVX512 {
 		var b uint64
@@ -237,11 +236,15 @@ func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8, tmp *[8]int32) {
 		*(*uint64)(unsafe.Pointer(&out[0])) = b
 		return
 	}
-	v.StoreArray(tmp)
-	for l, val := range tmp {
-		out[l] = T(val)
-	}
+	// AVX2: VPACKSSDW the two halves to eight int16 (in range: no
+	// saturation), then VPSHUFB their low bytes to the front.
+	b := v.GetLo().SaturateToInt16Concat(v.GetHi()).AsInt8x16().PermuteOrZero(archsimd.LoadInt8x16Array(&bytesOfWords)).AsUint64x2().GetElem(0)
+	*(*uint64)(unsafe.Pointer(&out[0])) = b
 }
+
+// bytesOfWords selects the low byte of each of eight int16 (PSHUFB
+// indices; -1 zeroes the upper half).
+var bytesOfWords = [16]int8{0, 2, 4, 6, 8, 10, 12, 14, -1, -1, -1, -1, -1, -1, -1, -1}
 
 // qgemmAVX512 is qgemmKernel with AVX-512 VPMADDWD on 512-bit vectors:
 // one vector holds a whole block's pair step (16 channels x 2), so each

@@ -43,8 +43,12 @@ func TestSIMDKernelsSelected(t *testing.T) {
 	if archsimd.X86.FMA() && gemmF32Kernel == nil {
 		t.Fatal("FMA CPU but the float SIMD GEMM is not installed")
 	}
-	if got, want := qbKernel32 != nil, archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI(); got != want {
-		t.Fatalf("byte GEMM installed = %v, CPU has AVX-512 VNNI = %v", got, want)
+	avx512vnni := archsimd.X86.AVX512() && archsimd.X86.AVX512VNNI()
+	if got, want := qbKernel32 != nil, avx512vnni || archsimd.X86.AVXVNNI(); got != want {
+		t.Fatalf("byte GEMM installed = %v, CPU has AVX-512 VNNI or AVX-VNNI = %v", got, want)
+	}
+	if qbKernel32 != nil && !avx512vnni && qbKernelRq != nil {
+		t.Fatal("AVX-VNNI byte GEMM with the AVX-512 fused requantization installed")
 	}
 	if archsimd.X86.AVX512() && (dwPairI8 == nil || rqBlocks == nil) {
 		t.Fatal("AVX-512 CPU but the paired depthwise or the AVX-512 requantization is not installed")

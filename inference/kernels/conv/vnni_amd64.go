@@ -95,3 +95,63 @@ func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
 		out[i] = int32(s)
 	}
 }
+
+// avxvnni4x16 is the AVX-VNNI microkernel (avxvnni_amd64.s): rows [0, 4)
+// of one block of 16 channels, as vnni8x16 computes rows [0, 8).
+//
+//go:noescape
+func avxvnni4x16(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32)
+
+// avxvnni8x16 is qbKernel16 on AVX-VNNI: two calls of four rows.
+func avxvnni8x16(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32) {
+	avxvnni4x16(a, lda, w, kq, out, ldo, bias, rowadd)
+	avxvnni4x16((*uint8)(unsafe.Add(unsafe.Pointer(a), 4*lda)), lda, w, kq,
+		(*int32)(unsafe.Add(unsafe.Pointer(out), 16*ldo)), ldo, bias, (*int32)(unsafe.Add(unsafe.Pointer(rowadd), 16)))
+}
+
+// avxvnni8x32 is qbKernel32 on AVX-VNNI: the two blocks (w and
+// w+kq*64) one after the other.
+func avxvnni8x32(a *uint8, lda int, w *int8, kq int, out *int32, ldo int, bias *int32, rowadd *int32) {
+	avxvnni8x16(a, lda, w, kq, out, ldo, bias, rowadd)
+	avxvnni8x16(a, lda, (*int8)(unsafe.Add(unsafe.Pointer(w), kq*64)), kq,
+		(*int32)(unsafe.Add(unsafe.Pointer(out), 64)), ldo, (*int32)(unsafe.Add(unsafe.Pointer(bias), 64)), rowadd)
+}
+
+// flipWords is qbFlip eight bytes at a time (no AVX-512).
+func flipWords(b []uint8) {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		p := (*uint64)(unsafe.Pointer(&b[i]))
+		*p ^= 0x8080808080808080
+	}
+	for ; i < len(b); i++ {
+		b[i] ^= 0x80
+	}
+}
+
+// rowSumsAVX2 is qbRowSums with VPSADBW on 32 bytes at a time (sums of 8
+// bytes into four 64-bit lanes), then the last bytes one by one.
+func rowSumsAVX2(a []uint8, lda, k, m int, out []int32) {
+	var zero archsimd.Uint8x32
+	for i := range m {
+		row := a[i*lda : i*lda+k]
+		var acc archsimd.Uint64x4
+		j := 0
+		for ; j+32 <= k; j += 32 {
+			acc = acc.Add(archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(zero))
+		}
+		h := acc.GetLo().Add(acc.GetHi())
+		s := h.GetElem(0) + h.GetElem(1)
+		for ; j < k; j++ {
+			s += uint64(row[j])
+		}
+		out[i] = int32(s)
+	}
+}
+
+func init() {
+	if qbKernel32 == nil && archsimd.X86.AVX2() && archsimd.X86.AVXVNNI() {
+		qbKernel32, qbKernel16 = avxvnni8x32, avxvnni8x16
+		qbFlip, qbRowSums = flipWords, rowSumsAVX2
+	}
+}

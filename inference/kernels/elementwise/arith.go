@@ -65,6 +65,39 @@ type arithData struct {
 	// fa, fb, fo view a flat 8-bit Eval's inputs and output for the
 	// workers (pairFlatChunk).
 	fa, fb, fo []byte
+	// vecParams holds the parameters of addQ8Kernel (see addQ8Params)
+	// when vec is set: an 8-bit ADD/SUB whose arithmetic the vector
+	// kernel computes exactly; signed tells int8 from uint8.
+	vecParams [19]int32
+	vec       bool
+	signed    bool
+}
+
+// addQ8Kernel, when non-nil, computes an 8-bit ADD/SUB (qAddSub) of
+// equally shaped inputs for the leading elements of o it can (whole
+// vectors) and returns how many; the table finishes the rest.
+var addQ8Kernel func(d *arithData, a, b, o []byte) int
+
+// addQ8Params sets up vecParams for addQ8Kernel, when the kernel's
+// shortcuts are exact: every exponent in [0, 31] (TFLite applies a
+// multiplier above one unchanged, which the vector code does not
+// follow), the shifted inputs far from saturating the doubling multiply
+// (8-bit inputs shifted by at most 20 bits stay below 2^29 in size).
+func (d *arithData) addQ8Params(signed bool) {
+	d.vec = false
+	e1, e2, eo := -d.s1, -d.s2, -d.sOut
+	if d.q != qAddSub || d.leftShift > 20 || min(e1, e2, eo) < 0 || max(e1, e2, eo) > 31 || d.m1 < 0 || d.m2 < 0 || d.mOut < 0 {
+		return
+	}
+	mask := func(e int) int32 { return int32(int64(1)<<e - 1) }
+	sub := int32(0)
+	if d.op == opSub {
+		sub = 1
+	}
+	d.vecParams = [19]int32{-d.zp1, -d.zp2, int32(d.leftShift), d.m1, d.m2, d.mOut,
+		mask(e1), mask(e2), mask(eo), mask(e1) >> 1, mask(e2) >> 1, mask(eo) >> 1,
+		int32(e1), int32(e2), int32(eo), d.zpOut, d.lo, d.hi, sub}
+	d.vec, d.signed = true, signed
 }
 
 func init() {
@@ -213,7 +246,9 @@ func prepareArithQuant(n *kernels.Node, d *arithData, in1, in2, out *tensor.Tens
 	}
 	if (out.Type == tensor.Int8 || out.Type == tensor.Uint8) && in1.Type == out.Type {
 		d.buildPair(out.Type == tensor.Int8)
+		d.addQ8Params(out.Type == tensor.Int8)
 	} else {
+		d.vec = false
 		d.pair = nil
 	}
 	return nil
@@ -587,6 +622,10 @@ func pair8[T int8 | uint8](d *arithData, a, b, o []T) {
 func pairFlatChunk(d *arithData, _, lo, hi int) {
 	lut := d.pair[:1<<16]
 	x, y, o := d.fa[lo:hi], d.fb[lo:hi], d.fo[lo:hi]
+	if d.vec && addQ8Kernel != nil {
+		k := addQ8Kernel(d, x, y, o)
+		x, y, o = x[k:], y[k:], o[k:]
+	}
 	for i := range o {
 		o[i] = lut[int(x[i])<<8|int(y[i])]
 	}
