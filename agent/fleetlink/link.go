@@ -155,6 +155,17 @@ type Link struct {
 	linkSeen     atomic.Int64
 	resubscribes atomic.Int64
 
+	// subscribed is closed once the current connection's subscriptions
+	// are granted (guarded by mu, replaced at every connect); early counts
+	// messages that arrived before them (onEarlyMessage).
+	subscribed chan struct{}
+	early      atomic.Int64
+	// statusHeld counts periodic statuses not published because the
+	// connection had not subscribed yet; beforeSubscribe, if set (tests),
+	// runs before each SUBSCRIBE of subscribeLoop.
+	statusHeld      atomic.Int64
+	beforeSubscribe func()
+
 	lastSent atomic.Uint64 // highest telemetry seq published
 	refused  atomic.Int64  // commands refused (bad/missing signature...)
 	badAcks  atomic.Int64  // telemetry acks beyond what was sent
@@ -288,6 +299,14 @@ func (l *Link) Run(ctx context.Context) error {
 		SetMaxReconnectInterval(l.cfg.MaxReconnectInterval).
 		SetConnectTimeout(10 * time.Second).
 		SetOnConnectHandler(l.onConnect).
+		// A persistent session delivers at once what it kept (QoS 1
+		// messages queued while offline; its subscriptions, restored by
+		// the broker at CONNECT) — before this process's SUBSCRIBE has
+		// registered a handler for the topics, and paho drops (and
+		// acknowledges) a message no handler takes. The default handler
+		// takes them (onEarlyMessage): a predict request arriving in that
+		// window is answered, a job notify is acted on.
+		SetDefaultPublishHandler(l.onEarlyMessage).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.setOnline(false)
 			l.log.Warn("fleet connection lost", "err", err)
@@ -320,8 +339,17 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-statusTick.C:
 		case <-l.statusNudge:
 		}
+		// Status "online" says the device takes jobs and predictions: only
+		// once this connection's subscriptions are granted (subscribeLoop
+		// publishes it then), never between a connect and its SUBACK or
+		// while the broker refuses them — a fleet on an external broker
+		// counts the device online from it.
 		if ctx.Err() == nil && l.client.IsConnectionOpen() {
-			l.publishStatus(ctx)
+			if l.Online() {
+				l.publishStatus(ctx)
+			} else {
+				l.statusHeld.Add(1)
+			}
 		}
 	}
 }
@@ -331,8 +359,41 @@ func (l *Link) Run(ctx context.Context) error {
 // stays offline for uploads (an ack could never arrive).
 func (l *Link) onConnect(c paho.Client) {
 	l.log.Info("fleet connected", "broker", l.cfg.Enrollment.BrokerURL)
+	l.mu.Lock()
 	gen := l.connGen.Add(1)
+	l.subscribed = make(chan struct{})
+	l.mu.Unlock()
 	go l.subscribeLoop(c, gen)
+}
+
+// earlyWait bounds how long a message delivered before the connection's
+// SUBSCRIBE waits for the subscriptions (the SUBACK wait of subscribe).
+const earlyWait = 10 * time.Second
+
+// onEarlyMessage handles a message no subscription handler took: one the
+// persistent session delivered right after CONNACK, before this process's
+// SUBSCRIBE registered the handlers. It is handled once the connection's
+// subscriptions are granted (at most earlyWait later): paho resends the
+// session's stored packets just after CONNACK, and a publish (a predict
+// response, a job update) made while it does is sent twice and races
+// with that resend.
+func (l *Link) onEarlyMessage(c paho.Client, m paho.Message) {
+	l.early.Add(1)
+	l.mu.Lock()
+	ready, ctx := l.subscribed, l.runCtx
+	l.mu.Unlock()
+	if ready != nil {
+		t := time.NewTimer(earlyWait)
+		select {
+		case <-ready:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+	l.onMessage(c, m)
 }
 
 // subscribeQoS is the QoS of the server → device subscriptions: 0 when
@@ -438,6 +499,9 @@ func (l *Link) subscribeLoop(c paho.Client, gen uint64) {
 		if l.connGen.Load() != gen || !c.IsConnectionOpen() {
 			return // a newer connection subscribes for itself
 		}
+		if l.beforeSubscribe != nil {
+			l.beforeSubscribe()
+		}
 		err := l.subscribe(c)
 		l.mu.Lock()
 		l.subErr = err
@@ -453,9 +517,13 @@ func (l *Link) subscribeLoop(c paho.Client, gen uint64) {
 		}
 		backoff = min(2*backoff, l.cfg.MaxReconnectInterval)
 	}
+	l.mu.Lock()
 	if l.connGen.Load() != gen {
+		l.mu.Unlock()
 		return
 	}
+	close(l.subscribed) // messages delivered before the SUBSCRIBE: handle them now
+	l.mu.Unlock()
 	l.setOnline(true)
 	l.publishStatus(context.Background())
 	l.jobsGet(true)

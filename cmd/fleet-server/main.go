@@ -102,6 +102,7 @@ func newRootCmd() *cobra.Command {
 	f.BoolVar(&debug, "debug", false, "debug logging")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go runtime profiles under /debug/pprof/ on --listen, to admin tokens only")
 	f.DurationVar(&cfg.PredictTimeout, "predict-timeout", 45*time.Second, "how long POST /api/v1/devices/{id}/predict/{model} waits for the device's answer (504 after)")
+	f.DurationVar(&cfg.PredictReadyWait, "predict-ready-wait", 5*time.Second, "how long a remote prediction waits for a device connected to the embedded broker to subscribe to prediction requests (409 device_not_ready after, nothing sent; negative: no wait; counts against --predict-timeout)")
 	f.StringSliceVar(&cfg.NATSURLs, "nats", nil, "NATS cluster URLs (nats:// or tls://, comma-separated): take device messages from its shared consumer, one replica per message; --broker is then the cluster's MQTT listener (see fleet-server nats-node)")
 	f.DurationVar(&cfg.NATSAckWait, "nats-ack-wait", 30*time.Second, "how long a replica may hold a device message before NATS gives it to another replica")
 	cmd.AddCommand(newNATSNodeCmd())

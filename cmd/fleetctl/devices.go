@@ -88,7 +88,10 @@ func newDevicesPredictCmd(g *globals) *cobra.Command {
 REST predict request ({"instances": ...} or {"inputs": ...}; --data or
 --input FILE, - for standard input) and MODEL a model id, optionally
 id@version. A device the server knows to be offline is answered at once
-(device_offline); one that does not answer within the server's
+(device_offline); one connected to the embedded broker that has not yet
+subscribed to prediction requests (it just connected) is waited for up to
+the server's --predict-ready-wait, then refused (device_not_ready,
+nothing sent: retry); one that does not answer within the server's
 --predict-timeout is a 504.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
 	"github.com/edgefleet/edgefleet/agent/enroll"
 	"github.com/edgefleet/edgefleet/agent/fleetlink"
+	"github.com/edgefleet/edgefleet/fleet/broker"
 	"github.com/edgefleet/edgefleet/fleet/pki"
 	"github.com/edgefleet/edgefleet/fleet/server"
 	"github.com/edgefleet/edgefleet/internal/waitfor"
@@ -21,7 +24,9 @@ import (
 // TestDevicesPredictCLI drives `fleetctl devices predict` against a real
 // fleet-server over HTTPS with real devices on its embedded broker: an
 // online device answers through its fleet link (control); an enrolled
-// device that is not connected is refused at once with device_offline;
+// device that is not connected is refused at once with device_offline,
+// one connected but not subscribed to prediction requests with
+// device_not_ready after the server's --predict-ready-wait (nothing sent);
 // an unknown device is a 404; a body that is not a JSON object is refused
 // before anything is sent.
 func TestDevicesPredictCLI(t *testing.T) {
@@ -29,8 +34,17 @@ func TestDevicesPredictCLI(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	const enrollToken = "predict-cli-enrollment-token-0123456789"
+	connected := make(chan string, 16)
 	srv, err := server.Start(ctx, server.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", EmbeddedAddr: "127.0.0.1:0",
 		Tokens: []string{enrollToken}, PredictTimeout: 10 * time.Minute,
+		OnBrokerEvent: func(ev broker.ClientEvent) {
+			if ev.Connected && ev.Principal.DeviceID != "" {
+				select { // never holds the broker back
+				case connected <- ev.Principal.DeviceID:
+				default:
+				}
+			}
+		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +60,7 @@ func TestDevicesPredictCLI(t *testing.T) {
 	t.Setenv("FLEET_CA_FILE", caFile)
 
 	var devDirs []string
-	for _, id := range []string{"dev-on", "dev-off"} {
+	for _, id := range []string{"dev-on", "dev-off", "dev-quiet"} {
 		d := t.TempDir()
 		if _, err := enroll.Enroll(ctx, srv.URL(), d, wire.EnrollRequest{Token: enrollToken, DeviceID: id, Hardware: wire.Hardware{Arch: "amd64"}},
 			enroll.EnrollOptions{CAFile: caFile}); err != nil {
@@ -75,6 +89,23 @@ func TestDevicesPredictCLI(t *testing.T) {
 	go func() { link.Run(linkCtx); close(linkDone) }()
 	defer func() { stopLink(); <-linkDone }()
 
+	// dev-quiet connects and never subscribes.
+	tc, err := enroll.TLSConfig(devDirs[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := paho.NewClient(paho.NewClientOptions().AddBroker("ssl://" + strings.TrimPrefix(enr.BrokerURL, "mqtts://")).
+		SetClientID("dev-quiet").SetTLSConfig(tc).SetCleanSession(false).SetAutoReconnect(false).SetConnectTimeout(10 * time.Second))
+	if tok := quiet.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect dev-quiet: %v", tok.Error())
+	}
+	defer quiet.Disconnect(10)
+	for id := range connected { // the server has taken in its connection
+		if id == "dev-quiet" {
+			break
+		}
+	}
+
 	admin := []string{"--server", srv.URL(), "--token-file", srv.AdminTokenFile()}
 	predict := func(args ...string) (string, error) {
 		return fleetctl(t, append(append(append([]string{}, admin...), "devices", "predict"), args...)...)
@@ -101,6 +132,8 @@ func TestDevicesPredictCLI(t *testing.T) {
 		want []string
 	}{
 		{"offline device", []string{"dev-off", "m", "--data", `{"instances":[[1]]}`}, []string{"device_offline", "HTTP 409", "dev-off"}},
+		{"connected, not subscribed", []string{"dev-quiet", "m", "--data", `{"instances":[[1]]}`},
+			[]string{"device_not_ready", "HTTP 409", "has not subscribed to prediction requests yet", "not sent"}},
 		{"unknown device", []string{"dev-nobody", "m", "--data", `{"instances":[[1]]}`}, []string{"HTTP 404"}},
 		{"not JSON", []string{"dev-on", "m", "--data", `instances=1`}, []string{"not a JSON object"}},
 		{"no body", []string{"dev-on", "m"}, []string{"no request body"}},

@@ -87,6 +87,13 @@ type EmbeddedConfig struct {
 	// OnEvent, if set, is called (synchronously, keep it short) when a
 	// client connects or disconnects.
 	OnEvent func(ClientEvent)
+	// OnSubscribed, if set, is called (synchronously, keep it short) when
+	// the broker has granted a device's SUBSCRIBE: after the subscriptions
+	// are in place, before the SUBACK is sent. A message published from
+	// then on reaches the device's connection. Subscriptions a persistent
+	// session carries over to a new connection are not reported: only
+	// the device's own SUBSCRIBE on that connection.
+	OnSubscribed func(SubscribeEvent)
 	// Clock is the clock of the rate limiter and of client events (the
 	// system clock if nil).
 	Clock  clock.Clock
@@ -104,6 +111,19 @@ type ClientEvent struct {
 	TakenOver bool
 	Err       error
 	Time      time.Time
+}
+
+// SubscribeEvent reports the topic filters the broker granted to one
+// SUBSCRIBE of a device's connection (refused filters are left out).
+type SubscribeEvent struct {
+	Principal Principal
+	ClientID  string
+	// Remote is the connection's remote address, as in the connection's
+	// ClientEvent: a SUBSCRIBE of an older connection of the same client
+	// (taken over) carries that connection's address.
+	Remote  string
+	Filters []string
+	Time    time.Time
 }
 
 // CertAuthenticator identifies a client by its verified TLS certificate.
@@ -296,7 +316,30 @@ func (h *authHook) ID() string { return "edgefleet-auth" }
 
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnPublish, mqtt.OnSessionEstablished,
-		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnWill}, []byte{b})
+		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnWill, mqtt.OnSubscribed}, []byte{b})
+}
+
+// OnSubscribed reports a device's granted subscriptions (OnSubscribed of
+// the config): a SUBACK code up to 2 is a granted QoS, anything above a
+// refusal (MQTT 3.1.1 §3.9.3).
+func (h *authHook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if h.cfg.OnSubscribed == nil || cl.Net.Inline {
+		return
+	}
+	s, ok := h.principal(cl)
+	if !ok || s.p.Server {
+		return
+	}
+	var granted []string
+	for i, f := range pk.Filters {
+		if i < len(reasonCodes) && reasonCodes[i] <= packets.CodeGrantedQos2.Code {
+			granted = append(granted, f.Filter)
+		}
+	}
+	if len(granted) == 0 {
+		return
+	}
+	h.cfg.OnSubscribed(SubscribeEvent{Principal: s.p, ClientID: cl.ID, Remote: cl.Net.Remote, Filters: granted, Time: h.cfg.Clock.Now()})
 }
 
 func peerCert(cl *mqtt.Client) *x509.Certificate {

@@ -346,7 +346,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // answer the device's JSON response. It waits as long as ctx allows, not
 // the client's usual 30 s: the server gives up after its own
 // --predict-timeout (504). A device the server knows to be offline is an
-// *APIError with Status 409 and Code "device_offline" at once.
+// *APIError with Status 409 and Code "device_offline" at once; one that is
+// connected but has not subscribed to prediction requests within the
+// server's --predict-ready-wait is 409 "device_not_ready" (nothing was
+// sent: retry).
 func (c *Client) Predict(ctx context.Context, device, model string, body []byte) (json.RawMessage, error) {
 	path := "/api/v1/devices/" + url.PathEscape(device) + "/predict/" + url.PathEscape(model)
 	req, err := http.NewRequestWithContext(ctx, "POST", c.Base+path, bytes.NewReader(body))

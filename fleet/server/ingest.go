@@ -77,15 +77,23 @@ const presenceKey = "presence/"
 // the connection state becomes the device's presence (recorded at once in
 // memory, persisted by an ingest worker, coalesced per device). A
 // disconnect caused by the same device's newer connection is ignored.
+// Config.OnBrokerEvent sees the event once the server has taken it in.
 func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	if h.onEvent != nil {
-		h.onEvent(ev)
+		defer h.onEvent(ev)
 	}
 	id := ev.Principal.DeviceID
 	if id == "" || ev.TakenOver {
 		return
 	}
 	sn := &h.seen
+	// Readiness first: a prediction that sees the device connected finds
+	// its connection (not yet subscribed).
+	if ev.Connected {
+		h.ready.connected(id, ev.Remote, h.clock.Now())
+	} else {
+		h.ready.disconnected(id)
+	}
 	sn.connected.Store(id, ev.Connected)
 	sn.last.Store(id, h.clock.Now())
 	if !ev.Connected {
@@ -93,6 +101,15 @@ func (h *mqttHandler) onBrokerEvent(ev broker.ClientEvent) {
 	}
 	if err := h.ingest.Submit(context.Background(), ingest.Message{Key: presenceKey + id}); err != nil {
 		h.log.Warn("presence not queued", "device", id, "err", err)
+	}
+}
+
+// onSubscribed receives the embedded broker's granted subscriptions: a
+// device that subscribed to its predict requests can take them
+// (predictReady).
+func (h *mqttHandler) onSubscribed(ev broker.SubscribeEvent) {
+	if id := ev.Principal.DeviceID; id != "" {
+		h.ready.subscribed(id, ev.Remote, ev.Filters)
 	}
 }
 

@@ -50,12 +50,23 @@ type mqttHandler struct {
 	// predicts routes predict responses to the API requests waiting for
 	// them (predict.go); they bypass the ingest queue.
 	predicts predictWaiters
+	// ready tracks, with the embedded broker, which devices subscribed to
+	// their predict requests on their current connection (predict.go);
+	// readyWaiting and notReady count the API requests waiting for that
+	// and those refused without it.
+	ready        predictReady
+	readyWaiting prometheus.Gauge
+	notReady     prometheus.Counter
 }
 
 func newMQTTHandler(reg *registry.Registry, tel *telemetry.Store, clk clock.Clock, log *slog.Logger) *mqttHandler {
 	return &mqttHandler{reg: reg, tel: tel, clock: clk, log: log,
 		msgs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "edgefleet_mqtt_messages_total", Help: "Device MQTT messages handled, by kind."}, []string{"kind"}),
 		bad:  prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_mqtt_rejected_total", Help: "Device MQTT messages rejected as malformed or mismatched."}),
+		readyWaiting: prometheus.NewGauge(prometheus.GaugeOpts{Name: "edgefleet_remote_predict_waiting_subscribe",
+			Help: "Remote predictions waiting for their device, connected to the embedded broker, to subscribe to prediction requests."}),
+		notReady: prometheus.NewCounter(prometheus.CounterOpts{Name: "edgefleet_remote_predict_not_ready_total",
+			Help: "Remote predictions refused 409 device_not_ready: the device was connected but had not subscribed to prediction requests."}),
 		seen: seen{persisted: map[string]time.Time{}, dropped: map[string]uint64{}, ready: make(chan struct{})}}
 }
 

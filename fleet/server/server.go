@@ -101,7 +101,8 @@ type Config struct {
 	MaxPacketSize uint32
 	DeviceRate    float64
 	// OnBrokerEvent, if set, receives the embedded broker's client
-	// connect/disconnect events.
+	// connect/disconnect events, once the server has taken them in (a
+	// remote prediction sees the device connected).
 	OnBrokerEvent func(broker.ClientEvent)
 
 	// RepoDir is the TUF repository served under /repo/ (default DataDir/repo).
@@ -131,6 +132,12 @@ type Config struct {
 	// PredictTimeout bounds a remote prediction through the API
 	// (POST /api/v1/devices/{id}/predict/{model}; default 45 s).
 	PredictTimeout time.Duration
+	// PredictReadyWait bounds how long a remote prediction waits for a
+	// device connected to the embedded broker to subscribe to its
+	// prediction requests before it is answered 409 device_not_ready,
+	// nothing sent (default 5 s; negative: not at all). The wait counts
+	// against PredictTimeout.
+	PredictReadyWait time.Duration
 	// AuditMax bounds the audit log in entries (default auth.DefaultAuditMax).
 	AuditMax int
 	// EnrollRate and EnrollBurst limit enrollment calls per client address
@@ -290,7 +297,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if brokerURL == "" {
 		s.emb, err = broker.StartEmbedded(broker.EmbeddedConfig{Addr: cfg.EmbeddedAddr, Auth: s.brokerAuth,
 			TLS: s.brokerTLS(), PasswordAuth: cfg.BrokerPasswordAuth || cfg.InsecurePlaintext,
-			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.h.onBrokerEvent, Logger: s.log}) // presence from connect/disconnect (ingest.go)
+			MaxPacketSize: cfg.MaxPacketSize, DeviceRate: cfg.DeviceRate, OnEvent: s.h.onBrokerEvent, OnSubscribed: s.h.onSubscribed, Logger: s.log}) // presence from connect/disconnect (ingest.go)
 		if err != nil {
 			return nil, fmt.Errorf("fleet server: %w", err)
 		}
@@ -437,7 +444,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) registerMetrics() {
-	s.prom.MustRegister(s.h.msgs, s.h.bad)
+	s.prom.MustRegister(s.h.msgs, s.h.bad, s.h.readyWaiting, s.h.notReady)
 	s.prom.MustRegister(s.fleetCollectors()...) // metrics_fleet.go: counts kept, not recomputed per scrape
 }
 
