@@ -253,4 +253,3 @@ func load8x16[T int8 | uint8](s []byte) archsimd.Int16x8 {
 	}
 	return v.AsInt8x16().ExtendLo8ToInt16()
 }
-
