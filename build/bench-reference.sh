@@ -17,8 +17,12 @@ ratios=()
 # MODELS (a glob, default every model) limits the run.
 for d in testdata/conformance/${MODELS:-*}/; do
   name=$(basename "$d")
-  ours=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json | python3 -c 'import json,sys; print("%.4f" % json.load(sys.stdin)["p50_ms"])')
-  two=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --threads 2 --repeat "$repeat" --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print("%.4f %g" % (r["p50_ms"], r["allocs_per_invoke"]))')
+  # The JSON is read after the run ends: a parser started in a pipe
+  # alongside would take a core while edge-agent measures.
+  one_json=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json)
+  two_json=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --threads 2 --repeat "$repeat" --json)
+  ours=$(python3 -c 'import json,sys; print("%.4f" % json.loads(sys.argv[1])["p50_ms"])' "$one_json")
+  two=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.4f %g" % (r["p50_ms"], r["allocs_per_invoke"]))' "$two_json")
   ins=()
   for f in "$d"/case_0/input_*.bin; do ins+=(--input "$f"); done
   t=$(mktemp -d)
