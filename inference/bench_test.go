@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -284,4 +286,68 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkModelThreadsGap is BenchmarkModelThreads for a server under
+// steady load: between Invokes the caller works (busy, as a request
+// handler decoding the next input would) for the given gap, so a worker
+// that parks between Invokes wakes late into the next one. It reports
+// the median Invoke on one and on two threads and their ratio. Run it
+// with -benchtime 100x or more.
+func BenchmarkModelThreadsGap(b *testing.B) {
+	for _, cm := range conformanceModels(b) {
+		if !strings.HasPrefix(cm.meta.Name, "mobilenet_v2") {
+			continue
+		}
+		for _, gap := range []time.Duration{0, 50 * time.Microsecond, 300 * time.Microsecond, 2 * time.Millisecond} {
+			b.Run(fmt.Sprintf("%s/gap=%v", cm.meta.Name, gap), func(b *testing.B) {
+				m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var ips [2]*inference.Interpreter
+				for k := range ips {
+					ip, err := inference.NewInterpreter(m, inference.WithThreads(k+1))
+					if err != nil {
+						b.Fatal(err)
+					}
+					defer ip.Close()
+					for i, in := range cm.meta.Cases[0].Inputs {
+						if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
+							b.Fatal(err)
+						}
+					}
+					ips[k] = ip
+				}
+				var times [2][]time.Duration
+				for i := 0; b.Loop(); i++ {
+					// Runs of 5 Invokes per interpreter, so that the
+					// two-thread one sees Invokes spaced by the gap.
+					k := i / 5 % 2
+					for start := time.Now(); time.Since(start) < gap; {
+					}
+					start := time.Now()
+					if err := ips[k].Invoke(); err != nil {
+						b.Fatal(err)
+					}
+					if i%5 != 0 { // the first of a run follows the other interpreter
+						times[k] = append(times[k], time.Since(start))
+					}
+				}
+				med := func(d []time.Duration) float64 {
+					if len(d) == 0 {
+						return 0
+					}
+					slices.Sort(d)
+					return float64(d[len(d)/2].Nanoseconds()) / 1e6
+				}
+				one, two := med(times[0]), med(times[1])
+				b.ReportMetric(one, "p50-ms-1thread")
+				b.ReportMetric(two, "p50-ms-2threads")
+				if two > 0 {
+					b.ReportMetric(one/two, "speedup")
+				}
+			})
+		}
+	}
 }
