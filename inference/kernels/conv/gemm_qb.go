@@ -2,6 +2,7 @@ package conv
 
 import (
 	"encoding/binary"
+	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
@@ -417,7 +418,30 @@ func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld in
 	ox := rem - oy*g.outW
 	span := g.kw * g.fc
 	inside := g.dw == 1 // filter rows are contiguous when inside
-	for r := r0; r < r1; r++ {
+	// Pixels whose taps all lie inside the input, along one output row:
+	// columns [oxLo, oxHi) (rows checked per pixel), copied by
+	// im2colInterior when a filter row is 8 to 16 bytes.
+	oxLo, oxHi := 0, -1
+	if inside && span >= 8 && span <= 16 {
+		oxLo = (g.padL + g.sw - 1) / g.sw
+		if last := g.inW - g.kw + g.padL; last >= 0 {
+			oxHi = min(last/g.sw+1, g.outW)
+		}
+	}
+	for r := r0; r < r1; {
+		if iy0 := oy*g.sh - g.padT; ox >= oxLo && ox < oxHi && iy0 >= 0 && iy0+(g.kh-1)*g.dh < g.inH {
+			n := min(oxHi-ox, r1-r)
+			im2colInterior(g, x, dst[(r-r0)*ld:], ((b*g.inH+iy0)*g.inW+ox*g.sw-g.padL)*g.inC, n, span, ld)
+			r += n
+			if ox += n; ox == g.outW {
+				ox = 0
+				if oy++; oy == g.outH {
+					oy = 0
+					b++
+				}
+			}
+			continue
+		}
 		row := dst[(r-r0)*ld : (r-r0+1)*ld]
 		clearPad(row[g.k:])
 		pos := 0
@@ -455,12 +479,42 @@ func im2colRows(g *geom, x []uint8, dst []uint8, r0, r1 int, padVal uint8, ld in
 				copy(seg, x[rowBase+ix*g.inC:rowBase+ix*g.inC+g.fc])
 			}
 		}
+		r++
 		if ox++; ox == g.outW {
 			ox = 0
 			if oy++; oy == g.outH {
 				oy = 0
 				b++
 			}
+		}
+	}
+}
+
+// im2colInterior writes n im2col rows (ld bytes apart in dst) of
+// consecutive output pixels of one output row whose taps all lie inside
+// the input, the first pixel's first tap at x[base]: each filter row is
+// span (8 to 16) contiguous bytes, moved as two overlapping 8-byte words,
+// and the rows' tails are zeroed. Bounds are checked once for the run
+// (the words are unaligned: the byte GEMM runs on amd64 and arm64 only).
+// MobileNet v2's 224² stem convolution: 270-278 -> 184-188 µs.
+func im2colInterior(g *geom, x, dst []uint8, base, n, span, ld int) {
+	rowStep := g.dh * g.inW * g.inC // next filter row
+	pixStep := g.sw * g.inC         // next output pixel
+	k := g.kh * span
+	if n <= 0 || base < 0 || base+(n-1)*pixStep+(g.kh-1)*rowStep+span > len(x) || (n-1)*ld+ld > len(dst) || k > ld || span < 8 || span > 16 {
+		panic("conv: im2colInterior: run outside its buffers")
+	}
+	xp, dp := unsafe.Pointer(&x[0]), unsafe.Pointer(&dst[0])
+	for i := range n {
+		src, d := base+i*pixStep, i*ld
+		for range g.kh {
+			*(*uint64)(unsafe.Add(dp, d)) = *(*uint64)(unsafe.Add(xp, src))
+			*(*uint64)(unsafe.Add(dp, d+span-8)) = *(*uint64)(unsafe.Add(xp, src+span-8))
+			src += rowStep
+			d += span
+		}
+		for j := i*ld + k; j < i*ld+ld; j++ {
+			*(*uint8)(unsafe.Add(dp, j)) = 0
 		}
 	}
 }

@@ -294,3 +294,70 @@ func TestQBGemmRqMatchesSeparate(t *testing.T) {
 		}
 	}
 }
+
+// TestIm2colRowsMatchesNaive compares im2colRows (with its run of
+// interior pixels moved in 8-byte words) with a plain im2col over random
+// geometries (batches, strides, dilations, paddings, filter rows of 1 to
+// 24 bytes, so both paths and the borders between them run) and random
+// row ranges.
+func TestIm2colRowsMatchesNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	interior := 0
+	for range 400 {
+		g := geom{batch: 1 + r.IntN(2), inH: 1 + r.IntN(12), inW: 1 + r.IntN(14), inC: 1 + r.IntN(6),
+			kh: 1 + r.IntN(4), kw: 1 + r.IntN(4), sh: 1 + r.IntN(3), sw: 1 + r.IntN(3), dh: 1 + r.IntN(2), dw: 1 + r.IntN(2), groups: 1}
+		if r.IntN(3) > 0 {
+			g.dw = 1
+		}
+		g.fc = g.inC
+		g.padT, g.padL = r.IntN(g.kh), r.IntN(g.kw)
+		g.outH = (g.inH+2*g.padT-(g.kh-1)*g.dh-1)/g.sh + 1
+		g.outW = (g.inW+2*g.padL-(g.kw-1)*g.dw-1)/g.sw + 1
+		if g.outH < 1 || g.outW < 1 {
+			continue
+		}
+		g.k = g.kh * g.kw * g.fc
+		g.rows = g.batch * g.outH * g.outW
+		ld := qbK4(g.k)
+		x := make([]uint8, g.batch*g.inH*g.inW*g.inC)
+		for i := range x {
+			x[i] = uint8(r.IntN(256))
+		}
+		const pad = 7
+		r0 := r.IntN(g.rows)
+		r1 := r0 + 1 + r.IntN(g.rows-r0)
+		got := make([]uint8, (r1-r0)*ld)
+		for i := range got {
+			got[i] = 0xAA // the tails must be zeroed
+		}
+		im2colRows(&g, x, got, r0, r1, pad, ld)
+		want := make([]uint8, (r1-r0)*ld)
+		for row := r0; row < r1; row++ {
+			b, rem := row/(g.outH*g.outW), row%(g.outH*g.outW)
+			oy, ox := rem/g.outW, rem%g.outW
+			j := (row - r0) * ld
+			for ky := range g.kh {
+				for kx := range g.kw {
+					iy, ix := oy*g.sh-g.padT+ky*g.dh, ox*g.sw-g.padL+kx*g.dw
+					for c := range g.fc {
+						v := uint8(pad)
+						if iy >= 0 && iy < g.inH && ix >= 0 && ix < g.inW {
+							v = x[((b*g.inH+iy)*g.inW+ix)*g.inC+c]
+						}
+						want[j] = v
+						j++
+					}
+				}
+			}
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("geometry %+v rows [%d,%d): im2col differs from the plain one", g, r0, r1)
+		}
+		if span := g.kw * g.fc; g.dw == 1 && span >= 8 && span <= 16 {
+			interior++
+		}
+	}
+	if interior < 40 {
+		t.Fatalf("only %d geometries had 8- to 16-byte filter rows", interior)
+	}
+}
