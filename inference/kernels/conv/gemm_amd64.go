@@ -161,64 +161,79 @@ func init() {
 // of the even and odd lanes are formed with VPMULDQ; AVX2 lacks a 64-bit
 // arithmetic shift, so the rounding shifts are done as logical shifts of
 // sign-flipped values (double rounding: (ab + 2^30) >> 31 equals
-// TFLite's nudged division for every sign).
+// TFLite's nudged division for every sign). Channels are the outer loop:
+// a chunk's per-channel vectors are derived once for all its rows, and
+// the rows are read and written through pointers checked once per call
+// (per-row slicing cost about eighty instructions of bounds checks and
+// spills per eight lanes).
 func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
+	n8 := n &^ 7
+	if rows <= 0 || n <= 0 {
+		return
+	}
+	if c0 < 0 || c0+n > len(rq.mult) || c0+n > len(v.total) || c0+n > len(v.left) || c0+n > len(v.right) ||
+		(rows-1)*lda+n > len(acc) || (rows-1)*ldo+n > len(out) {
+		panic("conv: requantAVX2: short buffers")
+	}
 	zp := archsimd.BroadcastInt32x8(rq.outZP)
 	lo := archsimd.BroadcastInt32x8(rq.actMin)
 	hi := archsimd.BroadcastInt32x8(rq.actMax)
 	low32 := archsimd.BroadcastUint64x4(0xFFFFFFFF)
-	if rq.single {
-		sign := archsimd.BroadcastUint64x4(1 << 63)
-		one := archsimd.BroadcastUint64x4(1)
-		for r := 0; r < rows; r++ {
-			acc, out := acc[r*lda:r*lda+n], out[r*ldo:r*ldo+n]
-			c := 0
-			for ; c+8 <= n; c += 8 {
-				a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
-				m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
-				t := archsimd.LoadUint32x8Array((*[8]uint32)(v.total[c0+c:])).AsUint64x4()
-				te, to := t.And(low32), t.ShiftAllRight(32)
+	ap, op := unsafe.Pointer(&acc[0]), unsafe.Pointer(&out[0])
+	for c := 0; c < n8; c += 8 {
+		m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
+		mOdd := m.AsUint64x4().ShiftAllRight(32).AsInt32x8()
+		if rq.single {
+			sign := archsimd.BroadcastUint64x4(1 << 63)
+			one := archsimd.BroadcastUint64x4(1)
+			t := archsimd.LoadUint32x8Array((*[8]uint32)(v.total[c0+c:])).AsUint64x4()
+			te, to := t.And(low32), t.ShiftAllRight(32)
+			rndE, rndO := one.ShiftLeft(te.Sub(one)), one.ShiftLeft(to.Sub(one))
+			sgnE, sgnO := sign.ShiftRight(te), sign.ShiftRight(to)
+			for r := range rows {
+				a := archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ap, (r*lda+c)*4)))
 				pe := a.MulWidenEven(m).AsUint64x4()
-				po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
+				po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(mOdd).AsUint64x4()
 				// (p + 2^(t-1)) >> t, arithmetic: flip the sign bit, shift
 				// logically, subtract the shifted sign bit.
-				pe = pe.Add(one.ShiftLeft(te.Sub(one))).Xor(sign).ShiftRight(te).Sub(sign.ShiftRight(te))
-				po = po.Add(one.ShiftLeft(to.Sub(one))).Xor(sign).ShiftRight(to).Sub(sign.ShiftRight(to))
+				pe = pe.Add(rndE).Xor(sign).ShiftRight(te).Sub(sgnE)
+				po = po.Add(rndO).Xor(sign).ShiftRight(to).Sub(sgnO)
 				x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
-				storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi))
+				storeBytes8At[T](unsafe.Add(op, r*ldo+c), x.Add(zp).Max(lo).Min(hi))
 			}
-			if c < n {
-				requantRow(rq, c0+c, acc[c:], out[c:])
-			}
+			continue
 		}
-		return
-	}
-	c30 := archsimd.BroadcastUint64x4(1 << 30)
-	one := archsimd.BroadcastInt32x8(1)
-	for r := 0; r < rows; r++ {
-		acc, out := acc[r*lda:r*lda+n], out[r*ldo:r*ldo+n]
-		c := 0
-		for ; c+8 <= n; c += 8 {
-			a := archsimd.LoadInt32x8Array((*[8]int32)(acc[c:]))
-			m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
-			a = a.ShiftLeft(archsimd.LoadUint32x8Array((*[8]uint32)(v.left[c0+c:])))
+		c30 := archsimd.BroadcastUint64x4(1 << 30)
+		one := archsimd.BroadcastInt32x8(1)
+		left := archsimd.LoadUint32x8Array((*[8]uint32)(v.left[c0+c:]))
+		rs := archsimd.LoadUint32x8Array((*[8]uint32)(v.right[c0+c:]))
+		mask := one.ShiftLeft(rs).Sub(one)
+		half := mask.ShiftAllRight(1)
+		for r := range rows {
+			a := archsimd.LoadInt32x8Array((*[8]int32)(unsafe.Add(ap, (r*lda+c)*4))).ShiftLeft(left)
 			pe := a.MulWidenEven(m).AsUint64x4()
-			po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(m.AsUint64x4().ShiftAllRight(32).AsInt32x8()).AsUint64x4()
+			po := a.AsUint64x4().ShiftAllRight(32).AsInt32x8().MulWidenEven(mOdd).AsUint64x4()
 			pe = pe.Add(c30).ShiftAllRight(31)
 			po = po.Add(c30).ShiftAllRight(31)
 			x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
 			// RoundingDivideByPOT.
-			rs := archsimd.LoadUint32x8Array((*[8]uint32)(v.right[c0+c:]))
-			mask := one.ShiftLeft(rs).Sub(one)
-			th := mask.ShiftAllRight(1).Sub(x.ShiftAllRight(31))
+			th := half.Sub(x.ShiftAllRight(31))
 			rem := x.And(mask)
 			x = x.ShiftRight(rs).Sub(rem.Greater(th).ToInt32x8())
-			storeBytes8(out[c:c+8], x.Add(zp).Max(lo).Min(hi))
-		}
-		if c < n {
-			requantRow(rq, c0+c, acc[c:], out[c:])
+			storeBytes8At[T](unsafe.Add(op, r*ldo+c), x.Add(zp).Max(lo).Min(hi))
 		}
 	}
+	if n8 < n {
+		for r := range rows {
+			requantRow(rq, c0+n8, acc[r*lda+n8:r*lda+n], out[r*ldo+n8:r*ldo+n])
+		}
+	}
+}
+
+// storeBytes8At is storeBytes8 to the 8 bytes at p (checked by the
+// caller).
+func storeBytes8At[T int8 | uint8](p unsafe.Pointer, v archsimd.Int32x8) {
+	storeBytes8(unsafe.Slice((*T)(p), 8), v)
 }
 
 // storeBytes8 stores 8 clamped int32 lanes (within T's range) as T:
