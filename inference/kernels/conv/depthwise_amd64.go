@@ -98,7 +98,61 @@ func dwPixelF32AVX(y, bias []float32, lo, hi float32, x, w []float32, xo, wo []i
 	return c
 }
 
+//go:noescape
+func dwPair16I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, npix, step int)
+
+//go:noescape
+func dwPair16U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, npix, step int)
+
+// dwPairRunAVX2 is dwPairRunI8/dwPairRunU8 on AVX2: npix pixels of n
+// channels (whole 16-channel blocks, dwPairWide 16) in one assembly call.
+func dwPairRunAVX2[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int) {
+	np := len(rows) / 2
+	nb := n / 16
+	if npix <= 0 || n == 0 {
+		return
+	}
+	if np == 0 {
+		// No taps (an empty filter window): the sums are the bias.
+		for i := range npix {
+			copy(acc[i*n:(i+1)*n], bias[:n])
+		}
+		return
+	}
+	end := shift + (npix-1)*step + n
+	if shift < 0 || step < 0 || n%16 != 0 || len(acc) < npix*n || len(bias) < n || len(wp) < nb*np*32 {
+		panic("conv: dwPairRunAVX2: short buffers")
+	}
+	for _, r := range rows[:2*np] {
+		if len(r) < end {
+			panic("conv: dwPairRunAVX2: tap row shorter than its pixels")
+		}
+	}
+	if k := 255; T(k) > 0 {
+		dwPair16U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, npix, step)
+	} else {
+		dwPair16I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, npix, step)
+	}
+}
+
+// dwPairAVX2 is dwPairI8/dwPairU8 on AVX2: the whole 16-channel blocks
+// of one pixel in assembly, then a block of 8 here.
+func dwPairAVX2[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+	nb := n / 16
+	c := nb * 16
+	if nb > 0 {
+		dwPairRunAVX2[T](acc, bias, rows, shift, wp, c, 1, 0)
+	}
+	np := len(rows) / 2
+	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp[nb*np*32:], n-c)
+}
+
 func init() {
+	if archsimd.X86.AVX2() && !archsimd.X86.AVX512() {
+		dwPairWide = 16
+		dwPairI8, dwPairU8 = dwPairAVX2[int8], dwPairAVX2[uint8]
+		dwPairRunI8, dwPairRunU8 = dwPairRunAVX2[int8], dwPairRunAVX2[uint8]
+	}
 	if archsimd.X86.AVX512() {
 		dwPairI8 = dwPairAVX512[int8]
 		dwPairU8 = dwPairAVX512[uint8]
@@ -214,22 +268,29 @@ func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, w
 		c += 16
 		wp = wp[np*32:]
 	}
-	if n-c >= 8 {
-		// 8 channels: the low half holds channels 0-3, the high half 4-7.
-		w := wp[:np*16]
-		var lo, hi archsimd.Int32x4
-		for p := 0; p < np; p++ {
-			x0 := load8x16[T](rows[2*p][shift+c:])
-			x1 := load8x16[T](rows[2*p+1][shift+c:])
-			lo = lo.Add(x0.InterleaveLo(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16:]))))
-			hi = hi.Add(x0.InterleaveHi(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16+8:]))))
-		}
-		bs := bias[c:][:8]
-		lo.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs))).StoreArray((*[4]int32)(acc[c:]))
-		hi.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs[4:]))).StoreArray((*[4]int32)(acc[c+4:]))
-		c += 8
+	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp, n-c)
+}
+
+// dwPairTail8 runs the paired kernel's last block of 8 channels (when n
+// >= 8; wp at that block) and returns how many channels it did: the low
+// half holds channels 0-3, the high half 4-7.
+func dwPairTail8[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+	if n < 8 {
+		return 0
 	}
-	return c
+	np := len(rows) / 2
+	w := wp[:np*16]
+	var lo, hi archsimd.Int32x4
+	for p := 0; p < np; p++ {
+		x0 := load8x16[T](rows[2*p][shift:])
+		x1 := load8x16[T](rows[2*p+1][shift:])
+		lo = lo.Add(x0.InterleaveLo(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16:]))))
+		hi = hi.Add(x0.InterleaveHi(x1).DotProductPairs(archsimd.LoadInt16x8Array((*[8]int16)(w[p*16+8:]))))
+	}
+	bs := bias[:8]
+	lo.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs))).StoreArray((*[4]int32)(acc))
+	hi.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs[4:]))).StoreArray((*[4]int32)(acc[4:]))
+	return 8
 }
 
 // dwUnpair16 restores channel order for the 16-channel block: the low

@@ -41,14 +41,21 @@ var (
 	dwPairRunU8 func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int)
 )
 
-// dwPairRuns reports whether dwPairRunI8/U8 take n channels.
-func dwPairRuns(n int) bool { return n > 0 && (n%dwPairBlock == 0 || n%dwPairBlock == 16) }
+// dwPairRuns reports whether dwPairRunI8/U8 take n channels (whole
+// blocks of 16 or 32, see dwPairWide).
+func dwPairRuns(n int) bool { return n > 0 && n%16 == 0 }
 
-// dwPairBlock is the number of channels of one full packed block.
+// dwPairBlock is the number of channels of one full packed block of the
+// AVX-512 kernel.
 const dwPairBlock = 32
 
+// dwPairWide is the width of the paired kernel's whole blocks: 32
+// channels (AVX-512), or 16 (AVX2, set at start-up); packDWPairs lays
+// the filters out for it.
+var dwPairWide = dwPairBlock
+
 // dwPairBlocks returns the channels the paired kernel covers: whole
-// blocks of 32, then a block of 16 and one of 8 when they fit.
+// blocks of 32 (or 16), then a block of 16 and one of 8 when they fit.
 func dwPairBlocks(n int) int {
 	return n/32*32 + n%32/16*16 + n%16/8*8
 }
@@ -57,7 +64,8 @@ func dwPairBlocks(n int) int {
 func dwPairLen(n, taps int) int { return (taps + 1) / 2 * 2 * dwPairBlocks(n) }
 
 // packDWPairs packs the filter taps (w[t*n+c], T taps) for the paired
-// kernel: per block of W channels (32 while they last, then 16, then 8)
+// kernel: per block of W channels (dwPairWide while they last, then 16,
+// then 8)
 // and pair p, two vectors of W int16 (low and high interleave halves)
 // laid out as VPUNPCKLWD/VPUNPCKHWD leave the inputs, in 128-bit lanes L
 // of 8 channels: element 2*(4L+j)+s of half h is tap 2p+s of channel
@@ -85,8 +93,8 @@ func packDWPairs(dst []int16, w []int32, n, taps int) {
 		}
 		c0 += width
 	}
-	for c0+32 <= n {
-		emit(32)
+	for c0+dwPairWide <= n {
+		emit(dwPairWide)
 	}
 	if n-c0 >= 16 {
 		emit(16)

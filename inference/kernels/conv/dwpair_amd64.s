@@ -121,3 +121,69 @@ DWPAIR(·dwPair32I8, VPMOVSXBW, i8pixel, i8block, i8pair, i8tail, i8tpair, i8nex
 
 // func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
 DWPAIR(·dwPair32U8, VPMOVZXBW, u8pixel, u8block, u8pair, u8tail, u8tpair, u8next, u8done)
+
+// The AVX2 form (CPUs without AVX-512): blocks of 16 channels on 256-bit
+// vectors, packed by packDWPairs with dwPairWide 16 (two 128-bit lanes:
+// the low interleave half holds channels 0-3 and 8-11, the high half 4-7
+// and 12-15, put back in order with VPERM2I128). Same arguments as
+// dwPair32I8 without the permutation tables; nb counts 16-channel blocks.
+#define DWPAIR16(NAME, EXTEND, PIXEL, BLOCK, PAIR, DONE) \
+TEXT NAME(SB), NOSPLIT, $0-72 \
+	MOVQ acc+0(FP), DI \
+	MOVQ rows+16(FP), R11 \
+	MOVQ shift+24(FP), R15 \
+	MOVQ np+40(FP), R12 \
+	MOVQ npix+56(FP), AX \
+	MOVQ nb+48(FP), BX \
+	TESTQ AX, AX \
+	JEQ   DONE \
+	TESTQ BX, BX \
+	JEQ   DONE \
+PIXEL: \
+	MOVQ bias+8(FP), SI \
+	MOVQ wp+32(FP), R10 \
+	MOVQ R15, R9 \
+	MOVQ BX, R13 \
+BLOCK: \
+	VPXOR  Y0, Y0, Y0 \
+	VPXOR  Y1, Y1, Y1 \
+	MOVQ   R11, R14 \
+	MOVQ   R12, CX \
+PAIR: \
+	MOVQ   (R14), R8 \
+	MOVQ   24(R14), DX \
+	EXTEND (R8)(R9*1), Y2 \
+	EXTEND (DX)(R9*1), Y3 \
+	VPUNPCKLWD Y3, Y2, Y4 \
+	VPUNPCKHWD Y3, Y2, Y5 \
+	VPMADDWD (R10), Y4, Y4 \
+	VPMADDWD 32(R10), Y5, Y5 \
+	VPADDD Y4, Y0, Y0 \
+	VPADDD Y5, Y1, Y1 \
+	ADDQ   $48, R14 \
+	ADDQ   $64, R10 \
+	DECQ   CX \
+	JNZ    PAIR \
+	VPERM2I128 $0x20, Y1, Y0, Y6 \
+	VPERM2I128 $0x31, Y1, Y0, Y7 \
+	VPADDD (SI), Y6, Y6 \
+	VPADDD 32(SI), Y7, Y7 \
+	VMOVDQU Y6, (DI) \
+	VMOVDQU Y7, 32(DI) \
+	ADDQ   $64, DI \
+	ADDQ   $64, SI \
+	ADDQ   $16, R9 \
+	DECQ   R13 \
+	JNZ    BLOCK \
+	ADDQ   step+64(FP), R15 \
+	DECQ   AX \
+	JNZ    PIXEL \
+DONE: \
+	VZEROUPPER \
+	RET
+
+// func dwPair16I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, npix, step int)
+DWPAIR16(·dwPair16I8, VPMOVSXBW, a2i8pixel, a2i8block, a2i8pair, a2i8done)
+
+// func dwPair16U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, npix, step int)
+DWPAIR16(·dwPair16U8, VPMOVZXBW, a2u8pixel, a2u8block, a2u8pair, a2u8done)

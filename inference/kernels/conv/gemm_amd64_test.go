@@ -50,6 +50,12 @@ func TestSIMDKernelsSelected(t *testing.T) {
 	if qbKernel32 != nil && !avx512vnni && qbKernelRq != nil {
 		t.Fatal("AVX-VNNI byte GEMM with the AVX-512 fused requantization installed")
 	}
+	if dwPairI8 == nil || dwPairU8 == nil || dwPairRunI8 == nil || dwPairRunU8 == nil {
+		t.Fatal("AVX2 CPU but the paired depthwise kernels are not installed")
+	}
+	if want := map[bool]int{true: 32, false: 16}[archsimd.X86.AVX512()]; dwPairWide != want {
+		t.Fatalf("paired depthwise blocks of %d channels, expected %d on this CPU", dwPairWide, want)
+	}
 	if archsimd.X86.AVX512() && (dwPairI8 == nil || rqBlocks == nil) {
 		t.Fatal("AVX-512 CPU but the paired depthwise or the AVX-512 requantization is not installed")
 	}
