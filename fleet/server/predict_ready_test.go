@@ -246,17 +246,7 @@ func TestRemotePredictNATSRestartedAgent(t *testing.T) {
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, fmt.Sprintf("no answer: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var c bytes.Buffer
-		if json.Compact(&c, b) != nil {
-			return resp.StatusCode, string(b)
-		}
-		return resp.StatusCode, c.String()
+		return answer(client.Do(req))
 	}
 
 	// The agent's previous process: its session subscribed, online, Last
@@ -355,17 +345,7 @@ func TestRemotePredictAgentFirstConnect(t *testing.T) {
 		}
 	}
 	call := func() (int, string) {
-		resp, err := e.api("POST", "/api/v1/devices/dev-0/predict/m", `{"instances":[[1.5]]}`)
-		if err != nil {
-			return 0, fmt.Sprintf("no answer: %v", err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		var c bytes.Buffer
-		if json.Compact(&c, b) != nil {
-			return resp.StatusCode, string(b)
-		}
-		return resp.StatusCode, c.String()
+		return answer(e.api("POST", "/api/v1/devices/dev-0/predict/m", `{"instances":[[1.5]]}`))
 	}
 	if code, body := call(); code != http.StatusConflict || !strings.Contains(body, `"device_not_ready"`) {
 		t.Fatalf("agent connected, SUBSCRIBE not through: HTTP %d %s, want 409 device_not_ready at once", code, body)
@@ -375,4 +355,20 @@ func TestRemotePredictAgentFirstConnect(t *testing.T) {
 	if code, body := call(); code != http.StatusOK || !strings.Contains(body, `"predictions":[[3]]`) {
 		t.Fatalf("control, subscribed: HTTP %d %s", code, body)
 	}
+}
+
+// answer reads a predict call's response: its status and its body
+// compacted when it is JSON ("no answer: …" with status 0 when the call
+// failed).
+func answer(resp *http.Response, err error) (int, string) {
+	if err != nil {
+		return 0, fmt.Sprintf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var c bytes.Buffer
+	if json.Compact(&c, b) != nil {
+		return resp.StatusCode, string(b)
+	}
+	return resp.StatusCode, c.String()
 }

@@ -107,32 +107,44 @@ func dwPair16U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np 
 // dwPairRunAVX2 is dwPairRunI8/dwPairRunU8 on AVX2: npix pixels of n
 // channels (whole 16-channel blocks, dwPairWide 16) in one assembly call.
 func dwPairRunAVX2[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int) {
-	np := len(rows) / 2
-	nb := n / 16
-	if npix <= 0 || n == 0 {
+	np, nb := len(rows)/2, n/16
+	if !dwRunReady(acc, bias, rows, shift, wp, n, npix, step, n%16 == 0, nb*np*32) {
 		return
-	}
-	if np == 0 {
-		// No taps (an empty filter window): the sums are the bias.
-		for i := range npix {
-			copy(acc[i*n:(i+1)*n], bias[:n])
-		}
-		return
-	}
-	end := shift + (npix-1)*step + n
-	if shift < 0 || step < 0 || n%16 != 0 || len(acc) < npix*n || len(bias) < n || len(wp) < nb*np*32 {
-		panic("conv: dwPairRunAVX2: short buffers")
-	}
-	for _, r := range rows[:2*np] {
-		if len(r) < end {
-			panic("conv: dwPairRunAVX2: tap row shorter than its pixels")
-		}
 	}
 	if k := 255; T(k) > 0 {
 		dwPair16U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, npix, step)
 	} else {
 		dwPair16I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, npix, step)
 	}
+}
+
+// dwRunReady checks what the paired assembly relies on for npix pixels of
+// n channels (shape: the channel count suits the kernel; wpLen: the
+// packed filter values it reads) and returns whether there is anything
+// for it to do: nothing for no pixels, and for an empty filter window
+// (no taps) it writes the bias, the sums' value, itself. It panics on a
+// bound the kernels' callers guarantee.
+func dwRunReady(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int, shape bool, wpLen int) bool {
+	np := len(rows) / 2
+	if npix <= 0 || n == 0 {
+		return false
+	}
+	if shift < 0 || step < 0 || !shape || len(acc) < npix*n || len(bias) < n || len(wp) < wpLen {
+		panic("conv: paired depthwise: short buffers")
+	}
+	if np == 0 {
+		for i := range npix {
+			copy(acc[i*n:(i+1)*n], bias[:n])
+		}
+		return false
+	}
+	end := shift + (npix-1)*step + n
+	for _, r := range rows[:2*np] {
+		if len(r) < end {
+			panic("conv: paired depthwise: tap row shorter than its pixels")
+		}
+	}
+	return true
 }
 
 // dwPairAVX2 is dwPairI8/dwPairU8 on AVX2: the whole 16-channel blocks
@@ -184,91 +196,38 @@ var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
 // dwPairAVX512 (dwpair_amd64.s); the caller checks every bound.
 //
 //go:noescape
-func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int)
 
 //go:noescape
-func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int)
 
 // dwPairRunAVX512 is dwPairRunI8/dwPairRunU8: npix pixels of n channels
 // (whole 32-channel blocks, then at most one of 16) in one assembly call.
 func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int) {
 	np := len(rows) / 2
 	nb, tail := n/dwPairBlock, n%dwPairBlock/16
-	if npix <= 0 || n == 0 {
+	if !dwRunReady(acc, bias, rows, shift, wp, n, npix, step, dwPairRuns(n), (nb*64+tail*32)*np) {
 		return
-	}
-	if np == 0 {
-		// No taps (an empty filter window): the sums are the bias.
-		for i := range npix {
-			copy(acc[i*n:(i+1)*n], bias[:n])
-		}
-		return
-	}
-	end := shift + (npix-1)*step + n
-	if shift < 0 || step < 0 || !dwPairRuns(n) || len(acc) < npix*n || len(bias) < n || len(wp) < (nb*64+tail*32)*np {
-		panic("conv: dwPairRunAVX512: short buffers")
-	}
-	for _, r := range rows[:2*np] {
-		if len(r) < end {
-			panic("conv: dwPairRunAVX512: tap row shorter than its pixels")
-		}
 	}
 	if k := 255; T(k) > 0 {
-		dwPair32U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail, &dwUnpair16)
+		dwPair32U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail)
 	} else {
-		dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail, &dwUnpair16)
+		dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail)
 	}
 }
 
-// dwPairAVX512 is dwPairI8/dwPairU8 on 32 channels at a time: inputs
-// extended to int16 (VPMOVSXBW/VPMOVZXBW), two taps interleaved
-// (VPUNPCKLWD/VPUNPCKHWD) and multiplied pair-wise with VPMADDWD, in
-// assembly (dwPair32I8); then a block of 16 and one of 8 here.
+// dwPairAVX512 is dwPairI8/dwPairU8 on AVX-512: the whole 32-channel
+// blocks and a block of 16 of one pixel in assembly (dwPair32I8: inputs
+// extended to int16, two taps interleaved with VPUNPCKLWD/VPUNPCKHWD and
+// multiplied pair-wise with VPMADDWD), then a block of 8 here.
 func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+	c := n / 16 * 16
+	if c > 0 {
+		dwPairRunAVX512[T](acc, bias, rows, shift, wp, c, 1, 0)
+	}
 	np := len(rows) / 2
-	nb := n / dwPairBlock
-	if nb > 0 && np == 0 {
-		// No taps (an empty filter window): the sums are the bias.
-		copy(acc[:nb*dwPairBlock], bias[:nb*dwPairBlock])
-	} else if nb > 0 {
-		// The bounds the assembly relies on.
-		end := shift + nb*dwPairBlock
-		if shift < 0 || len(acc) < nb*dwPairBlock || len(bias) < nb*dwPairBlock || len(wp) < nb*np*64 {
-			panic("conv: dwPairAVX512: short buffers")
-		}
-		for _, r := range rows[:2*np] {
-			if len(r) < end {
-				panic("conv: dwPairAVX512: tap row shorter than its channels")
-			}
-		}
-		if k := 255; T(k) > 0 {
-			dwPair32U8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, 1, 0, 0, &dwUnpair16)
-		} else {
-			dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, 1, 0, 0, &dwUnpair16)
-		}
-	}
-	c := nb * dwPairBlock
-	wp = wp[nb*np*64:]
-	if n-c >= 16 {
-		// 16 channels: two 128-bit lanes (low half: channels 0-3 and
-		// 8-11, high half: 4-7 and 12-15).
-		w := wp[:np*32]
-		var lo, hi archsimd.Int32x8
-		for p := 0; p < np; p++ {
-			x0 := load16[T](rows[2*p][shift+c:])
-			x1 := load16[T](rows[2*p+1][shift+c:])
-			lo = lo.Add(x0.InterleaveLoGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32:]))))
-			hi = hi.Add(x0.InterleaveHiGrouped(x1).DotProductPairs(archsimd.LoadInt16x16Array((*[16]int16)(w[p*32+16:]))))
-		}
-		i0 := archsimd.LoadUint32x8Array(&dwUnpair16[0])
-		i1 := archsimd.LoadUint32x8Array(&dwUnpair16[1])
-		bs := bias[c:][:16]
-		lo.ConcatPermute(hi, i0).Add(archsimd.LoadInt32x8Array((*[8]int32)(bs))).StoreArray((*[8]int32)(acc[c:]))
-		lo.ConcatPermute(hi, i1).Add(archsimd.LoadInt32x8Array((*[8]int32)(bs[8:]))).StoreArray((*[8]int32)(acc[c+8:]))
-		c += 16
-		wp = wp[np*32:]
-	}
-	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp, n-c)
+	used := (c/dwPairBlock*64 + c%dwPairBlock/16*32) * np
+	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp[used:], n-c)
 }
 
 // dwPairTail8 runs the paired kernel's last block of 8 channels (when n
@@ -292,10 +251,6 @@ func dwPairTail8[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp
 	hi.Add(archsimd.LoadInt32x4Array((*[4]int32)(bs[4:]))).StoreArray((*[4]int32)(acc[4:]))
 	return 8
 }
-
-// dwUnpair16 restores channel order for the 16-channel block: the low
-// half holds channels 0-3 and 8-11, the high half 4-7 and 12-15.
-var dwUnpair16 = [2][8]uint32{{0, 1, 2, 3, 8, 9, 10, 11}, {4, 5, 6, 7, 12, 13, 14, 15}}
 
 // load16 loads 16 input bytes extended to int16.
 func load16[T int8 | uint8](s []byte) archsimd.Int16x16 {

@@ -17,10 +17,46 @@
 // the npix pixels reads rows[t].ptr + shift + i*step + 32*b, and its nb
 // blocks of accumulators follow those of pixel i-1 in acc. wp holds np*64
 // int16 per block; with tail 1 a block of 16 channels follows the whole
-// blocks of each pixel (np*32 int16 in wp, permuted back with idx16).
+// blocks of each pixel (np*32 int16 in wp, see BLOCK16).
+
+// BLOCK16 computes one block of 16 channels of a pixel on 256-bit
+// vectors (VEX encodings only, so AVX2 CPUs run it): the pair loop
+// (PAIR its label), the two lanes' halves put back in channel order with
+// VPERM2I128 (the low interleave half holds channels 0-3 and 8-11, the
+// high half 4-7 and 12-15), the bias added, 16 int32 stored; DI, SI, R10
+// and R9 advance past the block. R11 rows, R12 pairs, R9 the byte offset.
+#define BLOCK16(EXTEND, PAIR) \
+	VPXOR  Y0, Y0, Y0 \
+	VPXOR  Y1, Y1, Y1 \
+	MOVQ   R11, R14 \
+	MOVQ   R12, CX \
+PAIR: \
+	MOVQ   (R14), R8 \
+	MOVQ   24(R14), DX \
+	EXTEND (R8)(R9*1), Y2 \
+	EXTEND (DX)(R9*1), Y3 \
+	VPUNPCKLWD Y3, Y2, Y4 \
+	VPUNPCKHWD Y3, Y2, Y5 \
+	VPMADDWD (R10), Y4, Y4 \
+	VPMADDWD 32(R10), Y5, Y5 \
+	VPADDD Y4, Y0, Y0 \
+	VPADDD Y5, Y1, Y1 \
+	ADDQ   $48, R14 \
+	ADDQ   $64, R10 \
+	DECQ   CX \
+	JNZ    PAIR \
+	VPERM2I128 $0x20, Y1, Y0, Y6 \
+	VPERM2I128 $0x31, Y1, Y0, Y7 \
+	VPADDD (SI), Y6, Y6 \
+	VPADDD 32(SI), Y7, Y7 \
+	VMOVDQU Y6, (DI) \
+	VMOVDQU Y7, 32(DI) \
+	ADDQ   $64, DI \
+	ADDQ   $64, SI \
+	ADDQ   $16, R9
 
 #define DWPAIR(NAME, EXTEND, PIXEL, BLOCK, PAIR, TAIL, TPAIR, NEXT, DONE) \
-TEXT NAME(SB), NOSPLIT, $0-104 \
+TEXT NAME(SB), NOSPLIT, $0-96 \
 	MOVQ acc+0(FP), DI \
 	MOVQ rows+16(FP), R11 \
 	MOVQ shift+24(FP), R15 \
@@ -29,9 +65,6 @@ TEXT NAME(SB), NOSPLIT, $0-104 \
 	MOVQ idx1+64(FP), BX \
 	VMOVDQU32 (AX), Z30 \
 	VMOVDQU32 (BX), Z31 \
-	MOVQ idx16+96(FP), AX \
-	VMOVDQU32 (AX), Y28 \
-	VMOVDQU32 32(AX), Y29 \
 	MOVQ npix+72(FP), AX \
 	MOVQ nb+48(FP), BX \
 	TESTQ AX, AX \
@@ -80,34 +113,7 @@ TAIL: \
 	MOVQ   tail+88(FP), R13 \
 	TESTQ  R13, R13 \
 	JEQ    NEXT \
-	VPXORD Y0, Y0, Y0 \
-	VPXORD Y1, Y1, Y1 \
-	MOVQ   R11, R14 \
-	MOVQ   R12, CX \
-TPAIR: \
-	MOVQ   (R14), R8 \
-	MOVQ   24(R14), DX \
-	EXTEND (R8)(R9*1), Y2 \
-	EXTEND (DX)(R9*1), Y3 \
-	VPUNPCKLWD Y3, Y2, Y4 \
-	VPUNPCKHWD Y3, Y2, Y5 \
-	VPMADDWD (R10), Y4, Y4 \
-	VPMADDWD 32(R10), Y5, Y5 \
-	VPADDD Y4, Y0, Y0 \
-	VPADDD Y5, Y1, Y1 \
-	ADDQ   $48, R14 \
-	ADDQ   $64, R10 \
-	DECQ   CX \
-	JNZ    TPAIR \
-	VMOVDQU32 Y28, Y6 \
-	VMOVDQU32 Y29, Y7 \
-	VPERMI2D Y1, Y0, Y6 \
-	VPERMI2D Y1, Y0, Y7 \
-	VPADDD (SI), Y6, Y6 \
-	VPADDD 32(SI), Y7, Y7 \
-	VMOVDQU32 Y6, (DI) \
-	VMOVDQU32 Y7, 32(DI) \
-	ADDQ   $64, DI \
+	BLOCK16(EXTEND, TPAIR) \
 NEXT: \
 	ADDQ   step+80(FP), R15 \
 	DECQ   AX \
@@ -116,10 +122,10 @@ DONE: \
 	VZEROUPPER \
 	RET
 
-// func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+// func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int)
 DWPAIR(·dwPair32I8, VPMOVSXBW, i8pixel, i8block, i8pair, i8tail, i8tpair, i8next, i8done)
 
-// func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int, idx16 *[2][8]uint32)
+// func dwPair32U8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int)
 DWPAIR(·dwPair32U8, VPMOVZXBW, u8pixel, u8block, u8pair, u8tail, u8tpair, u8next, u8done)
 
 // The AVX2 form (CPUs without AVX-512): blocks of 16 channels on 256-bit
@@ -145,34 +151,7 @@ PIXEL: \
 	MOVQ R15, R9 \
 	MOVQ BX, R13 \
 BLOCK: \
-	VPXOR  Y0, Y0, Y0 \
-	VPXOR  Y1, Y1, Y1 \
-	MOVQ   R11, R14 \
-	MOVQ   R12, CX \
-PAIR: \
-	MOVQ   (R14), R8 \
-	MOVQ   24(R14), DX \
-	EXTEND (R8)(R9*1), Y2 \
-	EXTEND (DX)(R9*1), Y3 \
-	VPUNPCKLWD Y3, Y2, Y4 \
-	VPUNPCKHWD Y3, Y2, Y5 \
-	VPMADDWD (R10), Y4, Y4 \
-	VPMADDWD 32(R10), Y5, Y5 \
-	VPADDD Y4, Y0, Y0 \
-	VPADDD Y5, Y1, Y1 \
-	ADDQ   $48, R14 \
-	ADDQ   $64, R10 \
-	DECQ   CX \
-	JNZ    PAIR \
-	VPERM2I128 $0x20, Y1, Y0, Y6 \
-	VPERM2I128 $0x31, Y1, Y0, Y7 \
-	VPADDD (SI), Y6, Y6 \
-	VPADDD 32(SI), Y7, Y7 \
-	VMOVDQU Y6, (DI) \
-	VMOVDQU Y7, 32(DI) \
-	ADDQ   $64, DI \
-	ADDQ   $64, SI \
-	ADDQ   $16, R9 \
+	BLOCK16(EXTEND, PAIR) \
 	DECQ   R13 \
 	JNZ    BLOCK \
 	ADDQ   step+64(FP), R15 \
