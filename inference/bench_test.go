@@ -18,19 +18,7 @@ import (
 func BenchmarkModel(b *testing.B) {
 	for _, cm := range conformanceModels(b) {
 		b.Run(cm.meta.Name, func(b *testing.B) {
-			m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			ip, err := inference.NewInterpreter(m)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for i, in := range cm.meta.Cases[0].Inputs {
-				if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
-					b.Fatal(err)
-				}
-			}
+			ip := benchInterpreter(b, cm, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()
@@ -59,30 +47,16 @@ func BenchmarkModel(b *testing.B) {
 func BenchmarkModelThreads(b *testing.B) {
 	for _, cm := range conformanceModels(b) {
 		b.Run(cm.meta.Name, func(b *testing.B) {
-			m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
-			if err != nil {
-				b.Fatal(err)
-			}
 			// ips[0] one thread, ips[1] two threads, ips[2] and ips[3] two
 			// more one-thread interpreters for the ceiling pair (not the
 			// measured ones: the pair would leave ips[0]'s activations in
 			// cache for its next Invoke).
 			var ips [4]*inference.Interpreter
 			for k := range ips {
-				ip, err := inference.NewInterpreter(m, inference.WithThreads([4]int{1, 2, 1, 1}[k]))
-				if err != nil {
+				ips[k] = benchInterpreter(b, cm, [4]int{1, 2, 1, 1}[k])
+				if err := ips[k].Invoke(); err != nil { // warm-up
 					b.Fatal(err)
 				}
-				defer ip.Close()
-				for i, in := range cm.meta.Cases[0].Inputs {
-					if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := ip.Invoke(); err != nil { // warm-up
-					b.Fatal(err)
-				}
-				ips[k] = ip
 			}
 			pair := newInvokePair(ips[2])
 			defer pair.close()
@@ -301,24 +275,7 @@ func BenchmarkModelThreadsGap(b *testing.B) {
 		}
 		for _, gap := range []time.Duration{0, 50 * time.Microsecond, 300 * time.Microsecond, 2 * time.Millisecond} {
 			b.Run(fmt.Sprintf("%s/gap=%v", cm.meta.Name, gap), func(b *testing.B) {
-				m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
-				if err != nil {
-					b.Fatal(err)
-				}
-				var ips [2]*inference.Interpreter
-				for k := range ips {
-					ip, err := inference.NewInterpreter(m, inference.WithThreads(k+1))
-					if err != nil {
-						b.Fatal(err)
-					}
-					defer ip.Close()
-					for i, in := range cm.meta.Cases[0].Inputs {
-						if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
-							b.Fatal(err)
-						}
-					}
-					ips[k] = ip
-				}
+				ips := [2]*inference.Interpreter{benchInterpreter(b, cm, 1), benchInterpreter(b, cm, 2)}
 				var times [2][]time.Duration
 				for i := 0; b.Loop(); i++ {
 					// Runs of 5 Invokes per interpreter, so that the
@@ -350,4 +307,26 @@ func BenchmarkModelThreadsGap(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchInterpreter loads a conformance model into an interpreter with
+// the given threads and its first case's inputs set; Close runs when
+// the benchmark ends.
+func benchInterpreter(b *testing.B, cm confModel, threads int) *inference.Interpreter {
+	b.Helper()
+	m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ip, err := inference.NewInterpreter(m, inference.WithThreads(threads))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ip.Close() })
+	for i, in := range cm.meta.Cases[0].Inputs {
+		if err := ip.SetInput(i, readFile(b, filepath.Join(cm.dir, in))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ip
 }
