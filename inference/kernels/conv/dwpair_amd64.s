@@ -19,6 +19,31 @@
 // int16 per block; with tail 1 a block of 16 channels follows the whole
 // blocks of each pixel (np*32 int16 in wp, see BLOCK16).
 
+// PAIRLOOP accumulates a block's tap pairs: for each of the R12 pairs
+// (tap rows from R11, byte offset R9, packed filters from R10), the two
+// taps' input bytes extended to int16 in A and B, interleaved (LO, HI),
+// multiplied pair-wise and added to S0 and S1; HALF is the offset of the
+// high interleave half's filters, STEP a pair's filter bytes. Z or Y
+// registers make the 512- or 256-bit form.
+#define PAIRLOOP(PAIR, EXTEND, A, B, LO, HI, S0, S1, HALF, STEP) \
+	MOVQ   R11, R14 \
+	MOVQ   R12, CX \
+PAIR: \
+	MOVQ   (R14), R8 \
+	MOVQ   24(R14), DX \
+	EXTEND (R8)(R9*1), A \
+	EXTEND (DX)(R9*1), B \
+	VPUNPCKLWD B, A, LO \
+	VPUNPCKHWD B, A, HI \
+	VPMADDWD (R10), LO, LO \
+	VPMADDWD HALF(R10), HI, HI \
+	VPADDD LO, S0, S0 \
+	VPADDD HI, S1, S1 \
+	ADDQ   $48, R14 \
+	ADDQ   $STEP, R10 \
+	DECQ   CX \
+	JNZ    PAIR
+
 // BLOCK16 computes one block of 16 channels of a pixel on 256-bit
 // vectors (VEX encodings only, so AVX2 CPUs run it): the pair loop
 // (PAIR its label), the two lanes' halves put back in channel order with
@@ -28,23 +53,7 @@
 #define BLOCK16(EXTEND, PAIR) \
 	VPXOR  Y0, Y0, Y0 \
 	VPXOR  Y1, Y1, Y1 \
-	MOVQ   R11, R14 \
-	MOVQ   R12, CX \
-PAIR: \
-	MOVQ   (R14), R8 \
-	MOVQ   24(R14), DX \
-	EXTEND (R8)(R9*1), Y2 \
-	EXTEND (DX)(R9*1), Y3 \
-	VPUNPCKLWD Y3, Y2, Y4 \
-	VPUNPCKHWD Y3, Y2, Y5 \
-	VPMADDWD (R10), Y4, Y4 \
-	VPMADDWD 32(R10), Y5, Y5 \
-	VPADDD Y4, Y0, Y0 \
-	VPADDD Y5, Y1, Y1 \
-	ADDQ   $48, R14 \
-	ADDQ   $64, R10 \
-	DECQ   CX \
-	JNZ    PAIR \
+	PAIRLOOP(PAIR, EXTEND, Y2, Y3, Y4, Y5, Y0, Y1, 32, 64) \
 	VPERM2I128 $0x20, Y1, Y0, Y6 \
 	VPERM2I128 $0x31, Y1, Y0, Y7 \
 	VPADDD (SI), Y6, Y6 \
@@ -79,23 +88,7 @@ PIXEL: \
 BLOCK: \
 	VPXORD Z0, Z0, Z0 \
 	VPXORD Z1, Z1, Z1 \
-	MOVQ   R11, R14 \
-	MOVQ   R12, CX \
-PAIR: \
-	MOVQ   (R14), R8 \
-	MOVQ   24(R14), DX \
-	EXTEND (R8)(R9*1), Z2 \
-	EXTEND (DX)(R9*1), Z3 \
-	VPUNPCKLWD Z3, Z2, Z4 \
-	VPUNPCKHWD Z3, Z2, Z5 \
-	VPMADDWD (R10), Z4, Z4 \
-	VPMADDWD 64(R10), Z5, Z5 \
-	VPADDD Z4, Z0, Z0 \
-	VPADDD Z5, Z1, Z1 \
-	ADDQ   $48, R14 \
-	ADDQ   $128, R10 \
-	DECQ   CX \
-	JNZ    PAIR \
+	PAIRLOOP(PAIR, EXTEND, Z2, Z3, Z4, Z5, Z0, Z1, 64, 128) \
 	VMOVDQU32 Z30, Z6 \
 	VMOVDQU32 Z31, Z7 \
 	VPERMI2D Z1, Z0, Z6 \
