@@ -60,8 +60,8 @@ test-unit:
 	$(GO) test -count=1 -timeout 20m -tags purego ./inference/...
 	# And on the AVX2 kernels, as on x86 CPUs without AVX-512 (Intel
 	# N100/Atom, AMD Zen 2/3): the Go runtime hides AVX-512 from the
-	# kernels' feature checks (a no-op on CPUs without it).
-	GODEBUG=cpu.avx512f=off $(GO) test -count=1 -timeout 20m ./inference/...
+	# kernels' feature checks (x86-64 hosts only).
+	if [ "$$(uname -m)" = x86_64 ]; then GODEBUG=cpu.avx512f=off $(GO) test -count=1 -timeout 20m ./inference/...; fi
 
 # The TensorFlow Lite backend and the delegate loader (cgo, -tags tflite;
 # gcc from make setup) against the real libtensorflowlite_c: EDGE_TFLITE_LIB,
