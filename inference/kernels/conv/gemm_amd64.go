@@ -180,6 +180,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 	hi := archsimd.BroadcastInt32x8(rq.actMax)
 	low32 := archsimd.BroadcastUint64x4(0xFFFFFFFF)
 	ap, op := unsafe.Pointer(&acc[0]), unsafe.Pointer(&out[0])
+	wide, words := hasAVX512, archsimd.LoadInt8x16Array(&bytesOfWords)
 	for c := 0; c < n8; c += 8 {
 		m := archsimd.LoadInt32x8Array((*[8]int32)(rq.mult[c0+c:]))
 		mOdd := m.AsUint64x4().ShiftAllRight(32).AsInt32x8()
@@ -199,7 +200,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 				pe = pe.Add(rndE).Xor(sign).ShiftRight(te).Sub(sgnE)
 				po = po.Add(rndO).Xor(sign).ShiftRight(to).Sub(sgnO)
 				x := pe.And(low32).Or(po.ShiftAllLeft(32)).AsInt32x8()
-				storeBytes8At[T](unsafe.Add(op, r*ldo+c), x.Add(zp).Max(lo).Min(hi))
+				*(*uint64)(unsafe.Add(op, r*ldo+c)) = narrow8[T](x.Add(zp).Max(lo).Min(hi), wide, words)
 			}
 			continue
 		}
@@ -220,7 +221,7 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 			th := half.Sub(x.ShiftAllRight(31))
 			rem := x.And(mask)
 			x = x.ShiftRight(rs).Sub(rem.Greater(th).ToInt32x8())
-			storeBytes8At[T](unsafe.Add(op, r*ldo+c), x.Add(zp).Max(lo).Min(hi))
+			*(*uint64)(unsafe.Add(op, r*ldo+c)) = narrow8[T](x.Add(zp).Max(lo).Min(hi), wide, words)
 		}
 	}
 	if n8 < n {
@@ -230,31 +231,19 @@ func requantAVX2[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda
 	}
 }
 
-// storeBytes8At is storeBytes8 to the 8 bytes at p (checked by the
-// caller).
-func storeBytes8At[T int8 | uint8](p unsafe.Pointer, v archsimd.Int32x8) {
-	storeBytes8(unsafe.Slice((*T)(p), 8), v)
-}
-
-// storeBytes8 stores 8 clamped int32 lanes (within T's range) as T:
-// narrowed in one instruction with AVX-512 (VPMOVSDB/VPMOVUSDB), in two
-// with AVX2, and one 8-byte store.
-func storeBytes8[T int8 | uint8](out []T, v archsimd.Int32x8) {
-	out = out[:8]
-	if hasAVX512 {
-		var b uint64
+// narrow8 returns 8 clamped int32 lanes (within T's range) as the 8
+// bytes of T to store: one instruction with AVX-512 (VPMOVSDB/VPMOVUSDB,
+// wide set), two with AVX2 (VPACKSSDW the halves to int16, in range so
+// without saturation, then VPSHUFB with words, the bytesOfWords indices,
+// their low bytes to the front).
+func narrow8[T int8 | uint8](v archsimd.Int32x8, wide bool, words archsimd.Int8x16) uint64 {
+	if wide {
 		if k := 255; T(k) > 0 {
-			b = v.AsUint32x8().SaturateToUint8().AsUint64x2().GetElem(0)
-		} else {
-			b = v.SaturateToInt8().AsUint64x2().GetElem(0)
+			return v.AsUint32x8().SaturateToUint8().AsUint64x2().GetElem(0)
 		}
-		*(*uint64)(unsafe.Pointer(&out[0])) = b
-		return
+		return v.SaturateToInt8().AsUint64x2().GetElem(0)
 	}
-	// AVX2: VPACKSSDW the two halves to eight int16 (in range: no
-	// saturation), then VPSHUFB their low bytes to the front.
-	b := v.GetLo().SaturateToInt16Concat(v.GetHi()).AsInt8x16().PermuteOrZero(archsimd.LoadInt8x16Array(&bytesOfWords)).AsUint64x2().GetElem(0)
-	*(*uint64)(unsafe.Pointer(&out[0])) = b
+	return v.GetLo().SaturateToInt16Concat(v.GetHi()).AsInt8x16().PermuteOrZero(words).AsUint64x2().GetElem(0)
 }
 
 // bytesOfWords selects the low byte of each of eight int16 (PSHUFB
