@@ -147,27 +147,33 @@ func dwRunReady(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix
 	return true
 }
 
-// dwPairAVX2 is dwPairI8/dwPairU8 on AVX2: the whole 16-channel blocks
-// of one pixel in assembly, then a block of 8 here.
-func dwPairAVX2[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
-	nb := n / 16
-	c := nb * 16
-	if nb > 0 {
-		dwPairRunAVX2[T](acc, bias, rows, shift, wp, c, 1, 0)
+// dwPairWith returns dwPairI8/dwPairU8 on top of a run kernel (run is
+// dwPairRunAVX2 or dwPairRunAVX512): the whole 16-channel blocks of one
+// pixel in assembly (a pixel's run of one), then a block of 8 here. Both
+// packings take 2 int16 per channel and tap pair for those blocks.
+func dwPairWith[T int8 | uint8](run func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n, npix, step int)) func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+	return func(acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
+		c := n / 16 * 16
+		if c > 0 {
+			run(acc, bias, rows, shift, wp, c, 1, 0)
+		}
+		np := len(rows) / 2
+		return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp[2*c*np:], n-c)
 	}
-	np := len(rows) / 2
-	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp[nb*np*32:], n-c)
 }
 
 func init() {
 	if archsimd.X86.AVX2() && !archsimd.X86.AVX512() {
 		dwPairWide = 16
-		dwPairI8, dwPairU8 = dwPairAVX2[int8], dwPairAVX2[uint8]
+		dwPairI8, dwPairU8 = dwPairWith[int8](dwPairRunAVX2[int8]), dwPairWith[uint8](dwPairRunAVX2[uint8])
 		dwPairRunI8, dwPairRunU8 = dwPairRunAVX2[int8], dwPairRunAVX2[uint8]
 	}
 	if archsimd.X86.AVX512() {
-		dwPairI8 = dwPairAVX512[int8]
-		dwPairU8 = dwPairAVX512[uint8]
+		// 32-channel blocks (dwPair32I8: inputs extended to int16, two
+		// taps interleaved with VPUNPCKLWD/VPUNPCKHWD and multiplied
+		// pair-wise with VPMADDWD) and a block of 16 in assembly.
+		dwPairI8 = dwPairWith[int8](dwPairRunAVX512[int8])
+		dwPairU8 = dwPairWith[uint8](dwPairRunAVX512[uint8])
 		dwPairRunI8 = dwPairRunAVX512[int8]
 		dwPairRunU8 = dwPairRunAVX512[uint8]
 	}
@@ -193,7 +199,7 @@ var dwUnpair0, dwUnpair1 = func() (a, b [16]uint32) {
 }()
 
 // dwPair32I8 and dwPair32U8 run the whole 32-channel blocks of
-// dwPairAVX512 (dwpair_amd64.s); the caller checks every bound.
+// dwPairRunAVX512 (dwpair_amd64.s); the caller checks every bound.
 //
 //go:noescape
 func dwPair32I8(acc *int32, bias *int32, rows *[]byte, shift int, wp *int16, np int, nb int, idx0, idx1 *[16]uint32, npix, step, tail int)
@@ -214,20 +220,6 @@ func dwPairRunAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int
 	} else {
 		dwPair32I8(&acc[0], &bias[0], &rows[0], shift, &wp[0], np, nb, &dwUnpair0, &dwUnpair1, npix, step, tail)
 	}
-}
-
-// dwPairAVX512 is dwPairI8/dwPairU8 on AVX-512: the whole 32-channel
-// blocks and a block of 16 of one pixel in assembly (dwPair32I8: inputs
-// extended to int16, two taps interleaved with VPUNPCKLWD/VPUNPCKHWD and
-// multiplied pair-wise with VPMADDWD), then a block of 8 here.
-func dwPairAVX512[T int8 | uint8](acc, bias []int32, rows [][]byte, shift int, wp []int16, n int) int {
-	c := n / 16 * 16
-	if c > 0 {
-		dwPairRunAVX512[T](acc, bias, rows, shift, wp, c, 1, 0)
-	}
-	np := len(rows) / 2
-	used := (c/dwPairBlock*64 + c%dwPairBlock/16*32) * np
-	return c + dwPairTail8[T](acc[c:], bias[c:], rows, shift+c, wp[used:], n-c)
 }
 
 // dwPairTail8 runs the paired kernel's last block of 8 channels (when n

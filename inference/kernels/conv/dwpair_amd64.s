@@ -3,7 +3,7 @@
 #include "textflag.h"
 
 // Paired depthwise kernel for whole blocks of 32 channels of one pixel
-// (see depthwise_pair.go and dwPairAVX512): for block b and tap pair p,
+// (see depthwise_pair.go and dwPairRunAVX512): for block b and tap pair p,
 // the 32 input bytes of taps 2p and 2p+1 are extended to int16, the two
 // taps interleaved word by word (VPUNPCKLWD/VPUNPCKHWD) and multiplied
 // with the packed filter pair by VPMADDWD, so each int32 lane adds
