@@ -188,7 +188,7 @@ func TestConformanceThreads(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := cm.meta.Cases[0]
-		for _, threads := range []int{3} {
+		for _, threads := range []int{2, 3} {
 			t.Run(fmt.Sprintf("%s/threads=%d", cm.meta.Name, threads), func(t *testing.T) {
 				ip, err := inference.NewInterpreter(m, inference.WithThreads(threads), inference.WithSplitThreshold(0), inference.WithModelSplitThreshold(0))
 				if err != nil {
@@ -309,16 +309,58 @@ func BenchmarkModelThreadsGap(b *testing.B) {
 	}
 }
 
+// BenchmarkModelBands measures what bands (kernels.Region: consecutive
+// convolutions run as one pool job) bring, as build/bench-reference.sh
+// and edge-agent bench run Invokes: back to back. It alternates runs of
+// 10 Invokes of three interpreters (one thread, two threads, two threads
+// WithoutBands, the first Invoke of each run not counted) and reports
+// their medians and the two speed-ups over one thread. Run it with
+// -benchtime 300x or more.
+func BenchmarkModelBands(b *testing.B) {
+	for _, cm := range conformanceModels(b) {
+		if !strings.Contains(cm.meta.Name, "mobilenet_v2") {
+			continue
+		}
+		b.Run(cm.meta.Name, func(b *testing.B) {
+			ips := [3]*inference.Interpreter{benchInterpreter(b, cm, 1), benchInterpreter(b, cm, 2), benchInterpreter(b, cm, 2, inference.WithoutBands())}
+			var times [3][]time.Duration
+			for i := 0; b.Loop(); i++ {
+				k := i / 10 % 3
+				start := time.Now()
+				if err := ips[k].Invoke(); err != nil {
+					b.Fatal(err)
+				}
+				if i%10 != 0 {
+					times[k] = append(times[k], time.Since(start))
+				}
+			}
+			var p50 [3]float64
+			for k := range times {
+				if len(times[k]) == 0 {
+					return
+				}
+				slices.Sort(times[k])
+				p50[k] = float64(times[k][len(times[k])/2].Nanoseconds()) / 1e6
+			}
+			b.ReportMetric(p50[0], "p50-ms-1thread")
+			b.ReportMetric(p50[1], "p50-ms-2threads")
+			b.ReportMetric(p50[2], "p50-ms-2threads-nobands")
+			b.ReportMetric(p50[0]/p50[1], "speedup")
+			b.ReportMetric(p50[0]/p50[2], "speedup-nobands")
+		})
+	}
+}
+
 // benchInterpreter loads a conformance model into an interpreter with
 // the given threads and its first case's inputs set; Close runs when
 // the benchmark ends.
-func benchInterpreter(b *testing.B, cm confModel, threads int) *inference.Interpreter {
+func benchInterpreter(b *testing.B, cm confModel, threads int, opts ...inference.Option) *inference.Interpreter {
 	b.Helper()
 	m, err := inference.LoadFile(filepath.Join(cm.dir, "model.tflite"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ip, err := inference.NewInterpreter(m, inference.WithThreads(threads))
+	ip, err := inference.NewInterpreter(m, append([]inference.Option{inference.WithThreads(threads)}, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type options struct {
 	rounding   quant.Rounding
 	maxMemory  int64
 	portable   bool
+	noBands    bool // run every node on its own, never a region (tests, benchmarks)
 }
 
 // Option configures an Interpreter.
@@ -111,6 +112,17 @@ type subgraph struct {
 	nodes   []*node
 	arena   []byte
 	planned bool
+	// bands are the runs of nodes that Invoke hands the worker pool as
+	// one job (kernels.Region); bandAt[i] indexes the band starting at
+	// node i, -1 for none.
+	bands  []band
+	bandAt []int
+}
+
+// band is a kernels.Region over nodes [start, end) of a subgraph.
+type band struct {
+	start, end int
+	region     *kernels.Region
 }
 
 // NewInterpreter creates an interpreter and prepares it: every node is
@@ -404,6 +416,7 @@ func (ip *Interpreter) prepareSubgraph(sg *subgraph) error {
 			}
 		}
 	}
+	ip.formBands(sg)
 	if err := ip.plan(sg); err != nil {
 		return err
 	}
@@ -444,9 +457,19 @@ func (ip *Interpreter) invokeSubgraph(ctx context.Context, sg *subgraph) error {
 		}
 	}
 	kc := ip.ctx
-	for _, n := range sg.nodes {
+	split := kc.Splitting()
+	for i := 0; i < len(sg.nodes); i++ {
+		n := sg.nodes[i]
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if split && sg.bandAt[i] >= 0 {
+			b := &sg.bands[sg.bandAt[i]]
+			if err := ip.invokeBand(sg, b); err != nil {
+				return err
+			}
+			i = b.end - 1
+			continue
 		}
 		if n.dynamic {
 			kc.Preparing = true

@@ -44,14 +44,19 @@ func (ip *Interpreter) plan(sg *subgraph) error {
 		touch(sg.tensors[o], n)
 	}
 	for ni, nd := range sg.nodes {
-		for _, t := range nd.kn.Inputs {
-			touch(t, ni)
+		// A band's nodes fewer than kernels.Window apart may run at the
+		// same time on different threads: widening every use by half
+		// that on each side keeps their tensors apart.
+		first, last := ni, ni
+		if b := sg.bandOf(ni); b != nil {
+			const e = kernels.Window / 2
+			first, last = max(b.start, ni-e), min(b.end-1, ni+e)
 		}
-		for _, t := range nd.kn.Outputs {
-			touch(t, ni)
-		}
-		for _, t := range nd.kn.Intermediates {
-			touch(t, ni)
+		for _, ts := range [][]*tensor.Tensor{nd.kn.Inputs, nd.kn.Outputs, nd.kn.Intermediates} {
+			for _, t := range ts {
+				touch(t, first)
+				touch(t, last)
+			}
 		}
 	}
 	order := make([]*live, 0, len(lives))

@@ -134,7 +134,8 @@ type Context struct {
 	// Parallel run every node on the caller (see ModelSplitThreshold).
 	work, lastWork int64
 	solo           bool
-	threads        int // Threads as configured (Threads is 1 in a solo Invoke)
+	threads        int     // Threads as configured (Threads is 1 in a solo Invoke)
+	region         *Region // capturing a region's jobs (see BeginRegion)
 }
 
 // NewContext returns a context whose kernels may use up to threads

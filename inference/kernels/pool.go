@@ -87,6 +87,10 @@ func Parallel[D any](ctx *Context, threads int, work int64, total, minChunk int,
 	chunks := 1
 	minChunk = max(minChunk, 1)
 	if ctx != nil {
+		if r := ctx.region; r != nil {
+			r.capture(fn, d, chunkCall[D]{}, work, threads, total, minChunk)
+			return
+		}
 		ctx.work += work
 	}
 	if threads > 1 && ctx != nil && !ctx.solo && work >= ctx.SplitThreshold && total >= 2*minChunk {
@@ -122,6 +126,7 @@ type Pool struct {
 	// The job, written by Run while seq is odd (no worker inside).
 	fn, data any
 	call     ChunkCaller
+	region   *Region // a region's job (fn nil), see runRegion
 	total    int
 	unit     int // minChunk
 	units    int // ceil(total / unit)
@@ -308,7 +313,7 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 	for i := 0; p.inside.Load() != 0; i++ {
 		spinning(&start, i, time.Hour)
 	}
-	p.fn, p.data, p.call = fn, data, call
+	p.fn, p.data, p.call, p.region = fn, data, call, nil
 	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
 	for w := range threads {
 		p.parts[w].set(partChunks(w, threads, nChunks))
@@ -320,8 +325,13 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 		h.wakeUp()
 	}
 	p.chunks(0, seq+1)
-	// Wait for chunks other workers are running: poll, then park.
-	start = time.Time{}
+	p.wait()
+}
+
+// wait waits for the chunks other workers are running: it polls, then
+// parks.
+func (p *Pool) wait() {
+	var start time.Time
 	for i := 0; p.finished.Load() != p.nChunks; i++ {
 		if spinning(&start, i, waitTime) {
 			continue
@@ -448,7 +458,11 @@ func (p *Pool) work(h *poolWorker, worker int) {
 		last = seq
 		p.inside.Add(1)
 		if p.seq.Load() == seq && worker < p.threads {
-			p.chunks(worker, seq)
+			if p.region != nil {
+				p.regionTasks(worker, seq)
+			} else {
+				p.chunks(worker, seq)
+			}
 		}
 		p.inside.Add(-1)
 	}

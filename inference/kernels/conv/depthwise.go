@@ -205,7 +205,7 @@ func prepareDepthwise(ctx *kernels.Context, n *kernels.Node) error {
 	default:
 		return n.Errorf("input type %s is not supported (expected float32, int8, uint8 or int16)", in.Type)
 	}
-	g.tile = max(1, min(8, g.rows))
+	g.tile = max(1, min(kernels.BandRows, g.rows))
 	g.accBytesPW = align64(g.outC * accElem)
 	g.workers = ctx.Threads
 	g.workerBytes = g.accBytesPW

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"unsafe"
 
+	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
@@ -31,8 +32,8 @@ import (
 // blocks (the accumulator rows are qbNPad(n) long).
 
 const (
-	qbNR = 16 // channels per packed block
-	qbMR = 8  // rows per microkernel call
+	qbNR = 16               // channels per packed block
+	qbMR = kernels.BandRows // rows per microkernel call (bands line parts up on them)
 )
 
 // qbKernel32 and qbKernel16, when non-nil, are the architecture's byte

@@ -62,8 +62,8 @@ type arithData struct {
 	// 8-bit add/sub: the result for every pair of raw input bytes
 	// (index a<<8 | b), so the inner loop is a single load.
 	pair []uint8
-	// fa, fb, fo view a flat 8-bit Eval's inputs and output for the
-	// workers (pairFlatChunk).
+	// fa, fb, fo view the last flat 8-bit Eval's inputs and output for
+	// the workers (pairFlatChunk).
 	fa, fb, fo []byte
 	// vecParams holds the parameters of addQ8Kernel (see addQ8Params)
 	// when vec is set: an 8-bit ADD/SUB whose arithmetic the vector
@@ -502,8 +502,17 @@ func evalArithQuant[T int8 | uint8 | int16](ctx *kernels.Context, n *kernels.Nod
 		// Same shapes (residual connections): chunks of the flat range
 		// on the pool's workers.
 		d.fa, d.fb, d.fo = bytesOf(a[:len(o)]), bytesOf(b[:len(o)]), bytesOf(o)
-		kernels.Parallel(ctx, ctx.Threads, int64(len(o))*kernels.ElementCost, len(o), 64, d, pairFlatChunk)
-		d.fa, d.fb, d.fo = nil, nil, nil
+		// The views stay set after the job: in a kernels.Region it runs
+		// after this Eval returns.
+		// Chunks of whole groups of kernels.BandRows rows of the last
+		// dimension: in a band the addition's parts then line up with
+		// those of the convolutions feeding it (no part waits for a
+		// neighbour's rows).
+		unit := 64
+		if out := n.Outputs[0]; out.Rank() > 0 {
+			unit = max(unit, kernels.BandRows*out.Dim(-1))
+		}
+		kernels.Parallel(ctx, ctx.Threads, int64(len(o))*kernels.ElementCost, len(o), unit, d, pairFlatChunk)
 		return nil
 	}
 	if d.pair != nil {
@@ -664,3 +673,21 @@ func srdhm16(a, b int16) int16 {
 	}
 	return int16((ab + nudge) / (1 << 15))
 }
+
+// Bandable: an 8-bit ADD/SUB-like op of equally shaped inputs (the
+// table path split along the flat range, pairFlatChunk) runs in a
+// kernels.Region; the ops that look at their inputs at Eval (the
+// division's zero check) or take other paths do not.
+func (d *arithData) Bandable(n *kernels.Node, threads int) bool {
+	out := n.Outputs[0]
+	return d.pair != nil && d.bc.flat && (out.Type == tensor.Int8 || out.Type == tensor.Uint8) &&
+		d.q != qRaw && d.q != qDiv && d.q != qMul16To8 && out.NumElements() > 0 &&
+		n.Inputs[0].NumElements() == out.NumElements() && n.Inputs[1].NumElements() == out.NumElements()
+}
+
+// InputSpan implements kernels.Banded: element i of the output reads
+// element i of each input.
+func (d *arithData) InputSpan(_, lo, hi int) (int, int) { return lo, hi }
+
+// OutputSpan implements kernels.Banded.
+func (d *arithData) OutputSpan(lo, hi int) (int, int) { return lo, hi }

@@ -27,7 +27,7 @@ type quantizeData struct {
 	scaleOut     float64
 	// lut8 holds the requantized value of every 8-bit input byte.
 	lut8 *[256]int32
-	// per-Eval types and data, for the workers
+	// the last Eval's types and data, for the workers
 	inT, outT tensor.DType
 	x, y      []byte
 }
@@ -139,10 +139,25 @@ func evalQuantize(ctx *kernels.Context, n *kernels.Node) error {
 	d.inT, d.outT, d.x, d.y = in.Type, out.Type, in.Data, out.Data
 	// Chunks of elements, 64 at a time (whole cache lines of 8-bit
 	// outputs).
+	// The views stay set after the job: in a kernels.Region it runs
+	// after this Eval returns.
 	kernels.Parallel(ctx, ctx.Threads, int64(total)*kernels.ElementCost, total, 64, d, quantizeChunk)
-	d.x, d.y = nil, nil
 	return nil
 }
+
+// Bandable: QUANTIZE (and requantization) runs in a kernels.Region: one
+// job over the flat elements, nothing read at Eval. DEQUANTIZE, whose
+// node holds the same state, runs its own Eval: not in a region.
+func (d *quantizeData) Bandable(n *kernels.Node, _ int) bool {
+	return n.Op == schema.OpQuantize && n.Outputs[0].NumElements() > 0
+}
+
+// InputSpan implements kernels.Banded: element i of the output reads
+// element i of the input.
+func (d *quantizeData) InputSpan(_, lo, hi int) (int, int) { return lo, hi }
+
+// OutputSpan implements kernels.Banded.
+func (d *quantizeData) OutputSpan(lo, hi int) (int, int) { return lo, hi }
 
 // quantizeChunk quantizes or requantizes elements [lo, hi).
 func quantizeChunk(d *quantizeData, _, lo, hi int) {

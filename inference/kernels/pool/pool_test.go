@@ -224,3 +224,110 @@ func FuzzPool(f *testing.F) {
 		_ = kerneltest.Run(t, op, opts, []*tensor.Tensor{in}, out)
 	})
 }
+
+// TestAveragePool8MatchesNaive: 8-bit average pooling (whose windows of up
+// to 257 taps are summed eight channels at a time) equals a plain
+// per-element sum with TFLite's rounding and clamp, for channel counts
+// around the 8-channel words, windows cut by SAME padding, the largest
+// window the 16-bit lanes hold (257 taps of 255) and a larger one, random
+// and extreme values.
+func TestAveragePool8MatchesNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	type geom struct {
+		shape []int
+		opts  *schema.Pool2DOptions
+	}
+	geoms := []geom{
+		{[]int{1, 7, 7, 1280}, popts(schema.PaddingValid, 1, 1, 7, 7, quant.ActNone)},
+		{[]int{1, 1, 257, 9}, popts(schema.PaddingValid, 1, 1, 1, 257, quant.ActNone)},
+		{[]int{1, 1, 258, 9}, popts(schema.PaddingValid, 1, 1, 1, 258, quant.ActNone)},
+		{[]int{1, 17, 17, 16}, popts(schema.PaddingValid, 1, 1, 17, 17, quant.ActNone)},
+		{[]int{2, 9, 9, 23}, popts(schema.PaddingSame, 2, 2, 3, 3, quant.ActRelu6)},
+	}
+	for range 40 {
+		geoms = append(geoms, geom{
+			[]int{1 + r.IntN(2), 1 + r.IntN(9), 1 + r.IntN(9), []int{1, 7, 8, 9, 15, 16, 17, 24, 40}[r.IntN(9)]},
+			popts([]schema.Padding{schema.PaddingSame, schema.PaddingValid}[r.IntN(2)], 1+r.IntN(3), 1+r.IntN(3), 1+r.IntN(4), 1+r.IntN(4),
+				[]quant.Activation{quant.ActNone, quant.ActRelu, quant.ActRelu6}[r.IntN(3)]),
+		})
+	}
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
+		for gi, g := range geoms {
+			if g.opts.Padding == schema.PaddingValid && (g.opts.FilterHeight > g.shape[1] || g.opts.FilterWidth > g.shape[2]) {
+				continue
+			}
+			for _, fill := range []string{"random", "max", "min"} {
+				k, ctx, n := preparePoolThreads(t, 1, schema.OpAveragePool2D, dt, g.shape, g.opts)
+				in := n.Inputs[0].Data
+				for j := range in {
+					switch fill {
+					case "random":
+						in[j] = byte(r.IntN(256))
+					case "max":
+						in[j] = map[tensor.DType]byte{tensor.Int8: 0x7f, tensor.Uint8: 0xff}[dt]
+					default:
+						in[j] = map[tensor.DType]byte{tensor.Int8: 0x80, tensor.Uint8: 0}[dt]
+					}
+				}
+				if err := k.Eval(ctx, n); err != nil {
+					t.Fatal(err)
+				}
+				want := naiveAvg8(dt, in, g.shape, g.opts, n.Outputs[0].Shape, n.Outputs[0])
+				if got := n.Outputs[0].Data; string(got) != string(want) {
+					for j := range got {
+						if got[j] != want[j] {
+							t.Fatalf("%s geometry %d %v %+v %s: output byte %d = %d, expected %d", dt, gi, g.shape, *g.opts, fill, j, got[j], want[j])
+						}
+					}
+				}
+				ctx.Close()
+			}
+		}
+	}
+}
+
+// naiveAvg8 is TFLite's reference 8-bit average pool, element by element.
+func naiveAvg8(dt tensor.DType, in []byte, shape []int, o *schema.Pool2DOptions, outShape []int, out *tensor.Tensor) []byte {
+	val := func(b byte) int32 {
+		if dt == tensor.Int8 {
+			return int32(int8(b))
+		}
+		return int32(b)
+	}
+	lo, hi := int32(0), int32(255)
+	if dt == tensor.Int8 {
+		lo, hi = -128, 127
+	}
+	lo, hi = quant.ActivationRangeQuantized(o.Activation, float32(out.Scale()), out.ZeroPoint(), lo, hi)
+	batch, inH, inW, depth := shape[0], shape[1], shape[2], shape[3]
+	outH, outW := outShape[1], outShape[2]
+	pad := func(stride, in, filter, out int) int { return max(0, (out-1)*stride+filter-in) / 2 }
+	padH, padW := pad(o.StrideH, inH, o.FilterHeight, outH), pad(o.StrideW, inW, o.FilterWidth, outW)
+	res := make([]byte, 0, batch*outH*outW*depth)
+	for b := range batch {
+		for oy := range outH {
+			for ox := range outW {
+				for c := range depth {
+					var sum, count int32
+					for fy := range o.FilterHeight {
+						for fx := range o.FilterWidth {
+							y, x := oy*o.StrideH-padH+fy, ox*o.StrideW-padW+fx
+							if y >= 0 && y < inH && x >= 0 && x < inW {
+								sum += val(in[((b*inH+y)*inW+x)*depth+c])
+								count++
+							}
+						}
+					}
+					var a int32
+					if sum > 0 {
+						a = (sum + count/2) / count
+					} else {
+						a = (sum - count/2) / count
+					}
+					res = append(res, byte(min(max(a, lo), hi)))
+				}
+			}
+		}
+	}
+	return res
+}

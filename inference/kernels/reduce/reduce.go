@@ -2,6 +2,7 @@ package reduce
 
 import (
 	"math"
+	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -74,7 +75,10 @@ type reduceData struct {
 	// accumulators, one per output element.
 	f32 []float32
 	i32 []int32
-	i64 []int64
+	// even and odd hold kernels.AddRowWords' lane sums for meanChannels
+	// (a word per 8 channels).
+	even, odd []uint64
+	i64       []int64
 }
 
 func prepareMean(ctx *kernels.Context, n *kernels.Node) error { return prepareReduce(ctx, n, opMean) }
@@ -180,6 +184,7 @@ func prepareReduce(ctx *kernels.Context, n *kernels.Node, op reduceOp) error {
 		d.i64 = resize(d.i64, d.outCount)
 	default:
 		d.i32 = resize(d.i32, d.outCount)
+		d.even, d.odd = resize(d.even, d.outCount/8+1), resize(d.odd, d.outCount/8+1)
 	}
 	n.Data = d
 	if err := ctx.ResizeOutput(out, outShape); err != nil {
@@ -258,7 +263,11 @@ func evalReduce(ctx *kernels.Context, n *kernels.Node) error {
 		if d.channelsSplit(total) {
 			// Sums over rows into each channel: chunks of channels.
 			d.inT, d.x, d.y = in.Type, in.Data, out.Data
-			kernels.Parallel(ctx, ctx.Threads, int64(total)*kernels.ElementCost, d.runLen, 16, d, meanChannels)
+			work := int64(total) * kernels.ElementCost
+			if in.Type != tensor.Int16 {
+				work /= 8 // kernels.AddRowWords: eight channels per add
+			}
+			kernels.Parallel(ctx, ctx.Threads, work, d.runLen, 16, d, meanChannels)
 			d.x, d.y = nil, nil
 			return nil
 		}
@@ -483,9 +492,34 @@ func meanChannelsT[T int8 | uint8 | int16](d *reduceData, in, out []T, c0, c1 in
 	acc := d.i32[c0:c1]
 	clear(acc)
 	c := d.runLen
-	for r := range d.dims[0] {
-		for j, v := range in[r*c+c0 : r*c+c1] {
-			acc[j] += int32(v)
+	rows := d.dims[0]
+	done := 0
+	if size := unsafe.Sizeof(in[0]); size == 1 {
+		// Eight channels per add (kernels.AddRowWords), int8 as its
+		// value + 128.
+		var flip byte
+		if T(0)-1 < 0 {
+			flip = 0x80
+		}
+		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(in))), len(in))
+		done = len(acc) &^ 7
+		even, odd := d.even[c0/8:][:done/8], d.odd[c0/8:][:done/8]
+		for r := range rows {
+			kernels.AddRowWords(even, odd, raw[r*c+c0:][:done], flip)
+			if r%kernels.MaxWordRows == kernels.MaxWordRows-1 || r == rows-1 {
+				kernels.FlushRowWords(acc, even, odd)
+			}
+		}
+		if flip != 0 {
+			for j := range acc[:done] {
+				acc[j] -= 128 * int32(rows)
+			}
+		}
+	}
+	for r := range rows {
+		row := in[r*c+c0 : r*c+c1]
+		for j := done; j < len(row); j++ {
+			acc[j] += int32(row[j])
 		}
 	}
 	requantSums(d, acc, out[c0:c1])

@@ -2,6 +2,7 @@ package reduce_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -294,4 +295,55 @@ func FuzzReduce(f *testing.F) {
 		out := kerneltest.New(outDT, nil, nil, kerneltest.Q(0.3, 2))
 		_ = kerneltest.Run(t, op, opts, []*tensor.Tensor{in, axis}, out)
 	})
+}
+
+// TestMeanWordsMatchPerChannel: quantized MEAN over height and width sums
+// whole 8-channel words at once (kernels.AddRowWords); on 400 rows (past
+// the 257 a 16-bit lane holds between flushes) of extreme and random
+// int8 and uint8 values, each channel's output equals the same channel
+// reduced alone (one channel: the per-value path).
+func TestMeanWordsMatchPerChannel(t *testing.T) {
+	const h, w, c = 20, 20, 24
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
+		lo, hi := -128, 127
+		if dt == tensor.Uint8 {
+			lo, hi = 0, 255
+		}
+		for _, fill := range []string{"max", "min", "random"} {
+			vals := make([]float64, h*w*c)
+			for i := range vals {
+				switch fill {
+				case "max":
+					vals[i] = float64(hi)
+				case "min":
+					vals[i] = float64(lo)
+				default:
+					vals[i] = float64(lo + r.IntN(256))
+				}
+			}
+			for _, q := range [][2]*tensor.Quantization{{kerneltest.Q(0.1, 3), kerneltest.Q(0.1, 3)}, {kerneltest.Q(0.1, 3), kerneltest.Q(0.05, -2)}} {
+				mean := func(shape []int, vals []float64) []byte {
+					in := kerneltest.New(dt, shape, vals, q[0])
+					axis := kerneltest.New(tensor.Int32, []int{2}, []float64{1, 2}, nil)
+					k, ctx, n := prepareThreads(t, 1, schema.OpMean, &schema.ReducerOptions{KeepDims: true}, []*tensor.Tensor{in, axis}, kerneltest.New(dt, nil, nil, q[1]))
+					defer ctx.Close()
+					if err := k.Eval(ctx, n); err != nil {
+						t.Fatal(err)
+					}
+					return n.Outputs[0].Data
+				}
+				all := mean([]int{1, h, w, c}, vals)
+				for ch := range c {
+					one := make([]float64, h*w)
+					for p := range one {
+						one[p] = vals[p*c+ch]
+					}
+					if got := mean([]int{1, h, w, 1}, one); got[0] != all[ch] {
+						t.Fatalf("%s %s scales %v: channel %d = %d with %d channels, %d alone", dt, fill, q[1].Scale, ch, all[ch], c, got[0])
+					}
+				}
+			}
+		}
+	}
 }
