@@ -11,10 +11,13 @@ import (
 // chunk [lo, hi) of that job reads and writes only the element spans the
 // methods report.
 type Banded interface {
-	// Bandable reports whether the node's next Eval on a context with
-	// threads threads hands Parallel exactly one job, does no other work
-	// on tensor data (it only sets up views and scratch), and its chunk
-	// function accepts every worker index below threads.
+	// Bandable reports whether the node's Eval on a context with threads
+	// threads hands Parallel exactly one job, does no other work on
+	// tensor data (it only sets up views and scratch), sets up the same
+	// job on every Invoke until the node is prepared again (a Region
+	// runs the captured job again without the Eval), and whose chunk
+	// function accepts every worker index below threads and keeps no
+	// state between chunks in the worker's scratch.
 	Bandable(n *Node, threads int) bool
 	// InputSpan returns the elements [from, to) of input i's data that
 	// chunk [lo, hi) of the job reads (from >= to: none).
@@ -117,7 +120,6 @@ type regionJob struct {
 	fn, data    any
 	call        ChunkCaller
 	total, unit int
-	threads     int
 	captured    bool
 	units       int
 }
@@ -157,9 +159,6 @@ func NewRegion(nodes []*Node, threads int) *Region {
 	r.depStart = make([]int, len(nodes)*r.parts+1)
 	return r
 }
-
-// Nodes returns how many nodes the region runs.
-func (r *Region) Nodes() int { return len(r.jobs) }
 
 // BeginRegion starts capturing r's nodes: until EndRegion, Parallel does
 // not run the job each Eval hands it but records it for node j of r,
@@ -234,7 +233,7 @@ func (r *Region) capture(fn, data any, call ChunkCaller, work int64, threads, to
 	}
 	r.work += work
 	j := &r.jobs[r.cur]
-	j.fn, j.data, j.call, j.threads, j.total, j.unit, j.captured = fn, data, call, threads, total, unit, true
+	j.fn, j.data, j.call, j.total, j.unit, j.captured = fn, data, call, total, unit, true
 }
 
 // layout sets every job's units and, when the jobs' shapes changed since
