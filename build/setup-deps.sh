@@ -3,6 +3,9 @@
 # qemu-user-static (cross tests), mosquitto (external-broker tests),
 # chromium (console browser test), gcc (the TensorFlow Lite backend's cgo). Idempotent: installs only what is missing.
 set -euo pipefail
+# The module's toolchain (as the Makefile and .ci/run set it), also when
+# the script runs on its own on a machine whose go defaults to local.
+export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
 need=()
 command -v qemu-aarch64-static >/dev/null 2>&1 || need+=(qemu-user-static)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)

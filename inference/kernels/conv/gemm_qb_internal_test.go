@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestQBGemmMatchesPlain checks the byte GEMM, with the packing, bias
@@ -206,7 +207,7 @@ func TestQBGemmRqMatchesSeparate(t *testing.T) {
 		t.Skip("this CPU has no fused byte GEMM (AVX-512 VNNI)")
 	}
 	r := rand.New(rand.NewPCG(21, 22))
-	sizes := [][3]int{{1, 1, 4}, {2, 16, 4}, {3, 5, 7}, {8, 16, 24}, {9, 17, 27}, {13, 33, 131}, {7, 24, 144}, {64, 144, 24}, {17, 48, 1000}, {5, 20, 17}, {11, 31, 8}, {16, 64, 96}}
+	sizes := [][3]int{{1, 1, 4}, {2, 16, 4}, {3, 5, 7}, {8, 16, 24}, {9, 17, 27}, {13, 33, 131}, {7, 24, 144}, {64, 144, 24}, {17, 48, 1000}, {5, 20, 17}, {11, 31, 8}, {16, 64, 96}, {49, 40, 160}}
 	for trial, sz := range sizes {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, single := range []bool{false, true} {
@@ -289,6 +290,20 @@ func TestQBGemmRqMatchesSeparate(t *testing.T) {
 							}
 						}
 					}
+					// qbRowsRq: a last row alone after whole blocks on
+					// the one-row kernel, the same bytes.
+					d := &convData{geom: geom{outC: n}, kq4: k4, qb: wp, biasQB: bias, np: np, rq: rq, rv: v}
+					rowsRq := make([]byte, m*n)
+					if u8 {
+						qbRowsRq(d, a, rowadd, make([]int32, mp*np), rowsRq, m, j0, np)
+					} else {
+						qbRowsRq(d, a, rowadd, make([]int32, mp*np), int8sOf(rowsRq), m, j0, np)
+					}
+					for i := range m {
+						if w, g := want[i*(n+ldo)+j0:i*(n+ldo)+n], rowsRq[i*n+j0:(i+1)*n]; !bytes.Equal(g, w) {
+							t.Fatalf("%v single %v uint8 %v from channel %d: qbRowsRq row %d = %x, want %x", sz, single, u8, j0, i, g, w)
+						}
+					}
 				}
 			}
 		}
@@ -360,4 +375,9 @@ func TestIm2colRowsMatchesNaive(t *testing.T) {
 	if interior < 40 {
 		t.Fatalf("only %d geometries had 8- to 16-byte filter rows", interior)
 	}
+}
+
+// int8sOf views bytes as int8 values.
+func int8sOf(b []byte) []int8 {
+	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 }
