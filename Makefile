@@ -139,10 +139,17 @@ lint:
 	$(GO) vet ./...
 	GOARCH=arm GOARM=7 $(GO) vet ./...   # 32-bit boards: int overflow, alignment
 
-# Long fuzzing of the model reader (and every other fuzz target, shortly).
+# Long fuzzing of the model reader and of bands (multi-threaded runs of
+# fuzzed convolution chains against one thread); fuzz-short: every fuzz
+# target of the module for FUZZTIME_SHORT each.
 fuzz:
 	$(GO) test -run '^$$' -fuzz "^FuzzParse$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./inference/schema/
 	$(GO) test -run '^$$' -fuzz "^FuzzLoad$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./inference/
+	$(GO) test -run '^$$' -fuzz "^FuzzBands$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./inference/
+
+FUZZTIME_SHORT ?= 10s
+fuzz-short:
+	@GO='$(GO)' FUZZTIME=$(FUZZTIME_SHORT) bash build/fuzz-all.sh
 
 # DEMO_FLAGS passes flags through, e.g. make demo DEMO_FLAGS=--hold (keep
 # everything running and open the console).

@@ -305,27 +305,39 @@ func (p *Pool) Run(threads, total, minChunk int, fn, data any, call ChunkCaller)
 		call.CallChunk(fn, data, 0, 0, total)
 		return
 	}
-	// Close the previous job to late workers, wait for the ones inside to
-	// leave (they found its chunks all taken), then write the new one.
-	seq := p.seq.Load() + 1
-	p.seq.Store(seq)
-	var start time.Time
-	for i := 0; p.inside.Load() != 0; i++ {
-		spinning(&start, i, time.Hour)
-	}
+	seq := p.openJob()
 	p.fn, p.data, p.call, p.region = fn, data, call, nil
 	p.total, p.unit, p.units, p.threads, p.nChunks = total, minChunk, units, threads, int64(nChunks)
 	for w := range threads {
 		p.parts[w].set(partChunks(w, threads, nChunks))
 	}
 	p.parts[0].claimed.Store(seq + 1)
+	p.startJob(seq, threads)
+	p.chunks(0, seq+1)
+	p.wait()
+}
+
+// openJob closes the previous job to late workers and waits for the ones
+// inside to leave (they found its work all taken); the caller then writes
+// the new job and starts it with startJob(seq) (seq is odd meanwhile).
+func (p *Pool) openJob() (seq uint64) {
+	seq = p.seq.Load() + 1
+	p.seq.Store(seq)
+	var start time.Time
+	for i := 0; p.inside.Load() != 0; i++ {
+		spinning(&start, i, time.Hour)
+	}
+	return seq
+}
+
+// startJob publishes the job written since openJob and wakes the workers
+// of its threads.
+func (p *Pool) startJob(seq uint64, threads int) {
 	p.finished.Store(0)
 	p.seq.Store(seq + 1)
 	for _, h := range p.helpers[:threads-1] {
 		h.wakeUp()
 	}
-	p.chunks(0, seq+1)
-	p.wait()
 }
 
 // wait waits for the chunks other workers are running: it polls, then

@@ -342,19 +342,10 @@ func (r *Region) partOf(thread, k int) int {
 // runRegion runs a region's captured jobs: like Run, with tasks instead
 // of chunks (see Region).
 func (p *Pool) runRegion(r *Region) {
-	seq := p.seq.Load() + 1
-	p.seq.Store(seq)
-	var start time.Time
-	for i := 0; p.inside.Load() != 0; i++ {
-		spinning(&start, i, time.Hour)
-	}
+	seq := p.openJob()
 	p.fn, p.data, p.call, p.region = nil, nil, nil, r
 	p.threads, p.nChunks = r.threads, int64(len(r.jobs)*r.parts)
-	p.finished.Store(0)
-	p.seq.Store(seq + 1)
-	for _, h := range p.helpers[:r.threads-1] {
-		h.wakeUp()
-	}
+	p.startJob(seq, r.threads)
 	p.regionTasks(0, seq+1)
 	p.wait()
 }
