@@ -3,6 +3,8 @@ package inference_test
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -315,13 +317,58 @@ func BenchmarkModelThreadsGap(b *testing.B) {
 // 10 Invokes of three interpreters (one thread, two threads, two threads
 // WithoutBands, the first Invoke of each run not counted) and reports
 // their medians and the two speed-ups over one thread. Run it with
-// -benchtime 300x or more.
+// -benchtime 300x or more. The busy variants run the same next to a
+// process that keeps one CPU busy (two threads there get about 1.3 CPUs).
 func BenchmarkModelBands(b *testing.B) {
-	for _, cm := range conformanceModels(b) {
-		if !strings.Contains(cm.meta.Name, "mobilenet_v2") {
-			continue
+	for _, busy := range []bool{false, true} {
+		for _, cm := range conformanceModels(b) {
+			if !strings.Contains(cm.meta.Name, "mobilenet_v2") {
+				continue
+			}
+			name := cm.meta.Name
+			if busy {
+				name += "/busy"
+			}
+			b.Run(name, func(b *testing.B) {
+				if busy {
+					stop := busyProcess(b)
+					defer stop()
+				}
+				benchBands(b, cm)
+			})
 		}
-		b.Run(cm.meta.Name, func(b *testing.B) {
+	}
+}
+
+// busyProcess starts a process that keeps one CPU busy (this test binary
+// spinning in TestBusyHelper) until the returned function stops it: the
+// machine of an edge device that runs other work besides inference.
+func busyProcess(b *testing.B) (stop func()) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBusyHelper$")
+	cmd.Env = append(os.Environ(), "EDGEFLEET_BUSY_HELPER=1")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+// TestBusyHelper is busyProcess's CPU hog; without its environment
+// variable it returns at once.
+func TestBusyHelper(t *testing.T) {
+	if os.Getenv("EDGEFLEET_BUSY_HELPER") != "1" {
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Minute); time.Now().Before(deadline); {
+	}
+}
+
+// benchBands is BenchmarkModelBands for one model.
+func benchBands(b *testing.B, cm confModel) {
+	{
+		{
 			ips := [3]*inference.Interpreter{benchInterpreter(b, cm, 1), benchInterpreter(b, cm, 2), benchInterpreter(b, cm, 2, inference.WithoutBands())}
 			var times [3][]time.Duration
 			for i := 0; b.Loop(); i++ {
@@ -347,7 +394,7 @@ func BenchmarkModelBands(b *testing.B) {
 			b.ReportMetric(p50[2], "p50-ms-2threads-nobands")
 			b.ReportMetric(p50[0]/p50[1], "speedup")
 			b.ReportMetric(p50[0]/p50[2], "speedup-nobands")
-		})
+		}
 	}
 }
 

@@ -129,6 +129,10 @@ func (j *regionJob) bounds(w, parts int) (int, int) {
 	return chunkBounds(w, parts, j.units, j.unit, j.total)
 }
 
+// stallSleep is how long a thread waiting for another's task sleeps
+// between looks once it has polled for waitTime.
+const stallSleep = 20 * time.Microsecond
+
 type regionDep struct{ node, part int }
 
 type regionFlag struct {
@@ -393,7 +397,14 @@ func (p *Pool) task(r *Region, thread int, seq uint64, j, w int) int64 {
 				}
 				taken = true
 			}
-			spinning(&start, i, time.Hour)
+			if !spinning(&start, i, waitTime) {
+				// Its thread has been at it for a while: on a busy
+				// machine it may have lost its core. Sleep, so that
+				// this core can run it (polling kept it off: two
+				// threads ran MobileNet v2 2.2× slower than one next to
+				// one busy process).
+				time.Sleep(stallSleep)
+			}
 		}
 	}
 	job := &r.jobs[j]
