@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compares edge-agent's p50 latency (one and two threads, with allocations
-# per Invoke) with TensorFlow Lite (WebAssembly build, single thread,
+# per Invoke; the median of ROUNDS alternating runs, default 3) with
+# TensorFlow Lite (WebAssembly build, single thread,
 # XNNPACK on and off) on every conformance model, in one run on this
 # machine. Needs node; installs the reference runner's npm
 # packages into a cached copy of ../shared/tflite-reference
@@ -12,17 +13,24 @@ export GOEXPERIMENT=${GOEXPERIMENT-simd}
 work=$(build/tflite-reference.sh)
 go build -o /tmp/edge-agent-bench ./cmd/edge-agent
 repeat=${REPEAT:-20}
+rounds=${ROUNDS:-3}
 printf '| model | edge-agent p50 ms | edge-agent 2 threads p50 ms | allocs/Invoke | TFLite builtin (XNNPACK off) p50 ms | TFLite XNNPACK p50 ms |\n|---|---:|---:|---:|---:|---:|\n'
 ratios=()
 # MODELS (a glob, default every model) limits the run.
 for d in testdata/conformance/${MODELS:-*}/; do
   name=$(basename "$d")
-  # The JSON is read after the run ends: a parser started in a pipe
-  # alongside would take a core while edge-agent measures.
-  one_json=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json)
-  two_json=$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --threads 2 --repeat "$repeat" --json)
-  ours=$(python3 -c 'import json,sys; print("%.4f" % json.loads(sys.argv[1])["p50_ms"])' "$one_json")
-  two=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.4f %g" % (r["p50_ms"], r["allocs_per_invoke"]))' "$two_json")
+  # ROUNDS runs of one and two threads, alternating (a shared machine's
+  # slow minutes then hit both), each reported as the median of the
+  # rounds' p50s. The JSON is read after the runs end: a parser started
+  # in a pipe alongside would take a core while edge-agent measures.
+  ones=() twos=()
+  for _ in $(seq "$rounds"); do
+    ones+=("$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --repeat "$repeat" --json)")
+    twos+=("$(/tmp/edge-agent-bench bench --model "$d/model.tflite" --threads 2 --repeat "$repeat" --json)")
+  done
+  median_p50='import json,statistics,sys; print("%.4f" % statistics.median(json.loads(a)["p50_ms"] for a in sys.argv[1:]))'
+  ours=$(python3 -c "$median_p50" "${ones[@]}")
+  two="$(python3 -c "$median_p50" "${twos[@]}") $(python3 -c 'import json,sys; print("%g" % json.loads(sys.argv[1])["allocs_per_invoke"])' "${twos[-1]}")"
   ins=()
   for f in "$d"/case_0/input_*.bin; do ins+=(--input "$f"); done
   t=$(mktemp -d)
