@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
@@ -59,22 +60,23 @@ func (sg *subgraph) bandOf(i int) *band {
 // the region) and runs the region; from the second Invoke on it runs the
 // jobs the first one captured (the Evals would set up the same ones,
 // ≈ 140 ns a node).
-func (ip *Interpreter) invokeBand(sg *subgraph, b *band) error {
+func (ip *Interpreter) invokeBand(ctx context.Context, sg *subgraph, b *band) error {
 	kc := ip.ctx
-	if b.region.Captured() {
-		kc.RunRegion(b.region)
-		return nil
-	}
-	kc.BeginRegion(b.region)
-	for _, n := range sg.nodes[b.start:b.end] {
-		kc.RegionNode()
-		if err := n.kernel.Eval(kc, &n.kn); err != nil {
-			kc.EndRegion(false)
-			return fmt.Errorf("invoke subgraph %d: %w", sg.index, err)
+	if !b.region.Captured() {
+		kc.BeginRegion(b.region)
+		for _, n := range sg.nodes[b.start:b.end] {
+			kc.RegionNode()
+			if err := n.kernel.Eval(kc, &n.kn); err != nil {
+				kc.EndRegion(false)
+				return fmt.Errorf("invoke subgraph %d: %w", sg.index, err)
+			}
+		}
+		if err := kc.EndRegion(true); err != nil {
+			return fmt.Errorf("invoke subgraph %d nodes %d-%d: %w", sg.index, b.start, b.end-1, err)
 		}
 	}
-	if err := kc.EndRegion(true); err != nil {
-		return fmt.Errorf("invoke subgraph %d nodes %d-%d: %w", sg.index, b.start, b.end-1, err)
+	if !kc.RunRegion(b.region, ctx.Done()) {
+		return ctx.Err()
 	}
 	return nil
 }

@@ -465,7 +465,7 @@ func (ip *Interpreter) invokeSubgraph(ctx context.Context, sg *subgraph) error {
 		}
 		if split && sg.bandAt[i] >= 0 {
 			b := &sg.bands[sg.bandAt[i]]
-			if err := ip.invokeBand(sg, b); err != nil {
+			if err := ip.invokeBand(ctx, sg, b); err != nil {
 				return err
 			}
 			i = b.end - 1

@@ -72,6 +72,9 @@ type Region struct {
 	// again (see Captured); work is what they handed Parallel.
 	captured bool
 	work     int64
+	// stop ends the current run early (RunRegion); stopped records it.
+	stop    <-chan struct{}
+	stopped atomic.Bool
 	// Dependencies, for the captured jobs' shapes (key): task j*parts+w
 	// waits for deps[depStart[j*parts+w]:depStart[j*parts+w+1]].
 	depStart []int
@@ -186,37 +189,61 @@ func (r *Region) Captured() bool { return r.captured }
 // node.
 func (c *Context) RegionNode() { c.region.cur++ }
 
-// EndRegion stops capturing and, when run is set, runs the captured jobs
-// (on the pool's threads, or in order on the caller without one). A node
-// whose Eval handed Parallel no job (an empty output) runs nothing.
-func (c *Context) EndRegion(run bool) error {
+// EndRegion stops capturing; when complete is set (every Eval succeeded)
+// the captured jobs become r's, for RunRegion. A node whose Eval handed
+// Parallel no job (an empty output) runs nothing. It returns the error
+// of a node that broke the Banded contract.
+func (c *Context) EndRegion(complete bool) error {
 	r := c.region
 	c.region = nil
-	if !run {
+	if !complete {
 		return nil
 	}
 	if r.err != nil {
 		return r.err
 	}
 	r.captured = true
-	c.RunRegion(r)
 	return nil
 }
 
 // RunRegion runs the jobs r captured last (Captured must be true): on
-// the pool's threads, or in order on the caller without one.
-func (c *Context) RunRegion(r *Region) {
+// the pool's threads, or in order on the caller without one. Once stop
+// is closed (a context's Done channel; nil: never) no further task
+// starts and RunRegion returns false as soon as the running ones end:
+// a long region honours a deadline like single nodes do between them.
+func (c *Context) RunRegion(r *Region, stop <-chan struct{}) bool {
 	c.work += r.work
+	r.stop = stop
+	r.stopped.Store(false)
 	if c.pool == nil || c.pool.closed.Load() || c.pool.Threads() < r.threads {
 		for j := range r.jobs {
+			if r.halted() {
+				return false
+			}
 			if job := &r.jobs[j]; job.captured {
 				job.call.CallChunk(job.fn, job.data, 0, 0, job.total)
 			}
 		}
-		return
+		return true
 	}
 	r.layout()
 	c.pool.runRegion(r)
+	return !r.stopped.Load()
+}
+
+// halted reports whether the run was stopped: stop closed (seen by any
+// thread; the first sets stopped for the others).
+func (r *Region) halted() bool {
+	if r.stopped.Load() {
+		return true
+	}
+	select {
+	case <-r.stop:
+		r.stopped.Store(true)
+		return true
+	default:
+		return false
+	}
 }
 
 // Splitting reports whether the current Invoke splits nodes across
@@ -408,7 +435,7 @@ func (p *Pool) task(r *Region, thread int, seq uint64, j, w int) int64 {
 		}
 	}
 	job := &r.jobs[j]
-	if lo, hi := job.bounds(w, r.parts); lo < hi {
+	if lo, hi := job.bounds(w, r.parts); lo < hi && !r.halted() {
 		job.call.CallChunk(job.fn, job.data, thread, lo, hi)
 	}
 	r.done[t].v.Store(seq)

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -111,6 +112,9 @@ func (c *stencilChain) run(t *testing.T, ctx *Context, r *Region, unit int, skip
 	if err := ctx.EndRegion(true); err != nil {
 		t.Fatal(err)
 	}
+	if !ctx.RunRegion(r, nil) {
+		t.Fatal("RunRegion stopped without a stop channel")
+	}
 }
 
 func testContext(p *Pool, threads int) *Context {
@@ -208,6 +212,71 @@ func (c *stencilChain) wantSkipping(skip int) [][]int64 {
 		outs = append(outs, out)
 	}
 	return outs
+}
+
+// stopChunk is a stencil node's chunk that closes stop (once) before its
+// work: a deadline passing in the middle of a region.
+type stopStencil struct {
+	stencil
+	once sync.Once
+	stop chan struct{}
+}
+
+func stopChunk(s *stopStencil, w, lo, hi int) {
+	s.once.Do(func() { close(s.stop) })
+	stencilChunk(&s.stencil, w, lo, hi)
+}
+
+// TestRegionStops: a stop channel closed while a region runs (here by a
+// chunk of node 3) lets no task start afterwards: RunRegion returns false
+// and no node Window or more after node 3 ran a chunk (every task there
+// waits for all of node 3); with no pool the nodes after it do not run.
+// The control: without the stop, every node runs.
+func TestRegionStops(t *testing.T) {
+	const stopAt = 3
+	halos := []int{0, 1, 0, 1, 0, 1, 0, 1, 0, 1}
+	for _, pooled := range []bool{true, false} {
+		for _, closeIt := range []bool{true, false} {
+			c := newStencilChain(2048, 2, halos)
+			var p *Pool
+			if pooled {
+				p = NewPool(2)
+				defer p.Close()
+			}
+			ctx := testContext(p, 2)
+			r := NewRegion(c.nodes, 2)
+			st := &stopStencil{stencil: *c.data[stopAt], stop: make(chan struct{})}
+			if !closeIt {
+				st.once.Do(func() {})
+			}
+			ctx.BeginRegion(r)
+			for j, s := range c.data {
+				ctx.RegionNode()
+				if j == stopAt {
+					Parallel(ctx, 2, 1<<40, len(s.out), 16, st, stopChunk)
+				} else {
+					Parallel(ctx, 2, 1<<40, len(s.out), 16, s, stencilChunk)
+				}
+			}
+			if err := ctx.EndRegion(true); err != nil {
+				t.Fatal(err)
+			}
+			if done := ctx.RunRegion(r, st.stop); done == closeIt {
+				t.Fatalf("pool %v, stop closed %v: RunRegion returned %v", pooled, closeIt, done)
+			}
+			for j := range c.data {
+				ran := c.finished[j].Load()
+				switch {
+				case !closeIt && ran == 0:
+					t.Fatalf("pool %v, no stop: node %d ran no chunk", pooled, j)
+				case closeIt && pooled && j >= stopAt+Window && ran != 0:
+					t.Fatalf("pool %v: node %d ran %d chunks after the stop", pooled, j, ran)
+				case closeIt && !pooled && j > stopAt && ran != 0:
+					t.Fatalf("no pool: node %d ran after the stop", j)
+				}
+			}
+		}
+	}
 }
 
 // TestRegionSecondJobIsAnError: a node that hands Parallel two jobs breaks
