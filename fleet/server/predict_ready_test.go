@@ -99,16 +99,8 @@ func TestRemotePredictBeforeSubscribe(t *testing.T) {
 		{"bounded by the predict timeout", 10 * time.Minute, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			connected := make(chan string, 16)
-			e := startServer(t, server.Config{PredictTimeout: tc.predictTimeout, PredictReadyWait: tc.readyWait,
-				OnBrokerEvent: func(ev broker.ClientEvent) {
-					if ev.Connected && ev.Principal.DeviceID != "" {
-						select { // never holds the broker back
-						case connected <- ev.Principal.DeviceID:
-						default:
-						}
-					}
-				}})
+			connected, onEvent := deviceConnects()
+			e := startServer(t, server.Config{PredictTimeout: tc.predictTimeout, PredictReadyWait: tc.readyWait, OnBrokerEvent: onEvent})
 			e.enroll(1)
 			call := func() (int, string) {
 				resp, err := e.api("POST", "/api/v1/devices/dev-0/predict/m", `{"instances":[[1.5]]}`)
@@ -310,16 +302,8 @@ func TestRemotePredictNATSRestartedAgent(t *testing.T) {
 // device_not_ready (--predict-ready-wait negative), nothing sent; once
 // the SUBSCRIBE is through the same call gets the prediction.
 func TestRemotePredictAgentFirstConnect(t *testing.T) {
-	connected := make(chan string, 16)
-	e := startServer(t, server.Config{InsecurePlaintext: true, PredictTimeout: 10 * time.Minute, PredictReadyWait: -1,
-		OnBrokerEvent: func(ev broker.ClientEvent) {
-			if ev.Connected && ev.Principal.DeviceID != "" {
-				select { // never holds the broker back
-				case connected <- ev.Principal.DeviceID:
-				default:
-				}
-			}
-		}})
+	connected, onEvent := deviceConnects()
+	e := startServer(t, server.Config{InsecurePlaintext: true, PredictTimeout: 10 * time.Minute, PredictReadyWait: -1, OnBrokerEvent: onEvent})
 	e.enroll(1)
 	enr, err := enroll.LoadEnrollment(e.devs[0].dir)
 	if err != nil {
@@ -371,4 +355,20 @@ func answer(resp *http.Response, err error) (int, string) {
 		return resp.StatusCode, string(b)
 	}
 	return resp.StatusCode, c.String()
+}
+
+// deviceConnects returns a channel that receives the device ID of every
+// device connection the broker reports, and the server.Config
+// OnBrokerEvent hook that feeds it (it never holds the broker back: a
+// full channel drops the event).
+func deviceConnects() (<-chan string, func(broker.ClientEvent)) {
+	connected := make(chan string, 16)
+	return connected, func(ev broker.ClientEvent) {
+		if ev.Connected && ev.Principal.DeviceID != "" {
+			select {
+			case connected <- ev.Principal.DeviceID:
+			default:
+			}
+		}
+	}
 }

@@ -208,6 +208,15 @@ func view[T any](b []byte) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/sz)
 }
 
+// Bytes views values as their little-endian bytes without copying (the
+// inverse of View).
+func Bytes[T any](v []T) []byte {
+	if len(v) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), len(v)*int(unsafe.Sizeof(v[0])))
+}
+
 // Info describes a tensor without its data.
 type Info struct {
 	Name  string

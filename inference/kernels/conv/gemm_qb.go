@@ -354,7 +354,7 @@ func qbRowsRq[TA int8 | uint8](d *convData, a []uint8, ra, acc []int32, out []TA
 	if m > qbMR && m%qbMR == 1 && qbGemv64 != nil {
 		full = m - 1
 	}
-	qbGemmRq(a, d.kq4, d.qb, d.biasQB, ra, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(out))), len(out)), g.outC, full, j0, j1, g.outC, d.rq, d.rv)
+	qbGemmRq(a, d.kq4, d.qb, d.biasQB, ra, tensor.Bytes(out), g.outC, full, j0, j1, g.outC, d.rq, d.rv)
 	if full == m {
 		return
 	}

@@ -2,9 +2,9 @@ package conv
 
 import (
 	"bytes"
+	"github.com/edgefleet/edgefleet/inference/tensor"
 	"math/rand/v2"
 	"testing"
-	"unsafe"
 )
 
 // TestQBGemmMatchesPlain checks the byte GEMM, with the packing, bias
@@ -297,7 +297,7 @@ func TestQBGemmRqMatchesSeparate(t *testing.T) {
 					if u8 {
 						qbRowsRq(d, a, rowadd, make([]int32, mp*np), rowsRq, m, j0, np)
 					} else {
-						qbRowsRq(d, a, rowadd, make([]int32, mp*np), int8sOf(rowsRq), m, j0, np)
+						qbRowsRq(d, a, rowadd, make([]int32, mp*np), tensor.View[int8](rowsRq), m, j0, np)
 					}
 					for i := range m {
 						if w, g := want[i*(n+ldo)+j0:i*(n+ldo)+n], rowsRq[i*n+j0:(i+1)*n]; !bytes.Equal(g, w) {
@@ -375,9 +375,4 @@ func TestIm2colRowsMatchesNaive(t *testing.T) {
 	if interior < 40 {
 		t.Fatalf("only %d geometries had 8- to 16-byte filter rows", interior)
 	}
-}
-
-// int8sOf views bytes as int8 values.
-func int8sOf(b []byte) []int8 {
-	return unsafe.Slice((*int8)(unsafe.Pointer(unsafe.SliceData(b))), len(b))
 }

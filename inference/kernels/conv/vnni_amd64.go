@@ -46,13 +46,7 @@ func flipAVX512(b []uint8) {
 	for ; i+64 <= len(b); i += 64 {
 		archsimd.LoadUint8x64Array((*[64]uint8)(b[i:])).Xor(s).StoreArray((*[64]uint8)(b[i:]))
 	}
-	for ; i+8 <= len(b); i += 8 {
-		p := (*uint64)(unsafe.Pointer(&b[i]))
-		*p ^= 0x8080808080808080
-	}
-	for ; i < len(b); i++ {
-		b[i] ^= 0x80
-	}
+	flipWords(b[i:])
 }
 
 // rowSumsAVX512 is qbRowSums with VPSADBW (sums of 8 bytes into 64-bit

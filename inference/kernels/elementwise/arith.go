@@ -2,7 +2,6 @@ package elementwise
 
 import (
 	"math"
-	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -501,7 +500,7 @@ func evalArithQuant[T int8 | uint8 | int16](ctx *kernels.Context, n *kernels.Nod
 	if d.pair != nil && d.bc.flat && len(o) > 0 {
 		// Same shapes (residual connections): chunks of the flat range
 		// on the pool's workers.
-		d.fa, d.fb, d.fo = bytesOf(a[:len(o)]), bytesOf(b[:len(o)]), bytesOf(o)
+		d.fa, d.fb, d.fo = tensor.Bytes(a[:len(o)]), tensor.Bytes(b[:len(o)]), tensor.Bytes(o)
 		// The views stay set after the job: in a kernels.Region it runs
 		// after this Eval returns.
 		// Chunks of whole groups of kernels.BandRows rows of the last
@@ -638,14 +637,6 @@ func pairFlatChunk(d *arithData, _, lo, hi int) {
 	for i := range o {
 		o[i] = lut[int(x[i])<<8|int(y[i])]
 	}
-}
-
-// bytesOf views values as bytes.
-func bytesOf[T int8 | uint8 | int16](v []T) []byte {
-	if len(v) == 0 {
-		return nil
-	}
-	return unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), len(v)*int(unsafe.Sizeof(v[0])))
 }
 
 // mul16To8 multiplies Q0.15 int16 values (gemmlowp's 16-bit saturating

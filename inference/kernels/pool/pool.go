@@ -2,7 +2,6 @@ package pool
 
 import (
 	"math"
-	"unsafe"
 
 	"github.com/edgefleet/edgefleet/inference/kernels"
 	"github.com/edgefleet/edgefleet/inference/schema"
@@ -306,7 +305,7 @@ func poolInt[T int8 | uint8 | int16](d *poolData, in, out []T, c0, c1 int) {
 				if bytes, ok := any(in).([]uint8); ok && count <= maxWordTaps {
 					done = d.sumTaps8(bytes, acc, b, iy, ix, y0, y1, x0, x1, c0, 0)
 				} else if signed, ok := any(in).([]int8); ok && count <= maxWordTaps {
-					done = d.sumTaps8(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(signed))), len(signed)), acc, b, iy, ix, y0, y1, x0, x1, c0, 0x80)
+					done = d.sumTaps8(tensor.Bytes(signed), acc, b, iy, ix, y0, y1, x0, x1, c0, 0x80)
 					for c := range acc[:done] {
 						acc[c] -= 128 * count
 					}

@@ -501,7 +501,7 @@ func meanChannelsT[T int8 | uint8 | int16](d *reduceData, in, out []T, c0, c1 in
 		if T(0)-1 < 0 {
 			flip = 0x80
 		}
-		raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(in))), len(in))
+		raw := tensor.Bytes(in)
 		done = len(acc) &^ 7
 		even, odd := d.even[c0/8:][:done/8], d.odd[c0/8:][:done/8]
 		for r := range rows {
