@@ -1,15 +1,20 @@
 package conv_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/edgefleet/edgefleet/inference"
 	"github.com/edgefleet/edgefleet/inference/kernels"
+	"github.com/edgefleet/edgefleet/inference/kernels/conv"
 	"github.com/edgefleet/edgefleet/inference/schema"
 	"github.com/edgefleet/edgefleet/inference/tensor"
 	"github.com/edgefleet/edgefleet/internal/kerneltest"
@@ -355,4 +360,67 @@ func BenchmarkThreadShare(b *testing.B) {
 			b.ReportMetric(float64(best.Nanoseconds())/1e3, "min-us")
 		})
 	}
+}
+
+// BenchmarkMobileNetGemmPaths runs the two MobileNet v2 conformance
+// models on one thread with the byte GEMM (AVX-512 VNNI or AVX-VNNI, NEON
+// dot product) and with the 16-bit GEMM that x86 CPUs without any VNNI
+// (AMD Zen 2/3, older Intel) and arm64 CPUs without the dot product use.
+// Run it with GODEBUG=cpu.avx512f=off as well to see an AVX2 machine.
+func BenchmarkMobileNetGemmPaths(b *testing.B) {
+	for _, name := range []string{"mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"} {
+		for _, path := range []string{"byte", "16bit"} {
+			b.Run(name+"/"+path, func(b *testing.B) {
+				if path == "16bit" {
+					defer conv.DisableByteGemm()()
+				}
+				ip := conformanceInterpreter(b, name)
+				if err := ip.Invoke(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					if err := ip.Invoke(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// conformanceInterpreter loads testdata/conformance/<name> on one thread
+// with its first case's inputs set.
+func conformanceInterpreter(b *testing.B, name string) *inference.Interpreter {
+	b.Helper()
+	dir := filepath.Join("..", "..", "..", "testdata", "conformance", name)
+	m, err := inference.LoadFile(filepath.Join(dir, "model.tflite"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ip, err := inference.NewInterpreter(m, inference.WithThreads(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ip.Close() })
+	var meta struct {
+		Cases []struct{ Inputs []string } `json:"cases"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &meta)
+	}
+	if err != nil || len(meta.Cases) == 0 {
+		b.Fatalf("%s meta.json: %v", name, err)
+	}
+	for i, in := range meta.Cases[0].Inputs {
+		data, err := os.ReadFile(filepath.Join(dir, in))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := ip.SetInput(i, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ip
 }

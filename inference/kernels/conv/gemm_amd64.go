@@ -21,9 +21,17 @@ func init() {
 	}
 }
 
-// qgemmAVX2 is qgemmKernel with AVX2 VPMADDWD: 3 rows x 16 channels
-// (6 accumulators: 4 rows would spill) per inner loop, one pair of reduction steps per
-// iteration.
+// q16AVX2x4 is four rows by sixteen channels of qgemmAVX2 in assembly
+// (q16_amd64.s): rows of a lda bytes apart, kp2 packed pairs of w, the
+// sums plus bias stored in rows of out ldo int32 apart.
+//
+//go:noescape
+func q16AVX2x4(a *int16, lda int, w *int16, kp2 int, out *int32, ldo int, bias *int32)
+
+// qgemmAVX2 is qgemmKernel with AVX2 VPMADDWD: blocks of 4 rows × 16
+// channels in assembly (q16AVX2x4), the last 1–3 rows in Go (3 rows × 16
+// channels: 6 accumulators, 4 rows would spill there), one pair of
+// reduction steps per iteration.
 func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -37,6 +45,8 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 	}
 	a32 := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(a))), len(a)/2)
 	var tmp [3][q16NR]int32
+	var tmp4 [4][q16NR]int32
+	var zero16 [q16NR]int32
 	for j := 0; j < n; j += q16NR {
 		wb := wp[j/q16NR*kp2*2*q16NR:][: kp2*2*q16NR : kp2*2*q16NR]
 		full := j+q16NR <= n
@@ -46,6 +56,27 @@ func qgemmAVX2(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 			b1 = archsimd.LoadInt32x8(bias[j+8:])
 		}
 		i := 0
+		if m >= 4 {
+			// Every bound of the assembly blocks, checked once: the rows
+			// read, the packed block, the sums written.
+			_ = a32[m/4*4*kp2-1]
+			if full {
+				_ = acc[(m/4*4-1)*ldc+j+q16NR-1]
+				bj := bias[j : j+q16NR]
+				for ; i+4 <= m; i += 4 {
+					q16AVX2x4(&a[i*kp], kp*2, &wb[0], kp2, &acc[i*ldc+j], ldc, &bj[0])
+				}
+			}
+			for ; i+4 <= m; i += 4 {
+				q16AVX2x4(&a[i*kp], kp*2, &wb[0], kp2, &tmp4[0][0], q16NR, &zero16[0])
+				for r := range 4 {
+					row := acc[(i+r)*ldc+j : (i+r)*ldc+n]
+					for c := range row {
+						row[c] = tmp4[r][c] + bias[j+c]
+					}
+				}
+			}
+		}
 		for ; i+3 <= m; i += 3 {
 			r0 := a32[i*kp2:][:kp2]
 			r1 := a32[(i+1)*kp2:][:kp2]
@@ -152,8 +183,9 @@ var hasAVX512 bool
 func init() {
 	hasAVX512 = archsimd.X86.AVX512()
 	if archsimd.X86.AVX2() {
-		requantI8Kernel = requantAVX2[int8]
-		requantU8Kernel = requantAVX2[uint8]
+		requantI8Kernel = requantBlocks[int8]
+		requantU8Kernel = requantBlocks[uint8]
+		rqBlocks = rqBlocks16
 	}
 }
 

@@ -7,16 +7,20 @@ import (
 	"testing"
 )
 
-// TestRequantAVX2Only runs the requantization check without the AVX-512
-// narrowing stores (the path of AVX2-only CPUs).
+// TestRequantAVX2Only runs the requantization check without AVX-512 (the
+// path of AVX2-only CPUs): the 16-channel assembly chunks
+// (requant16AVX2) with the Go kernel for the rest, and the Go kernel
+// alone.
 func TestRequantAVX2Only(t *testing.T) {
 	if requantI8Kernel == nil {
 		t.Skip("no AVX2")
 	}
 	saved, i8, u8 := hasAVX512, requantI8Kernel, requantU8Kernel
 	defer func() { hasAVX512, requantI8Kernel, requantU8Kernel = saved, i8, u8 }()
-	hasAVX512, requantI8Kernel, requantU8Kernel = false, requantAVX2[int8], requantAVX2[uint8]
-	checkRequantSIMD(t)
+	hasAVX512, requantI8Kernel, requantU8Kernel = false, requantBlocks[int8], requantBlocks[uint8]
+	t.Run("chunks", checkRequantSIMD)
+	requantI8Kernel, requantU8Kernel = requantAVX2[int8], requantAVX2[uint8]
+	t.Run("go", checkRequantSIMD)
 }
 
 // TestQ16AVX2Kernel runs the GEMM check on the AVX2 kernel (the one of

@@ -21,11 +21,19 @@ func dupPair(v int32) archsimd.Int16x8 {
 	return archsimd.LoadInt16x8Array((*[8]int16)(unsafe.Pointer(&b)))
 }
 
-// qgemmNEON is qgemmKernel with NEON SMULL/SMULL2: for each pair of
-// reduction steps, the 16-channel block is 4 vectors of 4 channels x 2
-// steps; the products accumulate unpaired (two int32 lanes per channel)
-// and one pairwise add (ADDP) per 4 channels at the end yields the sums.
-// 2 rows x 16 channels per inner loop (16 accumulators).
+// q16NEON3x16 is three rows by sixteen channels of qgemmNEON in assembly
+// (q16_arm64.s): rows of a lda bytes apart, kp2 packed pairs of w, the
+// sums plus bias stored in rows of out ldo int32 apart.
+//
+//go:noescape
+func q16NEON3x16(a *int16, lda int, w *int16, kp2 int, out *int32, ldo int, bias *int32)
+
+// qgemmNEON is qgemmKernel with NEON: for each pair of reduction steps,
+// the 16-channel block is 4 vectors of 4 channels x 2 steps; the products
+// accumulate unpaired (two int32 lanes per channel) and one pairwise add
+// (ADDP) per 4 channels at the end yields the sums. Blocks of 3 rows x 16
+// channels run in assembly (q16NEON3x16, SMLAL), the last 1–2 rows in Go
+// (SMULL, 2 rows x 16 channels per inner loop: 16 accumulators).
 func qgemmNEON(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -39,10 +47,33 @@ func qgemmNEON(a []int16, kp int, wp []int16, bias []int32, acc []int32, m, n, l
 	}
 	a32 := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(a))), len(a)/2)
 	var tmp [q16NR]int32
+	var tmp3 [3][q16NR]int32
+	var zero16 [q16NR]int32
 	for j := 0; j < n; j += q16NR {
 		wb := wp[j/q16NR*kp2*2*q16NR:][: kp2*2*q16NR : kp2*2*q16NR]
 		full := j+q16NR <= n
 		i := 0
+		if m >= 3 {
+			// Every bound of the assembly blocks, checked once: the rows
+			// read, the packed block, the sums written.
+			_ = a32[m/3*3*kp2-1]
+			if full {
+				_ = acc[(m/3*3-1)*ldc+j+q16NR-1]
+				bj := bias[j : j+q16NR]
+				for ; i+3 <= m; i += 3 {
+					q16NEON3x16(&a[i*kp], kp*2, &wb[0], kp2, &acc[i*ldc+j], ldc, &bj[0])
+				}
+			}
+			for ; i+3 <= m; i += 3 {
+				q16NEON3x16(&a[i*kp], kp*2, &wb[0], kp2, &tmp3[0][0], q16NR, &zero16[0])
+				for r := range 3 {
+					row := acc[(i+r)*ldc+j : (i+r)*ldc+n]
+					for c := range row {
+						row[c] = tmp3[r][c] + bias[j+c]
+					}
+				}
+			}
+		}
 		for ; i+2 <= m; i += 2 {
 			r0 := a32[i*kp2:][:kp2]
 			r1 := a32[(i+1)*kp2:][:kp2]

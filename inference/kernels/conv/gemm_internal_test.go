@@ -89,7 +89,7 @@ func TestQ16GemmMatchesPlain(t *testing.T) {
 func checkQ16(t *testing.T) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(9, 10))
-	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 16, 2}, {5, 17, 27}, {9, 33, 131}, {1, 1000, 64}, {8, 48, 1000}, {7, 3, 0}}
+	sizes := [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 16, 2}, {5, 17, 27}, {9, 33, 131}, {1, 1000, 64}, {8, 48, 1000}, {7, 3, 0}, {6, 20, 9}, {7, 32, 3}, {12, 16, 64}}
 	for _, sz := range sizes {
 		m, n, k := sz[0], sz[1], sz[2]
 		for _, extreme := range []bool{false, true} {
@@ -177,6 +177,10 @@ func checkRequantSIMD(t *testing.T) {
 		}
 		rq.outZP = int32(r.IntN(256) - 128)
 		rq.actMin, rq.actMax = -128, 127
+		if trial%3 == 1 { // a fused activation: bounds inside the range
+			rq.actMin = int32(r.IntN(128) - 128)
+			rq.actMax = rq.actMin + int32(r.IntN(int(128-rq.actMin)))
+		}
 		v := newRQVec(rq)
 		if v == nil {
 			t.Fatalf("trial %d: SIMD requantization refused", trial)
@@ -223,6 +227,10 @@ func checkRequantSIMD(t *testing.T) {
 			t.Fatalf("trial %d: rows from 0: got %v, want %v", trial, got3, want3)
 		}
 		rq.outZP, rq.actMin, rq.actMax = int32(r.IntN(256)), 0, 255
+		if trial%3 == 1 {
+			rq.actMin = int32(r.IntN(128))
+			rq.actMax = rq.actMin + int32(r.IntN(int(256-rq.actMin)))
+		}
 		wantU3, gotU3 := make([]uint8, rows*ldo), make([]uint8, rows*ldo)
 		for row := 0; row < rows; row++ {
 			requantRow(rq, 0, acc3[row*lda:row*lda+n], wantU3[row*ldo:row*ldo+n])

@@ -111,14 +111,14 @@ type rqVec struct {
 	left, right []uint32 // double rounding: a<<left, then divide by 2^right
 	total       []uint32 // single rounding: 31 - shift (>= 31 here)
 	// blk holds the parameters of whole 16-channel chunks in the layout
-	// of the AVX-512 requantization (see rqBlocks), when it runs.
+	// of the amd64 requantization (see rqBlocks), when it runs.
 	blk []int32
 	// consts is the output zero point and clamp bounds (the fused
 	// kernel's c: in the heap, so that passing it allocates nothing).
 	consts [3]int32
 }
 
-// rqBlocks, when set, fills rqVec.blk (AVX-512).
+// rqBlocks, when set, fills rqVec.blk (amd64: AVX2 and AVX-512).
 var rqBlocks func(rq *requant, v *rqVec)
 
 // newRQVec returns the SIMD form of rq, or nil when the SIMD

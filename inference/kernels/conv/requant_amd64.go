@@ -2,10 +2,7 @@
 
 package conv
 
-import (
-	"simd/archsimd"
-	"unsafe"
-)
+import "unsafe"
 
 // requant16 is the AVX-512 requantization of whole 16-channel chunks
 // (requant_amd64.s).
@@ -13,21 +10,19 @@ import (
 //go:noescape
 func requant16(acc *int32, lda int, out *byte, ldo int, rows int, chunks int, p *int32, c *int32, mode int)
 
-func init() {
-	if archsimd.X86.AVX512() {
-		requantI8Kernel = requantAVX512[int8]
-		requantU8Kernel = requantAVX512[uint8]
-		rqBlocks = rqBlocks512
-	}
-}
+// requant16AVX2 is requant16 on AVX2 (requant_amd64.s): the same
+// parameter blocks and results.
+//
+//go:noescape
+func requant16AVX2(acc *int32, lda int, out *byte, ldo int, rows int, chunks int, p *int32, c *int32, mode int)
 
-// rqBlocks512 fills v.blk with requant16's parameter vectors: per chunk
+// rqBlocks16 fills v.blk with requant16's parameter vectors: per chunk
 // of 16 channels, six vectors of 16 int32 lanes. A last partial chunk is
 // included (for vnniRq8's masked stores), its lanes past the channels
 // zero (single rounding: a shift of 31 with its rounding term) so they
 // compute harmless values that are never stored; requant16 itself runs
 // on whole chunks only.
-func rqBlocks512(rq *requant, v *rqVec) {
+func rqBlocks16(rq *requant, v *rqVec) {
 	n := len(rq.mult)
 	chunks := (n + 15) / 16
 	v.blk = make([]int32, chunks*96)
@@ -79,9 +74,10 @@ func rqBlocks512(rq *requant, v *rqVec) {
 	}
 }
 
-// requantAVX512 is requantAVX2 with whole 16-channel chunks (from a chunk
-// boundary) done by requant16.
-func requantAVX512[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
+// requantBlocks is requantAVX2 with whole 16-channel chunks (from a chunk
+// boundary) done in assembly: requant16 with AVX-512 (hasAVX512),
+// requant16AVX2 without.
+func requantBlocks[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
 	done := 0
 	if chunks := n / 16; chunks > 0 && rows > 0 && c0%16 == 0 && v.blk != nil {
 		_ = acc[(rows-1)*lda+chunks*16-1]
@@ -94,7 +90,11 @@ func requantAVX512[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, l
 			mode |= 2
 		}
 		consts := [3]int32{rq.outZP, rq.actMin, rq.actMax}
-		requant16(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*96], &consts[0], mode)
+		if hasAVX512 {
+			requant16(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*96], &consts[0], mode)
+		} else {
+			requant16AVX2(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*96], &consts[0], mode)
+		}
 		done = chunks * 16
 	}
 	if done < n {

@@ -8,8 +8,57 @@ import (
 )
 
 func init() {
-	requantI8Kernel = requantNEON[int8]
-	requantU8Kernel = requantNEON[uint8]
+	requantI8Kernel = requantBlocksNEON[int8]
+	requantU8Kernel = requantBlocksNEON[uint8]
+	rqBlocks = rqBlocksNEON
+}
+
+// requant16NEON requantizes whole 16-channel chunks (requant_arm64.s)
+// with rqBlocksNEON's parameters.
+//
+//go:noescape
+func requant16NEON(acc *int32, lda int, out *byte, ldo int, rows int, chunks int, p *int32, c *int32, mode int)
+
+// rqBlocksNEON fills v.blk with requant16NEON's parameters: per whole
+// chunk of 16 channels, three vectors of 16 int32 lanes: the multipliers,
+// then for double rounding the left shifts and the negated right shifts,
+// for single rounding the negated shifts past 31 and all ones where the
+// shift is exactly 31.
+func rqBlocksNEON(rq *requant, v *rqVec) {
+	chunks := len(rq.mult) / 16
+	v.blk = make([]int32, chunks*48)
+	for c := range chunks * 16 {
+		b := v.blk[c/16*48+c%16:]
+		b[0] = rq.mult[c]
+		switch {
+		case !rq.single:
+			b[16], b[32] = int32(v.left[c]), -int32(v.right[c])
+		case v.total[c] == 31:
+			b[16], b[32] = 0, -1
+		default:
+			b[16], b[32] = 31-int32(v.total[c]), 0
+		}
+	}
+}
+
+// requantBlocksNEON is requantNEON with whole 16-channel chunks (from a
+// chunk boundary) done by requant16NEON.
+func requantBlocksNEON[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, lda int, out []T, ldo, n, rows int) {
+	done := 0
+	if chunks := n / 16; chunks > 0 && rows > 0 && c0%16 == 0 && (c0+n)/16*48 <= len(v.blk) {
+		_ = acc[(rows-1)*lda+chunks*16-1]
+		_ = out[(rows-1)*ldo+chunks*16-1]
+		mode := 0
+		if rq.single {
+			mode = 1
+		}
+		consts := [3]int32{rq.outZP, rq.actMin, rq.actMax}
+		requant16NEON(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*48], &consts[0], mode)
+		done = chunks * 16
+	}
+	if done < n {
+		requantNEON(rq, v, c0+done, acc[done:], lda, out[done:], ldo, n-done, rows)
+	}
 }
 
 // i32s views shift counts (at most 63) as int32 lanes.

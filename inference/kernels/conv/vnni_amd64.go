@@ -50,11 +50,9 @@ func flipAVX512(b []uint8) {
 }
 
 // rowSumsAVX512 is qbRowSums with VPSADBW (sums of 8 bytes into 64-bit
-// lanes), 64, 32, 16 and 8 bytes at a time.
+// lanes), 64 bytes at a time, then rowSumTail.
 func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
 	var z64 archsimd.Uint8x64
-	var z32 archsimd.Uint8x32
-	var z16 archsimd.Uint8x16
 	for i := 0; i < m; i++ {
 		row := a[i*lda : i*lda+k]
 		var s uint64
@@ -68,26 +66,57 @@ func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
 			l := h.GetLo().Add(h.GetHi())
 			s = l.GetElem(0) + l.GetElem(1)
 		}
-		if j+32 <= len(row) {
-			h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
-			l := h.GetLo().Add(h.GetHi())
-			s += l.GetElem(0) + l.GetElem(1)
-			j += 32
-		}
-		if j+16 <= len(row) {
-			l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
-			s += l.GetElem(0) + l.GetElem(1)
-			j += 16
-		}
-		if j+8 <= len(row) {
-			s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
-			j += 8
-		}
-		for ; j < len(row); j++ {
-			s += uint64(row[j])
-		}
-		out[i] = int32(s)
+		out[i] = int32(s + rowSumTail(row[j:]))
 	}
+}
+
+// rowSumsAVX2 is qbRowSums with VPSADBW on 32 bytes at a time, then
+// rowSumTail (MobileNet-style networks have many rows of 16, 24 or 144
+// channels: the tail used to add them one byte at a time).
+func rowSumsAVX2(a []uint8, lda, k, m int, out []int32) {
+	var z32 archsimd.Uint8x32
+	for i := range m {
+		row := a[i*lda : i*lda+k]
+		var s uint64
+		j := 0
+		if len(row) >= 64 {
+			var acc archsimd.Uint64x4
+			for ; j+32 <= len(row); j += 32 {
+				acc = acc.Add(archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32))
+			}
+			h := acc.GetLo().Add(acc.GetHi())
+			s = h.GetElem(0) + h.GetElem(1)
+		}
+		out[i] = int32(s + rowSumTail(row[j:]))
+	}
+}
+
+// rowSumTail is the sum of fewer than 64 bytes: 32, 16 and 8 at a time
+// with VPSADBW, then the last ones.
+func rowSumTail(row []uint8) uint64 {
+	var z32 archsimd.Uint8x32
+	var z16 archsimd.Uint8x16
+	var s uint64
+	j := 0
+	if j+32 <= len(row) {
+		h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
+		l := h.GetLo().Add(h.GetHi())
+		s += l.GetElem(0) + l.GetElem(1)
+		j += 32
+	}
+	if j+16 <= len(row) {
+		l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
+		s += l.GetElem(0) + l.GetElem(1)
+		j += 16
+	}
+	if j+8 <= len(row) {
+		s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
+		j += 8
+	}
+	for ; j < len(row); j++ {
+		s += uint64(row[j])
+	}
+	return s
 }
 
 // avxvnni4x16 is the AVX-VNNI microkernel (avxvnni_amd64.s): rows [0, 4)
@@ -120,26 +149,6 @@ func flipWords(b []uint8) {
 	}
 	for ; i < len(b); i++ {
 		b[i] ^= 0x80
-	}
-}
-
-// rowSumsAVX2 is qbRowSums with VPSADBW on 32 bytes at a time (sums of 8
-// bytes into four 64-bit lanes), then the last bytes one by one.
-func rowSumsAVX2(a []uint8, lda, k, m int, out []int32) {
-	var zero archsimd.Uint8x32
-	for i := range m {
-		row := a[i*lda : i*lda+k]
-		var acc archsimd.Uint64x4
-		j := 0
-		for ; j+32 <= k; j += 32 {
-			acc = acc.Add(archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(zero))
-		}
-		h := acc.GetLo().Add(acc.GetHi())
-		s := h.GetElem(0) + h.GetElem(1)
-		for ; j < k; j++ {
-			s += uint64(row[j])
-		}
-		out[i] = int32(s)
 	}
 }
 
