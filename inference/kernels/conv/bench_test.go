@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -363,18 +364,23 @@ func BenchmarkThreadShare(b *testing.B) {
 }
 
 // BenchmarkMobileNetGemmPaths runs the two MobileNet v2 conformance
-// models on one thread with the byte GEMM (AVX-512 VNNI or AVX-VNNI, NEON
-// dot product) and with the 16-bit GEMM that x86 CPUs without any VNNI
-// (AMD Zen 2/3, older Intel) and arm64 CPUs without the dot product use.
-// Run it with GODEBUG=cpu.avx512f=off as well to see an AVX2 machine.
+// models on one and two threads with the byte GEMM (AVX-512 VNNI or
+// AVX-VNNI, NEON dot product) and with the 16-bit GEMM that x86 CPUs
+// without any VNNI (AMD Zen 2/3, older Intel) and arm64 CPUs without the
+// dot product (Cortex-A72: Raspberry Pi 4) use. Run it with
+// GODEBUG=cpu.avx512f=off as well to see an AVX2 machine.
 func BenchmarkMobileNetGemmPaths(b *testing.B) {
 	for _, name := range []string{"mobilenet_v2_1.0_224_quant", "tf2_mobilenet_v2_1.0_224_ptq"} {
-		for _, path := range []string{"byte", "16bit"} {
+		for _, path := range []string{"byte", "16bit", "byte/2threads", "16bit/2threads"} {
 			b.Run(name+"/"+path, func(b *testing.B) {
-				if path == "16bit" {
+				if strings.HasPrefix(path, "16bit") {
 					defer conv.DisableByteGemm()()
 				}
-				ip := conformanceInterpreter(b, name)
+				threads := 1
+				if strings.HasSuffix(path, "2threads") {
+					threads = 2
+				}
+				ip := conformanceInterpreter(b, name, threads)
 				if err := ip.Invoke(); err != nil {
 					b.Fatal(err)
 				}
@@ -389,16 +395,16 @@ func BenchmarkMobileNetGemmPaths(b *testing.B) {
 	}
 }
 
-// conformanceInterpreter loads testdata/conformance/<name> on one thread
-// with its first case's inputs set.
-func conformanceInterpreter(b *testing.B, name string) *inference.Interpreter {
+// conformanceInterpreter loads testdata/conformance/<name> on threads
+// threads with its first case's inputs set.
+func conformanceInterpreter(b *testing.B, name string, threads int) *inference.Interpreter {
 	b.Helper()
 	dir := filepath.Join("..", "..", "..", "testdata", "conformance", name)
 	m, err := inference.LoadFile(filepath.Join(dir, "model.tflite"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	ip, err := inference.NewInterpreter(m, inference.WithThreads(1))
+	ip, err := inference.NewInterpreter(m, inference.WithThreads(threads))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -74,6 +74,13 @@ func newRequant(n *kernels.Node, in, filter, out *tensor.Tensor, channels, filte
 	if !in.IsQuantized() || !filter.IsQuantized() || !out.IsQuantized() {
 		return nil, n.Errorf("%s kernel needs quantized input, filter and output (scale missing)", in.Type)
 	}
+	// Taps outside the input (padding) read the input zero point in the
+	// input's type and must add exactly zero: a zero point the type
+	// cannot hold (no converter writes one) is refused rather than
+	// computed differently from TensorFlow Lite.
+	if lo, hi, ok := byteRange(in.Type); ok && (in.ZeroPoint() < lo || in.ZeroPoint() > hi) {
+		return nil, n.Errorf("input zero point %d is outside %s's range [%d, %d]", in.ZeroPoint(), in.Type, lo, hi)
+	}
 	rq := &requant{mult: make([]int32, channels), shift: make([]int, channels)}
 	fq := filter.Quant
 	perChannel := len(fq.Scale) > 1
@@ -308,4 +315,15 @@ func perWorker[T any](workers, n int) [][]T {
 		out[w] = buf[pad+w*stride : pad+w*stride+n : pad+w*stride+n]
 	}
 	return out
+}
+
+// byteRange returns the range of an 8-bit type (ok false for others).
+func byteRange(t tensor.DType) (lo, hi int32, ok bool) {
+	switch t {
+	case tensor.Int8:
+		return -128, 127, true
+	case tensor.Uint8:
+		return 0, 255, true
+	}
+	return 0, 0, false
 }

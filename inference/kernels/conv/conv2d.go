@@ -221,13 +221,14 @@ func prepareConv2D(ctx *kernels.Context, n *kernels.Node) error {
 		g = d.geom
 	} else if d.q16 != nil {
 		// Keep the widened rows, the accumulators and one im2col block
-		// within about 64 KiB (L1/L2), in multiples of the 3- and 6-row
-		// kernels.
+		// within about 64 KiB (L1/L2), in multiples of 12 rows: whole
+		// blocks of the 4-row (AVX2) and 3-row (NEON) microkernels, whose
+		// Go remainder loops are several times slower.
 		per := g.outC*4 + d.kp*2
 		if !g.direct {
 			per += g.k
 		}
-		g.tile = max(6, min(60, 65536/per)/6*6)
+		g.tile = max(12, min(60, 65536/per)/12*12)
 		g.tile = max(1, min(g.tile, g.rows))
 		g.im2colBytes = 0 // im2colQ16 writes the widened rows directly
 		g.a16Bytes = align64(g.tile * d.kp * 2)
@@ -340,20 +341,24 @@ func evalConv2D(ctx *kernels.Context, n *kernels.Node) error {
 	case d.hybrid:
 		d.quantizeInput()
 		parallel(ctx, threads, work, d.rows, d.tile, d, convHybridWorker)
+	// The workers take any range of rows (tiles within it), so threads
+	// split in units of kernels.BandRows, not of tiles: a 7×7 layer has
+	// fewer rows than one tile, and in a kernels.Region the parts then
+	// line up with the depthwise and byte-GEMM neighbours'.
 	case d.dtype == tensor.Float32:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convFloatWorker)
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convFloatWorker)
 	case d.qb != nil:
 		d.runQB(ctx, threads, work)
 	case d.q16 != nil && d.dtype == tensor.Int8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[int8])
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convQ16Worker[int8])
 	case d.q16 != nil && d.dtype == tensor.Uint8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convQ16Worker[uint8])
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convQ16Worker[uint8])
 	case d.dtype == tensor.Int8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convIntWorker[int8, int8])
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convIntWorker[int8, int8])
 	case d.dtype == tensor.Uint8:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convIntWorker[uint8, int16])
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convIntWorker[uint8, int16])
 	case d.dtype == tensor.Int16:
-		parallel(ctx, threads, work, d.rows, d.tile, d, convInt16Worker)
+		parallel(ctx, threads, work, d.rows, kernels.BandRows, d, convInt16Worker)
 	}
 	return nil
 }

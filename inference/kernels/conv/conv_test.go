@@ -394,12 +394,36 @@ func TestPrepareErrors(t *testing.T) {
 		{"tconv shape", schema.OpTransposeConv, nil, []*tensor.Tensor{kerneltest.New(i32, []int{3}, []float64{1, 2, 2}, nil), f4(1, 1, 1, 1), f4(1, 2, 2, 1)}, "output_shape"},
 		{"tconv batch", schema.OpTransposeConv, nil, []*tensor.Tensor{kerneltest.New(i32, []int{4}, []float64{2, 2, 2, 1}, nil), f4(1, 1, 1, 1), f4(1, 2, 2, 1)}, "does not fit"},
 		{"int8 missing scale", schema.OpConv2D, nil, []*tensor.Tensor{kerneltest.New(i8, []int{1, 1, 1, 1}, []float64{1}, nil), kerneltest.New(i8, []int{1, 1, 1, 1}, []float64{1}, nil)}, "scale missing"},
+		// Zero points an 8-bit input cannot hold: padding taps would not
+		// add zero (no converter writes them; refused, not miscomputed).
+		{"uint8 zero point 300", schema.OpConv2D, nil, []*tensor.Tensor{kerneltest.New(u8, []int{1, 3, 3, 1}, make([]float64, 9), &tensor.Quantization{Scale: []float32{1}, ZeroPoint: []int64{300}}), kerneltest.New(u8, []int{1, 3, 3, 1}, make([]float64, 9), kerneltest.Q(1, 128))}, "input zero point 300 is outside uint8's range"},
+		{"int8 zero point -129", schema.OpDepthwiseConv2D, nil, []*tensor.Tensor{kerneltest.New(i8, []int{1, 3, 3, 1}, make([]float64, 9), &tensor.Quantization{Scale: []float32{1}, ZeroPoint: []int64{-129}}), kerneltest.New(i8, []int{1, 3, 3, 1}, make([]float64, 9), kerneltest.Q(1, 0))}, "input zero point -129 is outside int8's range"},
+	}
+	// The control: the same convolutions with the zero points at the
+	// ends of the ranges prepare and run.
+	for _, c := range []struct {
+		op   schema.BuiltinOperator
+		dt   tensor.DType
+		zp   int64
+		wzp  float64
+		wdim int
+	}{{schema.OpConv2D, u8, 255, 128, 0}, {schema.OpDepthwiseConv2D, i8, -128, 0, 3}} {
+		in := kerneltest.New(c.dt, []int{1, 3, 3, 1}, make([]float64, 9), &tensor.Quantization{Scale: []float32{1}, ZeroPoint: []int64{c.zp}})
+		f := kerneltest.New(c.dt, []int{1, 3, 3, 1}, make([]float64, 9), kerneltest.Q(1, int64(c.wzp)))
+		if err := kerneltest.Run(t, c.op, nil, []*tensor.Tensor{in, f}, kerneltest.New(c.dt, nil, nil, kerneltest.Q(1, 0))); err != nil {
+			t.Errorf("%v zero point %d: %v", c.op, c.zp, err)
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := out()
-			if c.name == "int8 missing scale" {
+			switch c.name { // the quantized cases' outputs
+			case "int8 missing scale":
 				o = kerneltest.New(i8, nil, nil, nil)
+			case "uint8 zero point 300":
+				o = kerneltest.New(u8, nil, nil, kerneltest.Q(1, 0))
+			case "int8 zero point -129":
+				o = kerneltest.New(i8, nil, nil, kerneltest.Q(1, 0))
 			}
 			err := kerneltest.Run(t, c.op, c.opts, c.in, o)
 			if err == nil || !strings.Contains(err.Error(), c.want) {

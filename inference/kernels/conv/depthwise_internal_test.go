@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -260,5 +261,146 @@ func TestPerWorkerSeparate(t *testing.T) {
 			su := perWorker[uint32](workers, n)
 			check("uint32", workers, n, 4, func(w, i int) uintptr { return uintptr(unsafe.Pointer(&su[w][i])) }, func(w int) int { return cap(su[w]) })
 		}
+	}
+}
+
+// dwExtremeCases are the geometries of TestDepthwisePixelKernelsExact:
+// 8-bit channel counts around the vector kernels' blocks (8, 16, 32 and
+// their sums, and counts with a scalar remainder), strides 1 and 2, SAME
+// and VALID padding (edge and interior pixels), dilation, batch 2, and
+// depth multipliers (the expanded-row path).
+func dwExtremeCases() []dwCase {
+	var cases []dwCase
+	for _, dt := range []tensor.DType{tensor.Int8, tensor.Uint8} {
+		for _, c := range []int{8, 16, 17, 24, 32, 40, 48, 64, 144} {
+			cases = append(cases,
+				dwCase{dt: dt, batch: 2, h: 6, w: 7, c: c, kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame},
+				dwCase{dt: dt, batch: 1, h: 7, w: 8, c: c, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingSame, perChan: true},
+				dwCase{dt: dt, batch: 2, h: 8, w: 7, c: c, kh: 3, kw: 3, stride: 2, dil: 1, pad: schema.PaddingValid},
+				dwCase{dt: dt, batch: 1, h: 9, w: 8, c: c, kh: 5, kw: 3, stride: 1, dil: 2, pad: schema.PaddingValid},
+			)
+		}
+		for _, cm := range [][2]int{{2, 8}, {3, 16}, {1, 48}} {
+			cases = append(cases, dwCase{dt: dt, batch: 2, h: 6, w: 6, c: cm[0], mult: cm[1], kh: 3, kw: 3, stride: 1, dil: 1, pad: schema.PaddingSame})
+		}
+	}
+	return cases
+}
+
+// dwPixelChecked wraps a vector pixel kernel (dwPixelI8/dwPixelU8): every
+// call's accumulators are compared with the scalar loop's wrapping int32
+// sums, the channels past the returned count must be left alone, and
+// calls and channels count what the kernel did.
+func dwPixelChecked[T int8 | uint8](t *testing.T, kernel func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int, calls, channels *atomic.Int64) func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int {
+	return func(acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int {
+		before := append([]int32(nil), acc...)
+		done := kernel(acc, bias, x, w, xo, wo, off)
+		if done < 0 || done > len(acc) {
+			t.Errorf("pixel kernel did %d of %d channels", done, len(acc))
+			return 0
+		}
+		for c := range done {
+			a := bias[c]
+			for k := range xo {
+				a += (int32(x[xo[k]+c]) + off) * w[wo[k]+c]
+			}
+			if acc[c] != a {
+				t.Errorf("channel %d of %d (%d taps, offset %d): vector sum %d, scalar %d", c, len(acc), len(xo), off, acc[c], a)
+				break
+			}
+		}
+		for c := done; c < len(acc); c++ {
+			if acc[c] != before[c] {
+				t.Errorf("pixel kernel returned %d but wrote channel %d", done, c)
+				break
+			}
+		}
+		calls.Add(1)
+		channels.Add(int64(done))
+		return done
+	}
+}
+
+// TestDepthwisePixelKernelsExact runs the vector pixel kernels on
+// extreme 8-bit data: inputs at their type's ends (0/255, -128/127:
+// mixed, or all at one end), input zero points at the ends, filter values
+// at the ends (uint8 filters with zero point 0 or 255, so values minus
+// the zero point reach +-255), and biases near the int32 limits so the
+// sums wrap. Each kernel call is checked against the scalar sums
+// (dwPixelChecked: exact accumulators, which the saturated output bytes
+// would hide), and the outputs against the portable loops'.
+func TestDepthwisePixelKernelsExact(t *testing.T) {
+	if dwPixelI8 == nil || dwPixelU8 == nil {
+		t.Skip("no vector 8-bit depthwise kernels in this build")
+	}
+	ends := map[tensor.DType][2]byte{tensor.Int8: {0x80, 0x7f}, tensor.Uint8: {0, 255}}
+	for i, tc := range dwExtremeCases() {
+		t.Run(tc.String(), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(i), 11))
+			// fill sets b to the type's ends: mixed (pattern 0), all
+			// low (1) or all high (2).
+			fill := func(b []byte, pattern int) {
+				for k := range b {
+					switch pattern {
+					case 0:
+						b[k] = ends[tc.dt][r.IntN(2)]
+					default:
+						b[k] = ends[tc.dt][pattern-1]
+					}
+				}
+			}
+			for _, threads := range []int{1, 2} {
+				ctx, n := tc.build(t, uint64(i), threads)
+				in, filter, bias := n.Inputs[0], n.Inputs[1], n.Input(2)
+				fill(in.Data, (i+threads)%3)
+				fill(filter.Data, (i/3+threads)%3)
+				in.Quant.ZeroPoint[0] = map[tensor.DType][2]int64{tensor.Int8: {-128, 127}, tensor.Uint8: {0, 255}}[tc.dt][(i+threads)%2]
+				if tc.dt == tensor.Uint8 {
+					filter.Quant.ZeroPoint[0] = []int64{0, 255}[(i/2+threads)%2]
+				}
+				for k, v := range []int32{math.MaxInt32, math.MinInt32, math.MaxInt32 - 70000, math.MinInt32 + 70000} {
+					bs := bias.Int32s()
+					bs[(k*7)%len(bs)] = v
+				}
+				// Prepare again: the filter, zero points and bias are
+				// packed there.
+				ctx.Preparing = true
+				if err := prepareDepthwise(ctx, n); err != nil {
+					t.Fatal(err)
+				}
+				ctx.Preparing = false
+				var calls, channels atomic.Int64
+				i8, u8 := dwPixelI8, dwPixelU8
+				dwPixelI8 = dwPixelChecked(t, i8, &calls, &channels)
+				dwPixelU8 = dwPixelChecked(t, u8, &calls, &channels)
+				err := evalDepthwise(ctx, n)
+				dwPixelI8, dwPixelU8 = i8, u8
+				if err != nil {
+					t.Fatal(err)
+				}
+				vec := append([]byte(nil), n.Outputs[0].Data...)
+				d := n.Data.(*dwData)
+				if calls.Load() == 0 && d.pairW == nil && d.conv == nil {
+					t.Errorf("threads %d: the vector pixel kernel was not called", threads)
+				}
+				if d.pairW == nil && d.conv == nil && d.outC >= 8 && channels.Load() == 0 {
+					t.Errorf("threads %d: the vector pixel kernel did no channels", threads)
+				}
+				dwPixelI8, dwPixelU8 = nil, nil
+				rv, pw, mv, cv := d.rv, d.pairW, d.multVec, d.conv
+				d.rv, d.pairW, d.multVec, d.conv = nil, nil, false, nil
+				clear(n.Outputs[0].Data)
+				err = evalDepthwise(ctx, n)
+				dwPixelI8, dwPixelU8 = i8, u8
+				d.rv, d.pairW, d.multVec, d.conv = rv, pw, mv, cv
+				ctx.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(vec) != string(n.Outputs[0].Data) {
+					t.Fatalf("threads %d: vector and portable outputs differ", threads)
+				}
+			}
+		})
 	}
 }

@@ -427,27 +427,19 @@ func gemmF32FMA(a []float32, k int, wp []float32, bias []float32, out []float32,
 				}
 			}
 		}
+		// The last rows add their products in the same order as the
+		// 3-row blocks (one chain per 8 channels, from the bias), so a
+		// row's result does not depend on where a split of the rows put
+		// it: any number of threads gives the same bytes.
 		for ; i < m; i++ {
 			r0 := a[i*k:][:k]
 			c00, c01 := b0, b1
-			var d00, d01 archsimd.Float32x8
-			kk := 0
-			for ; kk+2 <= len(r0); kk += 2 {
-				w := (*[32]float32)(wb[kk*16:])
-				x := archsimd.BroadcastFloat32x8(r0[kk])
-				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
-				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
-				x = archsimd.BroadcastFloat32x8(r0[kk+1])
-				d00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[16:24])), d00)
-				d01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[24:32])), d01)
-			}
-			if kk < len(r0) {
+			for kk := range r0 {
 				w := (*[16]float32)(wb[kk*16:])
 				x := archsimd.BroadcastFloat32x8(r0[kk])
 				c00 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[0:8])), c00)
 				c01 = x.MulAdd(archsimd.LoadFloat32x8Array((*[8]float32)(w[8:16])), c01)
 			}
-			c00, c01 = c00.Add(d00), c01.Add(d01)
 			if full {
 				clampF8(c00, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j:]))
 				clampF8(c01, vlo, vhi).StoreArray((*[8]float32)(out[i*ldc+j+8:]))

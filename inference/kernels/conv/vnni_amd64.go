@@ -50,73 +50,73 @@ func flipAVX512(b []uint8) {
 }
 
 // rowSumsAVX512 is qbRowSums with VPSADBW (sums of 8 bytes into 64-bit
-// lanes), 64 bytes at a time, then rowSumTail.
+// lanes), 64 bytes at a time, then addRowTails.
 func rowSumsAVX512(a []uint8, lda, k, m int, out []int32) {
 	var z64 archsimd.Uint8x64
+	j0 := k &^ 63
 	for i := 0; i < m; i++ {
-		row := a[i*lda : i*lda+k]
-		var s uint64
-		j := 0
-		if len(row) >= 64 {
-			var acc archsimd.Uint64x8
-			for ; j+64 <= len(row); j += 64 {
-				acc = acc.Add(archsimd.LoadUint8x64Array((*[64]uint8)(row[j:])).SumOf8AbsDiff(z64))
-			}
-			h := acc.GetLo().Add(acc.GetHi())
-			l := h.GetLo().Add(h.GetHi())
-			s = l.GetElem(0) + l.GetElem(1)
+		row := a[i*lda : i*lda+j0]
+		var acc archsimd.Uint64x8
+		for j := 0; j+64 <= len(row); j += 64 {
+			acc = acc.Add(archsimd.LoadUint8x64Array((*[64]uint8)(row[j:])).SumOf8AbsDiff(z64))
 		}
-		out[i] = int32(s + rowSumTail(row[j:]))
+		h := acc.GetLo().Add(acc.GetHi())
+		l := h.GetLo().Add(h.GetHi())
+		out[i] = int32(l.GetElem(0) + l.GetElem(1))
 	}
+	addRowTails(a, lda, j0, k, m, out)
 }
 
 // rowSumsAVX2 is qbRowSums with VPSADBW on 32 bytes at a time, then
-// rowSumTail (MobileNet-style networks have many rows of 16, 24 or 144
+// addRowTails (MobileNet-style networks have many rows of 16, 24 or 144
 // channels: the tail used to add them one byte at a time).
 func rowSumsAVX2(a []uint8, lda, k, m int, out []int32) {
 	var z32 archsimd.Uint8x32
+	j0 := k &^ 31
 	for i := range m {
-		row := a[i*lda : i*lda+k]
-		var s uint64
-		j := 0
-		if len(row) >= 64 {
-			var acc archsimd.Uint64x4
-			for ; j+32 <= len(row); j += 32 {
-				acc = acc.Add(archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32))
-			}
-			h := acc.GetLo().Add(acc.GetHi())
-			s = h.GetElem(0) + h.GetElem(1)
+		row := a[i*lda : i*lda+j0]
+		var acc archsimd.Uint64x4
+		for j := 0; j+32 <= len(row); j += 32 {
+			acc = acc.Add(archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32))
 		}
-		out[i] = int32(s + rowSumTail(row[j:]))
+		h := acc.GetLo().Add(acc.GetHi())
+		out[i] = int32(h.GetElem(0) + h.GetElem(1))
 	}
+	addRowTails(a, lda, j0, k, m, out)
 }
 
-// rowSumTail is the sum of fewer than 64 bytes: 32, 16 and 8 at a time
-// with VPSADBW, then the last ones.
-func rowSumTail(row []uint8) uint64 {
+// addRowTails adds the bytes [j0, k) of each of m rows (fewer than 64) to
+// out: 32, 16 and 8 at a time with VPSADBW, then the last ones.
+func addRowTails(a []uint8, lda, j0, k, m int, out []int32) {
+	if j0 >= k {
+		return
+	}
 	var z32 archsimd.Uint8x32
 	var z16 archsimd.Uint8x16
-	var s uint64
-	j := 0
-	if j+32 <= len(row) {
-		h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
-		l := h.GetLo().Add(h.GetHi())
-		s += l.GetElem(0) + l.GetElem(1)
-		j += 32
+	for i := range m {
+		row := a[i*lda+j0 : i*lda+k]
+		var s uint64
+		j := 0
+		if j+32 <= len(row) {
+			h := archsimd.LoadUint8x32Array((*[32]uint8)(row[j:])).SumOf8AbsDiff(z32)
+			l := h.GetLo().Add(h.GetHi())
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 32
+		}
+		if j+16 <= len(row) {
+			l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
+			s += l.GetElem(0) + l.GetElem(1)
+			j += 16
+		}
+		if j+8 <= len(row) {
+			s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
+			j += 8
+		}
+		for ; j < len(row); j++ {
+			s += uint64(row[j])
+		}
+		out[i] += int32(s)
 	}
-	if j+16 <= len(row) {
-		l := archsimd.LoadUint8x16Array((*[16]uint8)(row[j:])).SumOf8AbsDiff(z16)
-		s += l.GetElem(0) + l.GetElem(1)
-		j += 16
-	}
-	if j+8 <= len(row) {
-		s += load8(row[j:]).AsUint8x16().SumOf8AbsDiff(z16).GetElem(0)
-		j += 8
-	}
-	for ; j < len(row); j++ {
-		s += uint64(row[j])
-	}
-	return s
 }
 
 // avxvnni4x16 is the AVX-VNNI microkernel (avxvnni_amd64.s): rows [0, 4)
