@@ -109,6 +109,7 @@ func int16View(b []byte) []int16 {
 // requantization reads: shift counts as uint32 lanes.
 type rqVec struct {
 	left, right []uint32 // double rounding: a<<left, then divide by 2^right
+	hasLeft     bool     // some left shift is not zero
 	total       []uint32 // single rounding: 31 - shift (>= 31 here)
 	// blk holds the parameters of whole 16-channel chunks in the layout
 	// of the amd64 requantization (see rqBlocks), when it runs.
@@ -138,6 +139,7 @@ func newRQVec(rq *requant) *rqVec {
 			return nil
 		}
 		v.left[c], v.right[c] = uint32(rq.left[c]), uint32(rq.right[c])
+		v.hasLeft = v.hasLeft || v.left[c] != 0
 		v.total[c] = uint32(31 - rq.shift[c])
 		if v.total[c] > 62 {
 			return nil

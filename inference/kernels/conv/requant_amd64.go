@@ -11,7 +11,8 @@ import "unsafe"
 func requant16(acc *int32, lda int, out *byte, ldo int, rows int, chunks int, p *int32, c *int32, mode int)
 
 // requant16AVX2 is requant16 on AVX2 (requant_amd64.s): the same
-// parameter blocks and results.
+// parameter blocks and results; mode bit 2 (4) tells that some left
+// shift is not zero (double rounding).
 //
 //go:noescape
 func requant16AVX2(acc *int32, lda int, out *byte, ldo int, rows int, chunks int, p *int32, c *int32, mode int)
@@ -93,6 +94,9 @@ func requantBlocks[T int8 | uint8](rq *requant, v *rqVec, c0 int, acc []int32, l
 		if hasAVX512 {
 			requant16(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*96], &consts[0], mode)
 		} else {
+			if !rq.single && v.hasLeft {
+				mode |= 4
+			}
 			requant16AVX2(&acc[0], lda, (*byte)(unsafe.Pointer(&out[0])), ldo, rows, chunks, &v.blk[c0/16*96], &consts[0], mode)
 		}
 		done = chunks * 16
