@@ -155,12 +155,22 @@ func init() {
 	gemmF32Kernel = gemmF32NEON
 }
 
-// gemmF32NEON is gemmF32Kernel on NEON FMLA: 2 rows x 16 channels (8
-// accumulators). FMAX/FMIN propagate NaN, as clampF keeps it.
+// f32NEON4x16 is four rows by sixteen channels of gemmF32NEON in assembly
+// (f32_arm64.s), for whole blocks of channels.
+//
+//go:noescape
+func f32NEON4x16(a *float32, lda int, w *float32, k int, out *float32, ldo int, bias *float32, lohi *[2]float32)
+
+// gemmF32NEON is gemmF32Kernel on NEON FMLA: whole blocks of 16 channels
+// 4 rows at a time in assembly (f32NEON4x16), the rest 2 rows x 16
+// channels (8 accumulators) in Go, every row's sums in the same order, so
+// a row's result does not depend on its block. FMAX/FMIN propagate NaN,
+// as clampF keeps it.
 func gemmF32NEON(a []float32, k int, wp []float32, bias []float32, out []float32, m, n, ldc int, lo, hi float32) {
 	if m == 0 || n == 0 {
 		return
 	}
+	lohi := [2]float32{lo, hi}
 	vlo, vhi := archsimd.BroadcastFloat32x4(lo), archsimd.BroadcastFloat32x4(hi)
 	var tmp [q16NR]float32
 	var zero [q16NR]float32
@@ -176,6 +186,15 @@ func gemmF32NEON(a []float32, k int, wp []float32, bias []float32, out []float32
 		b2 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[8:12]))
 		b3 := archsimd.LoadFloat32x4Array((*[4]float32)(bs[12:16]))
 		i := 0
+		if full && k > 0 && m >= 4 {
+			// Every bound of the assembly blocks, checked once.
+			rows := m / 4 * 4
+			_ = a[(rows-1)*k+k-1]
+			_ = out[(rows-1)*ldc+j+q16NR-1]
+			for ; i < rows; i += 4 {
+				f32NEON4x16(&a[i*k], k, &wb[0], k, &out[i*ldc+j], ldc, &bs[0], &lohi)
+			}
+		}
 		for ; i+2 <= m; i += 2 {
 			r0 := a[i*k:][:k]
 			r1 := a[(i+1)*k:][:k]

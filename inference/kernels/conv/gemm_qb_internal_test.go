@@ -219,7 +219,7 @@ func TestQBGemmRqMatchesSeparate(t *testing.T) {
 						rq.mult[c] = 1<<31 - 1
 					}
 					rq.shift[c] = -r.IntN(12)
-					if !single && c%3 == 0 {
+					if !single && c%3 == 0 && trial%2 == 0 { // odd trials: no left shift at all
 						rq.shift[c] = r.IntN(3)
 					}
 					if rq.shift[c] > 0 {
