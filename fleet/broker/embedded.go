@@ -508,6 +508,17 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	return pk, nil
 }
 
+// Pending returns how many QoS 1 and 2 messages the broker holds for the
+// session of clientID: sent and not yet acknowledged, or queued while it
+// is offline (0 for a client it does not know).
+func (e *Embedded) Pending(clientID string) int {
+	cl, ok := e.srv.Clients.Get(clientID)
+	if !ok {
+		return 0
+	}
+	return cl.State.Inflight.Len()
+}
+
 // Connected reports whether a client with this id has a live connection.
 func (e *Embedded) Connected(clientID string) bool {
 	cl, ok := e.srv.Clients.Get(clientID)

@@ -155,9 +155,18 @@ func (p *page) read(r *os.File) {
 }
 
 // call sends one DevTools command (to the tab once attached) and returns
-// its result.
+// its result; any error fails the test.
 func (p *page) call(method string, params any) json.RawMessage {
 	p.t.Helper()
+	res, err := p.try(method, params)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return res
+}
+
+// try is call returning the error (Browser.close never fails).
+func (p *page) try(method string, params any) (json.RawMessage, error) {
 	p.mu.Lock()
 	p.nextID++
 	id := p.nextID
@@ -173,31 +182,31 @@ func (p *page) call(method string, params any) json.RawMessage {
 	b, _ := json.Marshal(msg)
 	_, err := p.w.Write(append(b, 0))
 	p.mu.Unlock()
+	closing := method == "Browser.close"
 	if err != nil {
-		if method == "Browser.close" {
-			return nil
+		if closing {
+			return nil, nil
 		}
-		p.t.Fatalf("devtools %s: %v", method, err)
+		return nil, fmt.Errorf("devtools %s: %w", method, err)
 	}
 	select {
 	case m, ok := <-ch:
 		if !ok {
-			if method == "Browser.close" {
-				return nil
+			if closing {
+				return nil, nil
 			}
-			p.t.Fatalf("devtools %s: browser gone", method)
+			return nil, fmt.Errorf("devtools %s: browser gone", method)
 		}
 		if m.Error != nil {
-			p.t.Fatalf("devtools %s: %s", method, m.Error.Message)
+			return nil, fmt.Errorf("devtools %s: %s", method, m.Error.Message)
 		}
-		return m.Result
+		return m.Result, nil
 	case <-time.After(60 * time.Second):
-		if method == "Browser.close" {
-			return nil
+		if closing {
+			return nil, nil
 		}
-		p.t.Fatalf("devtools %s: no answer in 60 s", method)
+		return nil, fmt.Errorf("devtools %s: no answer in 60 s", method)
 	}
-	return nil
 }
 
 func (p *page) decode(raw json.RawMessage, v any) {
@@ -244,8 +253,18 @@ func (p *page) waitFor(what, cond string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var ok bool
-		// A condition may throw while a page reloads (no body yet): false.
-		p.eval("(() => { try { return !!("+cond+") } catch (e) { return false } })()", &ok)
+		// A condition may throw while a page reloads (no body yet), and
+		// an evaluation sent while the page navigates is dropped by the
+		// browser ("Inspected target navigated or closed"): both false.
+		res, err := p.try("Runtime.evaluate", map[string]any{"expression": "(() => { try { return !!(" + cond + ") } catch (e) { return false } })()", "returnByValue": true})
+		if err != nil && !strings.Contains(err.Error(), "navigated or closed") && !strings.Contains(err.Error(), "context") {
+			p.t.Fatal(err)
+		}
+		if err == nil {
+			var r struct{ Result struct{ Value bool } }
+			p.decode(res, &r)
+			ok = r.Result.Value
+		}
 		if ok {
 			return
 		}
@@ -743,7 +762,10 @@ func TestConsoleInChromium(t *testing.T) {
 	// leaves the address bar at once.
 	p.click("#logout")
 	p.waitFor("logged out", `document.body.dataset.view === "login"`)
-	p.eval(`location.hash = "token=`+flagToken+`"; location.reload()`, nil)
+	// The reload through DevTools: a location.reload() inside an
+	// evaluation may navigate before the evaluation's answer is sent.
+	p.eval(`location.hash = "token=`+flagToken+`"`, nil)
+	p.call("Page.reload", nil)
 	p.waitFor("signed in by link", `document.body.dataset.loaded === "true" && document.getElementById("whoami").textContent === "--admin-token (admin)"`)
 	if h := p.str("location.hash"); strings.Contains(h, "token") {
 		t.Errorf("token left in the address bar: %q", h)
