@@ -80,6 +80,20 @@ func (d DType) Size() int {
 	return 0
 }
 
+// QuantRange returns the values a quantized integer dtype can hold: the
+// range of int8, uint8 and int16, int32's otherwise.
+func (d DType) QuantRange() (lo, hi int32) {
+	switch d {
+	case Int8:
+		return math.MinInt8, math.MaxInt8
+	case Uint8:
+		return 0, math.MaxUint8
+	case Int16:
+		return math.MinInt16, math.MaxInt16
+	}
+	return math.MinInt32, math.MaxInt32
+}
+
 // Quantization holds affine quantization parameters: real = Scale*(q-ZeroPoint).
 // With more than one scale, the tensor is quantized per channel along Dim.
 type Quantization struct {

@@ -7,19 +7,6 @@ import (
 	"github.com/edgefleet/edgefleet/inference/tensor"
 )
 
-// typeRange returns the representable range of an integer dtype.
-func typeRange(t tensor.DType) (int32, int32) {
-	switch t {
-	case tensor.Int8:
-		return math.MinInt8, math.MaxInt8
-	case tensor.Uint8:
-		return 0, math.MaxUint8
-	case tensor.Int16:
-		return math.MinInt16, math.MaxInt16
-	}
-	return math.MinInt32, math.MaxInt32
-}
-
 // unaryPrepare validates a one-input one-output node whose output has the
 // input's shape, checks the input dtype against allowed and (unless
 // outTypes is given) requires the output dtype to equal it, then sizes the
@@ -82,7 +69,7 @@ func (l *lut8) apply(in, out []byte) {
 // multiply by the inverse output scale, round half away from zero, add the
 // output zero point and saturate.
 func populateLUT8(l *lut8, dt tensor.DType, inScale float32, inZP int32, outScale float32, outZP int32, f func(float32) float32) {
-	lo, hi := typeRange(dt)
+	lo, hi := dt.QuantRange()
 	inv := 1 / outScale
 	for v := lo; v <= hi; v++ {
 		deq := inScale * float32(v-inZP)

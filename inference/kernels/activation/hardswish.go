@@ -87,7 +87,7 @@ func satLeftShift16(v int16, amount int) int16 {
 }
 
 func hardSwishQuant[T int8 | uint8](d *hardSwishData, in, out []T) {
-	lo, hi := typeRange(typeOf[T]())
+	lo, hi := typeOf[T]().QuantRange()
 	for i, v := range in {
 		x := int16(int32(v) - d.inZP)
 		hiresIn := int16(int32(x) * (1 << 7))

@@ -46,7 +46,7 @@ func prepareReluX(ctx *kernels.Context, n *kernels.Node, lo, hi float32) error {
 		// TensorFlow Lite divides the scales in float32.
 		d.mult, d.shift = quant.QuantizeMultiplier(float64(float32(in.Scale()) / float32(out.Scale())))
 		d.inZP, d.outZP = in.ZeroPoint(), out.ZeroPoint()
-		tmin, tmax := typeRange(in.Type)
+		tmin, tmax := in.Type.QuantRange()
 		oscale := float32(out.Scale())
 		d.qmin = max(tmin, d.outZP+roundSat(lo/oscale))
 		d.qmax = tmax
@@ -137,7 +137,7 @@ func evalLeakyRelu(ctx *kernels.Context, n *kernels.Node) error {
 }
 
 func leakyQuant[T int8 | uint8 | int16](d *leakyData, in, out []T) {
-	lo, hi := typeRange(typeOf[T]())
+	lo, hi := typeOf[T]().QuantRange()
 	for i, v := range in {
 		x := int32(v) - d.inZP
 		var r int32

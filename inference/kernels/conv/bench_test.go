@@ -1,7 +1,6 @@
 package conv_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -409,18 +408,8 @@ func conformanceInterpreter(b *testing.B, name string, threads int) *inference.I
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { ip.Close() })
-	var meta struct {
-		Cases []struct{ Inputs []string } `json:"cases"`
-	}
-	raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
-	if err == nil {
-		err = json.Unmarshal(raw, &meta)
-	}
-	if err != nil || len(meta.Cases) == 0 {
-		b.Fatalf("%s meta.json: %v", name, err)
-	}
-	for i, in := range meta.Cases[0].Inputs {
-		data, err := os.ReadFile(filepath.Join(dir, in))
+	for i := range ip.NumInputs() {
+		data, err := os.ReadFile(filepath.Join(dir, "case_0", fmt.Sprintf("input_%d.bin", i)))
 		if err != nil {
 			b.Fatal(err)
 		}

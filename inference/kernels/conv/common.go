@@ -52,19 +52,6 @@ type requant struct {
 	left, right []uint
 }
 
-// typeRange returns the representable range of an integer dtype.
-func typeRange(t tensor.DType) (int32, int32) {
-	switch t {
-	case tensor.Int8:
-		return math.MinInt8, math.MaxInt8
-	case tensor.Uint8:
-		return 0, math.MaxUint8
-	case tensor.Int16:
-		return math.MinInt16, math.MaxInt16
-	}
-	return math.MinInt32, math.MaxInt32
-}
-
 // newRequant computes the per-channel multipliers the way TFLite does:
 // per-channel (and int8/int16 per-tensor conv) scales multiply in double;
 // with floatProduct the input*filter product is formed in float32 first
@@ -78,7 +65,7 @@ func newRequant(n *kernels.Node, in, filter, out *tensor.Tensor, channels, filte
 	// input's type and must add exactly zero: a zero point the type
 	// cannot hold (no converter writes one) is refused rather than
 	// computed differently from TensorFlow Lite.
-	if lo, hi, ok := byteRange(in.Type); ok && (in.ZeroPoint() < lo || in.ZeroPoint() > hi) {
+	if lo, hi := in.Type.QuantRange(); (in.Type == tensor.Int8 || in.Type == tensor.Uint8) && (in.ZeroPoint() < lo || in.ZeroPoint() > hi) {
 		return nil, n.Errorf("input zero point %d is outside %s's range [%d, %d]", in.ZeroPoint(), in.Type, lo, hi)
 	}
 	rq := &requant{mult: make([]int32, channels), shift: make([]int, channels)}
@@ -121,7 +108,7 @@ func newRequant(n *kernels.Node, in, filter, out *tensor.Tensor, channels, filte
 			rq.right[c] = uint(-sh)
 		}
 	}
-	lo, hi := typeRange(out.Type)
+	lo, hi := out.Type.QuantRange()
 	rq.outZP = out.ZeroPoint()
 	rq.actMin, rq.actMax = quant.ActivationRangeQuantized(act, outScale, rq.outZP, lo, hi)
 	return rq, nil
@@ -315,15 +302,4 @@ func perWorker[T any](workers, n int) [][]T {
 		out[w] = buf[pad+w*stride : pad+w*stride+n : pad+w*stride+n]
 	}
 	return out
-}
-
-// byteRange returns the range of an 8-bit type (ok false for others).
-func byteRange(t tensor.DType) (lo, hi int32, ok bool) {
-	switch t {
-	case tensor.Int8:
-		return -128, 127, true
-	case tensor.Uint8:
-		return 0, 255, true
-	}
-	return 0, 0, false
 }

@@ -30,16 +30,16 @@ const dwOff16Max = 32512
 // values. Offsetting 8 int16 lanes instead of 4 int32 lanes saves two
 // instructions per 16 channels and tap, and a block of 32 channels shares
 // the tap's address arithmetic and loop branch between twice the vector
-// work: 41 instructions per tap for 32 channels (34 vector), where the
-// int32 kernel takes 28 for 16 (19 vector).
+// work: 41 instructions per tap for 32 channels (34 vector), where
+// offsetting in int32 took 28 for 16 (19 vector).
 //
-// A larger offset (a zero point outside the 8-bit range, which no valid
-// model has) takes dwPixelNEON32, which offsets in int32. Loads go
+// A larger offset (a zero point outside the 8-bit range, which Prepare
+// refuses) is left to the scalar loop (0 channels done). Loads go
 // through pointers checked once per call (dwTapsFit): with slices the
 // compiler checked bounds and spilled around every load.
 func dwPixelNEON[T int8 | uint8](acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int {
 	if off < -dwOff16Max || off > dwOff16Max {
-		return dwPixelNEON32(acc, bias, x, w, xo, wo, off)
+		return 0 // the scalar loop: see dwOff16Max
 	}
 	n := len(acc) &^ 7
 	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
@@ -192,42 +192,6 @@ func extend32(p unsafe.Pointer, unsigned bool) (v0, v1, v2, v3 archsimd.Int16x8)
 	}
 	s0, s1 := archsimd.LoadInt8x16Array((*[16]int8)(p)), archsimd.LoadInt8x16Array((*[16]int8)(q))
 	return s0.ExtendLo8ToInt16(), s0.HiToLo().ExtendLo8ToInt16(), s1.ExtendLo8ToInt16(), s1.HiToLo().ExtendLo8ToInt16()
-}
-
-// dwPixelNEON32 is dwPixelNEON for any input offset, 16 channels at a
-// time (the kernel before the int16 offset): a tap's 16 input bytes are
-// extended (sign or zero, by T) to four int32x4 vectors, offset in int32
-// and multiplied-accumulated (MLA) with the int32 filter values, all
-// wrapping in int32 like the scalar loop.
-func dwPixelNEON32[T int8 | uint8](acc, bias []int32, x []T, w []int32, xo, wo []int, off int32) int {
-	n := len(acc) &^ 15
-	if n == 0 || !dwTapsFit(len(x), len(w), len(bias), xo, wo, n) {
-		return 0
-	}
-	k := 255
-	unsigned := T(k) > 0
-	offv := archsimd.BroadcastInt32x4(off)
-	xp, wp := unsafe.Pointer(&x[0]), unsafe.Pointer(&w[0])
-	wo = wo[:len(xo)]
-	for c := 0; c < n; c += 16 {
-		a0 := archsimd.LoadInt32x4Array((*[4]int32)(bias[c:]))
-		a1 := archsimd.LoadInt32x4Array((*[4]int32)(bias[c+4:]))
-		a2 := archsimd.LoadInt32x4Array((*[4]int32)(bias[c+8:]))
-		a3 := archsimd.LoadInt32x4Array((*[4]int32)(bias[c+12:]))
-		for t, xoff := range xo {
-			lo, hi := extend16(unsafe.Add(xp, xoff+c), unsigned)
-			ws := unsafe.Add(wp, (wo[t]+c)*4)
-			a0 = lo.ExtendLo4ToInt32().Add(offv).MulAdd(archsimd.LoadInt32x4Array((*[4]int32)(ws)), a0)
-			a1 = lo.HiToLo().ExtendLo4ToInt32().Add(offv).MulAdd(archsimd.LoadInt32x4Array((*[4]int32)(unsafe.Add(ws, 16))), a1)
-			a2 = hi.ExtendLo4ToInt32().Add(offv).MulAdd(archsimd.LoadInt32x4Array((*[4]int32)(unsafe.Add(ws, 32))), a2)
-			a3 = hi.HiToLo().ExtendLo4ToInt32().Add(offv).MulAdd(archsimd.LoadInt32x4Array((*[4]int32)(unsafe.Add(ws, 48))), a3)
-		}
-		a0.StoreArray((*[4]int32)(acc[c:]))
-		a1.StoreArray((*[4]int32)(acc[c+4:]))
-		a2.StoreArray((*[4]int32)(acc[c+8:]))
-		a3.StoreArray((*[4]int32)(acc[c+12:]))
-	}
-	return n
 }
 
 // dwPixelF32NEON is dwPixelF32 for 8 channels at a time: multiply and

@@ -239,7 +239,7 @@ func prepareArithQuant(n *kernels.Node, d *arithData, in1, in2, out *tensor.Tens
 		d.m1, d.s1 = quant.QuantizeMultiplier(float64(s1) / twiceMax)
 		d.m2, d.s2 = quant.QuantizeMultiplier(float64(s2) / twiceMax)
 		d.mOut, d.sOut = quant.QuantizeMultiplier(twiceMax * twiceMax / (float64(int32(1)<<(2*d.leftShift)) * float64(so)))
-		d.lo, d.hi = typeRange(out.Type)
+		d.lo, d.hi = out.Type.QuantRange()
 	case opPow:
 		return n.Errorf("quantized %s is not supported", out.Type)
 	}

@@ -44,19 +44,6 @@ func isQuantType(dt tensor.DType) bool {
 	return dt == tensor.Int8 || dt == tensor.Uint8 || dt == tensor.Int16
 }
 
-// typeRange returns the representable range of a quantized integer type.
-func typeRange(dt tensor.DType) (lo, hi int32) {
-	switch dt {
-	case tensor.Int8:
-		return math.MinInt8, math.MaxInt8
-	case tensor.Uint8:
-		return 0, math.MaxUint8
-	case tensor.Int16:
-		return math.MinInt16, math.MaxInt16
-	}
-	return math.MinInt32, math.MaxInt32
-}
-
 // needQuant fails unless t carries per-tensor quantization with a positive
 // finite scale.
 func needQuant(n *kernels.Node, what string, t *tensor.Tensor) error {
@@ -67,7 +54,7 @@ func needQuant(n *kernels.Node, what string, t *tensor.Tensor) error {
 	if !(s > 0) || math.IsInf(s, 0) {
 		return n.Errorf("%s has scale %v, expected a positive finite scale", what, s)
 	}
-	lo, hi := typeRange(t.Type)
+	lo, hi := t.Type.QuantRange()
 	if zp := t.ZeroPoint(); zp < lo || zp > hi {
 		return n.Errorf("%s has zero point %d, outside the range [%d, %d] of %s", what, zp, lo, hi, t.Type)
 	}
@@ -76,7 +63,7 @@ func needQuant(n *kernels.Node, what string, t *tensor.Tensor) error {
 
 // actRangeQuant returns the fused activation clamp of a quantized output.
 func actRangeQuant(act quant.Activation, out *tensor.Tensor) (lo, hi int32) {
-	tlo, thi := typeRange(out.Type)
+	tlo, thi := out.Type.QuantRange()
 	return quant.ActivationRangeQuantized(act, float32(out.Scale()), out.ZeroPoint(), tlo, thi)
 }
 

@@ -60,7 +60,7 @@ func preparePrelu(ctx *kernels.Context, n *kernels.Node) error {
 		d.zpIn, d.zpAlpha, d.zpOut = in.ZeroPoint(), alpha.ZeroPoint(), out.ZeroPoint()
 		d.m1, d.s1 = quant.QuantizeMultiplier(float64(si / so))
 		d.m2, d.s2 = quant.QuantizeMultiplier(float64(si * sa / so))
-		d.lo, d.hi = typeRange(out.Type)
+		d.lo, d.hi = out.Type.QuantRange()
 	}
 	return ctx.ResizeOutput(out, shape)
 }

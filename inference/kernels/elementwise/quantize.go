@@ -57,7 +57,7 @@ func channelParams(n *kernels.Node, what string, t *tensor.Tensor, shape []int, 
 	}
 	d.scales = make([]float64, ch)
 	d.zeroPoints = make([]int32, ch)
-	lo, hi := typeRange(t.Type)
+	lo, hi := t.Type.QuantRange()
 	for i := range ch {
 		s := float64(q.Scale[i])
 		if !(s > 0) || math.IsInf(s, 0) {
@@ -112,7 +112,7 @@ func prepareQuantize(ctx *kernels.Context, n *kernels.Node) error {
 		d.mult, d.shift = quant.QuantizeMultiplier(in.Scale() / out.Scale())
 		d.zpIn = in.ZeroPoint()
 		d.zpOut = out.ZeroPoint()
-		d.outLo, d.outHi = typeRange(out.Type)
+		d.outLo, d.outHi = out.Type.QuantRange()
 		if in.Type == tensor.Int8 || in.Type == tensor.Uint8 {
 			d.lut8 = new([256]int32)
 			for v := 0; v < 256; v++ {
@@ -128,7 +128,7 @@ func prepareQuantize(ctx *kernels.Context, n *kernels.Node) error {
 	}
 	d.zpOut = out.ZeroPoint()
 	d.scaleOut = out.Scale()
-	d.outLo, d.outHi = typeRange(out.Type)
+	d.outLo, d.outHi = out.Type.QuantRange()
 	return ctx.ResizeOutput(out, in.Shape)
 }
 

@@ -64,7 +64,7 @@ func prepareUnary(ctx *kernels.Context, n *kernels.Node) error {
 		if in.Type == tensor.Int16 && (d.zpIn != 0 || d.zpOut != 0) {
 			return n.Errorf("int16 %s needs zero points 0, got input %d and output %d", n.Name(), d.zpIn, d.zpOut)
 		}
-		d.lo, d.hi = typeRange(out.Type)
+		d.lo, d.hi = out.Type.QuantRange()
 		si, so := float32(in.Scale()), float32(out.Scale())
 		switch n.Op {
 		case schema.OpAbs:

@@ -87,7 +87,7 @@ func prepareConcat(ctx *kernels.Context, n *kernels.Node) error {
 		case out.Type == tensor.Float32:
 			d.actLoF, d.actHiF = quant.ActivationRangeFloat(act)
 		case isQuantType(out.Type) && out.IsQuantized():
-			lo, hi := typeRange(out.Type)
+			lo, hi := out.Type.QuantRange()
 			d.actLo, d.actHi = quant.ActivationRangeQuantized(act, float32(out.Scale()), out.ZeroPoint(), lo, hi)
 		default:
 			return n.Errorf("fused activation %d is not supported for %s outputs", act, out.Type)
@@ -102,18 +102,6 @@ func prepareConcat(ctx *kernels.Context, n *kernels.Node) error {
 
 func isQuantType(t tensor.DType) bool {
 	return t == tensor.Int8 || t == tensor.Uint8 || t == tensor.Int16
-}
-
-func typeRange(t tensor.DType) (int32, int32) {
-	switch t {
-	case tensor.Int8:
-		return math.MinInt8, math.MaxInt8
-	case tensor.Uint8:
-		return 0, math.MaxUint8
-	case tensor.Int16:
-		return math.MinInt16, math.MaxInt16
-	}
-	return math.MinInt32, math.MaxInt32
 }
 
 func preparePack(ctx *kernels.Context, n *kernels.Node) error {
@@ -215,7 +203,7 @@ func rescale(in, out *tensor.Tensor, src, dst []byte) {
 	scale := float32(in.Scale()) * inv
 	bias := float32(-in.ZeroPoint()) * scale
 	ozp := out.ZeroPoint()
-	lo, hi := typeRange(out.Type)
+	lo, hi := out.Type.QuantRange()
 	q := func(v int32) int32 {
 		r := int32(math.Round(float64(float32(float32(v)*scale) + bias)))
 		r += ozp

@@ -104,7 +104,7 @@ func preparePool(ctx *kernels.Context, n *kernels.Node, avg bool) error {
 		if !in.IsQuantized() || !out.IsQuantized() {
 			return n.Errorf("%s pooling needs quantized input and output tensors", in.Type)
 		}
-		lo, hi := typeRange(in.Type)
+		lo, hi := in.Type.QuantRange()
 		d.actMin, d.actMax = quant.ActivationRangeQuantized(opts.Activation, float32(out.Scale()), out.ZeroPoint(), lo, hi)
 		if cap(d.acc) < d.depth {
 			d.acc = make([]int32, d.depth)
@@ -135,18 +135,6 @@ func padBefore(stride, in, filter, out int) int {
 		total = 0
 	}
 	return total / 2
-}
-
-func typeRange(t tensor.DType) (int32, int32) {
-	switch t {
-	case tensor.Int8:
-		return math.MinInt8, math.MaxInt8
-	case tensor.Uint8:
-		return 0, math.MaxUint8
-	case tensor.Int16:
-		return math.MinInt16, math.MaxInt16
-	}
-	return math.MinInt32, math.MaxInt32
 }
 
 func evalPool(ctx *kernels.Context, n *kernels.Node) error {
